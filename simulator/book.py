@@ -1,0 +1,187 @@
+"""The book: every account of a scenario as flat arrays of margin units and positions.
+
+The engine knows *margin units*, not accounts. A cross-margined account is one unit; an
+isolated account is one unit per position, its collateral split between them in proportion
+to each position's entry notional (``docs/engine.md``). Explicit ``[[accounts]]`` come
+first, then the synthetic population (:mod:`simulator.population`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .population import draw_population
+from .scenario import Scenario
+
+CROSS, ISOLATED = 0, 1
+
+
+@dataclass(frozen=True)
+class Book:
+    """Accounts, margin units and positions as arrays.
+
+    Attributes
+    ----------
+    account_ids : tuple of str
+        Account ids, in account order.
+    account_isolated : ndarray of bool, shape (n_accounts,)
+    unit_account : ndarray of int64, shape (U,)
+        Account of each unit; non-decreasing.
+    unit_usd : ndarray of float64, shape (U,)
+        USD balance of each unit.
+    unit_coll : ndarray of float64, shape (U, A)
+        Collateral amount of each asset held by each unit.
+    unit_pos_start : ndarray of int64, shape (U + 1,)
+        Positions of unit ``u`` are ``unit_pos_start[u]:unit_pos_start[u + 1]``.
+    pos_asset, pos_qty, pos_entry : ndarray, shape (P,)
+        Asset index, signed quantity and entry price of each position.
+    """
+
+    account_ids: tuple[str, ...]
+    account_isolated: np.ndarray
+    unit_account: np.ndarray
+    unit_usd: np.ndarray
+    unit_coll: np.ndarray
+    unit_pos_start: np.ndarray
+    pos_asset: np.ndarray
+    pos_qty: np.ndarray
+    pos_entry: np.ndarray
+
+    @property
+    def n_accounts(self) -> int:
+        """Number of accounts."""
+        return len(self.account_ids)
+
+    @property
+    def n_units(self) -> int:
+        """Number of margin units."""
+        return len(self.unit_account)
+
+    @property
+    def pos_unit(self) -> np.ndarray:
+        """Unit of each position."""
+        counts = np.diff(self.unit_pos_start)
+        return np.repeat(np.arange(self.n_units, dtype=np.int64), counts)
+
+    def unit_nav(self, prices: np.ndarray) -> np.ndarray:
+        """Net asset value of every unit at ``prices`` (no haircut), shape (U,)."""
+        upnl = self.pos_qty * (prices[self.pos_asset] - self.pos_entry)
+        return (self.unit_usd + self.unit_coll @ prices
+                + np.bincount(self.pos_unit, upnl, minlength=self.n_units))
+
+
+def assemble_book(
+    account_ids: list[str],
+    isolated: np.ndarray,
+    usd: np.ndarray,
+    coll: np.ndarray,
+    pos_account: np.ndarray,
+    pos_asset: np.ndarray,
+    pos_qty: np.ndarray,
+    pos_entry: np.ndarray,
+) -> Book:
+    """Split accounts into margin units.
+
+    Parameters
+    ----------
+    account_ids : list of str
+    isolated : ndarray of bool, shape (n,)
+    usd : ndarray, shape (n,)
+        USD collateral per account.
+    coll : ndarray, shape (n, A)
+        Asset collateral per account.
+    pos_account, pos_asset, pos_qty, pos_entry : ndarray, shape (P,)
+        Positions, with ``pos_account`` non-decreasing.
+
+    Returns
+    -------
+    Book
+    """
+    n = len(account_ids)
+    pos_account = np.asarray(pos_account, dtype=np.int64)
+    if np.any(np.diff(pos_account) < 0):
+        raise ValueError("positions must be sorted by account")
+    isolated = np.asarray(isolated, dtype=bool)
+    n_pos = np.bincount(pos_account, minlength=n)
+    units_per_account = np.where(isolated & (n_pos > 0), n_pos, 1)
+    unit_account = np.repeat(np.arange(n, dtype=np.int64), units_per_account)
+    n_units = len(unit_account)
+    first_unit = np.concatenate([[0], np.cumsum(units_per_account)[:-1]]).astype(np.int64)
+    first_pos = np.concatenate([[0], np.cumsum(n_pos)[:-1]]).astype(np.int64)
+    rank = np.arange(len(pos_account), dtype=np.int64) - first_pos[pos_account]
+    pos_unit = first_unit[pos_account] + np.where(isolated[pos_account], rank, 0)
+    unit_pos_start = np.concatenate(
+        [[0], np.cumsum(np.bincount(pos_unit, minlength=n_units))]).astype(np.int64)
+    notional = np.abs(pos_qty) * pos_entry
+    account_notional = np.bincount(pos_account, notional, minlength=n)[unit_account]
+    unit_notional = np.bincount(pos_unit, notional, minlength=n_units)
+    share = np.divide(unit_notional, account_notional, out=1.0 / units_per_account[unit_account],
+                      where=account_notional > 0)
+    return Book(
+        account_ids=tuple(account_ids),
+        account_isolated=isolated,
+        unit_account=unit_account,
+        unit_usd=np.asarray(usd, dtype=float)[unit_account] * share,
+        unit_coll=np.asarray(coll, dtype=float)[unit_account] * share[:, None],
+        unit_pos_start=unit_pos_start,
+        pos_asset=np.asarray(pos_asset, dtype=np.int64),
+        pos_qty=np.asarray(pos_qty, dtype=float),
+        pos_entry=np.asarray(pos_entry, dtype=float),
+    )
+
+
+def build_book(scenario: Scenario) -> Book:
+    """All accounts of ``scenario``: explicit ones, then the synthetic population.
+
+    Parameters
+    ----------
+    scenario : Scenario
+
+    Returns
+    -------
+    Book
+    """
+    market = scenario.market
+    n_assets = len(market.assets)
+    ids: list[str] = []
+    isolated: list[bool] = []
+    usd: list[float] = []
+    coll_rows: list[np.ndarray] = []
+    pos_account: list[int] = []
+    pos_asset: list[int] = []
+    pos_qty: list[float] = []
+    pos_entry: list[float] = []
+    for i, account in enumerate(scenario.accounts):
+        ids.append(account.id)
+        isolated.append(account.margin_mode == "isolated")
+        row = np.zeros(n_assets)
+        cash = 0.0
+        for symbol, amount in account.collateral:
+            if symbol == "USD":
+                cash += amount
+            else:
+                row[market.index(symbol)] += amount
+        usd.append(cash)
+        coll_rows.append(row)
+        for p in account.positions:
+            pos_account.append(i)
+            pos_asset.append(market.index(p.symbol))
+            pos_qty.append(p.qty)
+            pos_entry.append(p.entry)
+    parts = [(ids, np.array(isolated, dtype=bool), np.array(usd, dtype=float),
+              np.array(coll_rows, dtype=float).reshape(len(ids), n_assets),
+              np.array(pos_account, dtype=np.int64), np.array(pos_asset, dtype=np.int64),
+              np.array(pos_qty, dtype=float), np.array(pos_entry, dtype=float))]
+    if scenario.population is not None and scenario.population.count > 0:
+        parts.append(draw_population(scenario.population, market,
+                                     scenario.venue.maintenance_margin_rate))
+    offset = 0
+    merged: list[list] = [[] for _ in range(8)]
+    for part in parts:
+        merged[0].extend(part[0])
+        for k in range(1, 8):
+            merged[k].append(part[k] + offset if k == 4 else part[k])
+        offset += len(part[0])
+    return assemble_book(merged[0], *(np.concatenate(m) for m in merged[1:]))

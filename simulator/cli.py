@@ -1,0 +1,160 @@
+"""Command line: ``marginsim run | validate | scenarios | report``.
+
+Bad input ends with one line on stderr naming the file, the key and what is wrong, and
+exit status 2; nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import MarginsimError
+
+FLAGSHIP = "two-asset-crash"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"marginsim: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``marginsim`` argument parser."""
+    parser = _Parser(prog="marginsim", description="Monte Carlo stress testing of margin "
+                     "accounts: liquidation cascades, bad debt, insurance fund and ADL.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    p_run = sub.add_parser("run", help="run a scenario into a run directory")
+    p_run.add_argument("scenario", nargs="?", default=FLAGSHIP,
+                       help=f"scenario file or built-in name (default: {FLAGSHIP})")
+    p_run.add_argument("--paths", type=int, help="number of Monte Carlo paths")
+    p_run.add_argument("--seed", type=int, help="random seed")
+    p_run.add_argument("--jobs", type=int, default=1,
+                       help="worker processes (default 1; -1 = every core)")
+    p_run.add_argument("--out", type=Path, help="run directory (default runs/<name>-<time>)")
+    p_run.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE", help="override a scenario key, e.g. "
+                       "venue.liquidation_fee_rate=0.01 (repeatable)")
+    p_run.add_argument("--save-prices", type=int, default=0, metavar="K",
+                       help="write the mark price paths of the first K paths to prices/")
+    p_run.add_argument("--quiet", action="store_true", help="no progress line or summary table")
+
+    p_val = sub.add_parser("validate", help="check a scenario and describe it")
+    p_val.add_argument("scenario")
+    p_val.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE")
+
+    sub.add_parser("scenarios", help="list the built-in scenarios")
+
+    p_rep = sub.add_parser("report", help="print the summary table of a run directory")
+    p_rep.add_argument("run_dir", type=Path)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    extra = []
+    if getattr(args, "paths", None) is not None:
+        extra.append(f"simulation.paths={args.paths}")
+    if getattr(args, "seed", None) is not None:
+        extra.append(f"simulation.seed={args.seed}")
+    return list(args.overrides) + extra
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .book import build_book
+    from .report import summary_table
+    from .runner import run
+    from .scenario import load_scenario
+
+    if args.save_prices < 0:
+        raise MarginsimError(f"--save-prices: must be >= 0, got {args.save_prices}")
+    if args.jobs == 0 or args.jobs < -1:
+        raise MarginsimError(f"--jobs: must be a positive number or -1, got {args.jobs}")
+    scenario = load_scenario(args.scenario, _overrides(args))
+    build_book(scenario)  # population errors surface before anything is written
+    show = not args.quiet and sys.stderr.isatty()
+    result = run(scenario, args.out, jobs=args.jobs, save_prices=args.save_prices,
+                 progress=show)
+    if not args.quiet:
+        print(summary_table(result.summary))
+        print(f"{result.n_paths:,} paths in {result.wall_seconds:.1f}s -> {result.out_dir}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .book import build_book
+    from .paths import prepare_path_inputs
+    from .scenario import load_scenario
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    book = build_book(scenario)
+    prepare_path_inputs(scenario)
+    sim = scenario.simulation
+    print(f"ok: {scenario.source}: {scenario.name!r}, {len(scenario.market.assets)} assets "
+          f"({', '.join(scenario.market.symbols)}), {book.n_accounts:,} accounts "
+          f"({book.n_units:,} margin units), {len(scenario.shocks)} shocks, "
+          f"{sim.paths:,} paths x {sim.steps} steps over {sim.horizon_days:g} days")
+    return 0
+
+
+def _cmd_scenarios(_: argparse.Namespace) -> int:
+    from .scenario import builtin_scenarios, load_scenario
+
+    for name, path in builtin_scenarios().items():
+        description = load_scenario(path).description
+        print(f"{name:<24} {description}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import summary_table
+
+    path = args.run_dir / "summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise MarginsimError(f"{path}: cannot read the run summary: {exc}") from None
+    print(summary_table(summary))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 2 for bad input.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(f"marginsim {__version__}")
+        return 0
+    handlers = {"run": _cmd_run, "validate": _cmd_validate, "scenarios": _cmd_scenarios,
+                "report": _cmd_report}
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return handlers[args.command](args)
+    except MarginsimError as exc:
+        sys.stderr.write(f"marginsim: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("marginsim: interrupted\n")
+        return 130

@@ -1,0 +1,32 @@
+"""Errors raised for users: each names where the bad input is and what would be valid."""
+
+from __future__ import annotations
+
+
+class MarginsimError(Exception):
+    """Base class of the errors that the command line reports as one line, exit status 2."""
+
+
+class ScenarioError(MarginsimError):
+    """A scenario (or an override of it) is invalid.
+
+    Parameters
+    ----------
+    source : str
+        The file (or ``--set``) the bad value came from.
+    key : str
+        The key path, for example ``market.assets[1].vol``.
+    message : str
+        What is wrong and what would be valid.
+    """
+
+    def __init__(self, source: str, key: str, message: str) -> None:
+        self.source = source
+        self.key = key
+        self.message = message
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"{where}: {message}")
+
+
+class RunDirectoryError(MarginsimError):
+    """The output directory cannot be used (exists and is not empty, not writable...)."""

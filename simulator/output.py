@@ -1,0 +1,158 @@
+"""Run-directory outputs: Arrow schemas, atomic Parquet parts and JSON files, checksums.
+
+Every file is written under a hidden temporary name in its final folder and renamed into
+place (``os.replace`` is atomic on one filesystem), so a reader or a resumed run only ever
+sees whole files. Parquet files carry the scenario hash, seed and package version in their
+schema metadata (keys ``marginsim.*``), are compressed with zstd, and store ids and names
+dictionary-encoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .margin import codes
+from .margin.engine import ReplayResult
+
+PATH_COLUMNS = (
+    "path_id", "n_liquidations", "liquidated_notional", "max_cascade_rounds", "bad_debt",
+    "insurance_fund_end", "adl_notional", "first_liquidation_step", "fees", "socialised_loss",
+    "fund_depleted", "n_adl",
+)
+EVENT_COLUMNS = (
+    "path_id", "step", "round", "account_id", "kind", "symbol", "qty", "mark_price",
+    "exec_price", "notional", "fee", "bad_debt", "instrument",
+)
+
+
+def file_metadata(digest: str, seed: int, version: str, **extra: Any) -> dict[bytes, bytes]:
+    """Schema metadata stored in every Parquet file of a run."""
+    meta = {"marginsim.scenario_sha256": digest, "marginsim.seed": str(seed),
+            "marginsim.version": version}
+    meta.update({f"marginsim.{k}": str(v) for k, v in extra.items()})
+    return {k.encode(): v.encode() for k, v in meta.items()}
+
+
+def paths_table(res: ReplayResult, first_path_id: int, symbols: tuple[str, ...]) -> pa.Table:
+    """One row per path (see DESIGN.md, ``paths/``)."""
+    n = res.path_f.shape[0]
+    first_step = res.path_i[:, codes.PI_FIRST_STEP]
+    columns: dict[str, pa.Array] = {
+        "path_id": pa.array(np.arange(first_path_id, first_path_id + n, dtype=np.int64)),
+        "n_liquidations": pa.array(res.path_i[:, codes.PI_N_LIQUIDATIONS]),
+        "liquidated_notional": pa.array(res.path_f[:, codes.PF_LIQUIDATED_NOTIONAL]),
+        "max_cascade_rounds": pa.array(res.path_i[:, codes.PI_MAX_ROUNDS]),
+        "bad_debt": pa.array(res.path_f[:, codes.PF_BAD_DEBT]),
+        "insurance_fund_end": pa.array(res.path_f[:, codes.PF_FUND_END]),
+        "adl_notional": pa.array(res.path_f[:, codes.PF_ADL_NOTIONAL]),
+        "first_liquidation_step": pa.array(first_step, mask=first_step < 0, type=pa.int64()),
+        "fees": pa.array(res.path_f[:, codes.PF_FEES]),
+        "socialised_loss": pa.array(res.path_f[:, codes.PF_SOCIALISED]),
+        "fund_depleted": pa.array(res.path_i[:, codes.PI_DEPLETED] > 0),
+        "n_adl": pa.array(res.path_i[:, codes.PI_N_ADL]),
+    }
+    for a, sym in enumerate(symbols):
+        columns[f"min_price_{sym}"] = pa.array(res.min_price[:, a])
+    for a, sym in enumerate(symbols):
+        columns[f"final_price_{sym}"] = pa.array(res.final_price[:, a])
+    return pa.table(columns)
+
+
+def _dictionary(indices: np.ndarray, names: tuple[str, ...] | list[str]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(indices.astype(np.int32)),
+                                          pa.array(list(names), type=pa.string()))
+
+
+def events_table(res: ReplayResult, first_path_id: int, account_ids: tuple[str, ...],
+                 unit_account: np.ndarray, symbols: tuple[str, ...]) -> pa.Table:
+    """One row per liquidation or ADL fill (see DESIGN.md, ``events/``)."""
+    ei, ef = res.ev_i, res.ev_f
+    accounts = unit_account[ei[:, codes.EI_UNIT]]
+    # per part dictionary: only the accounts that appear, so parts stay small
+    used, local = np.unique(accounts, return_inverse=True)
+    return pa.table({
+        "path_id": pa.array(ei[:, codes.EI_PATH] + first_path_id),
+        "step": pa.array(ei[:, codes.EI_STEP]),
+        "round": pa.array(ei[:, codes.EI_ROUND]),
+        "account_id": _dictionary(local.reshape(-1), [account_ids[j] for j in used]),
+        "kind": _dictionary(ei[:, codes.EI_KIND], codes.KIND_NAMES),
+        "symbol": _dictionary(ei[:, codes.EI_ASSET], symbols),
+        "qty": pa.array(ef[:, codes.EF_QTY]),
+        "mark_price": pa.array(ef[:, codes.EF_MARK]),
+        "exec_price": pa.array(ef[:, codes.EF_EXEC]),
+        "notional": pa.array(ef[:, codes.EF_NOTIONAL]),
+        "fee": pa.array(ef[:, codes.EF_FEE]),
+        "bad_debt": pa.array(ef[:, codes.EF_BAD_DEBT]),
+        "instrument": _dictionary(ei[:, codes.EI_INSTRUMENT], codes.INSTRUMENT_NAMES),
+    })
+
+
+def prices_table(marks: np.ndarray, first_path_id: int, symbols: tuple[str, ...]) -> pa.Table:
+    """One row per path and step of the saved mark paths (``prices/``)."""
+    n, n_steps, _ = marks.shape
+    columns: dict[str, pa.Array] = {
+        "path_id": pa.array(np.repeat(np.arange(first_path_id, first_path_id + n), n_steps)),
+        "step": pa.array(np.tile(np.arange(n_steps, dtype=np.int64), n)),
+    }
+    for a, sym in enumerate(symbols):
+        columns[sym] = pa.array(marks[:, :, a].reshape(-1))
+    return pa.table(columns)
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_parquet(table: pa.Table, path: Path, metadata: dict[bytes, bytes]) -> None:
+    """Write ``table`` to ``path`` atomically, with ``metadata`` in its schema."""
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    tmp = _temporary(path)
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def write_json(obj: Any, path: Path) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    tmp = _temporary(path)
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer | np.floating):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def part_name(chunk: int) -> str:
+    """File name of a chunk's part: ``part-00000.parquet``."""
+    return f"part-{chunk:05d}.parquet"
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checksums(run_dir: Path, exclude: tuple[str, ...] = ("manifest.json",)) -> dict[str, str]:
+    """SHA-256 of every file of a run directory, by relative path (hidden files skipped)."""
+    out = {}
+    for path in sorted(run_dir.rglob("*")):
+        rel = path.relative_to(run_dir).as_posix()
+        if path.is_file() and not path.name.startswith(".") and rel not in exclude:
+            out[rel] = sha256_file(path)
+    return out

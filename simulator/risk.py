@@ -1,0 +1,130 @@
+"""Risk estimates with standard errors: means, probabilities, VaR and expected shortfall.
+
+Conventions (losses are positive numbers):
+
+- With ``n`` samples and level ``alpha`` (0.99), ``k = ceil((1 - alpha) * n)`` samples lie in
+  the tail. ``VaR`` is the k-th largest loss (an order statistic, the empirical
+  ``alpha``-quantile) and ``ES`` the mean of the ``k`` largest losses.
+- Standard error of VaR: from the distribution-free confidence interval of a quantile (the
+  ranks ``n*alpha +/- z*sqrt(n*alpha*(1-alpha))``, ``z = 1``): half the distance between
+  the order statistics at those ranks.
+- Standard error of ES: the asymptotic formula
+  ``Var = (Var(L | L >= VaR) + alpha * (ES - VaR)**2) / (n * (1 - alpha))``.
+- Means: sample standard deviation / sqrt(n); probabilities: sqrt(p (1 - p) / n).
+
+Per-account VaR/ES are computed from each account's largest losses only (the *tail*),
+which is all that needs to be kept while chunks stream in; :func:`tail_size` says how
+many to keep so that both the estimate and its standard error are exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def mean_se(x: np.ndarray) -> tuple[float, float]:
+    """Sample mean and its standard error.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n,)
+
+    Returns
+    -------
+    (mean, stderr) : tuple of float
+    """
+    x = np.asarray(x, dtype=float)
+    n = x.size
+    if n == 0:
+        return math.nan, math.nan
+    sd = float(np.std(x, ddof=1)) if n > 1 else 0.0
+    return float(np.mean(x)), sd / math.sqrt(n)
+
+
+def prob_se(flags: np.ndarray) -> tuple[float, float]:
+    """Share of true values and its binomial standard error."""
+    flags = np.asarray(flags, dtype=bool)
+    n = flags.size
+    if n == 0:
+        return math.nan, math.nan
+    p = float(flags.mean())
+    return p, math.sqrt(p * (1.0 - p) / n)
+
+
+def tail_count(n: int, alpha: float) -> int:
+    """Number of samples in the ``1 - alpha`` tail: ``ceil((1 - alpha) n)``, at least 1."""
+    return max(1, math.ceil((1.0 - alpha) * n - 1e-9))
+
+
+def _rank_halfwidth(n: int, alpha: float) -> int:
+    return math.ceil(math.sqrt(n * alpha * (1.0 - alpha))) + 1
+
+
+def tail_size(n: int, alpha: float) -> int:
+    """How many of the largest losses :func:`var_es_from_tail` needs (at most ``n``)."""
+    return min(n, tail_count(n, alpha) + _rank_halfwidth(n, alpha) + 1)
+
+
+def var_es_from_tail(tail_desc: np.ndarray, n: int, alpha: float
+                     ) -> tuple[float, float, float, float]:
+    """VaR and ES with standard errors from the largest losses of ``n`` samples.
+
+    Parameters
+    ----------
+    tail_desc : ndarray
+        At least ``tail_size(n, alpha)`` largest losses in descending order (or all ``n``).
+    n : int
+        Number of samples the tail was taken from.
+    alpha : float
+        Confidence level, e.g. 0.99.
+
+    Returns
+    -------
+    (var, var_se, es, es_se) : tuple of float
+    """
+    if n == 0:
+        return (math.nan,) * 4
+    tail_desc = np.asarray(tail_desc, dtype=float)
+    k = tail_count(n, alpha)
+    top = tail_desc[:k]
+    var = float(top[-1])
+    es = float(top.mean())
+    h = _rank_halfwidth(n, alpha)
+    hi = tail_desc[max(0, k - 1 - h)]
+    lo = tail_desc[min(len(tail_desc) - 1, n - 1, k - 1 + h)]
+    var_se = 0.5 * float(hi - lo)
+    tail_var = float(np.var(top, ddof=1)) if k > 1 else 0.0
+    es_se = math.sqrt(max(0.0, (tail_var + alpha * (es - var) ** 2) / (n * (1.0 - alpha))))
+    return var, var_se, es, es_se
+
+
+def var_es(losses: np.ndarray, alpha: float) -> tuple[float, float, float, float]:
+    """VaR and ES with standard errors of a full sample of losses (see module notes)."""
+    losses = np.asarray(losses, dtype=float)
+    n = losses.size
+    if n == 0:
+        return (math.nan,) * 4
+    m = tail_size(n, alpha)
+    tail = -np.sort(-np.partition(losses, n - m)[n - m:]) if m < n else -np.sort(-losses)
+    return var_es_from_tail(tail, n, alpha)
+
+
+def merge_tails(a: np.ndarray, b: np.ndarray, keep: int) -> np.ndarray:
+    """Keep the ``keep`` largest values along axis 0 of two tails (descending order).
+
+    Parameters
+    ----------
+    a, b : ndarray, shape (ka, m) and (kb, m)
+        Largest losses per column (any order).
+    keep : int
+
+    Returns
+    -------
+    ndarray, shape (min(keep, ka + kb), m), each column in descending order
+    """
+    both = np.concatenate([a, b], axis=0)
+    if both.shape[0] > keep:
+        both = np.partition(both, both.shape[0] - keep, axis=0)[both.shape[0] - keep:]
+    return -np.sort(-both, axis=0)

@@ -1,0 +1,627 @@
+"""Scenario files: TOML -> frozen, typed, validated objects.
+
+A scenario is read in three steps: the TOML text is parsed, ``--set KEY=VALUE`` overrides
+are applied to the parsed document, and the document is validated section by section into
+frozen dataclasses. Every error names the file (or ``--set``), the key path and what would
+be valid. The resolved document is kept (``Scenario.document``) so a run directory can
+record exactly what ran, and hashed (``Scenario.digest``).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._validate import Table, read_each
+from .errors import ScenarioError
+from .venues import PENDING_PRESETS, PRESETS
+
+MODELS = ("gbm", "student_t", "merton", "garch", "regime", "bootstrap")
+IMPLEMENTED_MODELS = ("gbm",)
+SHOCK_KINDS = ("gap", "vol", "correlation", "liquidity")
+MARGIN_MODES = ("cross", "isolated")
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Monte Carlo settings (``[simulation]``)."""
+
+    paths: int = 10_000
+    seed: int = 0
+    steps: int = 288
+    horizon_days: float = 1.0
+    chunk_paths: int = 4096
+
+    @property
+    def dt_years(self) -> float:
+        """Length of one step in years (365-day year: crypto trades every day)."""
+        return self.horizon_days / 365.0 / self.steps
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One asset (``[[market.assets]]``)."""
+
+    symbol: str
+    price: float
+    vol: float
+    drift: float = 0.0
+    depth_usd: float = math.inf
+    haircut: float = 0.0
+
+
+@dataclass(frozen=True)
+class Market:
+    """Price model and assets (``[market]``)."""
+
+    model: str
+    assets: tuple[Asset, ...]
+    correlation: tuple[tuple[float, ...], ...]
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """Asset symbols in order."""
+        return tuple(a.symbol for a in self.assets)
+
+    def index(self, symbol: str) -> int:
+        """Position of ``symbol`` among the assets."""
+        return self.symbols.index(symbol)
+
+
+@dataclass(frozen=True)
+class Liquidity:
+    """Market impact of liquidation flow (``[liquidity]``)."""
+
+    impact: str = "linear"
+    half_life_steps: float = 0.0
+
+    @property
+    def alpha(self) -> float:
+        """Impact exponent: 1 (linear), 0.5 (square root), 0 (none)."""
+        return {"none": 0.0, "linear": 1.0, "sqrt": 0.5}[self.impact]
+
+    @property
+    def decay_per_step(self) -> float:
+        """Factor applied to the accumulated log impact at every step."""
+        return 1.0 if self.half_life_steps == 0 else 0.5 ** (1.0 / self.half_life_steps)
+
+
+@dataclass(frozen=True)
+class Venue:
+    """Margin and liquidation rules (``[venue]``)."""
+
+    preset: str | None = None
+    margin_mode: str = "cross"
+    maintenance_margin_rate: float = 0.005
+    liquidation: str = "full"
+    target: float = 1.25
+    liquidation_fee_rate: float = 0.0125
+    insurance_fund_usd: float = 1.0e6
+    adl: bool = True
+    max_cascade_rounds: int = 100
+
+
+@dataclass(frozen=True)
+class Shock:
+    """A scheduled overlay on the paths (``[[shocks]]``)."""
+
+    kind: str
+    step: int
+    asset: str
+    size: float
+    duration_steps: int = 1
+
+
+@dataclass(frozen=True)
+class Position:
+    """A linear perpetual position: signed quantity and entry price."""
+
+    symbol: str
+    qty: float
+    entry: float
+
+
+@dataclass(frozen=True)
+class Account:
+    """An explicit account (``[[accounts]]``)."""
+
+    id: str
+    margin_mode: str
+    collateral: tuple[tuple[str, float], ...]
+    positions: tuple[Position, ...]
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A one-dimensional distribution used by the synthetic population.
+
+    ``kind`` is ``fixed`` (``value``), ``uniform`` (``low``, ``high``), ``lognormal``
+    (``median``, ``sigma``) or ``pareto`` (``low`` = scale, ``alpha`` = tail index);
+    draws are clipped to ``[low_clip, high_clip]``.
+    """
+
+    kind: str
+    params: tuple[tuple[str, float], ...]
+    low_clip: float = 0.0
+    high_clip: float = math.inf
+
+    def param(self, name: str) -> float:
+        """Value of parameter ``name``."""
+        return dict(self.params)[name]
+
+
+@dataclass(frozen=True)
+class Population:
+    """A synthetic book of accounts drawn from distributions (``[population]``)."""
+
+    count: int
+    seed: int
+    assets: tuple[str, ...]
+    asset_weights: tuple[float, ...]
+    long_share: float
+    leverage: Distribution
+    notional_usd: Distribution
+    margin_modes: tuple[tuple[str, float], ...]
+    max_positions: int
+    collateral: tuple[tuple[str, float], ...]
+    id_prefix: str = "pop-"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario. Build it with :func:`load_scenario`."""
+
+    name: str
+    description: str
+    simulation: Simulation
+    market: Market
+    liquidity: Liquidity
+    venue: Venue
+    shocks: tuple[Shock, ...]
+    accounts: tuple[Account, ...]
+    population: Population | None
+    source: str = "<memory>"
+    document: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the resolved scenario document (canonical JSON)."""
+        text = json.dumps(self.document, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def builtin_dir() -> Path:
+    """Folder holding the built-in scenarios (the repository's ``scenarios/``)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "scenarios", here / "_builtin_scenarios"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "scenarios"
+
+
+def builtin_scenarios() -> dict[str, Path]:
+    """Built-in scenario names and their files."""
+    return {p.stem: p for p in sorted(builtin_dir().glob("*.toml"))}
+
+
+def resolve_scenario_path(name_or_path: str | Path) -> Path:
+    """Turn a path or a built-in scenario name into a file path."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    builtins = builtin_scenarios()
+    if str(name_or_path) in builtins:
+        return builtins[str(name_or_path)]
+    valid = ", ".join(builtins) or "(none installed)"
+    raise ScenarioError(
+        str(name_or_path), "", f"no such file or built-in scenario; built-in scenarios: {valid}"
+    )
+
+
+def load_scenario(
+    name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()
+) -> Scenario:
+    """Load, override and validate a scenario.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        A TOML file, or the name of a built-in scenario (see ``marginsim scenarios``).
+    overrides : list of str
+        ``KEY=VALUE`` strings; ``KEY`` is a dotted key path (``venue.adl``,
+        ``market.assets.0.vol``), ``VALUE`` a TOML value (a bare word is a string).
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    ScenarioError
+        With the file, the key path and what would be valid.
+
+    Examples
+    --------
+    >>> sc = load_scenario("two-asset-crash", ["simulation.paths=100"])
+    >>> sc.simulation.paths
+    100
+    """
+    path = resolve_scenario_path(name_or_path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(source, "", f"cannot read the file: {exc}") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(source, "", f"malformed TOML: {exc}") from None
+    document = apply_overrides(document, overrides)
+    return scenario_from_dict(document, source=source, base_dir=path.parent)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``KEY=VALUE`` into a key path and a TOML value."""
+    if "=" not in text:
+        raise ScenarioError("--set", text, "expected KEY=VALUE, for example venue.adl=false")
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    parts = key.split(".")
+    if not key or any(not p for p in parts):
+        raise ScenarioError("--set", key, "expected a dotted key path such as venue.adl")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(document: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """Return a copy of ``document`` with ``KEY=VALUE`` overrides applied.
+
+    A numeric path segment indexes an array of tables (``shocks.0.size``). Keys that the
+    scenario format does not know are refused by the validation that follows.
+    """
+    document = copy.deepcopy(document)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node: Any = document
+        for depth, part in enumerate(parts[:-1]):
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ScenarioError("--set", where, f"index out of range (0..{len(node) - 1})")
+                node = node[int(part)]
+            elif isinstance(node, dict):
+                if part not in node:
+                    if part.isdigit():
+                        raise ScenarioError("--set", where, "no such array in the scenario")
+                    node[part] = {}
+                node = node[part]
+            else:
+                raise ScenarioError("--set", where, "is not a table")
+        last = parts[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise ScenarioError("--set", ".".join(parts), "index out of range")
+            node[int(last)] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise ScenarioError("--set", ".".join(parts), "its parent is not a table")
+    return document
+
+
+def scenario_from_dict(
+    document: dict, *, source: str = "<memory>", base_dir: Path | None = None
+) -> Scenario:
+    """Validate a parsed scenario document (see :func:`load_scenario`)."""
+    document = copy.deepcopy(document)
+    top = Table(document, source, "")
+    name = top.string("name", "scenario")
+    description = top.string("description", "")
+    sim_table = top.table("simulation", {})
+    simulation = _read_simulation(sim_table)
+    sim_table.finish()
+    market_table = top.table("market")
+    market = _read_market(market_table)
+    market_table.finish()
+    liq_table = top.table("liquidity", {})
+    liquidity = Liquidity(
+        impact=liq_table.string("impact", "linear", choices=("none", "linear", "sqrt")),
+        half_life_steps=liq_table.number("half_life_steps", 0.0, lo=0.0),
+    )
+    liq_table.finish()
+    venue_table = top.table("venue", {})
+    venue = _read_venue(venue_table)
+    venue_table.finish()
+    shocks = read_each(top.tables("shocks"), lambda t: _read_shock(t, market, simulation))
+    accounts = read_each(top.tables("accounts"), lambda t: _read_account(t, market, venue))
+    _check_unique([a.id for a in accounts], source, "accounts", "id")
+    if top.has("accounts_file"):
+        raise top.error("accounts_file", "accounts files are not supported yet; use [[accounts]] "
+                        "or [population]")
+    pop_table = top.table("population", None)
+    population = None
+    if pop_table is not None:
+        population = _read_population(pop_table, market, venue, simulation)
+        pop_table.finish()
+        ids = {a.id for a in accounts}
+        if population.count and any(i.startswith(population.id_prefix) for i in ids):
+            raise pop_table.error("id_prefix", f"explicit account ids start with "
+                                  f"{population.id_prefix!r}; choose another id_prefix")
+    top.finish()
+    if not accounts and (population is None or population.count == 0):
+        raise ScenarioError(source, "accounts", "the scenario has no accounts: add [[accounts]] "
+                            "or a [population] with count > 0")
+    _ = base_dir  # relative paths (bootstrap files, accounts files) resolve against it
+    return Scenario(
+        name=name,
+        description=description,
+        simulation=simulation,
+        market=market,
+        liquidity=liquidity,
+        venue=venue,
+        shocks=shocks,
+        accounts=accounts,
+        population=population,
+        source=source,
+        document=document,
+    )
+
+
+def _check_unique(values: list[str], source: str, array: str, key: str) -> None:
+    seen: dict[str, int] = {}
+    for i, v in enumerate(values):
+        if v in seen:
+            raise ScenarioError(source, f"{array}[{i}].{key}",
+                                f"duplicate {key} {v!r} (first at {array}[{seen[v]}])")
+        seen[v] = i
+
+
+def _read_simulation(t: Table) -> Simulation:
+    return Simulation(
+        paths=t.integer("paths", Simulation.paths, lo=1),
+        seed=t.integer("seed", Simulation.seed, lo=0),
+        steps=t.integer("steps", Simulation.steps, lo=1, hi=1_000_000),
+        horizon_days=t.number("horizon_days", Simulation.horizon_days, lo=0.0, lo_open=True),
+        chunk_paths=t.integer("chunk_paths", Simulation.chunk_paths, lo=1),
+    )
+
+
+def _read_asset(t: Table) -> Asset:
+    symbol = t.string("symbol")
+    if not symbol or symbol == "*" or symbol.upper() == "USD" or not symbol.replace("_", "").isalnum():
+        raise t.error("symbol", f"{symbol!r} is not a valid symbol: use letters, digits and _, "
+                      "not USD (the numeraire)")
+    return Asset(
+        symbol=symbol,
+        price=t.number("price", lo=0.0, lo_open=True),
+        vol=t.number("vol", lo=0.0, hi=50.0),
+        drift=t.number("drift", 0.0, lo=-50.0, hi=50.0),
+        depth_usd=t.number("depth_usd", math.inf, lo=0.0, lo_open=True, allow_inf=True),
+        haircut=t.number("haircut", 0.0, lo=0.0, hi=1.0),
+    )
+
+
+def _read_market(t: Table) -> Market:
+    model = t.string("model", "gbm", choices=MODELS)
+    if model not in IMPLEMENTED_MODELS:
+        raise t.error("model", f"{model!r} is not implemented yet; available: "
+                      f"{', '.join(IMPLEMENTED_MODELS)}")
+    asset_tables = t.tables("assets")
+    if not asset_tables:
+        raise t.error("assets", "at least one [[market.assets]] is required")
+    assets = read_each(asset_tables, _read_asset)
+    _check_unique([a.symbol for a in assets], t.source, t.key("assets"), "symbol")
+    n = len(assets)
+    raw = t.raw("correlation", None)
+    if raw is None:
+        corr = np.eye(n)
+    else:
+        corr = _read_matrix(t, "correlation", raw, n)
+    check_correlation(corr, t.source, t.key("correlation"))
+    return Market(model=model, assets=assets, correlation=tuple(tuple(r) for r in corr.tolist()))
+
+
+def _read_matrix(t: Table, name: str, raw: Any, n: int) -> np.ndarray:
+    if not isinstance(raw, list) or len(raw) != n or any(
+        not isinstance(r, list) or len(r) != n for r in raw
+    ):
+        raise t.error(name, f"must be a {n}x{n} array of arrays (one row per asset, in the "
+                      "order of [[market.assets]])")
+    for i, row in enumerate(raw):
+        for j, v in enumerate(row):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise t.error(name, f"entry [{i}][{j}] must be a finite number, got {v!r}")
+    return np.array(raw, dtype=float)
+
+
+def check_correlation(corr: np.ndarray, source: str, key: str) -> np.ndarray:
+    """Check a correlation matrix and return its Cholesky factor.
+
+    Raises
+    ------
+    ScenarioError
+        If it is not symmetric, has a diagonal other than 1, entries outside [-1, 1], or is
+        not positive definite.
+    """
+    if not np.allclose(np.diag(corr), 1.0):
+        raise ScenarioError(source, key, "diagonal entries must be 1")
+    if not np.allclose(corr, corr.T, atol=1e-12):
+        raise ScenarioError(source, key, "must be symmetric")
+    if np.any(np.abs(corr) > 1.0):
+        raise ScenarioError(source, key, "entries must lie in [-1, 1]")
+    try:
+        return np.linalg.cholesky(corr)
+    except np.linalg.LinAlgError:
+        smallest = float(np.linalg.eigvalsh(corr)[0])
+        raise ScenarioError(
+            source, key, f"is not positive definite (smallest eigenvalue {smallest:.3g}); "
+            "lower the largest correlations or make them consistent",
+        ) from None
+
+
+def _read_venue(t: Table) -> Venue:
+    preset = t.string("preset", None)
+    if preset is not None:
+        if preset in PENDING_PRESETS:
+            raise t.error("preset", f"{preset!r} ({PENDING_PRESETS[preset]}) is not available "
+                          f"yet; available: {', '.join(PRESETS)}")
+        if preset not in PRESETS:
+            raise t.error("preset", f"{preset!r} is not a known venue; valid: {', '.join(PRESETS)}")
+        for key, value in PRESETS[preset].items():
+            t.data.setdefault(key, value)
+    d = Venue()
+    return Venue(
+        preset=preset,
+        margin_mode=t.string("margin_mode", d.margin_mode, choices=MARGIN_MODES),
+        maintenance_margin_rate=t.number("maintenance_margin_rate", d.maintenance_margin_rate,
+                                         lo=0.0, hi=1.0),
+        liquidation=t.string("liquidation", d.liquidation, choices=("full", "partial")),
+        target=t.number("target", d.target, lo=1.0, lo_open=True, hi=100.0),
+        liquidation_fee_rate=t.number("liquidation_fee_rate", d.liquidation_fee_rate,
+                                      lo=0.0, hi=1.0),
+        insurance_fund_usd=t.number("insurance_fund_usd", d.insurance_fund_usd, lo=0.0),
+        adl=t.boolean("adl", d.adl),
+        max_cascade_rounds=t.integer("max_cascade_rounds", d.max_cascade_rounds, lo=1,
+                                     hi=1_000_000),
+    )
+
+
+def _read_shock(t: Table, market: Market, sim: Simulation) -> Shock:
+    kind = t.string("kind", choices=SHOCK_KINDS)
+    step = t.integer("step", lo=1, hi=sim.steps)
+    asset = t.string("asset", "*")
+    if asset != "*" and asset not in market.symbols:
+        raise t.error("asset", f"{asset!r} is not an asset; valid: *, {', '.join(market.symbols)}")
+    if kind == "gap":
+        size = t.number("size", lo=-1.0, lo_open=True, hi=100.0)
+        duration = t.integer("duration_steps", 1, lo=1, hi=1)
+    elif kind == "correlation":
+        size = t.number("size", lo=-1.0, hi=1.0, hi_open=True)
+        duration = t.integer("duration_steps", 1, lo=1)
+    else:
+        size = t.number("size", lo=0.0, lo_open=kind == "liquidity", hi=1e6)
+        duration = t.integer("duration_steps", 1, lo=1)
+    return Shock(kind=kind, step=step, asset=asset, size=size, duration_steps=duration)
+
+
+def _read_account(t: Table, market: Market, venue: Venue) -> Account:
+    raw_id = t.raw("id")
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or str(raw_id) == "":
+        raise t.error("id", f"expected a non-empty string, got {raw_id!r}")
+    mode = t.string("margin_mode", venue.margin_mode, choices=MARGIN_MODES)
+    coll_table = t.table("collateral", {})
+    collateral = []
+    for sym in list(coll_table.data):
+        if sym != "USD" and sym not in market.symbols:
+            raise coll_table.error(sym, f"{sym!r} is not an asset; valid: USD, "
+                                   f"{', '.join(market.symbols)}")
+        amount = coll_table.number(sym, lo=0.0)
+        collateral.append((sym, amount))
+    positions = read_each(t.tables("positions"), lambda p: _read_position(p, market))
+    return Account(id=str(raw_id), margin_mode=mode, collateral=tuple(collateral),
+                   positions=positions)
+
+
+def _read_position(t: Table, market: Market) -> Position:
+    symbol = t.string("symbol")
+    if symbol not in market.symbols:
+        raise t.error("symbol", f"{symbol!r} is not an asset; valid: {', '.join(market.symbols)}")
+    kind = t.string("type", "perp", choices=("perp", "call", "put"))
+    if kind != "perp":
+        raise t.error("type", "options are not supported yet; only perpetuals (type = \"perp\")")
+    price = market.assets[market.index(symbol)].price
+    return Position(
+        symbol=symbol,
+        qty=t.number("qty"),
+        entry=t.number("entry", price, lo=0.0, lo_open=True),
+    )
+
+
+def _read_distribution(t: Table, name: str, default: Distribution) -> Distribution:
+    raw = t.raw(name, None)
+    if raw is None:
+        return default
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        value = t.number(name, lo=0.0, lo_open=True)
+        return Distribution("fixed", (("value", value),), value, value)
+    d = Table(raw, t.source, t.key(name))
+    kind = d.string("dist", choices=("fixed", "uniform", "lognormal", "pareto"))
+    if kind == "fixed":
+        params = (("value", d.number("value", lo=0.0, lo_open=True)),)
+    elif kind == "uniform":
+        low = d.number("low", lo=0.0, lo_open=True)
+        high = d.number("high", lo=low)
+        params = (("low", low), ("high", high))
+    elif kind == "lognormal":
+        params = (("median", d.number("median", lo=0.0, lo_open=True)),
+                  ("sigma", d.number("sigma", lo=0.0, hi=10.0)))
+    else:
+        params = (("scale", d.number("scale", lo=0.0, lo_open=True)),
+                  ("alpha", d.number("alpha", lo=0.0, lo_open=True, hi=100.0)))
+    lo = d.number("min", 0.0, lo=0.0)
+    hi = d.number("max", math.inf, lo=lo, allow_inf=True)
+    d.finish()
+    return Distribution(kind, params, lo, hi)
+
+
+def _read_shares(t: Table, name: str, default: dict[str, float], valid: tuple[str, ...]
+                 ) -> tuple[tuple[str, float], ...]:
+    sub = t.table(name, default)
+    shares = []
+    for key in list(sub.data):
+        if key not in valid:
+            raise sub.error(key, f"{key!r} is not valid here; valid: {', '.join(valid)}")
+        shares.append((key, sub.number(key, lo=0.0)))
+    total = sum(v for _, v in shares)
+    if total <= 0:
+        raise t.error(name, "shares must add up to a positive number")
+    return tuple((k, v / total) for k, v in shares)
+
+
+def _read_population(t: Table, market: Market, venue: Venue, sim: Simulation) -> Population:
+    count = t.integer("count", lo=0, hi=10_000_000)
+    assets_raw = t.raw("assets", list(market.symbols))
+    if not isinstance(assets_raw, list) or not assets_raw or any(
+        not isinstance(a, str) or a not in market.symbols for a in assets_raw
+    ):
+        raise t.error("assets", f"expected a non-empty array of asset symbols from "
+                      f"{', '.join(market.symbols)}, got {assets_raw!r}")
+    if len(set(assets_raw)) != len(assets_raw):
+        raise t.error("assets", "lists an asset twice")
+    weights_raw = t.raw("asset_weights", [1.0] * len(assets_raw))
+    if (not isinstance(weights_raw, list) or len(weights_raw) != len(assets_raw) or any(
+            isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) or w < 0
+            for w in weights_raw) or sum(weights_raw) <= 0):
+        raise t.error("asset_weights", f"expected {len(assets_raw)} non-negative numbers, one per "
+                      "population asset, with a positive sum")
+    total = float(sum(weights_raw))
+    return Population(
+        count=count,
+        seed=t.integer("seed", 1, lo=0),
+        assets=tuple(assets_raw),
+        asset_weights=tuple(float(w) / total for w in weights_raw),
+        long_share=t.number("long_share", 0.5, lo=0.0, hi=1.0),
+        leverage=_read_distribution(t, "leverage", Distribution(
+            "lognormal", (("median", 10.0), ("sigma", 0.6)), 1.0, 100.0)),
+        notional_usd=_read_distribution(t, "notional_usd", Distribution(
+            "lognormal", (("median", 20_000.0), ("sigma", 1.5)), 10.0, math.inf)),
+        margin_modes=_read_shares(t, "margin_modes", {venue.margin_mode: 1.0}, MARGIN_MODES),
+        max_positions=t.integer("max_positions", 1, lo=1, hi=len(assets_raw)),
+        collateral=_read_shares(t, "collateral", {"USD": 1.0}, ("USD", *market.symbols)),
+        id_prefix=t.string("id_prefix", "pop-"),
+    )

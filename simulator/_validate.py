@@ -47,7 +47,8 @@ class Table:
 
     def __init__(self, data: Any, source: str, path: str) -> None:
         if not isinstance(data, dict):
-            raise ScenarioError(source, path or "(top level)", f"expected a table, got {_type_name(data)}")
+            raise ScenarioError(source, path or "(top level)",
+                                f"expected a table, got {_type_name(data)}")
         self.data = data
         self.source = source
         self.path = path
@@ -118,7 +119,8 @@ class Table:
             raise self.error(name, f"expected true or false, got {_type_name(value)} {value!r}")
         return value
 
-    def string(self, name: str, default: Any = _MISSING, *, choices: Iterable[str] | None = None) -> str:
+    def string(self, name: str, default: Any = _MISSING, *,
+               choices: Iterable[str] | None = None) -> str:
         """Read a string, optionally one of ``choices``."""
         value = self.raw(name, default)
         if value is default and default is not _MISSING:

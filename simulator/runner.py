@@ -28,8 +28,7 @@ from joblib import Parallel, delayed
 from . import output, risk
 from .book import Book, build_book
 from .errors import RunDirectoryError
-from .margin import EngineRules, replay
-from .margin import codes
+from .margin import EngineRules, codes, replay
 from .paths import PathInputs, generate_paths, prepare_path_inputs
 from .scenario import Scenario
 

@@ -403,7 +403,8 @@ def _read_simulation(t: Table) -> Simulation:
 
 def _read_asset(t: Table) -> Asset:
     symbol = t.string("symbol")
-    if not symbol or symbol == "*" or symbol.upper() == "USD" or not symbol.replace("_", "").isalnum():
+    valid = symbol.replace("_", "").isalnum() and symbol.upper() != "USD"
+    if not valid:
         raise t.error("symbol", f"{symbol!r} is not a valid symbol: use letters, digits and _, "
                       "not USD (the numeraire)")
     return Asset(

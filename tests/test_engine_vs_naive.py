@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from simulator.book import assemble_book
-from simulator.margin import EngineRules, replay
-from simulator.margin import codes
+from simulator.margin import EngineRules, codes, replay
 from simulator.scenario import Liquidity, Venue
 
 from .naive import naive_replay

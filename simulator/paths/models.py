@@ -84,7 +84,7 @@ def prepare_path_inputs(scenario: Scenario) -> PathInputs:
     depth_mult = np.ones((steps + 1, n))
     base = np.array(market.correlation)
     corr_by_step: list[np.ndarray | None] = [None] * steps
-    for i, shock in enumerate(scenario.shocks):
+    for shock in scenario.shocks:
         cols = slice(None) if shock.asset == "*" else market.index(shock.asset)
         rows = _window(shock.step, shock.duration_steps, steps)
         if shock.kind == "gap":

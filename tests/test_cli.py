@@ -1,0 +1,243 @@
+"""Command line and run directory: every documented output, reproducibility across
+workers and chunk dispatch, and clean refusal of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from simulator import cli
+from simulator.runner import ChunkContext, plan_chunks, run, run_chunk
+from simulator.scenario import builtin_scenarios, load_scenario
+
+DESIGN_METRICS = ("liquidation_prob", "n_liquidations_mean", "liquidated_notional_mean",
+                  "bad_debt_mean", "bad_debt_var_99", "bad_debt_es_99",
+                  "insurance_fund_depletion_prob", "max_cascade_rounds_mean")
+PATH_COLUMNS = ("path_id", "n_liquidations", "liquidated_notional", "max_cascade_rounds",
+                "bad_debt", "insurance_fund_end", "adl_notional", "first_liquidation_step")
+EVENT_COLUMNS = ("path_id", "step", "round", "account_id", "kind", "symbol", "qty",
+                 "mark_price", "exec_price", "notional", "fee", "bad_debt")
+ACCOUNT_COLUMNS = ("account_id", "liquidation_prob", "bankruptcy_prob", "mean_pnl", "var_99",
+                   "es_99")
+SMALL = ["--set", "simulation.steps=24", "--set", "simulation.chunk_paths=40"]
+
+
+def test_run_writes_every_documented_output(tmp_path, capsys):
+    out = tmp_path / "run"
+    status = cli.main(["run", "two-asset-crash", "--paths", "100", "--seed", "3", "--out",
+                       str(out), "--save-prices", "5", *SMALL])
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "P(any liquidation)" in printed and "bad debt ES 99%" in printed
+    for name in ("paths", "events", "prices", "accounts.parquet", "summary.json",
+                 "manifest.json"):
+        assert (out / name).exists(), name
+    assert sorted(p.name for p in (out / "paths").iterdir()) == [
+        "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary files
+    paths = pq.read_table(out / "paths")
+    assert set(PATH_COLUMNS) <= set(paths.column_names)
+    for sym in ("BTC", "ETH"):
+        assert f"min_price_{sym}" in paths.column_names
+        assert f"final_price_{sym}" in paths.column_names
+    assert paths.column("path_id").to_pylist() == list(range(100))
+    events = pq.read_table(out / "events")
+    assert set(EVENT_COLUMNS) <= set(events.column_names)
+    assert events.num_rows > 0
+    assert set(events.column("kind").to_pylist()) <= {"liquidation", "adl"}
+    accounts = pq.read_table(out / "accounts.parquet")
+    assert set(ACCOUNT_COLUMNS) <= set(accounts.column_names)
+    assert accounts.num_rows == 3003
+    summary = json.loads((out / "summary.json").read_text())
+    for metric in DESIGN_METRICS:
+        assert set(summary["metrics"][metric]) == {"estimate", "stderr"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 3 and manifest["paths"] == 100 and manifest["n_chunks"] == 3
+    assert manifest["scenario"]["simulation"]["steps"] == 24
+    assert {"numpy", "numba", "scipy", "pyarrow", "joblib", "marginsim"} <= set(
+        manifest["versions"])
+    files = manifest["files"]
+    assert "summary.json" in files and "paths/part-00002.parquet" in files
+    digest = load_scenario("two-asset-crash", ["simulation.paths=100", "simulation.seed=3",
+                                               "simulation.steps=24",
+                                               "simulation.chunk_paths=40"]).digest
+    for part in ("paths/part-00000.parquet", "events/part-00001.parquet", "accounts.parquet"):
+        meta = pq.read_schema(out / part).metadata
+        assert meta[b"marginsim.scenario_sha256"].decode() == digest
+        assert meta[b"marginsim.seed"] == b"3"
+        assert meta[b"marginsim.version"]
+    prices = pq.read_table(out / "prices").to_pandas()
+    assert len(prices) == 5 * 25 and set(prices.path_id) == set(range(5))
+    last = prices[prices.step == 24].set_index("path_id").BTC
+    final = paths.to_pandas().set_index("path_id").final_price_BTC.loc[last.index]
+    np.testing.assert_allclose(last, final, rtol=0)
+
+
+def _tables(run_dir: Path, sub: str):
+    return {p.name: pq.read_table(p).replace_schema_metadata(None)
+            for p in sorted((run_dir / sub).glob("*.parquet"))}
+
+
+def test_same_seed_same_outputs_with_one_or_two_workers(tmp_path):
+    sc = load_scenario("two-asset-crash", ["simulation.paths=120", "simulation.steps=24",
+                                           "simulation.chunk_paths=30"])
+    run(sc, tmp_path / "one", jobs=1)
+    run(sc, tmp_path / "two", jobs=2)
+    for sub in ("paths", "events"):
+        one, two = _tables(tmp_path / "one", sub), _tables(tmp_path / "two", sub)
+        assert list(one) == list(two) and len(one) == 4
+        for name in one:
+            assert one[name].equals(two[name]), (sub, name)
+        # byte for byte, not only equal values
+        for name in one:
+            assert (tmp_path / "one" / sub / name).read_bytes() == (
+                tmp_path / "two" / sub / name).read_bytes()
+    a1 = pq.read_table(tmp_path / "one" / "accounts.parquet")
+    a2 = pq.read_table(tmp_path / "two" / "accounts.parquet")
+    assert a1.equals(a2)
+
+
+def test_chunks_do_not_depend_on_their_count_or_dispatch_order(tmp_path):
+    """Chunk i is the same whether the run has 3 or 5 chunks and in whatever order the
+    chunks are executed."""
+    base = ["simulation.steps=24", "simulation.chunk_paths=25"]
+    short = load_scenario("two-asset-crash", base + ["simulation.paths=75"])
+    run(short, tmp_path / "short", jobs=1)
+    long_ = load_scenario("two-asset-crash", base + ["simulation.paths=125"])
+    run(long_, tmp_path / "long", jobs=2)
+    for sub in ("paths", "events"):
+        s, lg = _tables(tmp_path / "short", sub), _tables(tmp_path / "long", sub)
+        assert len(s) == 3 and len(lg) == 5
+        for name in s:
+            assert s[name].equals(lg[name]), (sub, name)
+    # the same chunks executed by hand in reverse order
+    full = run(long_, tmp_path / "ref", jobs=1)
+    ctx_dir = tmp_path / "reversed"
+    for sub in ("paths", "events"):
+        (ctx_dir / sub).mkdir(parents=True)
+    from simulator.book import build_book
+    from simulator.margin import EngineRules
+    from simulator.output import file_metadata
+    from simulator.paths import prepare_path_inputs
+
+    ctx = ChunkContext(build_book(long_), prepare_path_inputs(long_),
+                       EngineRules.from_scenario(long_.venue, long_.liquidity,
+                                                 np.array([a.haircut for a in
+                                                           long_.market.assets])),
+                       long_.market.symbols, ctx_dir, 0, 125,
+                       file_metadata(long_.digest, long_.simulation.seed, "test"))
+    for task in reversed(plan_chunks(125, 25, long_.simulation.seed)):
+        run_chunk(ctx, task)
+    for sub in ("paths", "events"):
+        ref, rev = _tables(full.out_dir, sub), _tables(ctx_dir, sub)
+        for name in ref:
+            assert ref[name].equals(rev[name])
+
+
+def _one_line_error(capsys, *needles):
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+@pytest.mark.parametrize(("edit", "needles"), [
+    (lambda s: s.replace("vol = 0.8", "vol = -0.8"), ("market.assets[0].vol", ">= 0")),
+    (lambda s: s.replace('symbol = "ETH"', 'symbol = "BTC"'), ("market.assets", "duplicate")),
+    (lambda s: s.replace("[venue]", "[venue]\nmaintenance_margin = 0.01"),
+     ("venue.maintenance_margin", "unknown key")),
+    (lambda s: s.replace("[[0.8", "[[1.0, 0.8], [0.8, 1.0], [0.0").replace("[1.0, 0.8], [0.8, "
+                                                                            "1.0]]", "x]]"),
+     ("malformed TOML",)),
+    (lambda s: s.replace("correlation = [[1.0, 0.8], [0.8, 1.0]]",
+                         "correlation = [[1.0, 1.2], [1.2, 1.0]]"), ("market.correlation",)),
+    (lambda s: s.replace('asset = "BTC"', 'asset = "DOGE"', 1), ("shocks[0].asset", "DOGE")),
+])
+def test_bad_scenario_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch,
+                                                                 edit, needles):
+    text = (Path(builtin_scenarios()["two-asset-crash"])).read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(edit(text))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", str(bad)]) == 2
+    _one_line_error(capsys, "bad.toml", *needles)
+    assert not (tmp_path / "runs").exists()
+    assert cli.main(["run", str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+    assert cli.main(["validate", str(bad)]) == 2
+
+
+def test_bad_override_and_missing_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "two-asset-crash", "--set", "venue.nonsense=1"]) == 2
+    _one_line_error(capsys, "venue.nonsense", "unknown key")
+    assert cli.main(["run", "two-asset-crash", "--set", "venue.adl=maybe"]) == 2
+    _one_line_error(capsys, "venue.adl", "true or false")
+    assert cli.main(["run", "no-such-scenario.toml"]) == 2
+    _one_line_error(capsys, "no-such-scenario.toml", "two-asset-crash")
+    assert cli.main(["run", "two-asset-crash", "--paths", "0"]) == 2
+    _one_line_error(capsys, "simulation.paths")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_existing_run_directory_is_never_overwritten(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    assert cli.main(["run", "deterministic-gap", "--out", str(out)]) == 2
+    _one_line_error(capsys, str(out), "not empty")
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_console_script_reports_bad_input_without_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[market]\nmodel = "gbm"\n[[market.assets]]\nsymbol = "A"\n'
+                   'price = "high"\nvol = 0.5\n')
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, "-m", "simulator", "validate", str(bad)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "market.assets[0].price" in proc.stderr and "bad.toml" in proc.stderr
+
+
+def test_scenarios_and_validate_commands(capsys):
+    assert cli.main(["scenarios"]) == 0
+    listed = capsys.readouterr().out
+    names = list(builtin_scenarios())
+    assert len(names) >= 3
+    for name in names:
+        assert name in listed
+        assert cli.main(["validate", name]) == 0
+        assert capsys.readouterr().out.startswith("ok: ")
+
+
+@pytest.mark.parametrize("name", sorted(builtin_scenarios()))
+def test_every_shipped_scenario_runs(tmp_path, name):
+    sc = load_scenario(name, ["simulation.paths=40", "simulation.chunk_paths=20"])
+    result = run(sc, tmp_path / name, jobs=1)
+    metrics = result.summary["metrics"]
+    for metric in DESIGN_METRICS:
+        assert metrics[metric]["estimate"] is not None
+    assert pq.read_table(tmp_path / name / "paths").num_rows == 40
+
+
+def test_default_run_directory_and_flagship(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "--paths", "20", "--quiet", *SMALL]) == 0
+    (run_dir,) = list((tmp_path / "runs").iterdir())
+    assert run_dir.name.startswith("two-asset-crash-")
+    assert (run_dir / "summary.json").exists()
+    assert cli.main(["report", str(run_dir)]) == 0
+    assert "P(any liquidation)" in capsys.readouterr().out

@@ -1,0 +1,77 @@
+"""Risk estimators: VaR/ES against the normal closed form, streaming tails against the full
+sample, and honest standard errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from simulator import risk
+
+K = 4.0
+
+
+def normal_var_es(mu, sigma, alpha):
+    z = norm.ppf(alpha)
+    return mu + sigma * z, mu + sigma * norm.pdf(z) / (1 - alpha)
+
+
+@pytest.mark.parametrize("alpha", [0.95, 0.99])
+def test_var_es_of_normal_losses_match_closed_form(alpha):
+    mu, sigma, n = 1.0, 2.0, 200_000
+    losses = np.random.default_rng(7).normal(mu, sigma, n)
+    var, var_se, es, es_se = risk.var_es(losses, alpha)
+    var_true, es_true = normal_var_es(mu, sigma, alpha)
+    # asymptotic standard errors of the normal quantile and ES, independent of the code
+    q_se = math.sqrt(alpha * (1 - alpha) / n) / (norm.pdf(norm.ppf(alpha)) / sigma)
+    assert abs(var - var_true) < K * q_se
+    assert abs(es - es_true) < K * es_se
+    assert var_se == pytest.approx(q_se, rel=0.25)
+
+
+def test_streamed_tails_equal_the_full_sample():
+    rng = np.random.default_rng(1)
+    n_paths, n_accounts = 5000, 7
+    losses = rng.standard_t(3, size=(n_paths, n_accounts))
+    keep = risk.tail_size(n_paths, 0.99)
+    tail = np.empty((0, n_accounts))
+    for chunk in np.array_split(losses, 9):
+        tail = risk.merge_tails(tail, chunk, keep)
+    for j in range(n_accounts):
+        assert risk.var_es_from_tail(tail[:, j], n_paths, 0.99) == pytest.approx(
+            risk.var_es(losses[:, j], 0.99), rel=1e-12)
+
+
+def test_var_is_the_order_statistic_and_es_the_tail_mean():
+    losses = np.arange(1, 1001, dtype=float)  # 1..1000
+    var, _, es, _ = risk.var_es(losses, 0.99)
+    # k = 10 largest: 991..1000
+    assert var == 991.0
+    assert es == pytest.approx(np.mean(np.arange(991, 1001)))
+
+
+def test_mean_and_probability_standard_errors():
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    m, se = risk.mean_se(x)
+    assert m == 2.5 and se == pytest.approx(np.std(x, ddof=1) / 2)
+    p, pse = risk.prob_se(np.array([True, False, False, False]))
+    assert p == 0.25 and pse == pytest.approx(math.sqrt(0.25 * 0.75 / 4))
+
+
+@pytest.mark.slow
+def test_standard_errors_are_honest_over_repeated_seeds():
+    """About 95% of +/-1.96 SE intervals cover the true VaR and ES (binomial check)."""
+    alpha, n, reps = 0.99, 4000, 400
+    var_true, es_true = normal_var_es(0.0, 1.0, alpha)
+    rng = np.random.default_rng(11)
+    cover_var = cover_es = 0
+    for _ in range(reps):
+        var, var_se, es, es_se = risk.var_es(rng.standard_normal(n), alpha)
+        cover_var += abs(var - var_true) <= 1.96 * var_se
+        cover_es += abs(es - es_true) <= 1.96 * es_se
+    se_cover = math.sqrt(0.95 * 0.05 / reps)
+    for cover in (cover_var / reps, cover_es / reps):
+        assert abs(cover - 0.95) < K * se_cover, cover

@@ -271,6 +271,10 @@ def load_scenario(
     return scenario_from_dict(document, source=source, base_dir=path.parent)
 
 
+def _is_index(part: str) -> bool:
+    return part.isascii() and part.isdigit()
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``KEY=VALUE`` into a key path and a TOML value."""
     if "=" not in text:
@@ -301,12 +305,12 @@ def apply_overrides(document: dict, overrides: list[str] | tuple[str, ...]) -> d
         for depth, part in enumerate(parts[:-1]):
             where = ".".join(parts[: depth + 1])
             if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
+                if not _is_index(part) or int(part) >= len(node):
                     raise ScenarioError("--set", where, f"index out of range (0..{len(node) - 1})")
                 node = node[int(part)]
             elif isinstance(node, dict):
                 if part not in node:
-                    if part.isdigit():
+                    if _is_index(part):
                         raise ScenarioError("--set", where, "no such array in the scenario")
                     node[part] = {}
                 node = node[part]
@@ -314,7 +318,7 @@ def apply_overrides(document: dict, overrides: list[str] | tuple[str, ...]) -> d
                 raise ScenarioError("--set", where, "is not a table")
         last = parts[-1]
         if isinstance(node, list):
-            if not last.isdigit() or int(last) >= len(node):
+            if not _is_index(last) or int(last) >= len(node):
                 raise ScenarioError("--set", ".".join(parts), "index out of range")
             node[int(last)] = value
         elif isinstance(node, dict):
@@ -459,9 +463,9 @@ def check_correlation(corr: np.ndarray, source: str, key: str) -> np.ndarray:
         If it is not symmetric, has a diagonal other than 1, entries outside [-1, 1], or is
         not positive definite.
     """
-    if not np.allclose(np.diag(corr), 1.0):
+    if np.max(np.abs(np.diag(corr) - 1.0)) > 1e-12:
         raise ScenarioError(source, key, "diagonal entries must be 1")
-    if not np.allclose(corr, corr.T, atol=1e-12):
+    if np.max(np.abs(corr - corr.T)) > 1e-12:
         raise ScenarioError(source, key, "must be symmetric")
     if np.any(np.abs(corr) > 1.0):
         raise ScenarioError(source, key, "entries must lie in [-1, 1]")
@@ -622,7 +626,8 @@ def _read_population(t: Table, market: Market, venue: Venue, sim: Simulation) ->
         notional_usd=_read_distribution(t, "notional_usd", Distribution(
             "lognormal", (("median", 20_000.0), ("sigma", 1.5)), 10.0, math.inf)),
         margin_modes=_read_shares(t, "margin_modes", {venue.margin_mode: 1.0}, MARGIN_MODES),
-        max_positions=t.integer("max_positions", 1, lo=1, hi=len(assets_raw)),
+        max_positions=t.integer("max_positions", 1, lo=1,
+                                hi=sum(1 for w in weights_raw if w > 0)),
         collateral=_read_shares(t, "collateral", {"USD": 1.0}, ("USD", *market.symbols)),
         id_prefix=t.string("id_prefix", "pop-"),
     )

@@ -68,7 +68,6 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .book import build_book
     from .report import summary_table
     from .runner import run
     from .scenario import load_scenario
@@ -78,7 +77,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.jobs == 0 or args.jobs < -1:
         raise MarginsimError(f"--jobs: must be a positive number or -1, got {args.jobs}")
     scenario = load_scenario(args.scenario, _overrides(args))
-    build_book(scenario)  # population errors surface before anything is written
     show = not args.quiet and sys.stderr.isatty()
     result = run(scenario, args.out, jobs=args.jobs, save_prices=args.save_prices,
                  progress=show)

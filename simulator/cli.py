@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     print(f"ok: {scenario.source}: {scenario.name!r}, {len(scenario.market.assets)} assets "
           f"({', '.join(scenario.market.symbols)}), {book.n_accounts:,} accounts "
           f"({book.n_units:,} margin units), {len(scenario.shocks)} shocks, "
-          f"{sim.paths:,} paths x {sim.steps} steps over {sim.horizon_days:g} days")
+          f"{sim.paths:,} paths x {sim.steps} steps over {sim.horizon_days:g} day(s)")
     return 0
 
 
@@ -156,3 +157,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("marginsim: interrupted\n")
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0

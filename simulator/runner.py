@@ -257,6 +257,7 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     wall = time.perf_counter() - wall0
     manifest = {
         "scenario": scenario.document,
+        "scenario_resolved": scenario.resolved(),
         "scenario_name": scenario.name,
         "scenario_source": scenario.source,
         "scenario_sha256": scenario.digest,

@@ -10,6 +10,7 @@ record exactly what ran, and hashed (``Scenario.digest``).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -144,7 +145,7 @@ class Distribution:
     """A one-dimensional distribution used by the synthetic population.
 
     ``kind`` is ``fixed`` (``value``), ``uniform`` (``low``, ``high``), ``lognormal``
-    (``median``, ``sigma``) or ``pareto`` (``low`` = scale, ``alpha`` = tail index);
+    (``median``, ``sigma``) or ``pareto`` (``scale``, ``alpha`` = tail index);
     draws are clipped to ``[low_clip, high_clip]``.
     """
 
@@ -191,10 +192,21 @@ class Scenario:
     source: str = "<memory>"
     document: dict = field(default_factory=dict, compare=False, repr=False)
 
+    def resolved(self) -> dict[str, Any]:
+        """Every setting with defaults and presets filled in, as plain JSON-able values."""
+        out = dataclasses.asdict(self)
+        out.pop("document")
+        out.pop("source")
+        return out
+
     @property
     def digest(self) -> str:
-        """SHA-256 of the resolved scenario document (canonical JSON)."""
-        text = json.dumps(self.document, sort_keys=True, separators=(",", ":"), default=str)
+        """SHA-256 of the resolved scenario (canonical JSON of :meth:`resolved`).
+
+        Defaults and presets count, the spelling of the file does not: ``paths = 100`` and
+        ``paths = 100.0`` give the same digest.
+        """
+        text = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -268,7 +280,23 @@ def load_scenario(
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(source, "", f"malformed TOML: {exc}") from None
     document = apply_overrides(document, overrides)
-    return scenario_from_dict(document, source=source, base_dir=path.parent)
+    try:
+        return scenario_from_dict(document, source=source, base_dir=path.parent)
+    except ScenarioError as exc:
+        setter = _override_for(exc.key, overrides)
+        if setter is None:
+            raise
+        raise ScenarioError(f"--set {setter} (on {source})", exc.key, exc.message) from None
+
+
+def _override_for(key: str, overrides: list[str] | tuple[str, ...]) -> str | None:
+    """The last ``--set`` that wrote ``key`` (``a.b[0].c`` matches ``a.b.0.c``), if any."""
+    dotted = key.replace("[", ".").replace("]", "")
+    for text in reversed(overrides):
+        name = text.partition("=")[0].strip()
+        if name == dotted:
+            return text
+    return None
 
 
 def _is_index(part: str) -> bool:

@@ -45,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "venue.liquidation_fee_rate=0.01 (repeatable)")
     p_run.add_argument("--save-prices", type=int, default=0, metavar="K",
                        help="write the mark price paths of the first K paths to prices/")
+    p_run.add_argument("--resume", action="store_true",
+                       help="finish an interrupted run in --out: only missing chunks are run")
+    p_run.add_argument("--backend", choices=("loky", "dask"), default="loky",
+                       help="where chunks run: local processes (loky, default) or a Dask "
+                       "cluster (needs --scheduler)")
+    p_run.add_argument("--scheduler", metavar="ADDRESS",
+                       help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
     p_run.add_argument("--quiet", action="store_true", help="no progress line or summary table")
 
     p_val = sub.add_parser("validate", help="check a scenario and describe it")
@@ -79,11 +86,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise MarginsimError(f"--jobs: must be a positive number or -1, got {args.jobs}")
     scenario = load_scenario(args.scenario, _overrides(args))
     show = not args.quiet and sys.stderr.isatty()
+    if args.resume and args.out is None:
+        raise MarginsimError("--resume: give the run directory to finish with --out DIR")
     result = run(scenario, args.out, jobs=args.jobs, save_prices=args.save_prices,
-                 progress=show)
+                 progress=show, resume=args.resume, backend=args.backend,
+                 scheduler=args.scheduler)
     if not args.quiet:
         print(summary_table(result.summary))
-        print(f"{result.n_paths:,} paths in {result.wall_seconds:.1f}s -> {result.out_dir}")
+        print(f"{result.n_paths:,} paths ({result.chunks_run} chunks run) in "
+              f"{result.wall_seconds:.1f}s -> {result.out_dir}")
     return 0
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import RunDirectoryError
 from .margin import codes
 from .margin.engine import ReplayResult
 
@@ -124,6 +125,20 @@ def write_json(obj: Any, path: Path) -> None:
     tmp = _temporary(path)
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
     os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file written by :func:`write_json`.
+
+    Raises
+    ------
+    RunDirectoryError
+        If it cannot be read or parsed.
+    """
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise RunDirectoryError(f"{path}: cannot read: {exc}") from None
 
 
 def _json_default(obj: Any) -> Any:

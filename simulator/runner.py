@@ -1,11 +1,17 @@
-"""Running a scenario: chunking, seeding, joblib dispatch, aggregation, run directory.
+"""Running a scenario: chunking, seeding, dispatch (loky or Dask), resume, aggregation.
 
 Paths are split into chunks of ``simulation.chunk_paths``; chunk ``i`` draws from
 ``numpy.random.default_rng(SeedSequence(seed).spawn(n_chunks)[i])`` and writes its own
-Parquet parts. Nothing in a chunk depends on the number of workers, and per-account
-aggregates are merged in chunk order, so the same seed and chunk size give bit-identical
-files with any ``jobs``. ``SeedSequence.spawn`` children depend only on their index, so a
-run with more paths repeats the chunks of a shorter one and adds new ones.
+files. Nothing in a chunk depends on the number of workers or on the backend, and
+per-account aggregates are merged in chunk order, so the same seed and chunk size give
+bit-identical files with any ``jobs`` or backend. ``SeedSequence.spawn`` children depend
+only on their index, so a run with more paths repeats the chunks of a shorter one.
+
+A chunk writes ``events/``, ``prices/`` (optional) and ``chunks/accounts-*`` first and its
+``paths/`` part last, each atomically; a chunk whose ``paths`` part exists is complete.
+``manifest.json`` is written when the run starts (``"status": "running"``) and again at
+the end (``"complete"``, with timings and checksums); ``--resume`` checks that it
+describes the same scenario and runs only the missing chunks.
 """
 
 from __future__ import annotations
@@ -14,25 +20,24 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, parallel_config
 
-from . import output, risk
+from . import aggregate, output
 from .book import Book, build_book
-from .errors import RunDirectoryError
-from .margin import EngineRules, codes, replay
+from .errors import MarginsimError, RunDirectoryError
+from .margin import EngineRules, replay
+from .margin.engine import BookIndex, account_nav_coefficients
 from .paths import PathInputs, generate_paths, prepare_path_inputs
 from .scenario import Scenario
 
-ALPHA = 0.99
+BACKENDS = ("loky", "dask")
 
 
 @dataclass(frozen=True)
@@ -47,38 +52,36 @@ class ChunkTask:
 
 @dataclass(frozen=True)
 class ChunkContext:
-    """Everything a chunk needs, shipped once per task to the worker."""
+    """Everything a chunk needs, shipped to the worker with each task."""
 
     book: Book
     inputs: PathInputs
     rules: EngineRules
+    index: BookIndex
+    acct_navk: np.ndarray
     symbols: tuple[str, ...]
     out_dir: Path
     save_prices: int
     n_paths_total: int
+    tail_mode: str
     metadata: dict[bytes, bytes]
 
-
-@dataclass
-class AccountPartial:
-    """Per-account aggregates of one or more chunks (mergeable)."""
-
-    n: int
-    liquidated: np.ndarray
-    bankrupt: np.ndarray
-    pnl_sum: np.ndarray
-    pnl_sumsq: np.ndarray
-    loss_tail: np.ndarray
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def merge(self, other: AccountPartial, keep: int) -> AccountPartial:
-        """Combine with the aggregates of another chunk (call in chunk order)."""
-        secs = {k: self.seconds.get(k, 0.0) + other.seconds.get(k, 0.0)
-                for k in {*self.seconds, *other.seconds}}
-        return AccountPartial(self.n + other.n, self.liquidated + other.liquidated,
-                              self.bankrupt + other.bankrupt, self.pnl_sum + other.pnl_sum,
-                              self.pnl_sumsq + other.pnl_sumsq,
-                              risk.merge_tails(self.loss_tail, other.loss_tail, keep), secs)
+    @classmethod
+    def build(cls, scenario: Scenario, out_dir: Path, save_prices: int, version: str,
+              full_scan: bool = False) -> ChunkContext:
+        """Prepare the book, path inputs, rules and index of ``scenario``."""
+        book = build_book(scenario)
+        inputs = prepare_path_inputs(scenario)
+        rules = EngineRules.from_scenario(scenario.venue, scenario.liquidity, scenario.market,
+                                          full_scan=full_scan)
+        sim = scenario.simulation
+        return cls(book=book, inputs=inputs, rules=rules,
+                   index=BookIndex.build(book, rules, inputs.s0),
+                   acct_navk=account_nav_coefficients(book), symbols=scenario.market.symbols,
+                   out_dir=out_dir, save_prices=save_prices, n_paths_total=sim.paths,
+                   tail_mode=aggregate.tail_mode(sim.paths, book.n_accounts,
+                                                 sim.account_tail_budget_mb),
+                   metadata=output.file_metadata(scenario.digest, sim.seed, version))
 
 
 @dataclass(frozen=True)
@@ -93,12 +96,15 @@ class RunResult:
         The contents of ``summary.json``.
     n_paths : int
     wall_seconds : float
+    chunks_run : int
+        Chunks simulated by this call (fewer than all after ``resume``).
     """
 
     out_dir: Path
     summary: dict
     n_paths: int
     wall_seconds: float
+    chunks_run: int = 0
 
 
 def plan_chunks(n_paths: int, chunk_paths: int, seed: int) -> list[ChunkTask]:
@@ -109,15 +115,24 @@ def plan_chunks(n_paths: int, chunk_paths: int, seed: int) -> list[ChunkTask]:
             for i in range(n_chunks)]
 
 
-def run_chunk(ctx: ChunkContext, task: ChunkTask) -> AccountPartial:
-    """Simulate one chunk, write its parts, return its per-account aggregates."""
+def _accounts_part(out_dir: Path, index: int) -> Path:
+    return out_dir / "chunks" / f"accounts-{index:05d}.parquet"
+
+
+def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, float]:
+    """Simulate one chunk and write its files; return its timings in seconds."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(task.seed)
     exo = generate_paths(ctx.inputs, task.n_paths, rng)
     t1 = time.perf_counter()
     n_save = max(0, min(task.n_paths, ctx.save_prices - task.first_path))
-    res = replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=n_save)
+    res = replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=n_save,
+                 index=ctx.index)
+    del exo
     t2 = time.perf_counter()
+    accounts = aggregate.chunk_account_table(res, ctx.acct_navk, ctx.inputs.s0, ctx.tail_mode,
+                                             ctx.n_paths_total)
+    t3 = time.perf_counter()
     name = output.part_name(task.index)
     meta = {**ctx.metadata, b"marginsim.chunk": str(task.index).encode()}
     output.write_parquet(output.events_table(res, task.first_path, ctx.book.account_ids,
@@ -126,31 +141,23 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask) -> AccountPartial:
     if n_save:
         output.write_parquet(output.prices_table(res.marks, task.first_path, ctx.symbols),
                              ctx.out_dir / "prices" / name, meta)
+    output.write_parquet(accounts, _accounts_part(ctx.out_dir, task.index), meta)
     output.write_parquet(output.paths_table(res, task.first_path, ctx.symbols),
-                         ctx.out_dir / "paths" / name, meta)
-    t3 = time.perf_counter()
-    losses = -res.acct_pnl
-    keep = risk.tail_size(ctx.n_paths_total, ALPHA)
-    empty = np.empty((0, losses.shape[1]))
-    return AccountPartial(
-        n=task.n_paths,
-        liquidated=((res.acct_flags & codes.FLAG_LIQUIDATED) > 0).sum(axis=0),
-        bankrupt=((res.acct_flags & codes.FLAG_BANKRUPT) > 0).sum(axis=0),
-        pnl_sum=res.acct_pnl.sum(axis=0),
-        pnl_sumsq=(res.acct_pnl**2).sum(axis=0),
-        loss_tail=risk.merge_tails(empty, losses, keep),
-        seconds={"paths": t1 - t0, "engine": t2 - t1, "write": t3 - t2},
-    )
+                         ctx.out_dir / "paths" / name, meta)  # last: marks the chunk done
+    t4 = time.perf_counter()
+    return {"paths": t1 - t0, "engine": t2 - t1, "accounts": t3 - t2, "write": t4 - t3}
 
 
 class Progress:
     """A one-line progress display on stderr (chunks, paths/s, ETA)."""
 
-    def __init__(self, total_paths: int, n_chunks: int, enabled: bool) -> None:
+    def __init__(self, total_paths: int, n_chunks: int, enabled: bool, done_paths: int = 0,
+                 done_chunks: int = 0) -> None:
         self.total, self.n_chunks, self.enabled = total_paths, n_chunks, enabled
         self.start = time.perf_counter()
-        self.done_paths = 0
-        self.done_chunks = 0
+        self.skipped = done_paths
+        self.done_paths = done_paths
+        self.done_chunks = done_chunks
 
     def update(self, n_paths: int) -> None:
         """Record one finished chunk of ``n_paths`` paths."""
@@ -159,7 +166,7 @@ class Progress:
         if not self.enabled:
             return
         elapsed = time.perf_counter() - self.start
-        rate = self.done_paths / elapsed if elapsed > 0 else 0.0
+        rate = (self.done_paths - self.skipped) / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.done_paths) / rate if rate > 0 else 0.0
         sys.stderr.write(f"\r  chunks {self.done_chunks}/{self.n_chunks}  paths "
                          f"{self.done_paths:,}/{self.total:,}  {rate:,.0f} paths/s  "
@@ -184,20 +191,93 @@ def default_run_dir(scenario: Scenario, root: Path = Path("runs")) -> Path:
     return path
 
 
-def prepare_run_dir(out_dir: Path, save_prices: int) -> None:
-    """Create the run directory; refuse one that exists and is not empty."""
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+def _identity(scenario: Scenario, save_prices: int) -> dict[str, Any]:
+    sim = scenario.simulation
+    return {"scenario_sha256": scenario.digest, "seed": sim.seed, "paths": sim.paths,
+            "chunk_paths": sim.chunk_paths, "save_prices": save_prices}
+
+
+def prepare_run_dir(out_dir: Path, scenario: Scenario, save_prices: int, resume: bool) -> None:
+    """Create the run directory, or check that ``resume`` continues the same run."""
+    if resume:
+        manifest_path = out_dir / "manifest.json"
+        if not manifest_path.is_file():
+            raise RunDirectoryError(f"{out_dir}: nothing to resume (no manifest.json); "
+                                    "start a new run without --resume")
+        manifest = output.read_json(manifest_path)
+        expected = _identity(scenario, save_prices)
+        for key, value in expected.items():
+            if manifest.get(key) != value:
+                raise RunDirectoryError(
+                    f"{out_dir}: cannot resume: {key} is {manifest.get(key)!r} in the run "
+                    f"directory but {value!r} now; resume with the same scenario, --set "
+                    "values, --paths, --seed and --save-prices")
+    elif out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise RunDirectoryError(f"{out_dir}: the run directory exists and is not empty; "
-                                "choose another --out (runs are never overwritten)")
+                                "choose another --out, or add --resume to finish it "
+                                "(runs are never overwritten)")
     try:
-        for sub in ("paths", "events") + (("prices",) if save_prices else ()):
+        for sub in ("paths", "events", "chunks") + (("prices",) if save_prices else ()):
             (out_dir / sub).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunDirectoryError(f"{out_dir}: cannot create the run directory: {exc}") from None
 
 
+def _dispatch(ctx: ChunkContext, tasks: list[ChunkTask], jobs: int, backend: str,
+              scheduler: str | None, bar: Progress) -> dict[str, float]:
+    """Run ``tasks``; return the sum of their timings."""
+    seconds: dict[str, float] = {}
+
+    def account(task: ChunkTask, secs: dict[str, float]) -> None:
+        for key, value in secs.items():
+            seconds[key] = seconds.get(key, 0.0) + value
+        bar.update(task.n_paths)
+
+    if not tasks:
+        return seconds
+    if backend == "dask":
+        client = _dask_client(scheduler)
+        try:
+            with parallel_config(backend="dask", wait_for_workers_timeout=60):
+                results = Parallel(n_jobs=-1)(delayed(run_chunk)(ctx, t) for t in tasks)
+        finally:
+            client.close()
+        for task, secs in zip(tasks, results, strict=True):
+            account(task, secs)
+        return seconds
+    n_jobs = min(jobs if jobs > 0 else (os.cpu_count() or 1), len(tasks))
+    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")
+    for task, secs in zip(tasks, parallel(delayed(run_chunk)(ctx, t) for t in tasks),
+                          strict=True):
+        account(task, secs)
+    return seconds
+
+
+def _configure_dask_worker() -> None:
+    """Kernels are single-threaded: keep Numba from starting a thread pool per worker."""
+    os.environ["NUMBA_NUM_THREADS"] = "1"
+
+
+def _dask_client(scheduler: str | None):  # noqa: ANN202 - distributed is optional
+    try:
+        from distributed import Client
+    except ImportError:
+        raise MarginsimError("--backend dask needs the dask extra: pip install "
+                             "'marginsim[dask]'") from None
+    if not scheduler:
+        raise MarginsimError("--backend dask needs --scheduler ADDRESS (e.g. "
+                             "tcp://127.0.0.1:8786)")
+    try:
+        client = Client(scheduler, timeout="20s")
+    except OSError as exc:
+        raise MarginsimError(f"--scheduler {scheduler}: cannot connect: {exc}") from None
+    client.run(_configure_dask_worker)
+    return client
+
+
 def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
-        save_prices: int = 0, progress: bool = False) -> RunResult:
+        save_prices: int = 0, progress: bool = False, resume: bool = False,
+        backend: str = "loky", scheduler: str | None = None) -> RunResult:
     """Run a scenario into a run directory.
 
     Parameters
@@ -205,14 +285,20 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     scenario : Scenario
         From :func:`simulator.load_scenario`.
     out_dir : str or Path, optional
-        The run directory (must not exist or be empty); default
+        The run directory (must not exist or be empty, unless ``resume``); default
         ``runs/<name>-<time>``.
     jobs : int
-        Worker processes (joblib loky); 1 runs in this process; -1 uses every core.
+        Worker processes for the loky backend; 1 runs in this process; -1 = every core.
     save_prices : int
         Write the mark price paths of the first ``save_prices`` paths to ``prices/``.
     progress : bool
         Show a progress line on stderr.
+    resume : bool
+        Finish an interrupted run in ``out_dir``: only missing chunks are simulated.
+    backend : {"loky", "dask"}
+        Where chunks run: local processes, or a Dask cluster at ``scheduler``.
+    scheduler : str, optional
+        Dask scheduler address; the run directory must be visible to the workers.
 
     Returns
     -------
@@ -224,123 +310,51 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     >>> result = run(load_scenario("two-asset-crash", ["simulation.paths=200"]), "/tmp/x")
     ... # doctest: +SKIP
     """
+    if backend not in BACKENDS:
+        raise MarginsimError(f"--backend: {backend!r} is not valid; valid: {', '.join(BACKENDS)}")
     wall0 = time.perf_counter()
-    book = build_book(scenario)
-    inputs = prepare_path_inputs(scenario)
-    rules = EngineRules.from_scenario(scenario.venue, scenario.liquidity,
-                                      np.array([a.haircut for a in scenario.market.assets]))
-    out = Path(out_dir) if out_dir is not None else default_run_dir(scenario)
-    prepare_run_dir(out, save_prices)
-    sim = scenario.simulation
     version = _version()
-    ctx = ChunkContext(book=book, inputs=inputs, rules=rules, symbols=scenario.market.symbols,
-                       out_dir=out, save_prices=save_prices, n_paths_total=sim.paths,
-                       metadata=output.file_metadata(scenario.digest, sim.seed, version))
+    out = (Path(out_dir) if out_dir is not None else default_run_dir(scenario)).absolute()
+    ctx = ChunkContext.build(scenario, out, save_prices, version)
+    prepare_run_dir(out, scenario, save_prices, resume)
+    sim = scenario.simulation
     tasks = plan_chunks(sim.paths, sim.chunk_paths, sim.seed)
-    keep = risk.tail_size(sim.paths, ALPHA)
-    bar = Progress(sim.paths, len(tasks), progress)
-    total: AccountPartial | None = None
-    n_jobs = min(jobs if jobs > 0 else (os.cpu_count() or 1), len(tasks))
-    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")
+    done = [t for t in tasks if resume and (out / "paths" / output.part_name(t.index)).exists()
+            and _accounts_part(out, t.index).exists()]
+    todo = [t for t in tasks if t not in done]
+    manifest = {"status": "running", **_identity(scenario, save_prices),
+                "scenario_name": scenario.name, "scenario_source": scenario.source,
+                "scenario": scenario.document, "scenario_resolved": scenario.resolved(),
+                "n_chunks": len(tasks), "versions": _versions(version)}
+    if not resume:
+        output.write_json(manifest, out / "manifest.json")
+    bar = Progress(sim.paths, len(tasks), progress, sum(t.n_paths for t in done), len(done))
     try:
-        for task, part in zip(tasks, parallel(delayed(run_chunk)(ctx, t) for t in tasks),
-                              strict=True):
-            total = part if total is None else total.merge(part, keep)
-            bar.update(task.n_paths)
+        seconds = _dispatch(ctx, todo, jobs, backend, scheduler, bar)
     finally:
         bar.close()
-    assert total is not None
-    accounts = accounts_table(book, total)
-    output.write_parquet(accounts, out / "accounts.parquet", ctx.metadata)
-    summary = summarise(out, scenario)
+    totals = aggregate.merge_chunk_tables([_accounts_part(out, t.index) for t in tasks],
+                                          ctx.tail_mode, sim.paths)
+    output.write_parquet(aggregate.accounts_table(ctx.book, totals), out / "accounts.parquet",
+                         ctx.metadata)
+    summary = aggregate.summarise(out, scenario)
     output.write_json(summary, out / "summary.json")
     wall = time.perf_counter() - wall0
-    manifest = {
-        "scenario": scenario.document,
-        "scenario_resolved": scenario.resolved(),
-        "scenario_name": scenario.name,
-        "scenario_source": scenario.source,
-        "scenario_sha256": scenario.digest,
-        "seed": sim.seed,
-        "paths": sim.paths,
-        "chunk_paths": sim.chunk_paths,
-        "n_chunks": len(tasks),
-        "jobs": n_jobs,
-        "save_prices": save_prices,
-        "n_accounts": book.n_accounts,
-        "n_margin_units": book.n_units,
-        "versions": _versions(version),
-        "timings_seconds": {"wall": wall, **{f"{k}_cpu": v for k, v in total.seconds.items()}},
+    manifest.update({
+        "status": "complete",
+        "jobs": jobs,
+        "backend": backend,
+        "n_accounts": ctx.book.n_accounts,
+        "n_margin_units": ctx.book.n_units,
+        "account_var_es_method": ctx.tail_mode,
+        "chunks_run": len(todo),
+        "timings_seconds": {"wall": wall, **{f"{k}_cpu": v for k, v in seconds.items()}},
         "created": datetime.now().astimezone().isoformat(timespec="seconds"),
         "files": output.checksums(out),
-    }
-    output.write_json(manifest, out / "manifest.json")
-    return RunResult(out_dir=out, summary=summary, n_paths=sim.paths, wall_seconds=wall)
-
-
-def accounts_table(book: Book, agg: AccountPartial) -> pa.Table:
-    """Per-account estimates (``accounts.parquet``): losses are positive USD."""
-    n = agg.n
-    mean = agg.pnl_sum / n
-    var_pnl = np.maximum(agg.pnl_sumsq / n - mean**2, 0.0) * (n / max(n - 1, 1))
-    liq = agg.liquidated / n
-    bank = agg.bankrupt / n
-    var99 = np.empty(book.n_accounts)
-    es99 = np.empty(book.n_accounts)
-    var_se = np.empty(book.n_accounts)
-    es_se = np.empty(book.n_accounts)
-    for j in range(book.n_accounts):
-        var99[j], var_se[j], es99[j], es_se[j] = risk.var_es_from_tail(agg.loss_tail[:, j], n,
-                                                                        ALPHA)
-    return pa.table({
-        "account_id": pa.array(book.account_ids).dictionary_encode(),
-        "margin_mode": pa.array(np.where(book.account_isolated, "isolated", "cross")
-                                ).dictionary_encode(),
-        "liquidation_prob": liq,
-        "bankruptcy_prob": bank,
-        "mean_pnl": mean,
-        "var_99": var99,
-        "es_99": es99,
-        "liquidation_prob_stderr": np.sqrt(liq * (1 - liq) / n),
-        "bankruptcy_prob_stderr": np.sqrt(bank * (1 - bank) / n),
-        "mean_pnl_stderr": np.sqrt(var_pnl / n),
-        "var_99_stderr": var_se,
-        "es_99_stderr": es_se,
     })
-
-
-def summarise(out_dir: Path, scenario: Scenario) -> dict[str, Any]:
-    """Venue-level estimates with standard errors, from the ``paths/`` dataset."""
-    table = pq.read_table(out_dir / "paths", columns=[
-        "n_liquidations", "liquidated_notional", "max_cascade_rounds", "bad_debt",
-        "insurance_fund_end", "adl_notional", "socialised_loss", "fees", "fund_depleted",
-        "first_liquidation_step"])
-    col = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
-    metrics: dict[str, tuple[float, float]] = {}
-    metrics["liquidation_prob"] = risk.prob_se(col["n_liquidations"] > 0)
-    for name in ("n_liquidations", "liquidated_notional", "bad_debt", "max_cascade_rounds",
-                 "adl_notional", "socialised_loss", "fees", "insurance_fund_end"):
-        metrics[f"{name}_mean"] = risk.mean_se(col[name])
-    var, var_se, es, es_se = risk.var_es(col["bad_debt"], ALPHA)
-    metrics["bad_debt_var_99"] = (var, var_se)
-    metrics["bad_debt_es_99"] = (es, es_se)
-    metrics["insurance_fund_depletion_prob"] = risk.prob_se(col["fund_depleted"])
-    metrics["bad_debt_prob"] = risk.prob_se(col["bad_debt"] > 0)
-    metrics["adl_prob"] = risk.prob_se(col["adl_notional"] > 0)
-    first = col["first_liquidation_step"]
-    first = first[~np.isnan(first.astype(float))]
-    metrics["first_liquidation_step_mean"] = risk.mean_se(first)
-    return {
-        "scenario": scenario.name,
-        "paths": int(len(col["bad_debt"])),
-        "seed": scenario.simulation.seed,
-        "metrics": {k: {"estimate": _finite(v[0]), "stderr": _finite(v[1])}
-                    for k, v in metrics.items()},
-    }
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
+    output.write_json(manifest, out / "manifest.json")
+    return RunResult(out_dir=out, summary=summary, n_paths=sim.paths, wall_seconds=wall,
+                     chunks_run=len(todo))
 
 
 def _version() -> str:

@@ -40,6 +40,7 @@ class Simulation:
     steps: int = 288
     horizon_days: float = 1.0
     chunk_paths: int = 4096
+    account_tail_budget_mb: float = 64.0
 
     @property
     def dt_years(self) -> float:
@@ -430,6 +431,8 @@ def _read_simulation(t: Table) -> Simulation:
         steps=t.integer("steps", Simulation.steps, lo=1, hi=1_000_000),
         horizon_days=t.number("horizon_days", Simulation.horizon_days, lo=0.0, lo_open=True),
         chunk_paths=t.integer("chunk_paths", Simulation.chunk_paths, lo=1),
+        account_tail_budget_mb=t.number("account_tail_budget_mb",
+                                        Simulation.account_tail_budget_mb, lo=0.0),
     )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+import simulator
 from simulator import cli
 from simulator.runner import ChunkContext, plan_chunks, run, run_chunk
 from simulator.scenario import builtin_scenarios, load_scenario
@@ -120,19 +121,9 @@ def test_chunks_do_not_depend_on_their_count_or_dispatch_order(tmp_path):
     # the same chunks executed by hand in reverse order
     full = run(long_, tmp_path / "ref", jobs=1)
     ctx_dir = tmp_path / "reversed"
-    for sub in ("paths", "events"):
+    for sub in ("paths", "events", "chunks"):
         (ctx_dir / sub).mkdir(parents=True)
-    from simulator.book import build_book
-    from simulator.margin import EngineRules
-    from simulator.output import file_metadata
-    from simulator.paths import prepare_path_inputs
-
-    ctx = ChunkContext(build_book(long_), prepare_path_inputs(long_),
-                       EngineRules.from_scenario(long_.venue, long_.liquidity,
-                                                 np.array([a.haircut for a in
-                                                           long_.market.assets])),
-                       long_.market.symbols, ctx_dir, 0, 125,
-                       file_metadata(long_.digest, long_.simulation.seed, "test"))
+    ctx = ChunkContext.build(long_, ctx_dir, 0, simulator.__version__)
     for task in reversed(plan_chunks(125, 25, long_.simulation.seed)):
         run_chunk(ctx, task)
     for sub in ("paths", "events"):

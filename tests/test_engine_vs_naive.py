@@ -15,7 +15,8 @@ import pytest
 
 from simulator.book import assemble_book
 from simulator.margin import EngineRules, codes, replay
-from simulator.scenario import Liquidity, Venue
+from simulator.margin.engine import account_nav_coefficients
+from simulator.scenario import Asset, Liquidity, Market, Venue
 
 from .naive import naive_replay
 
@@ -65,6 +66,13 @@ def random_paths(rng: np.random.Generator, n_paths: int, steps: int, prices: np.
     return exo
 
 
+def market(prices, haircut, vols=(0.8, 1.0, 1.3)):
+    assets = tuple(Asset(f"A{i}", float(p), vol=v, haircut=float(h))
+                   for i, (p, h, v) in enumerate(zip(prices, haircut, vols, strict=True)))
+    return Market("gbm", assets, tuple(tuple(float(i == j) for j in range(len(prices)))
+                                       for i in range(len(prices))))
+
+
 CASES = [
     # liquidation, impact, adl, half_life, fund
     ("full", "linear", True, 0.0, 2000.0),
@@ -78,7 +86,8 @@ CASES = [
 
 @pytest.mark.parametrize(("liquidation", "impact", "adl", "half_life", "fund"), CASES)
 @pytest.mark.parametrize("seed", [1, 2])
-def test_engine_matches_naive(liquidation, impact, adl, half_life, fund, seed):
+@pytest.mark.parametrize("full_scan", [False, True], ids=["indexed", "full-scan"])
+def test_engine_matches_naive(liquidation, impact, adl, half_life, fund, seed, full_scan):
     rng = np.random.default_rng(seed)
     prices = np.array([100.0, 20.0, 3.0])
     mmr_rate = 0.02
@@ -92,7 +101,8 @@ def test_engine_matches_naive(liquidation, impact, adl, half_life, fund, seed):
                   insurance_fund_usd=fund, adl=adl, maintenance_margin_rate=mmr_rate,
                   max_cascade_rounds=8)
     liquidity = Liquidity(impact=impact, half_life_steps=half_life)
-    rules = EngineRules.from_scenario(venue, liquidity, haircut)
+    rules = EngineRules.from_scenario(venue, liquidity, market(prices, haircut),
+                                      full_scan=full_scan)
     fast = replay(exo, depth, book, rules, initial_events=16)
     paths, events, accounts = naive_replay(
         exo, depth, haircut, rules.mmr, book.unit_account, book.unit_usd, book.unit_coll,
@@ -131,10 +141,13 @@ def test_engine_matches_naive(liquidation, impact, adl, half_life, fund, seed):
             assert math.isclose(fast.path_f[i, col], rec[key], rel_tol=RTOL, abs_tol=1e-7), key
         np.testing.assert_allclose(fast.min_price[i], rec["min_price"], rtol=RTOL)
         np.testing.assert_allclose(fast.final_price[i], rec["final_price"], rtol=RTOL)
-    flags = fast.acct_flags
-    np.testing.assert_array_equal(flags & codes.FLAG_LIQUIDATED > 0, accounts["liquidated"])
-    np.testing.assert_array_equal(flags & codes.FLAG_BANKRUPT > 0, accounts["bankrupt"])
-    np.testing.assert_allclose(fast.acct_pnl, accounts["pnl"], rtol=1e-8, atol=1e-6)
+    np.testing.assert_array_equal(fast.acct_liquidated,
+                                  np.sum(accounts["liquidated"], axis=0))
+    np.testing.assert_array_equal(fast.acct_bankrupt, np.sum(accounts["bankrupt"], axis=0))
+    pnl = fast.account_pnl(account_nav_coefficients(book), prices)
+    np.testing.assert_allclose(pnl, accounts["pnl"], rtol=1e-8, atol=1e-6)
+    # only units whose state changed carry a correction
+    assert len(fast.corr_delta) <= len(events) + book.n_units
 
 
 def test_cases_exercise_every_mechanism():
@@ -150,7 +163,7 @@ def test_cases_exercise_every_mechanism():
                       insurance_fund_usd=fund, adl=adl, maintenance_margin_rate=0.02,
                       max_cascade_rounds=8)
         rules = EngineRules.from_scenario(venue, Liquidity(impact, half_life),
-                                          np.array([0.1, 0.2, 0.3]))
+                                          market(prices, [0.1, 0.2, 0.3]))
         depth = np.full((13, 3), 4000.0)
         res = replay(exo, depth, book, rules)
         seen["rounds>1"] |= bool((res.path_i[:, codes.PI_MAX_ROUNDS] > 1).any())

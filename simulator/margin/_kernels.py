@@ -5,7 +5,12 @@ tested against. Arrays in, ``out=`` arrays; no Python objects, no exceptions: th
 buffer reports overflow by returning the first path it could not finish.
 
 For speed the liquidation test of unit ``u`` uses the linear form of its margin slack,
-``E_u - MM_u = const[u] + sum_a lin[u, a] * M[a]``, refreshed whenever the unit changes.
+``E_u - MM_u = const[u] + sum_a lin[u, a] * M[a]``, refreshed whenever the unit changes,
+and only units whose safe band the marks have left are tested at all
+(``_index_kernels.py``); ``full_scan`` tests every unit at every round instead, for
+checking. The cost of a path is then that of its events, not accounts x steps: the state
+of the units a path touched is restored at its end, and account PnL is reported as a
+linear function of the final marks plus corrections for the units that changed.
 """
 
 from __future__ import annotations
@@ -13,22 +18,20 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._index_kernels import collect_crossed_nb, push_band_nb
+from ._state_kernels import (
+    end_path_nb,
+    put_event_nb,
+    restore_nb,
+    state_changed_nb,
+    touch_nb,
+    unit_values_nb,
+)
 from .codes import (
-    EF_BAD_DEBT,
-    EF_EXEC,
-    EF_FEE,
-    EF_MARK,
-    EF_NOTIONAL,
-    EF_QTY,
-    EI_ASSET,
-    EI_INSTRUMENT,
-    EI_KIND,
-    EI_PATH,
-    EI_ROUND,
-    EI_STEP,
-    EI_UNIT,
     FLAG_BANKRUPT,
+    FLAG_DIRTY,
     FLAG_LIQUIDATED,
+    FLAG_PENDING,
     FP_ALPHA,
     FP_DECAY,
     FP_FEE_RATE,
@@ -37,10 +40,13 @@ from .codes import (
     INSTRUMENT_COLLATERAL,
     INSTRUMENT_PERP,
     IP_ADL,
+    IP_FULL_SCAN,
     IP_MAX_ROUNDS,
     IP_PARTIAL,
     KIND_ADL,
     KIND_LIQUIDATION,
+    OVERFLOW_CORRECTIONS,
+    OVERFLOW_EVENTS,
     PF_ADL_NOTIONAL,
     PF_BAD_DEBT,
     PF_FEES,
@@ -56,68 +62,11 @@ from .codes import (
 
 
 @njit(cache=True)
-def refresh_unit_nb(u, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut, mmr,
-                    lin, const, n_open):  # pragma: no cover - jitted
-    """Recompute the linear slack coefficients of unit ``u`` from its state."""
-    n_assets = lin.shape[1]
-    for a in range(n_assets):
-        lin[u, a] = coll[u, a] * (1.0 - haircut[a])
-    c = usd[u]
-    k = 0
-    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
-        q = qty[p]
-        if q != 0.0:
-            a = pos_asset[p]
-            lin[u, a] += q - mmr[a] * abs(q)
-            c -= q * pos_entry[p]
-            k += 1
-    const[u] = c
-    n_open[u] = k
-
-
-@njit(cache=True)
-def unit_values_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut,
-                   mmr):  # pragma: no cover - jitted
-    """Equity, maintenance, notional and wallet of unit ``u`` at ``marks``."""
-    wallet = usd[u]
-    for a in range(marks.shape[0]):
-        wallet += coll[u, a] * marks[a] * (1.0 - haircut[a])
-    equity = wallet
-    maint = 0.0
-    notional = 0.0
-    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
-        q = qty[p]
-        if q != 0.0:
-            m = marks[pos_asset[p]]
-            equity += q * (m - pos_entry[p])
-            notional += abs(q) * m
-            maint += abs(q) * m * mmr[pos_asset[p]]
-    return equity, maint, notional, wallet
-
-
-@njit(cache=True)
-def _put_event(ev_i, ev_f, n, path, step, rnd, unit, kind, instrument, asset, qty, mark, xprice,
-               notional, fee, bad_debt):  # pragma: no cover - jitted
-    ev_i[n, EI_PATH] = path
-    ev_i[n, EI_STEP] = step
-    ev_i[n, EI_ROUND] = rnd
-    ev_i[n, EI_UNIT] = unit
-    ev_i[n, EI_KIND] = kind
-    ev_i[n, EI_INSTRUMENT] = instrument
-    ev_i[n, EI_ASSET] = asset
-    ev_f[n, EF_QTY] = qty
-    ev_f[n, EF_MARK] = mark
-    ev_f[n, EF_EXEC] = xprice
-    ev_f[n, EF_NOTIONAL] = notional
-    ev_f[n, EF_FEE] = fee
-    ev_f[n, EF_BAD_DEBT] = bad_debt
-
-
-@njit(cache=True)
-def replay_nb(exo, depth, haircut, mmr, unit_usd0, unit_coll0, unit_pos_start, unit_account,
-              unit_nav0, pos_unit, pos_asset, pos_qty0, pos_entry, fparams, iparams,
-              path_f, path_i, min_price, final_price, acct_pnl, acct_flags, marks_out, ev_i,
-              ev_f, first_path):  # pragma: no cover - jitted
+def replay_nb(exo, depth, haircut, mmr, sigma, unit_usd0, unit_coll0, unit_pos_start,
+              unit_account, pos_unit, pos_asset, pos_qty0, pos_entry, lin0, const0, n_open0,
+              navk, navc, s_key, s_unit, s_start, init_pending, fparams, iparams,
+              path_f, path_i, min_price, final_price, marks_out, acct_liq, acct_bank,
+              ev_i, ev_f, corr_i, corr_f, first_path):  # pragma: no cover - jitted
     """Replay paths ``first_path..n_paths-1`` over the book.
 
     Parameters
@@ -127,38 +76,51 @@ def replay_nb(exo, depth, haircut, mmr, unit_usd0, unit_coll0, unit_pos_start, u
     depth : float64[steps + 1, A]
         Depth in USD per step.
     haircut, mmr : float64[A]
+    sigma : float64[A]
+        Volatility scale of each asset, used only to split safe bands between assets.
     unit_usd0 : float64[U]
     unit_coll0 : float64[U, A]
     unit_pos_start : int64[U + 1]
     unit_account : int64[U]
-    unit_nav0 : float64[U]
-        Net asset value of each unit at the initial prices.
     pos_unit, pos_asset : int64[P]
     pos_qty0, pos_entry : float64[P]
+    lin0, const0, n_open0 : float64[U, A], float64[U], int64[U]
+        Initial slack form of every unit (``refresh_unit_nb``).
+    navk, navc : float64[U, A], float64[U]
+        Initial net asset value as a linear function of the marks: ``navc + navk @ M``.
+    s_key, s_unit, s_start : float64[S], int64[S], int64[2 A + 1]
+        Initial band thresholds, per heap ``2 a + d`` sorted by descending key.
+    init_pending : int64[K]
+        Units to check exactly at the first round (no band at the initial prices).
     fparams : float64[N_FP]
         Fee rate, target, initial fund, impact alpha, impact decay per step.
     iparams : int64[N_IP]
-        Partial mode (0/1), ADL (0/1), max cascade rounds.
+        Partial mode (0/1), ADL (0/1), max cascade rounds, full scan (0/1).
     path_f : float64[n_paths, N_PF]
     path_i : int64[n_paths, N_PI]
     min_price, final_price : float64[n_paths, A]
-    acct_pnl : float64[n_paths, n_accounts]
-    acct_flags : uint8[n_paths, n_accounts]
     marks_out : float64[n_save, steps + 1, A]
         Closing mark of every step for the first ``n_save`` paths (``n_save`` may be 0).
+    acct_liq, acct_bank : int64[n_accounts]
+        Incremented once per path in which an account is liquidated / bankrupt.
     ev_i : int64[capacity, N_EI]
     ev_f : float64[capacity, N_EF]
         Event buffers.
+    corr_i : int64[corr_capacity, 2]
+    corr_f : float64[corr_capacity]
+        PnL corrections ``(path, account) -> nav - (navc + navk @ M_final)`` of the units
+        whose state changed.
     first_path : int
         First path to replay.
 
     Returns
     -------
-    n_events : int
-        Events written (paths ``first_path..done-1``).
+    n_events, n_corrections : int
+        Rows written for paths ``first_path..done-1``.
     done : int
-        First path not replayed: ``n_paths`` when all are done, otherwise the path whose
-        events did not fit in the buffer.
+        First path not replayed: ``n_paths`` when all are done.
+    overflow : int
+        0, or which buffer was too small for path ``done`` (OVERFLOW_* bits).
     """
     n_paths = exo.shape[0]
     steps = exo.shape[1] - 1
@@ -174,13 +136,28 @@ def replay_nb(exo, depth, haircut, mmr, unit_usd0, unit_coll0, unit_pos_start, u
     partial = iparams[IP_PARTIAL] != 0
     adl_on = iparams[IP_ADL] != 0
     max_rounds = iparams[IP_MAX_ROUNDS]
+    full_scan = iparams[IP_FULL_SCAN] != 0
+    n_save = marks_out.shape[0]
 
-    usd = np.empty(n_units)
-    coll = np.empty((n_units, n_assets))
-    qty = np.empty(n_pos)
-    lin = np.empty((n_units, n_assets))
-    const = np.empty(n_units)
-    n_open = np.empty(n_units, dtype=np.int64)
+    usd = unit_usd0.copy()
+    coll = unit_coll0.copy()
+    qty = pos_qty0.copy()
+    lin = lin0.copy()
+    const = const0.copy()
+    n_open = n_open0.copy()
+    version = np.zeros(n_units, dtype=np.int64)
+    flag = np.zeros(n_units, dtype=np.uint8)
+    touched = np.empty(n_units, dtype=np.int64)
+    pending = np.empty(n_units, dtype=np.int64)
+    dirty = np.empty(n_units, dtype=np.int64)
+    stamp_liq = np.full(acct_liq.shape[0], -1, dtype=np.int64)
+    stamp_bank = np.full(acct_liq.shape[0], -1, dtype=np.int64)
+    heap_cap = 2 * n_units + 64
+    h_key = np.empty((2 * n_assets, heap_cap))
+    h_unit = np.empty((2 * n_assets, heap_cap), dtype=np.int64)
+    h_ver = np.empty((2 * n_assets, heap_cap), dtype=np.int64)
+    h_n = np.zeros(2 * n_assets, dtype=np.int64)
+    cursor = np.zeros(2 * n_assets, dtype=np.int64)
     logimp = np.empty(n_assets)
     mark = np.empty(n_assets)
     mark2 = np.empty(n_assets)
@@ -196,18 +173,22 @@ def replay_nb(exo, depth, haircut, mmr, unit_usd0, unit_coll0, unit_pos_start, u
     cand = np.empty(n_pos, dtype=np.int64)
     cand_key = np.empty(n_pos)
 
-    n_save = marks_out.shape[0]
     n_ev = 0
+    n_corr = 0
     for i in range(first_path, n_paths):
         ev_start = n_ev
-        usd[:] = unit_usd0
-        coll[:, :] = unit_coll0
-        qty[:] = pos_qty0
-        for u in range(n_units):
-            refresh_unit_nb(u, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut,
-                            mmr, lin, const, n_open)
-        acct_flags[i, :] = 0
-        acct_pnl[i, :] = 0.0
+        for h in range(2 * n_assets):
+            h_n[h] = 0
+            cursor[h] = s_start[h]
+        n_touched = 0
+        n_pending = 0
+        if not full_scan:
+            for j in range(init_pending.shape[0]):
+                u = init_pending[j]
+                flag[u] |= FLAG_PENDING
+                pending[n_pending] = u
+                n_pending += 1
+                n_touched = touch_nb(u, flag, touched, n_touched)
         fund = fund0
         n_liq = 0
         max_r = 0
@@ -231,18 +212,48 @@ def replay_nb(exo, depth, haircut, mmr, unit_usd0, unit_coll0, unit_pos_start, u
                 mark[a] = exo[i, t, a] * np.exp(logimp[a])
             r = 0
             while r < max_rounds:
-                # 1. liquidatable units
+                # 1. liquidatable units: exact check of the units that may be
+                n_dirty = 0
+                if full_scan:
+                    for u in range(n_units):
+                        if n_open[u] > 0:
+                            dirty[n_dirty] = u
+                            n_dirty += 1
+                else:
+                    for j in range(n_pending):
+                        u = pending[j]
+                        flag[u] &= ~np.uint8(FLAG_PENDING)
+                        if (flag[u] & FLAG_DIRTY) == 0:
+                            flag[u] |= FLAG_DIRTY
+                            dirty[n_dirty] = u
+                            n_dirty += 1
+                    n_pending = 0
+                    n_dirty = collect_crossed_nb(mark, s_key, s_unit, s_start, cursor, h_key,
+                                                 h_unit, h_ver, h_n, version, flag, dirty,
+                                                 n_dirty)
                 n_l = 0
-                for u in range(n_units):
-                    if n_open[u] > 0:
-                        s = const[u]
-                        for a in range(n_assets):
-                            s += lin[u, a] * mark[a]
-                        if s < 0.0:
-                            liq[n_l] = u
-                            n_l += 1
+                for j in range(n_dirty):
+                    u = dirty[j]
+                    flag[u] &= ~np.uint8(FLAG_DIRTY)
+                    if n_open[u] == 0:
+                        continue
+                    s = const[u]
+                    for a in range(n_assets):
+                        s += lin[u, a] * mark[a]
+                    if s < 0.0:
+                        liq[n_l] = u
+                        n_l += 1
+                    elif not full_scan:
+                        n_touched = touch_nb(u, flag, touched, n_touched)
+                        if not push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit,
+                                            h_ver, h_n):
+                            flag[u] |= FLAG_PENDING
+                            pending[n_pending] = u
+                            n_pending += 1
                 if n_l == 0:
                     break
+                if not full_scan:
+                    liq[:n_l] = np.sort(liq[:n_l])
                 r += 1
                 if first_step < 0:
                     first_step = t
@@ -333,10 +344,9 @@ def replay_nb(exo, depth, haircut, mmr, unit_usd0, unit_coll0, unit_pos_start, u
                         deficit = bd - paid
                         if deficit > 0.0:
                             depleted = 1
-                    acc = unit_account[u]
-                    acct_flags[i, acc] |= FLAG_LIQUIDATED
+                    flag[u] |= FLAG_LIQUIDATED
                     if bd > 0.0:
-                        acct_flags[i, acc] |= FLAG_BANKRUPT
+                        flag[u] |= FLAG_BANKRUPT
                     n_liq += 1
                     liq_notional += sum_n
                     bad_debt_total += bd
@@ -347,7 +357,7 @@ def replay_nb(exo, depth, haircut, mmr, unit_usd0, unit_coll0, unit_pos_start, u
                                 break
                             share = closed_notional[p] / sum_n if sum_n > 0.0 else 0.0
                             a = pos_asset[p]
-                            _put_event(ev_i, ev_f, n_ev, i, t, r, u, KIND_LIQUIDATION,
+                            put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, KIND_LIQUIDATION,
                                        INSTRUMENT_PERP, a, -closed[p], mark[a], xprice[a],
                                        closed_notional[p], fee * share, bd * share)
                             n_ev += 1
@@ -358,13 +368,15 @@ def replay_nb(exo, depth, haircut, mmr, unit_usd0, unit_coll0, unit_pos_start, u
                                 if n_ev >= capacity:
                                     overflow = True
                                     break
-                                _put_event(ev_i, ev_f, n_ev, i, t, r, u, KIND_LIQUIDATION,
+                                put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, KIND_LIQUIDATION,
                                            INSTRUMENT_COLLATERAL, a, -amount, mark[a],
                                            xprice[a], amount * xprice[a], 0.0, 0.0)
                                 n_ev += 1
                                 coll[u, a] = 0.0
-                    refresh_unit_nb(u, usd, coll, qty, pos_asset, pos_entry, unit_pos_start,
-                                    haircut, mmr, lin, const, n_open)
+                    n_touched = touch_nb(u, flag, touched, n_touched)
+                    n_pending = state_changed_nb(u, usd, coll, qty, pos_asset, pos_entry,
+                                                  unit_pos_start, haircut, mmr, lin, const,
+                                                  n_open, version, flag, pending, n_pending)
                     if deficit > 0.0:
                         bank_unit[n_b] = u
                         bank_deficit[n_b] = deficit
@@ -431,12 +443,15 @@ def replay_nb(exo, depth, haircut, mmr, unit_usd0, unit_coll0, unit_pos_start, u
                                 qty[k] += side * dq
                             covered = dq * d_p / q
                             rem -= dq
-                            refresh_unit_nb(v, usd, coll, qty, pos_asset, pos_entry,
-                                            unit_pos_start, haircut, mmr, lin, const, n_open)
+                            n_touched = touch_nb(v, flag, touched, n_touched)
+                            n_pending = state_changed_nb(v, usd, coll, qty, pos_asset,
+                                                          pos_entry, unit_pos_start, haircut,
+                                                          mmr, lin, const, n_open, version,
+                                                          flag, pending, n_pending)
                             if n_ev >= capacity:
                                 overflow = True
                                 break
-                            _put_event(ev_i, ev_f, n_ev, i, t, r, v, KIND_ADL, INSTRUMENT_PERP,
+                            put_event_nb(ev_i, ev_f, n_ev, i, t, r, v, KIND_ADL, INSTRUMENT_PERP,
                                        a, side * dq, mark[a], adl_price, dq * abs(adl_price),
                                        0.0, covered)
                             n_ev += 1
@@ -460,17 +475,19 @@ def replay_nb(exo, depth, haircut, mmr, unit_usd0, unit_coll0, unit_pos_start, u
                 if i < n_save:
                     marks_out[i, t, a] = mark[a]
         if overflow:
-            return ev_start, i
+            return ev_start, n_corr, i, OVERFLOW_EVENTS
         for a in range(n_assets):
             final_price[i, a] = mark[a]
-        for u in range(n_units):
-            nav = usd[u]
-            for a in range(n_assets):
-                nav += coll[u, a] * mark[a]
-            for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
-                if qty[p] != 0.0:
-                    nav += qty[p] * (mark[pos_asset[p]] - pos_entry[p])
-            acct_pnl[i, unit_account[u]] += nav - unit_nav0[u]
+        n_corr_new = end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, unit_pos_start,
+                                  unit_account, navk, navc, touched, n_touched, flag, corr_i,
+                                  corr_f, n_corr, acct_liq, acct_bank, stamp_liq, stamp_bank)
+        if n_corr_new < 0:
+            return ev_start, n_corr, i, OVERFLOW_CORRECTIONS
+        n_corr = n_corr_new
+        for j in range(n_pending):
+            flag[pending[j]] &= ~np.uint8(FLAG_PENDING)
+        restore_nb(touched, n_touched, usd, coll, qty, lin, const, n_open, version, flag,
+                    unit_usd0, unit_coll0, pos_qty0, lin0, const0, n_open0, unit_pos_start)
         path_f[i, PF_LIQUIDATED_NOTIONAL] = liq_notional
         path_f[i, PF_BAD_DEBT] = bad_debt_total
         path_f[i, PF_FUND_END] = fund
@@ -482,4 +499,4 @@ def replay_nb(exo, depth, haircut, mmr, unit_usd0, unit_coll0, unit_pos_start, u
         path_i[i, PI_FIRST_STEP] = first_step
         path_i[i, PI_DEPLETED] = depleted
         path_i[i, PI_N_ADL] = n_adl
-    return n_ev, n_paths
+    return n_ev, n_corr, n_paths, 0

@@ -26,13 +26,21 @@ N_PF = 6
 PI_N_LIQUIDATIONS, PI_MAX_ROUNDS, PI_FIRST_STEP, PI_DEPLETED, PI_N_ADL = range(5)
 N_PI = 5
 
-# bits of the per-path, per-account flags
+# bits of the per-unit flags inside the replay kernel
 FLAG_LIQUIDATED = 1
 FLAG_BANKRUPT = 2
+FLAG_DIRTY = 4      # in this round's list of units to check exactly
+FLAG_TOUCHED = 8    # band or state changed on this path: restore at the end of the path
+FLAG_CHANGED = 16   # state changed on this path: its account PnL needs a correction
+FLAG_PENDING = 32   # to check exactly at the next round
+
+# overflow codes returned by the replay kernel
+OVERFLOW_EVENTS = 1
+OVERFLOW_CORRECTIONS = 2
 
 # float parameters
 FP_FEE_RATE, FP_TARGET, FP_FUND0, FP_ALPHA, FP_DECAY = range(5)
 N_FP = 5
 # integer parameters
-IP_PARTIAL, IP_ADL, IP_MAX_ROUNDS = range(3)
-N_IP = 3
+IP_PARTIAL, IP_ADL, IP_MAX_ROUNDS, IP_FULL_SCAN = range(4)
+N_IP = 4

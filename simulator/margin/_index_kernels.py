@@ -1,0 +1,174 @@
+"""Numba kernels of the liquidation index: safe bands in price space.
+
+The margin slack of a unit, ``s(M) = E - MM = const + sum_a lin[a] * M[a]``, is linear in
+the marks while its positions and collateral do not change. After an exact check at marks
+``M`` finds ``s > 0``, the unit stays safe while every mark stays inside a band: only moves
+against the sign of ``lin[a]`` lower the slack, so it suffices that
+
+    sum_a |lin[a]| * |adverse move of M[a]| < s.
+
+The slack is split between the assets in proportion to ``|lin[a]| * sigma[a] * M[a]``
+(each asset's band is then the same number of its own volatilities wide), which gives one
+threshold per asset: a *down* threshold ``M[a] - band[a]`` when ``lin[a] > 0`` and an *up*
+threshold ``M[a] + band[a]`` when ``lin[a] < 0``. For a unit exposed to one asset the
+threshold is its exact liquidation price (minus a rounding margin).
+
+Thresholds live in one max-heap per (asset, direction), keyed by ``+threshold`` (down) or
+``-threshold`` (up), so that "the mark has left the band" reads ``key > sign * mark`` in
+both. The initial thresholds are the same on every path; they are kept as a static sorted
+array with a cursor per heap, and only re-checked units are pushed into the heaps. Every
+entry carries the unit's band *version*; a unit's older entries are stale and skipped.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from .codes import FLAG_DIRTY
+
+#: relative rounding margin taken off the slack before it is turned into bands
+SLACK_MARGIN = 1e-12
+
+
+@njit(cache=True)
+def heap_push_nb(h_key, h_unit, h_ver, h_n, hid, key, unit, ver, version):  # pragma: no cover
+    """Push ``(key, unit, ver)`` onto max-heap ``hid``; compacts stale entries when full."""
+    if h_n[hid] == h_key.shape[1]:
+        heap_compact_nb(h_key, h_unit, h_ver, h_n, hid, version)
+    i = h_n[hid]
+    h_n[hid] = i + 1
+    while i > 0:
+        parent = (i - 1) // 2
+        if h_key[hid, parent] >= key:
+            break
+        h_key[hid, i] = h_key[hid, parent]
+        h_unit[hid, i] = h_unit[hid, parent]
+        h_ver[hid, i] = h_ver[hid, parent]
+        i = parent
+    h_key[hid, i] = key
+    h_unit[hid, i] = unit
+    h_ver[hid, i] = ver
+
+
+@njit(cache=True)
+def _sift_down_nb(h_key, h_unit, h_ver, n, hid, i):  # pragma: no cover - jitted
+    key = h_key[hid, i]
+    unit = h_unit[hid, i]
+    ver = h_ver[hid, i]
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and h_key[hid, child + 1] > h_key[hid, child]:
+            child += 1
+        if h_key[hid, child] <= key:
+            break
+        h_key[hid, i] = h_key[hid, child]
+        h_unit[hid, i] = h_unit[hid, child]
+        h_ver[hid, i] = h_ver[hid, child]
+        i = child
+    h_key[hid, i] = key
+    h_unit[hid, i] = unit
+    h_ver[hid, i] = ver
+
+
+@njit(cache=True)
+def heap_pop_nb(h_key, h_unit, h_ver, h_n, hid):  # pragma: no cover - jitted
+    """Remove the top of heap ``hid``; return its unit and version."""
+    unit = h_unit[hid, 0]
+    ver = h_ver[hid, 0]
+    n = h_n[hid] - 1
+    h_n[hid] = n
+    if n > 0:
+        h_key[hid, 0] = h_key[hid, n]
+        h_unit[hid, 0] = h_unit[hid, n]
+        h_ver[hid, 0] = h_ver[hid, n]
+        _sift_down_nb(h_key, h_unit, h_ver, n, hid, 0)
+    return unit, ver
+
+
+@njit(cache=True)
+def heap_compact_nb(h_key, h_unit, h_ver, h_n, hid, version):  # pragma: no cover - jitted
+    """Drop stale entries of heap ``hid`` and restore the heap order."""
+    n = 0
+    for i in range(h_n[hid]):
+        u = h_unit[hid, i]
+        if h_ver[hid, i] == version[u]:
+            h_key[hid, n] = h_key[hid, i]
+            h_unit[hid, n] = u
+            h_ver[hid, n] = h_ver[hid, i]
+            n += 1
+    h_n[hid] = n
+    for i in range(n // 2 - 1, -1, -1):
+        _sift_down_nb(h_key, h_unit, h_ver, n, hid, i)
+
+
+@njit(cache=True)
+def push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit, h_ver, h_n
+                 ):  # pragma: no cover - jitted
+    """Give unit ``u`` a new band around ``mark`` (its version is bumped first).
+
+    Returns
+    -------
+    bool
+        False when the slack is too small for a band: the caller must check the unit
+        exactly at every round until its state or the marks change that.
+    """
+    n_assets = mark.shape[0]
+    version[u] += 1
+    ver = version[u]
+    slack = const[u]
+    scale = abs(const[u])
+    weight = 0.0
+    for a in range(n_assets):
+        slack += lin[u, a] * mark[a]
+        scale += abs(lin[u, a]) * mark[a]
+        weight += abs(lin[u, a]) * sigma[a] * mark[a]
+    slack -= SLACK_MARGIN * scale
+    if slack <= 0.0:
+        return False
+    if weight == 0.0:
+        return True  # no exposure: the slack cannot change with prices
+    for a in range(n_assets):
+        la = lin[u, a]
+        if la == 0.0:
+            continue
+        band = slack * sigma[a] * mark[a] / weight
+        if la > 0.0:
+            heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * a, mark[a] - band, u, ver, version)
+        else:
+            heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * a + 1, -(mark[a] + band), u, ver,
+                         version)
+    return True
+
+
+@njit(cache=True)
+def collect_crossed_nb(mark, s_key, s_unit, s_start, cursor, h_key, h_unit, h_ver, h_n,
+                       version, flag, dirty, n_dirty):  # pragma: no cover - jitted
+    """Append to ``dirty`` every unit whose band the marks have left.
+
+    ``flag[u] & FLAG_DIRTY`` marks units already in ``dirty``. Static entries are valid only
+    while the unit's version is 0. Returns the new length of ``dirty``.
+    """
+    n_assets = mark.shape[0]
+    for a in range(n_assets):
+        for d in range(2):
+            hid = 2 * a + d
+            bound = mark[a] if d == 0 else -mark[a]
+            c = cursor[hid]
+            end = s_start[hid + 1]
+            while c < end and s_key[c] > bound:
+                u = s_unit[c]
+                if version[u] == 0 and (flag[u] & FLAG_DIRTY) == 0:
+                    flag[u] |= FLAG_DIRTY
+                    dirty[n_dirty] = u
+                    n_dirty += 1
+                c += 1
+            cursor[hid] = c
+            while h_n[hid] > 0 and h_key[hid, 0] > bound:
+                u, ver = heap_pop_nb(h_key, h_unit, h_ver, h_n, hid)
+                if ver == version[u] and (flag[u] & FLAG_DIRTY) == 0:
+                    flag[u] |= FLAG_DIRTY
+                    dirty[n_dirty] = u
+                    n_dirty += 1
+    return n_dirty

@@ -1,0 +1,169 @@
+"""Numba kernels for the state of one margin unit inside the replay: its slack form,
+valuation, bookkeeping of touched units and their restoration, and event records."""
+
+from __future__ import annotations
+
+from numba import njit
+
+from .codes import (
+    EF_BAD_DEBT,
+    EF_EXEC,
+    EF_FEE,
+    EF_MARK,
+    EF_NOTIONAL,
+    EF_QTY,
+    EI_ASSET,
+    EI_INSTRUMENT,
+    EI_KIND,
+    EI_PATH,
+    EI_ROUND,
+    EI_STEP,
+    EI_UNIT,
+    FLAG_BANKRUPT,
+    FLAG_CHANGED,
+    FLAG_LIQUIDATED,
+    FLAG_PENDING,
+    FLAG_TOUCHED,
+)
+
+
+@njit(cache=True)
+def refresh_unit_nb(u, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut, mmr,
+                    lin, const, n_open):  # pragma: no cover - jitted
+    """Recompute the linear slack coefficients of unit ``u`` from its state."""
+    n_assets = lin.shape[1]
+    for a in range(n_assets):
+        lin[u, a] = coll[u, a] * (1.0 - haircut[a])
+    c = usd[u]
+    k = 0
+    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+        q = qty[p]
+        if q != 0.0:
+            a = pos_asset[p]
+            lin[u, a] += q - mmr[a] * abs(q)
+            c -= q * pos_entry[p]
+            k += 1
+    const[u] = c
+    n_open[u] = k
+
+
+@njit(cache=True)
+def unit_values_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut,
+                   mmr):  # pragma: no cover - jitted
+    """Equity, maintenance, notional and wallet of unit ``u`` at ``marks``."""
+    wallet = usd[u]
+    for a in range(marks.shape[0]):
+        wallet += coll[u, a] * marks[a] * (1.0 - haircut[a])
+    equity = wallet
+    maint = 0.0
+    notional = 0.0
+    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+        q = qty[p]
+        if q != 0.0:
+            m = marks[pos_asset[p]]
+            equity += q * (m - pos_entry[p])
+            notional += abs(q) * m
+            maint += abs(q) * m * mmr[pos_asset[p]]
+    return equity, maint, notional, wallet
+
+
+@njit(cache=True)
+def put_event_nb(ev_i, ev_f, n, path, step, rnd, unit, kind, instrument, asset, qty, mark, xprice,
+               notional, fee, bad_debt):  # pragma: no cover - jitted
+    ev_i[n, EI_PATH] = path
+    ev_i[n, EI_STEP] = step
+    ev_i[n, EI_ROUND] = rnd
+    ev_i[n, EI_UNIT] = unit
+    ev_i[n, EI_KIND] = kind
+    ev_i[n, EI_INSTRUMENT] = instrument
+    ev_i[n, EI_ASSET] = asset
+    ev_f[n, EF_QTY] = qty
+    ev_f[n, EF_MARK] = mark
+    ev_f[n, EF_EXEC] = xprice
+    ev_f[n, EF_NOTIONAL] = notional
+    ev_f[n, EF_FEE] = fee
+    ev_f[n, EF_BAD_DEBT] = bad_debt
+
+
+@njit(cache=True)
+def touch_nb(u, flag, touched, n_touched):  # pragma: no cover - jitted
+    """Remember that unit ``u`` must be restored at the end of the path."""
+    if (flag[u] & FLAG_TOUCHED) == 0:
+        flag[u] |= FLAG_TOUCHED
+        touched[n_touched] = u
+        n_touched += 1
+    return n_touched
+
+
+@njit(cache=True)
+def state_changed_nb(u, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut, mmr,
+                      lin, const, n_open, version, flag, pending, n_pending
+                      ):  # pragma: no cover - jitted
+    """After a change to unit ``u``: new slack form, old bands void, exact check next round."""
+    refresh_unit_nb(u, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut, mmr,
+                    lin, const, n_open)
+    version[u] += 1
+    flag[u] |= FLAG_CHANGED
+    if (flag[u] & FLAG_PENDING) == 0:
+        flag[u] |= FLAG_PENDING
+        pending[n_pending] = u
+        n_pending += 1
+    return n_pending
+
+
+@njit(cache=True)
+def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, unit_account,
+                 navk, navc, touched, n_touched, flag, corr_i, corr_f, n_corr, acct_liq,
+                 acct_bank, stamp_liq, stamp_bank):  # pragma: no cover - jitted
+    """Account outputs of path ``i``: PnL corrections of changed units and liquidation
+    counts. Returns the new number of corrections, or -1 if they do not fit."""
+    n_assets = mark.shape[0]
+    need = 0
+    for j in range(n_touched):
+        if flag[touched[j]] & FLAG_CHANGED:
+            need += 1
+    if n_corr + need > corr_i.shape[0]:
+        return -1
+    for j in range(n_touched):
+        u = touched[j]
+        acc = unit_account[u]
+        if flag[u] & FLAG_CHANGED:
+            nav = usd[u]
+            linear = navc[u]
+            for a in range(n_assets):
+                nav += coll[u, a] * mark[a]
+                linear += navk[u, a] * mark[a]
+            for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+                if qty[p] != 0.0:
+                    nav += qty[p] * (mark[pos_asset[p]] - pos_entry[p])
+            corr_i[n_corr, 0] = i
+            corr_i[n_corr, 1] = acc
+            corr_f[n_corr] = nav - linear
+            n_corr += 1
+        if (flag[u] & FLAG_LIQUIDATED) and stamp_liq[acc] != i:
+            stamp_liq[acc] = i
+            acct_liq[acc] += 1
+        if (flag[u] & FLAG_BANKRUPT) and stamp_bank[acc] != i:
+            stamp_bank[acc] = i
+            acct_bank[acc] += 1
+    return n_corr
+
+
+@njit(cache=True)
+def restore_nb(touched, n_touched, usd, coll, qty, lin, const, n_open, version, flag,
+                unit_usd0, unit_coll0, pos_qty0, lin0, const0, n_open0, unit_pos_start
+                ):  # pragma: no cover - jitted
+    """Put the touched units back in their initial state."""
+    n_assets = coll.shape[1]
+    for j in range(n_touched):
+        u = touched[j]
+        usd[u] = unit_usd0[u]
+        for a in range(n_assets):
+            coll[u, a] = unit_coll0[u, a]
+            lin[u, a] = lin0[u, a]
+        for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+            qty[p] = pos_qty0[p]
+        const[u] = const0[u]
+        n_open[u] = n_open0[u]
+        version[u] = 0
+        flag[u] = 0

@@ -1,11 +1,19 @@
 """Per-account and venue-level estimates, built from chunk outputs in bounded memory.
 
-Each chunk writes ``chunks/accounts-NNNNN.parquet``: per account, the number of paths on
-which it was liquidated / bankrupt, the sum and sum of squares of its PnL, and either
+An account's PnL on a path is a linear function of the path's final marks (what its
+initial book is worth there) plus a correction for each of its units that changed on the
+path (liquidated, deleveraged). Each chunk writes the corrections
+(``chunks/pnl-NNNNN.parquet``) and per-account liquidation / bankruptcy counts
+(``chunks/accounts-NNNNN.parquet``), and reduces its (paths x accounts) PnL matrix, in
+blocks, to an :class:`AccountPartial`: per account, the sum and sum of squares of its PnL
+and either
 
 - ``exact`` mode: its largest losses (``risk.tail_size`` of them, enough for the exact
   VaR/ES of the whole run and their standard errors), or
 - ``batch`` mode: the chunk's own VaR/ES estimates and standard errors.
+
+Workers return their partial; after ``--resume`` the partials of chunks finished earlier
+are rebuilt from their files, bit for bit.
 
 Exact mode is used while the merged tails of all accounts fit in
 ``simulation.account_tail_budget_mb``; beyond it (many paths x many accounts) the run's
@@ -30,6 +38,7 @@ import pyarrow.parquet as pq
 from . import risk
 from .book import Book
 from .margin.engine import ReplayResult
+from .output import write_parquet
 from .scenario import Scenario
 
 ALPHA = 0.99
@@ -38,53 +47,98 @@ PNL_BLOCK_BYTES = 64 << 20
 
 
 def tail_mode(n_paths: int, n_accounts: int, budget_mb: float) -> str:
-    """``exact`` when the per-account loss tails of the whole run fit the budget."""
+    """``exact`` when the per-account loss tails of the whole run fit the budget.
+
+    The driver holds one merged tail and one chunk's tail at a time.
+    """
     need = risk.tail_size(n_paths, ALPHA) * n_accounts * 8
     return "exact" if need <= budget_mb * (1 << 20) else "batch"
 
 
-def chunk_account_table(res: ReplayResult, acct_navk: np.ndarray, s0: np.ndarray, mode: str,
-                        n_paths_total: int) -> pa.Table:
-    """Per-account partial aggregates of one chunk (see the module notes)."""
+@dataclass
+class AccountPartial:
+    """Per-account aggregates of one chunk (see the module notes)."""
+
+    n: int
+    liquidated: np.ndarray
+    bankrupt: np.ndarray
+    pnl_sum: np.ndarray
+    pnl_sumsq: np.ndarray
+    tail: np.ndarray | None = None  # exact mode: largest losses, (keep, n_acc), descending
+    batch: np.ndarray | None = None  # batch mode: (4, n_acc) var, var_se, es, es_se
+
+
+def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray,
+                  corr_path: np.ndarray, corr_account: np.ndarray, corr_delta: np.ndarray,
+                  liquidated: np.ndarray, bankrupt: np.ndarray, mode: str,
+                  n_paths_total: int) -> AccountPartial:
+    """Per-account aggregates of one chunk from its final marks and PnL corrections.
+
+    ``corr_path`` counts paths from the start of the chunk. The (paths x accounts) PnL
+    matrix is formed in blocks of at most ``PNL_BLOCK_BYTES``.
+    """
     n_acc = acct_navk.shape[0]
-    n = res.final_price.shape[0]
+    n = final_price.shape[0]
     pnl_sum = np.zeros(n_acc)
     pnl_sumsq = np.zeros(n_acc)
     keep = risk.tail_size(n_paths_total, ALPHA)
-    tails: list[np.ndarray] = []
-    var = np.zeros(n_acc)
-    var_se = np.zeros(n_acc)
-    es = np.zeros(n_acc)
-    es_se = np.zeros(n_acc)
+    tail = np.empty((min(keep, n), n_acc)) if mode == "exact" else None
+    batch = np.empty((4, n_acc)) if mode != "exact" else None
+    order = np.argsort(corr_account, kind="stable")
+    corr_path, corr_account, corr_delta = corr_path[order], corr_account[order], corr_delta[order]
     block = max(1, PNL_BLOCK_BYTES // (8 * max(n, 1)))
     for start in range(0, n_acc, block):
         stop = min(n_acc, start + block)
-        pnl = res.account_pnl(acct_navk, s0, start, stop)
+        pnl = (final_price - s0) @ acct_navk[start:stop].T
+        lo, hi = np.searchsorted(corr_account, [start, stop])
+        np.add.at(pnl, (corr_path[lo:hi], corr_account[lo:hi] - start), corr_delta[lo:hi])
         pnl_sum[start:stop] = pnl.sum(axis=0)
         pnl_sumsq[start:stop] = (pnl * pnl).sum(axis=0)
         losses = -pnl
-        if mode == "exact":
-            tails.append(risk.merge_tails(np.empty((0, stop - start)), losses, keep))
+        if tail is not None:
+            tail[:, start:stop] = risk.merge_tails(np.empty((0, stop - start)), losses, keep)
         else:
             for j in range(stop - start):
-                var[start + j], var_se[start + j], es[start + j], es_se[start + j] = (
-                    risk.var_es(losses[:, j], ALPHA))
-    columns: dict[str, Any] = {
-        "paths": pa.array(np.full(n_acc, n, dtype=np.int64)),
-        "liquidated": pa.array(res.acct_liquidated),
-        "bankrupt": pa.array(res.acct_bankrupt),
-        "pnl_sum": pa.array(pnl_sum),
-        "pnl_sumsq": pa.array(pnl_sumsq),
-    }
-    if mode == "exact":
-        tail = np.concatenate(tails, axis=1) if tails else np.empty((0, n_acc))
-        k = tail.shape[0]
-        columns["loss_tail"] = pa.FixedSizeListArray.from_arrays(
-            pa.array(np.ascontiguousarray(tail.T).reshape(-1)), k)
-    else:
-        columns.update({"var_99": var, "var_99_stderr": var_se, "es_99": es,
-                        "es_99_stderr": es_se})
-    return pa.table(columns)
+                batch[:, start + j] = risk.var_es(losses[:, j], ALPHA)
+    return AccountPartial(n, liquidated.astype(np.int64), bankrupt.astype(np.int64), pnl_sum,
+                          pnl_sumsq, tail, batch)
+
+
+def write_chunk_files(res: ReplayResult, first_path: int, out_dir: Path, index: int,
+                      meta: dict[bytes, bytes]) -> None:
+    """Persist what :func:`load_chunk_partial` needs besides the ``paths/`` part."""
+    counts = pa.table({"liquidated": res.acct_liquidated, "bankrupt": res.acct_bankrupt})
+    write_parquet(counts, out_dir / "chunks" / f"accounts-{index:05d}.parquet", meta)
+    corr = pa.table({"path_id": res.corr_path + first_path,
+                     "account": res.corr_account.astype(np.int32),
+                     "pnl_correction": res.corr_delta})
+    write_parquet(corr, out_dir / "chunks" / f"pnl-{index:05d}.parquet", meta)
+
+
+def load_chunk_partial(out_dir: Path, index: int, first_path: int, symbols: tuple[str, ...],
+                       s0: np.ndarray, acct_navk: np.ndarray, mode: str,
+                       n_paths_total: int) -> AccountPartial:
+    """Rebuild a finished chunk's :class:`AccountPartial` from its files (for resume)."""
+    name = f"part-{index:05d}.parquet"
+    paths = pq.read_table(out_dir / "paths" / name,
+                          columns=[f"final_price_{s}" for s in symbols])
+    final = np.column_stack([paths.column(i).to_numpy() for i in range(len(symbols))])
+    counts = pq.read_table(out_dir / "chunks" / f"accounts-{index:05d}.parquet")
+    corr = pq.read_table(out_dir / "chunks" / f"pnl-{index:05d}.parquet")
+    return chunk_partial(final, s0, acct_navk,
+                         corr.column("path_id").to_numpy() - first_path,
+                         corr.column("account").to_numpy().astype(np.int64),
+                         corr.column("pnl_correction").to_numpy(),
+                         counts.column("liquidated").to_numpy(),
+                         counts.column("bankrupt").to_numpy(), mode, n_paths_total)
+
+
+def chunk_files_exist(out_dir: Path, index: int) -> bool:
+    """Whether every file of chunk ``index`` is in place (the ``paths`` part comes last)."""
+    return all(p.exists() for p in (
+        out_dir / "paths" / f"part-{index:05d}.parquet",
+        out_dir / "chunks" / f"accounts-{index:05d}.parquet",
+        out_dir / "chunks" / f"pnl-{index:05d}.parquet"))
 
 
 @dataclass
@@ -92,6 +146,7 @@ class AccountTotals:
     """Per-account aggregates merged over chunks (in chunk order)."""
 
     mode: str
+    keep: int
     n: int = 0
     liquidated: np.ndarray | None = None
     bankrupt: np.ndarray | None = None
@@ -103,45 +158,30 @@ class AccountTotals:
     es_w: np.ndarray | None = None
     es_se2: np.ndarray | None = None
 
-    def add(self, table: pa.Table, keep: int) -> None:
-        """Merge one chunk's table."""
-        col = {name: table.column(name).to_numpy() for name in
-               ("liquidated", "bankrupt", "pnl_sum", "pnl_sumsq")}
-        m = int(table.column("paths")[0].as_py()) if table.num_rows else 0
+    def add(self, part: AccountPartial) -> None:
+        """Merge one chunk's aggregates (call in chunk order)."""
         if self.liquidated is None:
-            self.liquidated, self.bankrupt = col["liquidated"].copy(), col["bankrupt"].copy()
-            self.pnl_sum, self.pnl_sumsq = col["pnl_sum"].copy(), col["pnl_sumsq"].copy()
+            self.liquidated, self.bankrupt = part.liquidated.copy(), part.bankrupt.copy()
+            self.pnl_sum, self.pnl_sumsq = part.pnl_sum.copy(), part.pnl_sumsq.copy()
         else:
-            self.liquidated += col["liquidated"]
-            self.bankrupt += col["bankrupt"]
-            self.pnl_sum += col["pnl_sum"]
-            self.pnl_sumsq += col["pnl_sumsq"]
-        self.n += m
+            self.liquidated += part.liquidated
+            self.bankrupt += part.bankrupt
+            self.pnl_sum += part.pnl_sum
+            self.pnl_sumsq += part.pnl_sumsq
+        self.n += part.n
+        m = part.n
         if self.mode == "exact":
-            arr = table.column("loss_tail").combine_chunks()
-            width = arr.type.list_size
-            tail = arr.flatten().to_numpy().reshape(-1, width).T
-            self.tail = tail if self.tail is None else risk.merge_tails(self.tail, tail, keep)
+            self.tail = (part.tail if self.tail is None
+                         else risk.merge_tails(self.tail, part.tail, self.keep))
         else:
-            parts = {k: table.column(k).to_numpy() for k in
-                     ("var_99", "var_99_stderr", "es_99", "es_99_stderr")}
+            var, var_se, es, es_se = part.batch
             if self.var_w is None:
-                self.var_w, self.es_w = np.zeros_like(parts["var_99"]), np.zeros_like(
-                    parts["es_99"])
-                self.var_se2, self.es_se2 = np.zeros_like(self.var_w), np.zeros_like(self.es_w)
-            self.var_w += m * parts["var_99"]
-            self.es_w += m * parts["es_99"]
-            self.var_se2 += (m * parts["var_99_stderr"]) ** 2
-            self.es_se2 += (m * parts["es_99_stderr"]) ** 2
-
-
-def merge_chunk_tables(paths: list[Path], mode: str, n_paths_total: int) -> AccountTotals:
-    """Read chunk account tables one at a time, in the given (chunk) order, and merge."""
-    totals = AccountTotals(mode=mode)
-    keep = risk.tail_size(n_paths_total, ALPHA)
-    for path in paths:
-        totals.add(pq.read_table(path), keep)
-    return totals
+                self.var_w, self.es_w = np.zeros_like(var), np.zeros_like(es)
+                self.var_se2, self.es_se2 = np.zeros_like(var), np.zeros_like(es)
+            self.var_w += m * var
+            self.es_w += m * es
+            self.var_se2 += (m * var_se) ** 2
+            self.es_se2 += (m * es_se) ** 2
 
 
 def accounts_table(book: Book, agg: AccountTotals) -> pa.Table:

@@ -7,8 +7,8 @@ per-account aggregates are merged in chunk order, so the same seed and chunk siz
 bit-identical files with any ``jobs`` or backend. ``SeedSequence.spawn`` children depend
 only on their index, so a run with more paths repeats the chunks of a shorter one.
 
-A chunk writes ``events/``, ``prices/`` (optional) and ``chunks/accounts-*`` first and its
-``paths/`` part last, each atomically; a chunk whose ``paths`` part exists is complete.
+A chunk writes ``events/``, ``prices/`` (optional) and ``chunks/`` first and its ``paths/``
+part last, each atomically; a chunk whose files all exist is complete.
 ``manifest.json`` is written when the run starts (``"status": "running"``) and again at
 the end (``"complete"``, with timings and checksums); ``--resume`` checks that it
 describes the same scenario and runs only the missing chunks.
@@ -20,6 +20,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 from joblib import Parallel, delayed, parallel_config
 
-from . import aggregate, output
+from . import aggregate, output, risk
 from .book import Book, build_book
 from .errors import MarginsimError, RunDirectoryError
 from .margin import EngineRules, replay
@@ -115,12 +116,9 @@ def plan_chunks(n_paths: int, chunk_paths: int, seed: int) -> list[ChunkTask]:
             for i in range(n_chunks)]
 
 
-def _accounts_part(out_dir: Path, index: int) -> Path:
-    return out_dir / "chunks" / f"accounts-{index:05d}.parquet"
-
-
-def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, float]:
-    """Simulate one chunk and write its files; return its timings in seconds."""
+def run_chunk(ctx: ChunkContext, task: ChunkTask
+              ) -> tuple[aggregate.AccountPartial, dict[str, float]]:
+    """Simulate one chunk and write its files; return its account aggregates and timings."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(task.seed)
     exo = generate_paths(ctx.inputs, task.n_paths, rng)
@@ -130,8 +128,10 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, float]:
                  index=ctx.index)
     del exo
     t2 = time.perf_counter()
-    accounts = aggregate.chunk_account_table(res, ctx.acct_navk, ctx.inputs.s0, ctx.tail_mode,
-                                             ctx.n_paths_total)
+    partial = aggregate.chunk_partial(res.final_price, ctx.inputs.s0, ctx.acct_navk,
+                                      res.corr_path, res.corr_account, res.corr_delta,
+                                      res.acct_liquidated, res.acct_bankrupt, ctx.tail_mode,
+                                      ctx.n_paths_total)
     t3 = time.perf_counter()
     name = output.part_name(task.index)
     meta = {**ctx.metadata, b"marginsim.chunk": str(task.index).encode()}
@@ -141,11 +141,12 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask) -> dict[str, float]:
     if n_save:
         output.write_parquet(output.prices_table(res.marks, task.first_path, ctx.symbols),
                              ctx.out_dir / "prices" / name, meta)
-    output.write_parquet(accounts, _accounts_part(ctx.out_dir, task.index), meta)
+    aggregate.write_chunk_files(res, task.first_path, ctx.out_dir, task.index, meta)
     output.write_parquet(output.paths_table(res, task.first_path, ctx.symbols),
                          ctx.out_dir / "paths" / name, meta)  # last: marks the chunk done
     t4 = time.perf_counter()
-    return {"paths": t1 - t0, "engine": t2 - t1, "accounts": t3 - t2, "write": t4 - t3}
+    return partial, {"paths": t1 - t0, "engine": t2 - t1, "accounts": t3 - t2,
+                     "write": t4 - t3}
 
 
 class Progress:
@@ -223,34 +224,17 @@ def prepare_run_dir(out_dir: Path, scenario: Scenario, save_prices: int, resume:
         raise RunDirectoryError(f"{out_dir}: cannot create the run directory: {exc}") from None
 
 
-def _dispatch(ctx: ChunkContext, tasks: list[ChunkTask], jobs: int, backend: str,
-              scheduler: str | None, bar: Progress) -> dict[str, float]:
-    """Run ``tasks``; return the sum of their timings."""
-    seconds: dict[str, float] = {}
-
-    def account(task: ChunkTask, secs: dict[str, float]) -> None:
-        for key, value in secs.items():
-            seconds[key] = seconds.get(key, 0.0) + value
-        bar.update(task.n_paths)
-
+def _dispatch(ctx: ChunkContext, tasks: list[ChunkTask], jobs: int, client: Any
+              ) -> Iterator[tuple[aggregate.AccountPartial, dict[str, float]]]:
+    """Run ``tasks``; yield their results in task order."""
     if not tasks:
-        return seconds
-    if backend == "dask":
-        client = _dask_client(scheduler)
-        try:
-            with parallel_config(backend="dask", wait_for_workers_timeout=60):
-                results = Parallel(n_jobs=-1)(delayed(run_chunk)(ctx, t) for t in tasks)
-        finally:
-            client.close()
-        for task, secs in zip(tasks, results, strict=True):
-            account(task, secs)
-        return seconds
+        return iter(())
+    if client is not None:  # dask: the default client is the one just connected
+        with parallel_config(backend="dask", wait_for_workers_timeout=60):
+            return iter(Parallel(n_jobs=-1)(delayed(run_chunk)(ctx, t) for t in tasks))
     n_jobs = min(jobs if jobs > 0 else (os.cpu_count() or 1), len(tasks))
     parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")
-    for task, secs in zip(tasks, parallel(delayed(run_chunk)(ctx, t) for t in tasks),
-                          strict=True):
-        account(task, secs)
-    return seconds
+    return parallel(delayed(run_chunk)(ctx, t) for t in tasks)
 
 
 def _configure_dask_worker() -> None:
@@ -316,25 +300,48 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     version = _version()
     out = (Path(out_dir) if out_dir is not None else default_run_dir(scenario)).absolute()
     ctx = ChunkContext.build(scenario, out, save_prices, version)
-    prepare_run_dir(out, scenario, save_prices, resume)
+    client = _dask_client(scheduler) if backend == "dask" else None
+    try:
+        prepare_run_dir(out, scenario, save_prices, resume)
+        return _run_prepared(scenario, ctx, out, jobs, save_prices, progress, resume, backend,
+                             client, version, wall0)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
+                  save_prices: int, progress: bool, resume: bool, backend: str, client: Any,
+                  version: str, wall0: float) -> RunResult:
     sim = scenario.simulation
     tasks = plan_chunks(sim.paths, sim.chunk_paths, sim.seed)
-    done = [t for t in tasks if resume and (out / "paths" / output.part_name(t.index)).exists()
-            and _accounts_part(out, t.index).exists()]
-    todo = [t for t in tasks if t not in done]
+    done = {t.index for t in tasks if resume and aggregate.chunk_files_exist(out, t.index)}
+    todo = [t for t in tasks if t.index not in done]
     manifest = {"status": "running", **_identity(scenario, save_prices),
                 "scenario_name": scenario.name, "scenario_source": scenario.source,
                 "scenario": scenario.document, "scenario_resolved": scenario.resolved(),
                 "n_chunks": len(tasks), "versions": _versions(version)}
     if not resume:
         output.write_json(manifest, out / "manifest.json")
-    bar = Progress(sim.paths, len(tasks), progress, sum(t.n_paths for t in done), len(done))
+    bar = Progress(sim.paths, len(tasks), progress,
+                   sum(t.n_paths for t in tasks if t.index in done), len(done))
+    totals = aggregate.AccountTotals(ctx.tail_mode, risk.tail_size(sim.paths, aggregate.ALPHA))
+    seconds: dict[str, float] = {}
     try:
-        seconds = _dispatch(ctx, todo, jobs, backend, scheduler, bar)
+        results = _dispatch(ctx, todo, jobs, client)
+        for task in tasks:  # merge in chunk order, whatever finished first
+            if task.index in done:
+                totals.add(aggregate.load_chunk_partial(
+                    out, task.index, task.first_path, ctx.symbols, ctx.inputs.s0,
+                    ctx.acct_navk, ctx.tail_mode, sim.paths))
+                continue
+            partial, secs = next(results)
+            totals.add(partial)
+            for key, value in secs.items():
+                seconds[key] = seconds.get(key, 0.0) + value
+            bar.update(task.n_paths)
     finally:
         bar.close()
-    totals = aggregate.merge_chunk_tables([_accounts_part(out, t.index) for t in tasks],
-                                          ctx.tail_mode, sim.paths)
     output.write_parquet(aggregate.accounts_table(ctx.book, totals), out / "accounts.parquet",
                          ctx.metadata)
     summary = aggregate.summarise(out, scenario)

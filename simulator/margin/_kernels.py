@@ -478,6 +478,7 @@ def replay_nb(exo, depth, haircut, mmr, sigma, unit_usd0, unit_coll0, unit_pos_s
             return ev_start, n_corr, i, OVERFLOW_EVENTS
         for a in range(n_assets):
             final_price[i, a] = mark[a]
+        touched[:n_touched] = np.sort(touched[:n_touched])  # outputs in unit order
         n_corr_new = end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, unit_pos_start,
                                   unit_account, navk, navc, touched, n_touched, flag, corr_i,
                                   corr_f, n_corr, acct_liq, acct_bank, stamp_liq, stamp_bank)

@@ -1,0 +1,142 @@
+"""Scale benchmarks of the engine and of whole runs, each beside a reference timed in the
+same run.
+
+``paths``    path generation: our kernel vs the plain NumPy way (standard_normal, @ L.T,
+             cumsum, exp) on 5 correlated assets x 100,000 paths x 288 steps.
+``workload`` a full ``run`` of benchmarks/scenarios/five-asset-2000.toml (same paths,
+             2,000 accounts, linear impact, Parquet) vs NumPy generating the paths alone.
+``accounts`` engine (replay) time from 1,000 to 100,000 accounts with rare liquidations
+             (low leverage, open interest held constant), indexed vs full scan (every
+             account checked at every step and round: the naive cost).
+
+Usage::
+
+    python benchmarks/bench_scale.py paths|workload|accounts [--paths N] [--jobs J]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from simulator.book import build_book
+from simulator.margin import EngineRules, replay
+from simulator.margin.engine import BookIndex
+from simulator.paths import generate_paths, prepare_path_inputs
+from simulator.runner import run
+from simulator.scenario import load_scenario
+
+HERE = Path(__file__).parent
+WORKLOAD = HERE / "scenarios" / "five-asset-2000.toml"
+
+
+def numpy_paths(inputs, n_paths, rng):
+    """The plain NumPy way, chunked like ours so both fit in memory the same way."""
+    chol, drift, scale = inputs.chol[0], inputs.drift_step[0], inputs.diff_scale[0]
+    out = []
+    for start in range(0, n_paths, 4096):
+        n = min(4096, n_paths - start)
+        z = rng.standard_normal((n, inputs.steps, inputs.n_assets))
+        log_returns = drift + scale * (z @ chol.T)
+        prices = np.empty((n, inputs.steps + 1, inputs.n_assets))
+        prices[:, 0] = inputs.s0
+        prices[:, 1:] = inputs.s0 * np.exp(np.cumsum(log_returns, axis=1))
+        out.append(prices[-1, -1, 0])
+    return out
+
+
+def ours_paths(inputs, n_paths, rng):
+    out = []
+    for start in range(0, n_paths, 4096):
+        prices = generate_paths(inputs, min(4096, n_paths - start), rng)
+        out.append(prices[-1, -1, 0])
+    return out
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def bench_paths(n_paths: int) -> float:
+    inputs = prepare_path_inputs(load_scenario(WORKLOAD))
+    generate_paths(inputs, 4, np.random.default_rng(0))
+    t_np = timed(lambda: numpy_paths(inputs, n_paths, np.random.default_rng(1)))
+    t_ours = timed(lambda: ours_paths(inputs, n_paths, np.random.default_rng(1)))
+    cells = n_paths * inputs.steps * inputs.n_assets
+    print(f"path generation, {n_paths:,} paths x {inputs.steps} steps x {inputs.n_assets} "
+          "assets, one process")
+    print(f"  numpy (reference)  {t_np:8.2f} s  {cells / t_np:14,.0f} asset-steps/s")
+    print(f"  marginsim kernel   {t_ours:8.2f} s  {cells / t_ours:14,.0f} asset-steps/s")
+    print(f"  speed-up: {t_np / t_ours:.2f}x")
+    return t_np
+
+
+def bench_workload(n_paths: int, jobs: int) -> None:
+    t_np = bench_paths(n_paths)
+    sc = load_scenario(WORKLOAD, [f"simulation.paths={n_paths}"])
+    with tempfile.TemporaryDirectory() as tmp:
+        run(load_scenario(WORKLOAD, ["simulation.paths=50"]), Path(tmp) / "warm")
+        t0 = time.perf_counter()
+        result = run(sc, Path(tmp) / "run", jobs=jobs)
+        t_run = time.perf_counter() - t0
+        size = sum(p.stat().st_size for p in (Path(tmp) / "run").rglob("*") if p.is_file())
+    liq = result.summary["metrics"]["n_liquidations_mean"]["estimate"]
+    print(f"full run, 2,000 accounts, jobs={jobs}: {t_run:.2f} s "
+          f"({n_paths / t_run:,.0f} paths/s; {liq:.2f} liquidations per path; "
+          f"{size / 1e6:.1f} MB written)")
+    print(f"  full run / numpy path generation alone: {t_run / t_np:.2f}x the time")
+
+
+def bench_accounts(n_paths: int) -> None:
+    print(f"engine (replay) time, {n_paths:,} paths x 288 steps x 5 assets, rare liquidations")
+    print(f"  {'accounts':>9} {'indexed s':>10} {'full scan s':>12} {'liq/path':>9} {'ratio':>7}")
+    for count in (1_000, 10_000, 100_000):
+        # rare liquidations: low leverage, and the same total open interest at every count
+        median_usd = 20_000.0 * 1_000 / count
+        sc = load_scenario(WORKLOAD, [
+            f"population.count={count}", f"simulation.paths={n_paths}",
+            f'population.notional_usd={{dist="lognormal",median={median_usd},sigma=1.2}}',
+            'population.leverage={dist="lognormal",median=2.0,sigma=0.4,min=1.0,max=6.0}'])
+        book = build_book(sc)
+        inputs = prepare_path_inputs(sc)
+        exo = generate_paths(inputs, n_paths, np.random.default_rng(3))
+        times = {}
+        for full_scan in (False, True):
+            if full_scan and count > 10_000:
+                continue
+            rules = EngineRules.from_scenario(sc.venue, sc.liquidity, sc.market,
+                                              full_scan=full_scan)
+            index = BookIndex.build(book, rules, inputs.s0)
+            replay(exo[:2], inputs.depth_usd, book, rules, index=index)  # compile
+            t0 = time.perf_counter()
+            res = replay(exo, inputs.depth_usd, book, rules, index=index)
+            times[full_scan] = time.perf_counter() - t0
+        liq = res.path_i[:, 0].mean()
+        full = times.get(True)
+        ratio = f"{full / times[False]:6.1f}x" if full else "      -"
+        full_s = f"{full:12.2f}" if full else f"{'(skipped)':>12}"
+        print(f"  {count:>9,} {times[False]:10.3f} {full_s} {liq:9.3f} {ratio}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("paths", "workload", "accounts"))
+    parser.add_argument("--paths", type=int, default=None)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    if args.what == "paths":
+        bench_paths(args.paths or 100_000)
+    elif args.what == "workload":
+        bench_workload(args.paths or 100_000, args.jobs)
+    else:
+        bench_accounts(args.paths or 1000)
+
+
+if __name__ == "__main__":
+    main()

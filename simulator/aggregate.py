@@ -64,7 +64,7 @@ class AccountPartial:
     bankrupt: np.ndarray
     pnl_sum: np.ndarray
     pnl_sumsq: np.ndarray
-    tail: np.ndarray | None = None  # exact mode: largest losses, (keep, n_acc), descending
+    tail: np.ndarray | None = None  # exact mode: largest losses, (n_acc, keep), any order
     batch: np.ndarray | None = None  # batch mode: (4, n_acc) var, var_se, es, es_se
 
 
@@ -82,24 +82,24 @@ def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray
     pnl_sum = np.zeros(n_acc)
     pnl_sumsq = np.zeros(n_acc)
     keep = risk.tail_size(n_paths_total, ALPHA)
-    tail = np.empty((min(keep, n), n_acc)) if mode == "exact" else None
+    tail = np.empty((n_acc, min(keep, n))) if mode == "exact" else None
     batch = np.empty((4, n_acc)) if mode != "exact" else None
     order = np.argsort(corr_account, kind="stable")
     corr_path, corr_account, corr_delta = corr_path[order], corr_account[order], corr_delta[order]
     block = max(1, PNL_BLOCK_BYTES // (8 * max(n, 1)))
     for start in range(0, n_acc, block):
         stop = min(n_acc, start + block)
-        pnl = (final_price - s0) @ acct_navk[start:stop].T
+        # one row per account, one column per path
+        losses = acct_navk[start:stop] @ (s0 - final_price).T
         lo, hi = np.searchsorted(corr_account, [start, stop])
-        np.add.at(pnl, (corr_path[lo:hi], corr_account[lo:hi] - start), corr_delta[lo:hi])
-        pnl_sum[start:stop] = pnl.sum(axis=0)
-        pnl_sumsq[start:stop] = (pnl * pnl).sum(axis=0)
-        losses = -pnl
+        np.add.at(losses, (corr_account[lo:hi] - start, corr_path[lo:hi]), -corr_delta[lo:hi])
+        pnl_sum[start:stop] = -losses.sum(axis=1)
+        pnl_sumsq[start:stop] = np.einsum("ij,ij->i", losses, losses)
         if tail is not None:
-            tail[:, start:stop] = risk.merge_tails(np.empty((0, stop - start)), losses, keep)
+            tail[start:stop] = risk.top_rows(losses, keep)
         else:
             for j in range(stop - start):
-                batch[:, start + j] = risk.var_es(losses[:, j], ALPHA)
+                batch[:, start + j] = risk.var_es(losses[j], ALPHA)
     return AccountPartial(n, liquidated.astype(np.int64), bankrupt.astype(np.int64), pnl_sum,
                           pnl_sumsq, tail, batch)
 
@@ -193,7 +193,8 @@ def accounts_table(book: Book, agg: AccountTotals) -> pa.Table:
     liq = agg.liquidated / n
     bank = agg.bankrupt / n
     if agg.mode == "exact":
-        est = np.array([risk.var_es_from_tail(agg.tail[:, j], n, ALPHA) for j in range(n_acc)]
+        tail = risk.sorted_desc(agg.tail)
+        est = np.array([risk.var_es_from_tail(tail[j], n, ALPHA) for j in range(n_acc)]
                        ).reshape(n_acc, 4)
         var99, var_se, es99, es_se = est.T
     else:

@@ -111,20 +111,41 @@ def var_es(losses: np.ndarray, alpha: float) -> tuple[float, float, float, float
     return var_es_from_tail(tail, n, alpha)
 
 
-def merge_tails(a: np.ndarray, b: np.ndarray, keep: int) -> np.ndarray:
-    """Keep the ``keep`` largest values along axis 0 of two tails (descending order).
+def top_rows(values: np.ndarray, keep: int) -> np.ndarray:
+    """The ``keep`` largest values of each row, in no particular order.
 
     Parameters
     ----------
-    a, b : ndarray, shape (ka, m) and (kb, m)
-        Largest losses per column (any order).
+    values : ndarray, shape (m, w)
+        One row per account (C-contiguous rows make this fast).
     keep : int
 
     Returns
     -------
-    ndarray, shape (min(keep, ka + kb), m), each column in descending order
+    ndarray, shape (m, min(keep, w))
     """
-    both = np.concatenate([a, b], axis=0)
-    if both.shape[0] > keep:
-        both = np.partition(both, both.shape[0] - keep, axis=0)[both.shape[0] - keep:]
-    return -np.sort(-both, axis=0)
+    w = values.shape[1]
+    if w <= keep:
+        return values
+    return np.partition(values, w - keep, axis=1)[:, w - keep:]
+
+
+def merge_tails(a: np.ndarray, b: np.ndarray, keep: int) -> np.ndarray:
+    """Keep the ``keep`` largest values of each row of two tails (no particular order).
+
+    Parameters
+    ----------
+    a, b : ndarray, shape (m, ka) and (m, kb)
+        Largest losses per row (account), any order.
+    keep : int
+
+    Returns
+    -------
+    ndarray, shape (m, min(keep, ka + kb))
+    """
+    return top_rows(np.concatenate([a, b], axis=1), keep)
+
+
+def sorted_desc(tail: np.ndarray) -> np.ndarray:
+    """Rows of a tail in descending order (what :func:`var_es_from_tail` takes)."""
+    return -np.sort(-tail, axis=1)

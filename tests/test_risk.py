@@ -37,11 +37,12 @@ def test_streamed_tails_equal_the_full_sample():
     n_paths, n_accounts = 5000, 7
     losses = rng.standard_t(3, size=(n_paths, n_accounts))
     keep = risk.tail_size(n_paths, 0.99)
-    tail = np.empty((0, n_accounts))
+    tail = np.empty((n_accounts, 0))
     for chunk in np.array_split(losses, 9):
-        tail = risk.merge_tails(tail, chunk, keep)
+        tail = risk.merge_tails(tail, risk.top_rows(np.ascontiguousarray(chunk.T), keep), keep)
+    tail = risk.sorted_desc(tail)
     for j in range(n_accounts):
-        assert risk.var_es_from_tail(tail[:, j], n_paths, 0.99) == pytest.approx(
+        assert risk.var_es_from_tail(tail[j], n_paths, 0.99) == pytest.approx(
             risk.var_es(losses[:, j], 0.99), rel=1e-12)
 
 

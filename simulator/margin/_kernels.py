@@ -208,8 +208,11 @@ def replay_nb(exo, depth, haircut, mmr, sigma, unit_usd0, unit_coll0, unit_pos_s
         overflow = False
         for t in range(1, steps + 1):
             for a in range(n_assets):
-                logimp[a] *= decay
-                mark[a] = exo[i, t, a] * np.exp(logimp[a])
+                if logimp[a] == 0.0:  # no impact outstanding: skip the exp
+                    mark[a] = exo[i, t, a]
+                else:
+                    logimp[a] *= decay
+                    mark[a] = exo[i, t, a] * np.exp(logimp[a])
             r = 0
             while r < max_rounds:
                 # 1. liquidatable units: exact check of the units that may be
@@ -228,9 +231,17 @@ def replay_nb(exo, depth, haircut, mmr, sigma, unit_usd0, unit_coll0, unit_pos_s
                             dirty[n_dirty] = u
                             n_dirty += 1
                     n_pending = 0
-                    n_dirty = collect_crossed_nb(mark, s_key, s_unit, s_start, cursor, h_key,
-                                                 h_unit, h_ver, h_n, version, flag, dirty,
-                                                 n_dirty)
+                    crossed = False  # inline test first: most steps cross no band
+                    for h in range(2 * n_assets):
+                        bound = mark[h // 2] if h % 2 == 0 else -mark[h // 2]
+                        if (cursor[h] < s_start[h + 1] and s_key[cursor[h]] > bound) or (
+                                h_n[h] > 0 and h_key[h, 0] > bound):
+                            crossed = True
+                            break
+                    if crossed:
+                        n_dirty = collect_crossed_nb(mark, s_key, s_unit, s_start, cursor, h_key,
+                                                     h_unit, h_ver, h_n, version, flag, dirty,
+                                                     n_dirty)
                 n_l = 0
                 for j in range(n_dirty):
                     u = dirty[j]

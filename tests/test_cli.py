@@ -251,3 +251,12 @@ def test_batch_var_es_agrees_with_exact_when_tails_exceed_the_budget(tmp_path):
         se = np.sqrt(b[f"{col}_stderr"] ** 2 + e[f"{col}_stderr"] ** 2)
         inside = np.abs(b[col] - e[col]) <= 4 * se + 1e-9 * np.abs(e[col])
         assert inside.mean() > 0.95, (col, inside.mean())
+
+
+def test_progress_line_on_stderr(tmp_path, capsys):
+    sc = load_scenario("deterministic-gap", ["simulation.paths=30", "simulation.chunk_paths=10"])
+    run(sc, tmp_path / "run", progress=True)
+    err = capsys.readouterr().err
+    assert "chunks 3/3" in err and "paths/s" in err and "ETA" in err
+    run(sc, tmp_path / "quiet", progress=False)
+    assert capsys.readouterr().err == ""

@@ -23,10 +23,11 @@ import numpy as np
 
 from ._validate import Table, read_each
 from .errors import ScenarioError
+from .models_config import ModelParams, read_model_params
 from .venues import PENDING_PRESETS, PRESETS
 
 MODELS = ("gbm", "student_t", "merton", "garch", "regime", "bootstrap")
-IMPLEMENTED_MODELS = ("gbm",)
+IMPLEMENTED_MODELS = ("gbm", "student_t", "merton", "garch", "regime")
 SHOCK_KINDS = ("gap", "vol", "correlation", "liquidity")
 MARGIN_MODES = ("cross", "isolated")
 
@@ -67,6 +68,7 @@ class Market:
     model: str
     assets: tuple[Asset, ...]
     correlation: tuple[tuple[float, ...], ...]
+    params: ModelParams = None
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -469,7 +471,9 @@ def _read_market(t: Table) -> Market:
     else:
         corr = _read_matrix(t, "correlation", raw, n)
     check_correlation(corr, t.source, t.key("correlation"))
-    return Market(model=model, assets=assets, correlation=tuple(tuple(r) for r in corr.tolist()))
+    params = read_model_params(t, model, n)
+    return Market(model=model, assets=assets, correlation=tuple(tuple(r) for r in corr.tolist()),
+                  params=params)
 
 
 def _read_matrix(t: Table, name: str, raw: Any, n: int) -> np.ndarray:

@@ -313,7 +313,7 @@ ERROR_CASES = [
     ("correlation-singular", [("market.correlation", [[1.0, 1.0], [1.0, 1.0]])],
      "market.correlation", "not positive definite"),
     ("unknown-model", [("market.model", "heston")], "market.model", "not valid"),
-    ("model-not-implemented", [("market.model", "merton")], "market.model",
+    ("model-not-implemented", [("market.model", "bootstrap")], "market.model",
      "not implemented"),
     ("option-position", [("accounts.0.positions.0", {"symbol": "BTC", "type": "call",
                                                      "qty": -5.0, "strike": 65000.0,

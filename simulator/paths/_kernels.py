@@ -48,3 +48,180 @@ def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out):  # pragma: no cove
                 logp[a] += drift_step[t, a] + diff_scale[t, a] * w
                 out[i, t + 1, a] = np.exp(logp[a])
     return 0
+
+
+@njit(cache=True)
+def _correlate(chol_t, z, a):  # pragma: no cover - jitted
+    w = 0.0
+    for b in range(a + 1):
+        w += chol_t[a, b] * z[b]
+    return w
+
+
+@njit(cache=True)
+def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out):  # pragma: no cover
+    """Correlated, variance-normalised multivariate Student-t paths.
+
+    Per path, draws ``steps * A`` normals (C order), then ``steps`` chi-square(dof)
+    variates; the innovation of step ``t`` is ``L z_t * sqrt((dof - 2) / W_t)``, which has
+    unit variance. Other arguments as :func:`gbm_paths_nb`.
+    """
+    n_paths = out.shape[0]
+    steps = drift_step.shape[0]
+    n_assets = s0.shape[0]
+    z = np.empty((steps, n_assets))
+    mix = np.empty(steps)
+    logp = np.empty(n_assets)
+    for i in range(n_paths):
+        for t in range(steps):
+            for a in range(n_assets):
+                z[t, a] = rng.standard_normal()
+        for t in range(steps):
+            mix[t] = np.sqrt((dof - 2.0) / rng.chisquare(dof))
+        for a in range(n_assets):
+            out[i, 0, a] = s0[a]
+            logp[a] = np.log(s0[a])
+        for t in range(steps):
+            for a in range(n_assets):
+                w = _correlate(chol[t], z[t], a) * mix[t]
+                logp[a] += drift_step[t, a] + diff_scale[t, a] * w
+                out[i, t + 1, a] = np.exp(logp[a])
+    return 0
+
+
+@njit(cache=True)
+def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, jump_std,
+                    common, out):  # pragma: no cover - jitted
+    """GBM plus Merton jumps (compound Poisson of normal log jumps).
+
+    Per path, draws ``steps * A`` normals (diffusion, C order); then the jump counts,
+    Poisson(``lam_dt``): ``steps`` of them when ``common`` (one arrival process for every
+    asset), else ``steps * A``; then one normal per (step, asset) with a jump, in C order:
+    the log jump of ``N`` arrivals is ``N * jump_mean + sqrt(N) * jump_std * z``.
+    ``drift_step`` must include the jump compensator.
+    """
+    n_paths = out.shape[0]
+    steps = drift_step.shape[0]
+    n_assets = s0.shape[0]
+    z = np.empty((steps, n_assets))
+    counts = np.empty((steps, n_assets), dtype=np.int64)
+    logp = np.empty(n_assets)
+    for i in range(n_paths):
+        for t in range(steps):
+            for a in range(n_assets):
+                z[t, a] = rng.standard_normal()
+        for t in range(steps):
+            if common:
+                k = rng.poisson(lam_dt)
+                for a in range(n_assets):
+                    counts[t, a] = k
+            else:
+                for a in range(n_assets):
+                    counts[t, a] = rng.poisson(lam_dt)
+        for a in range(n_assets):
+            out[i, 0, a] = s0[a]
+            logp[a] = np.log(s0[a])
+        for t in range(steps):
+            for a in range(n_assets):
+                w = _correlate(chol[t], z[t], a)
+                logp[a] += drift_step[t, a] + diff_scale[t, a] * w
+            for a in range(n_assets):
+                k = counts[t, a]
+                if k > 0:
+                    logp[a] += k * jump_mean + np.sqrt(k) * jump_std * rng.standard_normal()
+                out[i, t + 1, a] = np.exp(logp[a])
+    return 0
+
+
+@njit(cache=True)
+def garch_paths_nb(rng, s0, mu_dt, var_dt, vol_mult, gap_log, chol, alpha, beta, out
+                   ):  # pragma: no cover - jitted
+    """GARCH(1,1) paths with variance targeting and correlated normal innovations.
+
+    Per step, draws ``A`` normals (the same order as :func:`gbm_paths_nb`). The variance
+    per step starts at its long-run value ``var_dt`` (= vol**2 dt) and follows
+    ``h' = (1 - alpha - beta) var_dt + alpha eps**2 + beta h`` with the innovation
+    ``eps = vol_mult * sqrt(h) * (L z)``; the log return is
+    ``(mu - vol_mult**2 h / (2 dt)) dt + eps + gap``.
+
+    Parameters
+    ----------
+    mu_dt, var_dt : float64[A]
+        Drift per step and long-run variance per step.
+    vol_mult, gap_log : float64[steps, A]
+        Vol-shock multipliers and gaps (log).
+    """
+    n_paths = out.shape[0]
+    steps = vol_mult.shape[0]
+    n_assets = s0.shape[0]
+    z = np.empty(n_assets)
+    h = np.empty(n_assets)
+    logp = np.empty(n_assets)
+    omega_share = 1.0 - alpha - beta
+    for i in range(n_paths):
+        for a in range(n_assets):
+            out[i, 0, a] = s0[a]
+            logp[a] = np.log(s0[a])
+            h[a] = var_dt[a]
+        for t in range(steps):
+            for a in range(n_assets):
+                z[a] = rng.standard_normal()
+            for a in range(n_assets):
+                m = vol_mult[t, a]
+                eps = m * np.sqrt(h[a]) * _correlate(chol[t], z, a)
+                logp[a] += mu_dt[a] - 0.5 * m * m * h[a] + eps + gap_log[t, a]
+                out[i, t + 1, a] = np.exp(logp[a])
+                h[a] = omega_share * var_dt[a] + alpha * eps * eps + beta * h[a]
+    return 0
+
+
+@njit(cache=True)
+def regime_paths_nb(rng, s0, mu_dt, diff_scale, gap_log, chol, chol_stress, stress_mult,
+                    p_enter, p_exit, start_stress, states, out):  # pragma: no cover - jitted
+    """Two-state Markov regime-switching GBM.
+
+    Per path, draws ``steps`` uniforms (the transitions: the state of step ``t`` is drawn
+    from the state of step ``t - 1``, starting from ``start_stress``), then
+    ``steps * A`` normals (C order). In the stress state the diffusion scale is
+    multiplied by ``stress_mult`` and ``chol_stress`` replaces the calm correlation.
+
+    Parameters
+    ----------
+    mu_dt : float64[A]
+    diff_scale, gap_log : float64[steps, A]
+        Calm ``vol * sqrt(dt)`` (vol shocks included) and gaps (log).
+    states : int8[n_paths, steps]
+        Output: 1 where the step was in stress.
+    """
+    n_paths = out.shape[0]
+    steps = diff_scale.shape[0]
+    n_assets = s0.shape[0]
+    z = np.empty((steps, n_assets))
+    logp = np.empty(n_assets)
+    for i in range(n_paths):
+        stress = start_stress
+        for t in range(steps):
+            u = rng.random()
+            if stress:
+                stress = u >= p_exit
+            else:
+                stress = u < p_enter
+            states[i, t] = 1 if stress else 0
+        for t in range(steps):
+            for a in range(n_assets):
+                z[t, a] = rng.standard_normal()
+        for a in range(n_assets):
+            out[i, 0, a] = s0[a]
+            logp[a] = np.log(s0[a])
+        for t in range(steps):
+            in_stress = states[i, t] == 1
+            for a in range(n_assets):
+                if in_stress:
+                    scale = diff_scale[t, a] * stress_mult
+                    w = _correlate(chol_stress, z[t], a)
+                else:
+                    scale = diff_scale[t, a]
+                    w = _correlate(chol[t], z[t], a)
+                logp[a] += mu_dt[a] - 0.5 * scale * scale + scale * w + gap_log[t, a]
+                out[i, t + 1, a] = np.exp(logp[a])
+    return 0

@@ -14,8 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ScenarioError
+from ..models_config import Garch, Jumps, ModelParams, Regime, StudentT
 from ..scenario import Scenario, check_correlation
-from ._kernels import gbm_paths_nb
+from ._kernels import (
+    garch_paths_nb,
+    gbm_paths_nb,
+    merton_paths_nb,
+    regime_paths_nb,
+    student_t_paths_nb,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,17 @@ class PathInputs:
         Cholesky factor of the correlation in force at each step.
     depth_usd : ndarray, shape (steps + 1, A)
         Depth per step, liquidity shocks included (used by the margin engine).
+    model : str
+        ``gbm``, ``student_t``, ``merton``, ``garch`` or ``regime``.
+    params : StudentT, Jumps, Garch, Regime or None
+        The model's parameters.
+    mu_dt, var_dt : ndarray, shape (A,)
+        Drift and long-run variance per step (``mu dt``, ``vol**2 dt``).
+    vol_mult, gap_log : ndarray, shape (steps, A)
+        Vol-shock multipliers and log gaps per step (already inside ``drift_step`` and
+        ``diff_scale``; the GARCH and regime kernels use them directly).
+    chol_stress : ndarray, shape (A, A)
+        Cholesky factor of the stress correlation (regime model; identity otherwise).
     """
 
     s0: np.ndarray
@@ -40,6 +58,14 @@ class PathInputs:
     diff_scale: np.ndarray
     chol: np.ndarray
     depth_usd: np.ndarray
+    model: str = "gbm"
+    params: ModelParams = None
+    dt_years: float = 1.0 / 365.0
+    mu_dt: np.ndarray | None = None
+    var_dt: np.ndarray | None = None
+    vol_mult: np.ndarray | None = None
+    gap_log: np.ndarray | None = None
+    chol_stress: np.ndarray | None = None
 
     @property
     def steps(self) -> int:
@@ -122,11 +148,22 @@ def prepare_path_inputs(scenario: Scenario) -> PathInputs:
         chol[t] = cache[key]
     eff_vol = vol[None, :] * vol_mult
     drift_step = (mu[None, :] - 0.5 * eff_vol**2) * dt + gap_log
+    params = market.params
+    if isinstance(params, Jumps):  # compensator: jumps do not change the mean return
+        kappa = np.expm1(params.mean + 0.5 * params.std**2)
+        drift_step = drift_step - params.intensity * kappa * dt
     diff_scale = eff_vol * np.sqrt(dt)
     depth = np.array([a.depth_usd for a in market.assets])[None, :] * depth_mult
     s0 = np.array([a.price for a in market.assets])
+    chol_stress = np.eye(n)
+    if isinstance(params, Regime):
+        stress = np.full((n, n), params.correlation)
+        np.fill_diagonal(stress, 1.0)
+        chol_stress = np.linalg.cholesky(stress)
     return PathInputs(s0=s0, drift_step=drift_step, diff_scale=diff_scale, chol=chol,
-                      depth_usd=depth)
+                      depth_usd=depth, model=market.model, params=params, mu_dt=mu * dt,
+                      var_dt=vol**2 * dt, vol_mult=vol_mult, gap_log=gap_log,
+                      chol_stress=chol_stress, dt_years=dt)
 
 
 def generate_paths(
@@ -152,20 +189,94 @@ def generate_paths(
         out = np.empty(shape)
     elif out.shape != shape or out.dtype != np.float64:
         raise ValueError(f"out must be float64 of shape {shape}")
-    gbm_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol, out)
+    p = inputs.params
+    if isinstance(p, StudentT):
+        student_t_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol,
+                           p.dof, out)
+    elif isinstance(p, Jumps):
+        merton_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol,
+                        p.intensity * _dt(inputs), p.mean, p.std, p.common, out)
+    elif isinstance(p, Garch):
+        garch_paths_nb(rng, inputs.s0, inputs.mu_dt, inputs.var_dt, inputs.vol_mult,
+                       inputs.gap_log, inputs.chol, p.alpha, p.beta, out)
+    elif isinstance(p, Regime):
+        states = np.empty((n_paths, inputs.steps), dtype=np.int8)
+        regime_paths_nb(rng, inputs.s0, inputs.mu_dt, inputs.diff_scale, inputs.gap_log,
+                        inputs.chol, inputs.chol_stress, p.vol_multiplier, p.p_enter,
+                        p.p_exit, p.start == "stress", states, out)
+    else:
+        gbm_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol, out)
+    return out
+
+
+def _dt(inputs: PathInputs) -> float:
+    """Step length in years."""
+    return float(inputs.dt_years)
+
+
+def _cumulate(s0: np.ndarray, log_returns: np.ndarray) -> np.ndarray:
+    n, steps, n_assets = log_returns.shape
+    out = np.empty((n, steps + 1, n_assets))
+    out[:, 0] = s0
+    out[:, 1:] = np.exp(np.log(s0)[None, None, :] + np.cumsum(log_returns, axis=1))
     return out
 
 
 def generate_paths_numpy(inputs: PathInputs, n_paths: int, rng: np.random.Generator) -> np.ndarray:
     """Reference implementation of :func:`generate_paths` in plain NumPy.
 
-    Draws the same normals in the same order, so from the same generator state it gives
-    the same prices (up to floating-point rounding of the sums).
+    Draws the same random numbers in the same order as the kernels, so from the same
+    generator state it gives the same prices (up to floating-point rounding of the sums).
     """
-    z = rng.standard_normal((n_paths, inputs.steps, inputs.n_assets))
-    w = np.einsum("tab,ntb->nta", inputs.chol, z)
-    log_returns = inputs.drift_step[None] + inputs.diff_scale[None] * w
-    out = np.empty((n_paths, inputs.steps + 1, inputs.n_assets))
-    out[:, 0] = inputs.s0
-    out[:, 1:] = np.exp(np.log(inputs.s0)[None, None, :] + np.cumsum(log_returns, axis=1))
-    return out
+    p = inputs.params
+    steps, n_assets = inputs.steps, inputs.n_assets
+    if isinstance(p, Garch):
+        z = rng.standard_normal((n_paths, steps, n_assets))
+        w = np.einsum("tab,ntb->nta", inputs.chol, z)
+        h = np.tile(inputs.var_dt, (n_paths, 1))
+        log_returns = np.empty_like(w)
+        for t in range(steps):
+            m = inputs.vol_mult[t]
+            eps = m * np.sqrt(h) * w[:, t]
+            log_returns[:, t] = inputs.mu_dt - 0.5 * m * m * h + eps + inputs.gap_log[t]
+            h = (1.0 - p.alpha - p.beta) * inputs.var_dt + p.alpha * eps**2 + p.beta * h
+        return _cumulate(inputs.s0, log_returns)
+    if p is None:
+        z = rng.standard_normal((n_paths, steps, n_assets))
+        w = np.einsum("tab,ntb->nta", inputs.chol, z)
+        return _cumulate(inputs.s0, inputs.drift_step[None] + inputs.diff_scale[None] * w)
+    log_returns = np.empty((n_paths, steps, n_assets))
+    for i in range(n_paths):  # these models draw path by path
+        if isinstance(p, Regime):
+            u = rng.random(steps)
+            stress = np.empty(steps, dtype=bool)
+            state = p.start == "stress"
+            for t in range(steps):
+                state = (u[t] >= p.p_exit) if state else (u[t] < p.p_enter)
+                stress[t] = state
+            z = rng.standard_normal((steps, n_assets))
+            calm = np.einsum("tab,tb->ta", inputs.chol, z)
+            hot = z @ inputs.chol_stress.T
+            scale = inputs.diff_scale * np.where(stress[:, None], p.vol_multiplier, 1.0)
+            w = np.where(stress[:, None], hot, calm)
+            log_returns[i] = inputs.mu_dt - 0.5 * scale**2 + scale * w + inputs.gap_log
+            continue
+        z = rng.standard_normal((steps, n_assets))
+        w = np.einsum("tab,tb->ta", inputs.chol, z)
+        base = inputs.drift_step + inputs.diff_scale * w
+        if isinstance(p, StudentT):
+            mix = np.sqrt((p.dof - 2.0) / rng.chisquare(p.dof, steps))
+            base = inputs.drift_step + inputs.diff_scale * w * mix[:, None]
+        elif isinstance(p, Jumps):
+            lam_dt = p.intensity * _dt(inputs)
+            if p.common:
+                counts = np.repeat(rng.poisson(lam_dt, steps)[:, None], n_assets, axis=1)
+            else:
+                counts = rng.poisson(lam_dt, (steps, n_assets))
+            hit = counts > 0
+            jumps = np.zeros((steps, n_assets))
+            k = counts[hit]
+            jumps[hit] = k * p.mean + np.sqrt(k) * p.std * rng.standard_normal(int(hit.sum()))
+            base = base + jumps
+        log_returns[i] = base
+    return _cumulate(inputs.s0, log_returns)

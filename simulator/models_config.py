@@ -8,13 +8,18 @@ the shape of the distribution, not its scale.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 
 from ._validate import Table
+from .errors import ScenarioError
 
 #: sub-table of [market] that each model reads
 MODEL_TABLES = {"student_t": "student_t", "merton": "jumps", "garch": "garch",
-                "regime": "regime"}
+                "regime": "regime", "bootstrap": "bootstrap"}
 
 
 @dataclass(frozen=True)
@@ -59,10 +64,29 @@ class Regime:
     start: str = "calm"
 
 
-ModelParams = StudentT | Jumps | Garch | Regime | None
+@dataclass(frozen=True)
+class Bootstrap:
+    """Block bootstrap of a returns file (rows kept whole across assets).
+
+    ``filter = "none"`` resamples the log returns themselves; ``"ewma"`` is filtered
+    historical simulation: returns are devolatilised by their EWMA volatility
+    (``ewma_lambda``), the standardised rows are resampled, and each path re-volatilises
+    them with an EWMA volatility that starts at the asset's ``vol`` and is updated along
+    the simulated path.
+    """
+
+    file: str
+    block: int = 12
+    filter: str = "none"
+    ewma_lambda: float = 0.94
+    sha256: str = ""
 
 
-def read_model_params(market: Table, model: str, n_assets: int) -> ModelParams:
+ModelParams = StudentT | Jumps | Garch | Regime | Bootstrap | None
+
+
+def read_model_params(market: Table, model: str, n_assets: int, base_dir: Path | None = None,
+                      symbols: tuple[str, ...] = ()) -> ModelParams:
     """Read the parameter table of ``model`` from ``[market]``; refuse the others."""
     for other_model, name in MODEL_TABLES.items():
         if other_model != model and market.has(name):
@@ -87,6 +111,16 @@ def read_model_params(market: Table, model: str, n_assets: int) -> ModelParams:
             raise t.error("beta", f"alpha + beta must be < 1 (a stationary variance), got "
                           f"{alpha:g} + {beta:g}")
         params = Garch(alpha=alpha, beta=beta)
+    elif model == "bootstrap":
+        name = t.string("file")
+        path = resolve_data_path(name, base_dir)
+        returns = read_returns_file(path, symbols, t.source, t.key("file"))
+        block = t.integer("block", 12, lo=1, hi=len(returns))
+        params = Bootstrap(file=str(path), block=block,
+                           filter=t.string("filter", "none", choices=("none", "ewma")),
+                           ewma_lambda=t.number("ewma_lambda", 0.94, lo=0.0, hi=1.0,
+                                                hi_open=True),
+                           sha256=hashlib.sha256(path.read_bytes()).hexdigest())
     else:
         lo_corr = -1.0 / (n_assets - 1) if n_assets > 1 else -1.0
         params = Regime(
@@ -98,3 +132,52 @@ def read_model_params(market: Table, model: str, n_assets: int) -> ModelParams:
             start=t.string("start", Regime.start, choices=("calm", "stress")))
     t.finish()
     return params
+
+
+def resolve_data_path(name: str, base_dir: Path | None) -> Path:
+    """A data file named in a scenario: relative paths resolve against its folder."""
+    path = Path(name)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
+def read_returns_file(path: Path, symbols: tuple[str, ...], source: str, key: str
+                      ) -> np.ndarray:
+    """Read a CSV of log returns per step: a header row, one column per symbol (others,
+    such as a timestamp, are ignored). Returns an array (rows, len(symbols)).
+
+    Raises
+    ------
+    ScenarioError
+        Naming the scenario file and key, or the data file, its row and column.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(source, key, f"cannot read {path}: {exc}") from None
+    rows = [ln.split(",") for ln in lines if ln.strip()]
+    if len(rows) < 2:
+        raise ScenarioError(str(path), "", "needs a header row and at least one row of returns")
+    header = [h.strip() for h in rows[0]]
+    missing = [s for s in symbols if s not in header]
+    if missing:
+        raise ScenarioError(str(path), "header", f"no column for {', '.join(missing)}; the "
+                            f"file has {', '.join(header)}")
+    cols = [header.index(s) for s in symbols]
+    out = np.empty((len(rows) - 1, len(symbols)))
+    for i, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise ScenarioError(str(path), f"row {i}", f"has {len(row)} fields, the header "
+                                f"has {len(header)}")
+        for j, c in enumerate(cols):
+            try:
+                value = float(row[c])
+            except ValueError:
+                raise ScenarioError(str(path), f"row {i}, column {symbols[j]}",
+                                    f"{row[c].strip()!r} is not a number") from None
+            if not np.isfinite(value) or value <= -50 or value >= 50:
+                raise ScenarioError(str(path), f"row {i}, column {symbols[j]}",
+                                    f"{value!r} is not a finite log return")
+            out[i - 2, j] = value
+    return out

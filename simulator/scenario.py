@@ -27,7 +27,7 @@ from .models_config import ModelParams, read_model_params
 from .venues import PENDING_PRESETS, PRESETS
 
 MODELS = ("gbm", "student_t", "merton", "garch", "regime", "bootstrap")
-IMPLEMENTED_MODELS = ("gbm", "student_t", "merton", "garch", "regime")
+IMPLEMENTED_MODELS = MODELS
 SHOCK_KINDS = ("gap", "vol", "correlation", "liquidity")
 MARGIN_MODES = ("cross", "isolated")
 
@@ -371,7 +371,7 @@ def scenario_from_dict(
     simulation = _read_simulation(sim_table)
     sim_table.finish()
     market_table = top.table("market")
-    market = _read_market(market_table)
+    market = _read_market(market_table, base_dir)
     market_table.finish()
     liq_table = top.table("liquidity", {})
     liquidity = Liquidity(
@@ -401,7 +401,6 @@ def scenario_from_dict(
     if not accounts and (population is None or population.count == 0):
         raise ScenarioError(source, "accounts", "the scenario has no accounts: add [[accounts]] "
                             "or a [population] with count > 0")
-    _ = base_dir  # relative paths (bootstrap files, accounts files) resolve against it
     return Scenario(
         name=name,
         description=description,
@@ -454,7 +453,7 @@ def _read_asset(t: Table) -> Asset:
     )
 
 
-def _read_market(t: Table) -> Market:
+def _read_market(t: Table, base_dir: Path | None = None) -> Market:
     model = t.string("model", "gbm", choices=MODELS)
     if model not in IMPLEMENTED_MODELS:
         raise t.error("model", f"{model!r} is not implemented yet; available: "
@@ -471,7 +470,7 @@ def _read_market(t: Table) -> Market:
     else:
         corr = _read_matrix(t, "correlation", raw, n)
     check_correlation(corr, t.source, t.key("correlation"))
-    params = read_model_params(t, model, n)
+    params = read_model_params(t, model, n, base_dir, tuple(a.symbol for a in assets))
     return Market(model=model, assets=assets, correlation=tuple(tuple(r) for r in corr.tolist()),
                   params=params)
 

@@ -11,7 +11,7 @@ from scipy import stats
 
 from simulator.errors import ScenarioError
 from simulator.paths import generate_paths, generate_paths_numpy, prepare_path_inputs
-from simulator.scenario import scenario_from_dict
+from simulator.scenario import load_scenario, scenario_from_dict
 
 K = 4.0
 TWO = [{"symbol": "BTC", "price": 60000.0, "vol": 0.8, "drift": 0.1},
@@ -162,3 +162,85 @@ def test_model_tables_are_validated():
         scenario("regime", {"start": "panic"})
     with pytest.raises(ScenarioError, match="market.garch.gamma"):
         scenario("garch", {"gamma": 1.0})
+
+
+def _returns_file(tmp_path, rows=300, seed=4):
+    rng = np.random.default_rng(seed)
+    data = rng.standard_t(4, size=(rows, 2)) * np.array([0.01, 0.02])
+    path = tmp_path / "returns.csv"
+    lines = ["date,BTC,ETH,OTHER"] + [f"2024-01-{i % 28 + 1:02d},{float(a)!r},{float(b)!r},x"
+                                      for i, (a, b) in enumerate(data)]
+    path.write_text("\n".join(lines) + "\n")
+    return path, data
+
+
+def _bootstrap_scenario(tmp_path, path, **params):
+    """A two-asset bootstrap scenario file next to ``path`` (which it names relatively)."""
+    table = {"file": path.name, **params}
+    toml_path = tmp_path / "boot.toml"
+    toml_path.write_text(
+        'name = "boot"\n[simulation]\nsteps = 40\n[market]\nmodel = "bootstrap"\n'
+        + "".join(f'[[market.assets]]\nsymbol = "{a["symbol"]}"\nprice = {a["price"]}\n'
+                  f'vol = {a["vol"]}\n' for a in TWO)
+        + "[market.bootstrap]\n"
+        + "".join(f'{k} = "{v}"\n' if isinstance(v, str) else f"{k} = {v}\n"
+                  for k, v in table.items())
+        + "".join(f'[[shocks]]\nkind = "{sh["kind"]}"\nstep = {sh["step"]}\n'
+                  f'asset = "{sh.get("asset", "*")}"\nsize = {sh["size"]}\n'
+                  f'duration_steps = {sh.get("duration_steps", 1)}\n' for sh in SHOCKS[:2])
+        + '[[accounts]]\nid = "a"\n')
+    return load_scenario(toml_path)
+
+
+@pytest.mark.parametrize("filt", ["none", "ewma"])
+def test_bootstrap_kernel_equals_reference(tmp_path, filt):
+    path, _ = _returns_file(tmp_path)
+    sc = _bootstrap_scenario(tmp_path, path, block=7, filter=filt)
+    inputs = prepare_path_inputs(sc)
+    g1, g2 = np.random.default_rng(9), np.random.default_rng(9)
+    np.testing.assert_allclose(generate_paths(inputs, 50, g1),
+                               generate_paths_numpy(inputs, 50, g2), rtol=1e-12)
+    assert g1.random() == g2.random()
+
+
+def test_bootstrap_output_is_made_of_whole_rows_in_blocks(tmp_path):
+    path, data = _returns_file(tmp_path)
+    sc = _bootstrap_scenario(tmp_path, path, block=5)
+    inputs = prepare_path_inputs(sc)
+    prices = generate_paths(inputs, 30, np.random.default_rng(1))
+    r = np.diff(np.log(prices), axis=1)
+    r[:, 2, 0] -= np.log1p(-0.1)  # undo the gap at step 3 (SHOCKS[0])
+    r[:, 4:8] /= 2.0  # undo the vol shock (x2 over steps 5..8)
+    for path_r in r:
+        rows = [int(np.argmin(np.abs(data - x).sum(axis=1))) for x in path_r]
+        np.testing.assert_allclose(path_r, data[rows], atol=1e-12)  # whole rows
+        for t in range(40):
+            if t % 5:
+                assert rows[t] == rows[t - 1] + 1  # consecutive rows inside a block
+
+
+def test_filtered_bootstrap_restandardises_to_the_asset_vol(tmp_path):
+    path, data = _returns_file(tmp_path, rows=2000)
+    sc = _bootstrap_scenario(tmp_path, path, block=10, filter="ewma", ewma_lambda=0.97)
+    sc = scenario_from_dict({**sc.document, "shocks": []}, source=sc.source,
+                            base_dir=tmp_path)
+    inputs = prepare_path_inputs(sc)
+    prices = generate_paths(inputs, 400, np.random.default_rng(2))
+    r = np.diff(np.log(prices), axis=1)[:, 0, :]  # first step: sigma is the asset's vol
+    dt = sc.simulation.dt_years
+    for a, asset in enumerate(TWO):
+        z = inputs.data[:, a]
+        expected = asset["vol"] ** 2 * dt * (z**2).mean()
+        var = (r[:, a] ** 2).mean()
+        se = np.sqrt(np.var(r[:, a] ** 2) / len(r))
+        assert abs(var - expected) < K * se
+
+
+def test_bootstrap_file_errors(tmp_path):
+    path, _ = _returns_file(tmp_path)
+    text = path.read_text().replace("ETH", "SOL")
+    path.write_text(text)
+    with pytest.raises(ScenarioError, match="no column for ETH"):
+        _bootstrap_scenario(tmp_path, path)
+    with pytest.raises(ScenarioError, match="market.bootstrap.file"):
+        _bootstrap_scenario(tmp_path, tmp_path / "nope.csv")

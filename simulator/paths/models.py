@@ -10,13 +10,23 @@ a later correlation shock overrides an earlier one on the same entries).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import ScenarioError
-from ..models_config import Garch, Jumps, ModelParams, Regime, StudentT
+from ..models_config import (
+    Bootstrap,
+    Garch,
+    Jumps,
+    ModelParams,
+    Regime,
+    StudentT,
+    read_returns_file,
+)
 from ..scenario import Scenario, check_correlation
 from ._kernels import (
+    bootstrap_paths_nb,
     garch_paths_nb,
     gbm_paths_nb,
     merton_paths_nb,
@@ -51,6 +61,9 @@ class PathInputs:
         ``diff_scale``; the GARCH and regime kernels use them directly).
     chol_stress : ndarray, shape (A, A)
         Cholesky factor of the stress correlation (regime model; identity otherwise).
+    data : ndarray, shape (rows, A)
+        Bootstrap model: the returns file's log returns, or their EWMA-standardised
+        residuals when ``filter = "ewma"``.
     """
 
     s0: np.ndarray
@@ -66,6 +79,7 @@ class PathInputs:
     vol_mult: np.ndarray | None = None
     gap_log: np.ndarray | None = None
     chol_stress: np.ndarray | None = None
+    data: np.ndarray | None = None
 
     @property
     def steps(self) -> int:
@@ -160,7 +174,13 @@ def prepare_path_inputs(scenario: Scenario) -> PathInputs:
         stress = np.full((n, n), params.correlation)
         np.fill_diagonal(stress, 1.0)
         chol_stress = np.linalg.cholesky(stress)
-    return PathInputs(s0=s0, drift_step=drift_step, diff_scale=diff_scale, chol=chol,
+    data = None
+    if isinstance(params, Bootstrap):
+        returns = read_returns_file(Path(params.file), market.symbols, scenario.source,
+                                    "market.bootstrap.file")
+        data = ewma_standardise(returns, params.ewma_lambda) if params.filter == "ewma" \
+            else returns
+    return PathInputs(s0=s0, drift_step=drift_step, diff_scale=diff_scale, chol=chol, data=data,
                       depth_usd=depth, model=market.model, params=params, mu_dt=mu * dt,
                       var_dt=vol**2 * dt, vol_mult=vol_mult, gap_log=gap_log,
                       chol_stress=chol_stress, dt_years=dt)
@@ -199,6 +219,10 @@ def generate_paths(
     elif isinstance(p, Garch):
         garch_paths_nb(rng, inputs.s0, inputs.mu_dt, inputs.var_dt, inputs.vol_mult,
                        inputs.gap_log, inputs.chol, p.alpha, p.beta, out)
+    elif isinstance(p, Bootstrap):
+        bootstrap_paths_nb(rng, inputs.s0, inputs.data, p.block, p.filter == "ewma",
+                           p.ewma_lambda, np.sqrt(inputs.var_dt), inputs.vol_mult,
+                           inputs.gap_log, out)
     elif isinstance(p, Regime):
         states = np.empty((n_paths, inputs.steps), dtype=np.int8)
         regime_paths_nb(rng, inputs.s0, inputs.mu_dt, inputs.diff_scale, inputs.gap_log,
@@ -207,6 +231,19 @@ def generate_paths(
     else:
         gbm_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol, out)
     return out
+
+
+def ewma_standardise(returns: np.ndarray, lam: float) -> np.ndarray:
+    """Returns divided by their EWMA volatility forecast (RiskMetrics, ``lam``).
+
+    The forecast for row ``t`` uses rows before it, ``v_t = lam v_{t-1} + (1 - lam)
+    r_{t-1}^2``, started at the sample variance of the column.
+    """
+    var = np.empty_like(returns)
+    var[0] = returns.var(axis=0)
+    for t in range(1, len(returns)):
+        var[t] = lam * var[t - 1] + (1.0 - lam) * returns[t - 1] ** 2
+    return returns / np.sqrt(np.maximum(var, 1e-300))
 
 
 def _dt(inputs: PathInputs) -> float:
@@ -230,6 +267,22 @@ def generate_paths_numpy(inputs: PathInputs, n_paths: int, rng: np.random.Genera
     """
     p = inputs.params
     steps, n_assets = inputs.steps, inputs.n_assets
+    if isinstance(p, Bootstrap):
+        n_rows = inputs.data.shape[0]
+        n_blocks = -(-steps // p.block)
+        log_returns = np.empty((n_paths, steps, n_assets))
+        for i in range(n_paths):
+            starts = (rng.random(n_blocks) * (n_rows - p.block + 1)).astype(np.int64)
+            rows = (starts[:, None] + np.arange(p.block)[None, :]).ravel()[:steps]
+            picked = inputs.data[rows] * inputs.vol_mult
+            if p.filter == "ewma":
+                var = inputs.var_dt.copy()
+                for t in range(steps):
+                    r = np.sqrt(var) * picked[t]
+                    var = p.ewma_lambda * var + (1.0 - p.ewma_lambda) * r * r
+                    picked[t] = r
+            log_returns[i] = picked + inputs.gap_log
+        return _cumulate(inputs.s0, log_returns)
     if isinstance(p, Garch):
         z = rng.standard_normal((n_paths, steps, n_assets))
         w = np.einsum("tab,ntb->nta", inputs.chol, z)

@@ -1,4 +1,4 @@
-"""Command line: ``marginsim run | validate | scenarios | report``.
+"""Command line: ``marginsim run | validate | scenarios | calibrate | report``.
 
 Bad input ends with one line on stderr naming the file, the key and what is wrong, and
 exit status 2; nothing is written.
@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="KEY=VALUE")
 
     sub.add_parser("scenarios", help="list the built-in scenarios")
+
+    p_cal = sub.add_parser("calibrate", help="fit a price model to a price file and print a "
+                           "[market] block")
+    p_cal.add_argument("prices", help="CSV or Parquet: a timestamp column, then one price "
+                       "column per symbol")
+    p_cal.add_argument("--model", choices=("gbm", "student_t", "merton", "garch"),
+                       default="gbm", help="model to fit (default gbm)")
 
     p_rep = sub.add_parser("report", help="print the summary table of a run directory")
     p_rep.add_argument("run_dir", type=Path)
@@ -123,6 +130,12 @@ def _cmd_scenarios(_: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate_main
+
+    return calibrate_main(args.prices, args.model)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import summary_table
 
@@ -156,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"marginsim {__version__}")
         return 0
     handlers = {"run": _cmd_run, "validate": _cmd_validate, "scenarios": _cmd_scenarios,
-                "report": _cmd_report}
+                "calibrate": _cmd_calibrate, "report": _cmd_report}
     if args.command is None:
         parser.print_help()
         return 2

@@ -3,7 +3,9 @@
 
 Every model keeps the meaning of each asset's ``vol`` (annualised standard deviation of
 log returns) and ``drift`` (annualised arithmetic drift), so switching the model changes
-the shape of the distribution, not its scale.
+the shape of the distribution, not its scale; the exception is ``merton``, where ``vol``
+is the diffusion's and the jumps add ``intensity * (mean**2 + std**2)`` of variance per
+year (the drift stays the total, through the jump compensator).
 """
 
 from __future__ import annotations

@@ -244,3 +244,18 @@ def test_bootstrap_file_errors(tmp_path):
         _bootstrap_scenario(tmp_path, path)
     with pytest.raises(ScenarioError, match="market.bootstrap.file"):
         _bootstrap_scenario(tmp_path, tmp_path / "nope.csv")
+
+
+def test_garch_vol_shock_scales_returns_without_exploding():
+    """Regression: a x3 vol window used to feed the variance recursion and blow up."""
+    shock = [{"kind": "vol", "step": 11, "size": 3.0, "duration_steps": 20}]
+    sc = scenario("garch", {"alpha": 0.1, "beta": 0.85}, assets=[TWO[0]], shocks=shock,
+                  steps=60, horizon_days=60.0)
+    prices = generate_paths(prepare_path_inputs(sc), 2000, np.random.default_rng(4))
+    r = np.diff(np.log(prices[:, :, 0]), axis=1)
+    dt = sc.simulation.dt_years
+    var = TWO[0]["vol"] ** 2 * dt
+    inside, inside_se = _batch_se(r[:, 10:30], lambda b: b.var() / var)
+    after, after_se = _batch_se(r[:, 40:], lambda b: b.var() / var)
+    assert abs(inside - 9.0) < K * inside_se  # the window's returns are 3x as volatile
+    assert abs(after - 1.0) < K * after_se  # and the variance stays at its long-run level

@@ -141,8 +141,10 @@ def garch_paths_nb(rng, s0, mu_dt, var_dt, vol_mult, gap_log, chol, alpha, beta,
     Per step, draws ``A`` normals (the same order as :func:`gbm_paths_nb`). The variance
     per step starts at its long-run value ``var_dt`` (= vol**2 dt) and follows
     ``h' = (1 - alpha - beta) var_dt + alpha eps**2 + beta h`` with the innovation
-    ``eps = vol_mult * sqrt(h) * (L z)``; the log return is
-    ``(mu - vol_mult**2 h / (2 dt)) dt + eps + gap``.
+    ``eps = sqrt(h) * (L z)``; the log return is
+    ``mu dt - vol_mult**2 h / 2 + vol_mult * eps + gap``. A vol shock scales the returns
+    in its window but does not feed the variance recursion (with ``alpha * m**2 + beta >=
+    1`` it would explode).
 
     Parameters
     ----------
@@ -168,8 +170,8 @@ def garch_paths_nb(rng, s0, mu_dt, var_dt, vol_mult, gap_log, chol, alpha, beta,
                 z[a] = rng.standard_normal()
             for a in range(n_assets):
                 m = vol_mult[t, a]
-                eps = m * np.sqrt(h[a]) * _correlate(chol[t], z, a)
-                logp[a] += mu_dt[a] - 0.5 * m * m * h[a] + eps + gap_log[t, a]
+                eps = np.sqrt(h[a]) * _correlate(chol[t], z, a)
+                logp[a] += mu_dt[a] - 0.5 * m * m * h[a] + m * eps + gap_log[t, a]
                 out[i, t + 1, a] = np.exp(logp[a])
                 h[a] = omega_share * var_dt[a] + alpha * eps * eps + beta * h[a]
     return 0

@@ -290,8 +290,8 @@ def generate_paths_numpy(inputs: PathInputs, n_paths: int, rng: np.random.Genera
         log_returns = np.empty_like(w)
         for t in range(steps):
             m = inputs.vol_mult[t]
-            eps = m * np.sqrt(h) * w[:, t]
-            log_returns[:, t] = inputs.mu_dt - 0.5 * m * m * h + eps + inputs.gap_log[t]
+            eps = np.sqrt(h) * w[:, t]
+            log_returns[:, t] = inputs.mu_dt - 0.5 * m * m * h + m * eps + inputs.gap_log[t]
             h = (1.0 - p.alpha - p.beta) * inputs.var_dt + p.alpha * eps**2 + p.beta * h
         return _cumulate(inputs.s0, log_returns)
     if p is None:

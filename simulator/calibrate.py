@@ -431,6 +431,13 @@ def garch_nll(params: Sequence[float], x: np.ndarray) -> float:
     return float(0.5 * (np.log(h) + x * x / h).sum())
 
 
+def fit_garch_standardised(x: np.ndarray) -> tuple[float, float]:
+    """Maximum-likelihood GARCH(1,1) (alpha, beta), variance targeting, on standardised
+    ``x`` (used to filter returns for filtered historical simulation)."""
+    ab, _, _ = _fit_garch(x)
+    return float(ab[0]), float(ab[1])
+
+
 def _fit_garch(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Maximum-likelihood (alpha, beta), their SEs and the minimum nll on standardised ``x``.
 

@@ -70,11 +70,11 @@ class Regime:
 class Bootstrap:
     """Block bootstrap of a returns file (rows kept whole across assets).
 
-    ``filter = "none"`` resamples the log returns themselves; ``"ewma"`` is filtered
-    historical simulation: returns are devolatilised by their EWMA volatility
-    (``ewma_lambda``), the standardised rows are resampled, and each path re-volatilises
-    them with an EWMA volatility that starts at the asset's ``vol`` and is updated along
-    the simulated path.
+    ``filter = "none"`` resamples the log returns themselves; ``"ewma"`` and ``"garch"``
+    are filtered historical simulation: returns are devolatilised by their EWMA
+    volatility (``ewma_lambda``) or by a GARCH(1,1) fitted to each column, the
+    standardised rows are resampled, and each path re-volatilises them with the same
+    recursion, started at the asset's ``vol`` and updated along the simulated path.
     """
 
     file: str
@@ -119,7 +119,8 @@ def read_model_params(market: Table, model: str, n_assets: int, base_dir: Path |
         returns = read_returns_file(path, symbols, t.source, t.key("file"))
         block = t.integer("block", 12, lo=1, hi=len(returns))
         params = Bootstrap(file=str(path), block=block,
-                           filter=t.string("filter", "none", choices=("none", "ewma")),
+                           filter=t.string("filter", "none",
+                                           choices=("none", "ewma", "garch")),
                            ewma_lambda=t.number("ewma_lambda", 0.94, lo=0.0, hi=1.0,
                                                 hi_open=True),
                            sha256=hashlib.sha256(path.read_bytes()).hexdigest())

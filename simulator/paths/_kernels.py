@@ -230,16 +230,18 @@ def regime_paths_nb(rng, s0, mu_dt, diff_scale, gap_log, chol, chol_stress, stre
 
 
 @njit(cache=True)
-def bootstrap_paths_nb(rng, s0, data, block, filtered, lam, sigma0, vol_mult, gap_log, out
-                       ):  # pragma: no cover - jitted
+def bootstrap_paths_nb(rng, s0, data, block, filtered, omega_share, alpha, beta, sigma0,
+                       vol_mult, gap_log, out):  # pragma: no cover - jitted
     """Block bootstrap of whole rows of ``data``, plain or filtered (FHS).
 
     Per path, draws ``ceil(steps / block)`` uniforms; block ``k`` starts at row
     ``floor(u_k * (rows - block + 1))`` and is copied whole (every asset from the same
     row). Plain: the step's log return is the row's value. Filtered: ``data`` holds
-    standardised residuals, and the return is ``sigma * z`` with the EWMA volatility
-    ``sigma`` starting at ``sigma0`` and updated with the simulated returns,
-    ``sigma'^2 = lam sigma^2 + (1 - lam) r^2``. Vol shocks multiply the return, gaps add.
+    standardised residuals ``z``, the innovation is ``eps = sqrt(v) * z`` and the variance
+    follows ``v' = omega_share * sigma0**2 + alpha * eps**2 + beta * v`` from
+    ``v = sigma0**2`` (EWMA: ``omega_share = 0, alpha = 1 - lambda, beta = lambda``;
+    GARCH(1,1) with variance targeting otherwise), per asset. Vol shocks multiply the
+    return (not the recursion), gaps add.
     """
     n_paths = out.shape[0]
     steps = vol_mult.shape[0]
@@ -260,10 +262,11 @@ def bootstrap_paths_nb(rng, s0, data, block, filtered, lam, sigma0, vol_mult, ga
             row = starts[t // block] + t % block
             for a in range(n_assets):
                 if filtered:
-                    r = np.sqrt(var[a]) * data[row, a] * vol_mult[t, a]
-                    var[a] = lam * var[a] + (1.0 - lam) * r * r
+                    eps = np.sqrt(var[a]) * data[row, a]
+                    var[a] = (omega_share[a] * sigma0[a] * sigma0[a] + alpha[a] * eps * eps
+                              + beta[a] * var[a])
                 else:
-                    r = data[row, a] * vol_mult[t, a]
-                logp[a] += r + gap_log[t, a]
+                    eps = data[row, a]
+                logp[a] += eps * vol_mult[t, a] + gap_log[t, a]
                 out[i, t + 1, a] = np.exp(logp[a])
     return 0

@@ -62,8 +62,10 @@ class PathInputs:
     chol_stress : ndarray, shape (A, A)
         Cholesky factor of the stress correlation (regime model; identity otherwise).
     data : ndarray, shape (rows, A)
-        Bootstrap model: the returns file's log returns, or their EWMA-standardised
-        residuals when ``filter = "ewma"``.
+        Bootstrap model: the returns file's log returns, or their standardised residuals
+        when ``filter`` is ``"ewma"`` or ``"garch"``.
+    filter_params : ndarray, shape (3, A)
+        Bootstrap filter recursion per asset: ``omega_share``, ``alpha``, ``beta``.
     """
 
     s0: np.ndarray
@@ -80,6 +82,7 @@ class PathInputs:
     gap_log: np.ndarray | None = None
     chol_stress: np.ndarray | None = None
     data: np.ndarray | None = None
+    filter_params: np.ndarray | None = None
 
     @property
     def steps(self) -> int:
@@ -174,16 +177,15 @@ def prepare_path_inputs(scenario: Scenario) -> PathInputs:
         stress = np.full((n, n), params.correlation)
         np.fill_diagonal(stress, 1.0)
         chol_stress = np.linalg.cholesky(stress)
-    data = None
+    data = filter_params = None
     if isinstance(params, Bootstrap):
         returns = read_returns_file(Path(params.file), market.symbols, scenario.source,
                                     "market.bootstrap.file")
-        data = ewma_standardise(returns, params.ewma_lambda) if params.filter == "ewma" \
-            else returns
+        data, filter_params = standardise_returns(returns, params)
     return PathInputs(s0=s0, drift_step=drift_step, diff_scale=diff_scale, chol=chol, data=data,
                       depth_usd=depth, model=market.model, params=params, mu_dt=mu * dt,
                       var_dt=vol**2 * dt, vol_mult=vol_mult, gap_log=gap_log,
-                      chol_stress=chol_stress, dt_years=dt)
+                      chol_stress=chol_stress, dt_years=dt, filter_params=filter_params)
 
 
 def generate_paths(
@@ -220,8 +222,9 @@ def generate_paths(
         garch_paths_nb(rng, inputs.s0, inputs.mu_dt, inputs.var_dt, inputs.vol_mult,
                        inputs.gap_log, inputs.chol, p.alpha, p.beta, out)
     elif isinstance(p, Bootstrap):
-        bootstrap_paths_nb(rng, inputs.s0, inputs.data, p.block, p.filter == "ewma",
-                           p.ewma_lambda, np.sqrt(inputs.var_dt), inputs.vol_mult,
+        fp = inputs.filter_params
+        bootstrap_paths_nb(rng, inputs.s0, inputs.data, p.block, p.filter != "none", fp[0],
+                           fp[1], fp[2], np.sqrt(inputs.var_dt), inputs.vol_mult,
                            inputs.gap_log, out)
     elif isinstance(p, Regime):
         states = np.empty((n_paths, inputs.steps), dtype=np.int8)
@@ -233,17 +236,40 @@ def generate_paths(
     return out
 
 
-def ewma_standardise(returns: np.ndarray, lam: float) -> np.ndarray:
-    """Returns divided by their EWMA volatility forecast (RiskMetrics, ``lam``).
+def standardise_returns(returns: np.ndarray, params: Bootstrap
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Devolatilise a returns file for filtered historical simulation.
 
-    The forecast for row ``t`` uses rows before it, ``v_t = lam v_{t-1} + (1 - lam)
-    r_{t-1}^2``, started at the sample variance of the column.
+    ``filter = "none"``: the returns as they are. ``"ewma"``: divided by the RiskMetrics
+    forecast ``v_t = lam v_{t-1} + (1 - lam) r_{t-1}^2`` (started at the column's sample
+    variance). ``"garch"``: demeaned, divided by the conditional vol of a GARCH(1,1) with
+    variance targeting fitted per column by maximum likelihood
+    (:mod:`simulator.calibrate`). Returns the data and the per-asset recursion
+    ``(omega_share, alpha, beta)`` that re-volatilises them, shape (3, A).
     """
-    var = np.empty_like(returns)
-    var[0] = returns.var(axis=0)
-    for t in range(1, len(returns)):
-        var[t] = lam * var[t - 1] + (1.0 - lam) * returns[t - 1] ** 2
-    return returns / np.sqrt(np.maximum(var, 1e-300))
+    n_assets = returns.shape[1]
+    if params.filter == "none":
+        return returns, np.zeros((3, n_assets))
+    if params.filter == "ewma":
+        lam = params.ewma_lambda
+        var = np.empty_like(returns)
+        var[0] = returns.var(axis=0)
+        for t in range(1, len(returns)):
+            var[t] = lam * var[t - 1] + (1.0 - lam) * returns[t - 1] ** 2
+        recursion = np.tile([[0.0], [1.0 - lam], [lam]], (1, n_assets))
+        return returns / np.sqrt(np.maximum(var, 1e-300)), recursion
+    from ..calibrate import fit_garch_standardised, garch_variance
+
+    z = np.empty_like(returns)
+    recursion = np.empty((3, n_assets))
+    for a in range(n_assets):
+        x = returns[:, a] - returns[:, a].mean()
+        sd = x.std()
+        x = x / sd if sd > 0 else x
+        alpha, beta = fit_garch_standardised(x)
+        z[:, a] = x / np.sqrt(garch_variance(alpha, beta, x))
+        recursion[:, a] = (1.0 - alpha - beta, alpha, beta)
+    return z, recursion
 
 
 def _dt(inputs: PathInputs) -> float:
@@ -274,14 +300,15 @@ def generate_paths_numpy(inputs: PathInputs, n_paths: int, rng: np.random.Genera
         for i in range(n_paths):
             starts = (rng.random(n_blocks) * (n_rows - p.block + 1)).astype(np.int64)
             rows = (starts[:, None] + np.arange(p.block)[None, :]).ravel()[:steps]
-            picked = inputs.data[rows] * inputs.vol_mult
-            if p.filter == "ewma":
+            picked = inputs.data[rows].copy()
+            if p.filter != "none":
+                omega_share, alpha, beta = inputs.filter_params
                 var = inputs.var_dt.copy()
                 for t in range(steps):
-                    r = np.sqrt(var) * picked[t]
-                    var = p.ewma_lambda * var + (1.0 - p.ewma_lambda) * r * r
-                    picked[t] = r
-            log_returns[i] = picked + inputs.gap_log
+                    eps = np.sqrt(var) * picked[t]
+                    var = omega_share * inputs.var_dt + alpha * eps * eps + beta * var
+                    picked[t] = eps
+            log_returns[i] = picked * inputs.vol_mult + inputs.gap_log
         return _cumulate(inputs.s0, log_returns)
     if isinstance(p, Garch):
         z = rng.standard_normal((n_paths, steps, n_assets))

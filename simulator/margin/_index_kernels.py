@@ -22,6 +22,7 @@ entry carries the unit's band *version*; a unit's older entries are stale and sk
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from .codes import FLAG_DIRTY
@@ -125,8 +126,8 @@ def push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit, h_ver, h_n
         scale += abs(lin[u, a]) * mark[a]
         weight += abs(lin[u, a]) * sigma[a] * mark[a]
     slack -= SLACK_MARGIN * scale
-    if slack <= 0.0:
-        return False
+    if not (slack > 0.0 and np.isfinite(slack) and np.isfinite(weight)):
+        return False  # no band (also for NaN / inf marks): checked exactly every round
     if weight == 0.0:
         return True  # no exposure: the slack cannot change with prices
     for a in range(n_assets):

@@ -59,6 +59,22 @@ def _correlate(chol_t, z, a):  # pragma: no cover - jitted
 
 
 @njit(cache=True)
+def _draw_normals(rng, z):  # pragma: no cover - jitted
+    """Fill ``z`` (steps, A) with standard normals in C order."""
+    for t in range(z.shape[0]):
+        for a in range(z.shape[1]):
+            z[t, a] = rng.standard_normal()
+
+
+@njit(cache=True)
+def _start_path(out, i, s0, logp):  # pragma: no cover - jitted
+    """Initial prices of path ``i`` and their logs."""
+    for a in range(s0.shape[0]):
+        out[i, 0, a] = s0[a]
+        logp[a] = np.log(s0[a])
+
+
+@njit(cache=True)
 def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out):  # pragma: no cover
     """Correlated, variance-normalised multivariate Student-t paths.
 
@@ -73,14 +89,10 @@ def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out):  # prag
     mix = np.empty(steps)
     logp = np.empty(n_assets)
     for i in range(n_paths):
-        for t in range(steps):
-            for a in range(n_assets):
-                z[t, a] = rng.standard_normal()
+        _draw_normals(rng, z)
         for t in range(steps):
             mix[t] = np.sqrt((dof - 2.0) / rng.chisquare(dof))
-        for a in range(n_assets):
-            out[i, 0, a] = s0[a]
-            logp[a] = np.log(s0[a])
+        _start_path(out, i, s0, logp)
         for t in range(steps):
             for a in range(n_assets):
                 w = _correlate(chol[t], z[t], a) * mix[t]
@@ -107,9 +119,7 @@ def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, ju
     counts = np.empty((steps, n_assets), dtype=np.int64)
     logp = np.empty(n_assets)
     for i in range(n_paths):
-        for t in range(steps):
-            for a in range(n_assets):
-                z[t, a] = rng.standard_normal()
+        _draw_normals(rng, z)
         for t in range(steps):
             if common:
                 k = rng.poisson(lam_dt)
@@ -118,9 +128,7 @@ def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, ju
             else:
                 for a in range(n_assets):
                     counts[t, a] = rng.poisson(lam_dt)
-        for a in range(n_assets):
-            out[i, 0, a] = s0[a]
-            logp[a] = np.log(s0[a])
+        _start_path(out, i, s0, logp)
         for t in range(steps):
             for a in range(n_assets):
                 w = _correlate(chol[t], z[t], a)
@@ -161,9 +169,8 @@ def garch_paths_nb(rng, s0, mu_dt, var_dt, vol_mult, gap_log, chol, alpha, beta,
     logp = np.empty(n_assets)
     omega_share = 1.0 - alpha - beta
     for i in range(n_paths):
+        _start_path(out, i, s0, logp)
         for a in range(n_assets):
-            out[i, 0, a] = s0[a]
-            logp[a] = np.log(s0[a])
             h[a] = var_dt[a]
         for t in range(steps):
             for a in range(n_assets):
@@ -209,12 +216,8 @@ def regime_paths_nb(rng, s0, mu_dt, diff_scale, gap_log, chol, chol_stress, stre
             else:
                 stress = u < p_enter
             states[i, t] = 1 if stress else 0
-        for t in range(steps):
-            for a in range(n_assets):
-                z[t, a] = rng.standard_normal()
-        for a in range(n_assets):
-            out[i, 0, a] = s0[a]
-            logp[a] = np.log(s0[a])
+        _draw_normals(rng, z)
+        _start_path(out, i, s0, logp)
         for t in range(steps):
             in_stress = states[i, t] == 1
             for a in range(n_assets):
@@ -254,9 +257,8 @@ def bootstrap_paths_nb(rng, s0, data, block, filtered, omega_share, alpha, beta,
     for i in range(n_paths):
         for k in range(n_blocks):
             starts[k] = np.int64(rng.random() * (n_rows - block + 1))
+        _start_path(out, i, s0, logp)
         for a in range(n_assets):
-            out[i, 0, a] = s0[a]
-            logp[a] = np.log(s0[a])
             var[a] = sigma0[a] * sigma0[a]
         for t in range(steps):
             row = starts[t // block] + t % block

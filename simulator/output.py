@@ -23,16 +23,6 @@ from .errors import RunDirectoryError
 from .margin import codes
 from .margin.engine import ReplayResult
 
-PATH_COLUMNS = (
-    "path_id", "n_liquidations", "liquidated_notional", "max_cascade_rounds", "bad_debt",
-    "insurance_fund_end", "adl_notional", "first_liquidation_step", "fees", "socialised_loss",
-    "fund_depleted", "n_adl",
-)
-EVENT_COLUMNS = (
-    "path_id", "step", "round", "account_id", "kind", "symbol", "qty", "mark_price",
-    "exec_price", "notional", "fee", "bad_debt", "instrument",
-)
-
 
 def file_metadata(digest: str, seed: int, version: str, **extra: Any) -> dict[bytes, bytes]:
     """Schema metadata stored in every Parquet file of a run."""

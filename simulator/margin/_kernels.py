@@ -21,6 +21,7 @@ from numba import njit
 from ._index_kernels import collect_crossed_nb, push_band_nb
 from ._state_kernels import (
     end_path_nb,
+    enqueue_nb,
     put_event_nb,
     restore_nb,
     state_changed_nb,
@@ -185,9 +186,7 @@ def replay_nb(exo, depth, haircut, mmr, sigma, unit_usd0, unit_coll0, unit_pos_s
         if not full_scan:
             for j in range(init_pending.shape[0]):
                 u = init_pending[j]
-                flag[u] |= FLAG_PENDING
-                pending[n_pending] = u
-                n_pending += 1
+                n_pending = enqueue_nb(u, flag, FLAG_PENDING, pending, n_pending)
                 n_touched = touch_nb(u, flag, touched, n_touched)
         fund = fund0
         n_liq = 0
@@ -258,9 +257,7 @@ def replay_nb(exo, depth, haircut, mmr, sigma, unit_usd0, unit_coll0, unit_pos_s
                         n_touched = touch_nb(u, flag, touched, n_touched)
                         if not push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit,
                                             h_ver, h_n):
-                            flag[u] |= FLAG_PENDING
-                            pending[n_pending] = u
-                            n_pending += 1
+                            n_pending = enqueue_nb(u, flag, FLAG_PENDING, pending, n_pending)
                 if n_l == 0:
                     break
                 if not full_scan:

@@ -86,13 +86,19 @@ def put_event_nb(ev_i, ev_f, n, path, step, rnd, unit, kind, instrument, asset, 
 
 
 @njit(cache=True)
+def enqueue_nb(u, flag, bit, queue, n):  # pragma: no cover - jitted
+    """Append ``u`` to ``queue`` unless its ``bit`` says it is there; return the length."""
+    if (flag[u] & bit) == 0:
+        flag[u] |= bit
+        queue[n] = u
+        n += 1
+    return n
+
+
+@njit(cache=True)
 def touch_nb(u, flag, touched, n_touched):  # pragma: no cover - jitted
     """Remember that unit ``u`` must be restored at the end of the path."""
-    if (flag[u] & FLAG_TOUCHED) == 0:
-        flag[u] |= FLAG_TOUCHED
-        touched[n_touched] = u
-        n_touched += 1
-    return n_touched
+    return enqueue_nb(u, flag, FLAG_TOUCHED, touched, n_touched)
 
 
 @njit(cache=True)
@@ -104,11 +110,7 @@ def state_changed_nb(u, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, ha
                     lin, const, n_open)
     version[u] += 1
     flag[u] |= FLAG_CHANGED
-    if (flag[u] & FLAG_PENDING) == 0:
-        flag[u] |= FLAG_PENDING
-        pending[n_pending] = u
-        n_pending += 1
-    return n_pending
+    return enqueue_nb(u, flag, FLAG_PENDING, pending, n_pending)
 
 
 @njit(cache=True)

@@ -105,8 +105,7 @@ class BookIndex:
         lin = book.unit_coll * (1.0 - rules.haircut) + exposure
         const = book.unit_usd - np.bincount(pos_unit, q * book.pos_entry, minlength=n_units)
         n_open = np.bincount(pos_unit, open_, minlength=n_units).astype(np.int64)
-        navk = book.unit_coll.copy()
-        np.add.at(navk, (pos_unit, book.pos_asset), q)
+        navk = unit_nav_coefficients(book)
         navc = const.copy()
 
         slack = const + lin @ s0
@@ -181,13 +180,17 @@ class ReplayResult:
         return pnl
 
 
+def unit_nav_coefficients(book: Book) -> np.ndarray:
+    """``navk`` such that an unchanged unit's NAV moves by ``navk @ dM``; shape (U, A)."""
+    navk = book.unit_coll.copy()
+    np.add.at(navk, (book.pos_unit, book.pos_asset), book.pos_qty)
+    return navk
+
+
 def account_nav_coefficients(book: Book) -> np.ndarray:
     """``K`` such that an untouched account's NAV moves by ``K @ dM``; shape (n_acc, A)."""
-    navk = book.unit_coll.copy()
-    q = book.pos_qty
-    np.add.at(navk, (book.pos_unit, book.pos_asset), q)
-    out = np.zeros((book.n_accounts, navk.shape[1]))
-    np.add.at(out, book.unit_account, navk)
+    out = np.zeros((book.n_accounts, book.unit_coll.shape[1]))
+    np.add.at(out, book.unit_account, unit_nav_coefficients(book))
     return out
 
 

@@ -9,6 +9,22 @@ from numba import njit
 
 
 @njit(cache=True)
+def _draw_normals(rng, z):  # pragma: no cover - jitted
+    """Fill ``z`` (steps, A) with standard normals in C order."""
+    for t in range(z.shape[0]):
+        for a in range(z.shape[1]):
+            z[t, a] = rng.standard_normal()
+
+
+@njit(cache=True)
+def _start_path(out, i, s0, logp):  # pragma: no cover - jitted
+    """Initial prices of path ``i`` and their logs."""
+    for a in range(s0.shape[0]):
+        out[i, 0, a] = s0[a]
+        logp[a] = np.log(s0[a])
+
+
+@njit(cache=True)
 def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out):  # pragma: no cover - jitted
     """Correlated GBM paths with scheduled shocks.
 
@@ -32,12 +48,9 @@ def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out):  # pragma: no cove
     steps = drift_step.shape[0]
     n_assets = s0.shape[0]
     z = np.empty(n_assets)
-    log_s0 = np.log(s0)
     logp = np.empty(n_assets)
     for i in range(n_paths):
-        for a in range(n_assets):
-            out[i, 0, a] = s0[a]
-            logp[a] = log_s0[a]
+        _start_path(out, i, s0, logp)
         for t in range(steps):
             for a in range(n_assets):
                 z[a] = rng.standard_normal()
@@ -56,22 +69,6 @@ def _correlate(chol_t, z, a):  # pragma: no cover - jitted
     for b in range(a + 1):
         w += chol_t[a, b] * z[b]
     return w
-
-
-@njit(cache=True)
-def _draw_normals(rng, z):  # pragma: no cover - jitted
-    """Fill ``z`` (steps, A) with standard normals in C order."""
-    for t in range(z.shape[0]):
-        for a in range(z.shape[1]):
-            z[t, a] = rng.standard_normal()
-
-
-@njit(cache=True)
-def _start_path(out, i, s0, logp):  # pragma: no cover - jitted
-    """Initial prices of path ``i`` and their logs."""
-    for a in range(s0.shape[0]):
-        out[i, 0, a] = s0[a]
-        logp[a] = np.log(s0[a])
 
 
 @njit(cache=True)

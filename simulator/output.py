@@ -64,8 +64,10 @@ def _dictionary(indices: np.ndarray, names: tuple[str, ...] | list[str]) -> pa.D
 
 def events_table(res: ReplayResult, first_path_id: int, account_ids: tuple[str, ...],
                  unit_account: np.ndarray, symbols: tuple[str, ...]) -> pa.Table:
-    """One row per liquidation or ADL fill (see DESIGN.md, ``events/``)."""
+    """One row per liquidation, backstop or ADL fill and per socialised loss (see DESIGN.md,
+    ``events/``; README "Outputs"). Asset ``-1`` in the kernel's records is ``USD``."""
     ei, ef = res.ev_i, res.ev_f
+    asset = np.where(ei[:, codes.EI_ASSET] < 0, len(symbols), ei[:, codes.EI_ASSET])
     accounts = unit_account[ei[:, codes.EI_UNIT]]
     # per part dictionary: only the accounts that appear, so parts stay small
     used, local = np.unique(accounts, return_inverse=True)
@@ -75,7 +77,7 @@ def events_table(res: ReplayResult, first_path_id: int, account_ids: tuple[str, 
         "round": pa.array(ei[:, codes.EI_ROUND]),
         "account_id": _dictionary(local.reshape(-1), [account_ids[j] for j in used]),
         "kind": _dictionary(ei[:, codes.EI_KIND], codes.KIND_NAMES),
-        "symbol": _dictionary(ei[:, codes.EI_ASSET], symbols),
+        "symbol": _dictionary(asset, (*symbols, "USD")),
         "qty": pa.array(ef[:, codes.EF_QTY]),
         "mark_price": pa.array(ef[:, codes.EF_MARK]),
         "exec_price": pa.array(ef[:, codes.EF_EXEC]),
@@ -83,6 +85,7 @@ def events_table(res: ReplayResult, first_path_id: int, account_ids: tuple[str, 
         "fee": pa.array(ef[:, codes.EF_FEE]),
         "bad_debt": pa.array(ef[:, codes.EF_BAD_DEBT]),
         "instrument": _dictionary(ei[:, codes.EI_INSTRUMENT], codes.INSTRUMENT_NAMES),
+        "fund_paid": pa.array(ef[:, codes.EF_FUND_PAID]),
     })
 
 

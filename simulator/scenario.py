@@ -30,12 +30,11 @@ __all__ = ["Account", "Asset", "Distribution", "Liquidity", "Market", "Populatio
            "Position", "Scenario", "Shock", "Simulation", "Venue", "apply_overrides",
            "builtin_dir", "builtin_scenarios", "check_correlation", "load_scenario",
            "parse_override", "resolve_scenario_path", "scenario_from_dict"]
-from .venues import PENDING_PRESETS, PRESETS
+from .venue_config import MARGIN_MODES, Venue, read_venue
 
 MODELS = ("gbm", "student_t", "merton", "garch", "regime", "bootstrap")
 IMPLEMENTED_MODELS = MODELS
 SHOCK_KINDS = ("gap", "vol", "correlation", "liquidity")
-MARGIN_MODES = ("cross", "isolated")
 
 
 @dataclass(frozen=True)
@@ -102,21 +101,6 @@ class Liquidity:
     def decay_per_step(self) -> float:
         """Factor applied to the accumulated log impact at every step."""
         return 1.0 if self.half_life_steps == 0 else 0.5 ** (1.0 / self.half_life_steps)
-
-
-@dataclass(frozen=True)
-class Venue:
-    """Margin and liquidation rules (``[venue]``)."""
-
-    preset: str | None = None
-    margin_mode: str = "cross"
-    maintenance_margin_rate: float = 0.005
-    liquidation: str = "full"
-    target: float = 1.25
-    liquidation_fee_rate: float = 0.0125
-    insurance_fund_usd: float = 1.0e6
-    adl: bool = True
-    max_cascade_rounds: int = 100
 
 
 @dataclass(frozen=True)
@@ -206,7 +190,7 @@ class Scenario:
         out = dataclasses.asdict(self)
         out.pop("document")
         out.pop("source")
-        return out
+        return _json_safe(out)
 
     @property
     def digest(self) -> str:
@@ -217,6 +201,17 @@ class Scenario:
         """
         text = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _json_safe(value: Any) -> Any:
+    """Infinite floats as the strings ``"inf"`` / ``"-inf"`` (strict JSON has no infinity)."""
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 # --------------------------------------------------------------------------- loading
@@ -319,7 +314,7 @@ def scenario_from_dict(
     )
     liq_table.finish()
     venue_table = top.table("venue", {})
-    venue = _read_venue(venue_table)
+    venue = read_venue(venue_table)
     venue_table.finish()
     shocks = read_each(top.tables("shocks"), lambda t: _read_shock(t, market, simulation))
     accounts = read_each(top.tables("accounts"), lambda t: _read_account(t, market, venue))
@@ -450,33 +445,6 @@ def check_correlation(corr: np.ndarray, source: str, key: str) -> np.ndarray:
             source, key, f"is not positive definite (smallest eigenvalue {smallest:.3g}); "
             "lower the largest correlations or make them consistent",
         ) from None
-
-
-def _read_venue(t: Table) -> Venue:
-    preset = t.string("preset", None)
-    if preset is not None:
-        if preset in PENDING_PRESETS:
-            raise t.error("preset", f"{preset!r} ({PENDING_PRESETS[preset]}) is not available "
-                          f"yet; available: {', '.join(PRESETS)}")
-        if preset not in PRESETS:
-            raise t.error("preset", f"{preset!r} is not a known venue; valid: {', '.join(PRESETS)}")
-        for key, value in PRESETS[preset].items():
-            t.data.setdefault(key, value)
-    d = Venue()
-    return Venue(
-        preset=preset,
-        margin_mode=t.string("margin_mode", d.margin_mode, choices=MARGIN_MODES),
-        maintenance_margin_rate=t.number("maintenance_margin_rate", d.maintenance_margin_rate,
-                                         lo=0.0, hi=1.0),
-        liquidation=t.string("liquidation", d.liquidation, choices=("full", "partial")),
-        target=t.number("target", d.target, lo=1.0, lo_open=True, hi=100.0),
-        liquidation_fee_rate=t.number("liquidation_fee_rate", d.liquidation_fee_rate,
-                                      lo=0.0, hi=1.0),
-        insurance_fund_usd=t.number("insurance_fund_usd", d.insurance_fund_usd, lo=0.0),
-        adl=t.boolean("adl", d.adl),
-        max_cascade_rounds=t.integer("max_cascade_rounds", d.max_cascade_rounds, lo=1,
-                                     hi=1_000_000),
-    )
 
 
 def _read_shock(t: Table, market: Market, sim: Simulation) -> Shock:

@@ -3,6 +3,7 @@ the indexed engine equal to the full scan, bit for bit, on large books with casc
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 
 import numpy as np
@@ -11,9 +12,11 @@ import pytest
 from simulator.book import build_book
 from simulator.margin import EngineRules, replay
 from simulator.margin._index_kernels import heap_pop_nb, heap_push_nb, push_band_nb
-from simulator.margin.engine import BookIndex
+from simulator.margin._state_kernels import refresh_unit_nb, unit_values_nb
+from simulator.margin.engine import BookIndex, bracket_table
 from simulator.paths import generate_paths, prepare_path_inputs
-from simulator.scenario import load_scenario
+from simulator.scenario import Asset, Market, Venue, load_scenario
+from simulator.venues import Bracket
 
 
 def test_heap_matches_heapq_with_stale_entries_and_compaction():
@@ -50,6 +53,10 @@ def test_heap_matches_heapq_with_stale_entries_and_compaction():
     assert popped == popped_ref
 
 
+NO_POSITIONS = (np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(2, dtype=np.int64))
+FLAT_TIERS = np.array([[[np.inf, 0.01, 0.0]]] * 8)
+
+
 def test_a_unit_inside_its_band_keeps_positive_slack():
     """Random slack forms and random moves that stay inside every threshold never make
     the slack negative (the band is conservative)."""
@@ -65,7 +72,8 @@ def test_a_unit_inside_its_band_keeps_positive_slack():
         h_unit = np.empty((2 * n_assets, 16), dtype=np.int64)
         h_ver = np.empty((2 * n_assets, 16), dtype=np.int64)
         h_n = np.zeros(2 * n_assets, dtype=np.int64)
-        assert push_band_nb(0, mark, lin, const, sigma, version, h_key, h_unit, h_ver, h_n)
+        assert push_band_nb(0, mark, lin, const, sigma, version, h_key, h_unit, h_ver, h_n,
+                            *NO_POSITIONS, FLAT_TIERS[:n_assets])
         lower = np.full(n_assets, -np.inf)
         upper = np.full(n_assets, np.inf)
         for a in range(n_assets):
@@ -103,6 +111,79 @@ def test_indexed_engine_equals_full_scan_bit_for_bit(name, overrides):
         out[full_scan] = replay(exo, inputs.depth_usd, book, rules, save_marks=3)
     fast, ref = out[False], out[True]
     assert len(ref.ev_i) > 1000  # real cascades
+    for field in ("path_f", "path_i", "min_price", "final_price", "marks", "ev_i", "ev_f",
+                  "acct_liquidated", "acct_bankrupt", "corr_path", "corr_account",
+                  "corr_delta"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(ref, field), err_msg=field)
+
+
+TEST_BRACKETS = (("*", (Bracket(5_000, 0.005, 100), Bracket(20_000, 0.01, 50),
+                         Bracket(80_000, 0.02, 25), Bracket(float("inf"), 0.05, 10))),)
+
+
+def test_band_stops_at_bracket_boundaries():
+    """With tiered brackets the band never reaches past a price where a position would
+    change bracket, and inside it the true (tiered) slack stays positive."""
+    rng = np.random.default_rng(3)
+    tiers = bracket_table(Venue(brackets=TEST_BRACKETS),
+                          Market("gbm", (Asset("A", 100.0, 0.8), Asset("B", 10.0, 1.0)),
+                                 ((1, 0), (0, 1))))
+    for trial in range(500):
+        qty = rng.choice([-1, 1], 3) * rng.lognormal(np.log(200.0), 1.0, 3) / np.array(
+            [100.0, 10.0, 100.0])
+        pos_asset = np.array([0, 1, 0])
+        start = np.array([0, 3])
+        mark = np.array([100.0, 10.0]) * rng.uniform(0.8, 1.2, 2)
+        usd = np.array([abs(qty[0]) * 100 * 0.3 + abs(qty[1]) * 10 * 0.3])
+        coll = np.zeros((1, 2))
+        entry = np.array([100.0, 10.0, 100.0])
+        lin, const, n_open = np.zeros((1, 2)), np.zeros(1), np.zeros(1, dtype=np.int64)
+        refresh_unit_nb(0, mark, usd, coll, qty, pos_asset, entry, start, np.zeros(2), tiers,
+                        lin, const, n_open)
+        e, mm, _, _ = unit_values_nb(0, mark, usd, coll, qty, pos_asset, entry, start,
+                                     np.zeros(2), tiers)
+        assert const[0] + lin[0] @ mark == pytest.approx(e - mm, rel=1e-9, abs=1e-9)
+        if e - mm <= 1e-6:
+            continue
+        version = np.zeros(1, dtype=np.int64)
+        h_key = np.empty((4, 16))
+        h_unit = np.empty((4, 16), dtype=np.int64)
+        h_ver = np.empty((4, 16), dtype=np.int64)
+        h_n = np.zeros(4, dtype=np.int64)
+        assert push_band_nb(0, mark, lin, const, np.array([0.8, 1.0]), version, h_key, h_unit,
+                            h_ver, h_n, qty, pos_asset, start, tiers)
+        lower = [h_key[0, 0] if h_n[0] else 0.0, h_key[2, 0] if h_n[2] else 0.0]
+        upper = [-h_key[1, 0] if h_n[1] else np.inf, -h_key[3, 0] if h_n[3] else np.inf]
+        for a in range(2):
+            caps = tiers[a, :, 0]
+            for p in np.flatnonzero(pos_asset == a):
+                k = np.searchsorted(caps, abs(qty[p]) * mark[a])
+                assert k == 0 or abs(qty[p]) * lower[a] > caps[k - 1], trial
+                assert abs(qty[p]) * min(upper[a], 1e12) <= caps[k], trial
+        # every corner of the box keeps the true slack positive
+        for corner in [(lo0, lo1) for lo0 in (lower[0], min(upper[0], 1e9))
+                       for lo1 in (lower[1], min(upper[1], 1e9))]:
+            m = np.array(corner, dtype=float)
+            if not np.all(np.isfinite(m)) or np.any(m > 1e8):
+                continue
+            e, mm, _, _ = unit_values_nb(0, m, usd, coll, qty, pos_asset, entry, start,
+                                         np.zeros(2), tiers)
+            assert e - mm > 0.0, (trial, corner)
+
+
+def test_indexed_engine_equals_full_scan_with_brackets():
+    """Bit for bit with tiered brackets that positions cross during the cascades."""
+    sc = load_scenario("two-asset-crash", ["simulation.steps=36"])
+    venue = dataclasses.replace(sc.venue, brackets=TEST_BRACKETS)
+    book = build_book(sc)
+    inputs = prepare_path_inputs(sc)
+    exo = generate_paths(inputs, 40, np.random.default_rng(5))
+    out = {}
+    for full_scan in (False, True):
+        rules = EngineRules.from_scenario(venue, sc.liquidity, sc.market, full_scan=full_scan)
+        out[full_scan] = replay(exo, inputs.depth_usd, book, rules, save_marks=3)
+    fast, ref = out[False], out[True]
+    assert len(ref.ev_i) > 1000
     for field in ("path_f", "path_i", "min_price", "final_price", "marks", "ev_i", "ev_f",
                   "acct_liquidated", "acct_bankrupt", "corr_path", "corr_account",
                   "corr_delta"):

@@ -32,7 +32,7 @@ from simulator.scenario import (
     load_scenario,
     scenario_from_dict,
 )
-from simulator.venues import PENDING_PRESETS, PRESETS
+from simulator.venues import PRESETS, Bracket
 
 DELETE = object()
 
@@ -320,7 +320,22 @@ ERROR_CASES = [
                                                      "expiry_days": 30})],
      "accounts[0].positions[0].type", "options are not supported"),
     ("unknown-preset", [("venue.preset", "ftx")], "venue.preset", "not a known venue"),
-    ("pending-preset", [("venue.preset", "aave-v3")], "venue.preset", "not available yet"),
+    ("lending-adl", [("venue.preset", "aave-v3"), ("venue.adl", True)], "venue.adl",
+     "no auto-deleveraging"),
+    ("bracket-order", [("venue.brackets", {"BTC": [{"max_notional_usd": 5e4, "rate": 0.01},
+                                                   {"max_notional_usd": 4e4, "rate": 0.02}]})],
+     "venue.brackets.BTC[1].max_notional_usd", "must be above"),
+    ("bracket-rate-falls", [("venue.brackets", {"BTC": [{"max_notional_usd": 5e4, "rate": 0.01},
+                                                        {"rate": 0.005}]})],
+     "venue.brackets.BTC[1].rate", "must not be below"),
+    ("bracket-cum", [("venue.brackets", {"BTC": [{"max_notional_usd": 5e4, "rate": 0.004},
+                                                 {"rate": 0.005, "cum": 51.0}]})],
+     "venue.brackets.BTC[1].cum", "continuity"),
+    ("bracket-unknown-key", [("venue.brackets", {"BTC": [{"rate": 0.004, "tier": 1}]})],
+     "venue.brackets.BTC[0].tier", "unknown key"),
+    ("liquidation-mode", [("venue.liquidation", "gradual")], "venue.liquidation",
+     "incremental"),
+    ("adl-ranking", [("venue.adl_ranking", "random")], "venue.adl_ranking", "profit_leverage"),
     ("unknown-margin-mode", [("accounts.1.margin_mode", "portfolio")],
      "accounts[1].margin_mode", "not valid"),
     ("unknown-impact", [("liquidity.impact", "cubic")], "liquidity.impact", "not valid"),
@@ -578,7 +593,10 @@ def test_venue_preset_fills_keys(tmp_path, preset):
     defaults = Venue()
     assert any(getattr(defaults, k) != v for k, v in PRESETS[preset].items())
     for key, value in PRESETS[preset].items():
-        assert getattr(sc.venue, key) == value, key
+        if key in ("brackets", "liquidation_thresholds"):
+            assert dict(getattr(sc.venue, key)) == dict(value), key
+        else:
+            assert getattr(sc.venue, key) == value, key
 
 
 def test_explicit_key_overrides_preset(tmp_path):
@@ -587,8 +605,11 @@ def test_explicit_key_overrides_preset(tmp_path):
     doc["venue"] = {"preset": preset, "maintenance_margin_rate": 0.02}
     path = write(tmp_path, doc)
     sc = load_scenario(path)
-    assert PRESETS[preset]["maintenance_margin_rate"] != 0.02
+    assert "maintenance_margin_rate" not in PRESETS[preset]
     assert sc.venue.maintenance_margin_rate == 0.02
+    # an explicit flat rate replaces the preset's brackets for every symbol
+    assert sc.venue.brackets == ()
+    assert sc.venue.brackets_for("BTC") == (Bracket(float("inf"), 0.02),)
     assert sc.venue.liquidation_fee_rate == PRESETS[preset]["liquidation_fee_rate"]
     sc = load_scenario(path, ["venue.liquidation_fee_rate=0.003"])
     assert sc.venue.liquidation_fee_rate == 0.003
@@ -601,10 +622,6 @@ def test_preset_set_by_override(tmp_path):
     assert sc.venue.preset == "deribit"
     assert sc.venue.liquidation == PRESETS["deribit"]["liquidation"]
     assert sc.venue.maintenance_margin_rate == 0.005
-
-
-def test_pending_presets_are_not_presets():
-    assert not set(PENDING_PRESETS) & set(PRESETS)
 
 
 # --------------------------------------------------------------------------- digest

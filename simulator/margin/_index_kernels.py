@@ -25,10 +25,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .codes import FLAG_DIRTY
+from .codes import FLAG_DIRTY, TIER_CAP
 
 #: relative rounding margin taken off the slack before it is turned into bands
 SLACK_MARGIN = 1e-12
+#: relative margin by which a band stops short of a bracket boundary
+BRACKET_MARGIN = 1e-12
 
 
 @njit(cache=True)
@@ -105,9 +107,39 @@ def heap_compact_nb(h_key, h_unit, h_ver, h_n, hid, version):  # pragma: no cove
 
 
 @njit(cache=True)
-def push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit, h_ver, h_n
-                 ):  # pragma: no cover - jitted
+def bracket_interval_nb(u, a, mark_a, qty, pos_asset, unit_pos_start, tiers
+                        ):  # pragma: no cover - jitted
+    """Marks of asset ``a`` between which no position of unit ``u`` changes bracket.
+
+    A position of size ``|q|`` is in bracket ``k`` while ``cap[k-1] < |q| M <= cap[k]``.
+    Returns ``(lo, hi)``: ``(0, inf)`` for an asset with one bracket.
+    """
+    lo = 0.0
+    hi = np.inf
+    if tiers[a, 0, TIER_CAP] == np.inf:
+        return lo, hi
+    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+        q = abs(qty[p])
+        if q == 0.0 or pos_asset[p] != a:
+            continue
+        k = 0
+        last = tiers.shape[1] - 1
+        while k < last and q * mark_a > tiers[a, k, TIER_CAP]:
+            k += 1
+        if k > 0 and tiers[a, k - 1, TIER_CAP] / q > lo:
+            lo = tiers[a, k - 1, TIER_CAP] / q
+        if tiers[a, k, TIER_CAP] / q < hi:
+            hi = tiers[a, k, TIER_CAP] / q
+    return lo, hi
+
+
+@njit(cache=True)
+def push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit, h_ver, h_n, qty,
+                 pos_asset, unit_pos_start, tiers):  # pragma: no cover - jitted
     """Give unit ``u`` a new band around ``mark`` (its version is bumped first).
+
+    The band of each asset is also cut where one of the unit's positions would change
+    bracket (``bracket_interval_nb``), so the linear slack form stays exact inside it.
 
     Returns
     -------
@@ -128,18 +160,25 @@ def push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit, h_ver, h_n
     slack -= SLACK_MARGIN * scale
     if not (slack > 0.0 and np.isfinite(slack) and np.isfinite(weight)):
         return False  # no band (also for NaN / inf marks): checked exactly every round
-    if weight == 0.0:
-        return True  # no exposure: the slack cannot change with prices
     for a in range(n_assets):
         la = lin[u, a]
-        if la == 0.0:
-            continue
-        band = slack * sigma[a] * mark[a] / weight
-        if la > 0.0:
-            heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * a, mark[a] - band, u, ver, version)
-        else:
-            heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * a + 1, -(mark[a] + band), u, ver,
-                         version)
+        down = -np.inf
+        up = np.inf
+        if la != 0.0:
+            band = slack * sigma[a] * mark[a] / weight
+            if la > 0.0:
+                down = mark[a] - band
+            else:
+                up = mark[a] + band
+        lo, hi = bracket_interval_nb(u, a, mark[a], qty, pos_asset, unit_pos_start, tiers)
+        if lo > 0.0 and lo * (1.0 + BRACKET_MARGIN) > down:
+            down = lo * (1.0 + BRACKET_MARGIN)
+        if hi < np.inf and hi * (1.0 - BRACKET_MARGIN) < up:
+            up = hi * (1.0 - BRACKET_MARGIN)
+        if down > -np.inf:
+            heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * a, down, u, ver, version)
+        if up < np.inf:
+            heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * a + 1, -up, u, ver, version)
     return True
 
 

@@ -18,11 +18,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._backstop_kernels import cover_deficit_nb
 from ._index_kernels import collect_crossed_nb, push_band_nb
+from ._lending_kernels import lending_flow_nb, lending_plan_nb, lending_settle_nb
 from ._state_kernels import (
     end_path_nb,
     enqueue_nb,
     put_event_nb,
+    refresh_unit_nb,
     restore_nb,
     state_changed_nb,
     touch_nb,
@@ -34,18 +37,28 @@ from .codes import (
     FLAG_LIQUIDATED,
     FLAG_PENDING,
     FP_ALPHA,
+    FP_BACKSTOP,
     FP_DECAY,
     FP_FEE_RATE,
+    FP_FULL_BELOW,
     FP_FUND0,
+    FP_STEP_FRACTION,
+    FP_STEP_MAX,
+    FP_STEP_MIN,
     FP_TARGET,
     INSTRUMENT_COLLATERAL,
     INSTRUMENT_PERP,
     IP_ADL,
+    IP_ADL_RANKING,
     IP_FULL_SCAN,
+    IP_LENDING,
     IP_MAX_ROUNDS,
-    IP_PARTIAL,
-    KIND_ADL,
+    IP_MODE,
+    KIND_BACKSTOP,
     KIND_LIQUIDATION,
+    MODE_FULL,
+    MODE_INCREMENTAL,
+    MODE_PARTIAL,
     OVERFLOW_CORRECTIONS,
     OVERFLOW_EVENTS,
     PF_ADL_NOTIONAL,
@@ -59,11 +72,12 @@ from .codes import (
     PI_MAX_ROUNDS,
     PI_N_ADL,
     PI_N_LIQUIDATIONS,
+    TIER_CAP,
 )
 
 
 @njit(cache=True)
-def replay_nb(exo, depth, haircut, mmr, sigma, unit_usd0, unit_coll0, unit_pos_start,
+def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos_start,
               unit_account, pos_unit, pos_asset, pos_qty0, pos_entry, lin0, const0, n_open0,
               navk, navc, s_key, s_unit, s_start, init_pending, fparams, iparams,
               path_f, path_i, min_price, final_price, marks_out, acct_liq, acct_bank,
@@ -76,7 +90,10 @@ def replay_nb(exo, depth, haircut, mmr, sigma, unit_usd0, unit_coll0, unit_pos_s
         Exogenous prices.
     depth : float64[steps + 1, A]
         Depth in USD per step.
-    haircut, mmr : float64[A]
+    haircut : float64[A]
+        Collateral haircut (lending: 1 - liquidation threshold).
+    tiers : float64[A, K, 3]
+        Maintenance brackets per asset: cap, rate, cum (``codes.TIER_*``).
     sigma : float64[A]
         Volatility scale of each asset, used only to split safe bands between assets.
     unit_usd0 : float64[U]
@@ -94,9 +111,9 @@ def replay_nb(exo, depth, haircut, mmr, sigma, unit_usd0, unit_coll0, unit_pos_s
     init_pending : int64[K]
         Units to check exactly at the first round (no band at the initial prices).
     fparams : float64[N_FP]
-        Fee rate, target, initial fund, impact alpha, impact decay per step.
+        Venue and impact parameters (``codes.FP_*``).
     iparams : int64[N_IP]
-        Partial mode (0/1), ADL (0/1), max cascade rounds, full scan (0/1).
+        Mode, ADL, max cascade rounds, full scan, lending, ADL ranking (``codes.IP_*``).
     path_f : float64[n_paths, N_PF]
     path_i : int64[n_paths, N_PI]
     min_price, final_price : float64[n_paths, A]
@@ -134,10 +151,21 @@ def replay_nb(exo, depth, haircut, mmr, sigma, unit_usd0, unit_coll0, unit_pos_s
     fund0 = fparams[FP_FUND0]
     alpha = fparams[FP_ALPHA]
     decay = fparams[FP_DECAY]
-    partial = iparams[IP_PARTIAL] != 0
+    step_fraction = fparams[FP_STEP_FRACTION]
+    step_min = fparams[FP_STEP_MIN]
+    step_max = fparams[FP_STEP_MAX]
+    full_below = fparams[FP_FULL_BELOW]
+    backstop = fparams[FP_BACKSTOP]
+    mode = iparams[IP_MODE]
     adl_on = iparams[IP_ADL] != 0
     max_rounds = iparams[IP_MAX_ROUNDS]
     full_scan = iparams[IP_FULL_SCAN] != 0
+    lending = iparams[IP_LENDING] != 0
+    ranking = iparams[IP_ADL_RANKING]
+    tiered = False
+    for a in range(n_assets):
+        if tiers[a, 0, TIER_CAP] < np.inf:
+            tiered = True
     n_save = marks_out.shape[0]
 
     usd = unit_usd0.copy()
@@ -167,6 +195,12 @@ def replay_nb(exo, depth, haircut, mmr, sigma, unit_usd0, unit_coll0, unit_pos_s
     flow = np.empty(n_assets)
     liq = np.empty(n_units, dtype=np.int64)
     frac = np.empty(n_units)
+    kind = np.empty(n_units, dtype=np.int64)
+    plan_g = np.empty(n_units)
+    plan_k = np.empty(n_units)
+    plan_r = np.empty(n_units)
+    plan_s = np.empty(n_units)
+    plan_c = np.empty(n_units, dtype=np.bool_)
     closed = np.zeros(n_pos)
     closed_notional = np.zeros(n_pos)
     bank_unit = np.empty(n_units, dtype=np.int64)
@@ -247,6 +281,10 @@ def replay_nb(exo, depth, haircut, mmr, sigma, unit_usd0, unit_coll0, unit_pos_s
                     flag[u] &= ~np.uint8(FLAG_DIRTY)
                     if n_open[u] == 0:
                         continue
+                    if tiered:  # brackets may have changed with the marks
+                        refresh_unit_nb(u, mark, usd, coll, qty, pos_asset, pos_entry,
+                                        unit_pos_start, haircut, tiers, lin, const, n_open)
+                        n_touched = touch_nb(u, flag, touched, n_touched)
                     s = const[u]
                     for a in range(n_assets):
                         s += lin[u, a] * mark[a]
@@ -256,7 +294,7 @@ def replay_nb(exo, depth, haircut, mmr, sigma, unit_usd0, unit_coll0, unit_pos_s
                     elif not full_scan:
                         n_touched = touch_nb(u, flag, touched, n_touched)
                         if not push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit,
-                                            h_ver, h_n):
+                                            h_ver, h_n, qty, pos_asset, unit_pos_start, tiers):
                             n_pending = enqueue_nb(u, flag, FLAG_PENDING, pending, n_pending)
                 if n_l == 0:
                     break
@@ -265,25 +303,53 @@ def replay_nb(exo, depth, haircut, mmr, sigma, unit_usd0, unit_coll0, unit_pos_s
                 r += 1
                 if first_step < 0:
                     first_step = t
-                # fractions
+                # 1. fractions (derivatives) or plans (lending)
                 for j in range(n_l):
+                    u = liq[j]
                     f = 1.0
-                    if partial:
-                        e, mm, nn, w = unit_values_nb(liq[j], mark, usd, coll, qty, pos_asset,
-                                                      pos_entry, unit_pos_start, haircut, mmr)
-                        den = target * mm - fee_rate * nn
-                        if e > 0.0 and den > 0.0:
-                            f = (target * mm - e) / den
+                    kind[j] = KIND_LIQUIDATION
+                    if lending:
+                        g, kk, rep, sz, clr = lending_plan_nb(u, mark, usd, coll, qty, pos_asset,
+                                                              unit_pos_start, haircut, fparams)
+                        plan_g[j] = g
+                        plan_k[j] = kk
+                        plan_r[j] = rep
+                        plan_s[j] = sz
+                        plan_c[j] = clr
+                    elif mode != MODE_FULL or backstop > 0.0:
+                        e, mm, nn, w = unit_values_nb(u, mark, usd, coll, qty, pos_asset,
+                                                      pos_entry, unit_pos_start, haircut, tiers)
+                        if backstop > 0.0 and e < backstop * mm:
+                            kind[j] = KIND_BACKSTOP
+                        elif mode == MODE_PARTIAL:
+                            den = target * mm - fee_rate * nn
+                            if e > 0.0 and den > 0.0:
+                                f = (target * mm - e) / den
+                                if f >= 1.0:
+                                    f = 1.0
+                                elif f < 0.0:
+                                    f = 0.0
+                        elif mode == MODE_INCREMENTAL and e > 0.0 and nn > full_below:
+                            c_usd = step_fraction * nn
+                            if c_usd < step_min:
+                                c_usd = step_min
+                            if c_usd > step_max:
+                                c_usd = step_max
+                            f = c_usd / nn
                             if f >= 1.0:
                                 f = 1.0
-                            elif f < 0.0:
-                                f = 0.0
                     frac[j] = f
                 # 2. flow
                 for a in range(n_assets):
                     flow[a] = 0.0
                 for j in range(n_l):
                     u = liq[j]
+                    if lending:
+                        lending_flow_nb(u, plan_g[j], plan_k[j], coll, qty, pos_asset,
+                                        unit_pos_start, flow)
+                        continue
+                    if kind[j] == KIND_BACKSTOP:
+                        continue
                     full = frac[j] == 1.0
                     for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
                         if qty[p] != 0.0:
@@ -310,81 +376,97 @@ def replay_nb(exo, depth, haircut, mmr, sigma, unit_usd0, unit_coll0, unit_pos_s
                 n_b = 0
                 for j in range(n_l):
                     u = liq[j]
-                    f = frac[j]
-                    full = f == 1.0
-                    sum_n = 0.0
-                    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
-                        closed[p] = 0.0
-                        closed_notional[p] = 0.0
-                        if qty[p] != 0.0:
-                            a = pos_asset[p]
-                            c = qty[p] if full else f * qty[p]
-                            usd[u] += c * (xprice[a] - pos_entry[p])
-                            if full:
-                                qty[p] = 0.0
-                            else:
-                                qty[p] -= c
-                            closed[p] = c
-                            closed_notional[p] = abs(c) * xprice[a]
-                            sum_n += closed_notional[p]
-                    if full:
-                        for a in range(n_assets):
-                            if coll[u, a] > 0.0:
-                                usd[u] += coll[u, a] * xprice[a]
-                        e2 = usd[u]
+                    if lending:
+                        fund, fee, bd, paid, deficit, n_ev, overflow = lending_settle_nb(
+                            i, t, r, u, plan_g[j], plan_k[j], plan_r[j], plan_s[j], plan_c[j],
+                            mark, usd, coll, qty, pos_asset, unit_pos_start, fparams, fund,
+                            ev_i, ev_f, n_ev)
+                        if overflow:
+                            break
+                        sum_n = plan_r[j]
+                        socialised += deficit
+                        deficit = 0.0  # no ADL on a lending venue: socialised above
                     else:
-                        e2, mm2, nn2, w2 = unit_values_nb(u, mark2, usd, coll, qty, pos_asset,
-                                                          pos_entry, unit_pos_start, haircut, mmr)
-                    fee = fee_rate * sum_n
-                    room = e2 if e2 > 0.0 else 0.0
-                    if fee > room:
-                        fee = room
-                    usd[u] -= fee
-                    fund += fee
+                        f = frac[j]
+                        full = f == 1.0
+                        backstopped = kind[j] == KIND_BACKSTOP
+                        px = mark if backstopped else xprice
+                        sum_n = 0.0
+                        for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+                            closed[p] = 0.0
+                            closed_notional[p] = 0.0
+                            if qty[p] != 0.0:
+                                a = pos_asset[p]
+                                c = qty[p] if full else f * qty[p]
+                                usd[u] += c * (px[a] - pos_entry[p])
+                                if full:
+                                    qty[p] = 0.0
+                                else:
+                                    qty[p] -= c
+                                closed[p] = c
+                                closed_notional[p] = abs(c) * px[a]
+                                sum_n += closed_notional[p]
+                        if full:
+                            for a in range(n_assets):
+                                if coll[u, a] > 0.0:
+                                    usd[u] += coll[u, a] * px[a]
+                            e2 = usd[u]
+                        else:
+                            e2, mm2, nn2, w2 = unit_values_nb(u, mark2, usd, coll, qty, pos_asset,
+                                                              pos_entry, unit_pos_start, haircut,
+                                                              tiers)
+                        room = e2 if e2 > 0.0 else 0.0
+                        fee = room if backstopped else fee_rate * sum_n
+                        if fee > room:
+                            fee = room
+                        usd[u] -= fee
+                        fund += fee
+                        bd = 0.0
+                        paid = 0.0
+                        deficit = 0.0
+                        if full and usd[u] < 0.0:
+                            bd = -usd[u]
+                            usd[u] = 0.0
+                            paid = bd if bd < fund else fund
+                            fund -= paid
+                            deficit = bd - paid
+                        for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+                            if closed[p] != 0.0:
+                                if n_ev >= capacity:
+                                    overflow = True
+                                    break
+                                share = closed_notional[p] / sum_n if sum_n > 0.0 else 0.0
+                                a = pos_asset[p]
+                                put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, kind[j],
+                                             INSTRUMENT_PERP, a, -closed[p], mark[a], px[a],
+                                             closed_notional[p], fee * share, bd * share,
+                                             paid * share)
+                                n_ev += 1
+                        if full:
+                            for a in range(n_assets):
+                                amount = coll[u, a]
+                                if amount > 0.0:
+                                    if n_ev >= capacity:
+                                        overflow = True
+                                        break
+                                    put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, kind[j],
+                                                 INSTRUMENT_COLLATERAL, a, -amount, mark[a],
+                                                 px[a], amount * px[a], 0.0, 0.0, 0.0)
+                                    n_ev += 1
+                                    coll[u, a] = 0.0
+                    if deficit > 0.0 or (lending and bd > paid):
+                        depleted = 1
                     fees += fee
-                    bd = 0.0
-                    deficit = 0.0
-                    if full and usd[u] < 0.0:
-                        bd = -usd[u]
-                        usd[u] = 0.0
-                        paid = bd if bd < fund else fund
-                        fund -= paid
-                        deficit = bd - paid
-                        if deficit > 0.0:
-                            depleted = 1
                     flag[u] |= FLAG_LIQUIDATED
                     if bd > 0.0:
                         flag[u] |= FLAG_BANKRUPT
                     n_liq += 1
                     liq_notional += sum_n
                     bad_debt_total += bd
-                    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
-                        if closed[p] != 0.0:
-                            if n_ev >= capacity:
-                                overflow = True
-                                break
-                            share = closed_notional[p] / sum_n if sum_n > 0.0 else 0.0
-                            a = pos_asset[p]
-                            put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, KIND_LIQUIDATION,
-                                       INSTRUMENT_PERP, a, -closed[p], mark[a], xprice[a],
-                                       closed_notional[p], fee * share, bd * share)
-                            n_ev += 1
-                    if full:
-                        for a in range(n_assets):
-                            amount = coll[u, a]
-                            if amount > 0.0:
-                                if n_ev >= capacity:
-                                    overflow = True
-                                    break
-                                put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, KIND_LIQUIDATION,
-                                           INSTRUMENT_COLLATERAL, a, -amount, mark[a],
-                                           xprice[a], amount * xprice[a], 0.0, 0.0)
-                                n_ev += 1
-                                coll[u, a] = 0.0
                     n_touched = touch_nb(u, flag, touched, n_touched)
-                    n_pending = state_changed_nb(u, usd, coll, qty, pos_asset, pos_entry,
-                                                  unit_pos_start, haircut, mmr, lin, const,
-                                                  n_open, version, flag, pending, n_pending)
+                    n_pending = state_changed_nb(u, mark2, usd, coll, qty, pos_asset, pos_entry,
+                                                 unit_pos_start, haircut, tiers, lin, const,
+                                                 n_open, version, flag, pending, n_pending)
                     if deficit > 0.0:
                         bank_unit[n_b] = u
                         bank_deficit[n_b] = deficit
@@ -397,78 +479,18 @@ def replay_nb(exo, depth, haircut, mmr, sigma, unit_usd0, unit_coll0, unit_pos_s
                 for a in range(n_assets):
                     mark[a] = mark2[a]
                     logimp[a] += dlog[a]
-                # 6. uncovered deficits
+                # 6. uncovered deficits: ADL, or socialised
                 for b in range(n_b):
-                    u = bank_unit[b]
-                    deficit = bank_deficit[b]
-                    if not adl_on:
-                        socialised += deficit
-                        continue
-                    sum_n = 0.0
-                    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
-                        sum_n += closed_notional[p]
-                    if sum_n <= 0.0:
-                        socialised += deficit
-                        continue
-                    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
-                        if closed[p] == 0.0:
-                            continue
-                        a = pos_asset[p]
-                        d_p = deficit * closed_notional[p] / sum_n
-                        side = 1.0 if closed[p] > 0.0 else -1.0
-                        q = abs(closed[p])
-                        adl_price = mark[a] + side * d_p / q
-                        n_c = 0
-                        for k in range(n_pos):
-                            qk = qty[k]
-                            if pos_asset[k] != a or pos_unit[k] == u or qk == 0.0:
-                                continue
-                            if (qk > 0.0) == (side > 0.0):
-                                continue
-                            gain = qk * (mark[a] - pos_entry[k])
-                            if gain <= 0.0:
-                                continue
-                            e, mm, nn, w = unit_values_nb(pos_unit[k], mark, usd, coll, qty,
-                                                          pos_asset, pos_entry, unit_pos_start,
-                                                          haircut, mmr)
-                            ratio = mm / e if e > 0.0 else 0.0
-                            cand[n_c] = k
-                            cand_key[n_c] = -(gain / max(1.0, w) * ratio)
-                            n_c += 1
-                        order = np.argsort(cand_key[:n_c], kind="mergesort")
-                        rem = q
-                        for o in range(n_c):
-                            if rem <= 0.0:
-                                break
-                            k = cand[order[o]]
-                            v = pos_unit[k]
-                            size = abs(qty[k])
-                            dq = rem if rem < size else size
-                            usd[v] += (-side * dq) * (adl_price - pos_entry[k])
-                            if dq == size:
-                                qty[k] = 0.0
-                            else:
-                                qty[k] += side * dq
-                            covered = dq * d_p / q
-                            rem -= dq
-                            n_touched = touch_nb(v, flag, touched, n_touched)
-                            n_pending = state_changed_nb(v, usd, coll, qty, pos_asset,
-                                                          pos_entry, unit_pos_start, haircut,
-                                                          mmr, lin, const, n_open, version,
-                                                          flag, pending, n_pending)
-                            if n_ev >= capacity:
-                                overflow = True
-                                break
-                            put_event_nb(ev_i, ev_f, n_ev, i, t, r, v, KIND_ADL, INSTRUMENT_PERP,
-                                       a, side * dq, mark[a], adl_price, dq * abs(adl_price),
-                                       0.0, covered)
-                            n_ev += 1
-                            adl_notional += dq * abs(adl_price)
-                            n_adl += 1
-                        if overflow:
-                            break
-                        if rem > 0.0:
-                            socialised += d_p * rem / q
+                    n_pending, n_touched, n_ev, adl_add, soc_add, n_adl_add, overflow = \
+                        cover_deficit_nb(i, t, r, bank_unit[b], bank_deficit[b], mark, usd,
+                                         coll, qty, pos_unit, pos_asset, pos_entry,
+                                         unit_pos_start, haircut, tiers, lin, const, n_open,
+                                         version, flag, pending, n_pending, touched,
+                                         n_touched, closed, closed_notional, cand, cand_key,
+                                         adl_on, ranking, ev_i, ev_f, n_ev)
+                    adl_notional += adl_add
+                    socialised += soc_add
+                    n_adl += n_adl_add
                     if overflow:
                         break
                 if overflow:

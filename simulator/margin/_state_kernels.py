@@ -9,6 +9,7 @@ from .codes import (
     EF_BAD_DEBT,
     EF_EXEC,
     EF_FEE,
+    EF_FUND_PAID,
     EF_MARK,
     EF_NOTIONAL,
     EF_QTY,
@@ -24,24 +25,40 @@ from .codes import (
     FLAG_LIQUIDATED,
     FLAG_PENDING,
     FLAG_TOUCHED,
+    TIER_CAP,
+    TIER_CUM,
+    TIER_RATE,
 )
 
 
 @njit(cache=True)
-def refresh_unit_nb(u, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut, mmr,
-                    lin, const, n_open):  # pragma: no cover - jitted
-    """Recompute the linear slack coefficients of unit ``u`` from its state."""
+def bracket_nb(tiers, a, notional):  # pragma: no cover - jitted
+    """Index of the bracket of asset ``a`` that holds ``notional`` (first cap >= it)."""
+    k = 0
+    last = tiers.shape[1] - 1
+    while k < last and notional > tiers[a, k, TIER_CAP]:
+        k += 1
+    return k
+
+
+@njit(cache=True)
+def refresh_unit_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut,
+                    tiers, lin, const, n_open):  # pragma: no cover - jitted
+    """Recompute the linear slack coefficients of unit ``u`` from its state, with the
+    brackets its positions are in at ``marks``; ``n_open`` counts open positions, plus one
+    for a negative USD balance (a live unit)."""
     n_assets = lin.shape[1]
     for a in range(n_assets):
         lin[u, a] = coll[u, a] * (1.0 - haircut[a])
     c = usd[u]
-    k = 0
+    k = 1 if usd[u] < 0.0 else 0
     for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
         q = qty[p]
         if q != 0.0:
             a = pos_asset[p]
-            lin[u, a] += q - mmr[a] * abs(q)
-            c -= q * pos_entry[p]
+            b = bracket_nb(tiers, a, abs(q) * marks[a])
+            lin[u, a] += q - tiers[a, b, TIER_RATE] * abs(q)
+            c += tiers[a, b, TIER_CUM] - q * pos_entry[p]
             k += 1
     const[u] = c
     n_open[u] = k
@@ -49,7 +66,7 @@ def refresh_unit_nb(u, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, hai
 
 @njit(cache=True)
 def unit_values_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut,
-                   mmr):  # pragma: no cover - jitted
+                   tiers):  # pragma: no cover - jitted
     """Equity, maintenance, notional and wallet of unit ``u`` at ``marks``."""
     wallet = usd[u]
     for a in range(marks.shape[0]):
@@ -60,16 +77,19 @@ def unit_values_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_star
     for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
         q = qty[p]
         if q != 0.0:
-            m = marks[pos_asset[p]]
+            a = pos_asset[p]
+            m = marks[a]
+            n = abs(q) * m
+            b = bracket_nb(tiers, a, n)
             equity += q * (m - pos_entry[p])
-            notional += abs(q) * m
-            maint += abs(q) * m * mmr[pos_asset[p]]
+            notional += n
+            maint += n * tiers[a, b, TIER_RATE] - tiers[a, b, TIER_CUM]
     return equity, maint, notional, wallet
 
 
 @njit(cache=True)
 def put_event_nb(ev_i, ev_f, n, path, step, rnd, unit, kind, instrument, asset, qty, mark, xprice,
-               notional, fee, bad_debt):  # pragma: no cover - jitted
+                 notional, fee, bad_debt, fund_paid):  # pragma: no cover - jitted
     ev_i[n, EI_PATH] = path
     ev_i[n, EI_STEP] = step
     ev_i[n, EI_ROUND] = rnd
@@ -83,6 +103,7 @@ def put_event_nb(ev_i, ev_f, n, path, step, rnd, unit, kind, instrument, asset, 
     ev_f[n, EF_NOTIONAL] = notional
     ev_f[n, EF_FEE] = fee
     ev_f[n, EF_BAD_DEBT] = bad_debt
+    ev_f[n, EF_FUND_PAID] = fund_paid
 
 
 @njit(cache=True)
@@ -102,12 +123,12 @@ def touch_nb(u, flag, touched, n_touched):  # pragma: no cover - jitted
 
 
 @njit(cache=True)
-def state_changed_nb(u, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut, mmr,
-                      lin, const, n_open, version, flag, pending, n_pending
-                      ):  # pragma: no cover - jitted
+def state_changed_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut,
+                     tiers, lin, const, n_open, version, flag, pending, n_pending
+                     ):  # pragma: no cover - jitted
     """After a change to unit ``u``: new slack form, old bands void, exact check next round."""
-    refresh_unit_nb(u, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut, mmr,
-                    lin, const, n_open)
+    refresh_unit_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut,
+                    tiers, lin, const, n_open)
     version[u] += 1
     flag[u] |= FLAG_CHANGED
     return enqueue_nb(u, flag, FLAG_PENDING, pending, n_pending)

@@ -7,17 +7,20 @@ bake these constants in when they compile.
 # event kinds and instruments
 KIND_LIQUIDATION = 0
 KIND_ADL = 1
-KIND_NAMES = ("liquidation", "adl")
+KIND_BACKSTOP = 2      # taken over by a backstop vault at the mark
+KIND_SOCIALISED = 3    # uncovered loss spread over the venue
+KIND_NAMES = ("liquidation", "adl", "backstop", "socialised")
 INSTRUMENT_PERP = 0
 INSTRUMENT_COLLATERAL = 1
-INSTRUMENT_NAMES = ("perp", "collateral")
+INSTRUMENT_DEBT = 2    # a lending venue's debt (asset -1: USD)
+INSTRUMENT_NAMES = ("perp", "collateral", "debt")
 
 # columns of the integer event buffer
 EI_PATH, EI_STEP, EI_ROUND, EI_UNIT, EI_KIND, EI_INSTRUMENT, EI_ASSET = range(7)
 N_EI = 7
 # columns of the float event buffer
-EF_QTY, EF_MARK, EF_EXEC, EF_NOTIONAL, EF_FEE, EF_BAD_DEBT = range(6)
-N_EF = 6
+EF_QTY, EF_MARK, EF_EXEC, EF_NOTIONAL, EF_FEE, EF_BAD_DEBT, EF_FUND_PAID = range(7)
+N_EF = 7
 
 # columns of the per-path float record
 PF_LIQUIDATED_NOTIONAL, PF_BAD_DEBT, PF_FUND_END, PF_ADL_NOTIONAL, PF_SOCIALISED, PF_FEES = range(6)
@@ -39,8 +42,18 @@ OVERFLOW_EVENTS = 1
 OVERFLOW_CORRECTIONS = 2
 
 # float parameters
-FP_FEE_RATE, FP_TARGET, FP_FUND0, FP_ALPHA, FP_DECAY = range(5)
-N_FP = 5
+(FP_FEE_RATE, FP_TARGET, FP_FUND0, FP_ALPHA, FP_DECAY, FP_STEP_FRACTION, FP_STEP_MIN,
+ FP_STEP_MAX, FP_FULL_BELOW, FP_BACKSTOP, FP_CLOSE_FACTOR, FP_FULL_CLOSE_HF,
+ FP_FULL_CLOSE_USD, FP_BONUS, FP_PROTOCOL_SHARE) = range(15)
+N_FP = 15
 # integer parameters
-IP_PARTIAL, IP_ADL, IP_MAX_ROUNDS, IP_FULL_SCAN = range(4)
-N_IP = 4
+IP_MODE, IP_ADL, IP_MAX_ROUNDS, IP_FULL_SCAN, IP_LENDING, IP_ADL_RANKING = range(6)
+N_IP = 6
+# liquidation modes (IP_MODE) and ADL rankings (IP_ADL_RANKING)
+MODE_FULL, MODE_PARTIAL, MODE_INCREMENTAL = 0, 1, 2
+MODE_NAMES = ("full", "partial", "incremental")
+RANK_PNL_MARGIN_RATIO, RANK_PROFIT_LEVERAGE = 0, 1
+RANK_NAMES = ("pnl_margin_ratio", "profit_leverage")
+
+# columns of the per-asset bracket table ``tiers[a, k, :]``
+TIER_CAP, TIER_RATE, TIER_CUM = range(3)

@@ -13,8 +13,9 @@ import numpy as np
 
 from ..book import Book
 from ..scenario import Liquidity, Market, Venue
+from ..venues import bracket_cums
 from . import codes
-from ._index_kernels import SLACK_MARGIN
+from ._index_kernels import BRACKET_MARGIN, SLACK_MARGIN
 from ._kernels import replay_nb
 
 #: smallest volatility used to split a unit's slack between assets (any split is correct;
@@ -28,8 +29,11 @@ class EngineRules:
 
     Attributes
     ----------
-    haircut, mmr : ndarray, shape (A,)
-        Collateral haircut and maintenance margin rate per asset.
+    haircut : ndarray, shape (A,)
+        Collateral haircut per asset; on a lending venue ``1 -`` its liquidation threshold.
+    tiers : ndarray, shape (A, K, 3)
+        Maintenance brackets per asset: notional cap, rate, cum (``codes.TIER_*``); shorter
+        tables repeat their last row.
     sigma : ndarray, shape (A,)
         Volatility scale per asset, used to split safe bands between assets.
     fparams : ndarray, shape (codes.N_FP,)
@@ -37,10 +41,25 @@ class EngineRules:
     """
 
     haircut: np.ndarray
-    mmr: np.ndarray
+    tiers: np.ndarray
     sigma: np.ndarray
     fparams: np.ndarray
     iparams: np.ndarray
+
+    @property
+    def tier_cap(self) -> np.ndarray:
+        """Bracket notional caps, shape (A, K)."""
+        return self.tiers[:, :, codes.TIER_CAP]
+
+    @property
+    def tier_rate(self) -> np.ndarray:
+        """Bracket maintenance rates, shape (A, K)."""
+        return self.tiers[:, :, codes.TIER_RATE]
+
+    @property
+    def tier_cum(self) -> np.ndarray:
+        """Bracket maintenance amounts, shape (A, K)."""
+        return self.tiers[:, :, codes.TIER_CUM]
 
     @classmethod
     def from_scenario(cls, venue: Venue, liquidity: Liquidity, market: Market,
@@ -56,15 +75,52 @@ class EngineRules:
         fparams[codes.FP_FUND0] = venue.insurance_fund_usd
         fparams[codes.FP_ALPHA] = liquidity.alpha
         fparams[codes.FP_DECAY] = liquidity.decay_per_step
+        fparams[codes.FP_STEP_FRACTION] = venue.step_fraction
+        fparams[codes.FP_STEP_MIN] = venue.step_min_usd
+        fparams[codes.FP_STEP_MAX] = venue.step_max_usd
+        fparams[codes.FP_FULL_BELOW] = venue.full_below_usd
+        fparams[codes.FP_BACKSTOP] = venue.backstop_ratio
+        fparams[codes.FP_CLOSE_FACTOR] = venue.close_factor
+        fparams[codes.FP_FULL_CLOSE_HF] = venue.full_close_below_hf
+        fparams[codes.FP_FULL_CLOSE_USD] = venue.full_close_below_usd
+        fparams[codes.FP_BONUS] = venue.liquidation_bonus
+        fparams[codes.FP_PROTOCOL_SHARE] = venue.protocol_share
         iparams = np.zeros(codes.N_IP, dtype=np.int64)
-        iparams[codes.IP_PARTIAL] = venue.liquidation == "partial"
-        iparams[codes.IP_ADL] = venue.adl
+        iparams[codes.IP_MODE] = codes.MODE_NAMES.index(venue.liquidation)
+        iparams[codes.IP_ADL] = venue.adl and not venue.lending
         iparams[codes.IP_MAX_ROUNDS] = venue.max_cascade_rounds
         iparams[codes.IP_FULL_SCAN] = full_scan
-        haircut = np.array([a.haircut for a in market.assets], dtype=float)
+        iparams[codes.IP_LENDING] = venue.lending
+        iparams[codes.IP_ADL_RANKING] = codes.RANK_NAMES.index(venue.adl_ranking)
+        haircut = np.array([1.0 - venue.collateral_weight(a.symbol, a.haircut)
+                            for a in market.assets], dtype=float)
         sigma = np.maximum(np.array([a.vol for a in market.assets], dtype=float), SIGMA_FLOOR)
-        mmr = np.full(haircut.shape, venue.maintenance_margin_rate)
-        return cls(haircut=haircut, mmr=mmr, sigma=sigma, fparams=fparams, iparams=iparams)
+        return cls(haircut=haircut, tiers=bracket_table(venue, market), sigma=sigma,
+                   fparams=fparams, iparams=iparams)
+
+
+def bracket_table(venue: Venue, market: Market) -> np.ndarray:
+    """Maintenance brackets of every asset as one array, shape (A, K, 3)."""
+    tables = [venue.brackets_for(a.symbol) for a in market.assets]
+    n_rows = max(len(t) for t in tables)
+    out = np.empty((len(tables), n_rows, 3))
+    for a, table in enumerate(tables):
+        cums = bracket_cums(table)
+        for k in range(n_rows):
+            j = min(k, len(table) - 1)
+            out[a, k] = (table[j].max_notional_usd, table[j].rate, cums[j])
+    return out
+
+
+def position_brackets(book: Book, tiers: np.ndarray, prices: np.ndarray) -> np.ndarray:
+    """Bracket index of every position at ``prices`` (first cap >= its notional)."""
+    notional = np.abs(book.pos_qty) * prices[book.pos_asset]
+    k = np.zeros(len(notional), dtype=np.int64)
+    for a in range(tiers.shape[0]):
+        rows = book.pos_asset == a
+        caps = tiers[a, :-1, codes.TIER_CAP]
+        k[rows] = np.searchsorted(caps, notional[rows], side="left")
+    return k
 
 
 @dataclass(frozen=True)
@@ -97,30 +153,43 @@ class BookIndex:
     def build(cls, book: Book, rules: EngineRules, s0: np.ndarray) -> BookIndex:
         """Index ``book`` at the initial prices ``s0``."""
         n_units, n_assets = book.n_units, len(s0)
-        pos_unit = book.pos_unit
+        pos_unit, pos_asset = book.pos_unit, book.pos_asset
         open_ = book.pos_qty != 0.0
         q = np.where(open_, book.pos_qty, 0.0)
+        k = position_brackets(book, rules.tiers, s0)
+        rate = rules.tiers[pos_asset, k, codes.TIER_RATE]
+        cum = np.where(open_, rules.tiers[pos_asset, k, codes.TIER_CUM], 0.0)
         exposure = np.zeros((n_units, n_assets))
-        np.add.at(exposure, (pos_unit, book.pos_asset), q - rules.mmr[book.pos_asset] * np.abs(q))
+        np.add.at(exposure, (pos_unit, pos_asset), q - rate * np.abs(q))
         lin = book.unit_coll * (1.0 - rules.haircut) + exposure
-        const = book.unit_usd - np.bincount(pos_unit, q * book.pos_entry, minlength=n_units)
-        n_open = np.bincount(pos_unit, open_, minlength=n_units).astype(np.int64)
+        const = book.unit_usd + np.bincount(pos_unit, cum - q * book.pos_entry,
+                                            minlength=n_units)
+        n_open = (np.bincount(pos_unit, open_, minlength=n_units)
+                  + (book.unit_usd < 0)).astype(np.int64)
         navk = unit_nav_coefficients(book)
-        navc = const.copy()
+        navc = book.unit_usd - np.bincount(pos_unit, q * book.pos_entry, minlength=n_units)
+        lo, hi = _bracket_intervals(book, rules.tiers, s0, k, open_)
 
         slack = const + lin @ s0
         scale = np.abs(const) + np.abs(lin) @ s0
         slack_eff = slack - SLACK_MARGIN * scale
         weight = (np.abs(lin) * rules.sigma * s0).sum(axis=1)
         live = n_open > 0
-        init_pending = np.flatnonzero(live & (slack_eff <= 0.0)).astype(np.int64)
-        banded = live & (slack_eff > 0.0) & (weight > 0.0)
+        init_pending = np.flatnonzero(live & ~(slack_eff > 0.0)).astype(np.int64)
+        banded = live & (slack_eff > 0.0)
+        safe_weight = np.where(weight > 0.0, weight, 1.0)
         keys, units, starts = [], [], [0]
         for a in range(n_assets):
-            for d in (0, 1):
-                rows = np.flatnonzero(banded & ((lin[:, a] > 0) if d == 0 else (lin[:, a] < 0)))
-                band = slack_eff[rows] * rules.sigma[a] * s0[a] / weight[rows]
-                key = s0[a] - band if d == 0 else -(s0[a] + band)
+            band = slack_eff * rules.sigma[a] * s0[a] / safe_weight
+            down = np.where(lin[:, a] > 0, s0[a] - band, -np.inf)
+            down = np.where(lo[:, a] > 0, np.maximum(down, lo[:, a] * (1.0 + BRACKET_MARGIN)),
+                            down)
+            up = np.where(lin[:, a] < 0, s0[a] + band, np.inf)
+            up = np.where(np.isfinite(hi[:, a]),
+                          np.minimum(up, hi[:, a] * (1.0 - BRACKET_MARGIN)), up)
+            for d, threshold in ((0, down), (1, up)):
+                rows = np.flatnonzero(banded & np.isfinite(threshold))
+                key = threshold[rows] if d == 0 else -threshold[rows]
                 order = np.argsort(-key, kind="stable")
                 keys.append(key[order])
                 units.append(rows[order])
@@ -129,6 +198,22 @@ class BookIndex:
                    navk=np.ascontiguousarray(navk), navc=navc,
                    s_key=np.concatenate(keys), s_unit=np.concatenate(units).astype(np.int64),
                    s_start=np.array(starts, dtype=np.int64), init_pending=init_pending)
+
+
+def _bracket_intervals(book: Book, tiers: np.ndarray, s0: np.ndarray, k: np.ndarray,
+                       open_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit and asset, the marks between which no position changes bracket."""
+    lo = np.zeros((book.n_units, len(s0)))
+    hi = np.full((book.n_units, len(s0)), np.inf)
+    size = np.abs(book.pos_qty)
+    rows = open_ & (tiers[book.pos_asset, 0, codes.TIER_CAP] < np.inf)
+    if rows.any():
+        a, kk, q, u = book.pos_asset[rows], k[rows], size[rows], book.pos_unit[rows]
+        below = np.where(kk > 0, tiers[a, np.maximum(kk - 1, 0), codes.TIER_CAP] / q, 0.0)
+        above = tiers[a, kk, codes.TIER_CAP] / q
+        np.maximum.at(lo, (u, a), below)
+        np.minimum.at(hi, (u, a), above)
+    return lo, hi
 
 
 @dataclass
@@ -241,7 +326,7 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
         corr_i = np.empty((corr_cap, 2), dtype=np.int64)
         corr_f = np.empty(corr_cap)
         n_ev, n_corr, done, overflow = replay_nb(
-            exo, depth, rules.haircut, rules.mmr, rules.sigma, book.unit_usd, coll0,
+            exo, depth, rules.haircut, rules.tiers, rules.sigma, book.unit_usd, coll0,
             book.unit_pos_start, book.unit_account, book.pos_unit, book.pos_asset,
             book.pos_qty, book.pos_entry, index.lin, index.const, index.n_open, index.navk,
             index.navc, index.s_key, index.s_unit, index.s_start, index.init_pending,

@@ -1,0 +1,124 @@
+"""Numba kernels of the backstops behind the insurance fund: auto-deleveraging of the
+opposite side at the bankruptcy price, and socialised losses (``docs/engine.md``, step 6)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._state_kernels import put_event_nb, state_changed_nb, touch_nb, unit_values_nb
+from .codes import (
+    INSTRUMENT_DEBT,
+    INSTRUMENT_PERP,
+    KIND_ADL,
+    KIND_SOCIALISED,
+    RANK_PROFIT_LEVERAGE,
+)
+
+
+@njit(cache=True)
+def adl_score_nb(k, mark_a, usd, coll, qty, pos_unit, pos_asset, pos_entry, unit_pos_start,
+                 haircut, tiers, marks, ranking):  # pragma: no cover - jitted
+    """ADL priority of position ``k`` (higher goes first), or -1 if it is not in profit."""
+    qk = qty[k]
+    gain = qk * (mark_a - pos_entry[k])
+    if gain <= 0.0:
+        return -1.0
+    e, mm, nn, w = unit_values_nb(pos_unit[k], marks, usd, coll, qty, pos_asset, pos_entry,
+                                  unit_pos_start, haircut, tiers)
+    if ranking == RANK_PROFIT_LEVERAGE:
+        rho = mark_a / pos_entry[k] if qk > 0.0 else pos_entry[k] / mark_a
+        return rho * (abs(qk) * mark_a / e if e > 0.0 else 0.0)
+    return gain / max(1.0, w) * (mm / e if e > 0.0 else 0.0)
+
+
+@njit(cache=True)
+def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_asset,
+                     pos_entry, unit_pos_start, haircut, tiers, lin, const,
+                     n_open, version, flag, pending, n_pending, touched, n_touched, closed,
+                     closed_notional, cand, cand_key, adl_on, ranking, ev_i, ev_f, n_ev
+                     ):  # pragma: no cover - jitted
+    """Cover the uncovered deficit of bankrupt unit ``u`` by ADL, or socialise it.
+
+    Returns
+    -------
+    n_pending, n_touched, n_ev : int
+    adl_notional, socialised : float
+    n_adl : int
+    overflow : bool
+        The event buffer is full; the path must be replayed with a larger one.
+    """
+    capacity = ev_i.shape[0]
+    n_pos = qty.shape[0]
+    adl_notional = 0.0
+    socialised = 0.0
+    n_adl = 0
+    sum_n = 0.0
+    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+        sum_n += closed_notional[p]
+    if sum_n <= 0.0:
+        if n_ev >= capacity:
+            return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, True
+        put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, KIND_SOCIALISED, INSTRUMENT_DEBT, -1, 0.0,
+                     1.0, 1.0, 0.0, 0.0, deficit, 0.0)
+        return n_pending, n_touched, n_ev + 1, adl_notional, deficit, n_adl, False
+    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+        if closed[p] == 0.0:
+            continue
+        a = pos_asset[p]
+        d_p = deficit * closed_notional[p] / sum_n
+        side = 1.0 if closed[p] > 0.0 else -1.0
+        q = abs(closed[p])
+        rem = q
+        if adl_on:
+            adl_price = mark[a] + side * d_p / q
+            n_c = 0
+            for k in range(n_pos):
+                qk = qty[k]
+                if pos_asset[k] != a or pos_unit[k] == u or qk == 0.0:
+                    continue
+                if (qk > 0.0) == (side > 0.0):
+                    continue
+                score = adl_score_nb(k, mark[a], usd, coll, qty, pos_unit, pos_asset,
+                                     pos_entry, unit_pos_start, haircut, tiers, mark, ranking)
+                if score < 0.0:
+                    continue
+                cand[n_c] = k
+                cand_key[n_c] = -score
+                n_c += 1
+            order = np.argsort(cand_key[:n_c], kind="mergesort")
+            for o in range(n_c):
+                if rem <= 0.0:
+                    break
+                k = cand[order[o]]
+                v = pos_unit[k]
+                size = abs(qty[k])
+                dq = rem if rem < size else size
+                usd[v] += (-side * dq) * (adl_price - pos_entry[k])
+                if dq == size:
+                    qty[k] = 0.0
+                else:
+                    qty[k] += side * dq
+                covered = dq * d_p / q
+                rem -= dq
+                n_touched = touch_nb(v, flag, touched, n_touched)
+                n_pending = state_changed_nb(v, mark, usd, coll, qty, pos_asset, pos_entry,
+                                             unit_pos_start, haircut, tiers, lin, const,
+                                             n_open, version, flag, pending, n_pending)
+                if n_ev >= capacity:
+                    return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, True
+                put_event_nb(ev_i, ev_f, n_ev, i, t, r, v, KIND_ADL, INSTRUMENT_PERP, a,
+                             side * dq, mark[a], adl_price, dq * abs(adl_price), 0.0, covered,
+                             0.0)
+                n_ev += 1
+                adl_notional += dq * abs(adl_price)
+                n_adl += 1
+        if rem > 0.0:
+            loss = d_p * rem / q
+            socialised += loss
+            if n_ev >= capacity:
+                return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, True
+            put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, KIND_SOCIALISED, INSTRUMENT_PERP, a,
+                         0.0, mark[a], mark[a], 0.0, 0.0, loss, 0.0)
+            n_ev += 1
+    return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, False

@@ -163,6 +163,14 @@ def build_book(scenario: Scenario) -> Book:
                 cash += amount
             else:
                 row[market.index(symbol)] += amount
+        for symbol, amount in account.debt:  # lending: a debt is a short at entry 0
+            if symbol == "USD":
+                cash -= amount
+            elif amount > 0:
+                pos_account.append(i)
+                pos_asset.append(market.index(symbol))
+                pos_qty.append(-amount)
+                pos_entry.append(0.0)
         usd.append(cash)
         coll_rows.append(row)
         for p in account.positions:
@@ -175,8 +183,7 @@ def build_book(scenario: Scenario) -> Book:
               np.array(pos_account, dtype=np.int64), np.array(pos_asset, dtype=np.int64),
               np.array(pos_qty, dtype=float), np.array(pos_entry, dtype=float))]
     if scenario.population is not None and scenario.population.count > 0:
-        parts.append(draw_population(scenario.population, market,
-                                     scenario.venue.maintenance_margin_rate))
+        parts.append(draw_population(scenario.population, market, scenario.venue))
     offset = 0
     merged: list[list] = [[] for _ in range(8)]
     for part in parts:

@@ -7,8 +7,16 @@ with probability ``long_share``; all its positions share the side), a total noti
 ``asset_weights``), and a collateral currency (``collateral`` shares). Notional is split
 equally between the positions, all entered at the asset's initial price. Margin =
 notional / leverage, held in the collateral currency and sized so that its haircut value
-equals the margin. Leverage is capped at ``0.95 / maintenance_margin_rate`` so that no
-account starts below maintenance.
+equals the margin. Leverage is capped by the venue: at the maximum leverage of the
+bracket each position falls in, and so that the account starts with equity of at least
+1 / 0.95 times its maintenance margin (no account starts below maintenance).
+
+On a lending venue (``venue.type = "lending"``) an account is a loan instead: a long
+account deposits ``notional_usd`` of collateral, split equally between its assets, and
+borrows USD; a short one deposits ``notional_usd`` of USD and borrows its assets. Either
+way ``leverage`` = collateral / equity, so the debt is ``notional_usd * (1 - 1/leverage)``,
+capped at 0.95 of the collateral's liquidation-threshold value (a health factor of at
+least 1 / 0.95 at the start). Lending accounts are cross-margined.
 
 The population uses its own seed (``population.seed``), so the book stays the same when
 the Monte Carlo seed changes.
@@ -19,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 from .scenario import Distribution, Market, Population
+from .venue_config import Venue
+from .venues import bracket_cums
 
 
 def draw_distribution(dist: Distribution, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -48,7 +58,7 @@ def draw_distribution(dist: Distribution, n: int, rng: np.random.Generator) -> n
 
 
 def draw_population(
-    pop: Population, market: Market, maintenance_margin_rate: float
+    pop: Population, market: Market, venue: Venue
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
            np.ndarray]:
     """Draw the accounts of a population.
@@ -57,8 +67,8 @@ def draw_population(
     ----------
     pop : Population
     market : Market
-    maintenance_margin_rate : float
-        Caps leverage at ``0.95 / rate``.
+    venue : Venue
+        Its brackets cap the leverage; a lending venue makes loans instead of positions.
 
     Returns
     -------
@@ -75,10 +85,7 @@ def draw_population(
     isolated = np.array([name == "isolated" for name in mode_names])[mode]
     side = np.where(rng.random(n) < pop.long_share, 1.0, -1.0)
     notional = draw_distribution(pop.notional_usd, n, rng)
-    leverage = draw_distribution(pop.leverage, n, rng)
-    if maintenance_margin_rate > 0:
-        leverage = np.minimum(leverage, 0.95 / maintenance_margin_rate)
-    leverage = np.maximum(leverage, 1e-9)
+    leverage = np.maximum(draw_distribution(pop.leverage, n, rng), 1e-9)
     k = rng.integers(1, pop.max_positions + 1, size=n)
     # k distinct assets per account, weighted, without replacement (Gumbel top-k).
     pool = np.array([market.index(s) for s in pop.assets])
@@ -88,6 +95,16 @@ def draw_population(
     currency_names = [c for c, _ in pop.collateral]
     currency = rng.choice(len(currency_names), size=n, p=[s for _, s in pop.collateral])
 
+    pos_account = np.repeat(np.arange(n, dtype=np.int64), k)
+    rank = np.arange(len(pos_account)) - np.repeat(np.cumsum(k) - k, k)
+    pos_asset = chosen[pos_account, rank].astype(np.int64)
+    width = max(6, len(str(max(n - 1, 0))))
+    ids = [f"{pop.id_prefix}{i:0{width}d}" for i in range(n)]
+    if venue.lending:
+        return _draw_loans(market, venue, ids, side, notional, leverage, k, pos_account,
+                           pos_asset)
+    leverage = np.minimum(leverage, _leverage_caps(market, venue, notional, k, pos_account,
+                                                   pos_asset))
     margin = notional / leverage
     usd = np.zeros(n)
     coll = np.zeros((n, n_assets))
@@ -103,11 +120,54 @@ def draw_population(
             else:  # a 100% haircut makes the asset worthless as collateral: hold USD
                 usd[rows] = margin[rows]
 
-    pos_account = np.repeat(np.arange(n, dtype=np.int64), k)
-    rank = np.arange(len(pos_account)) - np.repeat(np.cumsum(k) - k, k)
-    pos_asset = chosen[pos_account, rank].astype(np.int64)
     pos_entry = prices[pos_asset]
     pos_qty = side[pos_account] * (notional[pos_account] / k[pos_account]) / pos_entry
-    width = max(6, len(str(max(n - 1, 0))))
-    ids = [f"{pop.id_prefix}{i:0{width}d}" for i in range(n)]
     return ids, isolated, usd, coll, pos_account, pos_asset, pos_qty, pos_entry
+
+
+def _leverage_caps(market: Market, venue: Venue, notional: np.ndarray, k: np.ndarray,
+                   pos_account: np.ndarray, pos_asset: np.ndarray) -> np.ndarray:
+    """Largest leverage each account may take: its brackets' maximum leverage, and equity
+    of at least maintenance / 0.95 at the start."""
+    n = len(notional)
+    pos_notional = notional[pos_account] / k[pos_account]
+    cap = np.full(n, np.inf)
+    maint = np.zeros(n)
+    for a, asset in enumerate(market.assets):
+        rows = pos_asset == a
+        if not rows.any():
+            continue
+        brackets = venue.brackets_for(asset.symbol)
+        cums = np.array(bracket_cums(brackets))
+        caps = np.array([b.max_notional_usd for b in brackets])
+        j = np.minimum(np.searchsorted(caps, pos_notional[rows], side="left"), len(caps) - 1)
+        rate = np.array([b.rate for b in brackets])[j]
+        max_lev = np.array([b.max_leverage for b in brackets])[j]
+        np.minimum.at(cap, pos_account[rows], max_lev)
+        np.add.at(maint, pos_account[rows], pos_notional[rows] * rate - cums[j])
+    with np.errstate(divide="ignore"):
+        return np.minimum(cap, np.where(maint > 0, 0.95 * notional / maint, np.inf))
+
+
+def _draw_loans(market: Market, venue: Venue, ids: list[str], side: np.ndarray,
+                notional: np.ndarray, leverage: np.ndarray, k: np.ndarray,
+                pos_account: np.ndarray, pos_asset: np.ndarray
+                ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                           np.ndarray, np.ndarray, np.ndarray]:
+    """Loans on a lending venue (see the module docstring), in assemble_book's form."""
+    n = len(ids)
+    prices = np.array([a.price for a in market.assets])
+    weight = np.array([venue.collateral_weight(a.symbol, a.haircut) for a in market.assets])
+    share = notional[pos_account] / k[pos_account]  # USD per chosen asset
+    long_ = side > 0
+    coll = np.zeros((n, len(prices)))
+    rows = long_[pos_account]
+    np.add.at(coll, (pos_account[rows], pos_asset[rows]), share[rows] / prices[pos_asset[rows]])
+    weighted = np.where(long_, coll @ (prices * weight), notional)  # USD collateral weighs 1
+    debt = np.minimum(notional * (1.0 - 1.0 / np.maximum(leverage, 1.0)), 0.95 * weighted)
+    usd = np.where(long_, -debt, notional)
+    short_pos = ~rows
+    debt_share = (debt / notional)[pos_account] * share
+    return (ids, np.zeros(n, dtype=bool), usd, coll, pos_account[short_pos],
+            pos_asset[short_pos], -debt_share[short_pos] / prices[pos_asset[short_pos]],
+            np.zeros(int(short_pos.sum())))

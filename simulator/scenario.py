@@ -131,6 +131,7 @@ class Account:
     margin_mode: str
     collateral: tuple[tuple[str, float], ...]
     positions: tuple[Position, ...]
+    debt: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -479,8 +480,23 @@ def _read_account(t: Table, market: Market, venue: Venue) -> Account:
         amount = coll_table.number(sym, lo=0.0)
         collateral.append((sym, amount))
     positions = read_each(t.tables("positions"), lambda p: _read_position(p, market))
+    debt = []
+    if venue.lending:
+        if positions:
+            raise t.error("positions", "a lending venue (venue.type = \"lending\") holds "
+                          "collateral and debt, not positions; use debt = { USD = ... }")
+        debt_table = t.table("debt", {})
+        for sym in list(debt_table.data):
+            if sym != "USD" and sym not in market.symbols:
+                raise debt_table.error(sym, f"{sym!r} is not an asset; valid: USD, "
+                                       f"{', '.join(market.symbols)}")
+            debt.append((sym, debt_table.number(sym, lo=0.0)))
+        mode = "cross"  # a lending account is one position: all collateral backs all debt
+    elif t.has("debt"):
+        raise t.error("debt", "debt is for lending venues (venue.type = \"lending\"); on a "
+                      "derivatives venue an account holds collateral and positions")
     return Account(id=str(raw_id), margin_mode=mode, collateral=tuple(collateral),
-                   positions=positions)
+                   positions=positions, debt=tuple(debt))
 
 
 def _read_position(t: Table, market: Market) -> Position:

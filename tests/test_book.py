@@ -19,7 +19,7 @@ import pytest
 
 from simulator.book import assemble_book, build_book
 from simulator.population import draw_population
-from simulator.scenario import scenario_from_dict
+from simulator.scenario import Venue, scenario_from_dict
 
 #: Statistical checks accept a share within this many binomial standard errors.
 K_SE = 4.0
@@ -181,6 +181,8 @@ def test_random_books_keep_accounts_whole(seed):
 
 N = 20_000
 MMR = 0.01
+FLAT = Venue(maintenance_margin_rate=MMR)
+LOOSE = Venue(maintenance_margin_rate=0.001)
 LEV_MIN, LEV_MAX = 2.0, 150.0  # the cap 0.95 / MMR = 95 binds below LEV_MAX
 
 
@@ -217,7 +219,7 @@ def population_scenario(count: int = N, mmr: float = MMR, **population: Any):
 def drawn():
     """The population scenario and its drawn accounts."""
     sc = population_scenario()
-    return sc, draw_population(sc.population, sc.market, sc.venue.maintenance_margin_rate)
+    return sc, draw_population(sc.population, sc.market, sc.venue)
 
 
 def per_account_counts(pos_account: np.ndarray, n: int) -> np.ndarray:
@@ -238,7 +240,7 @@ def test_population_count_and_ids(drawn):
 
 def test_population_custom_prefix():
     sc = population_scenario(count=12, id_prefix="bot-")
-    ids = draw_population(sc.population, sc.market, MMR)[0]
+    ids = draw_population(sc.population, sc.market, FLAT)[0]
     assert len(ids) == len(set(ids)) == 12
     assert all(i.startswith("bot-") for i in ids)
 
@@ -322,7 +324,7 @@ def test_population_leverage_is_capped_and_clipped(drawn):
 
 def test_population_leverage_within_clip_when_cap_is_loose():
     sc = population_scenario(count=5000, mmr=0.001)  # cap 950 > LEV_MAX
-    lev = account_leverage(sc, draw_population(sc.population, sc.market, 0.001))
+    lev = account_leverage(sc, draw_population(sc.population, sc.market, LOOSE))
     assert np.all(lev <= LEV_MAX * (1.0 + RTOL))
     assert np.all(lev >= LEV_MIN * (1.0 - RTOL))
     assert np.any(lev >= LEV_MAX * (1.0 - RTOL))
@@ -330,7 +332,7 @@ def test_population_leverage_within_clip_when_cap_is_loose():
 
 def test_population_fixed_leverage():
     sc = population_scenario(count=500, leverage=4.0)
-    lev = account_leverage(sc, draw_population(sc.population, sc.market, MMR))
+    lev = account_leverage(sc, draw_population(sc.population, sc.market, FLAT))
     np.testing.assert_allclose(lev, 4.0, rtol=RTOL)
 
 
@@ -355,7 +357,7 @@ def test_population_full_haircut_collateral_is_held_in_usd():
         "population": {"count": 200, "collateral": {"ETH": 1.0}, "leverage": 5.0},
     })
     ids, _, usd, coll, pos_account, _, pos_qty, pos_entry = draw_population(
-        sc.population, sc.market, MMR)
+        sc.population, sc.market, FLAT)
     assert np.all(coll == 0.0)
     notional = np.bincount(pos_account, np.abs(pos_qty) * pos_entry, minlength=len(ids))
     np.testing.assert_allclose(usd, notional / 5.0, rtol=RTOL)
@@ -364,7 +366,7 @@ def test_population_full_haircut_collateral_is_held_in_usd():
 def test_population_restricted_assets():
     sc = population_scenario(count=2000, assets=["ETH", "SOL"], asset_weights=[1, 1],
                              max_positions=2)
-    _, _, _, _, pos_account, pos_asset, _, _ = draw_population(sc.population, sc.market, MMR)
+    _, _, _, _, pos_account, pos_asset, _, _ = draw_population(sc.population, sc.market, FLAT)
     assert set(np.unique(pos_asset).tolist()) == {1, 2}
     assert per_account_counts(pos_account, 2000).max() == 2
 
@@ -378,19 +380,19 @@ def test_population_never_uses_zero_weight_assets():
     except ScenarioError as err:
         assert err.key.startswith("population.")
         return
-    _, _, _, _, _, pos_asset, _, _ = draw_population(sc.population, sc.market, MMR)
+    _, _, _, _, _, pos_asset, _, _ = draw_population(sc.population, sc.market, FLAT)
     assert np.all(pos_asset == sc.market.index("BTC"))
 
 
 def test_population_reproducible_for_a_seed():
     sc = population_scenario(count=2000)
-    a = draw_population(sc.population, sc.market, MMR)
-    b = draw_population(sc.population, sc.market, MMR)
+    a = draw_population(sc.population, sc.market, FLAT)
+    b = draw_population(sc.population, sc.market, FLAT)
     assert a[0] == b[0]
     for x, y in zip(a[1:], b[1:], strict=True):
         np.testing.assert_array_equal(x, y)
     other = population_scenario(count=2000, seed=12)
-    c = draw_population(other.population, other.market, MMR)
+    c = draw_population(other.population, other.market, FLAT)
     assert c[0] == a[0]  # ids depend on the count only
     assert len(c[7]) != len(a[7]) or not np.array_equal(c[6], a[6])
     assert not np.array_equal(c[2], a[2])
@@ -437,7 +439,7 @@ def book_scenario(count: int = 500):
 def test_build_book_explicit_accounts_first():
     sc = book_scenario()
     book = build_book(sc)
-    pop = draw_population(sc.population, sc.market, sc.venue.maintenance_margin_rate)
+    pop = draw_population(sc.population, sc.market, sc.venue)
     assert book.account_ids[:2] == ("whale-cross", "whale-iso")
     assert book.account_ids[2:] == tuple(pop[0])
     assert book.n_accounts == 2 + sc.population.count
@@ -489,6 +491,6 @@ def test_build_book_without_population():
 def test_build_book_population_only():
     sc = population_scenario(count=100)
     book = build_book(sc)
-    pop = draw_population(sc.population, sc.market, MMR)
+    pop = draw_population(sc.population, sc.market, FLAT)
     assert book.account_ids == tuple(pop[0])
     np.testing.assert_array_equal(book.pos_qty, pop[6])

@@ -588,6 +588,9 @@ def test_later_override_wins():
 def test_venue_preset_fills_keys(tmp_path, preset):
     doc = base_doc()
     doc["venue"] = {"preset": preset}
+    if preset == "aave-v3":  # a lending market: loans, not positions
+        doc["accounts"] = [{"id": "borrower", "collateral": {"ETH": 10.0},
+                            "debt": {"USD": 15_000.0}}]
     sc = load_scenario(write(tmp_path, doc))
     assert sc.venue.preset == preset
     defaults = Venue()

@@ -6,6 +6,11 @@ implementation that is easy to read and check by hand. Nothing is cached: equity
 maintenance, notional and wallet are recomputed from the positions every time they are
 needed, and every operation happens in the order the specification gives.
 
+Covered: tiered maintenance brackets, full / partial / incremental liquidation, the
+backstop vault, the insurance fund, ADL (both rankings) and socialised losses on a
+derivatives venue, and the lending round (close factor, bonus, protocol share, bad-debt
+write-off) on a lending venue.
+
 Input arrays (NumPy arrays or nested sequences) are converted to Python lists of floats or
 ints on entry; nothing else from NumPy is used.
 """
@@ -14,9 +19,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["naive_replay"]
+
+MODES = ("full", "partial", "incremental")
+ADL_RANKINGS = ("pnl_margin_ratio", "profit_leverage")
+#: Relative tolerance when given bracket ``cum`` values are checked against the continuity
+#: rule of the specification.
+CUM_RTOL = 1e-9
 
 
 # ---------------------------------------------------------------------------------------
@@ -108,6 +120,106 @@ def _sign(x: float) -> float:
     return 0.0
 
 
+def _check_brackets(
+    cap: list[list[float]], rate: list[list[float]], cum: list[list[float]]
+) -> None:
+    """Check bracket tables against the rules of the specification.
+
+    Every asset has the same number ``K >= 1`` of rows; the last cap is ``+inf``; caps
+    do not decrease; ``cum[a][0] = 0`` and, wherever the previous cap is finite,
+    ``cum[a][k] = cum[a][k-1] + cap[a][k-1] * (rate[a][k] - rate[a][k-1])`` (to a relative
+    tolerance ``CUM_RTOL``). Rows after the first infinite cap are padding (repeats of the
+    last row) and are not checked against the continuity rule.
+
+    Parameters
+    ----------
+    cap, rate, cum : list of list of float
+        Bracket tables, ``[a][k]``.
+
+    Raises
+    ------
+    ValueError
+        When a table breaks one of the rules.
+    """
+    if not (len(cap) == len(rate) == len(cum)):
+        raise ValueError("cap, rate and cum must have one row per asset")
+    for a in range(len(cap)):
+        n_rows = len(cap[a])
+        if n_rows == 0 or len(rate[a]) != n_rows or len(cum[a]) != n_rows:
+            raise ValueError(f"asset {a}: cap, rate and cum need the same K >= 1 rows")
+        if not math.isinf(cap[a][-1]):
+            raise ValueError(f"asset {a}: the last bracket cap must be +inf")
+        if cum[a][0] != 0.0:
+            raise ValueError(f"asset {a}: cum[0] must be 0, got {cum[a][0]!r}")
+        for k in range(1, n_rows):
+            if cap[a][k] < cap[a][k - 1]:
+                raise ValueError(f"asset {a}: bracket caps must not decrease")
+            if math.isinf(cap[a][k - 1]):
+                continue  # padding after the last real bracket
+            expected = cum[a][k - 1] + cap[a][k - 1] * (rate[a][k] - rate[a][k - 1])
+            if not math.isclose(cum[a][k], expected, rel_tol=CUM_RTOL, abs_tol=1e-9):
+                raise ValueError(
+                    f"asset {a}: cum[{k}] = {cum[a][k]!r} breaks continuity (expected {expected!r})"
+                )
+
+
+# ---------------------------------------------------------------------------------------
+# The venue
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Venue:
+    """Venue and impact parameters of the replay (see ``naive_replay`` for each).
+
+    Attributes
+    ----------
+    lending : bool
+        True for a lending venue (lending rounds), False for a derivatives venue.
+    mode : str
+        ``"full"``, ``"partial"`` or ``"incremental"``.
+    fee_rate, target : float
+        Liquidation fee rate and partial-liquidation target ratio.
+    step_fraction, step_min_usd, step_max_usd, full_below_usd : float
+        Incremental-mode parameters.
+    backstop_ratio : float
+        Backstop vault threshold as a multiple of maintenance (0 = no vault).
+    fund0 : float
+        Initial insurance fund.
+    adl : bool
+        Whether ADL covers uncovered deficits (derivatives venues only).
+    adl_ranking : str
+        ``"pnl_margin_ratio"`` or ``"profit_leverage"``.
+    max_rounds : int
+        Maximum cascade rounds per step.
+    alpha, decay : float
+        Impact exponent (0 = none) and per-step decay of the accumulated log impact.
+    close_factor, full_close_below_hf, full_close_below_usd, bonus, protocol_share : float
+        Lending-venue parameters.
+    """
+
+    lending: bool
+    mode: str
+    fee_rate: float
+    target: float
+    step_fraction: float
+    step_min_usd: float
+    step_max_usd: float
+    full_below_usd: float
+    backstop_ratio: float
+    fund0: float
+    adl: bool
+    adl_ranking: str
+    max_rounds: int
+    alpha: float
+    decay: float
+    close_factor: float
+    full_close_below_hf: float
+    full_close_below_usd: float
+    bonus: float
+    protocol_share: float
+
+
 # ---------------------------------------------------------------------------------------
 # The book
 # ---------------------------------------------------------------------------------------
@@ -120,8 +232,8 @@ class _Book:
     ----------
     haircut : list of float
         Collateral haircut per asset.
-    mmr : list of float
-        Maintenance margin rate per asset.
+    cap, rate, cum : list of list of float
+        Maintenance bracket tables, ``[a][k]``.
     usd : list of float
         USD balance per unit (copied).
     coll : list of list of float
@@ -139,7 +251,9 @@ class _Book:
     def __init__(
         self,
         haircut: list[float],
-        mmr: list[float],
+        cap: list[list[float]],
+        rate: list[list[float]],
+        cum: list[list[float]],
         usd: list[float],
         coll: list[list[float]],
         pos_unit: list[int],
@@ -150,7 +264,9 @@ class _Book:
         self.n_assets = len(haircut)
         self.n_units = len(usd)
         self.haircut = list(haircut)
-        self.mmr = list(mmr)
+        self.cap = cap
+        self.rate = rate
+        self.cum = cum
         self.usd = list(usd)
         self.coll = [list(row) for row in coll]
         self.pos_unit = list(pos_unit)
@@ -197,8 +313,49 @@ class _Book:
             total += abs(self.qty[p]) * marks[self.asset[p]]
         return total
 
+    def bracket(self, a: int, n: float) -> int:
+        """The bracket of a notional ``n`` in asset ``a``: smallest ``k`` with ``n <= cap``.
+
+        Parameters
+        ----------
+        a : int
+            Asset index.
+        n : float
+            Position notional in USD.
+
+        Returns
+        -------
+        int
+            Bracket row ``k``.
+        """
+        caps = self.cap[a]
+        for k in range(len(caps)):
+            if n <= caps[k]:
+                return k
+        raise ValueError(f"notional {n!r} of asset {a} is above every bracket cap")
+
+    def position_maintenance(self, p: int, marks: Sequence[float]) -> float:
+        """Maintenance of one position: ``MM_p = n * rate[a, k] - cum[a, k]``.
+
+        Parameters
+        ----------
+        p : int
+            Position index.
+        marks : sequence of float
+            Mark price per asset.
+
+        Returns
+        -------
+        float
+            The position's maintenance requirement, ``n = |qty_p| * M[a]`` in bracket ``k``.
+        """
+        a = self.asset[p]
+        n = abs(self.qty[p]) * marks[a]
+        k = self.bracket(a, n)
+        return n * self.rate[a][k] - self.cum[a][k]
+
     def maintenance(self, u: int, marks: Sequence[float]) -> float:
-        """Maintenance ``MM_u = sum_p |qty_p| * M[asset_p] * mmr[asset_p]``.
+        """Maintenance ``MM_u = sum_p MM_p`` over the open positions of ``u``.
 
         Parameters
         ----------
@@ -214,8 +371,7 @@ class _Book:
         """
         total = 0.0
         for p in self.open_positions(u):
-            a = self.asset[p]
-            total += abs(self.qty[p]) * marks[a] * self.mmr[a]
+            total += self.position_maintenance(p, marks)
         return total
 
     def wallet(self, u: int, marks: Sequence[float]) -> float:
@@ -282,8 +438,23 @@ class _Book:
             total += self.qty[p] * (marks[self.asset[p]] - self.entry[p])
         return total
 
+    def live(self, u: int) -> bool:
+        """Whether unit ``u`` has an open position or a negative USD balance.
+
+        Parameters
+        ----------
+        u : int
+            Unit index.
+
+        Returns
+        -------
+        bool
+            True when the unit is live.
+        """
+        return bool(self.open_positions(u)) or self.usd[u] < 0.0
+
     def liquidatable(self, u: int, marks: Sequence[float]) -> bool:
-        """Whether unit ``u`` has an open position and ``E_u < MM_u``.
+        """Whether unit ``u`` is live and ``E_u < MM_u``.
 
         Parameters
         ----------
@@ -297,7 +468,7 @@ class _Book:
         bool
             True when the unit is liquidatable.
         """
-        if not self.open_positions(u):
+        if not self.live(u):
             return False
         return self.equity(u, marks) < self.maintenance(u, marks)
 
@@ -324,9 +495,8 @@ class _PathRun:
         Account of each unit.
     n_accounts : int
         Number of accounts.
-    venue : dict
-        ``fee_rate``, ``partial``, ``target``, ``fund0``, ``adl``, ``max_rounds``,
-        ``alpha``, ``decay``.
+    venue : _Venue
+        Venue and impact parameters.
     events : list of dict
         Shared event list, appended to in order.
     """
@@ -339,7 +509,7 @@ class _PathRun:
         book: _Book,
         unit_account: list[int],
         n_accounts: int,
-        venue: dict[str, Any],
+        venue: _Venue,
         events: list[dict[str, Any]],
     ) -> None:
         self.path = path
@@ -348,14 +518,8 @@ class _PathRun:
         self.book = book
         self.unit_account = unit_account
         self.n_accounts = n_accounts
-        self.fee_rate = float(venue["fee_rate"])
-        self.partial = bool(venue["partial"])
-        self.target = float(venue["target"])
-        self.fund = float(venue["fund0"])
-        self.adl = bool(venue["adl"])
-        self.max_rounds = int(venue["max_rounds"])
-        self.alpha = float(venue["alpha"])
-        self.decay = float(venue["decay"])
+        self.venue = venue
+        self.fund = venue.fund0
         self.events = events
 
         n_assets = book.n_assets
@@ -387,7 +551,7 @@ class _PathRun:
         record : dict
             The per-path record.
         liquidated : list of bool
-            Per account: any unit liquidated.
+            Per account: any unit liquidated (or taken over by the backstop vault).
         bankrupt : list of bool
             Per account: any bad debt.
         pnl : list of float
@@ -401,15 +565,18 @@ class _PathRun:
         steps = len(self.exo) - 1
         for t in range(1, steps + 1):
             for a in range(n_assets):
-                self.logimp[a] *= self.decay
+                self.logimp[a] *= self.venue.decay
             self.marks = [self.exo[t][a] * math.exp(self.logimp[a]) for a in range(n_assets)]
             r = 0
-            while r < self.max_rounds:
+            while r < self.venue.max_rounds:
                 liq = [u for u in range(book.n_units) if book.liquidatable(u, self.marks)]
                 if not liq:
                     break
                 r = r + 1
-                self.run_round(t, r, liq)
+                if self.venue.lending:
+                    self.run_lending_round(t, r, liq)
+                else:
+                    self.run_round(t, r, liq)
             if r > self.max_cascade_rounds:
                 self.max_cascade_rounds = r
             # The step's closing mark.
@@ -437,10 +604,178 @@ class _PathRun:
         }
         return record, list(self.acc_liquidated), list(self.acc_bankrupt), pnl
 
-    # -- one round -----------------------------------------------------------------------
+    # -- shared pieces -------------------------------------------------------------------
 
-    def fraction(self, u: int) -> float:
-        """Step 1: the fraction ``f_u`` of unit ``u`` to close, at the round-start marks.
+    def new_event(
+        self,
+        t: int,
+        r: int,
+        u: int,
+        kind: str,
+        instrument: str,
+        asset: int,
+        qty: float,
+        mark: float,
+        exec_price: float,
+        notional: float,
+        fee: float = 0.0,
+        bad_debt: float = 0.0,
+        fund_paid: float = 0.0,
+    ) -> dict[str, Any]:
+        """Build one event of unit ``u``'s account (not yet recorded).
+
+        Parameters
+        ----------
+        t, r : int
+            Step and round.
+        u : int
+            Unit whose account the event belongs to.
+        kind : str
+            ``"liquidation"``, ``"adl"``, ``"backstop"`` or ``"socialised"``.
+        instrument : str
+            ``"perp"``, ``"collateral"`` or ``"debt"``.
+        asset : int
+            Asset index, ``-1`` for USD.
+        qty, mark, exec_price, notional, fee, bad_debt, fund_paid : float
+            The event's fields.
+
+        Returns
+        -------
+        dict
+            The event.
+        """
+        return {
+            "path": self.path,
+            "step": t,
+            "round": r,
+            "account": self.unit_account[u],
+            "kind": kind,
+            "instrument": instrument,
+            "asset": asset,
+            "qty": qty,
+            "mark_price": mark,
+            "exec_price": exec_price,
+            "notional": notional,
+            "fee": fee,
+            "bad_debt": bad_debt,
+            "fund_paid": fund_paid,
+        }
+
+    def event(self, *args: Any, **kwargs: Any) -> None:
+        """Build an event with :meth:`new_event` and record it.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The arguments of :meth:`new_event`.
+        """
+        self.events.append(self.new_event(*args, **kwargs))
+
+    def count_liquidation(self, t: int, u: int) -> None:
+        """Record that unit ``u`` is liquidated (or taken over) in a round of step ``t``.
+
+        Parameters
+        ----------
+        t : int
+            Step index.
+        u : int
+            Unit index.
+        """
+        self.n_liquidations += 1
+        self.acc_liquidated[self.unit_account[u]] = True
+        if self.first_liquidation_step is None:
+            self.first_liquidation_step = t
+
+    def impact(self, t: int, flow: list[float]) -> tuple[list[float], list[float], list[float]]:
+        """Step 3: impact of the round's net flow.
+
+        Parameters
+        ----------
+        t : int
+            Step index (selects the depth).
+        flow : list of float
+            Net selling per asset, in asset units.
+
+        Returns
+        -------
+        d : list of float
+            Log impact per asset.
+        new_marks : list of float
+            ``M2[a] = M[a] * exp(d[a])``.
+        exec_px : list of float
+            Fill price ``X[a]`` per asset.
+        """
+        marks = self.marks
+        alpha = self.venue.alpha
+        n_assets = self.book.n_assets
+        net = [flow[a] * marks[a] for a in range(n_assets)]
+        d = [0.0] * n_assets
+        new_marks = [0.0] * n_assets
+        exec_px = [0.0] * n_assets
+        for a in range(n_assets):
+            q_usd = net[a]
+            if alpha == 0.0 or q_usd == 0.0:
+                d[a] = 0.0
+            else:
+                depth = self.depth[t][a]
+                if not depth > 0.0:
+                    raise ValueError(f"depth[{t}, {a}] must be positive, got {depth!r}")
+                d[a] = -_sign(q_usd) * 0.01 * (abs(q_usd) / depth) ** alpha
+            new_marks[a] = marks[a] * math.exp(d[a])
+            if d[a] == 0.0:
+                exec_px[a] = marks[a]
+            else:
+                exec_px[a] = marks[a] + (new_marks[a] - marks[a]) / (1.0 + alpha)
+        return d, new_marks, exec_px
+
+    def move_marks(self, d: list[float], new_marks: list[float]) -> None:
+        """Step 5: ``M = M2`` and ``logimp[a] += d[a]``.
+
+        Parameters
+        ----------
+        d : list of float
+            Log impact of the round per asset.
+        new_marks : list of float
+            Post-impact marks.
+        """
+        self.marks = new_marks
+        for a in range(self.book.n_assets):
+            self.logimp[a] += d[a]
+
+    def socialise(self, t: int, r: int, u: int, asset: int, amount: float) -> None:
+        """Record a socialised loss of the bankrupt unit ``u``.
+
+        For an asset (``asset >= 0``) the event has instrument ``perp`` and mark and exec
+        price ``M[asset]`` (the post-round marks); for ``asset = -1`` (USD) instrument
+        ``debt`` and price 1, as for every USD event (the specification names no price for
+        a USD socialised event). ``qty``, notional, fee and fund paid are 0.
+
+        Parameters
+        ----------
+        t, r : int
+            Step and round.
+        u : int
+            The bankrupt unit.
+        asset : int
+            Asset of the share, or ``-1`` for a loss not attached to a position.
+        amount : float
+            The amount socialised.
+        """
+        if asset >= 0:
+            instrument = "perp"
+            price = self.marks[asset]
+        else:
+            instrument = "debt"
+            price = 1.0
+        self.socialised_loss += amount
+        self.event(
+            t, r, u, "socialised", instrument, asset, 0.0, price, price, 0.0, bad_debt=amount
+        )
+
+    # -- one derivatives round -----------------------------------------------------------
+
+    def fraction(self, u: int) -> tuple[bool, float]:
+        """Step 1: backstop or fraction ``f_u`` of unit ``u``, at the round-start marks.
 
         Parameters
         ----------
@@ -449,27 +784,41 @@ class _PathRun:
 
         Returns
         -------
-        float
+        backstop : bool
+            True when the unit goes to the backstop vault (its fraction is then 1).
+        f : float
             ``1.0`` for a full liquidation, else a value in ``[0, 1)``.
         """
-        if not self.partial:
-            return 1.0
+        venue = self.venue
         book = self.book
         e = book.equity(u, self.marks)
         mm = book.maintenance(u, self.marks)
         n = book.notional(u, self.marks)
-        den = self.target * mm - self.fee_rate * n
-        if e <= 0.0 or den <= 0.0:
-            return 1.0
-        f = (self.target * mm - e) / den
+        if venue.backstop_ratio > 0.0 and e < venue.backstop_ratio * mm:
+            return True, 1.0
+        if venue.mode == "full":
+            return False, 1.0
+        if venue.mode == "partial":
+            den = venue.target * mm - venue.fee_rate * n
+            if e <= 0.0 or den <= 0.0:
+                return False, 1.0
+            f = (venue.target * mm - e) / den
+            if f >= 1.0:
+                return False, 1.0
+            if f < 0.0:
+                f = 0.0
+            return False, f
+        # incremental
+        if e <= 0.0 or n <= venue.full_below_usd:
+            return False, 1.0
+        c = min(max(venue.step_fraction * n, venue.step_min_usd), venue.step_max_usd)
+        f = c / n
         if f >= 1.0:
-            return 1.0
-        if f < 0.0:
-            f = 0.0
-        return f
+            return False, 1.0
+        return False, f
 
     def run_round(self, t: int, r: int, liq: list[int]) -> None:
-        """Run one cascade round (steps 1 to 6 of the specification).
+        """Run one derivatives cascade round (steps 1 to 6 of the specification).
 
         Parameters
         ----------
@@ -481,59 +830,45 @@ class _PathRun:
             Liquidatable units at the round-start marks, in increasing unit index.
         """
         book = self.book
+        venue = self.venue
         n_assets = book.n_assets
         marks = self.marks  # M: the round-start marks (not mutated below)
 
-        # 1. Fractions.
-        fracs = [self.fraction(u) for u in liq]
+        # 1. Fractions (and backstop take-overs).
+        plans = [self.fraction(u) for u in liq]
 
-        # 2. Flow (asset units, positive = net selling) and net notional.
+        # 2. Flow (asset units, positive = net selling); backstop units add nothing.
         flow = [0.0] * n_assets
-        for u, f in zip(liq, fracs, strict=True):
+        for u, (backstop, f) in zip(liq, plans, strict=True):
+            if backstop:
+                continue
             for p in book.open_positions(u):
                 flow[book.asset[p]] += f * book.qty[p]
             if f == 1.0:
                 for a in range(n_assets):
                     flow[a] += book.coll[u][a]
-        net = [flow[a] * marks[a] for a in range(n_assets)]
 
         # 3. Impact: d, new marks M2 and execution prices X.
-        d = [0.0] * n_assets
-        new_marks = [0.0] * n_assets
-        exec_px = [0.0] * n_assets
-        for a in range(n_assets):
-            q_usd = net[a]
-            if self.alpha == 0.0 or q_usd == 0.0:
-                d[a] = 0.0
-            else:
-                depth = self.depth[t][a]
-                if not depth > 0.0:
-                    raise ValueError(f"depth[{t}, {a}] must be positive, got {depth!r}")
-                d[a] = -_sign(q_usd) * 0.01 * (abs(q_usd) / depth) ** self.alpha
-            new_marks[a] = marks[a] * math.exp(d[a])
-            if d[a] == 0.0:
-                exec_px[a] = marks[a]
-            else:
-                exec_px[a] = marks[a] + (new_marks[a] - marks[a]) / (1.0 + self.alpha)
+        d, new_marks, exec_px = self.impact(t, flow)
 
         # 4. Settle, unit by unit.
         remembered: list[tuple[int, list[tuple[int, float, float]], float]] = []
-        for u, f in zip(liq, fracs, strict=True):
+        for u, (backstop, f) in zip(liq, plans, strict=True):
             full = f == 1.0
+            kind = "backstop" if backstop else "liquidation"
+            # A backstop unit is settled at the round-start marks.
+            px = marks if backstop else exec_px
             account = self.unit_account[u]
-            self.n_liquidations += 1
-            self.acc_liquidated[account] = True
-            if self.first_liquidation_step is None:
-                self.first_liquidation_step = t
+            self.count_liquidation(t, u)
 
             closed: list[tuple[int, float, float]] = []  # (position, c, n_p)
             for p in book.open_positions(u):
                 a = book.asset[p]
                 qty = book.qty[p]
                 c = qty if full else f * qty
-                book.usd[u] += c * (exec_px[a] - book.entry[p])
+                book.usd[u] += c * (px[a] - book.entry[p])
                 book.qty[p] = 0.0 if full else qty - c
-                n_p = abs(c) * exec_px[a]
+                n_p = abs(c) * px[a]
                 closed.append((p, c, n_p))
 
             sales: list[tuple[int, float]] = []  # (asset, amount)
@@ -541,7 +876,7 @@ class _PathRun:
                 for a in range(n_assets):
                     amount = book.coll[u][a]
                     if amount > 0.0:
-                        book.usd[u] += amount * exec_px[a]
+                        book.usd[u] += amount * px[a]
                         book.coll[u][a] = 0.0
                         sales.append((a, amount))
 
@@ -550,12 +885,17 @@ class _PathRun:
             sum_n = 0.0
             for _, _, n_p in closed:
                 sum_n += n_p
-            fee = min(self.fee_rate * sum_n, max(e2, 0.0))
+            if backstop:
+                # The vault keeps what is left; it is booked as the fee, like any fee.
+                fee = max(e2, 0.0)
+            else:
+                fee = min(venue.fee_rate * sum_n, max(e2, 0.0))
             book.usd[u] -= fee
             self.fund += fee
             self.fees += fee
 
             bd = 0.0
+            paid = 0.0
             uncovered = 0.0
             if full and book.usd[u] < 0.0:
                 bd = -book.usd[u]
@@ -563,74 +903,138 @@ class _PathRun:
                 paid = min(bd, self.fund)
                 self.fund -= paid
                 uncovered = bd - paid
-                if uncovered > 0.0:
-                    self.fund_depleted = True
             self.bad_debt += bd
             if bd > 0.0:
                 self.acc_bankrupt[account] = True
 
+            first_event = len(self.events)
             for p, c, n_p in closed:
                 a = book.asset[p]
                 self.liquidated_notional += n_p
-                self.events.append(
-                    {
-                        "path": self.path,
-                        "step": t,
-                        "round": r,
-                        "account": account,
-                        "kind": "liquidation",
-                        "instrument": "perp",
-                        "asset": a,
-                        "qty": -c,
-                        "mark_price": marks[a],
-                        "exec_price": exec_px[a],
-                        "notional": n_p,
-                        "fee": fee * n_p / sum_n if sum_n != 0.0 else 0.0,
-                        "bad_debt": bd * n_p / sum_n if sum_n != 0.0 else 0.0,
-                    }
+                share = n_p / sum_n if sum_n != 0.0 else 0.0
+                self.event(
+                    t,
+                    r,
+                    u,
+                    kind,
+                    "perp",
+                    a,
+                    -c,
+                    marks[a],
+                    px[a],
+                    n_p,
+                    fee=fee * share,
+                    bad_debt=bd * share,
+                    fund_paid=paid * share,
                 )
+            if sum_n == 0.0 and bd > 0.0:
+                # Nothing closed (a unit with only a negative balance): an event of its own.
+                self.event(t, r, u, kind, "debt", -1, 0.0, 1.0, 1.0, 0.0, bad_debt=bd,
+                           fund_paid=paid)
             for a, amount in sales:
-                self.events.append(
-                    {
-                        "path": self.path,
-                        "step": t,
-                        "round": r,
-                        "account": account,
-                        "kind": "liquidation",
-                        "instrument": "collateral",
-                        "asset": a,
-                        "qty": -amount,
-                        "mark_price": marks[a],
-                        "exec_price": exec_px[a],
-                        "notional": amount * exec_px[a],
-                        "fee": 0.0,
-                        "bad_debt": 0.0,
-                    }
-                )
+                self.event(t, r, u, kind, "collateral", a, -amount, marks[a], px[a], amount * px[a])
 
             if uncovered > 0.0:
-                remembered.append((u, closed, uncovered))
+                remembered.append((u, closed, uncovered, self.events[first_event:]))
 
         # 5. Marks.
-        self.marks = new_marks
-        for a in range(n_assets):
-            self.logimp[a] += d[a]
+        self.move_marks(d, new_marks)
 
         # 6. Uncovered deficits.
-        for u, closed, uncovered in remembered:
-            if not self.adl:
-                self.socialised_loss += uncovered
+        self.cover_deficits(t, r, remembered)
+
+    def pay_again(self, unit_events: list[dict[str, Any]], uncovered: float) -> float:
+        """The fund's second payment of a deficit (step 6), before ADL or socialisation.
+
+        Fees of units settled later in the round may have refilled the fund: it pays
+        ``min(D, fund)`` now, added to the fund-paid field of the unit's events of this
+        round in proportion to their bad debt.
+
+        Parameters
+        ----------
+        unit_events : list of dict
+            The bankrupt unit's events of this round.
+        uncovered : float
+            Its deficit ``D``.
+
+        Returns
+        -------
+        float
+            What is still uncovered.
+        """
+        paid = min(uncovered, self.fund)
+        if paid > 0.0:
+            self.fund -= paid
+            uncovered -= paid
+            total = 0.0
+            for ev in unit_events:
+                total += ev["bad_debt"]
+            if total > 0.0:
+                for ev in unit_events:
+                    ev["fund_paid"] += paid * ev["bad_debt"] / total
+        return uncovered
+
+    def cover_deficits(self, t: int, r: int, remembered: list[Any]) -> None:
+        """Step 6: the fund pays again, then ADL or socialisation of what is left.
+
+        Parameters
+        ----------
+        t, r : int
+            Step and round.
+        remembered : list
+            ``(unit, closed positions, D, the unit's events)`` in settlement order.
+        """
+        book = self.book
+        venue = self.venue
+        for u, closed, uncovered, unit_events in remembered:
+            uncovered = self.pay_again(unit_events, uncovered)
+            if uncovered <= 0.0:
                 continue
+            self.fund_depleted = True
             sum_n = 0.0
             for _, _, n_p in closed:
                 sum_n += n_p
             if sum_n == 0.0:
-                # Shares are undefined (every closed notional is 0): socialise all of D.
-                self.socialised_loss += uncovered
+                # No closed notional to share D between: one socialised event in USD.
+                self.socialise(t, r, u, -1, uncovered)
                 continue
             for p, c, n_p in closed:
                 d_p = uncovered * n_p / sum_n
-                self.deleverage(t, r, u, book.asset[p], c, d_p)
+                if not venue.adl:
+                    self.socialise(t, r, u, book.asset[p], d_p)
+                else:
+                    self.deleverage(t, r, u, book.asset[p], c, d_p)
+
+    def adl_score(self, k: int) -> float:
+        """ADL ranking score of candidate position ``k`` at the current marks.
+
+        Parameters
+        ----------
+        k : int
+            A candidate position (open, profitable, opposite side).
+
+        Returns
+        -------
+        float
+            ``pnl_margin_ratio``: ``(g_k / max(1, W_v)) * (MM_v / E_v if E_v > 0 else 0)``;
+            ``profit_leverage``: ``rho_k * (|qty_k| * M[a] / E_v if E_v > 0 else 0)``.
+        """
+        book = self.book
+        marks = self.marks
+        a = book.asset[k]
+        v = book.pos_unit[k]
+        qty_k = book.qty[k]
+        e_v = book.equity(v, marks)
+        if self.venue.adl_ranking == "pnl_margin_ratio":
+            g_k = qty_k * (marks[a] - book.entry[k])
+            w_v = book.wallet(v, marks)
+            mm_v = book.maintenance(v, marks)
+            ratio = mm_v / e_v if e_v > 0.0 else 0.0
+            return (g_k / max(1.0, w_v)) * ratio
+        # profit_leverage
+        rho = marks[a] / book.entry[k] if qty_k > 0.0 else book.entry[k] / marks[a]
+        leverage = abs(qty_k) * marks[a] / e_v if e_v > 0.0 else 0.0
+        return rho * leverage
 
     def deleverage(self, t: int, r: int, u: int, a: int, c: float, d_p: float) -> None:
         """Step 6 with ADL on: cover the share ``D_p`` of one closed bankrupt position.
@@ -664,18 +1068,12 @@ class _PathRun:
                 continue
             if _sign(qty_k) != -s:
                 continue
-            v = book.pos_unit[k]
-            if v == u:
+            if book.pos_unit[k] == u:
                 continue
             g_k = qty_k * (marks[a] - book.entry[k])
             if not g_k > 0.0:
                 continue
-            w_v = book.wallet(v, marks)
-            mm_v = book.maintenance(v, marks)
-            e_v = book.equity(v, marks)
-            ratio = mm_v / e_v if e_v > 0.0 else 0.0
-            score = (g_k / max(1.0, w_v)) * ratio
-            scored.append((score, k))
+            scored.append((self.adl_score(k), k))
         scored.sort(key=lambda item: (-item[0], item[1]))
 
         rem = q
@@ -691,24 +1089,213 @@ class _PathRun:
             rem -= dq
             notional = dq * abs(price)
             self.adl_notional += notional
-            self.events.append(
-                {
-                    "path": self.path,
-                    "step": t,
-                    "round": r,
-                    "account": self.unit_account[v],
-                    "kind": "adl",
-                    "instrument": "perp",
-                    "asset": a,
-                    "qty": s * dq,
-                    "mark_price": marks[a],
-                    "exec_price": price,
-                    "notional": notional,
-                    "fee": 0.0,
-                    "bad_debt": b,
-                }
-            )
-        self.socialised_loss += d_p * rem / q
+            self.event(t, r, v, "adl", "perp", a, s * dq, marks[a], price, notional, bad_debt=b)
+        left = d_p * rem / q
+        if left > 0.0:
+            self.socialise(t, r, u, a, left)
+
+    # -- one lending round ---------------------------------------------------------------
+
+    def lending_plan(self, u: int) -> tuple[float, float, float, float, float, bool]:
+        """Lending step 1: the plan of a liquidatable unit at the round-start marks.
+
+        Parameters
+        ----------
+        u : int
+            A liquidatable unit.
+
+        Returns
+        -------
+        repay : float
+            ``R``, the debt value repaid.
+        seize : float
+            ``S``, the collateral value seized.
+        g : float
+            Share of every debt repaid, ``R / Dv``.
+        k : float
+            Share of every collateral seized, ``S / Cv`` (1 when cleared).
+        debt_value : float
+            ``Dv``.
+        cleared : bool
+            Whether all the collateral is seized.
+        """
+        venue = self.venue
+        book = self.book
+        marks = self.marks
+        usd = book.usd[u]
+        debt_value = max(-usd, 0.0)
+        for p in book.open_positions(u):
+            debt_value += abs(book.qty[p]) * marks[book.asset[p]]
+        coll_value = max(usd, 0.0)
+        weighted = max(usd, 0.0)
+        for a in range(book.n_assets):
+            coll_value += book.coll[u][a] * marks[a]
+            weighted += book.coll[u][a] * marks[a] * (1.0 - book.haircut[a])
+        hf = weighted / debt_value
+        if (
+            hf < venue.full_close_below_hf
+            or coll_value < venue.full_close_below_usd
+            or debt_value < venue.full_close_below_usd
+        ):
+            cf = 1.0
+        else:
+            cf = venue.close_factor
+        repay = cf * debt_value
+        seize = repay * (1.0 + venue.bonus)
+        cleared = False
+        if seize >= coll_value:
+            seize = coll_value
+            repay = coll_value / (1.0 + venue.bonus)
+            cleared = True
+        g = repay / debt_value
+        k = 1.0 if cleared else seize / coll_value
+        return repay, seize, g, k, debt_value, cleared
+
+    def run_lending_round(self, t: int, r: int, liq: list[int]) -> None:
+        """Run one lending round (steps 1 to 5 of the lending section).
+
+        Parameters
+        ----------
+        t : int
+            Step index.
+        r : int
+            Round number (1-based).
+        liq : list of int
+            Liquidatable units at the round-start marks, in increasing unit index.
+        """
+        book = self.book
+        venue = self.venue
+        n_assets = book.n_assets
+        marks = self.marks  # M: the round-start marks (not mutated below)
+
+        # 1. Plans.
+        plans = [self.lending_plan(u) for u in liq]
+
+        # 2. Flow: liquidators sell the seized collateral and buy the repaid debt.
+        flow = [0.0] * n_assets
+        for u, (_, _, g, k, _, _) in zip(liq, plans, strict=True):
+            for a in range(n_assets):
+                debt_qty = 0.0
+                for p in book.open_positions(u):
+                    if book.asset[p] == a:
+                        debt_qty += abs(book.qty[p])
+                flow[a] += k * book.coll[u][a] - g * debt_qty
+
+        # 3. Impact.
+        d, new_marks, _ = self.impact(t, flow)
+
+        # 4. Settle, unit by unit, at the round-start marks M.
+        remembered: list[Any] = []
+        for u, (repay, seize, g, k, _, cleared) in zip(liq, plans, strict=True):
+            account = self.unit_account[u]
+            self.count_liquidation(t, u)
+            usd_debt: list[dict[str, Any]] = []  # at most one event each
+            usd_coll: list[dict[str, Any]] = []
+            pos_debt: list[dict[str, Any]] = []
+            asset_coll: list[dict[str, Any]] = []
+            unpaid: list[float] = []  # debt value each debt event leaves unpaid
+
+            # USD: repay a USD debt or seize USD collateral.
+            usd = book.usd[u]
+            if usd < 0.0:
+                repaid = g * (-usd)
+                book.usd[u] += repaid
+                usd_debt.append(
+                    self.new_event(t, r, u, "liquidation", "debt", -1, repaid, 1.0, 1.0, repaid)
+                )
+                unpaid.append(max(-book.usd[u], 0.0))
+            elif usd > 0.0:
+                seized = k * usd
+                book.usd[u] = 0.0 if cleared else usd - seized
+                usd_coll.append(
+                    self.new_event(
+                        t, r, u, "liquidation", "collateral", -1, -seized, 1.0, 1.0, seized
+                    )
+                )
+
+            # Each debt position, in order.
+            for p in book.open_positions(u):
+                a = book.asset[p]
+                rp = g * abs(book.qty[p])
+                book.qty[p] = 0.0 if g == 1.0 else book.qty[p] + rp
+                pos_debt.append(
+                    self.new_event(
+                        t, r, u, "liquidation", "debt", a, rp, marks[a], marks[a], rp * marks[a]
+                    )
+                )
+                unpaid.append(abs(book.qty[p]) * marks[a])
+
+            # Each collateral asset, in order.
+            for a in range(n_assets):
+                amount = book.coll[u][a]
+                if amount > 0.0:
+                    sa = amount if cleared else k * amount
+                    book.coll[u][a] = 0.0 if cleared else amount - sa
+                    asset_coll.append(
+                        self.new_event(
+                            t,
+                            r,
+                            u,
+                            "liquidation",
+                            "collateral",
+                            a,
+                            -sa,
+                            marks[a],
+                            marks[a],
+                            sa * marks[a],
+                        )
+                    )
+
+            debt_events = usd_debt + pos_debt
+            coll_events = usd_coll + asset_coll
+
+            # Protocol fee, to the fund, shared between the collateral events.
+            fee = venue.protocol_share * (seize - repay)
+            self.fund += fee
+            self.fees += fee
+            coll_notional = 0.0
+            for ev in coll_events:
+                coll_notional += ev["notional"]
+            for ev in coll_events:
+                ev["fee"] = fee * ev["notional"] / coll_notional if coll_notional != 0.0 else 0.0
+
+            # Bad debt: a cleared unit's remaining debt is written off.
+            bd = 0.0
+            paid = 0.0
+            uncovered = 0.0
+            if cleared:
+                bd = max(-book.usd[u], 0.0)
+                for p in book.open_positions(u):
+                    bd += abs(book.qty[p]) * marks[book.asset[p]]
+                if book.usd[u] < 0.0:
+                    book.usd[u] = 0.0
+                for p in book.unit_positions[u]:
+                    book.qty[p] = 0.0
+                paid = min(bd, self.fund)
+                self.fund -= paid
+                uncovered = bd - paid
+                unpaid_total = 0.0
+                for value in unpaid:
+                    unpaid_total += value
+                for ev, value in zip(debt_events, unpaid, strict=True):
+                    share = value / unpaid_total if unpaid_total != 0.0 else 0.0
+                    ev["bad_debt"] = bd * share
+                    ev["fund_paid"] = paid * share
+            self.bad_debt += bd
+            if bd > 0.0:
+                self.acc_bankrupt[account] = True
+            self.liquidated_notional += repay
+
+            # Events: debts (USD, then positions), then collateral (USD, then assets).
+            self.events.extend(debt_events)
+            self.events.extend(coll_events)
+            if uncovered > 0.0:
+                remembered.append((u, [], uncovered, debt_events + coll_events))
+
+        # 5. Marks, 6. deficits (no ADL on a lending venue: no closed notional, so what the
+        # fund cannot pay is one socialised event in USD).
+        self.move_marks(d, new_marks)
+        self.cover_deficits(t, r, remembered)
 
 
 # ---------------------------------------------------------------------------------------
@@ -731,13 +1318,27 @@ def naive_replay(
     *,
     n_accounts: int,
     fee_rate: float,
-    partial: bool,
+    partial: bool = False,
     target: float,
     fund0: float,
     adl: bool,
     max_rounds: int,
     alpha: float,
     decay: float,
+    brackets: tuple[Any, Any, Any] | None = None,
+    mode: str | None = None,
+    step_fraction: float = 0.0,
+    step_min_usd: float = 0.0,
+    step_max_usd: float = math.inf,
+    full_below_usd: float = 0.0,
+    backstop_ratio: float = 0.0,
+    adl_ranking: str = "pnl_margin_ratio",
+    lending: bool = False,
+    close_factor: float = 0.5,
+    full_close_below_hf: float = 0.95,
+    full_close_below_usd: float = 0.0,
+    bonus: float = 0.0,
+    protocol_share: float = 0.0,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Replay every path through the margin engine of ``docs/engine.md``, slowly.
 
@@ -750,13 +1351,14 @@ def naive_replay(
     depth : array_like of float, shape (steps + 1, A)
         Depth in USD per step and asset.
     haircut : array_like of float, shape (A,)
-        Collateral haircut per asset.
-    mmr : array_like of float, shape (A,)
-        Maintenance margin rate per asset.
+        Collateral haircut per asset (on a lending venue, 1 - liquidation threshold).
+    mmr : array_like of float, shape (A,), or None
+        Flat maintenance margin rate per asset: one bracket ``cap = +inf``,
+        ``rate = mmr[a]``, ``cum = 0``. Ignored (may be None) when ``brackets`` is given.
     unit_account : array_like of int, shape (U,)
         Account index of each margin unit.
     unit_usd : array_like of float, shape (U,)
-        USD balance of each unit.
+        USD balance of each unit (negative: a USD debt).
     unit_coll : array_like of float, shape (U, A)
         Collateral amounts of each unit.
     pos_unit : array_like of int, shape (P,)
@@ -764,27 +1366,52 @@ def naive_replay(
     pos_asset : array_like of int, shape (P,)
         Asset of each position.
     pos_qty : array_like of float, shape (P,)
-        Signed quantity of each position.
+        Signed quantity of each position (on a lending venue a debt: ``qty < 0``).
     pos_entry : array_like of float, shape (P,)
-        Entry price of each position.
+        Entry price of each position (on a lending venue 0).
     n_accounts : int
         Number of accounts.
     fee_rate : float
         Liquidation fee rate.
-    partial : bool
-        ``True`` for partial mode, ``False`` for full mode.
+    partial : bool, default False
+        Legacy switch, used only when ``mode`` is None: ``True`` for partial mode,
+        ``False`` for full mode.
     target : float
         Partial-liquidation target ratio (> 1).
     fund0 : float
         Initial insurance fund in USD.
     adl : bool
-        Whether auto-deleveraging covers uncovered deficits.
+        Whether auto-deleveraging covers uncovered deficits (ignored on a lending venue).
     max_rounds : int
         Maximum cascade rounds per step.
     alpha : float
         Impact exponent: ``0.0`` means impact kind ``none``, ``1.0`` linear, ``0.5`` sqrt.
     decay : float
         Per-step factor on the accumulated log impact.
+    brackets : tuple of three array_like of float, each shape (A, K), optional
+        ``(cap, rate, cum)`` maintenance bracket tables; replaces ``mmr``.
+    mode : {"full", "partial", "incremental"}, optional
+        Liquidation mode; default ``"partial" if partial else "full"``.
+    step_fraction, step_min_usd, step_max_usd, full_below_usd : float
+        Incremental mode: each round closes ``min(max(step_fraction * N, step_min_usd),
+        step_max_usd)`` of the notional ``N``, all of it when ``N <= full_below_usd``.
+    backstop_ratio : float, default 0.0
+        A liquidatable unit with ``E < backstop_ratio * MM`` goes to the backstop vault
+        (0 = no vault).
+    adl_ranking : {"pnl_margin_ratio", "profit_leverage"}
+        Order of the ADL candidates.
+    lending : bool, default False
+        Lending venue: lending rounds instead of derivatives rounds.
+    close_factor : float, default 0.5
+        Lending: share of the debt one liquidation repays.
+    full_close_below_hf : float, default 0.95
+        Lending: below this health factor the whole debt may be repaid.
+    full_close_below_usd : float, default 0.0
+        Lending: with collateral or debt value below this, the whole debt may be repaid.
+    bonus : float, default 0.0
+        Lending: liquidation bonus on the seized collateral.
+    protocol_share : float, default 0.0
+        Lending: share of the bonus paid to the fund.
 
     Returns
     -------
@@ -795,16 +1422,23 @@ def naive_replay(
         ``min_price`` and ``final_price`` (lists of A floats).
     events : list of dict
         Events in the order produced, path after path: ``path``, ``step``, ``round``,
-        ``account``, ``kind``, ``instrument``, ``asset``, ``qty``, ``mark_price``,
-        ``exec_price``, ``notional``, ``fee``, ``bad_debt``.
+        ``account``, ``kind`` (``liquidation``, ``adl``, ``backstop``, ``socialised``),
+        ``instrument`` (``perp``, ``collateral``, ``debt``), ``asset`` (``-1``: USD),
+        ``qty``, ``mark_price``, ``exec_price``, ``notional``, ``fee``, ``bad_debt``,
+        ``fund_paid``.
     accounts : dict
         ``liquidated`` and ``bankrupt`` (``[path][account]`` bools) and ``pnl``
         (``[path][account]`` floats).
+
+    Raises
+    ------
+    ValueError
+        On an unknown mode or ranking, inconsistent ``partial`` / ``mode``, bracket tables
+        that break the specification, or (lending) a position that is not a debt.
     """
     exo_l = _floats3(exo)
     depth_l = _floats2(depth)
     haircut_l = _floats1(haircut)
-    mmr_l = _floats1(mmr)
     unit_account_l = _ints1(unit_account)
     unit_usd_l = _floats1(unit_usd)
     unit_coll_l = _floats2(unit_coll)
@@ -812,17 +1446,57 @@ def naive_replay(
     pos_asset_l = _ints1(pos_asset)
     pos_qty_l = _floats1(pos_qty)
     pos_entry_l = _floats1(pos_entry)
+    n_assets = len(haircut_l)
 
-    venue = {
-        "fee_rate": fee_rate,
-        "partial": partial,
-        "target": target,
-        "fund0": fund0,
-        "adl": adl,
-        "max_rounds": max_rounds,
-        "alpha": alpha,
-        "decay": decay,
-    }
+    if mode is None:
+        mode = "partial" if partial else "full"
+    elif partial and mode != "partial":
+        raise ValueError(f"partial=True contradicts mode={mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if adl_ranking not in ADL_RANKINGS:
+        raise ValueError(f"adl_ranking must be one of {ADL_RANKINGS}, got {adl_ranking!r}")
+
+    if brackets is None:
+        mmr_l = _floats1(mmr)
+        cap_l = [[math.inf] for _ in range(n_assets)]
+        rate_l = [[mmr_l[a]] for a in range(n_assets)]
+        cum_l = [[0.0] for _ in range(n_assets)]
+    else:
+        cap_l, rate_l, cum_l = (_floats2(table) for table in brackets)
+    if not (len(cap_l) == len(rate_l) == len(cum_l) == n_assets):
+        raise ValueError("the bracket tables need one row per asset")
+    _check_brackets(cap_l, rate_l, cum_l)
+
+    if lending:
+        for p in range(len(pos_qty_l)):
+            if not (pos_qty_l[p] <= 0.0 and pos_entry_l[p] == 0.0):
+                raise ValueError(
+                    f"lending venue: position {p} must be a debt (qty <= 0, entry = 0)"
+                )
+
+    venue = _Venue(
+        lending=bool(lending),
+        mode=mode,
+        fee_rate=float(fee_rate),
+        target=float(target),
+        step_fraction=float(step_fraction),
+        step_min_usd=float(step_min_usd),
+        step_max_usd=float(step_max_usd),
+        full_below_usd=float(full_below_usd),
+        backstop_ratio=float(backstop_ratio),
+        fund0=float(fund0),
+        adl=bool(adl),
+        adl_ranking=adl_ranking,
+        max_rounds=int(max_rounds),
+        alpha=float(alpha),
+        decay=float(decay),
+        close_factor=float(close_factor),
+        full_close_below_hf=float(full_close_below_hf),
+        full_close_below_usd=float(full_close_below_usd),
+        bonus=float(bonus),
+        protocol_share=float(protocol_share),
+    )
 
     paths: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -832,7 +1506,9 @@ def naive_replay(
     for path_index, path_exo in enumerate(exo_l):
         book = _Book(
             haircut_l,
-            mmr_l,
+            cap_l,
+            rate_l,
+            cum_l,
             unit_usd_l,
             unit_coll_l,
             pos_unit_l,

@@ -105,8 +105,8 @@ def test_engine_matches_naive(liquidation, impact, adl, half_life, fund, seed, f
                                       full_scan=full_scan)
     fast = replay(exo, depth, book, rules, initial_events=16)
     paths, events, accounts = naive_replay(
-        exo, depth, haircut, rules.mmr, book.unit_account, book.unit_usd, book.unit_coll,
-        book.pos_unit, book.pos_asset, book.pos_qty, book.pos_entry,
+        exo, depth, haircut, rules.tier_rate[:, 0], book.unit_account, book.unit_usd,
+        book.unit_coll, book.pos_unit, book.pos_asset, book.pos_qty, book.pos_entry,
         n_accounts=book.n_accounts, fee_rate=venue.liquidation_fee_rate,
         partial=liquidation == "partial", target=venue.target, fund0=fund, adl=adl,
         max_rounds=venue.max_cascade_rounds, alpha=liquidity.alpha,

@@ -8,6 +8,8 @@ from numba import njit
 
 from ._state_kernels import put_event_nb, state_changed_nb, touch_nb, unit_values_nb
 from .codes import (
+    EF_BAD_DEBT,
+    EF_FUND_PAID,
     INSTRUMENT_DEBT,
     INSTRUMENT_PERP,
     KIND_ADL,
@@ -122,3 +124,16 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
                          0.0, mark[a], mark[a], 0.0, 0.0, loss, 0.0)
             n_ev += 1
     return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, False
+
+
+@njit(cache=True)
+def share_fund_paid_nb(ev_f, lo, hi, paid):  # pragma: no cover - jitted
+    """Add ``paid`` to the fund-paid column of events ``lo:hi`` in proportion to their bad
+    debt (the events of one bankrupt unit in this round)."""
+    total = 0.0
+    for e in range(lo, hi):
+        total += ev_f[e, EF_BAD_DEBT]
+    if total <= 0.0:
+        return
+    for e in range(lo, hi):
+        ev_f[e, EF_FUND_PAID] += paid * ev_f[e, EF_BAD_DEBT] / total

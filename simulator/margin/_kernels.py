@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._backstop_kernels import cover_deficit_nb
+from ._backstop_kernels import cover_deficit_nb, share_fund_paid_nb
 from ._index_kernels import collect_crossed_nb, push_band_nb
 from ._lending_kernels import lending_flow_nb, lending_plan_nb, lending_settle_nb
 from ._state_kernels import (
@@ -47,6 +47,7 @@ from .codes import (
     FP_STEP_MIN,
     FP_TARGET,
     INSTRUMENT_COLLATERAL,
+    INSTRUMENT_DEBT,
     INSTRUMENT_PERP,
     IP_ADL,
     IP_ADL_RANKING,
@@ -205,6 +206,8 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
     closed_notional = np.zeros(n_pos)
     bank_unit = np.empty(n_units, dtype=np.int64)
     bank_deficit = np.empty(n_units)
+    bank_ev_lo = np.empty(n_units, dtype=np.int64)
+    bank_ev_hi = np.empty(n_units, dtype=np.int64)
     cand = np.empty(n_pos, dtype=np.int64)
     cand_key = np.empty(n_pos)
 
@@ -376,7 +379,11 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                 n_b = 0
                 for j in range(n_l):
                     u = liq[j]
+                    ev_lo = n_ev
                     if lending:
+                        for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+                            closed[p] = 0.0  # a lending deficit is socialised as a whole
+                            closed_notional[p] = 0.0
                         fund, fee, bd, paid, deficit, n_ev, overflow = lending_settle_nb(
                             i, t, r, u, plan_g[j], plan_k[j], plan_r[j], plan_s[j], plan_c[j],
                             mark, usd, coll, qty, pos_asset, unit_pos_start, fparams, fund,
@@ -384,8 +391,6 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                         if overflow:
                             break
                         sum_n = plan_r[j]
-                        socialised += deficit
-                        deficit = 0.0  # no ADL on a lending venue: socialised above
                     else:
                         f = frac[j]
                         full = f == 1.0
@@ -442,7 +447,17 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                                              closed_notional[p], fee * share, bd * share,
                                              paid * share)
                                 n_ev += 1
-                        if full:
+                        if sum_n == 0.0 and bd > 0.0 and not overflow:
+                            # nothing closed (a unit with only a negative balance): the
+                            # bad debt gets an event of its own
+                            if n_ev >= capacity:
+                                overflow = True
+                            else:
+                                put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, kind[j],
+                                             INSTRUMENT_DEBT, -1, 0.0, 1.0, 1.0, 0.0, 0.0, bd,
+                                             paid)
+                                n_ev += 1
+                        if full and not overflow:
                             for a in range(n_assets):
                                 amount = coll[u, a]
                                 if amount > 0.0:
@@ -454,8 +469,6 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                                                  px[a], amount * px[a], 0.0, 0.0, 0.0)
                                     n_ev += 1
                                     coll[u, a] = 0.0
-                    if deficit > 0.0 or (lending and bd > paid):
-                        depleted = 1
                     fees += fee
                     flag[u] |= FLAG_LIQUIDATED
                     if bd > 0.0:
@@ -470,6 +483,8 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                     if deficit > 0.0:
                         bank_unit[n_b] = u
                         bank_deficit[n_b] = deficit
+                        bank_ev_lo[n_b] = ev_lo
+                        bank_ev_hi[n_b] = n_ev
                         n_b += 1
                     if overflow:
                         break
@@ -481,8 +496,18 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                     logimp[a] += dlog[a]
                 # 6. uncovered deficits: ADL, or socialised
                 for b in range(n_b):
+                    # fees paid in later in the round refill the fund: it pays first
+                    deficit = bank_deficit[b]
+                    paid = deficit if deficit < fund else fund
+                    if paid > 0.0:
+                        fund -= paid
+                        deficit -= paid
+                        share_fund_paid_nb(ev_f, bank_ev_lo[b], bank_ev_hi[b], paid)
+                    if deficit <= 0.0:
+                        continue
+                    depleted = 1
                     n_pending, n_touched, n_ev, adl_add, soc_add, n_adl_add, overflow = \
-                        cover_deficit_nb(i, t, r, bank_unit[b], bank_deficit[b], mark, usd,
+                        cover_deficit_nb(i, t, r, bank_unit[b], deficit, mark, usd,
                                          coll, qty, pos_unit, pos_asset, pos_entry,
                                          unit_pos_start, haircut, tiers, lin, const, n_open,
                                          version, flag, pending, n_pending, touched,

@@ -17,7 +17,6 @@ from .codes import (
     INSTRUMENT_COLLATERAL,
     INSTRUMENT_DEBT,
     KIND_LIQUIDATION,
-    KIND_SOCIALISED,
 )
 
 
@@ -84,7 +83,9 @@ def lending_settle_nb(i, t, r, u, g, k, repaid_usd, seized_usd, cleared, mark, u
 
     Returns
     -------
-    fund, fee, bad_debt, paid, deficit : float
+    fund, fee, bad_debt, paid : float
+    deficit : float
+        What the fund could not pay (handled with the round's other deficits).
     n_ev : int
     overflow : bool
         The event buffer is too small (nothing was changed).
@@ -115,8 +116,6 @@ def lending_settle_nb(i, t, r, u, g, k, repaid_usd, seized_usd, cleared, mark, u
     paid = bd if bd < fund else fund
     fund -= paid
     deficit = bd - paid
-    if deficit > 0.0:
-        need += 1
     if n_ev + need > ev_i.shape[0]:
         return fund, 0.0, 0.0, 0.0, 0.0, n_ev, True
     # pass 2: debts (USD, then positions), collateral (USD, then assets), write-off
@@ -157,8 +156,4 @@ def lending_settle_nb(i, t, r, u, g, k, repaid_usd, seized_usd, cleared, mark, u
                          a, -amount, mark[a], mark[a], value, fee_share, 0.0, 0.0)
             n_ev += 1
             coll[u, a] = 0.0 if cleared else c - amount
-    if deficit > 0.0:
-        put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, KIND_SOCIALISED, INSTRUMENT_DEBT, -1, 0.0,
-                     1.0, 1.0, 0.0, 0.0, deficit, 0.0)
-        n_ev += 1
     return fund, fee, bd, paid, deficit, n_ev, False

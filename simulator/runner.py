@@ -73,8 +73,7 @@ class ChunkContext:
         """Prepare the book, path inputs, rules and index of ``scenario``."""
         book = build_book(scenario)
         inputs = prepare_path_inputs(scenario)
-        rules = EngineRules.from_scenario(scenario.venue, scenario.liquidity, scenario.market,
-                                          full_scan=full_scan)
+        rules = EngineRules.for_scenario(scenario, full_scan=full_scan)
         sim = scenario.simulation
         return cls(book=book, inputs=inputs, rules=rules,
                    index=BookIndex.build(book, rules, inputs.s0),
@@ -116,6 +115,13 @@ def plan_chunks(n_paths: int, chunk_paths: int, seed: int) -> list[ChunkTask]:
             for i in range(n_chunks)]
 
 
+def behaviour_key(seed: np.random.SeedSequence) -> int:
+    """Key of a chunk's counter-based behaviour draws: a child of its seed sequence that
+    no other draw uses, in ``[0, 2**63)``."""
+    child = np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, 2**31))
+    return int(child.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
 def run_chunk(ctx: ChunkContext, task: ChunkTask
               ) -> tuple[aggregate.AccountPartial, dict[str, float]]:
     """Simulate one chunk and write its files; return its account aggregates and timings."""
@@ -125,7 +131,7 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     t1 = time.perf_counter()
     n_save = max(0, min(task.n_paths, ctx.save_prices - task.first_path))
     res = replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=n_save,
-                 index=ctx.index)
+                 index=ctx.index, rng_key=behaviour_key(task.seed))
     del exo
     t2 = time.perf_counter()
     partial = aggregate.chunk_partial(res.final_price, ctx.inputs.s0, ctx.acct_navk,

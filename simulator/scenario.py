@@ -30,6 +30,7 @@ __all__ = ["Account", "Asset", "Distribution", "Liquidity", "Market", "Populatio
            "Position", "Scenario", "Shock", "Simulation", "Venue", "apply_overrides",
            "builtin_dir", "builtin_scenarios", "check_correlation", "load_scenario",
            "parse_override", "resolve_scenario_path", "scenario_from_dict"]
+from .behaviour_config import Behaviour, read_behaviour
 from .venue_config import MARGIN_MODES, Venue, read_venue
 
 MODELS = ("gbm", "student_t", "merton", "garch", "regime", "bootstrap")
@@ -183,6 +184,7 @@ class Scenario:
     shocks: tuple[Shock, ...]
     accounts: tuple[Account, ...]
     population: Population | None
+    behaviour: Behaviour = field(default_factory=Behaviour)
     source: str = "<memory>"
     document: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -317,6 +319,12 @@ def scenario_from_dict(
     venue_table = top.table("venue", {})
     venue = read_venue(venue_table)
     venue_table.finish()
+    behaviour_table = top.table("behaviour", {})
+    behaviour = read_behaviour(behaviour_table)
+    behaviour_table.finish()
+    if venue.lending and behaviour.calls:
+        raise behaviour_table.error("margin_call_ratio", "margin calls apply to derivatives "
+                                    "venues; a lending venue has no maintenance margin")
     shocks = read_each(top.tables("shocks"), lambda t: _read_shock(t, market, simulation))
     accounts = read_each(top.tables("accounts"), lambda t: _read_account(t, market, venue))
     _check_unique([a.id for a in accounts], source, "accounts", "id")
@@ -343,6 +351,7 @@ def scenario_from_dict(
         market=market,
         liquidity=liquidity,
         venue=venue,
+        behaviour=behaviour,
         shocks=shocks,
         accounts=accounts,
         population=population,

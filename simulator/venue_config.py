@@ -23,6 +23,7 @@ MARGIN_MODES = ("cross", "isolated")
 LIQUIDATION_MODES = ("full", "partial", "incremental")
 ADL_RANKINGS = ("pnl_margin_ratio", "profit_leverage")
 VENUE_TYPES = ("derivatives", "lending")
+FUNDING_MODES = ("off", "constant", "premium")
 #: relative tolerance when a user-given ``cum`` is checked against the continuity rule
 CUM_RTOL = 1e-9
 
@@ -59,6 +60,10 @@ class Venue:
         Lending venues: share of the debt one liquidation may repay, and below which
         health factor, or collateral / debt value in USD, it may repay all; bonus on the
         seized collateral; protocol's share of the bonus (paid to the fund).
+    funding, funding_rate, funding_interval_hours, funding_cap
+        Perpetual funding: ``off``, ``constant`` (``funding_rate`` per interval, longs pay
+        shorts when positive) or ``premium`` (``funding_rate`` plus the mark's premium over
+        the index, clamped to ``funding_cap``), paid every ``funding_interval_hours``.
     """
 
     preset: str | None = None
@@ -84,6 +89,10 @@ class Venue:
     full_close_below_usd: float = 2000.0
     liquidation_bonus: float = 0.05
     protocol_share: float = 0.1
+    funding: str = "off"
+    funding_rate: float = 0.0001
+    funding_interval_hours: float = 8.0
+    funding_cap: float = 0.0075
 
     @property
     def lending(self) -> bool:
@@ -175,6 +184,11 @@ def read_venue(t: Table) -> Venue:
         full_close_below_usd=t.number("full_close_below_usd", d.full_close_below_usd, lo=0.0),
         liquidation_bonus=t.number("liquidation_bonus", d.liquidation_bonus, lo=0.0, hi=1.0),
         protocol_share=t.number("protocol_share", d.protocol_share, lo=0.0, hi=1.0),
+        funding=t.string("funding", d.funding, choices=FUNDING_MODES),
+        funding_rate=t.number("funding_rate", d.funding_rate, lo=-1.0, hi=1.0),
+        funding_interval_hours=t.number("funding_interval_hours", d.funding_interval_hours,
+                                        lo=0.0, lo_open=True),
+        funding_cap=t.number("funding_cap", d.funding_cap, lo=0.0, hi=1.0),
     )
 
 

@@ -139,7 +139,7 @@ def test_band_stops_at_bracket_boundaries():
         entry = np.array([100.0, 10.0, 100.0])
         lin, const, n_open = np.zeros((1, 2)), np.zeros(1), np.zeros(1, dtype=np.int64)
         refresh_unit_nb(0, mark, usd, coll, qty, pos_asset, entry, start, np.zeros(2), tiers,
-                        lin, const, n_open)
+                        np.ones(1), lin, const, n_open)
         e, mm, _, _ = unit_values_nb(0, mark, usd, coll, qty, pos_asset, entry, start,
                                      np.zeros(2), tiers)
         assert const[0] + lin[0] @ mark == pytest.approx(e - mm, rel=1e-9, abs=1e-9)

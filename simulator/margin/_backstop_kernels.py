@@ -36,7 +36,7 @@ def adl_score_nb(k, mark_a, usd, coll, qty, pos_unit, pos_asset, pos_entry, unit
 
 @njit(cache=True)
 def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_asset,
-                     pos_entry, unit_pos_start, haircut, tiers, lin, const,
+                     pos_entry, unit_pos_start, haircut, tiers, mmk, lin, const,
                      n_open, version, flag, pending, n_pending, touched, n_touched, closed,
                      closed_notional, cand, cand_key, adl_on, ranking, ev_i, ev_f, n_ev
                      ):  # pragma: no cover - jitted
@@ -105,8 +105,9 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
                 rem -= dq
                 n_touched = touch_nb(v, flag, touched, n_touched)
                 n_pending = state_changed_nb(v, mark, usd, coll, qty, pos_asset, pos_entry,
-                                             unit_pos_start, haircut, tiers, lin, const,
-                                             n_open, version, flag, pending, n_pending)
+                                             unit_pos_start, haircut, tiers, mmk, lin,
+                                             const, n_open, version, flag, pending,
+                                             n_pending)
                 if n_ev >= capacity:
                     return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, True
                 put_event_nb(ev_i, ev_f, n_ev, i, t, r, v, KIND_ADL, INSTRUMENT_PERP, a,

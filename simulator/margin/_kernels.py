@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from ._backstop_kernels import cover_deficit_nb, share_fund_paid_nb
+from ._behaviour_kernels import answer_calls_nb, draw_nb, pay_funding_nb
 from ._index_kernels import collect_crossed_nb, push_band_nb
 from ._lending_kernels import lending_flow_nb, lending_plan_nb, lending_settle_nb
 from ._state_kernels import (
@@ -38,10 +39,14 @@ from .codes import (
     FLAG_PENDING,
     FP_ALPHA,
     FP_BACKSTOP,
+    FP_CALL_PROB,
+    FP_CALL_TARGET,
     FP_DECAY,
     FP_FEE_RATE,
     FP_FULL_BELOW,
     FP_FUND0,
+    FP_FUNDING_CAP,
+    FP_FUNDING_RATE,
     FP_STEP_FRACTION,
     FP_STEP_MAX,
     FP_STEP_MIN,
@@ -51,10 +56,15 @@ from .codes import (
     INSTRUMENT_PERP,
     IP_ADL,
     IP_ADL_RANKING,
+    IP_CALL_ACTION,
+    IP_CALL_DELAY,
     IP_FULL_SCAN,
+    IP_FUNDING_INTERVAL,
+    IP_FUNDING_PREMIUM,
     IP_LENDING,
     IP_MAX_ROUNDS,
     IP_MODE,
+    IP_RNG_KEY,
     KIND_BACKSTOP,
     KIND_LIQUIDATION,
     MODE_FULL,
@@ -80,7 +90,7 @@ from .codes import (
 @njit(cache=True)
 def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos_start,
               unit_account, pos_unit, pos_asset, pos_qty0, pos_entry, lin0, const0, n_open0,
-              navk, navc, s_key, s_unit, s_start, init_pending, fparams, iparams,
+              navk, navc, s_key, s_unit, s_start, init_pending, mmk0, reserve, fparams, iparams,
               path_f, path_i, min_price, final_price, marks_out, acct_liq, acct_bank,
               ev_i, ev_f, corr_i, corr_f, first_path):  # pragma: no cover - jitted
     """Replay paths ``first_path..n_paths-1`` over the book.
@@ -111,6 +121,11 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
         Initial band thresholds, per heap ``2 a + d`` sorted by descending key.
     init_pending : int64[K]
         Units to check exactly at the first round (no band at the initial prices).
+    mmk0 : float64[U]
+        Initial maintenance multiplier of each unit's slack form: the margin-call ratio
+        (armed) or 1.
+    reserve : float64[U]
+        USD each unit can deposit when it answers a margin call.
     fparams : float64[N_FP]
         Venue and impact parameters (``codes.FP_*``).
     iparams : int64[N_IP]
@@ -163,6 +178,13 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
     full_scan = iparams[IP_FULL_SCAN] != 0
     lending = iparams[IP_LENDING] != 0
     ranking = iparams[IP_ADL_RANKING]
+    call_prob = fparams[FP_CALL_PROB]
+    call_target = fparams[FP_CALL_TARGET]
+    call_delay = iparams[IP_CALL_DELAY]
+    call_action = iparams[IP_CALL_ACTION]
+    funding_every = iparams[IP_FUNDING_INTERVAL]
+    funding_premium = iparams[IP_FUNDING_PREMIUM] != 0
+    rng_key = iparams[IP_RNG_KEY]
     tiered = False
     for a in range(n_assets):
         if tiers[a, 0, TIER_CAP] < np.inf:
@@ -196,6 +218,12 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
     flow = np.empty(n_assets)
     liq = np.empty(n_units, dtype=np.int64)
     frac = np.empty(n_units)
+    mmk = mmk0.copy()
+    deposit = np.zeros(n_units)
+    q_unit = np.empty(n_units, dtype=np.int64)
+    q_due = np.empty(n_units, dtype=np.int64)
+    due_units = np.empty(n_units, dtype=np.int64)
+    funding_rate = np.empty(n_assets)
     kind = np.empty(n_units, dtype=np.int64)
     plan_g = np.empty(n_units)
     plan_k = np.empty(n_units)
@@ -226,6 +254,8 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                 n_pending = enqueue_nb(u, flag, FLAG_PENDING, pending, n_pending)
                 n_touched = touch_nb(u, flag, touched, n_touched)
         fund = fund0
+        q_head = 0
+        q_tail = 0
         n_liq = 0
         max_r = 0
         first_step = -1
@@ -249,6 +279,26 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                 else:
                     logimp[a] *= decay
                     mark[a] = exo[i, t, a] * np.exp(logimp[a])
+            if funding_every > 0 and t % funding_every == 0:
+                n_pending, n_touched = pay_funding_nb(
+                    t, mark, exo[i, t], funding_rate, fparams[FP_FUNDING_RATE],
+                    fparams[FP_FUNDING_CAP], funding_premium, usd, qty, pos_asset,
+                    unit_pos_start, const, version, flag, pending, n_pending, touched,
+                    n_touched)
+            n_due = 0
+            while q_head < q_tail and q_due[q_head] == t:
+                due_units[n_due] = q_unit[q_head]
+                n_due += 1
+                q_head += 1
+            if n_due > 0:
+                due_units[:n_due] = np.sort(due_units[:n_due])
+                n_pending, n_touched, n_ev, overflow = answer_calls_nb(
+                    i, t, due_units, n_due, call_action, call_target, reserve, deposit, mark,
+                    usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut, tiers, mmk,
+                    lin, const, n_open, version, flag, pending, n_pending, touched, n_touched,
+                    ev_i, ev_f, n_ev)
+                if overflow:
+                    break
             r = 0
             while r < max_rounds:
                 # 1. liquidatable units: exact check of the units that may be
@@ -286,11 +336,29 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                         continue
                     if tiered:  # brackets may have changed with the marks
                         refresh_unit_nb(u, mark, usd, coll, qty, pos_asset, pos_entry,
-                                        unit_pos_start, haircut, tiers, lin, const, n_open)
+                                        unit_pos_start, haircut, tiers, mmk, lin, const, n_open)
                         n_touched = touch_nb(u, flag, touched, n_touched)
                     s = const[u]
                     for a in range(n_assets):
                         s += lin[u, a] * mark[a]
+                    if s < 0.0 and mmk[u] != 1.0:  # armed, below the margin-call level
+                        e, mm, nn, w = unit_values_nb(u, mark, usd, coll, qty, pos_asset,
+                                                      pos_entry, unit_pos_start, haircut, tiers)
+                        if e >= mm:  # called, not liquidatable: disarm, maybe answer later
+                            mmk[u] = 1.0
+                            refresh_unit_nb(u, mark, usd, coll, qty, pos_asset, pos_entry,
+                                            unit_pos_start, haircut, tiers, mmk, lin, const,
+                                            n_open)
+                            n_touched = touch_nb(u, flag, touched, n_touched)
+                            if draw_nb(rng_key, i, u) < call_prob:
+                                q_unit[q_tail] = u
+                                q_due[q_tail] = t + call_delay
+                                q_tail += 1
+                            s = const[u]
+                            for a in range(n_assets):
+                                s += lin[u, a] * mark[a]
+                            if s < 0.0:  # rounding: E >= MM exactly at the boundary
+                                s = 0.0
                     if s < 0.0:
                         liq[n_l] = u
                         n_l += 1
@@ -477,9 +545,11 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                     liq_notional += sum_n
                     bad_debt_total += bd
                     n_touched = touch_nb(u, flag, touched, n_touched)
+                    mmk[u] = 1.0  # a liquidation disarms the margin call
                     n_pending = state_changed_nb(u, mark2, usd, coll, qty, pos_asset, pos_entry,
-                                                 unit_pos_start, haircut, tiers, lin, const,
-                                                 n_open, version, flag, pending, n_pending)
+                                                 unit_pos_start, haircut, tiers, mmk, lin,
+                                                 const, n_open, version, flag, pending,
+                                                 n_pending)
                     if deficit > 0.0:
                         bank_unit[n_b] = u
                         bank_deficit[n_b] = deficit
@@ -509,8 +579,8 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                     n_pending, n_touched, n_ev, adl_add, soc_add, n_adl_add, overflow = \
                         cover_deficit_nb(i, t, r, bank_unit[b], deficit, mark, usd,
                                          coll, qty, pos_unit, pos_asset, pos_entry,
-                                         unit_pos_start, haircut, tiers, lin, const, n_open,
-                                         version, flag, pending, n_pending, touched,
+                                         unit_pos_start, haircut, tiers, mmk, lin, const,
+                                         n_open, version, flag, pending, n_pending, touched,
                                          n_touched, closed, closed_notional, cand, cand_key,
                                          adl_on, ranking, ev_i, ev_f, n_ev)
                     adl_notional += adl_add
@@ -535,15 +605,17 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
             final_price[i, a] = mark[a]
         touched[:n_touched] = np.sort(touched[:n_touched])  # outputs in unit order
         n_corr_new = end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, unit_pos_start,
-                                  unit_account, navk, navc, touched, n_touched, flag, corr_i,
+                                  unit_account, navk, navc, deposit, touched, n_touched, flag,
+                                  corr_i,
                                   corr_f, n_corr, acct_liq, acct_bank, stamp_liq, stamp_bank)
         if n_corr_new < 0:
             return ev_start, n_corr, i, OVERFLOW_CORRECTIONS
         n_corr = n_corr_new
         for j in range(n_pending):
             flag[pending[j]] &= ~np.uint8(FLAG_PENDING)
-        restore_nb(touched, n_touched, usd, coll, qty, lin, const, n_open, version, flag,
-                    unit_usd0, unit_coll0, pos_qty0, lin0, const0, n_open0, unit_pos_start)
+        restore_nb(touched, n_touched, usd, coll, qty, lin, const, n_open, version, flag, mmk,
+                   deposit, unit_usd0, unit_coll0, pos_qty0, lin0, const0, n_open0, mmk0,
+                   unit_pos_start)
         path_f[i, PF_LIQUIDATED_NOTIONAL] = liq_notional
         path_f[i, PF_BAD_DEBT] = bad_debt_total
         path_f[i, PF_FUND_END] = fund

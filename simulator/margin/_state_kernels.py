@@ -43,10 +43,11 @@ def bracket_nb(tiers, a, notional):  # pragma: no cover - jitted
 
 @njit(cache=True)
 def refresh_unit_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut,
-                    tiers, lin, const, n_open):  # pragma: no cover - jitted
+                    tiers, mmk, lin, const, n_open):  # pragma: no cover - jitted
     """Recompute the linear slack coefficients of unit ``u`` from its state, with the
-    brackets its positions are in at ``marks``; ``n_open`` counts open positions, plus one
-    for a negative USD balance (a live unit)."""
+    brackets its positions are in at ``marks`` and its maintenance multiplier ``mmk[u]``
+    (the margin-call ratio while it is armed, else 1); ``n_open`` counts open positions,
+    plus one for a negative USD balance (a live unit)."""
     n_assets = lin.shape[1]
     for a in range(n_assets):
         lin[u, a] = coll[u, a] * (1.0 - haircut[a])
@@ -57,8 +58,8 @@ def refresh_unit_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_sta
         if q != 0.0:
             a = pos_asset[p]
             b = bracket_nb(tiers, a, abs(q) * marks[a])
-            lin[u, a] += q - tiers[a, b, TIER_RATE] * abs(q)
-            c += tiers[a, b, TIER_CUM] - q * pos_entry[p]
+            lin[u, a] += q - mmk[u] * tiers[a, b, TIER_RATE] * abs(q)
+            c += mmk[u] * tiers[a, b, TIER_CUM] - q * pos_entry[p]
             k += 1
     const[u] = c
     n_open[u] = k
@@ -124,11 +125,11 @@ def touch_nb(u, flag, touched, n_touched):  # pragma: no cover - jitted
 
 @njit(cache=True)
 def state_changed_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut,
-                     tiers, lin, const, n_open, version, flag, pending, n_pending
+                     tiers, mmk, lin, const, n_open, version, flag, pending, n_pending
                      ):  # pragma: no cover - jitted
     """After a change to unit ``u``: new slack form, old bands void, exact check next round."""
     refresh_unit_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut,
-                    tiers, lin, const, n_open)
+                    tiers, mmk, lin, const, n_open)
     version[u] += 1
     flag[u] |= FLAG_CHANGED
     return enqueue_nb(u, flag, FLAG_PENDING, pending, n_pending)
@@ -136,8 +137,8 @@ def state_changed_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_st
 
 @njit(cache=True)
 def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, unit_account,
-                 navk, navc, touched, n_touched, flag, corr_i, corr_f, n_corr, acct_liq,
-                 acct_bank, stamp_liq, stamp_bank):  # pragma: no cover - jitted
+                navk, navc, deposit, touched, n_touched, flag, corr_i, corr_f, n_corr, acct_liq,
+                acct_bank, stamp_liq, stamp_bank):  # pragma: no cover - jitted
     """Account outputs of path ``i``: PnL corrections of changed units and liquidation
     counts. Returns the new number of corrections, or -1 if they do not fit."""
     n_assets = mark.shape[0]
@@ -161,7 +162,7 @@ def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, u
                     nav += qty[p] * (mark[pos_asset[p]] - pos_entry[p])
             corr_i[n_corr, 0] = i
             corr_i[n_corr, 1] = acc
-            corr_f[n_corr] = nav - linear
+            corr_f[n_corr] = nav - linear - deposit[u]  # PnL leaves deposits out
             n_corr += 1
         if (flag[u] & FLAG_LIQUIDATED) and stamp_liq[acc] != i:
             stamp_liq[acc] = i
@@ -173,9 +174,9 @@ def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, u
 
 
 @njit(cache=True)
-def restore_nb(touched, n_touched, usd, coll, qty, lin, const, n_open, version, flag,
-                unit_usd0, unit_coll0, pos_qty0, lin0, const0, n_open0, unit_pos_start
-                ):  # pragma: no cover - jitted
+def restore_nb(touched, n_touched, usd, coll, qty, lin, const, n_open, version, flag, mmk,
+               deposit, unit_usd0, unit_coll0, pos_qty0, lin0, const0, n_open0, mmk0,
+               unit_pos_start):  # pragma: no cover - jitted
     """Put the touched units back in their initial state."""
     n_assets = coll.shape[1]
     for j in range(n_touched):
@@ -188,5 +189,7 @@ def restore_nb(touched, n_touched, usd, coll, qty, lin, const, n_open, version, 
             qty[p] = pos_qty0[p]
         const[u] = const0[u]
         n_open[u] = n_open0[u]
+        mmk[u] = mmk0[u]
+        deposit[u] = 0.0
         version[u] = 0
         flag[u] = 0

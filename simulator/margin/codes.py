@@ -9,7 +9,9 @@ KIND_LIQUIDATION = 0
 KIND_ADL = 1
 KIND_BACKSTOP = 2      # taken over by a backstop vault at the mark
 KIND_SOCIALISED = 3    # uncovered loss spread over the venue
-KIND_NAMES = ("liquidation", "adl", "backstop", "socialised")
+KIND_TOP_UP = 4        # an account's answer to a margin call: a deposit
+KIND_REDUCE = 5        # an account's answer to a margin call: it cuts its positions
+KIND_NAMES = ("liquidation", "adl", "backstop", "socialised", "top_up", "reduce")
 INSTRUMENT_PERP = 0
 INSTRUMENT_COLLATERAL = 1
 INSTRUMENT_DEBT = 2    # a lending venue's debt (asset -1: USD)
@@ -44,11 +46,16 @@ OVERFLOW_CORRECTIONS = 2
 # float parameters
 (FP_FEE_RATE, FP_TARGET, FP_FUND0, FP_ALPHA, FP_DECAY, FP_STEP_FRACTION, FP_STEP_MIN,
  FP_STEP_MAX, FP_FULL_BELOW, FP_BACKSTOP, FP_CLOSE_FACTOR, FP_FULL_CLOSE_HF,
- FP_FULL_CLOSE_USD, FP_BONUS, FP_PROTOCOL_SHARE) = range(15)
-N_FP = 15
+ FP_FULL_CLOSE_USD, FP_BONUS, FP_PROTOCOL_SHARE, FP_CALL_PROB, FP_CALL_TARGET, FP_FUNDING_RATE,
+ FP_FUNDING_CAP) = range(19)
+N_FP = 19
 # integer parameters
-IP_MODE, IP_ADL, IP_MAX_ROUNDS, IP_FULL_SCAN, IP_LENDING, IP_ADL_RANKING = range(6)
-N_IP = 6
+(IP_MODE, IP_ADL, IP_MAX_ROUNDS, IP_FULL_SCAN, IP_LENDING, IP_ADL_RANKING, IP_CALL_DELAY,
+ IP_CALL_ACTION, IP_FUNDING_INTERVAL, IP_FUNDING_PREMIUM, IP_RNG_KEY) = range(11)
+N_IP = 11
+# margin-call answers (IP_CALL_ACTION)
+ACTION_TOP_UP, ACTION_REDUCE = 0, 1
+ACTION_NAMES = ("top_up", "reduce")
 # liquidation modes (IP_MODE) and ADL rankings (IP_ADL_RANKING)
 MODE_FULL, MODE_PARTIAL, MODE_INCREMENTAL = 0, 1, 2
 MODE_NAMES = ("full", "partial", "incremental")

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..behaviour_config import Behaviour
 from ..book import Book
-from ..scenario import Liquidity, Market, Venue
+from ..scenario import Liquidity, Market, Scenario, Venue
 from ..venues import bracket_cums
 from . import codes
 from ._index_kernels import BRACKET_MARGIN, SLACK_MARGIN
@@ -38,6 +39,8 @@ class EngineRules:
         Volatility scale per asset, used to split safe bands between assets.
     fparams : ndarray, shape (codes.N_FP,)
     iparams : ndarray, shape (codes.N_IP,)
+    call_ratio, reserve_ratio : float
+        Margin-call ratio (0: no calls) and reserve as a multiple of initial equity.
     """
 
     haircut: np.ndarray
@@ -45,6 +48,8 @@ class EngineRules:
     sigma: np.ndarray
     fparams: np.ndarray
     iparams: np.ndarray
+    call_ratio: float = 0.0
+    reserve_ratio: float = 0.0
 
     @property
     def tier_cap(self) -> np.ndarray:
@@ -63,12 +68,16 @@ class EngineRules:
 
     @classmethod
     def from_scenario(cls, venue: Venue, liquidity: Liquidity, market: Market,
-                      full_scan: bool = False) -> EngineRules:
-        """Build the rules of a scenario's ``[venue]``, ``[liquidity]`` and assets.
+                      full_scan: bool = False, behaviour: Behaviour | None = None,
+                      step_hours: float | None = None) -> EngineRules:
+        """Build the rules of a scenario's ``[venue]``, ``[liquidity]``, assets and
+        ``[behaviour]``.
 
         ``full_scan`` checks every unit at every round instead of using the index (same
-        results, slower; for tests and benchmarks).
+        results, slower; for tests and benchmarks). ``step_hours`` (the length of a step)
+        is needed when the venue pays funding.
         """
+        behaviour = behaviour or Behaviour()
         fparams = np.zeros(codes.N_FP)
         fparams[codes.FP_FEE_RATE] = venue.liquidation_fee_rate
         fparams[codes.FP_TARGET] = venue.target
@@ -92,11 +101,36 @@ class EngineRules:
         iparams[codes.IP_FULL_SCAN] = full_scan
         iparams[codes.IP_LENDING] = venue.lending
         iparams[codes.IP_ADL_RANKING] = codes.RANK_NAMES.index(venue.adl_ranking)
+        calls = behaviour.calls and not venue.lending
+        fparams[codes.FP_CALL_PROB] = behaviour.answer_probability
+        fparams[codes.FP_CALL_TARGET] = behaviour.target_ratio
+        iparams[codes.IP_CALL_DELAY] = behaviour.delay_steps
+        iparams[codes.IP_CALL_ACTION] = codes.ACTION_NAMES.index(behaviour.action)
+        if venue.funding != "off" and not venue.lending:
+            if step_hours is None:
+                raise ValueError("funding needs the length of a step (step_hours)")
+            interval = round(venue.funding_interval_hours / step_hours)
+            if interval < 1:
+                raise ValueError(f"funding every {venue.funding_interval_hours:g} h is shorter "
+                                 f"than a step ({step_hours:g} h)")
+            iparams[codes.IP_FUNDING_INTERVAL] = interval
+            iparams[codes.IP_FUNDING_PREMIUM] = venue.funding == "premium"
+            fparams[codes.FP_FUNDING_RATE] = venue.funding_rate
+            fparams[codes.FP_FUNDING_CAP] = venue.funding_cap
         haircut = np.array([1.0 - venue.collateral_weight(a.symbol, a.haircut)
                             for a in market.assets], dtype=float)
         sigma = np.maximum(np.array([a.vol for a in market.assets], dtype=float), SIGMA_FLOOR)
         return cls(haircut=haircut, tiers=bracket_table(venue, market), sigma=sigma,
-                   fparams=fparams, iparams=iparams)
+                   fparams=fparams, iparams=iparams,
+                   call_ratio=behaviour.margin_call_ratio if calls else 0.0,
+                   reserve_ratio=behaviour.reserve_ratio)
+
+    @classmethod
+    def for_scenario(cls, scenario: Scenario, full_scan: bool = False) -> EngineRules:
+        """The rules of a whole scenario (venue, liquidity, assets, behaviour, step length)."""
+        return cls.from_scenario(scenario.venue, scenario.liquidity, scenario.market,
+                                 full_scan=full_scan, behaviour=scenario.behaviour,
+                                 step_hours=scenario.simulation.dt_years * 365.0 * 24.0)
 
 
 def bracket_table(venue: Venue, market: Market) -> np.ndarray:
@@ -137,6 +171,10 @@ class BookIndex:
         Initial band thresholds per heap ``2 a + d`` (d = 0 down, 1 up), descending keys.
     init_pending : ndarray
         Units without a band at the initial prices (checked exactly at the first round).
+    mmk0 : ndarray
+        Maintenance multiplier of each unit's slack form: the margin-call ratio (armed) or 1.
+    reserve : ndarray
+        USD each unit may deposit when it answers a margin call.
     """
 
     lin: np.ndarray
@@ -148,6 +186,8 @@ class BookIndex:
     s_unit: np.ndarray
     s_start: np.ndarray
     init_pending: np.ndarray
+    mmk0: np.ndarray
+    reserve: np.ndarray
 
     @classmethod
     def build(cls, book: Book, rules: EngineRules, s0: np.ndarray) -> BookIndex:
@@ -157,8 +197,9 @@ class BookIndex:
         open_ = book.pos_qty != 0.0
         q = np.where(open_, book.pos_qty, 0.0)
         k = position_brackets(book, rules.tiers, s0)
-        rate = rules.tiers[pos_asset, k, codes.TIER_RATE]
-        cum = np.where(open_, rules.tiers[pos_asset, k, codes.TIER_CUM], 0.0)
+        mmk0 = np.full(n_units, rules.call_ratio if rules.call_ratio > 0 else 1.0)
+        rate = rules.tiers[pos_asset, k, codes.TIER_RATE] * mmk0[pos_unit]
+        cum = np.where(open_, rules.tiers[pos_asset, k, codes.TIER_CUM], 0.0) * mmk0[pos_unit]
         exposure = np.zeros((n_units, n_assets))
         np.add.at(exposure, (pos_unit, pos_asset), q - rate * np.abs(q))
         lin = book.unit_coll * (1.0 - rules.haircut) + exposure
@@ -169,6 +210,10 @@ class BookIndex:
         navk = unit_nav_coefficients(book)
         navc = book.unit_usd - np.bincount(pos_unit, q * book.pos_entry, minlength=n_units)
         lo, hi = _bracket_intervals(book, rules.tiers, s0, k, open_)
+        equity0 = (book.unit_usd + book.unit_coll @ (s0 * (1.0 - rules.haircut))
+                   + np.bincount(pos_unit, q * (s0[pos_asset] - book.pos_entry),
+                                 minlength=n_units))
+        reserve = rules.reserve_ratio * np.maximum(equity0, 0.0)
 
         slack = const + lin @ s0
         scale = np.abs(const) + np.abs(lin) @ s0
@@ -197,7 +242,8 @@ class BookIndex:
         return cls(lin=np.ascontiguousarray(lin), const=const, n_open=n_open,
                    navk=np.ascontiguousarray(navk), navc=navc,
                    s_key=np.concatenate(keys), s_unit=np.concatenate(units).astype(np.int64),
-                   s_start=np.array(starts, dtype=np.int64), init_pending=init_pending)
+                   s_start=np.array(starts, dtype=np.int64), init_pending=init_pending,
+                   mmk0=mmk0, reserve=reserve)
 
 
 def _bracket_intervals(book: Book, tiers: np.ndarray, s0: np.ndarray, k: np.ndarray,
@@ -281,7 +327,7 @@ def account_nav_coefficients(book: Book) -> np.ndarray:
 
 def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRules,
            initial_events: int = 4096, save_marks: int = 0,
-           index: BookIndex | None = None) -> ReplayResult:
+           index: BookIndex | None = None, rng_key: int = 0) -> ReplayResult:
     """Replay every path of ``exo`` over ``book``.
 
     Parameters
@@ -298,6 +344,9 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
         Keep the closing mark of every step for the first ``save_marks`` paths.
     index : BookIndex, optional
         Precomputed with :meth:`BookIndex.build` at ``exo[0, 0]``.
+    rng_key : int
+        Key of the counter-based draws (whether a called account answers), in
+        ``[0, 2**63)``; the runner derives one per chunk from its seed.
 
     Returns
     -------
@@ -317,6 +366,8 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
     marks = np.zeros((min(save_marks, n_paths), exo.shape[1], n_assets))
     depth = np.ascontiguousarray(depth_usd, dtype=float)
     coll0 = np.ascontiguousarray(book.unit_coll)
+    iparams = rules.iparams.copy()
+    iparams[codes.IP_RNG_KEY] = rng_key
     ev_i_parts, ev_f_parts, ci_parts, cf_parts = [], [], [], []
     ev_cap = corr_cap = max(16, int(initial_events))
     first = 0
@@ -330,8 +381,8 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
             book.unit_pos_start, book.unit_account, book.pos_unit, book.pos_asset,
             book.pos_qty, book.pos_entry, index.lin, index.const, index.n_open, index.navk,
             index.navc, index.s_key, index.s_unit, index.s_start, index.init_pending,
-            rules.fparams, rules.iparams, path_f, path_i, min_price, final_price, marks,
-            acct_liq, acct_bank, ev_i, ev_f, corr_i, corr_f, first)
+            index.mmk0, index.reserve, rules.fparams, iparams, path_f, path_i, min_price,
+            final_price, marks, acct_liq, acct_bank, ev_i, ev_f, corr_i, corr_f, first)
         ev_i_parts.append(ev_i[:n_ev].copy())
         ev_f_parts.append(ev_f[:n_ev].copy())
         ci_parts.append(corr_i[:n_corr].copy())

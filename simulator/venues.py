@@ -158,15 +158,16 @@ PRESETS: MappingProxyType[str, MappingProxyType[str, Any]] = MappingProxyType(
             "adl_ranking": "pnl_margin_ratio",
         }),
         # Deribit futures: MM 1%; incremental (partial) liquidation; fee 0.75% of BTC
-        # futures to the insurance fund. Source: Deribit knowledge base, "Margin",
-        # "Liquidations". Option standard margin comes with options in the book.
+        # futures to the insurance fund (VENUES.md, older docs; a newer docs page shows
+        # 0.5%). When the fund is empty, losses are socialised among the day's winners, not
+        # auto-deleveraged (Deribit "Insurance Fund"). Sources: Deribit knowledge base,
+        # "Margin", "Liquidations", "Insurance Fund". Option margin comes with options.
         "deribit": _freeze({
             "type": "derivatives",
             "brackets": _freeze({"*": _DERIBIT}),
             "liquidation_fee_rate": 0.0075,
             "liquidation": "partial",
-            "adl": True,
-            "adl_ranking": "pnl_margin_ratio",
+            "adl": False,
         }),
         # Aave v3 (Ethereum market): health factor from liquidation thresholds (WETH 83%,
         # WBTC 78%, stablecoins 78%); close factor 50%, 100% below HF 0.95 or when the

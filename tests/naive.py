@@ -8,8 +8,10 @@ needed, and every operation happens in the order the specification gives.
 
 Covered: tiered maintenance brackets, full / partial / incremental liquidation, the
 backstop vault, the insurance fund, ADL (both rankings) and socialised losses on a
-derivatives venue, and the lending round (close factor, bonus, protocol share, bad-debt
-write-off) on a lending venue.
+derivatives venue, the lending round (close factor, bonus, protocol share, bad-debt
+write-off) on a lending venue, and the behaviour between liquidations on a derivatives
+venue: perpetual funding (constant or premium) and margin calls answered by a top-up or a
+reduction after a delay, with a counter-based (splitmix64) answer draw.
 
 Input arrays (NumPy arrays or nested sequences) are converted to Python lists of floats or
 ints on entry; nothing else from NumPy is used.
@@ -22,10 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["naive_replay"]
+__all__ = ["draw", "naive_replay", "splitmix64"]
 
 MODES = ("full", "partial", "incremental")
 ADL_RANKINGS = ("pnl_margin_ratio", "profit_leverage")
+CALL_ACTIONS = ("top_up", "reduce")
+#: 64-bit wrapping arithmetic on Python ints.
+MASK64 = 0xFFFFFFFFFFFFFFFF
 #: Relative tolerance when given bracket ``cum`` values are checked against the continuity
 #: rule of the specification.
 CUM_RTOL = 1e-9
@@ -118,6 +123,50 @@ def _sign(x: float) -> float:
     if x < 0.0:
         return -1.0
     return 0.0
+
+
+def splitmix64(z: int) -> int:
+    """Steele, Lea and Flood's splitmix64 finaliser, in 64-bit wrapping arithmetic.
+
+    Parameters
+    ----------
+    z : int
+        The counter, taken modulo ``2**64``.
+
+    Returns
+    -------
+    int
+        The mixed value, in ``[0, 2**64)``.
+    """
+    z = (z + 0x9E3779B97F4A7C15) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    z ^= z >> 31
+    return z
+
+
+def draw(rng_key: int, path: int, u: int) -> float:
+    """The answer draw of unit ``u`` on a path: a uniform number on ``[0, 1)``.
+
+    ``draw(path, u) = (splitmix64(rng_key + path * 2**32 + u) >> 11) * 2**-53``, the
+    counter taken modulo ``2**64``.
+
+    Parameters
+    ----------
+    rng_key : int
+        Key of the replay's draws.
+    path : int
+        The path's index in the replay (0-based).
+    u : int
+        Unit index.
+
+    Returns
+    -------
+    float
+        The draw (exact: the top 53 bits of the mixed counter, scaled by ``2**-53``).
+    """
+    z = splitmix64((rng_key + path * 2**32 + u) & MASK64)
+    return float(z >> 11) * 2.0**-53
 
 
 def _check_brackets(
@@ -218,6 +267,50 @@ class _Venue:
     full_close_below_usd: float
     bonus: float
     protocol_share: float
+
+
+@dataclass(frozen=True)
+class _Behaviour:
+    """Funding and margin-call parameters of the replay (see ``naive_replay`` for each).
+
+    Attributes
+    ----------
+    funding_interval : int
+        Funding every ``funding_interval`` steps (0 = off).
+    funding_rate : float
+        Rate ``phi`` per interval.
+    funding_premium : bool
+        Premium mode (``phi`` plus the mark's premium over the index, capped) instead of
+        constant.
+    funding_cap : float
+        Cap ``c`` of the premium rate.
+    call_ratio : float
+        Margin-call ratio ``kappa`` (0 = off).
+    call_prob : float
+        Answer probability ``pi``.
+    call_delay : int
+        Delay ``d`` in steps between a call and its answer.
+    call_action : str
+        ``"top_up"`` or ``"reduce"``.
+    call_target : float
+        Target ratio ``tau`` of an answer.
+    reserve : list of float
+        USD each unit may deposit when it answers (``top_up``).
+    rng_key : int
+        Key of the answer draws.
+    """
+
+    funding_interval: int
+    funding_rate: float
+    funding_premium: bool
+    funding_cap: float
+    call_ratio: float
+    call_prob: float
+    call_delay: int
+    call_action: str
+    call_target: float
+    reserve: list[float]
+    rng_key: int
 
 
 # ---------------------------------------------------------------------------------------
@@ -499,6 +592,8 @@ class _PathRun:
         Venue and impact parameters.
     events : list of dict
         Shared event list, appended to in order.
+    behaviour : _Behaviour
+        Funding and margin-call parameters (off on a lending venue).
     """
 
     def __init__(
@@ -511,6 +606,7 @@ class _PathRun:
         n_accounts: int,
         venue: _Venue,
         events: list[dict[str, Any]],
+        behaviour: _Behaviour,
     ) -> None:
         self.path = path
         self.exo = exo
@@ -519,8 +615,15 @@ class _PathRun:
         self.unit_account = unit_account
         self.n_accounts = n_accounts
         self.venue = venue
+        self.behaviour = behaviour
         self.fund = venue.fund0
         self.events = events
+
+        # Margin calls: every unit starts armed (if kappa > 0); the answers due, per step.
+        self.armed = [behaviour.call_ratio > 0.0] * book.n_units
+        self.answers_due: dict[int, list[int]] = {}
+        # USD each unit deposited answering a margin call (left out of its PnL).
+        self.top_ups = [0.0] * book.n_units
 
         n_assets = book.n_assets
         self.logimp = [0.0] * n_assets
@@ -555,7 +658,7 @@ class _PathRun:
         bankrupt : list of bool
             Per account: any bad debt.
         pnl : list of float
-            Per account: final NAV minus initial NAV, summed over its units.
+            Per account: final NAV minus initial NAV minus top-ups, summed over its units.
         """
         book = self.book
         n_assets = book.n_assets
@@ -563,12 +666,17 @@ class _PathRun:
         nav0 = [book.nav(u, initial_prices) for u in range(book.n_units)]
 
         steps = len(self.exo) - 1
+        funding_interval = self.behaviour.funding_interval
         for t in range(1, steps + 1):
             for a in range(n_assets):
                 self.logimp[a] *= self.venue.decay
             self.marks = [self.exo[t][a] * math.exp(self.logimp[a]) for a in range(n_assets)]
+            if funding_interval > 0 and t % funding_interval == 0:
+                self.pay_funding(t)
+            self.answer_calls(t)
             r = 0
             while r < self.venue.max_rounds:
+                self.margin_calls(t)
                 liq = [u for u in range(book.n_units) if book.liquidatable(u, self.marks)]
                 if not liq:
                     break
@@ -584,9 +692,10 @@ class _PathRun:
                 if self.marks[a] < self.min_price[a]:
                     self.min_price[a] = self.marks[a]
 
+        # Account PnL leaves deposits out: NAV_end - NAV_start - top-ups.
         pnl = [0.0] * self.n_accounts
         for u in range(book.n_units):
-            pnl[self.unit_account[u]] += book.nav(u, self.marks) - nav0[u]
+            pnl[self.unit_account[u]] += book.nav(u, self.marks) - nav0[u] - self.top_ups[u]
 
         record = {
             "n_liquidations": self.n_liquidations,
@@ -631,7 +740,8 @@ class _PathRun:
         u : int
             Unit whose account the event belongs to.
         kind : str
-            ``"liquidation"``, ``"adl"``, ``"backstop"`` or ``"socialised"``.
+            ``"liquidation"``, ``"adl"``, ``"backstop"``, ``"socialised"``, ``"top_up"``
+            or ``"reduce"``.
         instrument : str
             ``"perp"``, ``"collateral"`` or ``"debt"``.
         asset : int
@@ -683,6 +793,7 @@ class _PathRun:
         """
         self.n_liquidations += 1
         self.acc_liquidated[self.unit_account[u]] = True
+        self.armed[u] = False  # a liquidation disarms the margin call
         if self.first_liquidation_step is None:
             self.first_liquidation_step = t
 
@@ -771,6 +882,135 @@ class _PathRun:
         self.event(
             t, r, u, "socialised", instrument, asset, 0.0, price, price, 0.0, bad_debt=amount
         )
+
+    # -- behaviour: funding and margin calls ---------------------------------------------
+
+    def funding_rates(self, t: int) -> list[float]:
+        """The funding rate of every asset at step ``t``, at the current marks.
+
+        Parameters
+        ----------
+        t : int
+            Step index (selects the index price ``exo[t]``).
+
+        Returns
+        -------
+        list of float
+            ``phi`` (constant), or ``min(max(phi + M[a] / exo[t, a] - 1, -c), c)``
+            (premium).
+        """
+        beh = self.behaviour
+        rates = []
+        for a in range(self.book.n_assets):
+            if beh.funding_premium:
+                premium = beh.funding_rate + self.marks[a] / self.exo[t][a] - 1.0
+                rates.append(min(max(premium, -beh.funding_cap), beh.funding_cap))
+            else:
+                rates.append(beh.funding_rate)
+        return rates
+
+    def pay_funding(self, t: int) -> None:
+        """Funding at step ``t``: every open position pays ``qty_p * M[a_p] * rate[a_p]``.
+
+        Longs pay shorts when the rate is positive. No events.
+
+        Parameters
+        ----------
+        t : int
+            Step index.
+        """
+        book = self.book
+        rates = self.funding_rates(t)
+        for u in range(book.n_units):
+            for p in book.open_positions(u):
+                a = book.asset[p]
+                book.usd[u] -= book.qty[p] * self.marks[a] * rates[a]
+
+    def answer_calls(self, t: int) -> None:
+        """Answers to the margin calls due at step ``t``, in increasing unit index.
+
+        Only a live unit answers, at the current marks (after funding). ``top_up``
+        deposits ``x = min(reserve[u], max(tau * MM_u - E_u, 0))``; ``reduce`` closes the
+        fraction ``f = 1 - E_u / (tau * MM_u)`` (at most 1) of every open position at the
+        mark, without fee or impact. Events have round 0.
+
+        Parameters
+        ----------
+        t : int
+            Step index.
+        """
+        book = self.book
+        beh = self.behaviour
+        marks = self.marks
+        tau = beh.call_target
+        for u in sorted(self.answers_due.pop(t, [])):
+            if not book.live(u):
+                continue
+            e = book.equity(u, marks)
+            mm = book.maintenance(u, marks)
+            if beh.call_action == "top_up":
+                x = min(beh.reserve[u], max(tau * mm - e, 0.0))
+                if x > 0.0:
+                    book.usd[u] += x
+                    self.top_ups[u] += x
+                    self.event(t, 0, u, "top_up", "collateral", -1, x, 1.0, 1.0, x)
+                continue
+            # reduce
+            if not mm > 0.0:
+                continue
+            f = 1.0 - e / (tau * mm)
+            if not f > 0.0:
+                continue
+            f = min(f, 1.0)
+            for p in book.open_positions(u):
+                a = book.asset[p]
+                c = f * book.qty[p]
+                book.usd[u] += c * (marks[a] - book.entry[p])
+                book.qty[p] -= c
+                self.event(t, 0, u, "reduce", "perp", a, -c, marks[a], marks[a], abs(c) * marks[a])
+
+    def call_unit(self, t: int, u: int) -> bool:
+        """Call unit ``u`` at step ``t``: disarm it, and schedule its answer if it answers.
+
+        Parameters
+        ----------
+        t : int
+            Step index.
+        u : int
+            The unit called.
+
+        Returns
+        -------
+        bool
+            Whether it will answer (at step ``t + d``): ``draw(path, u) < pi``.
+        """
+        beh = self.behaviour
+        self.armed[u] = False
+        answers = draw(beh.rng_key, self.path, u) < beh.call_prob
+        if answers:
+            self.answers_due.setdefault(t + beh.call_delay, []).append(u)
+        return answers
+
+    def margin_calls(self, t: int) -> None:
+        """Margin calls at one check of the round loop, before ``L`` is formed.
+
+        Every armed live unit with ``MM_u <= E_u < kappa * MM_u`` at the current marks is
+        called, in increasing unit index.
+
+        Parameters
+        ----------
+        t : int
+            Step index.
+        """
+        book = self.book
+        kappa = self.behaviour.call_ratio
+        for u in range(book.n_units):
+            if not self.armed[u] or not book.live(u):
+                continue
+            e = book.equity(u, self.marks)
+            mm = book.maintenance(u, self.marks)
+            if mm <= e < kappa * mm:
+                self.call_unit(t, u)
 
     # -- one derivatives round -----------------------------------------------------------
 
@@ -929,8 +1169,9 @@ class _PathRun:
                 )
             if sum_n == 0.0 and bd > 0.0:
                 # Nothing closed (a unit with only a negative balance): an event of its own.
-                self.event(t, r, u, kind, "debt", -1, 0.0, 1.0, 1.0, 0.0, bad_debt=bd,
-                           fund_paid=paid)
+                self.event(
+                    t, r, u, kind, "debt", -1, 0.0, 1.0, 1.0, 0.0, bad_debt=bd, fund_paid=paid
+                )
             for a, amount in sales:
                 self.event(t, r, u, kind, "collateral", a, -amount, marks[a], px[a], amount * px[a])
 
@@ -1339,6 +1580,17 @@ def naive_replay(
     full_close_below_usd: float = 0.0,
     bonus: float = 0.0,
     protocol_share: float = 0.0,
+    funding_interval: int = 0,
+    funding_rate: float = 0.0,
+    funding_premium: bool = False,
+    funding_cap: float = 0.0,
+    call_ratio: float = 0.0,
+    call_prob: float = 0.0,
+    call_delay: int = 1,
+    call_action: str = "top_up",
+    call_target: float = 2.0,
+    reserve: Any = None,
+    rng_key: int = 0,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Replay every path through the margin engine of ``docs/engine.md``, slowly.
 
@@ -1412,6 +1664,31 @@ def naive_replay(
         Lending: liquidation bonus on the seized collateral.
     protocol_share : float, default 0.0
         Lending: share of the bonus paid to the fund.
+    funding_interval : int, default 0
+        Funding every ``funding_interval`` steps, at the steps that are multiples of it
+        (0 = no funding). Derivatives venues only.
+    funding_rate : float, default 0.0
+        Funding rate ``phi`` per interval (longs pay shorts when the rate is positive).
+    funding_premium : bool, default False
+        Premium funding: ``rate[a] = min(max(phi + M[a] / exo[t, a] - 1, -c), c)``;
+        otherwise constant, ``rate[a] = phi``.
+    funding_cap : float, default 0.0
+        Cap ``c`` of the premium rate.
+    call_ratio : float, default 0.0
+        Margin-call ratio ``kappa``: an armed live unit with ``MM <= E < kappa * MM`` is
+        called (0 = no margin calls, else > 1). Derivatives venues only.
+    call_prob : float, default 0.0
+        Answer probability ``pi``: a called unit answers when its draw is below it.
+    call_delay : int, default 1
+        Steps ``d >= 1`` between a call and its answer.
+    call_action : {"top_up", "reduce"}, default "top_up"
+        How a called unit answers: a deposit from its reserve, or a cut of every position.
+    call_target : float, default 2.0
+        Target ratio ``tau`` (>= ``kappa``) the answer aims for.
+    reserve : array_like of float, shape (U,), optional
+        USD each unit may deposit when it answers (zeros if None).
+    rng_key : int, default 0
+        Key of the answer draws (see :func:`draw`).
 
     Returns
     -------
@@ -1422,19 +1699,21 @@ def naive_replay(
         ``min_price`` and ``final_price`` (lists of A floats).
     events : list of dict
         Events in the order produced, path after path: ``path``, ``step``, ``round``,
-        ``account``, ``kind`` (``liquidation``, ``adl``, ``backstop``, ``socialised``),
+        ``account``, ``kind`` (``liquidation``, ``adl``, ``backstop``, ``socialised``,
+        ``top_up``, ``reduce``; the last two, answers to margin calls, have round 0),
         ``instrument`` (``perp``, ``collateral``, ``debt``), ``asset`` (``-1``: USD),
         ``qty``, ``mark_price``, ``exec_price``, ``notional``, ``fee``, ``bad_debt``,
         ``fund_paid``.
     accounts : dict
         ``liquidated`` and ``bankrupt`` (``[path][account]`` bools) and ``pnl``
-        (``[path][account]`` floats).
+        (``[path][account]`` floats: final NAV minus initial NAV minus top-ups).
 
     Raises
     ------
     ValueError
-        On an unknown mode or ranking, inconsistent ``partial`` / ``mode``, bracket tables
-        that break the specification, or (lending) a position that is not a debt.
+        On an unknown mode, ranking or call action, inconsistent ``partial`` / ``mode``,
+        bracket tables that break the specification, (lending) a position that is not a
+        debt, or behaviour parameters outside their ranges.
     """
     exo_l = _floats3(exo)
     depth_l = _floats2(depth)
@@ -1474,6 +1753,35 @@ def naive_replay(
                 raise ValueError(
                     f"lending venue: position {p} must be a debt (qty <= 0, entry = 0)"
                 )
+
+    reserve_l = [0.0] * len(unit_usd_l) if reserve is None else _floats1(reserve)
+    if len(reserve_l) != len(unit_usd_l):
+        raise ValueError("reserve needs one value per unit")
+    if call_action not in CALL_ACTIONS:
+        raise ValueError(f"call_action must be one of {CALL_ACTIONS}, got {call_action!r}")
+    if int(funding_interval) < 0:
+        raise ValueError(f"funding_interval must be >= 0, got {funding_interval!r}")
+    if call_ratio != 0.0:
+        if not call_ratio > 1.0:
+            raise ValueError(f"call_ratio must be 0 or above 1, got {call_ratio!r}")
+        if int(call_delay) < 1:
+            raise ValueError(f"call_delay must be >= 1, got {call_delay!r}")
+        if not call_target >= call_ratio:
+            raise ValueError(f"call_target {call_target!r} is below call_ratio {call_ratio!r}")
+    # Funding and margin calls apply on derivatives venues only.
+    behaviour = _Behaviour(
+        funding_interval=0 if lending else int(funding_interval),
+        funding_rate=float(funding_rate),
+        funding_premium=bool(funding_premium),
+        funding_cap=float(funding_cap),
+        call_ratio=0.0 if lending else float(call_ratio),
+        call_prob=float(call_prob),
+        call_delay=int(call_delay),
+        call_action=call_action,
+        call_target=float(call_target),
+        reserve=reserve_l,
+        rng_key=int(rng_key),
+    )
 
     venue = _Venue(
         lending=bool(lending),
@@ -1525,6 +1833,7 @@ def naive_replay(
             int(n_accounts),
             venue,
             events,
+            behaviour,
         )
         record, acc_liq, acc_bank, acc_pnl = run.run()
         paths.append(record)

@@ -50,7 +50,7 @@ def lending_plan_nb(u, mark, usd, coll, qty, pos_asset, unit_pos_start, haircut,
         return 0.0, 0.0, 0.0, 0.0, False
     cf = fparams[FP_CLOSE_FACTOR]
     floor_usd = fparams[FP_FULL_CLOSE_USD]
-    if weighted / debt < fparams[FP_FULL_CLOSE_HF] or cv < floor_usd or debt < floor_usd:
+    if weighted / debt <= fparams[FP_FULL_CLOSE_HF] or cv < floor_usd or debt < floor_usd:
         cf = 1.0
     bonus = fparams[FP_BONUS]
     repaid = cf * debt

@@ -37,6 +37,9 @@ class Book:
         Positions of unit ``u`` are ``unit_pos_start[u]:unit_pos_start[u + 1]``.
     pos_asset, pos_qty, pos_entry : ndarray, shape (P,)
         Asset index, signed quantity and entry price of each position.
+    pos_kind : ndarray of int64, shape (P,)
+        ``0`` a linear perpetual (qty in coins), ``1`` an inverse one (qty in USD
+        contracts, PnL paid in the coin); see :mod:`simulator.margin.codes`.
     """
 
     account_ids: tuple[str, ...]
@@ -48,6 +51,7 @@ class Book:
     pos_asset: np.ndarray
     pos_qty: np.ndarray
     pos_entry: np.ndarray
+    pos_kind: np.ndarray
 
     @property
     def n_accounts(self) -> int:
@@ -67,7 +71,9 @@ class Book:
 
     def unit_nav(self, prices: np.ndarray) -> np.ndarray:
         """Net asset value of every unit at ``prices`` (no haircut), shape (U,)."""
-        upnl = self.pos_qty * (prices[self.pos_asset] - self.pos_entry)
+        mark = prices[self.pos_asset]
+        upnl = np.where(self.pos_kind == 1, self.pos_qty * (mark / self.pos_entry - 1.0),
+                        self.pos_qty * (mark - self.pos_entry))
         return (self.unit_usd + self.unit_coll @ prices
                 + np.bincount(self.pos_unit, upnl, minlength=self.n_units))
 
@@ -81,6 +87,7 @@ def assemble_book(
     pos_asset: np.ndarray,
     pos_qty: np.ndarray,
     pos_entry: np.ndarray,
+    pos_kind: np.ndarray | None = None,
 ) -> Book:
     """Split accounts into margin units.
 
@@ -94,6 +101,8 @@ def assemble_book(
         Asset collateral per account.
     pos_account, pos_asset, pos_qty, pos_entry : ndarray, shape (P,)
         Positions, with ``pos_account`` non-decreasing.
+    pos_kind : ndarray, shape (P,), optional
+        ``1`` for an inverse perpetual; all linear when left out.
 
     Returns
     -------
@@ -114,7 +123,10 @@ def assemble_book(
     pos_unit = first_unit[pos_account] + np.where(isolated[pos_account], rank, 0)
     unit_pos_start = np.concatenate(
         [[0], np.cumsum(np.bincount(pos_unit, minlength=n_units))]).astype(np.int64)
-    notional = np.abs(pos_qty) * pos_entry
+    pos_kind = (np.zeros(len(pos_account), dtype=np.int64) if pos_kind is None
+                else np.asarray(pos_kind, dtype=np.int64))
+    # entry notional in USD: an inverse position's qty is already USD
+    notional = np.where(pos_kind == 1, np.abs(pos_qty), np.abs(pos_qty) * pos_entry)
     account_notional = np.bincount(pos_account, notional, minlength=n)[unit_account]
     unit_notional = np.bincount(pos_unit, notional, minlength=n_units)
     share = np.divide(unit_notional, account_notional, out=1.0 / units_per_account[unit_account],
@@ -129,6 +141,7 @@ def assemble_book(
         pos_asset=np.asarray(pos_asset, dtype=np.int64),
         pos_qty=np.asarray(pos_qty, dtype=float),
         pos_entry=np.asarray(pos_entry, dtype=float),
+        pos_kind=pos_kind,
     )
 
 
@@ -153,6 +166,7 @@ def build_book(scenario: Scenario) -> Book:
     pos_asset: list[int] = []
     pos_qty: list[float] = []
     pos_entry: list[float] = []
+    pos_kind: list[int] = []
     for i, account in enumerate(scenario.accounts):
         ids.append(account.id)
         isolated.append(account.margin_mode == "isolated")
@@ -171,6 +185,7 @@ def build_book(scenario: Scenario) -> Book:
                 pos_asset.append(market.index(symbol))
                 pos_qty.append(-amount)
                 pos_entry.append(0.0)
+                pos_kind.append(0)
         usd.append(cash)
         coll_rows.append(row)
         for p in account.positions:
@@ -178,17 +193,20 @@ def build_book(scenario: Scenario) -> Book:
             pos_asset.append(market.index(p.symbol))
             pos_qty.append(p.qty)
             pos_entry.append(p.entry)
+            pos_kind.append(1 if p.kind == "inverse" else 0)
     parts = [(ids, np.array(isolated, dtype=bool), np.array(usd, dtype=float),
               np.array(coll_rows, dtype=float).reshape(len(ids), n_assets),
               np.array(pos_account, dtype=np.int64), np.array(pos_asset, dtype=np.int64),
-              np.array(pos_qty, dtype=float), np.array(pos_entry, dtype=float))]
+              np.array(pos_qty, dtype=float), np.array(pos_entry, dtype=float),
+              np.array(pos_kind, dtype=np.int64))]
     if scenario.population is not None and scenario.population.count > 0:
-        parts.append(draw_population(scenario.population, market, scenario.venue))
+        drawn = draw_population(scenario.population, market, scenario.venue)
+        parts.append((*drawn, np.zeros(len(drawn[4]), dtype=np.int64)))
     offset = 0
-    merged: list[list] = [[] for _ in range(8)]
+    merged: list[list] = [[] for _ in range(9)]
     for part in parts:
         merged[0].extend(part[0])
-        for k in range(1, 8):
+        for k in range(1, 9):
             merged[k].append(part[k] + offset if k == 4 else part[k])
         offset += len(part[0])
     return assemble_book(merged[0], *(np.concatenate(m) for m in merged[1:]))

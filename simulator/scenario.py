@@ -117,11 +117,17 @@ class Shock:
 
 @dataclass(frozen=True)
 class Position:
-    """A linear perpetual position: signed quantity and entry price."""
+    """A perpetual position: signed quantity and entry price.
+
+    ``kind`` is ``perp`` (linear: ``qty`` in coins, PnL in USD) or ``inverse``
+    (coin-margined: ``qty`` in USD contracts of 1 USD face, PnL ``qty (1/entry - 1/mark)``
+    paid in the coin).
+    """
 
     symbol: str
     qty: float
     entry: float
+    kind: str = "perp"
 
 
 @dataclass(frozen=True)
@@ -512,14 +518,16 @@ def _read_position(t: Table, market: Market) -> Position:
     symbol = t.string("symbol")
     if symbol not in market.symbols:
         raise t.error("symbol", f"{symbol!r} is not an asset; valid: {', '.join(market.symbols)}")
-    kind = t.string("type", "perp", choices=("perp", "call", "put"))
-    if kind != "perp":
-        raise t.error("type", "options are not supported yet; only perpetuals (type = \"perp\")")
+    kind = t.string("type", "perp", choices=("perp", "inverse", "call", "put"))
+    if kind in ("call", "put"):
+        raise t.error("type", "options are not supported yet; only perpetuals "
+                      "(type = \"perp\" or \"inverse\")")
     price = market.assets[market.index(symbol)].price
     return Position(
         symbol=symbol,
         qty=t.number("qty"),
         entry=t.number("entry", price, lo=0.0, lo_open=True),
+        kind=kind,
     )
 
 

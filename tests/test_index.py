@@ -53,7 +53,8 @@ def test_heap_matches_heapq_with_stale_entries_and_compaction():
     assert popped == popped_ref
 
 
-NO_POSITIONS = (np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(2, dtype=np.int64))
+NO_POSITIONS = (np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                np.zeros(2, dtype=np.int64))
 FLAT_TIERS = np.array([[[np.inf, 0.01, 0.0]]] * 8)
 
 
@@ -138,9 +139,10 @@ def test_band_stops_at_bracket_boundaries():
         coll = np.zeros((1, 2))
         entry = np.array([100.0, 10.0, 100.0])
         lin, const, n_open = np.zeros((1, 2)), np.zeros(1), np.zeros(1, dtype=np.int64)
-        refresh_unit_nb(0, mark, usd, coll, qty, pos_asset, entry, start, np.zeros(2), tiers,
-                        np.ones(1), lin, const, n_open)
-        e, mm, _, _ = unit_values_nb(0, mark, usd, coll, qty, pos_asset, entry, start,
+        kind = np.zeros(3, dtype=np.int64)
+        refresh_unit_nb(0, mark, usd, coll, qty, pos_asset, entry, kind, start, np.zeros(2),
+                        tiers, np.ones(1), lin, const, n_open)
+        e, mm, _, _ = unit_values_nb(0, mark, usd, coll, qty, pos_asset, entry, kind, start,
                                      np.zeros(2), tiers)
         assert const[0] + lin[0] @ mark == pytest.approx(e - mm, rel=1e-9, abs=1e-9)
         if e - mm <= 1e-6:
@@ -151,7 +153,7 @@ def test_band_stops_at_bracket_boundaries():
         h_ver = np.empty((4, 16), dtype=np.int64)
         h_n = np.zeros(4, dtype=np.int64)
         assert push_band_nb(0, mark, lin, const, np.array([0.8, 1.0]), version, h_key, h_unit,
-                            h_ver, h_n, qty, pos_asset, start, tiers)
+                            h_ver, h_n, qty, pos_asset, kind, start, tiers)
         lower = [h_key[0, 0] if h_n[0] else 0.0, h_key[2, 0] if h_n[2] else 0.0]
         upper = [-h_key[1, 0] if h_n[1] else np.inf, -h_key[3, 0] if h_n[3] else np.inf]
         for a in range(2):
@@ -166,7 +168,7 @@ def test_band_stops_at_bracket_boundaries():
             m = np.array(corner, dtype=float)
             if not np.all(np.isfinite(m)) or np.any(m > 1e8):
                 continue
-            e, mm, _, _ = unit_values_nb(0, m, usd, coll, qty, pos_asset, entry, start,
+            e, mm, _, _ = unit_values_nb(0, m, usd, coll, qty, pos_asset, entry, kind, start,
                                          np.zeros(2), tiers)
             assert e - mm > 0.0, (trial, corner)
 

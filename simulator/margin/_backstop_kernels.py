@@ -6,37 +6,48 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._state_kernels import put_event_nb, state_changed_nb, touch_nb, unit_values_nb
+from ._state_kernels import (
+    close_position_nb,
+    position_value_nb,
+    put_event_nb,
+    state_changed_nb,
+    touch_nb,
+    unit_values_nb,
+)
 from .codes import (
     EF_BAD_DEBT,
     EF_FUND_PAID,
     INSTRUMENT_DEBT,
+    INSTRUMENT_INVERSE,
     INSTRUMENT_PERP,
     KIND_ADL,
     KIND_SOCIALISED,
+    POS_INVERSE,
     RANK_PROFIT_LEVERAGE,
 )
 
 
 @njit(cache=True)
-def adl_score_nb(k, mark_a, usd, coll, qty, pos_unit, pos_asset, pos_entry, unit_pos_start,
-                 haircut, tiers, marks, ranking):  # pragma: no cover - jitted
+def adl_score_nb(k, mark_a, usd, coll, qty, pos_unit, pos_asset, pos_entry, pos_kind,
+                 unit_pos_start, haircut, tiers, marks, ranking):  # pragma: no cover - jitted
     """ADL priority of position ``k`` (higher goes first), or -1 if it is not in profit."""
     qk = qty[k]
-    gain = qk * (mark_a - pos_entry[k])
+    inverse = pos_kind[k] == POS_INVERSE
+    gain = position_value_nb(qk, mark_a, pos_entry[k], pos_kind[k])
     if gain <= 0.0:
         return -1.0
     e, mm, nn, w = unit_values_nb(pos_unit[k], marks, usd, coll, qty, pos_asset, pos_entry,
-                                  unit_pos_start, haircut, tiers)
+                                  pos_kind, unit_pos_start, haircut, tiers)
     if ranking == RANK_PROFIT_LEVERAGE:
         rho = mark_a / pos_entry[k] if qk > 0.0 else pos_entry[k] / mark_a
-        return rho * (abs(qk) * mark_a / e if e > 0.0 else 0.0)
+        notional = abs(qk) if inverse else abs(qk) * mark_a
+        return rho * (notional / e if e > 0.0 else 0.0)
     return gain / max(1.0, w) * (mm / e if e > 0.0 else 0.0)
 
 
 @njit(cache=True)
 def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_asset,
-                     pos_entry, unit_pos_start, haircut, tiers, mmk, lin, const,
+                     pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk, lin, const,
                      n_open, version, flag, pending, n_pending, touched, n_touched, closed,
                      closed_notional, cand, cand_key, adl_on, ranking, ev_i, ev_f, n_ev
                      ):  # pragma: no cover - jitted
@@ -72,17 +83,26 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
         side = 1.0 if closed[p] > 0.0 else -1.0
         q = abs(closed[p])
         rem = q
-        if adl_on:
-            adl_price = mark[a] + side * d_p / q
+        inverse = pos_kind[p] == POS_INVERSE
+        # bankruptcy price: each unit closed gives up d_p / q of USD (an inverse contract
+        # gives it up in the coin, which needs side * d_p / q < 1)
+        tradeable = not inverse or side * d_p / q < 1.0
+        if adl_on and tradeable:
+            if inverse:
+                adl_price = mark[a] / (1.0 - side * d_p / q)
+            else:
+                adl_price = mark[a] + side * d_p / q
             n_c = 0
             for k in range(n_pos):
                 qk = qty[k]
-                if pos_asset[k] != a or pos_unit[k] == u or qk == 0.0:
+                if (pos_asset[k] != a or pos_unit[k] == u or qk == 0.0
+                        or pos_kind[k] != pos_kind[p]):
                     continue
                 if (qk > 0.0) == (side > 0.0):
                     continue
                 score = adl_score_nb(k, mark[a], usd, coll, qty, pos_unit, pos_asset,
-                                     pos_entry, unit_pos_start, haircut, tiers, mark, ranking)
+                                     pos_entry, pos_kind, unit_pos_start, haircut, tiers, mark,
+                                     ranking)
                 if score < 0.0:
                     continue
                 cand[n_c] = k
@@ -96,7 +116,8 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
                 v = pos_unit[k]
                 size = abs(qty[k])
                 dq = rem if rem < size else size
-                usd[v] += (-side * dq) * (adl_price - pos_entry[k])
+                notional = close_position_nb(v, k, -side * dq, adl_price, usd, coll, pos_asset,
+                                             pos_entry, pos_kind)
                 if dq == size:
                     qty[k] = 0.0
                 else:
@@ -105,24 +126,25 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
                 rem -= dq
                 n_touched = touch_nb(v, flag, touched, n_touched)
                 n_pending = state_changed_nb(v, mark, usd, coll, qty, pos_asset, pos_entry,
-                                             unit_pos_start, haircut, tiers, mmk, lin,
+                                             pos_kind, unit_pos_start, haircut, tiers, mmk, lin,
                                              const, n_open, version, flag, pending,
                                              n_pending)
                 if n_ev >= capacity:
                     return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, True
-                put_event_nb(ev_i, ev_f, n_ev, i, t, r, v, KIND_ADL, INSTRUMENT_PERP, a,
-                             side * dq, mark[a], adl_price, dq * abs(adl_price), 0.0, covered,
-                             0.0)
+                put_event_nb(ev_i, ev_f, n_ev, i, t, r, v, KIND_ADL,
+                             INSTRUMENT_INVERSE if inverse else INSTRUMENT_PERP, a, side * dq,
+                             mark[a], adl_price, notional, 0.0, covered, 0.0)
                 n_ev += 1
-                adl_notional += dq * abs(adl_price)
+                adl_notional += notional
                 n_adl += 1
         if rem > 0.0:
             loss = d_p * rem / q
             socialised += loss
             if n_ev >= capacity:
                 return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, True
-            put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, KIND_SOCIALISED, INSTRUMENT_PERP, a,
-                         0.0, mark[a], mark[a], 0.0, 0.0, loss, 0.0)
+            put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, KIND_SOCIALISED,
+                         INSTRUMENT_INVERSE if inverse else INSTRUMENT_PERP, a, 0.0, mark[a],
+                         mark[a], 0.0, 0.0, loss, 0.0)
             n_ev += 1
     return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, False
 

@@ -6,15 +6,25 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._state_kernels import enqueue_nb, put_event_nb, state_changed_nb, touch_nb, unit_values_nb
+from ._state_kernels import (
+    close_position_nb,
+    enqueue_nb,
+    put_event_nb,
+    refresh_unit_nb,
+    state_changed_nb,
+    touch_nb,
+    unit_values_nb,
+)
 from .codes import (
     ACTION_TOP_UP,
     FLAG_CHANGED,
     FLAG_PENDING,
     INSTRUMENT_COLLATERAL,
+    INSTRUMENT_INVERSE,
     INSTRUMENT_PERP,
     KIND_REDUCE,
     KIND_TOP_UP,
+    POS_INVERSE,
 )
 
 
@@ -34,13 +44,15 @@ def draw_nb(key, path, unit):  # pragma: no cover - jitted
 
 
 @njit(cache=True)
-def pay_funding_nb(t, mark, exo_t, rate, fparams_rate, fparams_cap, premium, usd, qty, pos_asset,
-                   unit_pos_start, const, version, flag, pending, n_pending, touched,
-                   n_touched):  # pragma: no cover - jitted
-    """Funding at step ``t``: every open position pays ``qty * mark * rate``.
+def pay_funding_nb(t, mark, exo_t, rate, fparams_rate, fparams_cap, premium, usd, coll, qty,
+                   pos_asset, pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk, lin,
+                   const, n_open, version, flag, pending, n_pending, touched, n_touched
+                   ):  # pragma: no cover - jitted
+    """Funding at step ``t``: every open position pays ``rate`` on its notional, a linear one
+    in USD (``qty * mark * rate``), an inverse one in its coin (``qty * rate / mark``).
 
     A payer's slack falls: its band is void and it is checked exactly at the next round. A
-    receiver's band stays valid. Returns ``n_pending, n_touched``.
+    unit that only receives USD keeps its band. Returns ``n_pending, n_touched``.
     """
     for a in range(mark.shape[0]):
         r = fparams_rate
@@ -53,17 +65,25 @@ def pay_funding_nb(t, mark, exo_t, rate, fparams_rate, fparams_cap, premium, usd
         rate[a] = r
     for u in range(usd.shape[0]):
         pay = 0.0
+        coin = False
         for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
             if qty[p] != 0.0:
                 a = pos_asset[p]
-                pay += qty[p] * mark[a] * rate[a]
-        if pay == 0.0:
+                if pos_kind[p] == POS_INVERSE:
+                    coll[u, a] -= qty[p] * rate[a] / mark[a]
+                    coin = True
+                else:
+                    pay += qty[p] * mark[a] * rate[a]
+        if pay == 0.0 and not coin:
             continue
         usd[u] -= pay
         const[u] -= pay
         flag[u] |= FLAG_CHANGED
         n_touched = touch_nb(u, flag, touched, n_touched)
-        if pay > 0.0:
+        if coin:
+            refresh_unit_nb(u, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,
+                            unit_pos_start, haircut, tiers, mmk, lin, const, n_open)
+        if pay > 0.0 or coin:
             version[u] += 1
             n_pending = enqueue_nb(u, flag, FLAG_PENDING, pending, n_pending)
     return n_pending, n_touched
@@ -71,9 +91,9 @@ def pay_funding_nb(t, mark, exo_t, rate, fparams_rate, fparams_cap, premium, usd
 
 @njit(cache=True)
 def answer_calls_nb(i, t, units, n, action, target, reserve, deposit, mark, usd, coll, qty,
-                    pos_asset, pos_entry, unit_pos_start, haircut, tiers, mmk, lin, const,
-                    n_open, version, flag, pending, n_pending, touched, n_touched, ev_i, ev_f,
-                    n_ev):  # pragma: no cover - jitted
+                    pos_asset, pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk, lin,
+                    const, n_open, version, flag, pending, n_pending, touched, n_touched, ev_i,
+                    ev_f, n_ev):  # pragma: no cover - jitted
     """Answers to margin calls due now, for ``units[:n]`` (sorted by unit).
 
     Returns ``n_pending, n_touched, n_ev, overflow``.
@@ -83,7 +103,7 @@ def answer_calls_nb(i, t, units, n, action, target, reserve, deposit, mark, usd,
         u = units[j]
         if n_open[u] == 0:
             continue
-        e, mm, nn, w = unit_values_nb(u, mark, usd, coll, qty, pos_asset, pos_entry,
+        e, mm, nn, w = unit_values_nb(u, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,
                                       unit_pos_start, haircut, tiers)
         if action == ACTION_TOP_UP:
             x = target * mm - e
@@ -114,13 +134,16 @@ def answer_calls_nb(i, t, units, n, action, target, reserve, deposit, mark, usd,
                     return n_pending, n_touched, n_ev, True
                 a = pos_asset[p]
                 c = q if f == 1.0 else f * q
-                usd[u] += c * (mark[a] - pos_entry[p])
+                notional = close_position_nb(u, p, c, mark[a], usd, coll, pos_asset, pos_entry,
+                                             pos_kind)
                 qty[p] = 0.0 if f == 1.0 else q - c
-                put_event_nb(ev_i, ev_f, n_ev, i, t, 0, u, KIND_REDUCE, INSTRUMENT_PERP, a, -c,
-                             mark[a], mark[a], abs(c) * mark[a], 0.0, 0.0, 0.0)
+                put_event_nb(ev_i, ev_f, n_ev, i, t, 0, u, KIND_REDUCE,
+                             INSTRUMENT_INVERSE if pos_kind[p] == POS_INVERSE
+                             else INSTRUMENT_PERP, a, -c, mark[a], mark[a], notional, 0.0, 0.0,
+                             0.0)
                 n_ev += 1
         n_touched = touch_nb(u, flag, touched, n_touched)
-        n_pending = state_changed_nb(u, mark, usd, coll, qty, pos_asset, pos_entry,
+        n_pending = state_changed_nb(u, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,
                                      unit_pos_start, haircut, tiers, mmk, lin, const, n_open,
                                      version, flag, pending, n_pending)
     return n_pending, n_touched, n_ev, False

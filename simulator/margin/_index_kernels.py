@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .codes import FLAG_DIRTY, TIER_CAP
+from .codes import FLAG_DIRTY, POS_INVERSE, TIER_CAP
 
 #: relative rounding margin taken off the slack before it is turned into bands
 SLACK_MARGIN = 1e-12
@@ -107,7 +107,7 @@ def heap_compact_nb(h_key, h_unit, h_ver, h_n, hid, version):  # pragma: no cove
 
 
 @njit(cache=True)
-def bracket_interval_nb(u, a, mark_a, qty, pos_asset, unit_pos_start, tiers
+def bracket_interval_nb(u, a, mark_a, qty, pos_asset, pos_kind, unit_pos_start, tiers
                         ):  # pragma: no cover - jitted
     """Marks of asset ``a`` between which no position of unit ``u`` changes bracket.
 
@@ -120,8 +120,8 @@ def bracket_interval_nb(u, a, mark_a, qty, pos_asset, unit_pos_start, tiers
         return lo, hi
     for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
         q = abs(qty[p])
-        if q == 0.0 or pos_asset[p] != a:
-            continue
+        if q == 0.0 or pos_asset[p] != a or pos_kind[p] == POS_INVERSE:
+            continue  # an inverse position's notional does not move with the mark
         k = 0
         last = tiers.shape[1] - 1
         while k < last and q * mark_a > tiers[a, k, TIER_CAP]:
@@ -135,7 +135,7 @@ def bracket_interval_nb(u, a, mark_a, qty, pos_asset, unit_pos_start, tiers
 
 @njit(cache=True)
 def push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit, h_ver, h_n, qty,
-                 pos_asset, unit_pos_start, tiers):  # pragma: no cover - jitted
+                 pos_asset, pos_kind, unit_pos_start, tiers):  # pragma: no cover - jitted
     """Give unit ``u`` a new band around ``mark`` (its version is bumped first).
 
     The band of each asset is also cut where one of the unit's positions would change
@@ -170,7 +170,8 @@ def push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit, h_ver, h_n,
                 down = mark[a] - band
             else:
                 up = mark[a] + band
-        lo, hi = bracket_interval_nb(u, a, mark[a], qty, pos_asset, unit_pos_start, tiers)
+        lo, hi = bracket_interval_nb(u, a, mark[a], qty, pos_asset, pos_kind, unit_pos_start,
+                                     tiers)
         if lo > 0.0 and lo * (1.0 + BRACKET_MARGIN) > down:
             down = lo * (1.0 + BRACKET_MARGIN)
         if hi < np.inf and hi * (1.0 - BRACKET_MARGIN) < up:

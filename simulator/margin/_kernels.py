@@ -23,6 +23,7 @@ from ._behaviour_kernels import answer_calls_nb, draw_nb, pay_funding_nb
 from ._index_kernels import collect_crossed_nb, push_band_nb
 from ._lending_kernels import lending_flow_nb, lending_plan_nb, lending_settle_nb
 from ._state_kernels import (
+    close_position_nb,
     end_path_nb,
     enqueue_nb,
     put_event_nb,
@@ -53,6 +54,7 @@ from .codes import (
     FP_TARGET,
     INSTRUMENT_COLLATERAL,
     INSTRUMENT_DEBT,
+    INSTRUMENT_INVERSE,
     INSTRUMENT_PERP,
     IP_ADL,
     IP_ADL_RANKING,
@@ -83,15 +85,16 @@ from .codes import (
     PI_MAX_ROUNDS,
     PI_N_ADL,
     PI_N_LIQUIDATIONS,
+    POS_INVERSE,
     TIER_CAP,
 )
 
 
 @njit(cache=True)
 def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos_start,
-              unit_account, pos_unit, pos_asset, pos_qty0, pos_entry, lin0, const0, n_open0,
-              navk, navc, s_key, s_unit, s_start, init_pending, mmk0, reserve, fparams, iparams,
-              path_f, path_i, min_price, final_price, marks_out, acct_liq, acct_bank,
+              unit_account, pos_unit, pos_asset, pos_qty0, pos_entry, pos_kind, lin0, const0,
+              n_open0, navk, navc, s_key, s_unit, s_start, init_pending, mmk0, reserve, fparams,
+              iparams, path_f, path_i, min_price, final_price, marks_out, acct_liq, acct_bank,
               ev_i, ev_f, corr_i, corr_f, first_path):  # pragma: no cover - jitted
     """Replay paths ``first_path..n_paths-1`` over the book.
 
@@ -113,6 +116,8 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
     unit_account : int64[U]
     pos_unit, pos_asset : int64[P]
     pos_qty0, pos_entry : float64[P]
+    pos_kind : int64[P]
+        ``codes.POS_LINEAR`` or ``codes.POS_INVERSE`` (qty in USD contracts, PnL in the coin).
     lin0, const0, n_open0 : float64[U, A], float64[U], int64[U]
         Initial slack form of every unit (``refresh_unit_nb``).
     navk, navc : float64[U, A], float64[U]
@@ -282,9 +287,9 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
             if funding_every > 0 and t % funding_every == 0:
                 n_pending, n_touched = pay_funding_nb(
                     t, mark, exo[i, t], funding_rate, fparams[FP_FUNDING_RATE],
-                    fparams[FP_FUNDING_CAP], funding_premium, usd, qty, pos_asset,
-                    unit_pos_start, const, version, flag, pending, n_pending, touched,
-                    n_touched)
+                    fparams[FP_FUNDING_CAP], funding_premium, usd, coll, qty, pos_asset,
+                    pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk, lin, const,
+                    n_open, version, flag, pending, n_pending, touched, n_touched)
             n_due = 0
             while q_head < q_tail and q_due[q_head] == t:
                 due_units[n_due] = q_unit[q_head]
@@ -294,9 +299,9 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                 due_units[:n_due] = np.sort(due_units[:n_due])
                 n_pending, n_touched, n_ev, overflow = answer_calls_nb(
                     i, t, due_units, n_due, call_action, call_target, reserve, deposit, mark,
-                    usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut, tiers, mmk,
-                    lin, const, n_open, version, flag, pending, n_pending, touched, n_touched,
-                    ev_i, ev_f, n_ev)
+                    usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start, haircut,
+                    tiers, mmk, lin, const, n_open, version, flag, pending, n_pending, touched,
+                    n_touched, ev_i, ev_f, n_ev)
                 if overflow:
                     break
             r = 0
@@ -335,7 +340,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                     if n_open[u] == 0:
                         continue
                     if tiered:  # brackets may have changed with the marks
-                        refresh_unit_nb(u, mark, usd, coll, qty, pos_asset, pos_entry,
+                        refresh_unit_nb(u, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,
                                         unit_pos_start, haircut, tiers, mmk, lin, const, n_open)
                         n_touched = touch_nb(u, flag, touched, n_touched)
                     s = const[u]
@@ -343,10 +348,11 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                         s += lin[u, a] * mark[a]
                     if s < 0.0 and mmk[u] != 1.0:  # armed, below the margin-call level
                         e, mm, nn, w = unit_values_nb(u, mark, usd, coll, qty, pos_asset,
-                                                      pos_entry, unit_pos_start, haircut, tiers)
+                                                      pos_entry, pos_kind, unit_pos_start,
+                                                      haircut, tiers)
                         if e >= mm:  # called, not liquidatable: disarm, maybe answer later
                             mmk[u] = 1.0
-                            refresh_unit_nb(u, mark, usd, coll, qty, pos_asset, pos_entry,
+                            refresh_unit_nb(u, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,
                                             unit_pos_start, haircut, tiers, mmk, lin, const,
                                             n_open)
                             n_touched = touch_nb(u, flag, touched, n_touched)
@@ -365,7 +371,8 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                     elif not full_scan:
                         n_touched = touch_nb(u, flag, touched, n_touched)
                         if not push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit,
-                                            h_ver, h_n, qty, pos_asset, unit_pos_start, tiers):
+                                            h_ver, h_n, qty, pos_asset, pos_kind,
+                                            unit_pos_start, tiers):
                             n_pending = enqueue_nb(u, flag, FLAG_PENDING, pending, n_pending)
                 if n_l == 0:
                     break
@@ -389,7 +396,8 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                         plan_c[j] = clr
                     elif mode != MODE_FULL or backstop > 0.0:
                         e, mm, nn, w = unit_values_nb(u, mark, usd, coll, qty, pos_asset,
-                                                      pos_entry, unit_pos_start, haircut, tiers)
+                                                      pos_entry, pos_kind, unit_pos_start,
+                                                      haircut, tiers)
                         if backstop > 0.0 and e < backstop * mm:
                             kind[j] = KIND_BACKSTOP
                         elif mode == MODE_PARTIAL:
@@ -424,10 +432,14 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                     full = frac[j] == 1.0
                     for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
                         if qty[p] != 0.0:
-                            if full:
-                                flow[pos_asset[p]] += qty[p]
+                            a = pos_asset[p]
+                            c = qty[p] if full else frac[j] * qty[p]
+                            if pos_kind[p] == POS_INVERSE:
+                                flow[a] += c / mark[a]  # USD contracts -> coins
+                                if full:  # the coin PnL it realises is sold with the rest
+                                    flow[a] += c * (1.0 / pos_entry[p] - 1.0 / mark[a])
                             else:
-                                flow[pos_asset[p]] += frac[j] * qty[p]
+                                flow[a] += c
                     if full:
                         for a in range(n_assets):
                             flow[a] += coll[u, a]
@@ -471,23 +483,23 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                             if qty[p] != 0.0:
                                 a = pos_asset[p]
                                 c = qty[p] if full else f * qty[p]
-                                usd[u] += c * (px[a] - pos_entry[p])
+                                closed_notional[p] = close_position_nb(
+                                    u, p, c, px[a], usd, coll, pos_asset, pos_entry, pos_kind)
                                 if full:
                                     qty[p] = 0.0
                                 else:
                                     qty[p] -= c
                                 closed[p] = c
-                                closed_notional[p] = abs(c) * px[a]
                                 sum_n += closed_notional[p]
                         if full:
                             for a in range(n_assets):
-                                if coll[u, a] > 0.0:
+                                if coll[u, a] != 0.0:
                                     usd[u] += coll[u, a] * px[a]
                             e2 = usd[u]
                         else:
                             e2, mm2, nn2, w2 = unit_values_nb(u, mark2, usd, coll, qty, pos_asset,
-                                                              pos_entry, unit_pos_start, haircut,
-                                                              tiers)
+                                                              pos_entry, pos_kind, unit_pos_start,
+                                                              haircut, tiers)
                         room = e2 if e2 > 0.0 else 0.0
                         fee = room if backstopped else fee_rate * sum_n
                         if fee > room:
@@ -511,9 +523,10 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                                 share = closed_notional[p] / sum_n if sum_n > 0.0 else 0.0
                                 a = pos_asset[p]
                                 put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, kind[j],
-                                             INSTRUMENT_PERP, a, -closed[p], mark[a], px[a],
-                                             closed_notional[p], fee * share, bd * share,
-                                             paid * share)
+                                             INSTRUMENT_INVERSE if pos_kind[p] == POS_INVERSE
+                                             else INSTRUMENT_PERP, a, -closed[p], mark[a],
+                                             px[a], closed_notional[p], fee * share,
+                                             bd * share, paid * share)
                                 n_ev += 1
                         if sum_n == 0.0 and bd > 0.0 and not overflow:
                             # nothing closed (a unit with only a negative balance): the
@@ -528,13 +541,13 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                         if full and not overflow:
                             for a in range(n_assets):
                                 amount = coll[u, a]
-                                if amount > 0.0:
+                                if amount != 0.0:  # < 0: a coin debt bought back
                                     if n_ev >= capacity:
                                         overflow = True
                                         break
                                     put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, kind[j],
                                                  INSTRUMENT_COLLATERAL, a, -amount, mark[a],
-                                                 px[a], amount * px[a], 0.0, 0.0, 0.0)
+                                                 px[a], abs(amount) * px[a], 0.0, 0.0, 0.0)
                                     n_ev += 1
                                     coll[u, a] = 0.0
                     fees += fee
@@ -547,7 +560,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                     n_touched = touch_nb(u, flag, touched, n_touched)
                     mmk[u] = 1.0  # a liquidation disarms the margin call
                     n_pending = state_changed_nb(u, mark2, usd, coll, qty, pos_asset, pos_entry,
-                                                 unit_pos_start, haircut, tiers, mmk, lin,
+                                                 pos_kind, unit_pos_start, haircut, tiers, mmk, lin,
                                                  const, n_open, version, flag, pending,
                                                  n_pending)
                     if deficit > 0.0:
@@ -578,7 +591,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                     depleted = 1
                     n_pending, n_touched, n_ev, adl_add, soc_add, n_adl_add, overflow = \
                         cover_deficit_nb(i, t, r, bank_unit[b], deficit, mark, usd,
-                                         coll, qty, pos_unit, pos_asset, pos_entry,
+                                         coll, qty, pos_unit, pos_asset, pos_entry, pos_kind,
                                          unit_pos_start, haircut, tiers, mmk, lin, const,
                                          n_open, version, flag, pending, n_pending, touched,
                                          n_touched, closed, closed_notional, cand, cand_key,
@@ -604,10 +617,10 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
         for a in range(n_assets):
             final_price[i, a] = mark[a]
         touched[:n_touched] = np.sort(touched[:n_touched])  # outputs in unit order
-        n_corr_new = end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, unit_pos_start,
-                                  unit_account, navk, navc, deposit, touched, n_touched, flag,
-                                  corr_i,
-                                  corr_f, n_corr, acct_liq, acct_bank, stamp_liq, stamp_bank)
+        n_corr_new = end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,
+                                 unit_pos_start, unit_account, navk, navc, deposit, touched,
+                                 n_touched, flag, corr_i, corr_f, n_corr, acct_liq, acct_bank,
+                                 stamp_liq, stamp_bank)
         if n_corr_new < 0:
             return ev_start, n_corr, i, OVERFLOW_CORRECTIONS
         n_corr = n_corr_new

@@ -25,6 +25,7 @@ from .codes import (
     FLAG_LIQUIDATED,
     FLAG_PENDING,
     FLAG_TOUCHED,
+    POS_INVERSE,
     TIER_CAP,
     TIER_CUM,
     TIER_RATE,
@@ -42,36 +43,52 @@ def bracket_nb(tiers, a, notional):  # pragma: no cover - jitted
 
 
 @njit(cache=True)
-def refresh_unit_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut,
-                    tiers, mmk, lin, const, n_open):  # pragma: no cover - jitted
+def refresh_unit_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
+                    haircut, tiers, mmk, lin, const, n_open):  # pragma: no cover - jitted
     """Recompute the linear slack coefficients of unit ``u`` from its state, with the
     brackets its positions are in at ``marks`` and its maintenance multiplier ``mmk[u]``
     (the margin-call ratio while it is armed, else 1); ``n_open`` counts open positions,
-    plus one for a negative USD balance (a live unit)."""
+    plus one for a negative USD or coin balance (a live unit).
+
+    An inverse position of ``q`` USD contracts is worth ``q * (M / entry - 1)`` USD and
+    needs a constant ``|q| * rate - cum`` of maintenance; a coin balance below zero (a debt
+    left by realised inverse losses) counts without haircut."""
     n_assets = lin.shape[1]
-    for a in range(n_assets):
-        lin[u, a] = coll[u, a] * (1.0 - haircut[a])
-    c = usd[u]
     k = 1 if usd[u] < 0.0 else 0
+    for a in range(n_assets):
+        if coll[u, a] >= 0.0:
+            lin[u, a] = coll[u, a] * (1.0 - haircut[a])
+        else:
+            lin[u, a] = coll[u, a]
+            k += 1
+    c = usd[u]
     for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
         q = qty[p]
         if q != 0.0:
             a = pos_asset[p]
-            b = bracket_nb(tiers, a, abs(q) * marks[a])
-            lin[u, a] += q - mmk[u] * tiers[a, b, TIER_RATE] * abs(q)
-            c += mmk[u] * tiers[a, b, TIER_CUM] - q * pos_entry[p]
+            if pos_kind[p] == POS_INVERSE:
+                b = bracket_nb(tiers, a, abs(q))
+                lin[u, a] += q / pos_entry[p]
+                c -= q + mmk[u] * (abs(q) * tiers[a, b, TIER_RATE] - tiers[a, b, TIER_CUM])
+            else:
+                b = bracket_nb(tiers, a, abs(q) * marks[a])
+                lin[u, a] += q - mmk[u] * tiers[a, b, TIER_RATE] * abs(q)
+                c += mmk[u] * tiers[a, b, TIER_CUM] - q * pos_entry[p]
             k += 1
     const[u] = c
     n_open[u] = k
 
 
 @njit(cache=True)
-def unit_values_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut,
-                   tiers):  # pragma: no cover - jitted
+def unit_values_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
+                   haircut, tiers):  # pragma: no cover - jitted
     """Equity, maintenance, notional and wallet of unit ``u`` at ``marks``."""
     wallet = usd[u]
     for a in range(marks.shape[0]):
-        wallet += coll[u, a] * marks[a] * (1.0 - haircut[a])
+        if coll[u, a] >= 0.0:
+            wallet += coll[u, a] * marks[a] * (1.0 - haircut[a])
+        else:
+            wallet += coll[u, a] * marks[a]
     equity = wallet
     maint = 0.0
     notional = 0.0
@@ -80,12 +97,41 @@ def unit_values_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_star
         if q != 0.0:
             a = pos_asset[p]
             m = marks[a]
-            n = abs(q) * m
+            if pos_kind[p] == POS_INVERSE:
+                n = abs(q)
+                equity += q * (m / pos_entry[p] - 1.0)
+            else:
+                n = abs(q) * m
+                equity += q * (m - pos_entry[p])
             b = bracket_nb(tiers, a, n)
-            equity += q * (m - pos_entry[p])
             notional += n
             maint += n * tiers[a, b, TIER_RATE] - tiers[a, b, TIER_CUM]
     return equity, maint, notional, wallet
+
+
+@njit(cache=True)
+def position_value_nb(q, mark_a, entry, kind):  # pragma: no cover - jitted
+    """Unrealised PnL in USD of a position: linear ``q (M - entry)``, inverse
+    ``q (M / entry - 1)``."""
+    if kind == POS_INVERSE:
+        return q * (mark_a / entry - 1.0)
+    return q * (mark_a - entry)
+
+
+@njit(cache=True)
+def close_position_nb(u, p, c, price, usd, coll, pos_asset, pos_entry, pos_kind
+                      ):  # pragma: no cover - jitted
+    """Realise ``c`` of position ``p`` (unit ``u``) at ``price``; returns the USD notional.
+
+    A linear position's PnL is paid in USD; an inverse position's in its coin:
+    ``c (1/entry - 1/price)`` coins.
+    """
+    a = pos_asset[p]
+    if pos_kind[p] == POS_INVERSE:
+        coll[u, a] += c * (1.0 / pos_entry[p] - 1.0 / price)
+        return abs(c)
+    usd[u] += c * (price - pos_entry[p])
+    return abs(c) * abs(price)
 
 
 @njit(cache=True)
@@ -124,21 +170,21 @@ def touch_nb(u, flag, touched, n_touched):  # pragma: no cover - jitted
 
 
 @njit(cache=True)
-def state_changed_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut,
-                     tiers, mmk, lin, const, n_open, version, flag, pending, n_pending
+def state_changed_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
+                     haircut, tiers, mmk, lin, const, n_open, version, flag, pending, n_pending
                      ):  # pragma: no cover - jitted
     """After a change to unit ``u``: new slack form, old bands void, exact check next round."""
-    refresh_unit_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, haircut,
-                    tiers, mmk, lin, const, n_open)
+    refresh_unit_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
+                    haircut, tiers, mmk, lin, const, n_open)
     version[u] += 1
     flag[u] |= FLAG_CHANGED
     return enqueue_nb(u, flag, FLAG_PENDING, pending, n_pending)
 
 
 @njit(cache=True)
-def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, unit_account,
-                navk, navc, deposit, touched, n_touched, flag, corr_i, corr_f, n_corr, acct_liq,
-                acct_bank, stamp_liq, stamp_bank):  # pragma: no cover - jitted
+def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
+                unit_account, navk, navc, deposit, touched, n_touched, flag, corr_i, corr_f,
+                n_corr, acct_liq, acct_bank, stamp_liq, stamp_bank):  # pragma: no cover
     """Account outputs of path ``i``: PnL corrections of changed units and liquidation
     counts. Returns the new number of corrections, or -1 if they do not fit."""
     n_assets = mark.shape[0]
@@ -159,7 +205,8 @@ def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, unit_pos_start, u
                 linear += navk[u, a] * mark[a]
             for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
                 if qty[p] != 0.0:
-                    nav += qty[p] * (mark[pos_asset[p]] - pos_entry[p])
+                    nav += position_value_nb(qty[p], mark[pos_asset[p]], pos_entry[p],
+                                             pos_kind[p])
             corr_i[n_corr, 0] = i
             corr_i[n_corr, 1] = acc
             corr_f[n_corr] = nav - linear - deposit[u]  # PnL leaves deposits out

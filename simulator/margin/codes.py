@@ -15,7 +15,13 @@ KIND_NAMES = ("liquidation", "adl", "backstop", "socialised", "top_up", "reduce"
 INSTRUMENT_PERP = 0
 INSTRUMENT_COLLATERAL = 1
 INSTRUMENT_DEBT = 2    # a lending venue's debt (asset -1: USD)
-INSTRUMENT_NAMES = ("perp", "collateral", "debt")
+INSTRUMENT_INVERSE = 3  # an inverse (coin-margined) perpetual: qty in USD contracts
+INSTRUMENT_NAMES = ("perp", "collateral", "debt", "inverse")
+
+# position kinds (``pos_kind``)
+POS_LINEAR = 0         # qty in coins, PnL qty * (M - entry) in USD
+POS_INVERSE = 1        # qty in USD contracts, PnL qty * (1/entry - 1/M) in the coin
+POS_KIND_NAMES = ("perp", "inverse")
 
 # columns of the integer event buffer
 EI_PATH, EI_STEP, EI_ROUND, EI_UNIT, EI_KIND, EI_INSTRUMENT, EI_ASSET = range(7)

@@ -146,9 +146,15 @@ def bracket_table(venue: Venue, market: Market) -> np.ndarray:
     return out
 
 
+def position_notional(book: Book, prices: np.ndarray) -> np.ndarray:
+    """USD notional of every position at ``prices`` (an inverse one's is its qty)."""
+    size = np.abs(book.pos_qty)
+    return np.where(book.pos_kind == codes.POS_INVERSE, size, size * prices[book.pos_asset])
+
+
 def position_brackets(book: Book, tiers: np.ndarray, prices: np.ndarray) -> np.ndarray:
     """Bracket index of every position at ``prices`` (first cap >= its notional)."""
-    notional = np.abs(book.pos_qty) * prices[book.pos_asset]
+    notional = position_notional(book, prices)
     k = np.zeros(len(notional), dtype=np.int64)
     for a in range(tiers.shape[0]):
         rows = book.pos_asset == a
@@ -197,22 +203,27 @@ class BookIndex:
         open_ = book.pos_qty != 0.0
         q = np.where(open_, book.pos_qty, 0.0)
         k = position_brackets(book, rules.tiers, s0)
+        inverse = book.pos_kind == codes.POS_INVERSE
         mmk0 = np.full(n_units, rules.call_ratio if rules.call_ratio > 0 else 1.0)
         rate = rules.tiers[pos_asset, k, codes.TIER_RATE] * mmk0[pos_unit]
         cum = np.where(open_, rules.tiers[pos_asset, k, codes.TIER_CUM], 0.0) * mmk0[pos_unit]
+        # linear: q M - q entry - (|q| M rate - cum); inverse: (q / entry) M - q - (|q| rate - cum)
+        coin_qty = _coin_qty(book, q)
         exposure = np.zeros((n_units, n_assets))
-        np.add.at(exposure, (pos_unit, pos_asset), q - rate * np.abs(q))
-        lin = book.unit_coll * (1.0 - rules.haircut) + exposure
-        const = book.unit_usd + np.bincount(pos_unit, cum - q * book.pos_entry,
-                                            minlength=n_units)
-        n_open = (np.bincount(pos_unit, open_, minlength=n_units)
-                  + (book.unit_usd < 0)).astype(np.int64)
+        np.add.at(exposure, (pos_unit, pos_asset),
+                  coin_qty - np.where(inverse, 0.0, rate * np.abs(q)))
+        coll = book.unit_coll
+        lin = np.where(coll >= 0, coll * (1.0 - rules.haircut), coll) + exposure
+        cost = np.where(inverse, q, q * book.pos_entry)
+        fixed_mm = np.where(inverse, rate * np.abs(q), 0.0)
+        const = book.unit_usd + np.bincount(pos_unit, cum - cost - fixed_mm, minlength=n_units)
+        n_open = (np.bincount(pos_unit, open_, minlength=n_units) + (book.unit_usd < 0)
+                  + (coll < 0).sum(axis=1)).astype(np.int64)
         navk = unit_nav_coefficients(book)
-        navc = book.unit_usd - np.bincount(pos_unit, q * book.pos_entry, minlength=n_units)
+        navc = book.unit_usd - np.bincount(pos_unit, cost, minlength=n_units)
         lo, hi = _bracket_intervals(book, rules.tiers, s0, k, open_)
-        equity0 = (book.unit_usd + book.unit_coll @ (s0 * (1.0 - rules.haircut))
-                   + np.bincount(pos_unit, q * (s0[pos_asset] - book.pos_entry),
-                                 minlength=n_units))
+        equity0 = const + lin @ s0 + np.bincount(pos_unit, rate * position_notional(book, s0)
+                                                 - cum, minlength=n_units)
         reserve = rules.reserve_ratio * np.maximum(equity0, 0.0)
 
         slack = const + lin @ s0
@@ -252,7 +263,8 @@ def _bracket_intervals(book: Book, tiers: np.ndarray, s0: np.ndarray, k: np.ndar
     lo = np.zeros((book.n_units, len(s0)))
     hi = np.full((book.n_units, len(s0)), np.inf)
     size = np.abs(book.pos_qty)
-    rows = open_ & (tiers[book.pos_asset, 0, codes.TIER_CAP] < np.inf)
+    rows = (open_ & (tiers[book.pos_asset, 0, codes.TIER_CAP] < np.inf)
+            & (book.pos_kind != codes.POS_INVERSE))  # an inverse notional does not move
     if rows.any():
         a, kk, q, u = book.pos_asset[rows], k[rows], size[rows], book.pos_unit[rows]
         below = np.where(kk > 0, tiers[a, np.maximum(kk - 1, 0), codes.TIER_CAP] / q, 0.0)
@@ -311,10 +323,17 @@ class ReplayResult:
         return pnl
 
 
+def _coin_qty(book: Book, qty: np.ndarray) -> np.ndarray:
+    """Coin exposure per position: ``qty`` (linear), ``qty / entry`` (inverse)."""
+    inverse = book.pos_kind == codes.POS_INVERSE
+    return np.divide(qty, book.pos_entry, out=np.array(qty, dtype=float), where=inverse)
+
+
 def unit_nav_coefficients(book: Book) -> np.ndarray:
     """``navk`` such that an unchanged unit's NAV moves by ``navk @ dM``; shape (U, A)."""
     navk = book.unit_coll.copy()
-    np.add.at(navk, (book.pos_unit, book.pos_asset), book.pos_qty)
+    coin_qty = _coin_qty(book, book.pos_qty)
+    np.add.at(navk, (book.pos_unit, book.pos_asset), coin_qty)
     return navk
 
 
@@ -379,8 +398,8 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
         n_ev, n_corr, done, overflow = replay_nb(
             exo, depth, rules.haircut, rules.tiers, rules.sigma, book.unit_usd, coll0,
             book.unit_pos_start, book.unit_account, book.pos_unit, book.pos_asset,
-            book.pos_qty, book.pos_entry, index.lin, index.const, index.n_open, index.navk,
-            index.navc, index.s_key, index.s_unit, index.s_start, index.init_pending,
+            book.pos_qty, book.pos_entry, book.pos_kind, index.lin, index.const, index.n_open,
+            index.navk, index.navc, index.s_key, index.s_unit, index.s_start, index.init_pending,
             index.mmk0, index.reserve, rules.fparams, iparams, path_f, path_i, min_price,
             final_price, marks, acct_liq, acct_bank, ev_i, ev_f, corr_i, corr_f, first)
         ev_i_parts.append(ev_i[:n_ev].copy())

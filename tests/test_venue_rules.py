@@ -19,6 +19,7 @@ import pytest
 
 from simulator.book import build_book
 from simulator.margin import EngineRules, codes, replay
+from simulator.margin.engine import account_nav_coefficients
 from simulator.paths import generate_paths, prepare_path_inputs
 from simulator.scenario import scenario_from_dict
 
@@ -87,7 +88,10 @@ def deterministic(venue, accounts, gap, assets=None, gap_asset="BTC"):
     inputs = prepare_path_inputs(sc)
     exo = generate_paths(inputs, 1, np.random.default_rng(0))
     rules = EngineRules.from_scenario(sc.venue, sc.liquidity, sc.market)
-    return replay(exo, inputs.depth_usd, build_book(sc), rules), exo
+    book = build_book(sc)
+    res = replay(exo, inputs.depth_usd, book, rules)
+    res.pnl = res.account_pnl(account_nav_coefficients(book), inputs.s0)
+    return res, exo
 
 
 def liquidated(res):
@@ -263,3 +267,78 @@ def test_aave_bad_debt_written_off_when_collateral_runs_out():
     kinds = res.ev_i[:, codes.EI_KIND]
     assert (kinds == codes.KIND_SOCIALISED).sum() == 1
     assert (kinds == codes.KIND_ADL).sum() == 0
+
+
+# --------------------------------------------------------------------------- inverse
+
+
+def inverse_lp(contracts, entry, coin_margin, mmr):
+    """Inverse (coin-margined) liquidation price from the coin-denominated rule
+    margin + C (1/entry - 1/P) = mmr |C| / P (BitMEX / Deribit construction)."""
+    if contracts > 0:
+        return contracts * (1.0 + mmr) / (coin_margin + contracts / entry)
+    size = -contracts
+    if size / entry <= coin_margin:
+        return math.inf  # a short fully covered by the coin margin is a hedge
+    return size * (1.0 - mmr) / (size / entry - coin_margin)
+
+
+COIN_BTC = [{"symbol": "BTC", "price": 60_000.0, "vol": 0.0, "depth_usd": 1e9, "haircut": 0.0}]
+
+
+@pytest.mark.parametrize(("contracts", "coin"), [(600_000.0, 1.0), (-600_000.0, 1.0),
+                                                 (50_000.0, 0.2)])
+def test_inverse_liquidation_price(contracts, coin):
+    lp = inverse_lp(contracts, 60_000.0, coin, 0.01)
+    account = {"id": "inv", "margin_mode": "isolated", "collateral": {"BTC": coin},
+               "positions": [{"symbol": "BTC", "type": "inverse", "qty": contracts,
+                              "entry": 60_000.0}]}
+    venue = {"preset": "deribit"}  # MM 1%
+    long = contracts > 0
+    past = lp * (1 - EPS) if long else lp * (1 + EPS)
+    short = lp * (1 + EPS) if long else lp * (1 - EPS)
+    res, _ = deterministic(venue, [account], past / 60_000.0 - 1.0, COIN_BTC)
+    assert liquidated(res)
+    ins = res.ev_i[res.ev_i[:, codes.EI_KIND] == codes.KIND_LIQUIDATION, codes.EI_INSTRUMENT]
+    assert codes.INSTRUMENT_INVERSE in ins
+    res, _ = deterministic(venue, [account], short / 60_000.0 - 1.0, COIN_BTC)
+    assert not liquidated(res)
+
+
+def test_inverse_short_covered_by_its_coin_is_never_liquidated():
+    """10 BTC against a 600,000 USD short: the coin hedges the contracts at any price."""
+    account = {"id": "hedge", "collateral": {"BTC": 10.0},
+               "positions": [{"symbol": "BTC", "type": "inverse", "qty": -600_000.0,
+                              "entry": 60_000.0}]}
+    assert inverse_lp(-600_000.0, 60_000.0, 10.0, 0.01) == math.inf
+    for gap in (-0.9, 9.0, 99.0):
+        res, _ = deterministic({"preset": "deribit"}, [account], gap, COIN_BTC)
+        assert not liquidated(res)
+
+
+def test_inverse_pnl_is_paid_in_the_coin():
+    """A coin-margined long loses on its contracts and on its coin margin; a partial
+    liquidation credits the coin, not USD."""
+    contracts, coin, entry = 600_000.0, 1.0, 60_000.0
+    account = {"id": "inv", "collateral": {"BTC": coin},
+               "positions": [{"symbol": "BTC", "type": "inverse", "qty": contracts,
+                              "entry": entry}]}
+    doc_price = 0.95 * entry  # no liquidation (LP is about 55,091)
+    res, exo = deterministic({"preset": "deribit"}, [account], doc_price / entry - 1.0,
+                             COIN_BTC)
+    assert not liquidated(res)
+    p = exo[0, -1, 0]
+    expected = coin * (p - entry) + contracts * (p / entry - 1.0)
+    assert res.pnl[0, 0] == pytest.approx(expected, rel=1e-12)
+    # a deeper gap: the preset's partial liquidation closes part of the contracts, and the
+    # realised loss leaves the coin balance, not a USD one
+    res, exo = deterministic({"preset": "deribit", "liquidation_fee_rate": 0.0}, [account],
+                             55_000.0 / entry - 1.0, COIN_BTC)
+    (ev,) = res.ev_f[res.ev_i[:, codes.EI_KIND] == codes.KIND_LIQUIDATION]
+    closed = -ev[codes.EF_QTY]
+    assert 0 < closed < contracts
+    x = ev[codes.EF_EXEC]
+    p = exo[0, -1, 0]
+    coin_after = coin + closed * (1.0 / entry - 1.0 / x)
+    expected = coin_after * p - coin * entry + (contracts - closed) * (p / entry - 1.0)
+    assert res.pnl[0, 0] == pytest.approx(expected, rel=1e-9)

@@ -903,7 +903,7 @@ class _PathRun:
         rates = []
         for a in range(self.book.n_assets):
             if beh.funding_premium:
-                premium = beh.funding_rate + self.marks[a] / self.exo[t][a] - 1.0
+                premium = beh.funding_rate + (self.marks[a] / self.exo[t][a] - 1.0)
                 rates.append(min(max(premium, -beh.funding_cap), beh.funding_cap))
             else:
                 rates.append(beh.funding_rate)
@@ -922,9 +922,11 @@ class _PathRun:
         book = self.book
         rates = self.funding_rates(t)
         for u in range(book.n_units):
+            pay = 0.0
             for p in book.open_positions(u):
                 a = book.asset[p]
-                book.usd[u] -= book.qty[p] * self.marks[a] * rates[a]
+                pay += book.qty[p] * self.marks[a] * rates[a]
+            book.usd[u] -= pay
 
     def answer_calls(self, t: int) -> None:
         """Answers to the margin calls due at step ``t``, in increasing unit index.
@@ -1374,7 +1376,7 @@ class _PathRun:
             weighted += book.coll[u][a] * marks[a] * (1.0 - book.haircut[a])
         hf = weighted / debt_value
         if (
-            hf < venue.full_close_below_hf
+            hf <= venue.full_close_below_hf
             or coll_value < venue.full_close_below_usd
             or debt_value < venue.full_close_below_usd
         ):
@@ -1670,7 +1672,7 @@ def naive_replay(
     funding_rate : float, default 0.0
         Funding rate ``phi`` per interval (longs pay shorts when the rate is positive).
     funding_premium : bool, default False
-        Premium funding: ``rate[a] = min(max(phi + M[a] / exo[t, a] - 1, -c), c)``;
+        Premium funding: ``rate[a] = min(max(phi + (M[a] / exo[t, a] - 1), -c), c)``;
         otherwise constant, ``rate[a] = phi``.
     funding_cap : float, default 0.0
         Cap ``c`` of the premium rate.

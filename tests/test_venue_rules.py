@@ -342,3 +342,23 @@ def test_inverse_pnl_is_paid_in_the_coin():
     coin_after = coin + closed * (1.0 / entry - 1.0 / x)
     expected = coin_after * p - coin * entry + (contracts - closed) * (p / entry - 1.0)
     assert res.pnl[0, 0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_wrong_way_collateral_raises_the_liquidation_price():
+    """A BTC long margined with BTC (haircut 10%) is liquidated sooner than the same long
+    margined with the same USD value: its margin falls with the position. Closed form:
+    m P (1 - h) + q (P - E) = r q P  ->  P = q E / (m (1 - h) + q (1 - r))."""
+    q, entry, r, h = 5.0, 60_000.0, 0.005, 0.10
+    coin = 0.5  # 30,000 USD of BTC at the entry price (27,000 after the haircut)
+    lp_coin = q * entry / (coin * (1 - h) + q * (1 - r))
+    lp_usd = (q * entry - coin * entry * (1 - h)) / (q * (1 - r))  # same margin, in USD
+    assert lp_coin > lp_usd
+    assets = [{"symbol": "BTC", "price": entry, "vol": 0.0, "depth_usd": 1e9, "haircut": h}]
+    venue = {"maintenance_margin_rate": r, "liquidation_fee_rate": 0.0}
+    for collateral, lp in (({"BTC": coin}, lp_coin), ({"USD": coin * entry * (1 - h)}, lp_usd)):
+        account = {"id": "a", "margin_mode": "isolated", "collateral": collateral,
+                   "positions": [{"symbol": "BTC", "qty": q, "entry": entry}]}
+        res, _ = deterministic(venue, [account], lp * (1 - EPS) / entry - 1.0, assets)
+        assert liquidated(res)
+        res, _ = deterministic(venue, [account], lp * (1 + EPS) / entry - 1.0, assets)
+        assert not liquidated(res)

@@ -11,7 +11,10 @@ backstop vault, the insurance fund, ADL (both rankings) and socialised losses on
 derivatives venue, the lending round (close factor, bonus, protocol share, bad-debt
 write-off) on a lending venue, and the behaviour between liquidations on a derivatives
 venue: perpetual funding (constant or premium) and margin calls answered by a top-up or a
-reduction after a delay, with a counter-based (splitmix64) answer draw.
+reduction after a delay, with a counter-based (splitmix64) answer draw. Positions are linear
+or inverse (coin-margined: ``qty`` in USD contracts, constant notional ``|qty|``, PnL paid
+into the coin balance, which may go negative: a coin debt, counted without haircut and
+bought back in a full liquidation; ADL only among positions of the same kind).
 
 Input arrays (NumPy arrays or nested sequences) are converted to Python lists of floats or
 ints on entry; nothing else from NumPy is used.
@@ -29,6 +32,10 @@ __all__ = ["draw", "naive_replay", "splitmix64"]
 MODES = ("full", "partial", "incremental")
 ADL_RANKINGS = ("pnl_margin_ratio", "profit_leverage")
 CALL_ACTIONS = ("top_up", "reduce")
+#: Position kinds (``pos_kind``): a linear perpetual (``qty`` in coins, PnL in USD) or an
+#: inverse (coin-margined) one (``qty`` in USD contracts, PnL paid in the coin).
+LINEAR = 0
+INVERSE = 1
 #: 64-bit wrapping arithmetic on Python ints.
 MASK64 = 0xFFFFFFFFFFFFFFFF
 #: Relative tolerance when given bracket ``cum`` values are checked against the continuity
@@ -339,6 +346,8 @@ class _Book:
         Signed quantity of each position (copied).
     pos_entry : list of float
         Entry price of each position.
+    pos_kind : list of int, optional
+        Kind of each position: ``LINEAR`` (0) or ``INVERSE`` (1); all linear when None.
     """
 
     def __init__(
@@ -353,6 +362,7 @@ class _Book:
         pos_asset: list[int],
         pos_qty: list[float],
         pos_entry: list[float],
+        pos_kind: list[int] | None = None,
     ) -> None:
         self.n_assets = len(haircut)
         self.n_units = len(usd)
@@ -366,6 +376,7 @@ class _Book:
         self.asset = list(pos_asset)
         self.qty = list(pos_qty)
         self.entry = list(pos_entry)
+        self.kind = [LINEAR] * len(self.qty) if pos_kind is None else list(pos_kind)
         # Position indices of each unit, in position order (the book's static structure).
         self.unit_positions: list[list[int]] = [[] for _ in range(self.n_units)]
         for p, u in enumerate(self.pos_unit):
@@ -386,8 +397,108 @@ class _Book:
         """
         return [p for p in self.unit_positions[u] if self.qty[p] != 0.0]
 
+    def inverse(self, p: int) -> bool:
+        """Whether position ``p`` is an inverse (coin-margined) perpetual.
+
+        Parameters
+        ----------
+        p : int
+            Position index.
+
+        Returns
+        -------
+        bool
+            True for an inverse position (``qty`` in USD contracts, PnL in the coin),
+            False for a linear one.
+        """
+        return self.kind[p] == INVERSE
+
+    def instrument(self, p: int) -> str:
+        """The instrument of position ``p``'s events.
+
+        Parameters
+        ----------
+        p : int
+            Position index.
+
+        Returns
+        -------
+        str
+            ``"inverse"`` for an inverse position, ``"perp"`` for a linear one.
+        """
+        return "inverse" if self.inverse(p) else "perp"
+
+    def position_notional(self, p: int, marks: Sequence[float]) -> float:
+        """Notional of one position: ``|qty_p| * M[a]`` (linear) or ``|qty_p|`` (inverse).
+
+        Parameters
+        ----------
+        p : int
+            Position index.
+        marks : sequence of float
+            Mark price per asset.
+
+        Returns
+        -------
+        float
+            The position's notional in USD (an inverse position's is constant).
+        """
+        if self.inverse(p):
+            return abs(self.qty[p])
+        return abs(self.qty[p]) * marks[self.asset[p]]
+
+    def position_value(self, p: int, marks: Sequence[float]) -> float:
+        """Value (unrealised PnL in USD) of one position.
+
+        Parameters
+        ----------
+        p : int
+            Position index.
+        marks : sequence of float
+            Mark price per asset.
+
+        Returns
+        -------
+        float
+            ``V_p = qty_p * (M[a] - entry_p)`` (linear) or ``qty_p * (M[a] / entry_p - 1)``
+            (inverse).
+        """
+        m = marks[self.asset[p]]
+        if self.inverse(p):
+            return self.qty[p] * (m / self.entry[p] - 1.0)
+        return self.qty[p] * (m - self.entry[p])
+
+    def realise(self, u: int, p: int, c: float, price: float) -> float:
+        """Realise the closed quantity ``c`` of position ``p`` (of unit ``u``) at ``price``.
+
+        Linear: ``usd_u += c * (price - entry_p)``. Inverse: the PnL is paid in the coin,
+        ``coll[u, a] += c * (1/entry_p - 1/price)`` (the balance may go negative: a coin
+        debt). The position's quantity is left to the caller.
+
+        Parameters
+        ----------
+        u : int
+            The position's unit (for an ADL candidate, the candidate's unit).
+        p : int
+            Position index.
+        c : float
+            Signed quantity closed.
+        price : float
+            The price it is realised at.
+
+        Returns
+        -------
+        float
+            The closed notional: ``|c| * |price|`` (linear) or ``|c|`` (inverse).
+        """
+        if self.inverse(p):
+            self.coll[u][self.asset[p]] += c * (1.0 / self.entry[p] - 1.0 / price)
+            return abs(c)
+        self.usd[u] += c * (price - self.entry[p])
+        return abs(c) * abs(price)
+
     def notional(self, u: int, marks: Sequence[float]) -> float:
-        """Notional ``N_u = sum_p |qty_p| * M[asset_p]``.
+        """Notional ``N_u = sum_p n_p`` over the open positions of ``u``.
 
         Parameters
         ----------
@@ -403,7 +514,7 @@ class _Book:
         """
         total = 0.0
         for p in self.open_positions(u):
-            total += abs(self.qty[p]) * marks[self.asset[p]]
+            total += self.position_notional(p, marks)
         return total
 
     def bracket(self, a: int, n: float) -> int:
@@ -428,7 +539,7 @@ class _Book:
         raise ValueError(f"notional {n!r} of asset {a} is above every bracket cap")
 
     def position_maintenance(self, p: int, marks: Sequence[float]) -> float:
-        """Maintenance of one position: ``MM_p = n * rate[a, k] - cum[a, k]``.
+        """Maintenance of one position: ``MM_p = n_p * rate[a, k] - cum[a, k]``.
 
         Parameters
         ----------
@@ -440,10 +551,10 @@ class _Book:
         Returns
         -------
         float
-            The position's maintenance requirement, ``n = |qty_p| * M[a]`` in bracket ``k``.
+            The position's maintenance requirement, its notional ``n_p`` in bracket ``k``.
         """
         a = self.asset[p]
-        n = abs(self.qty[p]) * marks[a]
+        n = self.position_notional(p, marks)
         k = self.bracket(a, n)
         return n * self.rate[a][k] - self.cum[a][k]
 
@@ -468,7 +579,10 @@ class _Book:
         return total
 
     def wallet(self, u: int, marks: Sequence[float]) -> float:
-        """Wallet ``W_u = usd_u + sum_a coll[u,a] * M[a] * (1 - h[a])``.
+        """Wallet ``W_u = usd_u + C_u``.
+
+        The collateral value ``C_u = sum_a coll[u,a] * M[a] * w`` counts a holding with
+        ``w = 1 - h[a]`` and a coin debt (``coll < 0``) with ``w = 1``.
 
         Parameters
         ----------
@@ -484,11 +598,13 @@ class _Book:
         """
         total = self.usd[u]
         for a in range(self.n_assets):
-            total += self.coll[u][a] * marks[a] * (1.0 - self.haircut[a])
+            amount = self.coll[u][a]
+            weight = 1.0 if amount < 0.0 else 1.0 - self.haircut[a]
+            total += amount * marks[a] * weight
         return total
 
     def equity(self, u: int, marks: Sequence[float]) -> float:
-        """Equity ``E_u = W_u + sum_p qty_p * (M[asset_p] - entry_p)``.
+        """Equity ``E_u = W_u + sum_p V_p``.
 
         Parameters
         ----------
@@ -502,11 +618,9 @@ class _Book:
         float
             The unit's equity.
         """
-        total = self.usd[u]
-        for a in range(self.n_assets):
-            total += self.coll[u][a] * marks[a] * (1.0 - self.haircut[a])
+        total = self.wallet(u, marks)
         for p in self.open_positions(u):
-            total += self.qty[p] * (marks[self.asset[p]] - self.entry[p])
+            total += self.position_value(p, marks)
         return total
 
     def nav(self, u: int, marks: Sequence[float]) -> float:
@@ -522,17 +636,17 @@ class _Book:
         Returns
         -------
         float
-            ``usd_u + sum_a coll[u,a] * M[a] + sum_p qty_p * (M[asset_p] - entry_p)``.
+            ``usd_u + sum_a coll[u,a] * M[a] + sum_p V_p``.
         """
         total = self.usd[u]
         for a in range(self.n_assets):
             total += self.coll[u][a] * marks[a]
         for p in self.open_positions(u):
-            total += self.qty[p] * (marks[self.asset[p]] - self.entry[p])
+            total += self.position_value(p, marks)
         return total
 
     def live(self, u: int) -> bool:
-        """Whether unit ``u`` has an open position or a negative USD balance.
+        """Whether unit ``u`` has an open position, a negative USD balance or a coin debt.
 
         Parameters
         ----------
@@ -544,7 +658,9 @@ class _Book:
         bool
             True when the unit is live.
         """
-        return bool(self.open_positions(u)) or self.usd[u] < 0.0
+        if self.open_positions(u) or self.usd[u] < 0.0:
+            return True
+        return any(amount < 0.0 for amount in self.coll[u])
 
     def liquidatable(self, u: int, marks: Sequence[float]) -> bool:
         """Whether unit ``u`` is live and ``E_u < MM_u``.
@@ -743,7 +859,7 @@ class _PathRun:
             ``"liquidation"``, ``"adl"``, ``"backstop"``, ``"socialised"``, ``"top_up"``
             or ``"reduce"``.
         instrument : str
-            ``"perp"``, ``"collateral"`` or ``"debt"``.
+            ``"perp"``, ``"inverse"``, ``"collateral"`` or ``"debt"``.
         asset : int
             Asset index, ``-1`` for USD.
         qty, mark, exec_price, notional, fee, bad_debt, fund_paid : float
@@ -856,10 +972,12 @@ class _PathRun:
     def socialise(self, t: int, r: int, u: int, asset: int, amount: float) -> None:
         """Record a socialised loss of the bankrupt unit ``u``.
 
-        For an asset (``asset >= 0``) the event has instrument ``perp`` and mark and exec
-        price ``M[asset]`` (the post-round marks); for ``asset = -1`` (USD) instrument
-        ``debt`` and price 1, as for every USD event (the specification names no price for
-        a USD socialised event). ``qty``, notional, fee and fund paid are 0.
+        For an asset (``asset >= 0``) the event has instrument ``perp`` (as the
+        specification's socialised-loss rule says, for the share of an inverse position
+        too) and mark and exec price ``M[asset]`` (the post-round marks); for
+        ``asset = -1`` (USD) instrument ``debt`` and price 1, as for every USD event (the
+        specification names no price for a USD socialised event). ``qty``, notional, fee
+        and fund paid are 0.
 
         Parameters
         ----------
@@ -910,9 +1028,12 @@ class _PathRun:
         return rates
 
     def pay_funding(self, t: int) -> None:
-        """Funding at step ``t``: every open position pays ``qty_p * M[a_p] * rate[a_p]``.
+        """Funding at step ``t``, unit by unit.
 
-        Longs pay shorts when the rate is positive. No events.
+        ``usd_u -= pay_u`` with ``pay_u = sum_p qty_p * M[a_p] * rate[a_p]`` over the open
+        linear positions (summed first, in position order); then each open inverse position,
+        in order, pays in its coin: ``coll[u, a_p] -= qty_p * rate[a_p] / M[a_p]``. Longs
+        pay shorts when the rate is positive. No events.
 
         Parameters
         ----------
@@ -924,9 +1045,14 @@ class _PathRun:
         for u in range(book.n_units):
             pay = 0.0
             for p in book.open_positions(u):
-                a = book.asset[p]
-                pay += book.qty[p] * self.marks[a] * rates[a]
+                if not book.inverse(p):
+                    a = book.asset[p]
+                    pay += book.qty[p] * self.marks[a] * rates[a]
             book.usd[u] -= pay
+            for p in book.open_positions(u):
+                if book.inverse(p):
+                    a = book.asset[p]
+                    book.coll[u][a] -= book.qty[p] * rates[a] / self.marks[a]
 
     def answer_calls(self, t: int) -> None:
         """Answers to the margin calls due at step ``t``, in increasing unit index.
@@ -934,7 +1060,8 @@ class _PathRun:
         Only a live unit answers, at the current marks (after funding). ``top_up``
         deposits ``x = min(reserve[u], max(tau * MM_u - E_u, 0))``; ``reduce`` closes the
         fraction ``f = 1 - E_u / (tau * MM_u)`` (at most 1) of every open position at the
-        mark, without fee or impact. Events have round 0.
+        mark, without fee or impact, realised as in a liquidation (an inverse position's
+        PnL in its coin). Events have round 0.
 
         Parameters
         ----------
@@ -967,9 +1094,9 @@ class _PathRun:
             for p in book.open_positions(u):
                 a = book.asset[p]
                 c = f * book.qty[p]
-                book.usd[u] += c * (marks[a] - book.entry[p])
+                n_p = book.realise(u, p, c, marks[a])
                 book.qty[p] -= c
-                self.event(t, 0, u, "reduce", "perp", a, -c, marks[a], marks[a], abs(c) * marks[a])
+                self.event(t, 0, u, "reduce", book.instrument(p), a, -c, marks[a], marks[a], n_p)
 
     def call_unit(self, t: int, u: int) -> bool:
         """Call unit ``u`` at step ``t``: disarm it, and schedule its answer if it answers.
@@ -1085,8 +1212,18 @@ class _PathRun:
             if backstop:
                 continue
             for p in book.open_positions(u):
-                flow[book.asset[p]] += f * book.qty[p]
+                a = book.asset[p]
+                c = f * book.qty[p]
+                if book.inverse(p):
+                    # USD contracts -> coins; a full liquidation also sells the coin its
+                    # PnL will add to the balance.
+                    flow[a] += c / marks[a]
+                    if f == 1.0:
+                        flow[a] += c * (1.0 / book.entry[p] - 1.0 / marks[a])
+                else:
+                    flow[a] += c
             if f == 1.0:
+                # Every non-zero coin balance: a coin debt counts negative (bought back).
                 for a in range(n_assets):
                     flow[a] += book.coll[u][a]
 
@@ -1108,16 +1245,17 @@ class _PathRun:
                 a = book.asset[p]
                 qty = book.qty[p]
                 c = qty if full else f * qty
-                book.usd[u] += c * (px[a] - book.entry[p])
+                # Linear: usd_u += c (X - entry), n_p = |c| X; inverse: coll[u, a] +=
+                # c (1/entry - 1/X), n_p = |c|.
+                n_p = book.realise(u, p, c, px[a])
                 book.qty[p] = 0.0 if full else qty - c
-                n_p = abs(c) * px[a]
                 closed.append((p, c, n_p))
 
-            sales: list[tuple[int, float]] = []  # (asset, amount)
+            sales: list[tuple[int, float]] = []  # (asset, amount); amount < 0: a purchase
             if full:
                 for a in range(n_assets):
                     amount = book.coll[u][a]
-                    if amount > 0.0:
+                    if amount != 0.0:
                         book.usd[u] += amount * px[a]
                         book.coll[u][a] = 0.0
                         sales.append((a, amount))
@@ -1159,7 +1297,7 @@ class _PathRun:
                     r,
                     u,
                     kind,
-                    "perp",
+                    book.instrument(p),
                     a,
                     -c,
                     marks[a],
@@ -1169,13 +1307,16 @@ class _PathRun:
                     bad_debt=bd * share,
                     fund_paid=paid * share,
                 )
-            if sum_n == 0.0 and bd > 0.0:
+            if sum_n == 0.0 and (bd > 0.0 or fee > 0.0):
                 # Nothing closed (a unit with only a negative balance): an event of its own.
                 self.event(
-                    t, r, u, kind, "debt", -1, 0.0, 1.0, 1.0, 0.0, bad_debt=bd, fund_paid=paid
+                    t, r, u, kind, "debt", -1, 0.0, 1.0, 1.0, 0.0, fee=fee, bad_debt=bd,
+                    fund_paid=paid,
                 )
             for a, amount in sales:
-                self.event(t, r, u, kind, "collateral", a, -amount, marks[a], px[a], amount * px[a])
+                self.event(
+                    t, r, u, kind, "collateral", a, -amount, marks[a], px[a], abs(amount) * px[a]
+                )
 
             if uncovered > 0.0:
                 remembered.append((u, closed, uncovered, self.events[first_event:]))
@@ -1246,7 +1387,7 @@ class _PathRun:
                 if not venue.adl:
                     self.socialise(t, r, u, book.asset[p], d_p)
                 else:
-                    self.deleverage(t, r, u, book.asset[p], c, d_p)
+                    self.deleverage(t, r, u, p, c, d_p)
 
     def adl_score(self, k: int) -> float:
         """ADL ranking score of candidate position ``k`` at the current marks.
@@ -1254,13 +1395,14 @@ class _PathRun:
         Parameters
         ----------
         k : int
-            A candidate position (open, profitable, opposite side).
+            A candidate position (open, profitable, opposite side, same kind).
 
         Returns
         -------
         float
-            ``pnl_margin_ratio``: ``(g_k / max(1, W_v)) * (MM_v / E_v if E_v > 0 else 0)``;
-            ``profit_leverage``: ``rho_k * (|qty_k| * M[a] / E_v if E_v > 0 else 0)``.
+            ``pnl_margin_ratio``: ``(g_k / max(1, W_v)) * (MM_v / E_v if E_v > 0 else 0)``
+            with ``g_k = V_k``; ``profit_leverage``: ``rho_k * (n_k / E_v if E_v > 0 else
+            0)`` with ``n_k`` the position's notional.
         """
         book = self.book
         marks = self.marks
@@ -1269,18 +1411,23 @@ class _PathRun:
         qty_k = book.qty[k]
         e_v = book.equity(v, marks)
         if self.venue.adl_ranking == "pnl_margin_ratio":
-            g_k = qty_k * (marks[a] - book.entry[k])
+            g_k = book.position_value(k, marks)
             w_v = book.wallet(v, marks)
             mm_v = book.maintenance(v, marks)
             ratio = mm_v / e_v if e_v > 0.0 else 0.0
             return (g_k / max(1.0, w_v)) * ratio
         # profit_leverage
         rho = marks[a] / book.entry[k] if qty_k > 0.0 else book.entry[k] / marks[a]
-        leverage = abs(qty_k) * marks[a] / e_v if e_v > 0.0 else 0.0
+        leverage = book.position_notional(k, marks) / e_v if e_v > 0.0 else 0.0
         return rho * leverage
 
-    def deleverage(self, t: int, r: int, u: int, a: int, c: float, d_p: float) -> None:
+    def deleverage(self, t: int, r: int, u: int, p: int, c: float, d_p: float) -> None:
         """Step 6 with ADL on: cover the share ``D_p`` of one closed bankrupt position.
+
+        The ADL price is ``P = M[a] + s * D_p / q`` for a linear position and
+        ``P = M[a] / (1 - s * D_p / q)`` for an inverse one, which needs ``s * D_p / q < 1``
+        (otherwise nobody can be deleveraged and the whole share is socialised).
+        Candidates are positions of the same kind.
 
         Parameters
         ----------
@@ -1290,8 +1437,8 @@ class _PathRun:
             Round number.
         u : int
             The bankrupt unit.
-        a : int
-            Asset of the closed position.
+        p : int
+            The closed bankrupt position (its asset and kind select the candidates).
         c : float
             Closed (signed) quantity of the bankrupt position.
         d_p : float
@@ -1299,21 +1446,27 @@ class _PathRun:
         """
         book = self.book
         marks = self.marks  # post-round marks
+        a = book.asset[p]
+        inverse = book.inverse(p)
         s = _sign(c)
         q = abs(c)
-        price = marks[a] + s * d_p / q
+        if inverse and not s * d_p / q < 1.0:
+            # Each contract would give up at least its 1 USD face: no bankruptcy price.
+            self.socialise(t, r, u, a, d_p)
+            return
+        price = marks[a] / (1.0 - s * d_p / q) if inverse else marks[a] + s * d_p / q
 
         # Candidates and their scores, computed once over the current state.
         scored: list[tuple[float, int]] = []
         for k in range(len(book.qty)):
             qty_k = book.qty[k]
-            if qty_k == 0.0 or book.asset[k] != a:
+            if qty_k == 0.0 or book.asset[k] != a or book.kind[k] != book.kind[p]:
                 continue
             if _sign(qty_k) != -s:
                 continue
             if book.pos_unit[k] == u:
                 continue
-            g_k = qty_k * (marks[a] - book.entry[k])
+            g_k = book.position_value(k, marks)
             if not g_k > 0.0:
                 continue
             scored.append((self.adl_score(k), k))
@@ -1326,13 +1479,16 @@ class _PathRun:
             v = book.pos_unit[k]
             qty_k = book.qty[k]
             dq = min(rem, abs(qty_k))
-            book.usd[v] += (-s * dq) * (price - book.entry[k])
+            # The candidate closes dq, realising -s dq at P as in a liquidation; the notional
+            # is dq |P| (linear) or dq (inverse).
+            notional = book.realise(v, k, -s * dq, price)
             book.qty[k] = 0.0 if dq == abs(qty_k) else qty_k + s * dq
             b = dq * d_p / q
             rem -= dq
-            notional = dq * abs(price)
             self.adl_notional += notional
-            self.event(t, r, v, "adl", "perp", a, s * dq, marks[a], price, notional, bad_debt=b)
+            self.event(
+                t, r, v, "adl", book.instrument(k), a, s * dq, marks[a], price, notional, bad_debt=b
+            )
         left = d_p * rem / q
         if left > 0.0:
             self.socialise(t, r, u, a, left)
@@ -1593,6 +1749,7 @@ def naive_replay(
     call_target: float = 2.0,
     reserve: Any = None,
     rng_key: int = 0,
+    pos_kind: Any = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Replay every path through the margin engine of ``docs/engine.md``, slowly.
 
@@ -1691,6 +1848,10 @@ def naive_replay(
         USD each unit may deposit when it answers (zeros if None).
     rng_key : int, default 0
         Key of the answer draws (see :func:`draw`).
+    pos_kind : array_like of int, shape (P,), optional
+        Kind of each position: ``0`` linear (``qty`` in coins, PnL in USD) or ``1``
+        inverse (``qty`` in USD contracts, entry in USD per coin, PnL paid in the coin);
+        all linear when None. Derivatives venues only.
 
     Returns
     -------
@@ -1703,7 +1864,8 @@ def naive_replay(
         Events in the order produced, path after path: ``path``, ``step``, ``round``,
         ``account``, ``kind`` (``liquidation``, ``adl``, ``backstop``, ``socialised``,
         ``top_up``, ``reduce``; the last two, answers to margin calls, have round 0),
-        ``instrument`` (``perp``, ``collateral``, ``debt``), ``asset`` (``-1``: USD),
+        ``instrument`` (``perp``, ``inverse``, ``collateral``, ``debt``), ``asset``
+        (``-1``: USD),
         ``qty``, ``mark_price``, ``exec_price``, ``notional``, ``fee``, ``bad_debt``,
         ``fund_paid``.
     accounts : dict
@@ -1715,7 +1877,9 @@ def naive_replay(
     ValueError
         On an unknown mode, ranking or call action, inconsistent ``partial`` / ``mode``,
         bracket tables that break the specification, (lending) a position that is not a
-        debt, or behaviour parameters outside their ranges.
+        debt, position kinds other than 0 / 1 (or an inverse position on a lending venue,
+        or with an entry price that is not positive), or behaviour parameters outside
+        their ranges.
     """
     exo_l = _floats3(exo)
     depth_l = _floats2(depth)
@@ -1727,6 +1891,7 @@ def naive_replay(
     pos_asset_l = _ints1(pos_asset)
     pos_qty_l = _floats1(pos_qty)
     pos_entry_l = _floats1(pos_entry)
+    pos_kind_l = [LINEAR] * len(pos_qty_l) if pos_kind is None else _ints1(pos_kind)
     n_assets = len(haircut_l)
 
     if mode is None:
@@ -1749,6 +1914,15 @@ def naive_replay(
         raise ValueError("the bracket tables need one row per asset")
     _check_brackets(cap_l, rate_l, cum_l)
 
+    if len(pos_kind_l) != len(pos_qty_l):
+        raise ValueError("pos_kind needs one value per position")
+    for p, kind in enumerate(pos_kind_l):
+        if kind not in (LINEAR, INVERSE):
+            raise ValueError(f"position {p}: kind must be 0 (linear) or 1 (inverse), got {kind}")
+        if kind == INVERSE and lending:
+            raise ValueError(f"lending venue: position {p} cannot be inverse")
+        if kind == INVERSE and not pos_entry_l[p] > 0.0:
+            raise ValueError(f"inverse position {p} needs a positive entry price")
     if lending:
         for p in range(len(pos_qty_l)):
             if not (pos_qty_l[p] <= 0.0 and pos_entry_l[p] == 0.0):
@@ -1825,6 +1999,7 @@ def naive_replay(
             pos_asset_l,
             pos_qty_l,
             pos_entry_l,
+            pos_kind_l,
         )
         run = _PathRun(
             path_index,

@@ -528,14 +528,14 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                                              px[a], closed_notional[p], fee * share,
                                              bd * share, paid * share)
                                 n_ev += 1
-                        if sum_n == 0.0 and bd > 0.0 and not overflow:
-                            # nothing closed (a unit with only a negative balance): the
-                            # bad debt gets an event of its own
+                        if sum_n == 0.0 and (bd > 0.0 or fee > 0.0) and not overflow:
+                            # nothing closed (a unit with only a negative balance): its fee
+                            # and bad debt get an event of their own
                             if n_ev >= capacity:
                                 overflow = True
                             else:
                                 put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, kind[j],
-                                             INSTRUMENT_DEBT, -1, 0.0, 1.0, 1.0, 0.0, 0.0, bd,
+                                             INSTRUMENT_DEBT, -1, 0.0, 1.0, 1.0, 0.0, fee, bd,
                                              paid)
                                 n_ev += 1
                         if full and not overflow:

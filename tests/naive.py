@@ -969,15 +969,15 @@ class _PathRun:
         for a in range(self.book.n_assets):
             self.logimp[a] += d[a]
 
-    def socialise(self, t: int, r: int, u: int, asset: int, amount: float) -> None:
+    def socialise(
+        self, t: int, r: int, u: int, asset: int, amount: float, position: int | None = None
+    ) -> None:
         """Record a socialised loss of the bankrupt unit ``u``.
 
-        For an asset (``asset >= 0``) the event has instrument ``perp`` (as the
-        specification's socialised-loss rule says, for the share of an inverse position
-        too) and mark and exec price ``M[asset]`` (the post-round marks); for
-        ``asset = -1`` (USD) instrument ``debt`` and price 1, as for every USD event (the
-        specification names no price for a USD socialised event). ``qty``, notional, fee
-        and fund paid are 0.
+        For an asset (``asset >= 0``) the event has the instrument of the bankrupt position
+        (``perp`` or ``inverse``) and mark and exec price ``M[asset]`` (the post-round
+        marks); for ``asset = -1`` (USD) instrument ``debt`` and price 1, as for every USD
+        event. ``qty``, notional, fee and fund paid are 0.
 
         Parameters
         ----------
@@ -989,9 +989,13 @@ class _PathRun:
             Asset of the share, or ``-1`` for a loss not attached to a position.
         amount : float
             The amount socialised.
+        position : int, optional
+            The closed position whose share this is (None for a loss not attached to a
+            position): its kind names the event's instrument.
         """
         if asset >= 0:
-            instrument = "perp"
+            inverse = position is not None and self.book.inverse(position)
+            instrument = "inverse" if inverse else "perp"
             price = self.marks[asset]
         else:
             instrument = "debt"
@@ -1310,7 +1314,18 @@ class _PathRun:
             if sum_n == 0.0 and (bd > 0.0 or fee > 0.0):
                 # Nothing closed (a unit with only a negative balance): an event of its own.
                 self.event(
-                    t, r, u, kind, "debt", -1, 0.0, 1.0, 1.0, 0.0, fee=fee, bad_debt=bd,
+                    t,
+                    r,
+                    u,
+                    kind,
+                    "debt",
+                    -1,
+                    0.0,
+                    1.0,
+                    1.0,
+                    0.0,
+                    fee=fee,
+                    bad_debt=bd,
                     fund_paid=paid,
                 )
             for a, amount in sales:
@@ -1385,7 +1400,7 @@ class _PathRun:
             for p, c, n_p in closed:
                 d_p = uncovered * n_p / sum_n
                 if not venue.adl:
-                    self.socialise(t, r, u, book.asset[p], d_p)
+                    self.socialise(t, r, u, book.asset[p], d_p, position=p)
                 else:
                     self.deleverage(t, r, u, p, c, d_p)
 
@@ -1452,7 +1467,7 @@ class _PathRun:
         q = abs(c)
         if inverse and not s * d_p / q < 1.0:
             # Each contract would give up at least its 1 USD face: no bankruptcy price.
-            self.socialise(t, r, u, a, d_p)
+            self.socialise(t, r, u, a, d_p, position=p)
             return
         price = marks[a] / (1.0 - s * d_p / q) if inverse else marks[a] + s * d_p / q
 
@@ -1491,7 +1506,7 @@ class _PathRun:
             )
         left = d_p * rem / q
         if left > 0.0:
-            self.socialise(t, r, u, a, left)
+            self.socialise(t, r, u, a, left, position=p)
 
     # -- one lending round ---------------------------------------------------------------
 

@@ -21,7 +21,8 @@ from numba import njit
 from ._backstop_kernels import cover_deficit_nb, share_fund_paid_nb
 from ._behaviour_kernels import answer_calls_nb, draw_nb, pay_funding_nb
 from ._index_kernels import collect_crossed_nb, push_band_nb
-from ._lending_kernels import lending_flow_nb, lending_plan_nb, lending_settle_nb
+from ._lending_kernels import lending_settle_nb
+from ._round_kernels import round_flow_nb, round_fractions_nb
 from ._state_kernels import (
     close_position_nb,
     end_path_nb,
@@ -39,19 +40,13 @@ from .codes import (
     FLAG_LIQUIDATED,
     FLAG_PENDING,
     FP_ALPHA,
-    FP_BACKSTOP,
     FP_CALL_PROB,
     FP_CALL_TARGET,
     FP_DECAY,
     FP_FEE_RATE,
-    FP_FULL_BELOW,
     FP_FUND0,
     FP_FUNDING_CAP,
     FP_FUNDING_RATE,
-    FP_STEP_FRACTION,
-    FP_STEP_MAX,
-    FP_STEP_MIN,
-    FP_TARGET,
     INSTRUMENT_COLLATERAL,
     INSTRUMENT_DEBT,
     INSTRUMENT_INVERSE,
@@ -68,10 +63,6 @@ from .codes import (
     IP_MODE,
     IP_RNG_KEY,
     KIND_BACKSTOP,
-    KIND_LIQUIDATION,
-    MODE_FULL,
-    MODE_INCREMENTAL,
-    MODE_PARTIAL,
     OVERFLOW_CORRECTIONS,
     OVERFLOW_EVENTS,
     PF_ADL_NOTIONAL,
@@ -168,15 +159,9 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
     n_pos = pos_qty0.shape[0]
     capacity = ev_i.shape[0]
     fee_rate = fparams[FP_FEE_RATE]
-    target = fparams[FP_TARGET]
     fund0 = fparams[FP_FUND0]
     alpha = fparams[FP_ALPHA]
     decay = fparams[FP_DECAY]
-    step_fraction = fparams[FP_STEP_FRACTION]
-    step_min = fparams[FP_STEP_MIN]
-    step_max = fparams[FP_STEP_MAX]
-    full_below = fparams[FP_FULL_BELOW]
-    backstop = fparams[FP_BACKSTOP]
     mode = iparams[IP_MODE]
     adl_on = iparams[IP_ADL] != 0
     max_rounds = iparams[IP_MAX_ROUNDS]
@@ -381,68 +366,12 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                 r += 1
                 if first_step < 0:
                     first_step = t
-                # 1. fractions (derivatives) or plans (lending)
-                for j in range(n_l):
-                    u = liq[j]
-                    f = 1.0
-                    kind[j] = KIND_LIQUIDATION
-                    if lending:
-                        g, kk, rep, sz, clr = lending_plan_nb(u, mark, usd, coll, qty, pos_asset,
-                                                              unit_pos_start, haircut, fparams)
-                        plan_g[j] = g
-                        plan_k[j] = kk
-                        plan_r[j] = rep
-                        plan_s[j] = sz
-                        plan_c[j] = clr
-                    elif mode != MODE_FULL or backstop > 0.0:
-                        e, mm, nn, w = unit_values_nb(u, mark, usd, coll, qty, pos_asset,
-                                                      pos_entry, pos_kind, unit_pos_start,
-                                                      haircut, tiers)
-                        if backstop > 0.0 and e < backstop * mm:
-                            kind[j] = KIND_BACKSTOP
-                        elif mode == MODE_PARTIAL:
-                            den = target * mm - fee_rate * nn
-                            if e > 0.0 and den > 0.0:
-                                f = (target * mm - e) / den
-                                if f >= 1.0:
-                                    f = 1.0
-                                elif f < 0.0:
-                                    f = 0.0
-                        elif mode == MODE_INCREMENTAL and e > 0.0 and nn > full_below:
-                            c_usd = step_fraction * nn
-                            if c_usd < step_min:
-                                c_usd = step_min
-                            if c_usd > step_max:
-                                c_usd = step_max
-                            f = c_usd / nn
-                            if f >= 1.0:
-                                f = 1.0
-                    frac[j] = f
-                # 2. flow
-                for a in range(n_assets):
-                    flow[a] = 0.0
-                for j in range(n_l):
-                    u = liq[j]
-                    if lending:
-                        lending_flow_nb(u, plan_g[j], plan_k[j], coll, qty, pos_asset,
-                                        unit_pos_start, flow)
-                        continue
-                    if kind[j] == KIND_BACKSTOP:
-                        continue
-                    full = frac[j] == 1.0
-                    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
-                        if qty[p] != 0.0:
-                            a = pos_asset[p]
-                            c = qty[p] if full else frac[j] * qty[p]
-                            if pos_kind[p] == POS_INVERSE:
-                                flow[a] += c / mark[a]  # USD contracts -> coins
-                                if full:  # the coin PnL it realises is sold with the rest
-                                    flow[a] += c * (1.0 / pos_entry[p] - 1.0 / mark[a])
-                            else:
-                                flow[a] += c
-                    if full:
-                        for a in range(n_assets):
-                            flow[a] += coll[u, a]
+                # 1. fractions (derivatives) or plans (lending); 2. flow
+                round_fractions_nb(liq, n_l, lending, mode, fparams, mark, usd, coll, qty,
+                                   pos_asset, pos_entry, pos_kind, unit_pos_start, haircut, tiers,
+                                   kind, frac, plan_g, plan_k, plan_r, plan_s, plan_c)
+                round_flow_nb(liq, n_l, lending, kind, frac, plan_g, plan_k, mark, coll, qty,
+                              pos_asset, pos_entry, pos_kind, unit_pos_start, flow)
                 # 3. impact
                 for a in range(n_assets):
                     q_usd = flow[a] * mark[a]

@@ -113,13 +113,6 @@ class Venue:
             return table["*"]
         return (Bracket(math.inf, self.maintenance_margin_rate),)
 
-    def max_leverage(self, symbol: str, notional_usd: float) -> float:
-        """Largest leverage a position of ``notional_usd`` in ``symbol`` may open with."""
-        for b in self.brackets_for(symbol):
-            if notional_usd <= b.max_notional_usd:
-                return b.max_leverage
-        return math.inf
-
     def collateral_weight(self, symbol: str, haircut: float) -> float:
         """Share of a collateral's mark value that counts toward margin.
 

@@ -494,3 +494,67 @@ def test_build_book_population_only():
     pop = draw_population(sc.population, sc.market, FLAT)
     assert book.account_ids == tuple(pop[0])
     np.testing.assert_array_equal(book.pos_qty, pop[6])
+
+
+# --------------------------------------------------------------------------- venue rules
+
+
+def test_population_leverage_respects_bracket_max_leverage():
+    """With Binance's brackets, no account exceeds the max leverage of the bracket its
+    positions are in, nor starts below 1/0.95 of its (tiered) maintenance."""
+    sc = population_scenario(count=3000, max_positions=1)
+    doc = dict(sc.document)
+    doc["venue"] = {"preset": "binance-usdm"}
+    sc = scenario_from_dict(doc, source="population-test.toml")
+    ids, _, usd, coll, pos_account, pos_asset, pos_qty, pos_entry = draw_population(
+        sc.population, sc.market, sc.venue)
+    lev = account_leverage(sc, (ids, None, usd, coll, pos_account, pos_asset, pos_qty,
+                                pos_entry))
+    notional = np.abs(pos_qty) * pos_entry
+    # published tables (VENUES.md / Binance): (cap, max leverage, rate, cum) per symbol
+    tables = {"BTC": [(5e4, 125, 0.004, 0), (6e5, 100, 0.005, 50), (3e6, 75, 0.0065, 950)],
+              "ETH": [(5e4, 100, 0.005, 0), (6e5, 75, 0.0065, 75), (3e6, 50, 0.01, 2175)],
+              "SOL": [(5e3, 50, 0.01, 0), (2.5e4, 20, 0.025, 75), (1e5, 10, 0.05, 700),
+                      (2.5e5, 5, 0.10, 5700), (1e6, 2, 0.125, 11950)]}
+    checked = 0
+    for i in range(len(pos_qty)):
+        sym = sc.market.assets[pos_asset[i]].symbol
+        row = next((r for r in tables[sym] if notional[i] <= r[0]), None)
+        if row is None:
+            continue
+        cap, max_lev, rate, cum = row
+        account = pos_account[i]
+        assert lev[account] <= max_lev * (1 + RTOL)
+        maintenance = notional[i] * rate - cum
+        assert usd[account] + coll[account] @ (
+            np.array([a.price for a in sc.market.assets])
+            * (1 - np.array([a.haircut for a in sc.market.assets]))) >= maintenance / 0.95 * (
+            1 - RTOL)
+        checked += 1
+    assert checked > 2500
+    # the caps bind: SOL accounts above 25k notional get at most 10x although the draw
+    # goes to 150x
+    sol = np.array([sc.market.assets[a].symbol == "SOL" for a in pos_asset])
+    big = sol & (notional > 2.5e4) & (notional <= 1e5)
+    assert big.sum() > 20 and np.isclose(lev[pos_account[big]].max(), 10.0, rtol=1e-6)
+
+
+def test_lending_population_starts_healthy():
+    """Loans on a lending venue: debt = notional (1 - 1/leverage), capped at a starting
+    health factor of 1/0.95."""
+    sc = population_scenario(count=2000, max_positions=1, long_share=1.0)
+    doc = dict(sc.document)
+    doc["venue"] = {"preset": "aave-v3"}
+    sc = scenario_from_dict(doc, source="population-test.toml")
+    _, _, usd, coll, pos_account, *_ = draw_population(sc.population, sc.market, sc.venue)
+    assert len(pos_account) == 0  # long loans: USD debt, no asset debt
+    prices = np.array([a.price for a in sc.market.assets])
+    lt = np.array([sc.venue.collateral_weight(a.symbol, a.haircut) for a in sc.market.assets])
+    debt = -usd
+    hf = coll @ (prices * lt) / debt
+    assert np.all(debt > 0) and np.all(hf >= 1 / 0.95 * (1 - 1e-12))
+    value = coll @ prices
+    lev = value / (value - debt)
+    binding = np.isclose(hf, 1 / 0.95)
+    assert binding.any() and (~binding).any()
+    assert np.all(lev[~binding] <= LEV_MAX * (1 + RTOL))

@@ -27,7 +27,7 @@ from .codes import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def adl_score_nb(k, mark_a, usd, coll, qty, pos_unit, pos_asset, pos_entry, pos_kind,
                  unit_pos_start, haircut, tiers, marks, ranking):  # pragma: no cover - jitted
     """ADL priority of position ``k`` (higher goes first), or -1 if it is not in profit."""

@@ -32,7 +32,7 @@ from .codes import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def bracket_nb(tiers, a, notional):  # pragma: no cover - jitted
     """Index of the bracket of asset ``a`` that holds ``notional`` (first cap >= it)."""
     k = 0
@@ -79,7 +79,7 @@ def refresh_unit_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, un
     n_open[u] = k
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def unit_values_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
                    haircut, tiers):  # pragma: no cover - jitted
     """Equity, maintenance, notional and wallet of unit ``u`` at ``marks``."""

@@ -1,9 +1,11 @@
 """The ``[venue]`` table: margin, liquidation and backstop rules, and venue presets.
 
 A preset (``venue.preset``) fills the venue keys from a venue's published rules
-(:mod:`simulator.venues`); every key given explicitly in the scenario overrides it. An
-explicit ``maintenance_margin_rate`` without ``[venue.brackets]`` means a flat rate for every
-symbol, so a sweep over the rate works the same with or without a preset.
+(:mod:`simulator.venues`); every key given explicitly in the scenario overrides it, and the
+per-symbol tables (``[venue.brackets]``, ``[venue.liquidation_thresholds]``) merge symbol by
+symbol. An explicit ``maintenance_margin_rate`` drops the preset's brackets: a flat rate for
+every symbol not in the scenario's own ``[venue.brackets]``, so a sweep over the rate works
+the same with or without a preset.
 """
 
 from __future__ import annotations
@@ -137,6 +139,11 @@ def read_venue(t: Table) -> Venue:
         for key, value in PRESETS[preset].items():
             if key == "brackets" and explicit_mmr:
                 continue  # an explicit flat rate replaces the preset's brackets
+            if key in ("brackets", "liquidation_thresholds") and isinstance(t.data.get(key),
+                                                                             dict):
+                # per-symbol tables merge: the scenario's symbols replace the preset's
+                t.data[key] = {**_plain(value), **t.data[key]}
+                continue
             t.data.setdefault(key, _plain(value))
     d = Venue()
     venue_type = t.string("type", d.type, choices=VENUE_TYPES)

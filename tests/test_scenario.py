@@ -713,3 +713,20 @@ def test_population_errors(population, key):
         scenario_from_dict(population_doc(**population), source="pop.toml")
     assert info.value.key == key
     assert str(info.value).startswith(f"pop.toml: {key}: ")
+
+
+def test_explicit_brackets_merge_with_the_preset_symbol_by_symbol(tmp_path):
+    doc = base_doc()
+    doc["venue"] = {"preset": "binance-usdm",
+                    "brackets": {"SOL": [{"max_notional_usd": 5e4, "rate": 0.005},
+                                         {"rate": 0.01}]}}
+    sc = load_scenario(write(tmp_path, doc))
+    tables = dict(sc.venue.brackets)
+    assert tables["SOL"] == (Bracket(5e4, 0.005), Bracket(float("inf"), 0.01))
+    assert tables["BTC"] == PRESETS["binance-usdm"]["brackets"]["BTC"]
+    assert "*" in tables
+    # an explicit flat rate drops the preset's tables but keeps the scenario's own
+    doc["venue"]["maintenance_margin_rate"] = 0.02
+    sc = load_scenario(write(tmp_path, doc))
+    assert [s for s, _ in sc.venue.brackets] == ["SOL"]
+    assert sc.venue.brackets_for("BTC") == (Bracket(float("inf"), 0.02),)

@@ -26,10 +26,11 @@ from simulator.behaviour_config import Behaviour
 from simulator.book import Book
 from simulator.margin import EngineRules, codes, replay
 from simulator.margin._behaviour_kernels import draw_nb
-from simulator.margin.engine import BookIndex, account_nav_coefficients
+from simulator.margin.engine import BookIndex
 from simulator.scenario import Liquidity, Venue
 
 from . import naive
+from .compare import assert_same
 from .naive import naive_replay
 from .test_engine_rules_vs_naive import CASES as RULES_CASES
 from .test_engine_rules_vs_naive import (
@@ -44,7 +45,6 @@ from .test_engine_rules_vs_naive import (
 from .test_engine_rules_vs_naive import build as build_rules
 from .test_engine_rules_vs_naive import run_naive as run_rules_naive
 
-RTOL = 1e-9
 #: length of a step in hours: a venue paying funding every 8 h pays at every step
 STEP_HOURS = 8.0
 
@@ -192,46 +192,6 @@ def run_naive(s: Setup, reserve, **overrides):
 # ---------------------------------------------------------------------------------------
 
 
-def assert_same(fast, book: Book, paths, events, accounts) -> None:
-    """Every event field, per-path record and account output of the two engines agree."""
-    assert len(fast.ev_i) == len(events)
-    for k, ev in enumerate(events):
-        ei, ef = fast.ev_i[k], fast.ev_f[k]
-        assert ei[codes.EI_PATH] == ev["path"], k
-        assert ei[codes.EI_STEP] == ev["step"], k
-        assert ei[codes.EI_ROUND] == ev["round"], k
-        assert book.unit_account[ei[codes.EI_UNIT]] == ev["account"], k
-        assert codes.KIND_NAMES[ei[codes.EI_KIND]] == ev["kind"], k
-        assert codes.INSTRUMENT_NAMES[ei[codes.EI_INSTRUMENT]] == ev["instrument"], k
-        assert ei[codes.EI_ASSET] == ev["asset"], k
-        for col, key in [(codes.EF_QTY, "qty"), (codes.EF_MARK, "mark_price"),
-                         (codes.EF_EXEC, "exec_price"), (codes.EF_NOTIONAL, "notional"),
-                         (codes.EF_FEE, "fee"), (codes.EF_BAD_DEBT, "bad_debt"),
-                         (codes.EF_FUND_PAID, "fund_paid")]:
-            assert math.isclose(ef[col], ev[key], rel_tol=RTOL, abs_tol=1e-9), (k, key)
-    for i, rec in enumerate(paths):
-        assert fast.path_i[i, codes.PI_N_LIQUIDATIONS] == rec["n_liquidations"], i
-        assert fast.path_i[i, codes.PI_MAX_ROUNDS] == rec["max_cascade_rounds"], i
-        first = rec["first_liquidation_step"]
-        assert fast.path_i[i, codes.PI_FIRST_STEP] == (-1 if first is None else first), i
-        assert bool(fast.path_i[i, codes.PI_DEPLETED]) == rec["fund_depleted"], i
-        n_adl = sum(1 for ev in events if ev["path"] == i and ev["kind"] == "adl")
-        assert fast.path_i[i, codes.PI_N_ADL] == n_adl, i
-        for col, key in [(codes.PF_LIQUIDATED_NOTIONAL, "liquidated_notional"),
-                         (codes.PF_BAD_DEBT, "bad_debt"),
-                         (codes.PF_FUND_END, "insurance_fund_end"),
-                         (codes.PF_ADL_NOTIONAL, "adl_notional"),
-                         (codes.PF_SOCIALISED, "socialised_loss"), (codes.PF_FEES, "fees")]:
-            assert math.isclose(fast.path_f[i, col], rec[key], rel_tol=RTOL,
-                                abs_tol=1e-7), (i, key)
-        np.testing.assert_allclose(fast.min_price[i], rec["min_price"], rtol=RTOL)
-        np.testing.assert_allclose(fast.final_price[i], rec["final_price"], rtol=RTOL)
-    np.testing.assert_array_equal(fast.acct_liquidated, np.sum(accounts["liquidated"], axis=0))
-    np.testing.assert_array_equal(fast.acct_bankrupt, np.sum(accounts["bankrupt"], axis=0))
-    pnl = fast.account_pnl(account_nav_coefficients(book), PRICES)
-    np.testing.assert_allclose(pnl, accounts["pnl"], rtol=1e-8, atol=1e-6)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("full_scan", [False, True], ids=["indexed", "full-scan"])
@@ -246,7 +206,7 @@ def test_engine_matches_naive_behaviour(case, seed, full_scan):
     fast = replay(s.exo, s.depth, s.book, rules, initial_events=16, rng_key=case.rng_key)
     paths, events, accounts = run_naive(s, reserve.tolist())
     assert len(events) > 10
-    assert_same(fast, s.book, paths, events, accounts)
+    assert_same(fast, s.book, paths, events, accounts, PRICES)
 
 
 def test_draw_matches_engine_and_reference_vectors():

@@ -21,15 +21,14 @@ import numpy as np
 import pytest
 
 from simulator.book import Book, assemble_book
-from simulator.margin import EngineRules, codes, replay
-from simulator.margin.engine import account_nav_coefficients
+from simulator.margin import EngineRules, replay
 from simulator.scenario import Asset, Liquidity, Market, Venue
 from simulator.venues import Bracket, bracket_cums
 
 from . import naive
+from .compare import assert_same
 from .naive import naive_replay
 
-RTOL = 1e-9
 INF = math.inf
 PRICES = np.array([100.0, 20.0, 3.0])
 SYMBOLS = ("A0", "A1", "A2")
@@ -320,40 +319,7 @@ def test_engine_matches_naive_rules(case, seed, full_scan):
         s, rules.haircut, (rules.tier_cap, rules.tier_rate, rules.tier_cum))
 
     assert len(events) > 10
-    assert len(fast.ev_i) == len(events)
-    for k, ev in enumerate(events):
-        ei, ef = fast.ev_i[k], fast.ev_f[k]
-        assert ei[codes.EI_PATH] == ev["path"], k
-        assert ei[codes.EI_STEP] == ev["step"], k
-        assert ei[codes.EI_ROUND] == ev["round"], k
-        assert book.unit_account[ei[codes.EI_UNIT]] == ev["account"], k
-        assert codes.KIND_NAMES[ei[codes.EI_KIND]] == ev["kind"], k
-        assert codes.INSTRUMENT_NAMES[ei[codes.EI_INSTRUMENT]] == ev["instrument"], k
-        assert ei[codes.EI_ASSET] == ev["asset"], k
-        for col, key in [(codes.EF_QTY, "qty"), (codes.EF_MARK, "mark_price"),
-                         (codes.EF_EXEC, "exec_price"), (codes.EF_NOTIONAL, "notional"),
-                         (codes.EF_FEE, "fee"), (codes.EF_BAD_DEBT, "bad_debt"),
-                         (codes.EF_FUND_PAID, "fund_paid")]:
-            assert math.isclose(ef[col], ev[key], rel_tol=RTOL, abs_tol=1e-9), (k, key)
-    for i, rec in enumerate(paths):
-        assert fast.path_i[i, codes.PI_N_LIQUIDATIONS] == rec["n_liquidations"]
-        assert fast.path_i[i, codes.PI_MAX_ROUNDS] == rec["max_cascade_rounds"]
-        first = rec["first_liquidation_step"]
-        assert fast.path_i[i, codes.PI_FIRST_STEP] == (-1 if first is None else first)
-        assert bool(fast.path_i[i, codes.PI_DEPLETED]) == rec["fund_depleted"]
-        for col, key in [(codes.PF_LIQUIDATED_NOTIONAL, "liquidated_notional"),
-                         (codes.PF_BAD_DEBT, "bad_debt"),
-                         (codes.PF_FUND_END, "insurance_fund_end"),
-                         (codes.PF_ADL_NOTIONAL, "adl_notional"),
-                         (codes.PF_SOCIALISED, "socialised_loss"), (codes.PF_FEES, "fees")]:
-            assert math.isclose(fast.path_f[i, col], rec[key], rel_tol=RTOL, abs_tol=1e-7), key
-        np.testing.assert_allclose(fast.min_price[i], rec["min_price"], rtol=RTOL)
-        np.testing.assert_allclose(fast.final_price[i], rec["final_price"], rtol=RTOL)
-    np.testing.assert_array_equal(fast.acct_liquidated,
-                                  np.sum(accounts["liquidated"], axis=0))
-    np.testing.assert_array_equal(fast.acct_bankrupt, np.sum(accounts["bankrupt"], axis=0))
-    pnl = fast.account_pnl(account_nav_coefficients(book), PRICES)
-    np.testing.assert_allclose(pnl, accounts["pnl"], rtol=1e-8, atol=1e-6)
+    assert_same(fast, book, paths, events, accounts, PRICES)
     assert len(fast.corr_delta) <= len(events) + book.n_units
 
 

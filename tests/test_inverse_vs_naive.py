@@ -36,8 +36,9 @@ from simulator.margin.engine import BookIndex
 from simulator.scenario import Liquidity, Venue
 
 from . import naive
+from .compare import assert_same
 from .naive import naive_replay
-from .test_behaviour_vs_naive import STEP_HOURS, assert_same
+from .test_behaviour_vs_naive import STEP_HOURS
 from .test_engine_rules_vs_naive import PRICES, TIERS, maintenance, market, tier_tables
 
 STEPS = 12
@@ -305,7 +306,7 @@ def test_engine_matches_naive_inverse(case, seed, full_scan):
     fast = replay(s.exo, s.depth, s.book, rules, initial_events=16, rng_key=case.rng_key)
     paths, events, accounts = run_naive(s, reserve)
     assert sum(1 for ev in events if ev["instrument"] == "inverse") > 5
-    assert_same(fast, s.book, paths, events, accounts)
+    assert_same(fast, s.book, paths, events, accounts, PRICES)
 
 
 
@@ -513,7 +514,7 @@ def _tiny(moves, usd, coll, pos_asset, qty, entry, kind, *, behaviour=None, **ve
         call_delay=behaviour.delay_steps, call_action=behaviour.action,
         call_target=behaviour.target_ratio, reserve=reserve, pos_kind=book.pos_kind)
     literal = [dict(ev) for ev in out[1]]
-    assert_same(fast, book, *out)
+    assert_same(fast, book, *out, PRICES)
     return out[0], literal, out[2]
 
 

@@ -1,0 +1,58 @@
+"""The comparison of the fast engine with the slow reference (``tests/naive.py``), shared
+by every engine-vs-naive test module."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from simulator.book import Book
+from simulator.margin import codes
+from simulator.margin.engine import account_nav_coefficients
+
+#: relative tolerance: the two engines do the same arithmetic in the same order, up to
+#: floating-point association
+RTOL = 1e-9
+
+
+def assert_same(fast, book: Book, paths, events, accounts, prices) -> None:
+    """Every event field, per-path record and account output of the fast engine's
+    ``fast`` (a ReplayResult) and the reference's ``paths, events, accounts`` agree;
+    ``prices`` are the initial prices (for account PnL)."""
+    assert len(fast.ev_i) == len(events)
+    for k, ev in enumerate(events):
+        ei, ef = fast.ev_i[k], fast.ev_f[k]
+        assert ei[codes.EI_PATH] == ev["path"], k
+        assert ei[codes.EI_STEP] == ev["step"], k
+        assert ei[codes.EI_ROUND] == ev["round"], k
+        assert book.unit_account[ei[codes.EI_UNIT]] == ev["account"], k
+        assert codes.KIND_NAMES[ei[codes.EI_KIND]] == ev["kind"], k
+        assert codes.INSTRUMENT_NAMES[ei[codes.EI_INSTRUMENT]] == ev["instrument"], k
+        assert ei[codes.EI_ASSET] == ev["asset"], k
+        for col, key in [(codes.EF_QTY, "qty"), (codes.EF_MARK, "mark_price"),
+                         (codes.EF_EXEC, "exec_price"), (codes.EF_NOTIONAL, "notional"),
+                         (codes.EF_FEE, "fee"), (codes.EF_BAD_DEBT, "bad_debt"),
+                         (codes.EF_FUND_PAID, "fund_paid")]:
+            assert math.isclose(ef[col], ev[key], rel_tol=RTOL, abs_tol=1e-9), (k, key)
+    for i, rec in enumerate(paths):
+        assert fast.path_i[i, codes.PI_N_LIQUIDATIONS] == rec["n_liquidations"], i
+        assert fast.path_i[i, codes.PI_MAX_ROUNDS] == rec["max_cascade_rounds"], i
+        first = rec["first_liquidation_step"]
+        assert fast.path_i[i, codes.PI_FIRST_STEP] == (-1 if first is None else first), i
+        assert bool(fast.path_i[i, codes.PI_DEPLETED]) == rec["fund_depleted"], i
+        n_adl = sum(1 for ev in events if ev["path"] == i and ev["kind"] == "adl")
+        assert fast.path_i[i, codes.PI_N_ADL] == n_adl, i
+        for col, key in [(codes.PF_LIQUIDATED_NOTIONAL, "liquidated_notional"),
+                         (codes.PF_BAD_DEBT, "bad_debt"),
+                         (codes.PF_FUND_END, "insurance_fund_end"),
+                         (codes.PF_ADL_NOTIONAL, "adl_notional"),
+                         (codes.PF_SOCIALISED, "socialised_loss"), (codes.PF_FEES, "fees")]:
+            assert math.isclose(fast.path_f[i, col], rec[key], rel_tol=RTOL,
+                                abs_tol=1e-7), (i, key)
+        np.testing.assert_allclose(fast.min_price[i], rec["min_price"], rtol=RTOL)
+        np.testing.assert_allclose(fast.final_price[i], rec["final_price"], rtol=RTOL)
+    np.testing.assert_array_equal(fast.acct_liquidated, np.sum(accounts["liquidated"], axis=0))
+    np.testing.assert_array_equal(fast.acct_bankrupt, np.sum(accounts["bankrupt"], axis=0))
+    pnl = fast.account_pnl(account_nav_coefficients(book), prices)
+    np.testing.assert_allclose(pnl, accounts["pnl"], rtol=1e-8, atol=1e-6)

@@ -187,3 +187,46 @@ def test_socialised_loss_events_when_adl_is_off():
                                atol=1e-6)
     # the fund starts empty, so everything it paid came from fees of the same round
     assert np.all(paid <= res.path_f[:, codes.PF_FEES] + 1e-6)
+
+
+def test_adl_order_holds_past_the_first_picks():
+    """A deficit spread over 60 counterparties (the engine picks the first few one by one
+    and sorts the rest): fills still follow the ranking, highest score first."""
+    rng = np.random.default_rng(4)
+    n = 80
+    entries = rng.uniform(50_000.0, 62_000.0, n)
+    usds = rng.uniform(500.0, 20_000.0, n)
+    accounts = [{"id": "bankrupt", "margin_mode": "isolated", "collateral": {"USD": 30_000.0},
+                 "positions": [{"symbol": "BTC", "qty": 12.0, "entry": 60_000.0}]}]
+    accounts += [{"id": f"s{i}", "collateral": {"USD": float(usds[i])},
+                  "positions": [{"symbol": "BTC", "qty": -0.2, "entry": float(entries[i])}]}
+                 for i in range(n)]
+    doc = {
+        "name": "adl-many",
+        "simulation": {"paths": 1, "seed": 1, "steps": 2, "horizon_days": 0.01},
+        "market": {"model": "gbm", "assets": [
+            {"symbol": "BTC", "price": 60_000.0, "vol": 0.0, "depth_usd": 1e9}]},
+        "liquidity": {"impact": "none"},
+        "venue": {"maintenance_margin_rate": 0.005, "insurance_fund_usd": 0.0,
+                  "liquidation_fee_rate": 0.0},
+        "shocks": [{"kind": "gap", "step": 1, "asset": "BTC", "size": -0.2}],
+        "accounts": accounts,
+    }
+    sc = scenario_from_dict(doc)
+    book = build_book(sc)
+    inputs = prepare_path_inputs(sc)
+    exo = generate_paths(inputs, 1, np.random.default_rng(0))
+    res = replay(exo, inputs.depth_usd, book,
+                 EngineRules.from_scenario(sc.venue, sc.liquidity, sc.market))
+    adl = res.ev_i[:, codes.EI_KIND] == codes.KIND_ADL
+    got = [book.account_ids[book.unit_account[u]] for u in res.ev_i[adl, codes.EI_UNIT]]
+    mark = 48_000.0
+
+    def score(entry, usd):  # flat 0.5%: PnL% x margin ratio
+        pnl = 0.2 * (entry - mark)
+        return pnl / max(1.0, usd) * (0.2 * mark * 0.005) / (usd + pnl)
+
+    ranked = sorted((i for i in range(n) if entries[i] > mark),
+                    key=lambda i: (-score(entries[i], usds[i]), i))
+    assert len(got) > 40  # past the one-by-one picks
+    assert got == [f"s{i}" for i in ranked[:len(got)]]

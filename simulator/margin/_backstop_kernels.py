@@ -45,6 +45,20 @@ def adl_score_nb(k, mark_a, usd, coll, qty, pos_unit, pos_asset, pos_entry, pos_
     return gain / max(1.0, w) * (mm / e if e > 0.0 else 0.0)
 
 
+#: ADL candidates picked one by one before the rest are sorted
+PICKS_BEFORE_SORT = 32
+
+
+@njit(cache=True)
+def next_best_nb(keys, n):  # pragma: no cover - jitted
+    """Index of the smallest of ``keys[:n]`` (the first one on ties)."""
+    best = 0
+    for j in range(1, n):
+        if keys[j] < keys[best]:
+            best = j
+    return best
+
+
 @njit(cache=True)
 def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_asset,
                      pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk, lin, const,
@@ -108,11 +122,21 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
                 cand[n_c] = k
                 cand_key[n_c] = -score
                 n_c += 1
-            order = np.argsort(cand_key[:n_c], kind="mergesort")
+            # best first (ties: lowest position index). A deficit is usually covered by the
+            # first few candidates, so they are picked one at a time; past PICKS_BEFORE_SORT
+            # the rest are sorted once (taken ones, keyed +inf, sort last)
+            order = np.empty(0, dtype=np.int64)
             for o in range(n_c):
                 if rem <= 0.0:
                     break
-                k = cand[order[o]]
+                if o < PICKS_BEFORE_SORT:
+                    best = next_best_nb(cand_key, n_c)
+                    cand_key[best] = np.inf  # taken
+                else:
+                    if o == PICKS_BEFORE_SORT:
+                        order = np.argsort(cand_key[:n_c], kind="mergesort")
+                    best = order[o - PICKS_BEFORE_SORT]
+                k = cand[best]
                 v = pos_unit[k]
                 size = abs(qty[k])
                 dq = rem if rem < size else size

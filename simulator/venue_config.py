@@ -154,6 +154,10 @@ def read_venue(t: Table) -> Venue:
     if lending and adl:
         raise t.error("adl", "a lending venue has no auto-deleveraging; set adl = false "
                       "(uncovered bad debt is socialised)")
+    funding = t.string("funding", "off", choices=FUNDING_MODES)
+    if lending and funding != "off":
+        raise t.error("funding", "funding is paid on perpetuals; a lending venue has none "
+                      "(set funding = \"off\")")
     return Venue(
         preset=preset,
         type=venue_type,
@@ -184,7 +188,7 @@ def read_venue(t: Table) -> Venue:
         full_close_below_usd=t.number("full_close_below_usd", d.full_close_below_usd, lo=0.0),
         liquidation_bonus=t.number("liquidation_bonus", d.liquidation_bonus, lo=0.0, hi=1.0),
         protocol_share=t.number("protocol_share", d.protocol_share, lo=0.0, hi=1.0),
-        funding=t.string("funding", d.funding, choices=FUNDING_MODES),
+        funding=funding,
         funding_rate=t.number("funding_rate", d.funding_rate, lo=-1.0, hi=1.0),
         funding_interval_hours=t.number("funding_interval_hours", d.funding_interval_hours,
                                         lo=0.0, lo_open=True),

@@ -200,8 +200,8 @@ def build_book(scenario: Scenario) -> Book:
               np.array(pos_qty, dtype=float), np.array(pos_entry, dtype=float),
               np.array(pos_kind, dtype=np.int64))]
     if scenario.population is not None and scenario.population.count > 0:
-        drawn = draw_population(scenario.population, market, scenario.venue)
-        parts.append((*drawn, np.zeros(len(drawn[4]), dtype=np.int64)))
+        parts.append(draw_population(scenario.population, market, scenario.venue,
+                                     with_kinds=True))
     offset = 0
     merged: list[list] = [[] for _ in range(9)]
     for part in parts:

@@ -20,6 +20,9 @@ least 1 / 0.95 at the start). Lending accounts are cross-margined.
 
 The population uses its own seed (``population.seed``), so the book stays the same when
 the Monte Carlo seed changes.
+
+``inverse_share`` of the accounts hold inverse (coin-margined) perpetuals instead: the same
+USD notional as USD contracts, entered at the asset's price.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def draw_distribution(dist: Distribution, n: int, rng: np.random.Generator) -> n
 
 
 def draw_population(
-    pop: Population, market: Market, venue: Venue
+    pop: Population, market: Market, venue: Venue, with_kinds: bool = False
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
            np.ndarray]:
     """Draw the accounts of a population.
@@ -69,6 +72,8 @@ def draw_population(
     market : Market
     venue : Venue
         Its brackets cap the leverage; a lending venue makes loans instead of positions.
+    with_kinds : bool
+        Also return each position's kind (0 linear, 1 inverse), as a ninth array.
 
     Returns
     -------
@@ -101,8 +106,9 @@ def draw_population(
     width = max(6, len(str(max(n - 1, 0))))
     ids = [f"{pop.id_prefix}{i:0{width}d}" for i in range(n)]
     if venue.lending:
-        return _draw_loans(market, venue, ids, side, notional, leverage, k, pos_account,
-                           pos_asset)
+        loans = _draw_loans(market, venue, ids, side, notional, leverage, k, pos_account,
+                            pos_asset)
+        return (*loans, np.zeros(len(loans[4]), dtype=np.int64)) if with_kinds else loans
     leverage = np.minimum(leverage, _leverage_caps(market, venue, notional, k, pos_account,
                                                    pos_asset))
     margin = notional / leverage
@@ -121,8 +127,13 @@ def draw_population(
                 usd[rows] = margin[rows]
 
     pos_entry = prices[pos_asset]
-    pos_qty = side[pos_account] * (notional[pos_account] / k[pos_account]) / pos_entry
-    return ids, isolated, usd, coll, pos_account, pos_asset, pos_qty, pos_entry
+    pos_usd = side[pos_account] * (notional[pos_account] / k[pos_account])
+    pos_qty = pos_usd / pos_entry
+    # inverse accounts (drawn last, so the rest of the book does not depend on the share)
+    inverse = (rng.random(n) < pop.inverse_share)[pos_account]
+    pos_qty = np.where(inverse, pos_usd, pos_qty)  # inverse: qty in USD contracts
+    out = (ids, isolated, usd, coll, pos_account, pos_asset, pos_qty, pos_entry)
+    return (*out, inverse.astype(np.int64)) if with_kinds else out
 
 
 def _leverage_caps(market: Market, venue: Venue, notional: np.ndarray, k: np.ndarray,

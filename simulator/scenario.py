@@ -175,6 +175,7 @@ class Population:
     max_positions: int
     collateral: tuple[tuple[str, float], ...]
     id_prefix: str = "pop-"
+    inverse_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -604,4 +605,5 @@ def _read_population(t: Table, market: Market, venue: Venue, sim: Simulation) ->
                                 hi=sum(1 for w in weights_raw if w > 0)),
         collateral=_read_shares(t, "collateral", {"USD": 1.0}, ("USD", *market.symbols)),
         id_prefix=t.string("id_prefix", "pop-"),
+        inverse_share=t.number("inverse_share", 0.0, lo=0.0, hi=1.0),
     )

@@ -558,3 +558,31 @@ def test_lending_population_starts_healthy():
     binding = np.isclose(hf, 1 / 0.95)
     assert binding.any() and (~binding).any()
     assert np.all(lev[~binding] <= LEV_MAX * (1 + RTOL))
+
+
+def test_population_inverse_share():
+    """A share of the accounts hold inverse perpetuals: the same USD notional as USD
+    contracts at the asset's price, and the rest of the book does not change."""
+    base = population_scenario(count=3000)
+    doc = dict(base.document)
+    doc["population"] = {**doc["population"], "inverse_share": 0.3}
+    sc = scenario_from_dict(doc, source="population-test.toml")
+    plain = build_book(base)
+    book = build_book(sc)
+    inverse = book.pos_kind == 1
+    share = np.bincount(book.pos_unit[inverse], minlength=book.n_units) > 0
+    accounts = np.unique(book.unit_account[share])
+    assert abs(len(accounts) / 3000 - 0.3) < 4 * np.sqrt(0.3 * 0.7 / 3000)
+    # same sizes in USD, same collateral, same entries
+    usd_notional = np.where(inverse, np.abs(book.pos_qty), np.abs(book.pos_qty) * book.pos_entry)
+    np.testing.assert_allclose(usd_notional, np.abs(plain.pos_qty) * plain.pos_entry,
+                               rtol=1e-12)
+    np.testing.assert_allclose(book.unit_usd, plain.unit_usd, rtol=1e-12)
+    np.testing.assert_array_equal(np.sign(book.pos_qty), np.sign(plain.pos_qty))
+    # no account starts below maintenance (inverse maintenance is |qty| x rate, in USD)
+    from simulator.margin import EngineRules
+    from simulator.margin.engine import BookIndex
+    rules = EngineRules.for_scenario(sc)
+    s0 = np.array([a.price for a in sc.market.assets])
+    index = BookIndex.build(book, rules, s0)
+    assert len(index.init_pending) == 0

@@ -7,9 +7,48 @@ import math
 
 import numpy as np
 
+from simulator.behaviour_config import Behaviour
 from simulator.book import Book
 from simulator.margin import codes
 from simulator.margin.engine import account_nav_coefficients
+
+from .naive import naive_replay
+
+
+def reference_kwargs(venue, liquidity, book: Book, brackets, *,
+                     behaviour: Behaviour | None = None, step_hours: float | None = None,
+                     reserve=None, rng_key: int = 0) -> dict:
+    """Keyword arguments of ``naive_replay`` for a venue, liquidity and behaviour: the same
+    parameters the fast engine reads from them (``EngineRules.from_scenario``)."""
+    v, beh = venue, behaviour or Behaviour()
+    interval = 0
+    if v.funding != "off" and not v.lending:
+        interval = round(v.funding_interval_hours / step_hours)
+    return dict(
+        n_accounts=book.n_accounts, fee_rate=v.liquidation_fee_rate, target=v.target,
+        fund0=v.insurance_fund_usd, adl=v.adl, max_rounds=v.max_cascade_rounds,
+        alpha=liquidity.alpha, decay=liquidity.decay_per_step, brackets=brackets,
+        mode=v.liquidation, step_fraction=v.step_fraction, step_min_usd=v.step_min_usd,
+        step_max_usd=v.step_max_usd, full_below_usd=v.full_below_usd,
+        backstop_ratio=v.backstop_ratio, adl_ranking=v.adl_ranking, lending=v.lending,
+        close_factor=v.close_factor, full_close_below_hf=v.full_close_below_hf,
+        full_close_below_usd=v.full_close_below_usd, bonus=v.liquidation_bonus,
+        protocol_share=v.protocol_share, funding_interval=interval,
+        funding_rate=v.funding_rate, funding_premium=v.funding == "premium",
+        funding_cap=v.funding_cap,
+        call_ratio=beh.margin_call_ratio if not v.lending else 0.0,
+        call_prob=beh.answer_probability, call_delay=beh.delay_steps, call_action=beh.action,
+        call_target=beh.target_ratio, reserve=reserve, rng_key=rng_key,
+        pos_kind=book.pos_kind)
+
+
+def run_reference(exo, depth, haircut, book: Book, **kwargs):
+    """``naive_replay`` of ``book`` (its arrays) with ``kwargs`` (see
+    :func:`reference_kwargs`)."""
+    return naive_replay(exo, depth, haircut, None, book.unit_account, book.unit_usd,
+                        book.unit_coll, book.pos_unit, book.pos_asset, book.pos_qty,
+                        book.pos_entry, **kwargs)
+
 
 #: relative tolerance: the two engines do the same arithmetic in the same order, up to
 #: floating-point association

@@ -26,7 +26,7 @@ from simulator.scenario import Asset, Liquidity, Market, Venue
 from simulator.venues import Bracket, bracket_cums
 
 from . import naive
-from .compare import assert_same
+from .compare import assert_same, reference_kwargs, run_reference
 from .naive import naive_replay
 
 INF = math.inf
@@ -283,21 +283,9 @@ def build(case: Case, seed: int) -> Setup:
 
 def run_naive(s: Setup, haircut, brackets, **overrides):
     """The reference engine on a setup, with the venue's parameters."""
-    v, book = s.venue, s.book
-    kwargs = dict(
-        n_accounts=book.n_accounts, fee_rate=v.liquidation_fee_rate, target=v.target,
-        fund0=v.insurance_fund_usd, adl=v.adl, max_rounds=v.max_cascade_rounds,
-        alpha=s.liquidity.alpha, decay=s.liquidity.decay_per_step, brackets=brackets,
-        mode=v.liquidation, step_fraction=v.step_fraction, step_min_usd=v.step_min_usd,
-        step_max_usd=v.step_max_usd, full_below_usd=v.full_below_usd,
-        backstop_ratio=v.backstop_ratio, adl_ranking=v.adl_ranking, lending=v.lending,
-        close_factor=v.close_factor, full_close_below_hf=v.full_close_below_hf,
-        full_close_below_usd=v.full_close_below_usd, bonus=v.liquidation_bonus,
-        protocol_share=v.protocol_share)
+    kwargs = reference_kwargs(s.venue, s.liquidity, s.book, brackets)
     kwargs.update(overrides)
-    return naive_replay(s.exo, s.depth, haircut, None, book.unit_account, book.unit_usd,
-                        book.unit_coll, book.pos_unit, book.pos_asset, book.pos_qty,
-                        book.pos_entry, **kwargs)
+    return run_reference(s.exo, s.depth, haircut, s.book, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------

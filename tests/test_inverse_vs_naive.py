@@ -36,7 +36,7 @@ from simulator.margin.engine import BookIndex
 from simulator.scenario import Liquidity, Venue
 
 from . import naive
-from .compare import assert_same
+from .compare import assert_same, reference_kwargs, run_reference
 from .naive import naive_replay
 from .test_behaviour_vs_naive import STEP_HOURS
 from .test_engine_rules_vs_naive import PRICES, TIERS, maintenance, market, tier_tables
@@ -268,25 +268,11 @@ def reserve_of(s: Setup, rules: EngineRules) -> list[float]:
 
 def run_naive(s: Setup, reserve, **overrides):
     """The reference engine on a setup, with the venue's and the behaviour's parameters."""
-    v, beh, book = s.venue, s.case.behaviour, s.book
-    interval = 0 if v.funding == "off" else round(v.funding_interval_hours / STEP_HOURS)
-    kwargs = dict(
-        n_accounts=book.n_accounts, fee_rate=v.liquidation_fee_rate, target=v.target,
-        fund0=v.insurance_fund_usd, adl=v.adl, max_rounds=v.max_cascade_rounds,
-        alpha=s.liquidity.alpha, decay=s.liquidity.decay_per_step,
-        brackets=tier_tables(v), mode=v.liquidation, step_fraction=v.step_fraction,
-        step_min_usd=v.step_min_usd, step_max_usd=v.step_max_usd,
-        full_below_usd=v.full_below_usd, backstop_ratio=v.backstop_ratio,
-        adl_ranking=v.adl_ranking,
-        funding_interval=interval, funding_rate=v.funding_rate,
-        funding_premium=v.funding == "premium", funding_cap=v.funding_cap,
-        call_ratio=beh.margin_call_ratio, call_prob=beh.answer_probability,
-        call_delay=beh.delay_steps, call_action=beh.action, call_target=beh.target_ratio,
-        reserve=reserve, rng_key=s.case.rng_key, pos_kind=book.pos_kind)
+    kwargs = reference_kwargs(s.venue, s.liquidity, s.book, tier_tables(s.venue),
+                              behaviour=s.case.behaviour, step_hours=STEP_HOURS,
+                              reserve=reserve, rng_key=s.case.rng_key)
     kwargs.update(overrides)
-    return naive_replay(s.exo, s.depth, HAIRCUT, None, book.unit_account, book.unit_usd,
-                        book.unit_coll, book.pos_unit, book.pos_asset, book.pos_qty,
-                        book.pos_entry, **kwargs)
+    return run_reference(s.exo, s.depth, HAIRCUT, s.book, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------

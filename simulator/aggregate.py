@@ -184,8 +184,11 @@ class AccountTotals:
             self.es_se2 += (m * es_se) ** 2
 
 
-def accounts_table(book: Book, agg: AccountTotals) -> pa.Table:
-    """Per-account estimates (``accounts.parquet``): losses are positive USD."""
+def accounts_table(book: Book, agg: AccountTotals,
+                   greeks: dict[str, np.ndarray] | None = None) -> pa.Table:
+    """Per-account estimates (``accounts.parquet``): losses are positive USD; then the
+    account's greeks at the start in USD (``greeks``: ``delta_usd``, ``gamma_usd``,
+    ``vega_usd``, see :func:`simulator.margin.option_setup.account_greeks_usd`)."""
     n = agg.n
     n_acc = book.n_accounts
     mean = agg.pnl_sum / n
@@ -215,6 +218,7 @@ def accounts_table(book: Book, agg: AccountTotals) -> pa.Table:
         "var_99_stderr": var_se,
         "es_99_stderr": es_se,
         "var_es_method": pa.array([agg.mode] * n_acc).dictionary_encode(),
+        **(greeks or {}),
     })
 
 

@@ -16,6 +16,9 @@ from .population import draw_population
 from .scenario import Scenario
 
 CROSS, ISOLATED = 0, 1
+POS_CALL = 2  # = simulator.margin.codes.POS_CALL
+DAYS_PER_YEAR = 365.0
+_KIND_CODES = {"perp": 0, "inverse": 1, "call": 2, "put": 3}
 
 
 @dataclass(frozen=True)
@@ -36,10 +39,15 @@ class Book:
     unit_pos_start : ndarray of int64, shape (U + 1,)
         Positions of unit ``u`` are ``unit_pos_start[u]:unit_pos_start[u + 1]``.
     pos_asset, pos_qty, pos_entry : ndarray, shape (P,)
-        Asset index, signed quantity and entry price of each position.
+        Asset index, signed quantity and entry price of each position (an option's
+        strike in place of its entry price).
     pos_kind : ndarray of int64, shape (P,)
         ``0`` a linear perpetual (qty in coins), ``1`` an inverse one (qty in USD
-        contracts, PnL paid in the coin); see :mod:`simulator.margin.codes`.
+        contracts, PnL paid in the coin), ``2`` a call, ``3`` a put (qty in options on one
+        coin); see :mod:`simulator.margin.codes`. Within a unit, options come last.
+    pos_expiry_years, pos_iv : ndarray, shape (P,)
+        Options: time to expiry at the start, in years, and implied vol at the start
+        (0 for perpetuals).
     """
 
     account_ids: tuple[str, ...]
@@ -52,6 +60,19 @@ class Book:
     pos_qty: np.ndarray
     pos_entry: np.ndarray
     pos_kind: np.ndarray
+    pos_expiry_years: np.ndarray | None = None
+    pos_iv: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.pos_qty)
+        for name in ("pos_expiry_years", "pos_iv"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros(n))
+
+    @property
+    def has_options(self) -> bool:
+        """Whether any position is an option."""
+        return bool(np.any(self.pos_kind >= POS_CALL))
 
     @property
     def n_accounts(self) -> int:
@@ -70,10 +91,19 @@ class Book:
         return np.repeat(np.arange(self.n_units, dtype=np.int64), counts)
 
     def unit_nav(self, prices: np.ndarray) -> np.ndarray:
-        """Net asset value of every unit at ``prices`` (no haircut), shape (U,)."""
+        """Net asset value of every unit at ``prices`` (no haircut), shape (U,); options at
+        their Black-Scholes value with the initial implied vol and time to expiry."""
         mark = prices[self.pos_asset]
+        option = self.pos_kind >= POS_CALL
+        value = np.zeros(len(mark))
+        if option.any():
+            from .options._kernels import bs_price_nb
+            for p in np.flatnonzero(option):
+                value[p] = bs_price_nb(self.pos_kind[p] == POS_CALL, mark[p], self.pos_entry[p],
+                                       self.pos_expiry_years[p], self.pos_iv[p])
         upnl = np.where(self.pos_kind == 1, self.pos_qty * (mark / self.pos_entry - 1.0),
                         self.pos_qty * (mark - self.pos_entry))
+        upnl = np.where(option, self.pos_qty * value, upnl)
         return (self.unit_usd + self.unit_coll @ prices
                 + np.bincount(self.pos_unit, upnl, minlength=self.n_units))
 
@@ -88,6 +118,8 @@ def assemble_book(
     pos_qty: np.ndarray,
     pos_entry: np.ndarray,
     pos_kind: np.ndarray | None = None,
+    pos_expiry_years: np.ndarray | None = None,
+    pos_iv: np.ndarray | None = None,
 ) -> Book:
     """Split accounts into margin units.
 
@@ -102,7 +134,10 @@ def assemble_book(
     pos_account, pos_asset, pos_qty, pos_entry : ndarray, shape (P,)
         Positions, with ``pos_account`` non-decreasing.
     pos_kind : ndarray, shape (P,), optional
-        ``1`` for an inverse perpetual; all linear when left out.
+        ``1`` for an inverse perpetual, ``2`` / ``3`` for a call / put; all linear when
+        left out.
+    pos_expiry_years, pos_iv : ndarray, shape (P,), optional
+        Options' time to expiry and implied vol at the start.
 
     Returns
     -------
@@ -125,7 +160,8 @@ def assemble_book(
         [[0], np.cumsum(np.bincount(pos_unit, minlength=n_units))]).astype(np.int64)
     pos_kind = (np.zeros(len(pos_account), dtype=np.int64) if pos_kind is None
                 else np.asarray(pos_kind, dtype=np.int64))
-    # entry notional in USD: an inverse position's qty is already USD
+    # entry notional in USD: an inverse position's qty is already USD; an option's is its
+    # strike notional
     notional = np.where(pos_kind == 1, np.abs(pos_qty), np.abs(pos_qty) * pos_entry)
     account_notional = np.bincount(pos_account, notional, minlength=n)[unit_account]
     unit_notional = np.bincount(pos_unit, notional, minlength=n_units)
@@ -142,6 +178,9 @@ def assemble_book(
         pos_qty=np.asarray(pos_qty, dtype=float),
         pos_entry=np.asarray(pos_entry, dtype=float),
         pos_kind=pos_kind,
+        pos_expiry_years=(np.zeros(len(pos_kind)) if pos_expiry_years is None
+                          else np.asarray(pos_expiry_years, dtype=float)),
+        pos_iv=np.zeros(len(pos_kind)) if pos_iv is None else np.asarray(pos_iv, dtype=float),
     )
 
 
@@ -167,6 +206,8 @@ def build_book(scenario: Scenario) -> Book:
     pos_qty: list[float] = []
     pos_entry: list[float] = []
     pos_kind: list[int] = []
+    pos_expiry: list[float] = []
+    pos_iv: list[float] = []
     for i, account in enumerate(scenario.accounts):
         ids.append(account.id)
         isolated.append(account.margin_mode == "isolated")
@@ -186,27 +227,36 @@ def build_book(scenario: Scenario) -> Book:
                 pos_qty.append(-amount)
                 pos_entry.append(0.0)
                 pos_kind.append(0)
+                pos_expiry.append(0.0)
+                pos_iv.append(0.0)
         usd.append(cash)
         coll_rows.append(row)
-        for p in account.positions:
+        # perpetuals first, options last: a liquidation closes them in that order
+        for p in sorted(account.positions, key=lambda p: p.is_option):
             pos_account.append(i)
             pos_asset.append(market.index(p.symbol))
             pos_qty.append(p.qty)
-            pos_entry.append(p.entry)
-            pos_kind.append(1 if p.kind == "inverse" else 0)
+            pos_entry.append(p.strike if p.is_option else p.entry)
+            pos_kind.append(_KIND_CODES[p.kind])
+            pos_expiry.append(p.expiry_days / DAYS_PER_YEAR)
+            pos_iv.append(p.iv)
     parts = [(ids, np.array(isolated, dtype=bool), np.array(usd, dtype=float),
               np.array(coll_rows, dtype=float).reshape(len(ids), n_assets),
               np.array(pos_account, dtype=np.int64), np.array(pos_asset, dtype=np.int64),
               np.array(pos_qty, dtype=float), np.array(pos_entry, dtype=float),
-              np.array(pos_kind, dtype=np.int64))]
+              np.array(pos_kind, dtype=np.int64), np.array(pos_expiry, dtype=float),
+              np.array(pos_iv, dtype=float))]
     if scenario.population is not None and scenario.population.count > 0:
         parts.append(draw_population(scenario.population, market, scenario.venue,
                                      with_kinds=True))
     offset = 0
-    merged: list[list] = [[] for _ in range(9)]
+    n_fields = 11
+    merged: list[list] = [[] for _ in range(n_fields)]
     for part in parts:
         merged[0].extend(part[0])
-        for k in range(1, 9):
-            merged[k].append(part[k] + offset if k == 4 else part[k])
+        n_pos = len(part[4])
+        for k in range(1, n_fields):
+            value = part[k] if k < len(part) else np.zeros(n_pos)
+            merged[k].append(value + offset if k == 4 else value)
         offset += len(part[0])
     return assemble_book(merged[0], *(np.concatenate(m) for m in merged[1:]))

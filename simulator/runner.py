@@ -35,6 +35,7 @@ from .book import Book, build_book
 from .errors import MarginsimError, RunDirectoryError
 from .margin import EngineRules, replay
 from .margin.engine import BookIndex, account_nav_coefficients
+from .margin.option_setup import account_greeks_usd
 from .paths import PathInputs, generate_paths, prepare_path_inputs
 from .scenario import Scenario
 
@@ -76,7 +77,7 @@ class ChunkContext:
         rules = EngineRules.for_scenario(scenario, full_scan=full_scan)
         sim = scenario.simulation
         return cls(book=book, inputs=inputs, rules=rules,
-                   index=BookIndex.build(book, rules, inputs.s0),
+                   index=BookIndex.build(book, rules, inputs.s0, sim.steps),
                    acct_navk=account_nav_coefficients(book), symbols=scenario.market.symbols,
                    out_dir=out_dir, save_prices=save_prices, n_paths_total=sim.paths,
                    tail_mode=aggregate.tail_mode(sim.paths, book.n_accounts,
@@ -348,8 +349,9 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
             bar.update(task.n_paths)
     finally:
         bar.close()
-    output.write_parquet(aggregate.accounts_table(ctx.book, totals), out / "accounts.parquet",
-                         ctx.metadata)
+    greeks = account_greeks_usd(ctx.book, ctx.inputs.s0)
+    output.write_parquet(aggregate.accounts_table(ctx.book, totals, greeks),
+                         out / "accounts.parquet", ctx.metadata)
     summary = aggregate.summarise(out, scenario)
     output.write_json(summary, out / "summary.json")
     wall = time.perf_counter() - wall0

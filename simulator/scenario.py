@@ -65,6 +65,7 @@ class Asset:
     drift: float = 0.0
     depth_usd: float = math.inf
     haircut: float = 0.0
+    spot_vol_beta: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -117,17 +118,28 @@ class Shock:
 
 @dataclass(frozen=True)
 class Position:
-    """A perpetual position: signed quantity and entry price.
+    """A position: a perpetual (signed quantity and entry price) or a European option.
 
-    ``kind`` is ``perp`` (linear: ``qty`` in coins, PnL in USD) or ``inverse``
+    ``kind`` is ``perp`` (linear: ``qty`` in coins, PnL in USD), ``inverse``
     (coin-margined: ``qty`` in USD contracts of 1 USD face, PnL ``qty (1/entry - 1/mark)``
-    paid in the coin).
+    paid in the coin), ``call`` or ``put`` (``qty`` options on 1 coin each, > 0 long,
+    < 0 short; ``strike`` in USD, ``expiry_days`` from the start, ``iv`` the implied vol
+    at the start, by default the asset's ``vol``; the premium is already in the account's
+    collateral, so an option adds ``qty x`` its mark to the equity).
     """
 
     symbol: str
     qty: float
     entry: float
     kind: str = "perp"
+    strike: float = 0.0
+    expiry_days: float = 0.0
+    iv: float = 0.0
+
+    @property
+    def is_option(self) -> bool:
+        """Whether this is a call or a put."""
+        return self.kind in ("call", "put")
 
 
 @dataclass(frozen=True)
@@ -401,6 +413,7 @@ def _read_asset(t: Table) -> Asset:
         drift=t.number("drift", 0.0, lo=-50.0, hi=50.0),
         depth_usd=t.number("depth_usd", math.inf, lo=0.0, lo_open=True, allow_inf=True),
         haircut=t.number("haircut", 0.0, lo=0.0, hi=1.0),
+        spot_vol_beta=t.number("spot_vol_beta", 0.0, lo=-5.0, hi=5.0),
     )
 
 
@@ -520,10 +533,24 @@ def _read_position(t: Table, market: Market) -> Position:
     if symbol not in market.symbols:
         raise t.error("symbol", f"{symbol!r} is not an asset; valid: {', '.join(market.symbols)}")
     kind = t.string("type", "perp", choices=("perp", "inverse", "call", "put"))
+    asset = market.assets[market.index(symbol)]
+    price = asset.price
     if kind in ("call", "put"):
-        raise t.error("type", "options are not supported yet; only perpetuals "
-                      "(type = \"perp\" or \"inverse\")")
-    price = market.assets[market.index(symbol)].price
+        if t.has("entry"):
+            raise t.error("entry", "an option has no entry price: its premium is already in "
+                          "the collateral; give strike, expiry_days and optionally iv")
+        iv = t.number("iv", asset.vol, lo=0.0, lo_open=True, hi=10.0)
+        if not iv > 0.0:
+            raise t.error("iv", f"the option needs an implied vol > 0; {symbol} has vol = 0, "
+                          "so set iv on the position")
+        return Position(symbol=symbol, qty=t.number("qty"), entry=0.0, kind=kind,
+                        strike=t.number("strike", lo=0.0, lo_open=True),
+                        expiry_days=t.number("expiry_days", lo=0.0, lo_open=True, hi=36500.0),
+                        iv=iv)
+    for key in ("strike", "expiry_days", "iv"):
+        if t.has(key):
+            raise t.error(key, f"{key} is for options (type = \"call\" or \"put\"), not "
+                          f"a {kind} position")
     return Position(
         symbol=symbol,
         qty=t.number("qty"),

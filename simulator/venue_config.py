@@ -25,6 +25,7 @@ MARGIN_MODES = ("cross", "isolated")
 LIQUIDATION_MODES = ("full", "partial", "incremental")
 ADL_RANKINGS = ("pnl_margin_ratio", "profit_leverage")
 VENUE_TYPES = ("derivatives", "lending")
+OPTION_MARGIN_RULES = ("standard", "risk_matrix")
 FUNDING_MODES = ("off", "constant", "premium")
 #: relative tolerance when a user-given ``cum`` is checked against the continuity rule
 CUM_RTOL = 1e-9
@@ -66,6 +67,15 @@ class Venue:
         Perpetual funding: ``off``, ``constant`` (``funding_rate`` per interval, longs pay
         shorts when positive) or ``premium`` (``funding_rate`` plus the mark's premium over
         the index, clamped to ``funding_cap``), paid every ``funding_interval_hours``.
+    option_margin : str
+        Maintenance of option positions: ``standard`` (Deribit's per-option rule) or
+        ``risk_matrix`` (worst loss of the unit's options and perpetuals on each
+        underlying over price x vol scenarios, ``risk_matrix_range_pct`` wide).
+    risk_matrix_range_pct : float
+        Largest price move of the risk matrix (Deribit BTC: 0.16).
+    option_liquidation_fee_rate : float
+        Liquidation fee on a closed option, as a share of its underlying notional, never
+        more than the option's value.
     """
 
     preset: str | None = None
@@ -95,6 +105,9 @@ class Venue:
     funding_rate: float = 0.0001
     funding_interval_hours: float = 8.0
     funding_cap: float = 0.0075
+    option_margin: str = "standard"
+    risk_matrix_range_pct: float = 0.16
+    option_liquidation_fee_rate: float = 0.002
 
     @property
     def lending(self) -> bool:
@@ -193,6 +206,11 @@ def read_venue(t: Table) -> Venue:
         funding_interval_hours=t.number("funding_interval_hours", d.funding_interval_hours,
                                         lo=0.0, lo_open=True),
         funding_cap=t.number("funding_cap", d.funding_cap, lo=0.0, hi=1.0),
+        option_margin=t.string("option_margin", d.option_margin, choices=OPTION_MARGIN_RULES),
+        risk_matrix_range_pct=t.number("risk_matrix_range_pct", d.risk_matrix_range_pct,
+                                       lo=0.0, lo_open=True, hi=0.9),
+        option_liquidation_fee_rate=t.number("option_liquidation_fee_rate",
+                                             d.option_liquidation_fee_rate, lo=0.0, hi=1.0),
     )
 
 

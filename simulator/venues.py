@@ -161,10 +161,16 @@ PRESETS: MappingProxyType[str, MappingProxyType[str, Any]] = MappingProxyType(
         # futures to the insurance fund (VENUES.md, older docs; a newer docs page shows
         # 0.5%). When the fund is empty, losses are socialised among the day's winners, not
         # auto-deleveraged (Deribit "Insurance Fund"). Sources: Deribit knowledge base,
-        # "Margin", "Liquidations", "Insurance Fund". Option margin comes with options.
+        # "Margin", "Liquidations", "Insurance Fund". Options: standard margin (short call
+        # MM 0.075 + mark, short put max(0.075, 0.075 mark) + mark, in the underlying);
+        # liquidation fee about 0.2% of the underlying on options (VENUES.md, older docs);
+        # portfolio margin's risk matrix spans +-16% for BTC.
         "deribit": _freeze({
             "type": "derivatives",
             "brackets": _freeze({"*": _DERIBIT}),
+            "option_margin": "standard",
+            "option_liquidation_fee_rate": 0.002,
+            "risk_matrix_range_pct": 0.16,
             "liquidation_fee_rate": 0.0075,
             "liquidation": "partial",
             "adl": False,

@@ -13,6 +13,7 @@ from simulator.margin import codes
 from simulator.margin.engine import account_nav_coefficients
 
 from .naive import naive_replay
+from .naive_options import NaiveOptions
 
 
 def reference_kwargs(venue, liquidity, book: Book, brackets, *,
@@ -40,6 +41,22 @@ def reference_kwargs(venue, liquidity, book: Book, brackets, *,
         call_prob=beh.answer_probability, call_delay=beh.delay_steps, call_action=beh.action,
         call_target=beh.target_ratio, reserve=reserve, rng_key=rng_key,
         pos_kind=book.pos_kind)
+
+
+def naive_options(book: Book, options, steps: int, s0) -> NaiveOptions | None:
+    """The reference's options for ``book`` under ``options`` (an ``OptionRules``), or None
+    when the book holds none."""
+    if not book.has_options:
+        return None
+    n_assets = len(s0)
+    ivmult = (np.ones((steps + 1, n_assets)) if options.iv_multiplier is None
+              else np.asarray(options.iv_multiplier))
+    beta = np.zeros(n_assets) if options.spot_vol_beta is None else options.spot_vol_beta
+    return NaiveOptions(tau0=[float(x) for x in book.pos_expiry_years],
+                        iv0=[float(x) for x in book.pos_iv], s0=[float(x) for x in s0],
+                        beta=[float(x) for x in beta], ivmult=ivmult.tolist(),
+                        step_years=float(options.step_years), rule=options.rule,
+                        fee_rate=options.fee_rate, range_pct=options.range_pct)
 
 
 def run_reference(exo, depth, haircut, book: Book, **kwargs):

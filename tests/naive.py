@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .naive_options import CALL, PUT, NaiveOptions
+
 __all__ = ["draw", "naive_replay", "splitmix64"]
 
 MODES = ("full", "partial", "incremental")
@@ -363,7 +365,10 @@ class _Book:
         pos_qty: list[float],
         pos_entry: list[float],
         pos_kind: list[int] | None = None,
+        options: NaiveOptions | None = None,
     ) -> None:
+        self.options = options
+        self.t = 0  # the step: options are valued at it
         self.n_assets = len(haircut)
         self.n_units = len(usd)
         self.haircut = list(haircut)
@@ -413,6 +418,14 @@ class _Book:
         """
         return self.kind[p] == INVERSE
 
+    def is_option(self, p: int) -> bool:
+        """Whether position ``p`` is a call or a put."""
+        return self.kind[p] in (CALL, PUT)
+
+    def option_value(self, p: int, spot: float) -> float:
+        """Value of one option of position ``p`` (per coin) at ``spot`` and the current step."""
+        return self.options.value(self.kind[p], p, self.asset[p], self.entry[p], spot, self.t)
+
     def instrument(self, p: int) -> str:
         """The instrument of position ``p``'s events.
 
@@ -424,8 +437,11 @@ class _Book:
         Returns
         -------
         str
-            ``"inverse"`` for an inverse position, ``"perp"`` for a linear one.
+            ``"inverse"`` for an inverse position, ``"perp"`` for a linear one,
+            ``"call"`` / ``"put"`` for an option.
         """
+        if self.is_option(p):
+            return "call" if self.kind[p] == CALL else "put"
         return "inverse" if self.inverse(p) else "perp"
 
     def position_notional(self, p: int, marks: Sequence[float]) -> float:
@@ -441,8 +457,11 @@ class _Book:
         Returns
         -------
         float
-            The position's notional in USD (an inverse position's is constant).
+            The position's notional in USD (an inverse position's is constant; an option
+            has none: it is in no bracket).
         """
+        if self.is_option(p):
+            return 0.0
         if self.inverse(p):
             return abs(self.qty[p])
         return abs(self.qty[p]) * marks[self.asset[p]]
@@ -464,6 +483,8 @@ class _Book:
             (inverse).
         """
         m = marks[self.asset[p]]
+        if self.is_option(p):
+            return self.qty[p] * self.option_value(p, m)
         if self.inverse(p):
             return self.qty[p] * (m / self.entry[p] - 1.0)
         return self.qty[p] * (m - self.entry[p])
@@ -489,8 +510,13 @@ class _Book:
         Returns
         -------
         float
-            The closed notional: ``|c| * |price|`` (linear) or ``|c|`` (inverse).
+            The closed notional: ``|c| * |price|`` (linear) or ``|c|`` (inverse). An
+            option is sold at its value with the underlying at ``price``: ``usd_u += c V``,
+            its notional ``|c| * price``.
         """
+        if self.is_option(p):
+            self.usd[u] += c * self.option_value(p, price)
+            return abs(c) * abs(price)
         if self.inverse(p):
             self.coll[u][self.asset[p]] += c * (1.0 / self.entry[p] - 1.0 / price)
             return abs(c)
@@ -553,6 +579,8 @@ class _Book:
         float
             The position's maintenance requirement, its notional ``n_p`` in bracket ``k``.
         """
+        if self.is_option(p):
+            return 0.0  # options: at the unit (option_maintenance)
         a = self.asset[p]
         n = self.position_notional(p, marks)
         k = self.bracket(a, n)
@@ -576,7 +604,13 @@ class _Book:
         total = 0.0
         for p in self.open_positions(u):
             total += self.position_maintenance(p, marks)
-        return total
+        return total + self.option_maintenance(u, marks)
+
+    def option_maintenance(self, u: int, marks: Sequence[float]) -> float:
+        """The option rule's maintenance of unit ``u`` (0 without options)."""
+        if not any(self.is_option(p) for p in self.open_positions(u)):
+            return 0.0
+        return self.options.maintenance(self, u, list(marks), self.t)
 
     def wallet(self, u: int, marks: Sequence[float]) -> float:
         """Wallet ``W_u = usd_u + C_u``.
@@ -779,6 +813,7 @@ class _PathRun:
         book = self.book
         n_assets = book.n_assets
         initial_prices = list(self.exo[0])
+        book.t = 0
         nav0 = [book.nav(u, initial_prices) for u in range(book.n_units)]
 
         steps = len(self.exo) - 1
@@ -787,6 +822,8 @@ class _PathRun:
             for a in range(n_assets):
                 self.logimp[a] *= self.venue.decay
             self.marks = [self.exo[t][a] * math.exp(self.logimp[a]) for a in range(n_assets)]
+            book.t = t
+            self.settle_options(t)
             if funding_interval > 0 and t % funding_interval == 0:
                 self.pay_funding(t)
             self.answer_calls(t)
@@ -994,8 +1031,7 @@ class _PathRun:
             position): its kind names the event's instrument.
         """
         if asset >= 0:
-            inverse = position is not None and self.book.inverse(position)
-            instrument = "inverse" if inverse else "perp"
+            instrument = "perp" if position is None else self.book.instrument(position)
             price = self.marks[asset]
         else:
             instrument = "debt"
@@ -1006,6 +1042,21 @@ class _PathRun:
         )
 
     # -- behaviour: funding and margin calls ---------------------------------------------
+
+    def settle_options(self, t: int) -> None:
+        """Options expiring at step ``t`` (``NaiveOptions.settle_step``), in position
+        order, pay ``qty x`` their intrinsic value at the mark into their unit's USD."""
+        book = self.book
+        for p in range(len(book.qty)):
+            if not book.is_option(p) or book.qty[p] == 0.0:
+                continue
+            if book.options.settle_step(p) != t:
+                continue
+            m = self.marks[book.asset[p]]
+            k = book.entry[p]
+            intrinsic = max(m - k, 0.0) if book.kind[p] == CALL else max(k - m, 0.0)
+            book.usd[book.pos_unit[p]] += book.qty[p] * intrinsic
+            book.qty[p] = 0.0
 
     def funding_rates(self, t: int) -> list[float]:
         """The funding rate of every asset at step ``t``, at the current marks.
@@ -1049,7 +1100,7 @@ class _PathRun:
         for u in range(book.n_units):
             pay = 0.0
             for p in book.open_positions(u):
-                if not book.inverse(p):
+                if book.kind[p] == LINEAR:  # options pay no funding
                     a = book.asset[p]
                     pay += book.qty[p] * self.marks[a] * rates[a]
             book.usd[u] -= pay
@@ -1098,9 +1149,10 @@ class _PathRun:
             for p in book.open_positions(u):
                 a = book.asset[p]
                 c = f * book.qty[p]
+                price = book.option_value(p, marks[a]) if book.is_option(p) else marks[a]
                 n_p = book.realise(u, p, c, marks[a])
                 book.qty[p] -= c
-                self.event(t, 0, u, "reduce", book.instrument(p), a, -c, marks[a], marks[a], n_p)
+                self.event(t, 0, u, "reduce", book.instrument(p), a, -c, price, price, n_p)
 
     def call_unit(self, t: int, u: int) -> bool:
         """Call unit ``u`` at step ``t``: disarm it, and schedule its answer if it answers.
@@ -1166,13 +1218,15 @@ class _PathRun:
         book = self.book
         e = book.equity(u, self.marks)
         mm = book.maintenance(u, self.marks)
-        n = book.notional(u, self.marks)
+        n = book.notional(u, self.marks)  # of the perpetuals: options have none
         if venue.backstop_ratio > 0.0 and e < venue.backstop_ratio * mm:
             return True, 1.0
         if venue.mode == "full":
             return False, 1.0
         if venue.mode == "partial":
-            den = venue.target * mm - venue.fee_rate * n
+            # the option maintenance stays (options are closed only with the whole unit)
+            mm_linear = mm - book.option_maintenance(u, self.marks)
+            den = venue.target * mm_linear - venue.fee_rate * n
             if e <= 0.0 or den <= 0.0:
                 return False, 1.0
             f = (venue.target * mm - e) / den
@@ -1217,6 +1271,12 @@ class _PathRun:
                 continue
             for p in book.open_positions(u):
                 a = book.asset[p]
+                if book.is_option(p):
+                    # closed only in full; its taker hedges: sells qty x delta coins
+                    if f == 1.0:
+                        flow[a] += book.qty[p] * book.options.delta(
+                            book.kind[p], p, a, book.entry[p], marks[a], t)
+                    continue
                 c = f * book.qty[p]
                 if book.inverse(p):
                     # USD contracts -> coins; a full liquidation also sells the coin its
@@ -1245,15 +1305,27 @@ class _PathRun:
             self.count_liquidation(t, u)
 
             closed: list[tuple[int, float, float]] = []  # (position, c, n_p)
+            perp_n = 0.0
+            option_fee = 0.0
             for p in book.open_positions(u):
                 a = book.asset[p]
                 qty = book.qty[p]
+                if book.is_option(p):
+                    if not full:
+                        continue  # options go only with the whole unit
+                    value = book.option_value(p, px[a])
+                    n_p = book.realise(u, p, qty, px[a])
+                    book.qty[p] = 0.0
+                    closed.append((p, qty, n_p))
+                    option_fee += min(book.options.fee_rate * n_p, abs(qty) * value)
+                    continue
                 c = qty if full else f * qty
                 # Linear: usd_u += c (X - entry), n_p = |c| X; inverse: coll[u, a] +=
                 # c (1/entry - 1/X), n_p = |c|.
                 n_p = book.realise(u, p, c, px[a])
                 book.qty[p] = 0.0 if full else qty - c
                 closed.append((p, c, n_p))
+                perp_n += n_p
 
             sales: list[tuple[int, float]] = []  # (asset, amount); amount < 0: a purchase
             if full:
@@ -1273,7 +1345,7 @@ class _PathRun:
                 # The vault keeps what is left; it is booked as the fee, like any fee.
                 fee = max(e2, 0.0)
             else:
-                fee = min(venue.fee_rate * sum_n, max(e2, 0.0))
+                fee = min(venue.fee_rate * perp_n + option_fee, max(e2, 0.0))
             book.usd[u] -= fee
             self.fund += fee
             self.fees += fee
@@ -1296,6 +1368,9 @@ class _PathRun:
                 a = book.asset[p]
                 self.liquidated_notional += n_p
                 share = n_p / sum_n if sum_n != 0.0 else 0.0
+                mark_p, exec_p = marks[a], px[a]
+                if book.is_option(p):  # an option's own mark and execution price
+                    mark_p, exec_p = book.option_value(p, marks[a]), book.option_value(p, px[a])
                 self.event(
                     t,
                     r,
@@ -1304,8 +1379,8 @@ class _PathRun:
                     book.instrument(p),
                     a,
                     -c,
-                    marks[a],
-                    px[a],
+                    mark_p,
+                    exec_p,
                     n_p,
                     fee=fee * share,
                     bad_debt=bd * share,
@@ -1399,7 +1474,7 @@ class _PathRun:
                 continue
             for p, c, n_p in closed:
                 d_p = uncovered * n_p / sum_n
-                if not venue.adl:
+                if not venue.adl or book.is_option(p):  # options are not deleveraged
                     self.socialise(t, r, u, book.asset[p], d_p, position=p)
                 else:
                     self.deleverage(t, r, u, p, c, d_p)
@@ -1765,6 +1840,7 @@ def naive_replay(
     reserve: Any = None,
     rng_key: int = 0,
     pos_kind: Any = None,
+    options: NaiveOptions | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Replay every path through the margin engine of ``docs/engine.md``, slowly.
 
@@ -1932,8 +2008,11 @@ def naive_replay(
     if len(pos_kind_l) != len(pos_qty_l):
         raise ValueError("pos_kind needs one value per position")
     for p, kind in enumerate(pos_kind_l):
-        if kind not in (LINEAR, INVERSE):
-            raise ValueError(f"position {p}: kind must be 0 (linear) or 1 (inverse), got {kind}")
+        if kind not in (LINEAR, INVERSE, CALL, PUT):
+            raise ValueError(f"position {p}: kind must be 0 (linear), 1 (inverse), 2 (call) "
+                             f"or 3 (put), got {kind}")
+        if kind in (CALL, PUT) and options is None:
+            raise ValueError(f"position {p} is an option: pass options=NaiveOptions(...)")
         if kind == INVERSE and lending:
             raise ValueError(f"lending venue: position {p} cannot be inverse")
         if kind == INVERSE and not pos_entry_l[p] > 0.0:
@@ -2015,6 +2094,7 @@ def naive_replay(
             pos_qty_l,
             pos_entry_l,
             pos_kind_l,
+            options,
         )
         run = _PathRun(
             path_index,

@@ -14,6 +14,7 @@ from simulator.margin import EngineRules, replay
 from simulator.margin._index_kernels import heap_pop_nb, heap_push_nb, push_band_nb
 from simulator.margin._state_kernels import refresh_unit_nb, unit_values_nb
 from simulator.margin.engine import BookIndex, bracket_table
+from simulator.margin.option_setup import no_options
 from simulator.paths import generate_paths, prepare_path_inputs
 from simulator.scenario import Asset, Market, Venue, load_scenario
 from simulator.venues import Bracket
@@ -138,12 +139,13 @@ def test_band_stops_at_bracket_boundaries():
         usd = np.array([abs(qty[0]) * 100 * 0.3 + abs(qty[1]) * 10 * 0.3])
         coll = np.zeros((1, 2))
         entry = np.array([100.0, 10.0, 100.0])
+        NO_OPTIONS = no_options(1, 3, 2)  # noqa: N806
         lin, const, n_open = np.zeros((1, 2)), np.zeros(1), np.zeros(1, dtype=np.int64)
         kind = np.zeros(3, dtype=np.int64)
         refresh_unit_nb(0, mark, usd, coll, qty, pos_asset, entry, kind, start, np.zeros(2),
                         tiers, np.ones(1), lin, const, n_open)
         e, mm, _, _ = unit_values_nb(0, mark, usd, coll, qty, pos_asset, entry, kind, start,
-                                     np.zeros(2), tiers)
+                                     np.zeros(2), tiers, 0, NO_OPTIONS)
         assert const[0] + lin[0] @ mark == pytest.approx(e - mm, rel=1e-9, abs=1e-9)
         if e - mm <= 1e-6:
             continue
@@ -169,7 +171,7 @@ def test_band_stops_at_bracket_boundaries():
             if not np.all(np.isfinite(m)) or np.any(m > 1e8):
                 continue
             e, mm, _, _ = unit_values_nb(0, m, usd, coll, qty, pos_asset, entry, kind, start,
-                                         np.zeros(2), tiers)
+                                         np.zeros(2), tiers, 0, NO_OPTIONS)
             assert e - mm > 0.0, (trial, corner)
 
 

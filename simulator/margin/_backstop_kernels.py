@@ -8,6 +8,7 @@ from numba import njit
 
 from ._state_kernels import (
     close_position_nb,
+    instrument_nb,
     position_value_nb,
     put_event_nb,
     state_changed_nb,
@@ -22,6 +23,7 @@ from .codes import (
     INSTRUMENT_PERP,
     KIND_ADL,
     KIND_SOCIALISED,
+    POS_CALL,
     POS_INVERSE,
     RANK_PROFIT_LEVERAGE,
 )
@@ -29,7 +31,8 @@ from .codes import (
 
 @njit(cache=True, inline="always")
 def adl_score_nb(k, mark_a, usd, coll, qty, pos_unit, pos_asset, pos_entry, pos_kind,
-                 unit_pos_start, haircut, tiers, marks, ranking):  # pragma: no cover - jitted
+                 unit_pos_start, haircut, tiers, marks, ranking, t, oc
+                 ):  # pragma: no cover - jitted
     """ADL priority of position ``k`` (higher goes first), or -1 if it is not in profit."""
     qk = qty[k]
     inverse = pos_kind[k] == POS_INVERSE
@@ -37,7 +40,7 @@ def adl_score_nb(k, mark_a, usd, coll, qty, pos_unit, pos_asset, pos_entry, pos_
     if gain <= 0.0:
         return -1.0
     e, mm, nn, w = unit_values_nb(pos_unit[k], marks, usd, coll, qty, pos_asset, pos_entry,
-                                  pos_kind, unit_pos_start, haircut, tiers)
+                                  pos_kind, unit_pos_start, haircut, tiers, t, oc)
     if ranking == RANK_PROFIT_LEVERAGE:
         rho = mark_a / pos_entry[k] if qk > 0.0 else pos_entry[k] / mark_a
         notional = abs(qk) if inverse else abs(qk) * mark_a
@@ -63,9 +66,11 @@ def next_best_nb(keys, n):  # pragma: no cover - jitted
 def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_asset,
                      pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk, lin, const,
                      n_open, version, flag, pending, n_pending, touched, n_touched, closed,
-                     closed_notional, cand, cand_key, adl_on, ranking, ev_i, ev_f, n_ev
+                     closed_notional, cand, cand_key, adl_on, ranking, ev_i, ev_f, n_ev, oc
                      ):  # pragma: no cover - jitted
     """Cover the uncovered deficit of bankrupt unit ``u`` by ADL, or socialise it.
+
+    The share of a closed option is socialised: options are not auto-deleveraged.
 
     Returns
     -------
@@ -100,7 +105,7 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
         inverse = pos_kind[p] == POS_INVERSE
         # bankruptcy price: each unit closed gives up d_p / q of USD (an inverse contract
         # gives it up in the coin, which needs side * d_p / q < 1)
-        tradeable = not inverse or side * d_p / q < 1.0
+        tradeable = pos_kind[p] < POS_CALL and (not inverse or side * d_p / q < 1.0)
         if adl_on and tradeable:
             if inverse:
                 adl_price = mark[a] / (1.0 - side * d_p / q)
@@ -116,7 +121,7 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
                     continue
                 score = adl_score_nb(k, mark[a], usd, coll, qty, pos_unit, pos_asset,
                                      pos_entry, pos_kind, unit_pos_start, haircut, tiers, mark,
-                                     ranking)
+                                     ranking, t, oc)
                 if score < 0.0:
                     continue
                 cand[n_c] = k
@@ -167,8 +172,8 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
             if n_ev >= capacity:
                 return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, True
             put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, KIND_SOCIALISED,
-                         INSTRUMENT_INVERSE if inverse else INSTRUMENT_PERP, a, 0.0, mark[a],
-                         mark[a], 0.0, 0.0, loss, 0.0)
+                         instrument_nb(pos_kind[p]), a, 0.0, mark[a], mark[a], 0.0, 0.0, loss,
+                         0.0)
             n_ev += 1
     return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, False
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._option_kernels import close_option_nb
 from ._state_kernels import (
     close_position_nb,
     enqueue_nb,
+    instrument_nb,
     put_event_nb,
     refresh_unit_nb,
     state_changed_nb,
@@ -20,11 +22,11 @@ from .codes import (
     FLAG_CHANGED,
     FLAG_PENDING,
     INSTRUMENT_COLLATERAL,
-    INSTRUMENT_INVERSE,
-    INSTRUMENT_PERP,
     KIND_REDUCE,
     KIND_TOP_UP,
+    POS_CALL,
     POS_INVERSE,
+    POS_LINEAR,
 )
 
 
@@ -72,7 +74,7 @@ def pay_funding_nb(t, mark, exo_t, rate, fparams_rate, fparams_cap, premium, usd
                 if pos_kind[p] == POS_INVERSE:
                     coll[u, a] -= qty[p] * rate[a] / mark[a]
                     coin = True
-                else:
+                elif pos_kind[p] == POS_LINEAR:  # options pay no funding
                     pay += qty[p] * mark[a] * rate[a]
         if pay == 0.0 and not coin:
             continue
@@ -93,8 +95,11 @@ def pay_funding_nb(t, mark, exo_t, rate, fparams_rate, fparams_cap, premium, usd
 def answer_calls_nb(i, t, units, n, action, target, reserve, deposit, mark, usd, coll, qty,
                     pos_asset, pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk, lin,
                     const, n_open, version, flag, pending, n_pending, touched, n_touched, ev_i,
-                    ev_f, n_ev):  # pragma: no cover - jitted
-    """Answers to margin calls due now, for ``units[:n]`` (sorted by unit).
+                    ev_f, n_ev, oc):  # pragma: no cover - jitted
+    """Answers to margin calls due now (step ``t``), for ``units[:n]`` (sorted by unit).
+
+    A reduction cuts every position by the same fraction at the mark, options included
+    (at their value).
 
     Returns ``n_pending, n_touched, n_ev, overflow``.
     """
@@ -104,7 +109,7 @@ def answer_calls_nb(i, t, units, n, action, target, reserve, deposit, mark, usd,
         if n_open[u] == 0:
             continue
         e, mm, nn, w = unit_values_nb(u, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,
-                                      unit_pos_start, haircut, tiers)
+                                      unit_pos_start, haircut, tiers, t, oc)
         if action == ACTION_TOP_UP:
             x = target * mm - e
             if x > reserve[u]:
@@ -134,13 +139,17 @@ def answer_calls_nb(i, t, units, n, action, target, reserve, deposit, mark, usd,
                     return n_pending, n_touched, n_ev, True
                 a = pos_asset[p]
                 c = q if f == 1.0 else f * q
-                notional = close_position_nb(u, p, c, mark[a], usd, coll, pos_asset, pos_entry,
-                                             pos_kind)
+                price = mark[a]
+                if pos_kind[p] >= POS_CALL:
+                    notional, price = close_option_nb(u, p, c, mark[a], t, oc, usd, pos_asset,
+                                                      pos_entry, pos_kind)
+                else:
+                    notional = close_position_nb(u, p, c, mark[a], usd, coll, pos_asset,
+                                                 pos_entry, pos_kind)
                 qty[p] = 0.0 if f == 1.0 else q - c
                 put_event_nb(ev_i, ev_f, n_ev, i, t, 0, u, KIND_REDUCE,
-                             INSTRUMENT_INVERSE if pos_kind[p] == POS_INVERSE
-                             else INSTRUMENT_PERP, a, -c, mark[a], mark[a], notional, 0.0, 0.0,
-                             0.0)
+                             instrument_nb(pos_kind[p]), a, -c, price, price, notional, 0.0,
+                             0.0, 0.0)
                 n_ev += 1
         n_touched = touch_nb(u, flag, touched, n_touched)
         n_pending = state_changed_nb(u, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,

@@ -25,12 +25,22 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .codes import FLAG_DIRTY, POS_INVERSE, TIER_CAP
+from .codes import FLAG_DIRTY, POS_LINEAR, TIER_CAP
 
 #: relative rounding margin taken off the slack before it is turned into bands
 SLACK_MARGIN = 1e-12
 #: relative margin by which a band stops short of a bracket boundary
 BRACKET_MARGIN = 1e-12
+
+
+@njit(cache=True, inline="always")
+def bracket_nb(tiers, a, notional):  # pragma: no cover - jitted
+    """Index of the bracket of asset ``a`` that holds ``notional`` (first cap >= it)."""
+    k = 0
+    last = tiers.shape[1] - 1
+    while k < last and notional > tiers[a, k, TIER_CAP]:
+        k += 1
+    return k
 
 
 @njit(cache=True)
@@ -120,8 +130,8 @@ def bracket_interval_nb(u, a, mark_a, qty, pos_asset, pos_kind, unit_pos_start, 
         return lo, hi
     for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
         q = abs(qty[p])
-        if q == 0.0 or pos_asset[p] != a or pos_kind[p] == POS_INVERSE:
-            continue  # an inverse position's notional does not move with the mark
+        if q == 0.0 or pos_asset[p] != a or pos_kind[p] != POS_LINEAR:
+            continue  # an inverse position's notional does not move; an option has none
         k = 0
         last = tiers.shape[1] - 1
         while k < last and q * mark_a > tiers[a, k, TIER_CAP]:
@@ -183,33 +193,42 @@ def push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit, h_ver, h_n,
     return True
 
 
+@njit(cache=True, inline="always")
+def heap_bound_nb(hid, mark, t):  # pragma: no cover - jitted
+    """What the keys of heap ``hid`` are compared with: ``+mark`` (down thresholds),
+    ``-mark`` (up thresholds), or ``-t`` for the time heap ``2 A`` of option units (key
+    ``0.5 - due``: crossed once ``t >= due``)."""
+    n_assets = mark.shape[0]
+    if hid == 2 * n_assets:
+        return -float(t)
+    return mark[hid // 2] if hid % 2 == 0 else -mark[hid // 2]
+
+
 @njit(cache=True)
-def collect_crossed_nb(mark, s_key, s_unit, s_start, cursor, h_key, h_unit, h_ver, h_n,
+def collect_crossed_nb(mark, t, s_key, s_unit, s_start, cursor, h_key, h_unit, h_ver, h_n,
                        version, flag, dirty, n_dirty):  # pragma: no cover - jitted
-    """Append to ``dirty`` every unit whose band the marks have left.
+    """Append to ``dirty`` every unit whose band the marks (or, for an option unit's box,
+    the step ``t``) have left.
 
     ``flag[u] & FLAG_DIRTY`` marks units already in ``dirty``. Static entries are valid only
     while the unit's version is 0. Returns the new length of ``dirty``.
     """
-    n_assets = mark.shape[0]
-    for a in range(n_assets):
-        for d in range(2):
-            hid = 2 * a + d
-            bound = mark[a] if d == 0 else -mark[a]
-            c = cursor[hid]
-            end = s_start[hid + 1]
-            while c < end and s_key[c] > bound:
-                u = s_unit[c]
-                if version[u] == 0 and (flag[u] & FLAG_DIRTY) == 0:
-                    flag[u] |= FLAG_DIRTY
-                    dirty[n_dirty] = u
-                    n_dirty += 1
-                c += 1
-            cursor[hid] = c
-            while h_n[hid] > 0 and h_key[hid, 0] > bound:
-                u, ver = heap_pop_nb(h_key, h_unit, h_ver, h_n, hid)
-                if ver == version[u] and (flag[u] & FLAG_DIRTY) == 0:
-                    flag[u] |= FLAG_DIRTY
-                    dirty[n_dirty] = u
-                    n_dirty += 1
+    for hid in range(h_n.shape[0]):
+        bound = heap_bound_nb(hid, mark, t)
+        c = cursor[hid]
+        end = s_start[hid + 1]
+        while c < end and s_key[c] > bound:
+            u = s_unit[c]
+            if version[u] == 0 and (flag[u] & FLAG_DIRTY) == 0:
+                flag[u] |= FLAG_DIRTY
+                dirty[n_dirty] = u
+                n_dirty += 1
+            c += 1
+        cursor[hid] = c
+        while h_n[hid] > 0 and h_key[hid, 0] > bound:
+            u, ver = heap_pop_nb(h_key, h_unit, h_ver, h_n, hid)
+            if ver == version[u] and (flag[u] & FLAG_DIRTY) == 0:
+                flag[u] |= FLAG_DIRTY
+                dirty[n_dirty] = u
+                n_dirty += 1
     return n_dirty

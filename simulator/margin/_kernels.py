@@ -20,13 +20,21 @@ from numba import njit
 
 from ._backstop_kernels import cover_deficit_nb, share_fund_paid_nb
 from ._behaviour_kernels import answer_calls_nb, draw_nb, pay_funding_nb
-from ._index_kernels import collect_crossed_nb, push_band_nb
+from ._index_kernels import collect_crossed_nb, heap_bound_nb, push_band_nb
 from ._lending_kernels import lending_settle_nb
+from ._option_kernels import (
+    close_option_nb,
+    option_slack_nb,
+    push_option_box_nb,
+    settle_option_nb,
+    value_at_nb,
+)
 from ._round_kernels import round_flow_nb, round_fractions_nb
 from ._state_kernels import (
     close_position_nb,
     end_path_nb,
     enqueue_nb,
+    instrument_nb,
     put_event_nb,
     refresh_unit_nb,
     restore_nb,
@@ -36,6 +44,7 @@ from ._state_kernels import (
 )
 from .codes import (
     FLAG_BANKRUPT,
+    FLAG_CHANGED,
     FLAG_DIRTY,
     FLAG_LIQUIDATED,
     FLAG_PENDING,
@@ -49,8 +58,6 @@ from .codes import (
     FP_FUNDING_RATE,
     INSTRUMENT_COLLATERAL,
     INSTRUMENT_DEBT,
-    INSTRUMENT_INVERSE,
-    INSTRUMENT_PERP,
     IP_ADL,
     IP_ADL_RANKING,
     IP_CALL_ACTION,
@@ -63,6 +70,7 @@ from .codes import (
     IP_MODE,
     IP_RNG_KEY,
     KIND_BACKSTOP,
+    OP_FEE_RATE,
     OVERFLOW_CORRECTIONS,
     OVERFLOW_EVENTS,
     PF_ADL_NOTIONAL,
@@ -76,7 +84,7 @@ from .codes import (
     PI_MAX_ROUNDS,
     PI_N_ADL,
     PI_N_LIQUIDATIONS,
-    POS_INVERSE,
+    POS_CALL,
     TIER_CAP,
 )
 
@@ -86,7 +94,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
               unit_account, pos_unit, pos_asset, pos_qty0, pos_entry, pos_kind, lin0, const0,
               n_open0, navk, navc, s_key, s_unit, s_start, init_pending, mmk0, reserve, fparams,
               iparams, path_f, path_i, min_price, final_price, marks_out, acct_liq, acct_bank,
-              ev_i, ev_f, corr_i, corr_f, first_path):  # pragma: no cover - jitted
+              ev_i, ev_f, corr_i, corr_f, first_path, oc):  # pragma: no cover - jitted
     """Replay paths ``first_path..n_paths-1`` over the book.
 
     Parameters
@@ -113,8 +121,9 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
         Initial slack form of every unit (``refresh_unit_nb``).
     navk, navc : float64[U, A], float64[U]
         Initial net asset value as a linear function of the marks: ``navc + navk @ M``.
-    s_key, s_unit, s_start : float64[S], int64[S], int64[2 A + 1]
-        Initial band thresholds, per heap ``2 a + d`` sorted by descending key.
+    s_key, s_unit, s_start : float64[S], int64[S], int64[2 A + 2]
+        Initial band thresholds, per heap ``2 a + d`` sorted by descending key; heap
+        ``2 A`` holds the option units' due steps (key ``0.5 - due``).
     init_pending : int64[K]
         Units to check exactly at the first round (no band at the initial prices).
     mmk0 : float64[U]
@@ -142,6 +151,10 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
         whose state changed.
     first_path : int
         First path to replay.
+    oc : tuple
+        The options' data (``_option_kernels``; :func:`option_setup.option_context`), with
+        ``oc[9], oc[10]`` the options expiring at each step (positions
+        ``oc[9][oc[10][t]:oc[10][t + 1]]``) and ``oc[11]`` the option units.
 
     Returns
     -------
@@ -159,6 +172,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
     n_pos = pos_qty0.shape[0]
     capacity = ev_i.shape[0]
     fee_rate = fparams[FP_FEE_RATE]
+    opt_fee_rate = oc[7][OP_FEE_RATE]
     fund0 = fparams[FP_FUND0]
     alpha = fparams[FP_ALPHA]
     decay = fparams[FP_DECAY]
@@ -194,12 +208,19 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
     dirty = np.empty(n_units, dtype=np.int64)
     stamp_liq = np.full(acct_liq.shape[0], -1, dtype=np.int64)
     stamp_bank = np.full(acct_liq.shape[0], -1, dtype=np.int64)
+    n_heaps = 2 * n_assets + 1
     heap_cap = 2 * n_units + 64
-    h_key = np.empty((2 * n_assets, heap_cap))
-    h_unit = np.empty((2 * n_assets, heap_cap), dtype=np.int64)
-    h_ver = np.empty((2 * n_assets, heap_cap), dtype=np.int64)
-    h_n = np.zeros(2 * n_assets, dtype=np.int64)
-    cursor = np.zeros(2 * n_assets, dtype=np.int64)
+    h_key = np.empty((n_heaps, heap_cap))
+    h_unit = np.empty((n_heaps, heap_cap), dtype=np.int64)
+    h_ver = np.empty((n_heaps, heap_cap), dtype=np.int64)
+    h_n = np.zeros(n_heaps, dtype=np.int64)
+    cursor = np.zeros(n_heaps, dtype=np.int64)
+    unit_opt = oc[6]
+    set_pos = oc[9]
+    set_start = oc[10]
+    opt_units = oc[11]
+    box_lo = np.empty(n_assets)
+    box_hi = np.empty(n_assets)
     logimp = np.empty(n_assets)
     mark = np.empty(n_assets)
     mark2 = np.empty(n_assets)
@@ -233,11 +254,15 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
     n_corr = 0
     for i in range(first_path, n_paths):
         ev_start = n_ev
-        for h in range(2 * n_assets):
+        for h in range(n_heaps):
             h_n[h] = 0
             cursor[h] = s_start[h]
         n_touched = 0
         n_pending = 0
+        for j in range(opt_units.shape[0]):  # an option unit's PnL is never linear
+            u = opt_units[j]
+            n_touched = touch_nb(u, flag, touched, n_touched)
+            flag[u] |= FLAG_CHANGED
         if not full_scan:
             for j in range(init_pending.shape[0]):
                 u = init_pending[j]
@@ -269,6 +294,14 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                 else:
                     logimp[a] *= decay
                     mark[a] = exo[i, t, a] * np.exp(logimp[a])
+            for j in range(set_start[t], set_start[t + 1]):  # options expiring now
+                u = settle_option_nb(set_pos[j], mark, qty, pos_unit, pos_asset, pos_entry,
+                                     pos_kind, usd)
+                if u >= 0:
+                    n_pending = state_changed_nb(u, mark, usd, coll, qty, pos_asset, pos_entry,
+                                                 pos_kind, unit_pos_start, haircut, tiers, mmk,
+                                                 lin, const, n_open, version, flag, pending,
+                                                 n_pending)
             if funding_every > 0 and t % funding_every == 0:
                 n_pending, n_touched = pay_funding_nb(
                     t, mark, exo[i, t], funding_rate, fparams[FP_FUNDING_RATE],
@@ -286,7 +319,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                     i, t, due_units, n_due, call_action, call_target, reserve, deposit, mark,
                     usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start, haircut,
                     tiers, mmk, lin, const, n_open, version, flag, pending, n_pending, touched,
-                    n_touched, ev_i, ev_f, n_ev)
+                    n_touched, ev_i, ev_f, n_ev, oc)
                 if overflow:
                     break
             r = 0
@@ -308,14 +341,14 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                             n_dirty += 1
                     n_pending = 0
                     crossed = False  # inline test first: most steps cross no band
-                    for h in range(2 * n_assets):
-                        bound = mark[h // 2] if h % 2 == 0 else -mark[h // 2]
+                    for h in range(n_heaps):
+                        bound = heap_bound_nb(h, mark, t)
                         if (cursor[h] < s_start[h + 1] and s_key[cursor[h]] > bound) or (
                                 h_n[h] > 0 and h_key[h, 0] > bound):
                             crossed = True
                             break
                     if crossed:
-                        n_dirty = collect_crossed_nb(mark, s_key, s_unit, s_start, cursor, h_key,
+                        n_dirty = collect_crossed_nb(mark, t, s_key, s_unit, s_start, cursor, h_key,
                                                      h_unit, h_ver, h_n, version, flag, dirty,
                                                      n_dirty)
                 n_l = 0
@@ -331,10 +364,13 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                     s = const[u]
                     for a in range(n_assets):
                         s += lin[u, a] * mark[a]
+                    if unit_opt[u]:
+                        s += option_slack_nb(u, mark, t, mmk[u], qty, pos_asset, pos_entry,
+                                             pos_kind, unit_pos_start, tiers, oc)
                     if s < 0.0 and mmk[u] != 1.0:  # armed, below the margin-call level
                         e, mm, nn, w = unit_values_nb(u, mark, usd, coll, qty, pos_asset,
                                                       pos_entry, pos_kind, unit_pos_start,
-                                                      haircut, tiers)
+                                                      haircut, tiers, t, oc)
                         if e >= mm:  # called, not liquidatable: disarm, maybe answer later
                             mmk[u] = 1.0
                             refresh_unit_nb(u, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,
@@ -348,6 +384,10 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                             s = const[u]
                             for a in range(n_assets):
                                 s += lin[u, a] * mark[a]
+                            if unit_opt[u]:
+                                s += option_slack_nb(u, mark, t, 1.0, qty, pos_asset,
+                                                     pos_entry, pos_kind, unit_pos_start,
+                                                     tiers, oc)
                             if s < 0.0:  # rounding: E >= MM exactly at the boundary
                                 s = 0.0
                     if s < 0.0:
@@ -355,9 +395,17 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                         n_l += 1
                     elif not full_scan:
                         n_touched = touch_nb(u, flag, touched, n_touched)
-                        if not push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit,
-                                            h_ver, h_n, qty, pos_asset, pos_kind,
-                                            unit_pos_start, tiers):
+                        if unit_opt[u]:
+                            banded = push_option_box_nb(u, mark, t, steps, s, lin, const, sigma,
+                                                        mmk[u], version, h_key, h_unit, h_ver,
+                                                        h_n, qty, pos_asset, pos_kind, pos_entry,
+                                                        unit_pos_start, tiers, oc, box_lo,
+                                                        box_hi)
+                        else:
+                            banded = push_band_nb(u, mark, lin, const, sigma, version, h_key,
+                                                  h_unit, h_ver, h_n, qty, pos_asset, pos_kind,
+                                                  unit_pos_start, tiers)
+                        if not banded:
                             n_pending = enqueue_nb(u, flag, FLAG_PENDING, pending, n_pending)
                 if n_l == 0:
                     break
@@ -369,9 +417,9 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                 # 1. fractions (derivatives) or plans (lending); 2. flow
                 round_fractions_nb(liq, n_l, lending, mode, fparams, mark, usd, coll, qty,
                                    pos_asset, pos_entry, pos_kind, unit_pos_start, haircut, tiers,
-                                   kind, frac, plan_g, plan_k, plan_r, plan_s, plan_c)
+                                   kind, frac, plan_g, plan_k, plan_r, plan_s, plan_c, t, oc)
                 round_flow_nb(liq, n_l, lending, kind, frac, plan_g, plan_k, mark, coll, qty,
-                              pos_asset, pos_entry, pos_kind, unit_pos_start, flow)
+                              pos_asset, pos_entry, pos_kind, unit_pos_start, flow, t, oc)
                 # 3. impact
                 for a in range(n_assets):
                     q_usd = flow[a] * mark[a]
@@ -406,14 +454,31 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                         backstopped = kind[j] == KIND_BACKSTOP
                         px = mark if backstopped else xprice
                         sum_n = 0.0
+                        option_fee = 0.0
+                        perp_n = 0.0
                         for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
                             closed[p] = 0.0
                             closed_notional[p] = 0.0
                             if qty[p] != 0.0:
                                 a = pos_asset[p]
+                                if pos_kind[p] >= POS_CALL:  # options: only in a full close
+                                    if not full:
+                                        continue
+                                    c = qty[p]
+                                    n_opt, v_opt = close_option_nb(u, p, c, px[a], t, oc, usd,
+                                                                   pos_asset, pos_entry,
+                                                                   pos_kind)
+                                    closed_notional[p] = n_opt
+                                    fee_opt = opt_fee_rate * n_opt
+                                    option_fee += min(fee_opt, abs(c) * v_opt)
+                                    qty[p] = 0.0
+                                    closed[p] = c
+                                    sum_n += n_opt
+                                    continue
                                 c = qty[p] if full else f * qty[p]
                                 closed_notional[p] = close_position_nb(
                                     u, p, c, px[a], usd, coll, pos_asset, pos_entry, pos_kind)
+                                perp_n += closed_notional[p]
                                 if full:
                                     qty[p] = 0.0
                                 else:
@@ -428,9 +493,9 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                         else:
                             e2, mm2, nn2, w2 = unit_values_nb(u, mark2, usd, coll, qty, pos_asset,
                                                               pos_entry, pos_kind, unit_pos_start,
-                                                              haircut, tiers)
+                                                              haircut, tiers, t, oc)
                         room = e2 if e2 > 0.0 else 0.0
-                        fee = room if backstopped else fee_rate * sum_n
+                        fee = room if backstopped else fee_rate * perp_n + option_fee
                         if fee > room:
                             fee = room
                         usd[u] -= fee
@@ -451,10 +516,16 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                                     break
                                 share = closed_notional[p] / sum_n if sum_n > 0.0 else 0.0
                                 a = pos_asset[p]
+                                m_ev = mark[a]
+                                x_ev = px[a]
+                                if pos_kind[p] >= POS_CALL:  # an option's own prices
+                                    m_ev = value_at_nb(p, a, pos_kind[p], mark[a], pos_entry[p],
+                                                       t, oc)
+                                    x_ev = value_at_nb(p, a, pos_kind[p], px[a], pos_entry[p],
+                                                       t, oc)
                                 put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, kind[j],
-                                             INSTRUMENT_INVERSE if pos_kind[p] == POS_INVERSE
-                                             else INSTRUMENT_PERP, a, -closed[p], mark[a],
-                                             px[a], closed_notional[p], fee * share,
+                                             instrument_nb(pos_kind[p]), a, -closed[p], m_ev,
+                                             x_ev, closed_notional[p], fee * share,
                                              bd * share, paid * share)
                                 n_ev += 1
                         if sum_n == 0.0 and (bd > 0.0 or fee > 0.0) and not overflow:
@@ -524,7 +595,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                                          unit_pos_start, haircut, tiers, mmk, lin, const,
                                          n_open, version, flag, pending, n_pending, touched,
                                          n_touched, closed, closed_notional, cand, cand_key,
-                                         adl_on, ranking, ev_i, ev_f, n_ev)
+                                         adl_on, ranking, ev_i, ev_f, n_ev, oc)
                     adl_notional += adl_add
                     socialised += soc_add
                     n_adl += n_adl_add
@@ -549,7 +620,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
         n_corr_new = end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,
                                  unit_pos_start, unit_account, navk, navc, deposit, touched,
                                  n_touched, flag, corr_i, corr_f, n_corr, acct_liq, acct_bank,
-                                 stamp_liq, stamp_bank)
+                                 stamp_liq, stamp_bank, steps, oc)
         if n_corr_new < 0:
             return ev_start, n_corr, i, OVERFLOW_CORRECTIONS
         n_corr = n_corr_new

@@ -6,6 +6,7 @@ from __future__ import annotations
 from numba import njit
 
 from ._lending_kernels import lending_flow_nb, lending_plan_nb
+from ._option_kernels import delta_at_nb, option_terms_nb
 from ._state_kernels import unit_values_nb
 from .codes import (
     FP_BACKSTOP,
@@ -20,6 +21,7 @@ from .codes import (
     MODE_FULL,
     MODE_INCREMENTAL,
     MODE_PARTIAL,
+    POS_CALL,
     POS_INVERSE,
 )
 
@@ -27,9 +29,14 @@ from .codes import (
 @njit(cache=True)
 def round_fractions_nb(liq, n_l, lending, mode, fparams, mark, usd, coll, qty, pos_asset,
                        pos_entry, pos_kind, unit_pos_start, haircut, tiers, kind, frac, plan_g,
-                       plan_k, plan_r, plan_s, plan_c):  # pragma: no cover - jitted
+                       plan_k, plan_r, plan_s, plan_c, t, oc):  # pragma: no cover - jitted
     """Step 1: for each unit ``liq[j]``, its event kind and closed fraction ``frac[j]``
-    (derivatives: full, partial, incremental or backstop), or its lending plan."""
+    (derivatives: full, partial, incremental or backstop), or its lending plan.
+
+    A fraction below 1 applies to the perpetuals only: an option unit's options are closed
+    when the whole unit is (futures and perpetuals first, options next). Its partial
+    fraction keeps the option maintenance ``mo`` as it is:
+    ``f = (target MM - E) / (target (MM - mo) - fee x notional)``."""
     backstop = fparams[FP_BACKSTOP]
     target = fparams[FP_TARGET]
     fee_rate = fparams[FP_FEE_RATE]
@@ -47,11 +54,16 @@ def round_fractions_nb(liq, n_l, lending, mode, fparams, mark, usd, coll, qty, p
             plan_c[j] = clr
         elif mode != MODE_FULL or backstop > 0.0:
             e, mm, nn, w = unit_values_nb(u, mark, usd, coll, qty, pos_asset, pos_entry,
-                                          pos_kind, unit_pos_start, haircut, tiers)
+                                          pos_kind, unit_pos_start, haircut, tiers, t, oc)
+            mm_linear = mm
+            if oc[6][u]:
+                v, mo = option_terms_nb(u, mark, mark, t, t, 1.0, qty, pos_asset, pos_entry,
+                                        pos_kind, unit_pos_start, tiers, oc)
+                mm_linear = mm - mo
             if backstop > 0.0 and e < backstop * mm:
                 kind[j] = KIND_BACKSTOP
             elif mode == MODE_PARTIAL:
-                den = target * mm - fee_rate * nn
+                den = target * mm_linear - fee_rate * nn
                 if e > 0.0 and den > 0.0:
                     f = (target * mm - e) / den
                     if f >= 1.0:
@@ -72,8 +84,11 @@ def round_fractions_nb(liq, n_l, lending, mode, fparams, mark, usd, coll, qty, p
 
 @njit(cache=True)
 def round_flow_nb(liq, n_l, lending, kind, frac, plan_g, plan_k, mark, coll, qty, pos_asset,
-                  pos_entry, pos_kind, unit_pos_start, flow):  # pragma: no cover - jitted
-    """Step 2: the round's net flow per asset, in asset units (+ = selling)."""
+                  pos_entry, pos_kind, unit_pos_start, flow, t, oc):  # pragma: no cover - jitted
+    """Step 2: the round's net flow per asset, in asset units (+ = selling).
+
+    An option closed (only in a full close) reaches the underlying through its hedge:
+    whoever takes it over sells ``c x delta`` coins (delta at the round's marks)."""
     n_assets = flow.shape[0]
     for a in range(n_assets):
         flow[a] = 0.0
@@ -88,6 +103,11 @@ def round_flow_nb(liq, n_l, lending, kind, frac, plan_g, plan_k, mark, coll, qty
         for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
             if qty[p] != 0.0:
                 a = pos_asset[p]
+                if pos_kind[p] >= POS_CALL:
+                    if full:
+                        flow[a] += qty[p] * delta_at_nb(p, a, pos_kind[p], mark[a],
+                                                        pos_entry[p], t, oc)
+                    continue
                 c = qty[p] if full else frac[j] * qty[p]
                 if pos_kind[p] == POS_INVERSE:
                     flow[a] += c / mark[a]  # USD contracts -> coins

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from numba import njit
 
+from ._index_kernels import bracket_nb
+from ._option_kernels import option_terms_nb, value_at_nb
 from .codes import (
     EF_BAD_DEBT,
     EF_EXEC,
@@ -25,21 +27,16 @@ from .codes import (
     FLAG_LIQUIDATED,
     FLAG_PENDING,
     FLAG_TOUCHED,
+    INSTRUMENT_CALL,
+    INSTRUMENT_INVERSE,
+    INSTRUMENT_PERP,
+    INSTRUMENT_PUT,
+    POS_CALL,
     POS_INVERSE,
-    TIER_CAP,
+    POS_PUT,
     TIER_CUM,
     TIER_RATE,
 )
-
-
-@njit(cache=True, inline="always")
-def bracket_nb(tiers, a, notional):  # pragma: no cover - jitted
-    """Index of the bracket of asset ``a`` that holds ``notional`` (first cap >= it)."""
-    k = 0
-    last = tiers.shape[1] - 1
-    while k < last and notional > tiers[a, k, TIER_CAP]:
-        k += 1
-    return k
 
 
 @njit(cache=True)
@@ -52,7 +49,8 @@ def refresh_unit_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, un
 
     An inverse position of ``q`` USD contracts is worth ``q * (M / entry - 1)`` USD and
     needs a constant ``|q| * rate - cum`` of maintenance; a coin balance below zero (a debt
-    left by realised inverse losses) counts without haircut."""
+    left by realised inverse losses) counts without haircut. Options are left out (an
+    option unit adds :func:`option_slack_nb` to the form)."""
     n_assets = lin.shape[1]
     k = 1 if usd[u] < 0.0 else 0
     for a in range(n_assets):
@@ -66,6 +64,9 @@ def refresh_unit_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, un
         q = qty[p]
         if q != 0.0:
             a = pos_asset[p]
+            if pos_kind[p] >= POS_CALL:  # an option: outside the linear form
+                k += 1
+                continue
             if pos_kind[p] == POS_INVERSE:
                 b = bracket_nb(tiers, a, abs(q))
                 lin[u, a] += q / pos_entry[p]
@@ -81,8 +82,9 @@ def refresh_unit_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, un
 
 @njit(cache=True, inline="always")
 def unit_values_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
-                   haircut, tiers):  # pragma: no cover - jitted
-    """Equity, maintenance, notional and wallet of unit ``u`` at ``marks``."""
+                   haircut, tiers, t, oc):  # pragma: no cover - jitted
+    """Equity, maintenance, notional and wallet of unit ``u`` at ``marks`` and step ``t``;
+    the notional is that of the perpetuals (options are closed only in full)."""
     wallet = usd[u]
     for a in range(marks.shape[0]):
         if coll[u, a] >= 0.0:
@@ -97,6 +99,8 @@ def unit_values_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, uni
         if q != 0.0:
             a = pos_asset[p]
             m = marks[a]
+            if pos_kind[p] >= POS_CALL:
+                continue
             if pos_kind[p] == POS_INVERSE:
                 n = abs(q)
                 equity += q * (m / pos_entry[p] - 1.0)
@@ -106,7 +110,24 @@ def unit_values_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, uni
             b = bracket_nb(tiers, a, n)
             notional += n
             maint += n * tiers[a, b, TIER_RATE] - tiers[a, b, TIER_CUM]
+    if oc[6][u]:
+        v, mo = option_terms_nb(u, marks, marks, t, t, 1.0, qty, pos_asset, pos_entry, pos_kind,
+                                unit_pos_start, tiers, oc)
+        equity += v
+        maint += mo
     return equity, maint, notional, wallet
+
+
+@njit(cache=True, inline="always")
+def instrument_nb(kind):  # pragma: no cover - jitted
+    """Event instrument code of a position kind (``codes.POS_INSTRUMENT``)."""
+    if kind == POS_INVERSE:
+        return INSTRUMENT_INVERSE
+    if kind == POS_CALL:
+        return INSTRUMENT_CALL
+    if kind == POS_PUT:
+        return INSTRUMENT_PUT
+    return INSTRUMENT_PERP
 
 
 @njit(cache=True)
@@ -184,9 +205,11 @@ def state_changed_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, u
 @njit(cache=True)
 def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
                 unit_account, navk, navc, deposit, touched, n_touched, flag, corr_i, corr_f,
-                n_corr, acct_liq, acct_bank, stamp_liq, stamp_bank):  # pragma: no cover
+                n_corr, acct_liq, acct_bank, stamp_liq, stamp_bank, t_end, oc
+                ):  # pragma: no cover
     """Account outputs of path ``i``: PnL corrections of changed units and liquidation
-    counts. Returns the new number of corrections, or -1 if they do not fit."""
+    counts; options at their value at step ``t_end``. Returns the new number of
+    corrections, or -1 if they do not fit."""
     n_assets = mark.shape[0]
     need = 0
     for j in range(n_touched):
@@ -205,8 +228,12 @@ def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_po
                 linear += navk[u, a] * mark[a]
             for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
                 if qty[p] != 0.0:
-                    nav += position_value_nb(qty[p], mark[pos_asset[p]], pos_entry[p],
-                                             pos_kind[p])
+                    if pos_kind[p] >= POS_CALL:
+                        nav += qty[p] * value_at_nb(p, pos_asset[p], pos_kind[p],
+                                                    mark[pos_asset[p]], pos_entry[p], t_end, oc)
+                    else:
+                        nav += position_value_nb(qty[p], mark[pos_asset[p]], pos_entry[p],
+                                                 pos_kind[p])
             corr_i[n_corr, 0] = i
             corr_i[n_corr, 1] = acc
             corr_f[n_corr] = nav - linear - deposit[u]  # PnL leaves deposits out

@@ -16,12 +16,27 @@ INSTRUMENT_PERP = 0
 INSTRUMENT_COLLATERAL = 1
 INSTRUMENT_DEBT = 2    # a lending venue's debt (asset -1: USD)
 INSTRUMENT_INVERSE = 3  # an inverse (coin-margined) perpetual: qty in USD contracts
-INSTRUMENT_NAMES = ("perp", "collateral", "debt", "inverse")
+INSTRUMENT_CALL = 4    # a European call: qty in options on one coin
+INSTRUMENT_PUT = 5     # a European put
+INSTRUMENT_NAMES = ("perp", "collateral", "debt", "inverse", "call", "put")
 
-# position kinds (``pos_kind``)
+# position kinds (``pos_kind``); the instrument code of a position is ``POS_INSTRUMENT[kind]``
 POS_LINEAR = 0         # qty in coins, PnL qty * (M - entry) in USD
 POS_INVERSE = 1        # qty in USD contracts, PnL qty * (1/entry - 1/M) in the coin
-POS_KIND_NAMES = ("perp", "inverse")
+POS_CALL = 2           # qty options, value qty * BS call(M, strike = pos_entry, ...)
+POS_PUT = 3            # qty options, value qty * BS put
+POS_KIND_NAMES = ("perp", "inverse", "call", "put")
+POS_INSTRUMENT = (INSTRUMENT_PERP, INSTRUMENT_INVERSE, INSTRUMENT_CALL, INSTRUMENT_PUT)
+
+# option rules (``OP_RULE`` of the option parameters)
+OPTION_STANDARD, OPTION_RISK_MATRIX = 0, 1
+OPTION_RULE_NAMES = ("standard", "risk_matrix")
+# option parameters ``opt_par``
+(OP_RULE, OP_STEP_YEARS, OP_FEE_RATE, OP_RANGE, OP_N_BUCKETS, OP_VOL_UP, OP_VOL_DOWN,
+ OP_EXT_WEIGHT, OP_MAX_WINDOW) = range(9)
+N_OP = 9
+#: extended moves of the risk matrix (their number is fixed so the kernels can loop on it)
+N_EXT = 8
 
 # columns of the integer event buffer
 EI_PATH, EI_STEP, EI_ROUND, EI_UNIT, EI_KIND, EI_INSTRUMENT, EI_ASSET = range(7)

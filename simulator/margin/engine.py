@@ -18,6 +18,8 @@ from ..venues import bracket_cums
 from . import codes
 from ._index_kernels import BRACKET_MARGIN, SLACK_MARGIN
 from ._kernels import replay_nb
+from ._option_kernels import static_boxes_nb
+from .option_setup import OptionRules, iv_multipliers, option_context, option_values0
 
 #: smallest volatility used to split a unit's slack between assets (any split is correct;
 #: this one only sets how often a multi-asset unit is re-checked)
@@ -41,6 +43,8 @@ class EngineRules:
     iparams : ndarray, shape (codes.N_IP,)
     call_ratio, reserve_ratio : float
         Margin-call ratio (0: no calls) and reserve as a multiple of initial equity.
+    options : OptionRules
+        Option margin rule, fees and implied-vol dynamics.
     """
 
     haircut: np.ndarray
@@ -50,6 +54,7 @@ class EngineRules:
     iparams: np.ndarray
     call_ratio: float = 0.0
     reserve_ratio: float = 0.0
+    options: OptionRules = OptionRules()
 
     @property
     def tier_cap(self) -> np.ndarray:
@@ -69,13 +74,15 @@ class EngineRules:
     @classmethod
     def from_scenario(cls, venue: Venue, liquidity: Liquidity, market: Market,
                       full_scan: bool = False, behaviour: Behaviour | None = None,
-                      step_hours: float | None = None) -> EngineRules:
+                      step_hours: float | None = None,
+                      iv_multiplier: np.ndarray | None = None) -> EngineRules:
         """Build the rules of a scenario's ``[venue]``, ``[liquidity]``, assets and
         ``[behaviour]``.
 
         ``full_scan`` checks every unit at every round instead of using the index (same
         results, slower; for tests and benchmarks). ``step_hours`` (the length of a step)
-        is needed when the venue pays funding.
+        is needed when the venue pays funding or the book holds options;
+        ``iv_multiplier`` (steps + 1, A) carries the ``vol`` shocks into implied vols.
         """
         behaviour = behaviour or Behaviour()
         fparams = np.zeros(codes.N_FP)
@@ -120,17 +127,24 @@ class EngineRules:
         haircut = np.array([1.0 - venue.collateral_weight(a.symbol, a.haircut)
                             for a in market.assets], dtype=float)
         sigma = np.maximum(np.array([a.vol for a in market.assets], dtype=float), SIGMA_FLOOR)
+        options = OptionRules(
+            rule=venue.option_margin, fee_rate=venue.option_liquidation_fee_rate,
+            range_pct=venue.risk_matrix_range_pct,
+            spot_vol_beta=np.array([a.spot_vol_beta for a in market.assets], dtype=float),
+            step_years=None if step_hours is None else step_hours / 24.0 / 365.0,
+            iv_multiplier=iv_multiplier)
         return cls(haircut=haircut, tiers=bracket_table(venue, market), sigma=sigma,
                    fparams=fparams, iparams=iparams,
                    call_ratio=behaviour.margin_call_ratio if calls else 0.0,
-                   reserve_ratio=behaviour.reserve_ratio)
+                   reserve_ratio=behaviour.reserve_ratio, options=options)
 
     @classmethod
     def for_scenario(cls, scenario: Scenario, full_scan: bool = False) -> EngineRules:
         """The rules of a whole scenario (venue, liquidity, assets, behaviour, step length)."""
         return cls.from_scenario(scenario.venue, scenario.liquidity, scenario.market,
                                  full_scan=full_scan, behaviour=scenario.behaviour,
-                                 step_hours=scenario.simulation.dt_years * 365.0 * 24.0)
+                                 step_hours=scenario.simulation.dt_years * 365.0 * 24.0,
+                                 iv_multiplier=iv_multipliers(scenario))
 
 
 def bracket_table(venue: Venue, market: Market) -> np.ndarray:
@@ -147,8 +161,9 @@ def bracket_table(venue: Venue, market: Market) -> np.ndarray:
 
 
 def position_notional(book: Book, prices: np.ndarray) -> np.ndarray:
-    """USD notional of every position at ``prices`` (an inverse one's is its qty)."""
-    size = np.abs(book.pos_qty)
+    """USD notional of every perpetual at ``prices`` (an inverse one's is its qty); 0 for
+    an option (it has no bracket)."""
+    size = np.where(book.pos_kind >= codes.POS_CALL, 0.0, np.abs(book.pos_qty))
     return np.where(book.pos_kind == codes.POS_INVERSE, size, size * prices[book.pos_asset])
 
 
@@ -181,6 +196,10 @@ class BookIndex:
         Maintenance multiplier of each unit's slack form: the margin-call ratio (armed) or 1.
     reserve : ndarray
         USD each unit may deposit when it answers a margin call.
+    oc : tuple
+        The options' data for the kernels (:func:`option_setup.option_context`).
+    steps : int
+        Steps of the paths this index was built for.
     """
 
     lin: np.ndarray
@@ -194,19 +213,30 @@ class BookIndex:
     init_pending: np.ndarray
     mmk0: np.ndarray
     reserve: np.ndarray
+    oc: tuple = ()
+    steps: int = -1
 
     @classmethod
-    def build(cls, book: Book, rules: EngineRules, s0: np.ndarray) -> BookIndex:
-        """Index ``book`` at the initial prices ``s0``."""
+    def build(cls, book: Book, rules: EngineRules, s0: np.ndarray,
+              steps: int | None = None) -> BookIndex:
+        """Index ``book`` at the initial prices ``s0`` for paths of ``steps`` steps (needed
+        when the book holds options: their boxes span windows of steps)."""
         n_units, n_assets = book.n_units, len(s0)
+        if steps is None:
+            if book.has_options:
+                raise ValueError("indexing a book with options needs the number of steps")
+            steps = 0
+        oc = option_context(book, rules.options, steps, s0)
         pos_unit, pos_asset = book.pos_unit, book.pos_asset
         open_ = book.pos_qty != 0.0
-        q = np.where(open_, book.pos_qty, 0.0)
+        option = book.pos_kind >= codes.POS_CALL
+        q = np.where(open_ & ~option, book.pos_qty, 0.0)  # the linear form leaves options out
         k = position_brackets(book, rules.tiers, s0)
         inverse = book.pos_kind == codes.POS_INVERSE
         mmk0 = np.full(n_units, rules.call_ratio if rules.call_ratio > 0 else 1.0)
         rate = rules.tiers[pos_asset, k, codes.TIER_RATE] * mmk0[pos_unit]
-        cum = np.where(open_, rules.tiers[pos_asset, k, codes.TIER_CUM], 0.0) * mmk0[pos_unit]
+        cum = (np.where(open_ & ~option, rules.tiers[pos_asset, k, codes.TIER_CUM], 0.0)
+               * mmk0[pos_unit])
         # linear: q M - q entry - (|q| M rate - cum); inverse: (q / entry) M - q - (|q| rate - cum)
         coin_qty = _coin_qty(book, q)
         exposure = np.zeros((n_units, n_assets))
@@ -220,19 +250,33 @@ class BookIndex:
         n_open = (np.bincount(pos_unit, open_, minlength=n_units) + (book.unit_usd < 0)
                   + (coll < 0).sum(axis=1)).astype(np.int64)
         navk = unit_nav_coefficients(book)
-        navc = book.unit_usd - np.bincount(pos_unit, cost, minlength=n_units)
+        value0 = np.bincount(pos_unit, option_values0(book, s0), minlength=n_units)
+        navc = book.unit_usd - np.bincount(pos_unit, cost, minlength=n_units) + value0
         lo, hi = _bracket_intervals(book, rules.tiers, s0, k, open_)
         equity0 = const + lin @ s0 + np.bincount(pos_unit, rate * position_notional(book, s0)
-                                                 - cum, minlength=n_units)
+                                                 - cum, minlength=n_units) + value0
         reserve = rules.reserve_ratio * np.maximum(equity0, 0.0)
 
         slack = const + lin @ s0
         scale = np.abs(const) + np.abs(lin) @ s0
         slack_eff = slack - SLACK_MARGIN * scale
         weight = (np.abs(lin) * rules.sigma * s0).sum(axis=1)
-        live = n_open > 0
+        unit_opt = oc[6]
+        live = (n_open > 0) & ~unit_opt
         init_pending = np.flatnonzero(live & ~(slack_eff > 0.0)).astype(np.int64)
         banded = live & (slack_eff > 0.0)
+        box_units = oc[11]
+        box_lo = np.empty((len(box_units), n_assets))
+        box_hi = np.empty((len(box_units), n_assets))
+        box_due = np.empty(len(box_units), dtype=np.int64)
+        if len(box_units):
+            static_boxes_nb(box_units, np.ascontiguousarray(s0, dtype=float), steps,
+                            np.ascontiguousarray(lin), const, rules.sigma, mmk0, book.pos_qty,
+                            pos_asset, book.pos_kind, book.pos_entry, book.unit_pos_start,
+                            rules.tiers, oc, box_lo, box_hi, box_due)
+            init_pending = np.sort(np.concatenate([init_pending,
+                                                   box_units[box_due < 0]])).astype(np.int64)
+        boxed = box_due >= 0
         safe_weight = np.where(weight > 0.0, weight, 1.0)
         keys, units, starts = [], [], [0]
         for a in range(n_assets):
@@ -243,18 +287,28 @@ class BookIndex:
             up = np.where(lin[:, a] < 0, s0[a] + band, np.inf)
             up = np.where(np.isfinite(hi[:, a]),
                           np.minimum(up, hi[:, a] * (1.0 - BRACKET_MARGIN)), up)
+            edge = boxed & (box_lo[:, a] < box_hi[:, a])
             for d, threshold in ((0, down), (1, up)):
                 rows = np.flatnonzero(banded & np.isfinite(threshold))
                 key = threshold[rows] if d == 0 else -threshold[rows]
+                box_key = box_lo[edge, a] if d == 0 else -box_hi[edge, a]
+                rows = np.concatenate([rows, box_units[edge]])
+                key = np.concatenate([key, box_key])
                 order = np.argsort(-key, kind="stable")
                 keys.append(key[order])
                 units.append(rows[order])
                 starts.append(starts[-1] + len(rows))
+        timed = boxed & (box_due <= steps)
+        key = 0.5 - box_due[timed]
+        order = np.argsort(-key, kind="stable")
+        keys.append(key[order].astype(float))
+        units.append(box_units[timed][order])
+        starts.append(starts[-1] + int(timed.sum()))
         return cls(lin=np.ascontiguousarray(lin), const=const, n_open=n_open,
                    navk=np.ascontiguousarray(navk), navc=navc,
                    s_key=np.concatenate(keys), s_unit=np.concatenate(units).astype(np.int64),
                    s_start=np.array(starts, dtype=np.int64), init_pending=init_pending,
-                   mmk0=mmk0, reserve=reserve)
+                   mmk0=mmk0, reserve=reserve, oc=oc, steps=steps)
 
 
 def _bracket_intervals(book: Book, tiers: np.ndarray, s0: np.ndarray, k: np.ndarray,
@@ -264,7 +318,7 @@ def _bracket_intervals(book: Book, tiers: np.ndarray, s0: np.ndarray, k: np.ndar
     hi = np.full((book.n_units, len(s0)), np.inf)
     size = np.abs(book.pos_qty)
     rows = (open_ & (tiers[book.pos_asset, 0, codes.TIER_CAP] < np.inf)
-            & (book.pos_kind != codes.POS_INVERSE))  # an inverse notional does not move
+            & (book.pos_kind == codes.POS_LINEAR))  # an inverse notional does not move
     if rows.any():
         a, kk, q, u = book.pos_asset[rows], k[rows], size[rows], book.pos_unit[rows]
         below = np.where(kk > 0, tiers[a, np.maximum(kk - 1, 0), codes.TIER_CAP] / q, 0.0)
@@ -324,9 +378,12 @@ class ReplayResult:
 
 
 def _coin_qty(book: Book, qty: np.ndarray) -> np.ndarray:
-    """Coin exposure per position: ``qty`` (linear), ``qty / entry`` (inverse)."""
+    """Coin exposure per position: ``qty`` (linear), ``qty / entry`` (inverse), 0 (an
+    option: outside the linear forms)."""
     inverse = book.pos_kind == codes.POS_INVERSE
-    return np.divide(qty, book.pos_entry, out=np.array(qty, dtype=float), where=inverse)
+    out = np.divide(qty, book.pos_entry, out=np.array(qty, dtype=float), where=inverse)
+    out[book.pos_kind >= codes.POS_CALL] = 0.0
+    return out
 
 
 def unit_nav_coefficients(book: Book) -> np.ndarray:
@@ -373,9 +430,17 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
     """
     exo = np.ascontiguousarray(exo, dtype=float)
     n_paths, _, n_assets = exo.shape
+    steps = exo.shape[1] - 1
     if index is None:
         s0 = exo[0, 0] if n_paths else np.ones(n_assets)
-        index = BookIndex.build(book, rules, s0)
+        index = BookIndex.build(book, rules, s0, steps)
+    oc = index.oc
+    if index.steps != steps:
+        if book.has_options:
+            raise ValueError(f"the index was built for {index.steps} steps; the paths have "
+                             f"{steps}")
+        oc = option_context(book, rules.options, steps, exo[0, 0] if n_paths else
+                            np.ones(n_assets))
     path_f = np.zeros((n_paths, codes.N_PF))
     path_i = np.zeros((n_paths, codes.N_PI), dtype=np.int64)
     min_price = np.zeros((n_paths, n_assets))
@@ -401,7 +466,7 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
             book.pos_qty, book.pos_entry, book.pos_kind, index.lin, index.const, index.n_open,
             index.navk, index.navc, index.s_key, index.s_unit, index.s_start, index.init_pending,
             index.mmk0, index.reserve, rules.fparams, iparams, path_f, path_i, min_price,
-            final_price, marks, acct_liq, acct_bank, ev_i, ev_f, corr_i, corr_f, first)
+            final_price, marks, acct_liq, acct_bank, ev_i, ev_f, corr_i, corr_f, first, oc)
         ev_i_parts.append(ev_i[:n_ev].copy())
         ev_f_parts.append(ev_f[:n_ev].copy())
         ci_parts.append(corr_i[:n_corr].copy())

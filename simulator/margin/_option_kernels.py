@@ -1,0 +1,429 @@
+"""Numba kernels of the options in the margin engine (``docs/engine.md``, "Options").
+
+An option position (``pos_kind`` ``POS_CALL`` / ``POS_PUT``, strike in ``pos_entry``) adds
+``qty x V`` to its unit's equity, with ``V`` the Black-Scholes value (zero rates) at the
+mark, the time left at step ``t`` and the implied vol of the simulation
+(:func:`simulator.options._kernels.implied_vol_nb`: it rises as the mark falls with the
+asset's ``spot_vol_beta`` and moves with the scenario's ``vol`` shocks). Its maintenance
+is the venue's option rule: Deribit's standard rule per short option, or a risk matrix
+over the unit's options and perpetuals on each underlying (which then replaces those
+perpetuals' bracket maintenance).
+
+The option part of a unit's slack is not linear in the marks, so the liquidation index
+gives an option unit a *box*: a price interval per asset and a window of steps, checked
+with rigorous bounds: ``V`` is increasing in the time left and in the vol, and monotone
+in the spot at a fixed vol, so its extremes over a box are at the box's corners
+(:func:`option_terms_nb`). With a box of zero width and a window of one step the bounds
+are the exact values, so one function gives both.
+
+Everything about options that the kernels need travels in one tuple ``oc``
+(:func:`simulator.margin.option_setup.option_context`)::
+
+    oc = (pos_tau0, pos_iv0, spot0, beta, ivmult, ivnext, unit_opt, opt_par, ext_moves)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..options._kernels import bs_greeks_nb, bs_price_nb, implied_vol_nb
+from ..options._margin_kernels import MIN_VOL, deribit_option_mm_nb
+from ._index_kernels import (
+    BRACKET_MARGIN,
+    SLACK_MARGIN,
+    bracket_interval_nb,
+    bracket_nb,
+    heap_push_nb,
+)
+from .codes import (
+    OP_EXT_WEIGHT,
+    OP_MAX_WINDOW,
+    OP_N_BUCKETS,
+    OP_RANGE,
+    OP_RULE,
+    OP_STEP_YEARS,
+    OP_VOL_DOWN,
+    OP_VOL_UP,
+    OPTION_RISK_MATRIX,
+    POS_CALL,
+    POS_LINEAR,
+    TIER_CUM,
+    TIER_RATE,
+)
+
+#: shrinking tries of a box before an option unit is left to exact checks every round
+BOX_TRIES = 5
+#: guess of the slack lost per coin of an option per unit relative move of its
+#: underlying: its value (delta <= 1) and its margin (<= 1 + 0.075) both move
+OPTION_SENSITIVITY = 2.1
+
+
+@njit(cache=True, inline="always")
+def tau_years_nb(p, t, oc):  # pragma: no cover - jitted
+    """Time to expiry of option ``p`` at step ``t``, in years (<= 0: expired)."""
+    return oc[0][p] - t * oc[7][OP_STEP_YEARS]
+
+
+@njit(cache=True, inline="always")
+def iv_nb(p, a, spot, t, oc):  # pragma: no cover - jitted
+    """Implied vol of option ``p`` (asset ``a``) at mark ``spot`` and step ``t``."""
+    return implied_vol_nb(oc[1][p], spot, oc[2][a], oc[3][a], oc[4][t, a])
+
+
+@njit(cache=True)
+def value_at_nb(p, a, kind, spot, strike, t, oc):  # pragma: no cover - jitted
+    """Value of option ``p`` on asset ``a`` at mark ``spot`` and step ``t``, USD per coin."""
+    return bs_price_nb(kind == POS_CALL, spot, strike, tau_years_nb(p, t, oc),
+                       iv_nb(p, a, spot, t, oc))
+
+
+@njit(cache=True)
+def delta_at_nb(p, a, kind, spot, strike, t, oc):  # pragma: no cover - jitted
+    """Black-Scholes delta of option ``p`` at mark ``spot`` and step ``t``."""
+    v, d, g, vg = bs_greeks_nb(kind == POS_CALL, spot, strike, tau_years_nb(p, t, oc),
+                               iv_nb(p, a, spot, t, oc))
+    return d
+
+
+@njit(cache=True)
+def _vol_range_nb(p, a, lo, hi, t0, t1, oc):  # pragma: no cover - jitted
+    """Smallest and largest implied vol of option ``p`` over marks ``[lo, hi]`` and steps
+    ``t0..t1`` (the vol is monotone in the mark and increasing in the multiplier)."""
+    ivmult = oc[4]
+    m_lo = ivmult[t0, a]
+    m_hi = m_lo
+    for s in range(t0 + 1, t1 + 1):
+        m = ivmult[s, a]
+        if m < m_lo:
+            m_lo = m
+        if m > m_hi:
+            m_hi = m
+    iv0, s0, beta = oc[1][p], oc[2][a], oc[3][a]
+    v1 = implied_vol_nb(iv0, lo, s0, beta, m_lo)
+    v2 = implied_vol_nb(iv0, hi, s0, beta, m_lo)
+    v3 = implied_vol_nb(iv0, lo, s0, beta, m_hi)
+    v4 = implied_vol_nb(iv0, hi, s0, beta, m_hi)
+    return min(v1, v2), max(v3, v4)
+
+
+@njit(cache=True, inline="always")
+def _value_range_nb(is_call, lo, hi, strike, tau_lo, tau_hi, vol_lo, vol_hi
+                    ):  # pragma: no cover - jitted
+    """Smallest and largest Black-Scholes value over a box: increasing in the time left
+    and the vol; a call increasing, a put decreasing in the spot."""
+    if lo == hi and tau_lo == tau_hi and vol_lo == vol_hi:
+        v = bs_price_nb(is_call, lo, strike, tau_lo, vol_lo)
+        return v, v
+    if is_call:
+        return (bs_price_nb(True, lo, strike, tau_lo, vol_lo),
+                bs_price_nb(True, hi, strike, tau_hi, vol_hi))
+    return (bs_price_nb(False, hi, strike, tau_lo, vol_lo),
+            bs_price_nb(False, lo, strike, tau_hi, vol_hi))
+
+
+@njit(cache=True, inline="always")
+def _shift_vol_nb(vol, shift):  # pragma: no cover - jitted
+    """The risk matrix's vol scenario: up ``vol + shift``; down never below
+    ``min(vol, MIN_VOL)`` (non-decreasing in ``vol``, so it maps ranges to ranges)."""
+    out = vol + shift
+    if shift < 0.0:
+        out = max(out, min(vol, MIN_VOL))
+    return out
+
+
+@njit(cache=True)
+def _matrix_loss_ub_nb(u, a, move, shift, ext, lo, hi, t0, t1, qty, pos_asset, pos_entry,
+                       pos_kind, unit_pos_start, oc):  # pragma: no cover - jitted
+    """Upper bound over the box of unit ``u``'s loss on asset ``a`` in one risk-matrix
+    scenario (price ``move``, vol ``shift``); ``ext``: an extended move, options only."""
+    loss = 0.0
+    tau_lo = tau_hi = 0.0
+    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+        q = qty[p]
+        if q == 0.0 or pos_asset[p] != a:
+            continue
+        kind = pos_kind[p]
+        if kind == POS_LINEAR:
+            if not ext:  # loss -q S move: linear in S, largest at an end of the box
+                loss += max(-q * move * lo, -q * move * hi)
+            continue
+        if kind < POS_CALL:
+            continue
+        is_call = kind == POS_CALL
+        tau_lo = tau_years_nb(p, t1, oc)
+        tau_hi = tau_years_nb(p, t0, oc)
+        vol_lo, vol_hi = _vol_range_nb(p, a, lo, hi, t0, t1, oc)
+        b_lo, b_hi = _value_range_nb(is_call, lo, hi, pos_entry[p], tau_lo, tau_hi, vol_lo,
+                                     vol_hi)
+        s_lo, s_hi = _value_range_nb(is_call, lo * (1.0 + move), hi * (1.0 + move),
+                                     pos_entry[p], tau_lo, tau_hi, _shift_vol_nb(vol_lo, shift),
+                                     _shift_vol_nb(vol_hi, shift))
+        if q > 0.0:
+            loss += q * (b_hi - s_lo)
+        else:
+            loss += q * (b_lo - s_hi)
+    return loss
+
+
+@njit(cache=True)
+def _risk_matrix_ub_nb(u, a, lo, hi, t0, t1, qty, pos_asset, pos_entry, pos_kind,
+                       unit_pos_start, oc, ext_moves):  # pragma: no cover - jitted
+    """Upper bound over the box of the risk-matrix margin of unit ``u`` on asset ``a``:
+    ``max(0, worst standard scenario, ext_weight x worst extended move)``."""
+    par = oc[7]
+    n_buckets = int(par[OP_N_BUCKETS])
+    rng = par[OP_RANGE]
+    margin = 0.0
+    for v in range(3):
+        shift = par[OP_VOL_UP] if v == 0 else (0.0 if v == 1 else -par[OP_VOL_DOWN])
+        for j in range(2 * n_buckets + 1):
+            move = rng * (j - n_buckets) / n_buckets
+            loss = _matrix_loss_ub_nb(u, a, move, shift, False, lo, hi, t0, t1, qty,
+                                      pos_asset, pos_entry, pos_kind, unit_pos_start, oc)
+            if loss > margin:
+                margin = loss
+    w = par[OP_EXT_WEIGHT]
+    for e in range(ext_moves.shape[0]):
+        loss = w * _matrix_loss_ub_nb(u, a, ext_moves[e], par[OP_VOL_UP], True, lo, hi, t0,
+                                      t1, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
+                                      oc)
+        if loss > margin:
+            margin = loss
+    return margin
+
+
+@njit(cache=True)
+def option_terms_nb(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kind,
+                    unit_pos_start, tiers, oc):  # pragma: no cover - jitted
+    """Bounds of the option part of unit ``u``'s equity and maintenance over the box
+    ``lo <= M <= hi`` (per asset) and steps ``t0..t1``.
+
+    Returns ``(value_lb, margin_ub)``: a lower bound of ``sum qty V`` and an upper bound of
+    the option maintenance, both in USD and exact when ``lo == hi`` and ``t0 == t1``. The
+    maintenance is multiplied by ``mmk_u`` (a margin call's ratio while it is armed).
+    Under the risk matrix it is ``sum_a RM_a`` over the assets the unit holds options on,
+    minus the bracket maintenance of its perpetuals on those assets (which the slack form
+    ``lin, const`` holds and the matrix replaces; the bracket maintenance is increasing in
+    the mark, so ``lo`` bounds it from below).
+    """
+    rule = int(oc[7][OP_RULE])
+    value = 0.0
+    margin = 0.0
+    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+        q = qty[p]
+        kind = pos_kind[p]
+        if q == 0.0 or kind < POS_CALL:
+            continue
+        a = pos_asset[p]
+        is_call = kind == POS_CALL
+        vol_lo, vol_hi = _vol_range_nb(p, a, lo[a], hi[a], t0, t1, oc)
+        v_lo, v_hi = _value_range_nb(is_call, lo[a], hi[a], pos_entry[p],
+                                     tau_years_nb(p, t1, oc), tau_years_nb(p, t0, oc),
+                                     vol_lo, vol_hi)
+        if q > 0.0:
+            value += q * v_lo
+        else:
+            value += q * v_hi
+            if rule != OPTION_RISK_MATRIX:  # increasing in the spot and the option's value
+                margin += deribit_option_mm_nb(is_call, q, pos_entry[p], hi[a], v_hi)
+    if rule == OPTION_RISK_MATRIX:
+        ext_moves = oc[8]
+        n_assets = lo.shape[0]
+        for a in range(n_assets):
+            held = False
+            for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+                if pos_asset[p] == a and pos_kind[p] >= POS_CALL and qty[p] != 0.0:
+                    held = True
+                    break
+            if not held:
+                continue
+            margin += _risk_matrix_ub_nb(u, a, lo[a], hi[a], t0, t1, qty, pos_asset, pos_entry,
+                                         pos_kind, unit_pos_start, oc, ext_moves)
+            for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+                q = qty[p]
+                if pos_asset[p] == a and pos_kind[p] == POS_LINEAR and q != 0.0:
+                    b = bracket_nb(tiers, a, abs(q) * lo[a])
+                    margin -= abs(q) * lo[a] * tiers[a, b, TIER_RATE] - tiers[a, b, TIER_CUM]
+    return value, mmk_u * margin
+
+
+@njit(cache=True)
+def option_slack_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
+                    tiers, oc):  # pragma: no cover - jitted
+    """Exact option part of unit ``u``'s margin slack at ``mark`` and step ``t``."""
+    v, m = option_terms_nb(u, mark, mark, t, t, mmk_u, qty, pos_asset, pos_entry, pos_kind,
+                           unit_pos_start, tiers, oc)
+    return v - m
+
+
+@njit(cache=True)
+def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
+                  pos_entry, unit_pos_start, tiers, oc, lo, hi):  # pragma: no cover - jitted
+    """Find a box around ``mark`` (written to ``lo, hi``) and a last step ``t1 >= t`` in
+    which option unit ``u`` stays safe; ``slack`` is its exact slack, > 0.
+
+    The first guess splits the slack between assets as the linear index does, with each
+    option counting for ``OPTION_SENSITIVITY`` coins per unit move, over a window up to the
+    next change of an implied-vol multiplier (``ivnext``) and at most ``OP_MAX_WINDOW``
+    steps; the box and the window halve until the rigorous lower bound of the slack over
+    them is positive. Each box is also cut where a perpetual changes bracket.
+
+    Returns
+    -------
+    int
+        ``t1``, or -1 when no box was found.
+    """
+    n_assets = mark.shape[0]
+    ivnext = oc[5]
+    par = oc[7]
+    t1 = t + int(par[OP_MAX_WINDOW])
+    if t1 > steps:
+        t1 = steps
+    weight = 0.0
+    scale = abs(const[u])
+    for a in range(n_assets):
+        expo = abs(lin[u, a])
+        for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+            if pos_asset[p] == a and pos_kind[p] >= POS_CALL and qty[p] != 0.0:
+                expo += OPTION_SENSITIVITY * abs(qty[p])
+                nxt = ivnext[t, a] - 1
+                if nxt < t1:
+                    t1 = nxt
+        scale += expo * mark[a]
+        weight += expo * sigma[a] * mark[a]
+    if t1 < t:
+        t1 = t
+    target = SLACK_MARGIN * scale
+    if not (slack > target and np.isfinite(slack) and weight > 0.0 and np.isfinite(weight)):
+        return -1
+    shrink = 0.5
+    for _ in range(BOX_TRIES):
+        for a in range(n_assets):
+            band = shrink * slack * sigma[a] / weight  # a relative move
+            lo[a] = mark[a] * (1.0 - band)
+            hi[a] = mark[a] * (1.0 + band)
+            b_lo, b_hi = bracket_interval_nb(u, a, mark[a], qty, pos_asset, pos_kind,
+                                             unit_pos_start, tiers)
+            if b_lo > 0.0 and b_lo * (1.0 + BRACKET_MARGIN) > lo[a]:
+                lo[a] = b_lo * (1.0 + BRACKET_MARGIN)
+            if b_hi < np.inf and b_hi * (1.0 - BRACKET_MARGIN) < hi[a]:
+                hi[a] = b_hi * (1.0 - BRACKET_MARGIN)
+        bound = const[u]
+        for a in range(n_assets):
+            la = lin[u, a]
+            bound += la * lo[a] if la > 0.0 else la * hi[a]
+        v, m = option_terms_nb(u, lo, hi, t, t1, mmk_u, qty, pos_asset, pos_entry, pos_kind,
+                               unit_pos_start, tiers, oc)
+        bound += v - m
+        if bound > target:
+            return t1
+        shrink *= 0.5
+        t1 = t + (t1 - t) // 2
+    return -1
+
+
+@njit(cache=True)
+def push_option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, version, h_key,
+                       h_unit, h_ver, h_n, qty, pos_asset, pos_kind, pos_entry, unit_pos_start,
+                       tiers, oc, lo, hi):  # pragma: no cover - jitted
+    """Give option unit ``u`` a new box (its version is bumped first): a down and an up
+    threshold on every asset it is exposed to, and a due step ``t1 + 1`` on the time heap
+    ``2 A`` (key ``0.5 - due``, crossed once ``t >= due``). Returns False when no box
+    was found: the caller checks the unit exactly at the next round."""
+    n_assets = mark.shape[0]
+    version[u] += 1
+    ver = version[u]
+    t1 = option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset,
+                       pos_kind, pos_entry, unit_pos_start, tiers, oc, lo, hi)
+    if t1 < 0:
+        return False
+    for a in range(n_assets):
+        if lo[a] == hi[a] or (lo[a] == 0.0 and hi[a] == np.inf):
+            continue
+        if not exposed_nb(u, a, lin, qty, pos_asset, unit_pos_start):
+            continue
+        heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * a, lo[a], u, ver, version)
+        heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * a + 1, -hi[a], u, ver, version)
+    if t1 < steps:
+        heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * n_assets, 0.5 - (t1 + 1), u, ver,
+                     version)
+    return True
+
+
+@njit(cache=True, inline="always")
+def exposed_nb(u, a, lin, qty, pos_asset, unit_pos_start):  # pragma: no cover - jitted
+    """Whether unit ``u``'s slack moves with the mark of asset ``a``."""
+    if lin[u, a] != 0.0:
+        return True
+    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+        if pos_asset[p] == a and qty[p] != 0.0:
+            return True
+    return False
+
+
+@njit(cache=True)
+def static_boxes_nb(units, mark, steps, lin, const, sigma, mmk0, qty, pos_asset, pos_kind,
+                    pos_entry, unit_pos_start, tiers, oc, out_lo, out_hi, out_due
+                    ):  # pragma: no cover - jitted
+    """Boxes of the option units ``units`` at the initial marks (step 0), the same on every
+    path: ``out_lo, out_hi`` (rows of ``units``; ``lo == hi``: no threshold on that asset)
+    and the due step ``out_due`` (``steps + 1``: none; ``-1``: no box, check at once)."""
+    n_assets = mark.shape[0]
+    lo = np.empty(n_assets)
+    hi = np.empty(n_assets)
+    for j in range(units.shape[0]):
+        u = units[j]
+        s = const[u]
+        for a in range(n_assets):
+            s += lin[u, a] * mark[a]
+        s += option_slack_nb(u, mark, 0, mmk0[u], qty, pos_asset, pos_entry, pos_kind,
+                             unit_pos_start, tiers, oc)
+        t1 = -1
+        if s > 0.0:
+            t1 = option_box_nb(u, mark, 0, steps, s, lin, const, sigma, mmk0[u], qty,
+                               pos_asset, pos_kind, pos_entry, unit_pos_start, tiers, oc,
+                               lo, hi)
+        if t1 < 0:
+            out_due[j] = -1
+            for a in range(n_assets):
+                out_lo[j, a] = mark[a]
+                out_hi[j, a] = mark[a]
+            continue
+        out_due[j] = t1 + 1 if t1 < steps else steps + 1
+        for a in range(n_assets):
+            if exposed_nb(u, a, lin, qty, pos_asset, unit_pos_start):
+                out_lo[j, a] = lo[a]
+                out_hi[j, a] = hi[a]
+            else:
+                out_lo[j, a] = mark[a]
+                out_hi[j, a] = mark[a]
+    return 0
+
+
+@njit(cache=True)
+def settle_option_nb(p, mark, qty, pos_unit, pos_asset, pos_entry, pos_kind, usd
+                     ):  # pragma: no cover - jitted
+    """Option ``p`` expires: its intrinsic value at the mark is paid into its unit's USD
+    balance and the position closes. Returns its unit, or -1 if it was already closed."""
+    q = qty[p]
+    if q == 0.0:
+        return -1
+    m = mark[pos_asset[p]]
+    k = pos_entry[p]
+    intrinsic = max(m - k, 0.0) if pos_kind[p] == POS_CALL else max(k - m, 0.0)
+    u = pos_unit[p]
+    usd[u] += q * intrinsic
+    qty[p] = 0.0
+    return u
+
+
+@njit(cache=True)
+def close_option_nb(u, p, c, spot, t, oc, usd, pos_asset, pos_entry, pos_kind
+                    ):  # pragma: no cover - jitted
+    """Sell ``c`` of option ``p`` (unit ``u``; ``c < 0`` buys a short back) at its value with
+    the underlying at ``spot``, step ``t``. Returns ``(underlying notional, value per
+    coin)``."""
+    v = value_at_nb(p, pos_asset[p], pos_kind[p], spot, pos_entry[p], t, oc)
+    usd[u] += c * v
+    return abs(c) * spot, v

@@ -126,14 +126,16 @@ class NaiveOptions:
     def matrix(self, book: Any, u: int, a: int, marks: list[float], t: int) -> float:
         """Risk-matrix margin of unit ``u``'s positions on asset ``a``: the worst loss over
         moves ``range x j / n`` (``j = -n..n``) with the vol up, same and down, and over
-        the extended moves (options only, vol up) at ``ext_weight``; at least 0."""
+        the extended moves (vol up; perpetuals only as offsets) at ``ext_weight``; at least
+        0."""
         spot = marks[a]
         held = [p for p in book.open_positions(u) if book.asset[p] == a]
         now = {p: self.value(book.kind[p], p, a, book.entry[p], spot, t)
                for p in held if book.kind[p] in (CALL, PUT)}
 
-        def loss(move: float, shift: float, options_only: bool) -> float:
-            total = 0.0
+        def loss(move: float, shift: float, extended: bool) -> float:
+            options = 0.0
+            perps = 0.0
             for p in held:
                 q = book.qty[p]
                 if book.kind[p] in (CALL, PUT):
@@ -141,10 +143,11 @@ class NaiveOptions:
                     shocked = vol + shift if shift >= 0.0 else max(vol + shift, min(vol, MIN_VOL))
                     after = black_scholes(book.kind[p] == CALL, spot * (1.0 + move),
                                           book.entry[p], self.tau(p, t), shocked)
-                    total += q * (now[p] - after)
-                elif book.kind[p] == 0 and not options_only:
-                    total += -q * move * spot
-            return total
+                    options += q * (now[p] - after)
+                elif book.kind[p] == 0:
+                    perps += -q * move * spot
+            # an extended move counts the perpetuals only where they offset the options
+            return options + (min(perps, 0.0) if extended else perps)
 
         worst = 0.0
         for shift in (self.vol_up, 0.0, -self.vol_down):

@@ -43,12 +43,13 @@ def bs(kind: str, spot: float, strike: float, tau: float, vol: float) -> float:
     return strike * norm.cdf(-d2) - spot * norm.cdf(-d1)
 
 
-def value(book, spot, vol_shift=0.0):
-    """Portfolio value at ``spot`` (perps valued at ``qty * spot``: only changes matter)."""
+def value(book, spot, vol_shift=0.0, options_only=False):
+    """Portfolio value at ``spot`` (perps valued at ``qty * spot``: only changes matter;
+    left out with ``options_only``)."""
     total = 0.0
     for kind, qty, strike, tau, iv in book:
         if kind == "perp":
-            total += qty * spot
+            total += 0.0 if options_only else qty * spot
         else:
             vol = iv + vol_shift
             if vol_shift < 0:
@@ -64,7 +65,12 @@ def reference_margin(book, spot, range_pct=DEFAULT_RANGE_PCT, n=DEFAULT_N_BUCKET
     now = value(book, spot)
     losses = [[now - value(book, spot * (1 + range_pct * j / n), shift)
                for j in range(-n, n + 1)] for shift in (up, 0.0, -down)]
-    ext_losses = [now - value(book, spot * (1 + m), up) for m in ext]
+    # in the extended moves perpetuals only offset: their loss counts as min(loss, 0)
+    ext_losses = []
+    for m in ext:
+        options_loss = value(book, spot, 0.0, True) - value(book, spot * (1 + m), up, True)
+        perps_loss = (now - value(book, spot * (1 + m), up)) - options_loss
+        ext_losses.append(options_loss + min(perps_loss, 0.0))
     worst = max(max(row) for row in losses)
     worst_ext = w * max(ext_losses) if ext_losses else 0.0
     return max(0.0, worst, worst_ext), np.array(losses), np.array(ext_losses)
@@ -204,13 +210,12 @@ def test_risk_matrix_other_parameters_and_expired_options():
 
 
 def test_perpetual_alone_worked_numbers():
-    # long 2 BTC perp at 60,000: standard worst = 2 * 0.16 * 60,000 = 19,200 (move -16%);
-    # extended worst = 0.35 * 2 * 0.66 * 60,000 = 27,720 (move -66%): the margin.
+    # long 2 BTC perp at 60,000: standard worst = 2 * 0.16 * 60,000 = 19,200 (move -16%,
+    # the same for every vol); in the extended moves a perpetual only offsets options'
+    # losses (0.35 x 66% would ask 23% of the notional), so the -16% move is the margin.
     res = run([("perp", 2.0, 0.0, 0.0, 0.0)])
     assert res.losses.max() == pytest.approx(19_200.0, rel=1e-12)
-    assert res.margin == pytest.approx(27_720.0, rel=1e-12)
-    assert res.binding == "extended, move -66% (x0.35)"
-    res = run([("perp", 2.0, 0.0, 0.0, 0.0)], extended_moves=())
+    assert res.extended_losses.max() <= 0.0
     assert res.margin == pytest.approx(19_200.0, rel=1e-12)
     assert res.binding == "vol up, move -16%"
 

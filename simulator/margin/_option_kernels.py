@@ -136,8 +136,10 @@ def _shift_vol_nb(vol, shift):  # pragma: no cover - jitted
 def _matrix_loss_ub_nb(u, a, move, shift, ext, lo, hi, t0, t1, qty, pos_asset, pos_entry,
                        pos_kind, unit_pos_start, oc):  # pragma: no cover - jitted
     """Upper bound over the box of unit ``u``'s loss on asset ``a`` in one risk-matrix
-    scenario (price ``move``, vol ``shift``); ``ext``: an extended move, options only."""
+    scenario (price ``move``, vol ``shift``); in an extended move (``ext``) the perpetuals
+    count only where they offset: ``min(their loss, 0)``."""
     loss = 0.0
+    linear = 0.0
     tau_lo = tau_hi = 0.0
     for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
         q = qty[p]
@@ -145,8 +147,7 @@ def _matrix_loss_ub_nb(u, a, move, shift, ext, lo, hi, t0, t1, qty, pos_asset, p
             continue
         kind = pos_kind[p]
         if kind == POS_LINEAR:
-            if not ext:  # loss -q S move: linear in S, largest at an end of the box
-                loss += max(-q * move * lo, -q * move * hi)
+            linear += -q * move
             continue
         if kind < POS_CALL:
             continue
@@ -163,7 +164,11 @@ def _matrix_loss_ub_nb(u, a, move, shift, ext, lo, hi, t0, t1, qty, pos_asset, p
             loss += q * (b_hi - s_lo)
         else:
             loss += q * (b_lo - s_hi)
-    return loss
+    # the perpetuals lose -q S move in all: linear in S, largest at an end of the box
+    linear_ub = max(linear * lo, linear * hi)
+    if ext and linear_ub > 0.0:
+        return loss
+    return loss + linear_ub
 
 
 @njit(cache=True)

@@ -168,24 +168,29 @@ def deribit_standard_margin_nb(kind, qty, strike, spot, option_price_usd, out_im
 
 
 @njit(cache=True)
-def _scenario_loss_nb(kind, qty, strike, tau, iv, value_now, spot, move, vol_shift
-                      ):  # pragma: no cover - jitted
+def _scenario_loss_nb(kind, qty, strike, tau, iv, value_now, spot, move, vol_shift,
+                      extended):  # pragma: no cover - jitted
     """Loss of the portfolio (value now - value after) when the underlying moves by ``move``
-    (simple return) and every implied vol by ``vol_shift`` (absolute, floored)."""
+    (simple return) and every implied vol by ``vol_shift`` (absolute, floored). In an
+    ``extended`` move the perpetuals count only where they offset the options' loss: their
+    loss is ``min(perpetual loss, 0)``."""
     shocked = spot * (1.0 + move)
     loss = 0.0
+    linear = 0.0
     for p in range(kind.shape[0]):
         if qty[p] == 0.0:
             continue
         if kind[p] == KIND_PERP:
-            loss -= qty[p] * (shocked - spot)
+            linear -= qty[p] * (shocked - spot)
             continue
         vol = iv[p] + vol_shift
         if vol_shift < 0.0:
             vol = max(vol, min(iv[p], MIN_VOL))
         after = bs_price_nb(kind[p] == KIND_CALL, shocked, strike[p], tau[p], vol)
         loss += qty[p] * (value_now[p] - after)
-    return loss
+    if extended and linear > 0.0:
+        return loss
+    return loss + linear
 
 
 @njit(cache=True)
@@ -201,7 +206,8 @@ def risk_matrix_margin_nb(kind, qty, strike, tau, iv, spot, range_pct, n_buckets
       up (``iv + vol_up``), vol same and vol down (``iv - vol_down``, never below
       ``min(iv, MIN_VOL)``);
     - extended: the price moves ``ext_moves`` with vol up only, counted at ``ext_weight``
-      of their loss.
+      of their loss; there the perpetuals count only where they offset the options'
+      loss (``min(perpetual loss, 0)``): they are stressed by the standard moves.
 
     Loss of a scenario = value now - value after: a perpetual loses ``-qty * (S' - S)``;
     an option is repriced with Black-Scholes (zero rates) at the shocked spot and vol, same
@@ -253,12 +259,13 @@ def risk_matrix_margin_nb(kind, qty, strike, tau, iv, spot, range_pct, n_buckets
         shift = vol_up if v == 0 else (0.0 if v == 1 else -vol_down)
         for j in range(n_moves):
             move = range_pct * (j - n_buckets) / n_buckets
-            loss = _scenario_loss_nb(kind, qty, strike, tau, iv, value_now, spot, move, shift)
+            loss = _scenario_loss_nb(kind, qty, strike, tau, iv, value_now, spot, move, shift,
+                                     False)
             out_losses[v, j] = loss
             margin = max(margin, loss)
     for e in range(ext_moves.shape[0]):
         loss = _scenario_loss_nb(kind, qty, strike, tau, iv, value_now, spot, ext_moves[e],
-                                 vol_up)
+                                 vol_up, True)
         out_ext_losses[e] = loss
         margin = max(margin, ext_weight * loss)
     return margin

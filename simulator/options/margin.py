@@ -15,8 +15,8 @@ multiplied by ``S * |qty|`` for USD. A long option needs no margin beyond its pr
 
 **Risk-matrix (portfolio) margin** of options and linear perpetuals on one underlying,
 after Deribit's portfolio margin: the worst loss (value now - value after) over price
-moves x {vol up, same, down}, and over an extended table of large moves with vol up,
-counted at a fraction of their loss. Options are repriced with Black-Scholes (zero rates,
+moves x {vol up, same, down}, and over an extended table of large moves with vol up
+(perpetuals counting only as hedges), counted at a fraction of their loss. Options are repriced with Black-Scholes (zero rates,
 same time to expiry); a perpetual changes value by ``qty * (S' - S)``. Defaults and where
 they come from:
 
@@ -43,6 +43,12 @@ they come from:
   "Clearing-house methodology"). Deribit counts "only a fraction" of the extended P&L and
   applies a dampener, neither published as a number here (unconfirmed); the dampener is
   not modelled.
+- In the extended moves the perpetuals count only where they offset the options' loss
+  (their loss is ``min(perpetual loss, 0)``): the table stresses the convexity of short
+  options, which the +-16% grid misses, and a perpetual hedging a short call still counts
+  at +500%. Counted in full, a lone perpetual's -66% move at 0.35 would ask 23% of its
+  notional, far above any venue's futures margin (Deribit's futures maintenance is about
+  1%), so a linear loss is stressed by the standard grid alone.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ multiplied by ``S * |qty|`` for USD. A long option needs no margin beyond its pr
 **Risk-matrix (portfolio) margin** of options and linear perpetuals on one underlying,
 after Deribit's portfolio margin: the worst loss (value now - value after) over price
 moves x {vol up, same, down}, and over an extended table of large moves with vol up
-(perpetuals counting only as hedges), counted at a fraction of their loss. Options are repriced with Black-Scholes (zero rates,
-same time to expiry); a perpetual changes value by ``qty * (S' - S)``. Defaults and where
+(perpetuals counting only as hedges), counted at a fraction of their loss. Options are
+repriced with Black-Scholes (zero rates, same time to expiry); a perpetual changes value by ``qty * (S' - S)``. Defaults and where
 they come from:
 
 - ``range_pct = 0.16``: Deribit's BTC price range ("maximum underlying price move e.g.

@@ -17,8 +17,8 @@ multiplied by ``S * |qty|`` for USD. A long option needs no margin beyond its pr
 after Deribit's portfolio margin: the worst loss (value now - value after) over price
 moves x {vol up, same, down}, and over an extended table of large moves with vol up
 (perpetuals counting only as hedges), counted at a fraction of their loss. Options are
-repriced with Black-Scholes (zero rates, same time to expiry); a perpetual changes value by ``qty * (S' - S)``. Defaults and where
-they come from:
+repriced with Black-Scholes (zero rates, same time to expiry); a perpetual changes value
+by ``qty * (S' - S)``. Defaults and where they come from:
 
 - ``range_pct = 0.16``: Deribit's BTC price range ("maximum underlying price move e.g.
   +/-16%", Deribit support article "Portfolio Margin"; ``price_range: 0.16`` in the

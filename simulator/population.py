@@ -22,13 +22,15 @@ The population uses its own seed (``population.seed``), so the book stays the sa
 the Monte Carlo seed changes.
 
 ``inverse_share`` of the accounts hold inverse (coin-margined) perpetuals instead: the same
-USD notional as USD contracts, entered at the asset's price.
+USD notional as USD contracts, entered at the asset's price. ``[population.options]`` gives
+some accounts an option as well (:mod:`simulator.population_options`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .population_options import draw_options
 from .scenario import Distribution, Market, Population
 from .venue_config import Venue
 from .venues import bracket_cums
@@ -73,7 +75,9 @@ def draw_population(
     venue : Venue
         Its brackets cap the leverage; a lending venue makes loans instead of positions.
     with_kinds : bool
-        Also return each position's kind (0 linear, 1 inverse), as a ninth array.
+        Also return each position's kind (0 linear, 1 inverse, 2 call, 3 put), as a ninth
+        array, and with ``[population.options]`` the options' years to expiry and implied
+        vols (0 for perpetuals) as a tenth and eleventh.
 
     Returns
     -------
@@ -132,8 +136,32 @@ def draw_population(
     # inverse accounts (drawn last, so the rest of the book does not depend on the share)
     inverse = (rng.random(n) < pop.inverse_share)[pos_account]
     pos_qty = np.where(inverse, pos_usd, pos_qty)  # inverse: qty in USD contracts
+    pos_kind = inverse.astype(np.int64)
+    if pop.options is not None and pop.options.share > 0:
+        if not with_kinds:
+            raise ValueError("a population with options needs with_kinds=True")
+        first = np.cumsum(k) - k
+        drawn = draw_options(pop.options, rng, pos_asset[first],
+                             np.abs(pos_usd[first]) / pos_entry[first], prices,
+                             np.array([a.vol for a in market.assets]))
+        acct = drawn["account"]
+        isolated[acct] = False  # an account with options is cross-margined
+        usd[acct] += drawn["margin_usd"]
+        n_opt = len(acct)
+        all_account = np.concatenate([pos_account, acct])
+        is_option = np.concatenate([np.zeros(len(pos_account), dtype=bool),
+                                    np.ones(n_opt, dtype=bool)])
+        order = np.lexsort((is_option, all_account))  # options last within each account
+        zeros = np.zeros(len(pos_account))
+        return (ids, isolated, usd, coll, all_account[order],
+                np.concatenate([pos_asset, drawn["asset"]])[order],
+                np.concatenate([pos_qty, drawn["qty"]])[order],
+                np.concatenate([pos_entry, drawn["strike"]])[order],
+                np.concatenate([pos_kind, drawn["kind"]])[order],
+                np.concatenate([zeros, drawn["expiry_years"]])[order],
+                np.concatenate([zeros, drawn["iv"]])[order])
     out = (ids, isolated, usd, coll, pos_account, pos_asset, pos_qty, pos_entry)
-    return (*out, inverse.astype(np.int64)) if with_kinds else out
+    return (*out, pos_kind) if with_kinds else out
 
 
 def _leverage_caps(market: Market, venue: Venue, notional: np.ndarray, k: np.ndarray,

@@ -31,6 +31,7 @@ __all__ = ["Account", "Asset", "Distribution", "Liquidity", "Market", "Populatio
            "builtin_dir", "builtin_scenarios", "check_correlation", "load_scenario",
            "parse_override", "resolve_scenario_path", "scenario_from_dict"]
 from .behaviour_config import Behaviour, read_behaviour
+from .population_options import PopulationOptions, read_population_options
 from .venue_config import MARGIN_MODES, Venue, read_venue
 
 MODELS = ("gbm", "student_t", "merton", "garch", "regime", "bootstrap")
@@ -188,6 +189,7 @@ class Population:
     collateral: tuple[tuple[str, float], ...]
     id_prefix: str = "pop-"
     inverse_share: float = 0.0
+    options: PopulationOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -633,4 +635,16 @@ def _read_population(t: Table, market: Market, venue: Venue, sim: Simulation) ->
         collateral=_read_shares(t, "collateral", {"USD": 1.0}, ("USD", *market.symbols)),
         id_prefix=t.string("id_prefix", "pop-"),
         inverse_share=t.number("inverse_share", 0.0, lo=0.0, hi=1.0),
+        options=_read_population_options(t, venue),
     )
+
+
+def _read_population_options(t: Table, venue: Venue) -> PopulationOptions | None:
+    if not t.has("options"):
+        return None
+    if venue.lending:
+        raise t.error("options", "a lending venue holds loans, not options")
+    sub = t.table("options")
+    out = read_population_options(sub)
+    sub.finish()
+    return out

@@ -246,7 +246,7 @@ def test_option_units_get_boxes(rule):
                       s.book.pos_qty.tolist(), s.book.pos_entry.tolist(),
                       s.book.pos_kind.tolist(), naive_options(s.book, rules.options, STEPS,
                                                               PRICES))
-    safe = [u for u in index.oc[11]
+    safe = [u for u in index.options.opt_units
             if ref.equity(u, PRICES.tolist()) > 1.001 * ref.maintenance(u, PRICES.tolist())]
     assert len(safe) > 8
     n_assets = len(PRICES)

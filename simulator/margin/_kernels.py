@@ -70,6 +70,8 @@ from .codes import (
     IP_MODE,
     IP_RNG_KEY,
     KIND_BACKSTOP,
+    OC_PAR,
+    OC_UNIT_OPT,
     OP_FEE_RATE,
     OVERFLOW_CORRECTIONS,
     OVERFLOW_EVENTS,
@@ -94,7 +96,8 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
               unit_account, pos_unit, pos_asset, pos_qty0, pos_entry, pos_kind, lin0, const0,
               n_open0, navk, navc, s_key, s_unit, s_start, init_pending, mmk0, reserve, fparams,
               iparams, path_f, path_i, min_price, final_price, marks_out, acct_liq, acct_bank,
-              ev_i, ev_f, corr_i, corr_f, first_path, oc):  # pragma: no cover - jitted
+              ev_i, ev_f, corr_i, corr_f, first_path, oc, set_pos, set_start, opt_units
+              ):  # pragma: no cover - jitted
     """Replay paths ``first_path..n_paths-1`` over the book.
 
     Parameters
@@ -152,9 +155,11 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
     first_path : int
         First path to replay.
     oc : tuple
-        The options' data (``_option_kernels``; :func:`option_setup.option_context`), with
-        ``oc[9], oc[10]`` the options expiring at each step (positions
-        ``oc[9][oc[10][t]:oc[10][t + 1]]``) and ``oc[11]`` the option units.
+        The options' data (``_option_kernels``; :func:`option_setup.option_context`).
+    set_pos, set_start : int64[E], int64[steps + 2]
+        Options expiring at step ``t``: positions ``set_pos[set_start[t]:set_start[t + 1]]``.
+    opt_units : int64[O]
+        The units that hold options.
 
     Returns
     -------
@@ -172,7 +177,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
     n_pos = pos_qty0.shape[0]
     capacity = ev_i.shape[0]
     fee_rate = fparams[FP_FEE_RATE]
-    opt_fee_rate = oc[7][OP_FEE_RATE]
+    opt_fee_rate = oc[OC_PAR][OP_FEE_RATE]
     fund0 = fparams[FP_FUND0]
     alpha = fparams[FP_ALPHA]
     decay = fparams[FP_DECAY]
@@ -215,12 +220,11 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
     h_ver = np.empty((n_heaps, heap_cap), dtype=np.int64)
     h_n = np.zeros(n_heaps, dtype=np.int64)
     cursor = np.zeros(n_heaps, dtype=np.int64)
-    unit_opt = oc[6]
-    set_pos = oc[9]
-    set_start = oc[10]
-    opt_units = oc[11]
+    unit_opt = oc[OC_UNIT_OPT]
     box_lo = np.empty(n_assets)
     box_hi = np.empty(n_assets)
+    box_up = np.empty(n_assets)
+    box_down = np.empty(n_assets)
     logimp = np.empty(n_assets)
     mark = np.empty(n_assets)
     mark2 = np.empty(n_assets)
@@ -400,7 +404,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                                                         mmk[u], version, h_key, h_unit, h_ver,
                                                         h_n, qty, pos_asset, pos_kind, pos_entry,
                                                         unit_pos_start, tiers, oc, box_lo,
-                                                        box_hi)
+                                                        box_hi, box_up, box_down)
                         else:
                             banded = push_band_nb(u, mark, lin, const, sigma, version, h_key,
                                                   h_unit, h_ver, h_n, qty, pos_asset, pos_kind,

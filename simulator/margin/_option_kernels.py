@@ -19,7 +19,12 @@ are the exact values, so one function gives both.
 Everything about options that the kernels need travels in one tuple ``oc``
 (:func:`simulator.margin.option_setup.option_context`)::
 
-    oc = (pos_tau0, pos_iv0, spot0, beta, ivmult, ivnext, unit_opt, opt_par, ext_moves)
+    oc = (pos_opt, asset_opt, ivmult, ivnext, unit_opt, opt_par)
+
+``pos_opt[p] = (years to expiry at the start, implied vol at the start)``,
+``asset_opt[a] = (price at the start, spot_vol_beta)``, ``opt_par`` the rules
+(``codes.OP_*``, then the ``N_EXT`` extended moves of the risk matrix); members are named
+by ``codes.OC_*``.
 """
 
 from __future__ import annotations
@@ -37,6 +42,13 @@ from ._index_kernels import (
     heap_push_nb,
 )
 from .codes import (
+    N_EXT,
+    N_OP,
+    OC_ASSET,
+    OC_IVMULT,
+    OC_IVNEXT,
+    OC_PAR,
+    OC_POS,
     OP_EXT_WEIGHT,
     OP_MAX_WINDOW,
     OP_N_BUCKETS,
@@ -53,22 +65,32 @@ from .codes import (
 )
 
 #: shrinking tries of a box before an option unit is left to exact checks every round
-BOX_TRIES = 5
-#: guess of the slack lost per coin of an option per unit relative move of its
-#: underlying: its value (delta <= 1) and its margin (<= 1 + 0.075) both move
-OPTION_SENSITIVITY = 2.1
+BOX_TRIES = 6
+#: the slope that sizes a box is never taken below this fraction of the gross exposure
+SLOPE_FLOOR = 0.1
+#: the first box spends this fraction of the slack at the guessed slope
+FIRST_SHRINK = 0.5
+#: how much further a box reaches on the side where the slack rises
+FAVOURABLE = 4.0
+#: relative step of the central difference that finds that side
+SLOPE_STEP = 1e-3
+#: a box never reaches below this fraction of the mark
+MIN_BOX_FLOOR = 0.05
+#: no box narrower than this relative move is tried (the unit is checked every round)
+MIN_BOX_WIDTH = 1e-3
 
 
 @njit(cache=True, inline="always")
 def tau_years_nb(p, t, oc):  # pragma: no cover - jitted
     """Time to expiry of option ``p`` at step ``t``, in years (<= 0: expired)."""
-    return oc[0][p] - t * oc[7][OP_STEP_YEARS]
+    return oc[OC_POS][p, 0] - t * oc[OC_PAR][OP_STEP_YEARS]
 
 
 @njit(cache=True, inline="always")
 def iv_nb(p, a, spot, t, oc):  # pragma: no cover - jitted
     """Implied vol of option ``p`` (asset ``a``) at mark ``spot`` and step ``t``."""
-    return implied_vol_nb(oc[1][p], spot, oc[2][a], oc[3][a], oc[4][t, a])
+    return implied_vol_nb(oc[OC_POS][p, 1], spot, oc[OC_ASSET][a, 0], oc[OC_ASSET][a, 1],
+                          oc[OC_IVMULT][t, a])
 
 
 @njit(cache=True)
@@ -86,40 +108,38 @@ def delta_at_nb(p, a, kind, spot, strike, t, oc):  # pragma: no cover - jitted
     return d
 
 
-@njit(cache=True)
-def _vol_range_nb(p, a, lo, hi, t0, t1, oc):  # pragma: no cover - jitted
-    """Smallest and largest implied vol of option ``p`` over marks ``[lo, hi]`` and steps
-    ``t0..t1`` (the vol is monotone in the mark and increasing in the multiplier)."""
-    ivmult = oc[4]
+@njit(cache=True, inline="always")
+def _mult_range_nb(a, t0, t1, oc):  # pragma: no cover - jitted
+    """Smallest and largest implied-vol multiplier of asset ``a`` over steps ``t0..t1``."""
+    ivmult = oc[OC_IVMULT]
     m_lo = ivmult[t0, a]
     m_hi = m_lo
-    for s in range(t0 + 1, t1 + 1):
-        m = ivmult[s, a]
-        if m < m_lo:
-            m_lo = m
-        if m > m_hi:
-            m_hi = m
-    iv0, s0, beta = oc[1][p], oc[2][a], oc[3][a]
-    v1 = implied_vol_nb(iv0, lo, s0, beta, m_lo)
-    v2 = implied_vol_nb(iv0, hi, s0, beta, m_lo)
-    v3 = implied_vol_nb(iv0, lo, s0, beta, m_hi)
-    v4 = implied_vol_nb(iv0, hi, s0, beta, m_hi)
-    return min(v1, v2), max(v3, v4)
+    if oc[OC_IVNEXT][t0, a] <= t1:  # the multiplier changes inside the window
+        for s in range(t0 + 1, t1 + 1):
+            m = ivmult[s, a]
+            if m < m_lo:
+                m_lo = m
+            if m > m_hi:
+                m_hi = m
+    return m_lo, m_hi
 
 
 @njit(cache=True, inline="always")
-def _value_range_nb(is_call, lo, hi, strike, tau_lo, tau_hi, vol_lo, vol_hi
-                    ):  # pragma: no cover - jitted
-    """Smallest and largest Black-Scholes value over a box: increasing in the time left
-    and the vol; a call increasing, a put decreasing in the spot."""
-    if lo == hi and tau_lo == tau_hi and vol_lo == vol_hi:
-        v = bs_price_nb(is_call, lo, strike, tau_lo, vol_lo)
-        return v, v
-    if is_call:
-        return (bs_price_nb(True, lo, strike, tau_lo, vol_lo),
-                bs_price_nb(True, hi, strike, tau_hi, vol_hi))
-    return (bs_price_nb(False, hi, strike, tau_lo, vol_lo),
-            bs_price_nb(False, lo, strike, tau_hi, vol_hi))
+def _vol_bound_nb(p, a, lo, hi, mult, upper, oc):  # pragma: no cover - jitted
+    """Largest (``upper``) or smallest implied vol of option ``p`` over marks ``[lo, hi]``
+    at multiplier ``mult``: the vol falls with the mark when ``spot_vol_beta >= 0``, rises
+    with it otherwise."""
+    beta = oc[OC_ASSET][a, 1]
+    spot = (lo if beta >= 0.0 else hi) if upper else (hi if beta >= 0.0 else lo)
+    return implied_vol_nb(oc[OC_POS][p, 1], spot, oc[OC_ASSET][a, 0], beta, mult)
+
+
+@njit(cache=True, inline="always")
+def _value_bound_nb(is_call, lo, hi, strike, tau, vol, upper):  # pragma: no cover - jitted
+    """Largest (``upper``: give the largest time left and vol) or smallest (the smallest)
+    Black-Scholes value over marks ``[lo, hi]``: a call rises, a put falls with the mark."""
+    spot = (hi if is_call else lo) if upper else (lo if is_call else hi)
+    return bs_price_nb(is_call, spot, strike, tau, vol)
 
 
 @njit(cache=True, inline="always")
@@ -154,16 +174,20 @@ def _matrix_loss_ub_nb(u, a, move, shift, ext, lo, hi, t0, t1, qty, pos_asset, p
         is_call = kind == POS_CALL
         tau_lo = tau_years_nb(p, t1, oc)
         tau_hi = tau_years_nb(p, t0, oc)
-        vol_lo, vol_hi = _vol_range_nb(p, a, lo, hi, t0, t1, oc)
-        b_lo, b_hi = _value_range_nb(is_call, lo, hi, pos_entry[p], tau_lo, tau_hi, vol_lo,
-                                     vol_hi)
-        s_lo, s_hi = _value_range_nb(is_call, lo * (1.0 + move), hi * (1.0 + move),
-                                     pos_entry[p], tau_lo, tau_hi, _shift_vol_nb(vol_lo, shift),
-                                     _shift_vol_nb(vol_hi, shift))
-        if q > 0.0:
-            loss += q * (b_hi - s_lo)
+        m_lo, m_hi = _mult_range_nb(a, t0, t1, oc)
+        vol_lo = _vol_bound_nb(p, a, lo, hi, m_lo, False, oc)
+        vol_hi = _vol_bound_nb(p, a, lo, hi, m_hi, True, oc)
+        k = pos_entry[p]
+        s_lo = lo * (1.0 + move)
+        s_hi = hi * (1.0 + move)
+        if q > 0.0:  # loses most from its highest value now to its lowest after
+            loss += q * (_value_bound_nb(is_call, lo, hi, k, tau_hi, vol_hi, True)
+                         - _value_bound_nb(is_call, s_lo, s_hi, k, tau_lo,
+                                           _shift_vol_nb(vol_lo, shift), False))
         else:
-            loss += q * (b_lo - s_hi)
+            loss += q * (_value_bound_nb(is_call, lo, hi, k, tau_lo, vol_lo, False)
+                         - _value_bound_nb(is_call, s_lo, s_hi, k, tau_hi,
+                                           _shift_vol_nb(vol_hi, shift), True))
     # the perpetuals lose -q S move in all: linear in S, largest at an end of the box
     linear_ub = max(linear * lo, linear * hi)
     if ext and linear_ub > 0.0:
@@ -173,10 +197,10 @@ def _matrix_loss_ub_nb(u, a, move, shift, ext, lo, hi, t0, t1, qty, pos_asset, p
 
 @njit(cache=True)
 def _risk_matrix_ub_nb(u, a, lo, hi, t0, t1, qty, pos_asset, pos_entry, pos_kind,
-                       unit_pos_start, oc, ext_moves):  # pragma: no cover - jitted
+                       unit_pos_start, oc):  # pragma: no cover - jitted
     """Upper bound over the box of the risk-matrix margin of unit ``u`` on asset ``a``:
     ``max(0, worst standard scenario, ext_weight x worst extended move)``."""
-    par = oc[7]
+    par = oc[OC_PAR]
     n_buckets = int(par[OP_N_BUCKETS])
     rng = par[OP_RANGE]
     margin = 0.0
@@ -189,8 +213,8 @@ def _risk_matrix_ub_nb(u, a, lo, hi, t0, t1, qty, pos_asset, pos_entry, pos_kind
             if loss > margin:
                 margin = loss
     w = par[OP_EXT_WEIGHT]
-    for e in range(ext_moves.shape[0]):
-        loss = w * _matrix_loss_ub_nb(u, a, ext_moves[e], par[OP_VOL_UP], True, lo, hi, t0,
+    for e in range(N_EXT):
+        loss = w * _matrix_loss_ub_nb(u, a, par[N_OP + e], par[OP_VOL_UP], True, lo, hi, t0,
                                       t1, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
                                       oc)
         if loss > margin:
@@ -198,7 +222,7 @@ def _risk_matrix_ub_nb(u, a, lo, hi, t0, t1, qty, pos_asset, pos_entry, pos_kind
     return margin
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def option_terms_nb(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kind,
                     unit_pos_start, tiers, oc):  # pragma: no cover - jitted
     """Bounds of the option part of unit ``u``'s equity and maintenance over the box
@@ -212,7 +236,7 @@ def option_terms_nb(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kin
     ``lin, const`` holds and the matrix replaces; the bracket maintenance is increasing in
     the mark, so ``lo`` bounds it from below).
     """
-    rule = int(oc[7][OP_RULE])
+    rule = int(oc[OC_PAR][OP_RULE])
     value = 0.0
     margin = 0.0
     for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
@@ -222,18 +246,19 @@ def option_terms_nb(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kin
             continue
         a = pos_asset[p]
         is_call = kind == POS_CALL
-        vol_lo, vol_hi = _vol_range_nb(p, a, lo[a], hi[a], t0, t1, oc)
-        v_lo, v_hi = _value_range_nb(is_call, lo[a], hi[a], pos_entry[p],
-                                     tau_years_nb(p, t1, oc), tau_years_nb(p, t0, oc),
-                                     vol_lo, vol_hi)
-        if q > 0.0:
-            value += q * v_lo
-        else:
+        m_lo, m_hi = _mult_range_nb(a, t0, t1, oc)
+        if q > 0.0:  # a long option: its smallest value
+            vol = _vol_bound_nb(p, a, lo[a], hi[a], m_lo, False, oc)
+            value += q * _value_bound_nb(is_call, lo[a], hi[a], pos_entry[p],
+                                         tau_years_nb(p, t1, oc), vol, False)
+        else:  # a short one: its largest value, and its margin at that value
+            vol = _vol_bound_nb(p, a, lo[a], hi[a], m_hi, True, oc)
+            v_hi = _value_bound_nb(is_call, lo[a], hi[a], pos_entry[p],
+                                   tau_years_nb(p, t0, oc), vol, True)
             value += q * v_hi
             if rule != OPTION_RISK_MATRIX:  # increasing in the spot and the option's value
                 margin += deribit_option_mm_nb(is_call, q, pos_entry[p], hi[a], v_hi)
     if rule == OPTION_RISK_MATRIX:
-        ext_moves = oc[8]
         n_assets = lo.shape[0]
         for a in range(n_assets):
             held = False
@@ -244,7 +269,7 @@ def option_terms_nb(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kin
             if not held:
                 continue
             margin += _risk_matrix_ub_nb(u, a, lo[a], hi[a], t0, t1, qty, pos_asset, pos_entry,
-                                         pos_kind, unit_pos_start, oc, ext_moves)
+                                         pos_kind, unit_pos_start, oc)
             for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
                 q = qty[p]
                 if pos_asset[p] == a and pos_kind[p] == POS_LINEAR and q != 0.0:
@@ -253,7 +278,7 @@ def option_terms_nb(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kin
     return value, mmk_u * margin
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def option_slack_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
                     tiers, oc):  # pragma: no cover - jitted
     """Exact option part of unit ``u``'s margin slack at ``mark`` and step ``t``."""
@@ -262,17 +287,24 @@ def option_slack_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind, unit
     return v - m
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
-                  pos_entry, unit_pos_start, tiers, oc, lo, hi):  # pragma: no cover - jitted
-    """Find a box around ``mark`` (written to ``lo, hi``) and a last step ``t1 >= t`` in
-    which option unit ``u`` stays safe; ``slack`` is its exact slack, > 0.
+                  pos_entry, unit_pos_start, tiers, oc, lo, hi, up_fac, down_fac
+                  ):  # pragma: no cover - jitted
+    """Find a box around ``mark`` (written to ``lo, hi``; ``up_fac, down_fac`` are scratch)
+    and a last step ``t1 >= t`` in which option unit ``u`` stays safe; ``slack`` is its
+    exact slack, > 0.
 
-    The first guess splits the slack between assets as the linear index does, with each
-    option counting for ``OPTION_SENSITIVITY`` coins per unit move, over a window up to the
-    next change of an implied-vol multiplier (``ivnext``) and at most ``OP_MAX_WINDOW``
-    steps; the box and the window halve until the rigorous lower bound of the slack over
-    them is positive. Each box is also cut where a perpetual changes bracket.
+    The first guess spends ``FIRST_SHRINK`` of the slack, split between assets as the
+    linear index does, at the slack's slope in each asset (``lin M``, plus a central
+    difference of the option part where the unit holds options; never below
+    ``SLOPE_FLOOR`` of its gross exposure), over a window up to the next change of an
+    implied-vol multiplier (``ivnext``) and at most ``OP_MAX_WINDOW`` steps. On an asset
+    without options the box is one-sided, like a linear band (the slack is linear there);
+    on an asset with options it reaches ``FAVOURABLE`` times further on the side where the
+    slack rises. The slope only steers the guess. The box (or, when the box alone would
+    hold over the current step, the window) halves until the rigorous lower bound of the
+    slack over them is positive. Each box is also cut where a perpetual changes bracket.
 
     Returns
     -------
@@ -280,34 +312,69 @@ def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_a
         ``t1``, or -1 when no box was found.
     """
     n_assets = mark.shape[0]
-    ivnext = oc[5]
-    par = oc[7]
+    ivnext = oc[OC_IVNEXT]
+    par = oc[OC_PAR]
     t1 = t + int(par[OP_MAX_WINDOW])
     if t1 > steps:
         t1 = steps
     weight = 0.0
+    max_sigma = 0.0
     scale = abs(const[u])
     for a in range(n_assets):
-        expo = abs(lin[u, a])
+        gross = abs(lin[u, a])
+        held = False
         for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
             if pos_asset[p] == a and pos_kind[p] >= POS_CALL and qty[p] != 0.0:
-                expo += OPTION_SENSITIVITY * abs(qty[p])
+                gross += abs(qty[p])
+                held = True
                 nxt = ivnext[t, a] - 1
                 if nxt < t1:
                     t1 = nxt
-        scale += expo * mark[a]
-        weight += expo * sigma[a] * mark[a]
+        scale += gross * mark[a]
+        # the slack's slope per unit relative move of the mark: lin M, or with options a
+        # central difference (it only steers the guess); never below a tenth of the gross
+        slope = lin[u, a] * mark[a]
+        up_f = 1.0
+        down_f = 1.0
+        if held:
+            m0 = mark[a]
+            h = SLOPE_STEP * m0
+            mark[a] = m0 + h  # probed in place, restored exactly below
+            s_up = option_slack_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind,
+                                   unit_pos_start, tiers, oc)
+            mark[a] = m0 - h
+            s_down = option_slack_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind,
+                                     unit_pos_start, tiers, oc)
+            mark[a] = m0
+            slope += (s_up - s_down) / (2.0 * SLOPE_STEP)
+            if slope > 0.0:  # the slack rises with the mark: room upwards
+                up_f = FAVOURABLE
+            elif slope < 0.0:
+                down_f = FAVOURABLE
+        up_fac[a] = up_f
+        down_fac[a] = down_f
+        weight += max(abs(slope), SLOPE_FLOOR * gross * mark[a]) * sigma[a]
+        if sigma[a] > max_sigma:
+            max_sigma = sigma[a]
     if t1 < t:
         t1 = t
     target = SLACK_MARGIN * scale
     if not (slack > target and np.isfinite(slack) and weight > 0.0 and np.isfinite(weight)):
         return -1
-    shrink = 0.5
+    shrink = FIRST_SHRINK
     for _ in range(BOX_TRIES):
+        if shrink * slack * max_sigma / weight < MIN_BOX_WIDTH:
+            return -1  # too close to its maintenance for a useful box: checked every round
         for a in range(n_assets):
             band = shrink * slack * sigma[a] / weight  # a relative move
-            lo[a] = mark[a] * (1.0 - band)
-            hi[a] = mark[a] * (1.0 + band)
+            la = lin[u, a]
+            if up_fac[a] != 1.0 or down_fac[a] != 1.0 or held_nb(u, a, qty, pos_asset,
+                                                                pos_kind, unit_pos_start):
+                lo[a] = mark[a] * max(1.0 - band * down_fac[a], MIN_BOX_FLOOR)
+                hi[a] = mark[a] * (1.0 + band * up_fac[a])
+            else:  # linear in this asset: only the adverse side binds
+                lo[a] = mark[a] * (1.0 - band) if la > 0.0 else 0.0
+                hi[a] = mark[a] * (1.0 + band) if la < 0.0 else np.inf
             b_lo, b_hi = bracket_interval_nb(u, a, mark[a], qty, pos_asset, pos_kind,
                                              unit_pos_start, tiers)
             if b_lo > 0.0 and b_lo * (1.0 + BRACKET_MARGIN) > lo[a]:
@@ -317,21 +384,28 @@ def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_a
         bound = const[u]
         for a in range(n_assets):
             la = lin[u, a]
-            bound += la * lo[a] if la > 0.0 else la * hi[a]
+            if la > 0.0:
+                bound += la * lo[a]
+            elif la < 0.0:
+                bound += la * hi[a]
         v, m = option_terms_nb(u, lo, hi, t, t1, mmk_u, qty, pos_asset, pos_entry, pos_kind,
                                unit_pos_start, tiers, oc)
-        bound += v - m
-        if bound > target:
+        if bound + v - m > target:
             return t1
+        if t1 > t:  # the box or the window? the box alone over this step decides
+            v, m = option_terms_nb(u, lo, hi, t, t, mmk_u, qty, pos_asset, pos_entry,
+                                   pos_kind, unit_pos_start, tiers, oc)
+            if bound + v - m > target:
+                t1 = t + (t1 - t) // 2
+                continue
         shrink *= 0.5
-        t1 = t + (t1 - t) // 2
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def push_option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, version, h_key,
                        h_unit, h_ver, h_n, qty, pos_asset, pos_kind, pos_entry, unit_pos_start,
-                       tiers, oc, lo, hi):  # pragma: no cover - jitted
+                       tiers, oc, lo, hi, up_fac, down_fac):  # pragma: no cover - jitted
     """Give option unit ``u`` a new box (its version is bumped first): a down and an up
     threshold on every asset it is exposed to, and a due step ``t1 + 1`` on the time heap
     ``2 A`` (key ``0.5 - due``, crossed once ``t >= due``). Returns False when no box
@@ -340,20 +414,29 @@ def push_option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, versi
     version[u] += 1
     ver = version[u]
     t1 = option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset,
-                       pos_kind, pos_entry, unit_pos_start, tiers, oc, lo, hi)
+                       pos_kind, pos_entry, unit_pos_start, tiers, oc, lo, hi, up_fac, down_fac)
     if t1 < 0:
         return False
     for a in range(n_assets):
-        if lo[a] == hi[a] or (lo[a] == 0.0 and hi[a] == np.inf):
-            continue
         if not exposed_nb(u, a, lin, qty, pos_asset, unit_pos_start):
             continue
-        heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * a, lo[a], u, ver, version)
-        heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * a + 1, -hi[a], u, ver, version)
+        if lo[a] > 0.0:
+            heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * a, lo[a], u, ver, version)
+        if hi[a] < np.inf:
+            heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * a + 1, -hi[a], u, ver, version)
     if t1 < steps:
         heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * n_assets, 0.5 - (t1 + 1), u, ver,
                      version)
     return True
+
+
+@njit(cache=True, inline="always")
+def held_nb(u, a, qty, pos_asset, pos_kind, unit_pos_start):  # pragma: no cover - jitted
+    """Whether unit ``u`` holds an open option on asset ``a``."""
+    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+        if pos_asset[p] == a and pos_kind[p] >= POS_CALL and qty[p] != 0.0:
+            return True
+    return False
 
 
 @njit(cache=True, inline="always")
@@ -372,11 +455,14 @@ def static_boxes_nb(units, mark, steps, lin, const, sigma, mmk0, qty, pos_asset,
                     pos_entry, unit_pos_start, tiers, oc, out_lo, out_hi, out_due
                     ):  # pragma: no cover - jitted
     """Boxes of the option units ``units`` at the initial marks (step 0), the same on every
-    path: ``out_lo, out_hi`` (rows of ``units``; ``lo == hi``: no threshold on that asset)
-    and the due step ``out_due`` (``steps + 1``: none; ``-1``: no box, check at once)."""
+    path: ``out_lo, out_hi`` (rows of ``units``; ``lo = 0`` / ``hi = inf``: no down / up
+    threshold on that asset) and the due step ``out_due`` (``steps + 1``: none; ``-1``: no
+    box, check at once)."""
     n_assets = mark.shape[0]
     lo = np.empty(n_assets)
     hi = np.empty(n_assets)
+    up_fac = np.empty(n_assets)
+    down_fac = np.empty(n_assets)
     for j in range(units.shape[0]):
         u = units[j]
         s = const[u]
@@ -388,12 +474,12 @@ def static_boxes_nb(units, mark, steps, lin, const, sigma, mmk0, qty, pos_asset,
         if s > 0.0:
             t1 = option_box_nb(u, mark, 0, steps, s, lin, const, sigma, mmk0[u], qty,
                                pos_asset, pos_kind, pos_entry, unit_pos_start, tiers, oc,
-                               lo, hi)
+                               lo, hi, up_fac, down_fac)
         if t1 < 0:
             out_due[j] = -1
             for a in range(n_assets):
-                out_lo[j, a] = mark[a]
-                out_hi[j, a] = mark[a]
+                out_lo[j, a] = 0.0
+                out_hi[j, a] = np.inf
             continue
         out_due[j] = t1 + 1 if t1 < steps else steps + 1
         for a in range(n_assets):
@@ -401,8 +487,8 @@ def static_boxes_nb(units, mark, steps, lin, const, sigma, mmk0, qty, pos_asset,
                 out_lo[j, a] = lo[a]
                 out_hi[j, a] = hi[a]
             else:
-                out_lo[j, a] = mark[a]
-                out_hi[j, a] = mark[a]
+                out_lo[j, a] = 0.0
+                out_hi[j, a] = np.inf
     return 0
 
 

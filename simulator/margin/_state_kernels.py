@@ -31,6 +31,7 @@ from .codes import (
     INSTRUMENT_INVERSE,
     INSTRUMENT_PERP,
     INSTRUMENT_PUT,
+    OC_UNIT_OPT,
     POS_CALL,
     POS_INVERSE,
     POS_PUT,
@@ -110,7 +111,7 @@ def unit_values_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, uni
             b = bracket_nb(tiers, a, n)
             notional += n
             maint += n * tiers[a, b, TIER_RATE] - tiers[a, b, TIER_CUM]
-    if oc[6][u]:
+    if oc[OC_UNIT_OPT][u]:
         v, mo = option_terms_nb(u, marks, marks, t, t, 1.0, qty, pos_asset, pos_entry, pos_kind,
                                 unit_pos_start, tiers, oc)
         equity += v

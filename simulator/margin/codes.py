@@ -35,8 +35,11 @@ OPTION_RULE_NAMES = ("standard", "risk_matrix")
 (OP_RULE, OP_STEP_YEARS, OP_FEE_RATE, OP_RANGE, OP_N_BUCKETS, OP_VOL_UP, OP_VOL_DOWN,
  OP_EXT_WEIGHT, OP_MAX_WINDOW) = range(9)
 N_OP = 9
-#: extended moves of the risk matrix (their number is fixed so the kernels can loop on it)
+#: extended moves of the risk matrix, stored in ``opt_par[N_OP:N_OP + N_EXT]``
 N_EXT = 8
+N_PAR = N_OP + N_EXT
+# members of the option tuple ``oc`` (simulator.margin.option_setup.option_context)
+OC_POS, OC_ASSET, OC_IVMULT, OC_IVNEXT, OC_UNIT_OPT, OC_PAR = range(6)
 
 # columns of the integer event buffer
 EI_PATH, EI_STEP, EI_ROUND, EI_UNIT, EI_KIND, EI_INSTRUMENT, EI_ASSET = range(7)

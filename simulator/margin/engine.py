@@ -19,7 +19,13 @@ from . import codes
 from ._index_kernels import BRACKET_MARGIN, SLACK_MARGIN
 from ._kernels import replay_nb
 from ._option_kernels import static_boxes_nb
-from .option_setup import OptionRules, iv_multipliers, option_context, option_values0
+from .option_setup import (
+    OptionData,
+    OptionRules,
+    iv_multipliers,
+    option_context,
+    option_values0,
+)
 
 #: smallest volatility used to split a unit's slack between assets (any split is correct;
 #: this one only sets how often a multi-asset unit is re-checked)
@@ -196,7 +202,7 @@ class BookIndex:
         Maintenance multiplier of each unit's slack form: the margin-call ratio (armed) or 1.
     reserve : ndarray
         USD each unit may deposit when it answers a margin call.
-    oc : tuple
+    options : OptionData
         The options' data for the kernels (:func:`option_setup.option_context`).
     steps : int
         Steps of the paths this index was built for.
@@ -213,7 +219,7 @@ class BookIndex:
     init_pending: np.ndarray
     mmk0: np.ndarray
     reserve: np.ndarray
-    oc: tuple = ()
+    options: OptionData | None = None
     steps: int = -1
 
     @classmethod
@@ -226,7 +232,8 @@ class BookIndex:
             if book.has_options:
                 raise ValueError("indexing a book with options needs the number of steps")
             steps = 0
-        oc = option_context(book, rules.options, steps, s0)
+        opt_data = option_context(book, rules.options, steps, s0)
+        oc = opt_data.oc
         pos_unit, pos_asset = book.pos_unit, book.pos_asset
         open_ = book.pos_qty != 0.0
         option = book.pos_kind >= codes.POS_CALL
@@ -261,11 +268,11 @@ class BookIndex:
         scale = np.abs(const) + np.abs(lin) @ s0
         slack_eff = slack - SLACK_MARGIN * scale
         weight = (np.abs(lin) * rules.sigma * s0).sum(axis=1)
-        unit_opt = oc[6]
+        unit_opt = oc[codes.OC_UNIT_OPT]
         live = (n_open > 0) & ~unit_opt
         init_pending = np.flatnonzero(live & ~(slack_eff > 0.0)).astype(np.int64)
         banded = live & (slack_eff > 0.0)
-        box_units = oc[11]
+        box_units = opt_data.opt_units
         box_lo = np.empty((len(box_units), n_assets))
         box_hi = np.empty((len(box_units), n_assets))
         box_due = np.empty(len(box_units), dtype=np.int64)
@@ -287,10 +294,10 @@ class BookIndex:
             up = np.where(lin[:, a] < 0, s0[a] + band, np.inf)
             up = np.where(np.isfinite(hi[:, a]),
                           np.minimum(up, hi[:, a] * (1.0 - BRACKET_MARGIN)), up)
-            edge = boxed & (box_lo[:, a] < box_hi[:, a])
             for d, threshold in ((0, down), (1, up)):
                 rows = np.flatnonzero(banded & np.isfinite(threshold))
                 key = threshold[rows] if d == 0 else -threshold[rows]
+                edge = boxed & ((box_lo[:, a] > 0.0) if d == 0 else np.isfinite(box_hi[:, a]))
                 box_key = box_lo[edge, a] if d == 0 else -box_hi[edge, a]
                 rows = np.concatenate([rows, box_units[edge]])
                 key = np.concatenate([key, box_key])
@@ -308,7 +315,7 @@ class BookIndex:
                    navk=np.ascontiguousarray(navk), navc=navc,
                    s_key=np.concatenate(keys), s_unit=np.concatenate(units).astype(np.int64),
                    s_start=np.array(starts, dtype=np.int64), init_pending=init_pending,
-                   mmk0=mmk0, reserve=reserve, oc=oc, steps=steps)
+                   mmk0=mmk0, reserve=reserve, options=opt_data, steps=steps)
 
 
 def _bracket_intervals(book: Book, tiers: np.ndarray, s0: np.ndarray, k: np.ndarray,
@@ -434,13 +441,13 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
     if index is None:
         s0 = exo[0, 0] if n_paths else np.ones(n_assets)
         index = BookIndex.build(book, rules, s0, steps)
-    oc = index.oc
-    if index.steps != steps:
+    opt_data = index.options
+    if index.steps != steps or opt_data is None:
         if book.has_options:
             raise ValueError(f"the index was built for {index.steps} steps; the paths have "
                              f"{steps}")
-        oc = option_context(book, rules.options, steps, exo[0, 0] if n_paths else
-                            np.ones(n_assets))
+        opt_data = option_context(book, rules.options, steps, exo[0, 0] if n_paths else
+                                  np.ones(n_assets))
     path_f = np.zeros((n_paths, codes.N_PF))
     path_i = np.zeros((n_paths, codes.N_PI), dtype=np.int64)
     min_price = np.zeros((n_paths, n_assets))
@@ -466,12 +473,13 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
             book.pos_qty, book.pos_entry, book.pos_kind, index.lin, index.const, index.n_open,
             index.navk, index.navc, index.s_key, index.s_unit, index.s_start, index.init_pending,
             index.mmk0, index.reserve, rules.fparams, iparams, path_f, path_i, min_price,
-            final_price, marks, acct_liq, acct_bank, ev_i, ev_f, corr_i, corr_f, first, oc)
+            final_price, marks, acct_liq, acct_bank, ev_i, ev_f, corr_i, corr_f, first,
+            opt_data.oc, opt_data.set_pos, opt_data.set_start, opt_data.opt_units)
         ev_i_parts.append(ev_i[:n_ev].copy())
         ev_f_parts.append(ev_f[:n_ev].copy())
         ci_parts.append(corr_i[:n_corr].copy())
         cf_parts.append(corr_f[:n_corr].copy())
-        if done < n_paths and done == first:  # one path alone did not fit: grow
+        if done < n_paths:  # a buffer filled up: grow it, so the calls stay O(log rows)
             if overflow & codes.OVERFLOW_EVENTS:
                 ev_cap *= 2
             if overflow & codes.OVERFLOW_CORRECTIONS:

@@ -84,11 +84,31 @@ def next_change(ivmult: np.ndarray) -> np.ndarray:
     return out
 
 
-def option_context(book: Book, options: OptionRules, steps: int, s0: np.ndarray) -> tuple:
-    """The tuple ``oc`` of the option kernels (``_option_kernels.py``).
+@dataclass(frozen=True)
+class OptionData:
+    """The options of a book, ready for the kernels.
 
-    ``(pos_tau0, pos_iv0, spot0, beta, ivmult, ivnext, unit_opt, opt_par, ext_moves,
-    set_pos, set_start, opt_units)``; a book without options gets empty, valid arrays.
+    Attributes
+    ----------
+    oc : tuple
+        ``(pos_opt, asset_opt, ivmult, ivnext, unit_opt, opt_par)`` (members named by
+        ``codes.OC_*``; see ``_option_kernels.py``).
+    set_pos, set_start : ndarray of int64
+        Options expiring at step ``t``: ``set_pos[set_start[t]:set_start[t + 1]]``.
+    opt_units : ndarray of int64
+        The units that hold options.
+    """
+
+    oc: tuple
+    set_pos: np.ndarray
+    set_start: np.ndarray
+    opt_units: np.ndarray
+
+
+def option_context(book: Book, options: OptionRules, steps: int, s0: np.ndarray
+                   ) -> OptionData:
+    """The option data of ``book`` for paths of ``steps`` steps from prices ``s0``; a book
+    without options gets empty, valid arrays.
 
     Raises
     ------
@@ -109,10 +129,9 @@ def option_context(book: Book, options: OptionRules, steps: int, s0: np.ndarray)
                          f"{(steps + 1, n_assets)}")
     beta = (np.zeros(n_assets) if options.spot_vol_beta is None
             else np.asarray(options.spot_vol_beta, dtype=float))
-    pos_unit = book.pos_unit
     unit_opt = np.zeros(book.n_units, dtype=np.bool_)
-    unit_opt[pos_unit[is_option & (book.pos_qty != 0.0)]] = True
-    par = np.zeros(codes.N_OP)
+    unit_opt[book.pos_unit[is_option & (book.pos_qty != 0.0)]] = True
+    par = np.zeros(codes.N_PAR)
     par[codes.OP_RULE] = codes.OPTION_RULE_NAMES.index(options.rule)
     par[codes.OP_STEP_YEARS] = step_years
     par[codes.OP_FEE_RATE] = options.fee_rate
@@ -122,6 +141,7 @@ def option_context(book: Book, options: OptionRules, steps: int, s0: np.ndarray)
     par[codes.OP_VOL_DOWN] = DEFAULT_VOL_DOWN
     par[codes.OP_EXT_WEIGHT] = DEFAULT_EXTENDED_WEIGHT
     par[codes.OP_MAX_WINDOW] = MAX_WINDOW_STEPS
+    par[codes.N_OP:] = DEFAULT_EXTENDED_MOVES
     # an option expires at the first step whose time is at or past its expiry
     settle = np.full(len(is_option), steps + 1, dtype=np.int64)
     opt = np.flatnonzero(is_option)
@@ -131,12 +151,12 @@ def option_context(book: Book, options: OptionRules, steps: int, s0: np.ndarray)
     order = np.argsort(settle[due], kind="stable")
     set_pos = due[order].astype(np.int64)
     set_start = np.searchsorted(settle[set_pos], np.arange(steps + 2), side="left")
-    return (np.ascontiguousarray(book.pos_expiry_years, dtype=float),
-            np.ascontiguousarray(book.pos_iv, dtype=float),
-            np.ascontiguousarray(s0, dtype=float), np.ascontiguousarray(beta), ivmult,
-            next_change(ivmult), unit_opt, par, np.array(DEFAULT_EXTENDED_MOVES, dtype=float),
-            set_pos, set_start.astype(np.int64),
-            np.flatnonzero(unit_opt).astype(np.int64))
+    pos_opt = np.ascontiguousarray(np.column_stack([book.pos_expiry_years, book.pos_iv]),
+                                   dtype=float).reshape(len(is_option), 2)
+    asset_opt = np.ascontiguousarray(np.column_stack([s0, beta]), dtype=float)
+    oc = (pos_opt, asset_opt, ivmult, next_change(ivmult), unit_opt, par)
+    return OptionData(oc, set_pos, set_start.astype(np.int64),
+                      np.flatnonzero(unit_opt).astype(np.int64))
 
 
 def option_values0(book: Book, s0: np.ndarray) -> np.ndarray:
@@ -185,11 +205,10 @@ def account_greeks_usd(book: Book, s0: np.ndarray) -> dict[str, np.ndarray]:
 
 def no_options(n_units: int, n_pos: int, n_assets: int, steps: int = 0) -> tuple:
     """A valid ``oc`` for a book without options (for calling the kernels directly)."""
-    par = np.zeros(codes.N_OP)
+    par = np.zeros(codes.N_PAR)
     par[codes.OP_STEP_YEARS] = 1.0
-    return (np.zeros(n_pos), np.zeros(n_pos), np.ones(n_assets), np.zeros(n_assets),
+    par[codes.N_OP:] = DEFAULT_EXTENDED_MOVES
+    return (np.zeros((n_pos, 2)), np.column_stack([np.ones(n_assets), np.zeros(n_assets)]),
             np.ones((steps + 1, n_assets)), np.full((steps + 1, n_assets), steps + 1,
                                                     dtype=np.int64),
-            np.zeros(n_units, dtype=np.bool_), par, np.array(DEFAULT_EXTENDED_MOVES),
-            np.zeros(0, dtype=np.int64), np.zeros(steps + 2, dtype=np.int64),
-            np.zeros(0, dtype=np.int64))
+            np.zeros(n_units, dtype=np.bool_), par)

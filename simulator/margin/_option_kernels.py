@@ -69,13 +69,15 @@ BOX_TRIES = 6
 #: the slope that sizes a box is never taken below this fraction of the gross exposure
 SLOPE_FLOOR = 0.1
 #: the first box spends this fraction of the slack at the guessed slope
-FIRST_SHRINK = 0.5
+FIRST_SHRINK = 0.9
 #: how much further a box reaches on the side where the slack rises
 FAVOURABLE = 4.0
 #: relative step of the central difference that finds that side
 SLOPE_STEP = 1e-3
 #: a box never reaches below this fraction of the mark
 MIN_BOX_FLOOR = 0.05
+#: after a failed box, the next one aims to spend this share of the slack
+NEWTON_AIM = 0.85
 #: no box narrower than this relative move is tried (the unit is checked every round)
 MIN_BOX_WIDTH = 1e-3
 
@@ -236,7 +238,15 @@ def option_terms_nb(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kin
     ``lin, const`` holds and the matrix replaces; the bracket maintenance is increasing in
     the mark, so ``lo`` bounds it from below).
     """
-    rule = int(oc[OC_PAR][OP_RULE])
+    # the arrays are taken out of ``oc`` once (each access to a tuple member costs a
+    # reference count), and the loop works on scalars
+    pos_opt = oc[OC_POS]
+    asset_opt = oc[OC_ASSET]
+    ivmult = oc[OC_IVMULT]
+    ivnext = oc[OC_IVNEXT]
+    par = oc[OC_PAR]
+    rule = int(par[OP_RULE])
+    step_years = par[OP_STEP_YEARS]
     value = 0.0
     margin = 0.0
     for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
@@ -246,15 +256,24 @@ def option_terms_nb(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kin
             continue
         a = pos_asset[p]
         is_call = kind == POS_CALL
-        m_lo, m_hi = _mult_range_nb(a, t0, t1, oc)
-        if q > 0.0:  # a long option: its smallest value
-            vol = _vol_bound_nb(p, a, lo[a], hi[a], m_lo, False, oc)
-            value += q * _value_bound_nb(is_call, lo[a], hi[a], pos_entry[p],
-                                         tau_years_nb(p, t1, oc), vol, False)
+        m_lo = ivmult[t0, a]  # the multiplier's range over the window
+        m_hi = m_lo
+        if ivnext[t0, a] <= t1:
+            for s in range(t0 + 1, t1 + 1):
+                m_lo = min(m_lo, ivmult[s, a])
+                m_hi = max(m_hi, ivmult[s, a])
+        s0 = asset_opt[a, 0]
+        beta = asset_opt[a, 1]
+        if q > 0.0:  # a long option: its smallest value (least time, vol; worst spot)
+            vol = implied_vol_nb(pos_opt[p, 1], hi[a] if beta >= 0.0 else lo[a], s0, beta,
+                                 m_lo)
+            value += q * bs_price_nb(is_call, lo[a] if is_call else hi[a], pos_entry[p],
+                                     pos_opt[p, 0] - t1 * step_years, vol)
         else:  # a short one: its largest value, and its margin at that value
-            vol = _vol_bound_nb(p, a, lo[a], hi[a], m_hi, True, oc)
-            v_hi = _value_bound_nb(is_call, lo[a], hi[a], pos_entry[p],
-                                   tau_years_nb(p, t0, oc), vol, True)
+            vol = implied_vol_nb(pos_opt[p, 1], lo[a] if beta >= 0.0 else hi[a], s0, beta,
+                                 m_hi)
+            v_hi = bs_price_nb(is_call, hi[a] if is_call else lo[a], pos_entry[p],
+                               pos_opt[p, 0] - t0 * step_years, vol)
             value += q * v_hi
             if rule != OPTION_RISK_MATRIX:  # increasing in the spot and the option's value
                 margin += deribit_option_mm_nb(is_call, q, pos_entry[p], hi[a], v_hi)
@@ -302,9 +321,11 @@ def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_a
     implied-vol multiplier (``ivnext``) and at most ``OP_MAX_WINDOW`` steps. On an asset
     without options the box is one-sided, like a linear band (the slack is linear there);
     on an asset with options it reaches ``FAVOURABLE`` times further on the side where the
-    slack rises. The slope only steers the guess. The box (or, when the box alone would
-    hold over the current step, the window) halves until the rigorous lower bound of the
-    slack over them is positive. Each box is also cut where a perpetual changes bracket.
+    slack rises. The slope only steers the guess. Until the rigorous lower bound of the
+    slack over box and window is positive, the window halves (when the unit holds a long
+    option, whose value falls with time, and the box alone holds over the current step) or
+    the box shrinks, by the ratio of the slack to what the last box lost (between 2 and 10
+    times). Each box is also cut where a perpetual changes bracket.
 
     Returns
     -------
@@ -320,16 +341,34 @@ def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_a
     weight = 0.0
     max_sigma = 0.0
     scale = abs(const[u])
+    has_long = False
+    ivmult = oc[OC_IVMULT]
+    standard = int(par[OP_RULE]) != OPTION_RISK_MATRIX
     for a in range(n_assets):
         gross = abs(lin[u, a])
         held = False
+        long_a = False
+        short_a = False
         for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
             if pos_asset[p] == a and pos_kind[p] >= POS_CALL and qty[p] != 0.0:
                 gross += abs(qty[p])
                 held = True
-                nxt = ivnext[t, a] - 1
-                if nxt < t1:
-                    t1 = nxt
+                if qty[p] > 0.0:
+                    long_a = True
+                else:
+                    short_a = True
+        if held:
+            has_long = has_long or long_a
+            # the window ends before the next change of the implied-vol multiplier, unless
+            # (standard rule) the change can only help: a fall for a unit only short
+            # options on the asset, a rise for one only long (the bounds take the range)
+            m0 = ivmult[t, a]
+            tc = ivnext[t, a]
+            while standard and tc <= t1 and ((not long_a and ivmult[tc, a] <= m0)
+                                             or (not short_a and ivmult[tc, a] >= m0)):
+                tc = ivnext[tc, a]
+            if tc - 1 < t1:
+                t1 = tc - 1
         scale += gross * mark[a]
         # the slack's slope per unit relative move of the mark: lin M, or with options a
         # central difference (it only steers the guess); never below a tenth of the gross
@@ -392,13 +431,18 @@ def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_a
                                unit_pos_start, tiers, oc)
         if bound + v - m > target:
             return t1
-        if t1 > t:  # the box or the window? the box alone over this step decides
-            v, m = option_terms_nb(u, lo, hi, t, t, mmk_u, qty, pos_asset, pos_entry,
-                                   pos_kind, unit_pos_start, tiers, oc)
-            if bound + v - m > target:
+        if t1 > t and has_long:
+            # only a long option's value falls with time: the box or the window? The box
+            # alone over this step decides
+            v2, m2 = option_terms_nb(u, lo, hi, t, t, mmk_u, qty, pos_asset, pos_entry,
+                                     pos_kind, unit_pos_start, tiers, oc)
+            if bound + v2 - m2 > target:
                 t1 = t + (t1 - t) // 2
                 continue
-        shrink *= 0.5
+        # the slack lost over the box grows about linearly with its width: aim at
+        # NEWTON_AIM of the slack, but shrink at least by half and at most tenfold
+        lost = slack - (bound + v - m)
+        shrink *= min(max(NEWTON_AIM * slack / lost, 0.1), 0.5)
     return -1
 
 

@@ -116,13 +116,15 @@ def _mult_range_nb(a, t0, t1, oc):  # pragma: no cover - jitted
     ivmult = oc[OC_IVMULT]
     m_lo = ivmult[t0, a]
     m_hi = m_lo
-    if oc[OC_IVNEXT][t0, a] <= t1:  # the multiplier changes inside the window
-        for s in range(t0 + 1, t1 + 1):
-            m = ivmult[s, a]
-            if m < m_lo:
-                m_lo = m
-            if m > m_hi:
-                m_hi = m
+    ivnext = oc[OC_IVNEXT]
+    s = ivnext[t0, a]
+    while s <= t1:  # jump from one change of the multiplier to the next
+        m = ivmult[s, a]
+        if m < m_lo:
+            m_lo = m
+        if m > m_hi:
+            m_hi = m
+        s = ivnext[s, a]
     return m_lo, m_hi
 
 
@@ -258,10 +260,11 @@ def option_terms_nb(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kin
         is_call = kind == POS_CALL
         m_lo = ivmult[t0, a]  # the multiplier's range over the window
         m_hi = m_lo
-        if ivnext[t0, a] <= t1:
-            for s in range(t0 + 1, t1 + 1):
-                m_lo = min(m_lo, ivmult[s, a])
-                m_hi = max(m_hi, ivmult[s, a])
+        s = ivnext[t0, a]
+        while s <= t1:  # jump from one change of the multiplier to the next
+            m_lo = min(m_lo, ivmult[s, a])
+            m_hi = max(m_hi, ivmult[s, a])
+            s = ivnext[s, a]
         s0 = asset_opt[a, 0]
         beta = asset_opt[a, 1]
         if q > 0.0:  # a long option: its smallest value (least time, vol; worst spot)

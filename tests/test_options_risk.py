@@ -169,3 +169,23 @@ def test_accounts_parquet_has_greeks_at_the_start(tmp_path):
     # by hand: a short call has negative gamma and vega, a long put positive
     assert rows["covered-call"]["gamma_usd"] < 0 < rows["hedged-put"]["gamma_usd"]
     assert rows["covered-call"]["vega_usd"] < 0 < rows["hedged-put"]["vega_usd"]
+
+
+def test_option_book_same_files_with_one_or_two_workers(tmp_path):
+    """The option-sellers book (options expiring, boxes, partial liquidations) gives the
+    same bytes with one or two worker processes."""
+    from simulator.scenario import load_scenario
+    sc = load_scenario("option-sellers", ["simulation.paths=60", "simulation.chunk_paths=20",
+                                          "simulation.steps=120", "population.count=300"])
+    run(sc, tmp_path / "one", jobs=1)
+    run(sc, tmp_path / "two", jobs=2)
+    for sub in ("paths", "events"):
+        one = sorted((tmp_path / "one" / sub).glob("*.parquet"))
+        two = sorted((tmp_path / "two" / sub).glob("*.parquet"))
+        assert [p.name for p in one] == [p.name for p in two] and len(one) == 3
+        for a, b in zip(one, two, strict=True):
+            assert a.read_bytes() == b.read_bytes(), a.name
+    a = pq.read_table(tmp_path / "one" / "accounts.parquet")
+    assert a.equals(pq.read_table(tmp_path / "two" / "accounts.parquet"))
+    events = pq.read_table(tmp_path / "one" / "events").column("instrument").to_pylist()
+    assert {"call", "put"} & set(events)

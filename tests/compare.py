@@ -4,6 +4,8 @@ by every engine-vs-naive test module."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -14,6 +16,19 @@ from simulator.margin.engine import account_nav_coefficients
 
 from .naive import naive_replay
 from .naive_options import NaiveOptions
+
+
+@dataclass
+class Setup:
+    """One random case of an engine-vs-reference test: its configuration, venue and
+    liquidity, the book, the exogenous paths and the depth per step."""
+
+    case: Any
+    venue: Any
+    liquidity: Any
+    book: Book
+    exo: np.ndarray
+    depth: np.ndarray
 
 
 def reference_kwargs(venue, liquidity, book: Book, brackets, *,

@@ -36,7 +36,7 @@ from simulator.margin.engine import BookIndex
 from simulator.scenario import Liquidity, Venue
 
 from . import naive
-from .compare import assert_same, reference_kwargs, run_reference
+from .compare import Setup, assert_same, reference_kwargs, run_reference
 from .naive import naive_replay
 from .test_behaviour_vs_naive import STEP_HOURS
 from .test_engine_rules_vs_naive import PRICES, TIERS, maintenance, market, tier_tables
@@ -216,16 +216,6 @@ def random_paths(rng: np.random.Generator, gap: tuple[float, float]) -> np.ndarr
     exo[:, 0] = PRICES
     exo[:, 1:] = PRICES * np.exp(np.cumsum(log_returns, axis=1))
     return exo
-
-
-@dataclass
-class Setup:
-    case: Case
-    venue: Venue
-    liquidity: Liquidity
-    book: Book
-    exo: np.ndarray
-    depth: np.ndarray
 
 
 def build(case: Case, seed: int) -> Setup:

@@ -32,7 +32,7 @@ from simulator.margin.option_setup import next_change
 from simulator.scenario import Liquidity, Venue
 
 from . import naive
-from .compare import assert_same, naive_options, reference_kwargs, run_reference
+from .compare import Setup, assert_same, naive_options, reference_kwargs, run_reference
 from .test_engine_rules_vs_naive import PRICES, TIERS, maintenance, market, tier_tables
 
 STEPS = 12
@@ -174,16 +174,6 @@ def random_paths(rng: np.random.Generator, gap: tuple[float, float]) -> np.ndarr
     return exo
 
 
-@dataclass
-class Setup:
-    case: Case
-    venue: Venue
-    liquidity: Liquidity
-    book: Book
-    exo: np.ndarray
-    depth: np.ndarray
-
-
 def build(case: Case, seed: int) -> Setup:
     rng = np.random.default_rng(seed)
     venue = Venue(**case.venue)
@@ -266,6 +256,13 @@ def test_option_units_get_boxes(rule):
 def test_next_change():
     ivmult = np.array([[1.0, 1.0], [1.0, 2.0], [3.0, 2.0], [3.0, 1.0]])
     np.testing.assert_array_equal(next_change(ivmult), [[2, 1], [2, 3], [4, 3], [4, 4]])
+    rng = np.random.default_rng(1)
+    for _ in range(100):  # against a plain search on random multiplier tables
+        m = rng.choice([1.0, 2.0, 3.0], size=(int(rng.integers(1, 30)), 2), p=[.7, .2, .1])
+        n = len(m)
+        want = [[next((s for s in range(t + 1, n) if m[s, a] != m[t, a]), n)
+                 for a in range(2)] for t in range(n)]
+        np.testing.assert_array_equal(next_change(m), want)
 
 
 # ---------------------------------------------------------------------------------------

@@ -74,13 +74,13 @@ def next_change(ivmult: np.ndarray) -> np.ndarray:
     """``ivnext[t, a]``: the first step after ``t`` at which asset ``a``'s multiplier
     differs from its value at ``t`` (``steps + 1`` if none)."""
     n_rows, n_assets = ivmult.shape
-    out = np.full((n_rows, n_assets), n_rows, dtype=np.int64)
+    out = np.empty((n_rows, n_assets), dtype=np.int64)
+    t = np.arange(n_rows)
     for a in range(n_assets):
-        nxt = n_rows
-        for t in range(n_rows - 2, -1, -1):
-            if ivmult[t + 1, a] != ivmult[t, a]:
-                nxt = t + 1
-            out[t, a] = nxt
+        changes = np.flatnonzero(np.diff(ivmult[:, a]) != 0) + 1  # steps where it changes
+        k = np.searchsorted(changes, t, side="right")
+        out[:, a] = np.where(k < len(changes), changes[np.minimum(k, len(changes) - 1)]
+                             if len(changes) else n_rows, n_rows)
     return out
 
 

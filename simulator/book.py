@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .options._kernels import bs_price_nb
 from .population import draw_population
 from .scenario import Scenario
 
@@ -90,20 +91,24 @@ class Book:
         counts = np.diff(self.unit_pos_start)
         return np.repeat(np.arange(self.n_units, dtype=np.int64), counts)
 
+    def option_values(self, prices: np.ndarray) -> np.ndarray:
+        """``qty x`` Black-Scholes value of every option position at ``prices``, with its
+        implied vol and time to expiry at the start, shape (P,); 0 for perpetuals."""
+        out = np.zeros(len(self.pos_qty))
+        mark = prices[self.pos_asset]
+        for p in np.flatnonzero(self.pos_kind >= POS_CALL):
+            out[p] = self.pos_qty[p] * bs_price_nb(self.pos_kind[p] == POS_CALL, mark[p],
+                                                   self.pos_entry[p],
+                                                   self.pos_expiry_years[p], self.pos_iv[p])
+        return out
+
     def unit_nav(self, prices: np.ndarray) -> np.ndarray:
         """Net asset value of every unit at ``prices`` (no haircut), shape (U,); options at
-        their Black-Scholes value with the initial implied vol and time to expiry."""
+        their value with the initial implied vol and time to expiry."""
         mark = prices[self.pos_asset]
-        option = self.pos_kind >= POS_CALL
-        value = np.zeros(len(mark))
-        if option.any():
-            from .options._kernels import bs_price_nb
-            for p in np.flatnonzero(option):
-                value[p] = bs_price_nb(self.pos_kind[p] == POS_CALL, mark[p], self.pos_entry[p],
-                                       self.pos_expiry_years[p], self.pos_iv[p])
         upnl = np.where(self.pos_kind == 1, self.pos_qty * (mark / self.pos_entry - 1.0),
                         self.pos_qty * (mark - self.pos_entry))
-        upnl = np.where(option, self.pos_qty * value, upnl)
+        upnl = np.where(self.pos_kind >= POS_CALL, self.option_values(prices), upnl)
         return (self.unit_usd + self.unit_coll @ prices
                 + np.bincount(self.pos_unit, upnl, minlength=self.n_units))
 

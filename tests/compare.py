@@ -31,6 +31,21 @@ class Setup:
     depth: np.ndarray
 
 
+def gapped_walks(rng: np.random.Generator, prices: np.ndarray, n_paths: int, steps: int,
+                 step_sd: float, gaps: tuple) -> np.ndarray:
+    """Random walks of the log prices with ``step_sd`` per step from ``prices``, plus at
+    each ``(step, (low, high))`` of ``gaps`` a gap factor drawn per path and asset from
+    ``uniform(low, high)``; shape (n_paths, steps + 1, A)."""
+    n_assets = len(prices)
+    log_returns = step_sd * rng.standard_normal((n_paths, steps, n_assets))
+    for step, (low, high) in gaps:
+        log_returns[:, step, :] += np.log(rng.uniform(low, high, size=(n_paths, n_assets)))
+    exo = np.empty((n_paths, steps + 1, n_assets))
+    exo[:, 0] = prices
+    exo[:, 1:] = prices * np.exp(np.cumsum(log_returns, axis=1))
+    return exo
+
+
 def reference_kwargs(venue, liquidity, book: Book, brackets, *,
                      behaviour: Behaviour | None = None, step_hours: float | None = None,
                      reserve=None, rng_key: int = 0) -> dict:

@@ -36,7 +36,7 @@ from simulator.margin.engine import BookIndex
 from simulator.scenario import Liquidity, Venue
 
 from . import naive
-from .compare import Setup, assert_same, reference_kwargs, run_reference
+from .compare import Setup, assert_same, gapped_walks, reference_kwargs, run_reference
 from .naive import naive_replay
 from .test_behaviour_vs_naive import STEP_HOURS
 from .test_engine_rules_vs_naive import PRICES, TIERS, maintenance, market, tier_tables
@@ -207,15 +207,8 @@ def random_book(rng: np.random.Generator, tables) -> Book:
 def random_paths(rng: np.random.Generator, gap: tuple[float, float]) -> np.ndarray:
     """Random walks with 1.5% steps, a gap drawn from ``gap`` per asset a third of the way
     and a second one of +-15% two thirds of the way."""
-    n_assets = len(PRICES)
-    log_returns = 0.015 * rng.standard_normal((N_PATHS, STEPS, n_assets))
-    log_returns[:, STEPS // 3, :] += np.log(rng.uniform(*gap, size=(N_PATHS, n_assets)))
-    log_returns[:, 2 * STEPS // 3, :] += np.log(rng.uniform(0.85, 1.15,
-                                                            size=(N_PATHS, n_assets)))
-    exo = np.empty((N_PATHS, STEPS + 1, n_assets))
-    exo[:, 0] = PRICES
-    exo[:, 1:] = PRICES * np.exp(np.cumsum(log_returns, axis=1))
-    return exo
+    return gapped_walks(rng, PRICES, N_PATHS, STEPS, 0.015,
+                        ((STEPS // 3, gap), (2 * STEPS // 3, (0.85, 1.15))))
 
 
 def build(case: Case, seed: int) -> Setup:

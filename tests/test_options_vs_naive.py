@@ -32,7 +32,14 @@ from simulator.margin.option_setup import next_change
 from simulator.scenario import Liquidity, Venue
 
 from . import naive
-from .compare import Setup, assert_same, naive_options, reference_kwargs, run_reference
+from .compare import (
+    Setup,
+    assert_same,
+    gapped_walks,
+    naive_options,
+    reference_kwargs,
+    run_reference,
+)
 from .test_engine_rules_vs_naive import PRICES, TIERS, maintenance, market, tier_tables
 
 STEPS = 12
@@ -164,14 +171,7 @@ def random_book(rng: np.random.Generator, tables) -> Book:
 def random_paths(rng: np.random.Generator, gap: tuple[float, float]) -> np.ndarray:
     """Random walks with 2% steps, a gap drawn from ``gap`` per asset at step 4 (with the
     vol shock) and one of +-12% at step 8."""
-    n_assets = len(PRICES)
-    log_returns = 0.02 * rng.standard_normal((N_PATHS, STEPS, n_assets))
-    log_returns[:, 4, :] += np.log(rng.uniform(*gap, size=(N_PATHS, n_assets)))
-    log_returns[:, 8, :] += np.log(rng.uniform(0.88, 1.12, size=(N_PATHS, n_assets)))
-    exo = np.empty((N_PATHS, STEPS + 1, n_assets))
-    exo[:, 0] = PRICES
-    exo[:, 1:] = PRICES * np.exp(np.cumsum(log_returns, axis=1))
-    return exo
+    return gapped_walks(rng, PRICES, N_PATHS, STEPS, 0.02, ((4, gap), (8, (0.88, 1.12))))
 
 
 def build(case: Case, seed: int) -> Setup:

@@ -24,7 +24,6 @@ from .option_setup import (
     OptionRules,
     iv_multipliers,
     option_context,
-    option_values0,
 )
 
 #: smallest volatility used to split a unit's slack between assets (any split is correct;
@@ -257,7 +256,7 @@ class BookIndex:
         n_open = (np.bincount(pos_unit, open_, minlength=n_units) + (book.unit_usd < 0)
                   + (coll < 0).sum(axis=1)).astype(np.int64)
         navk = unit_nav_coefficients(book)
-        value0 = np.bincount(pos_unit, option_values0(book, s0), minlength=n_units)
+        value0 = np.bincount(pos_unit, book.option_values(s0), minlength=n_units)
         navc = book.unit_usd - np.bincount(pos_unit, cost, minlength=n_units) + value0
         lo, hi = _bracket_intervals(book, rules.tiers, s0, k, open_)
         equity0 = const + lin @ s0 + np.bincount(pos_unit, rate * position_notional(book, s0)

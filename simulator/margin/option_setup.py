@@ -159,16 +159,6 @@ def option_context(book: Book, options: OptionRules, steps: int, s0: np.ndarray
                       np.flatnonzero(unit_opt).astype(np.int64))
 
 
-def option_values0(book: Book, s0: np.ndarray) -> np.ndarray:
-    """Value of every position's options at the start, ``qty x V`` in USD (0 for others)."""
-    out = np.zeros(len(book.pos_qty))
-    for p in np.flatnonzero(book.pos_kind >= codes.POS_CALL):
-        price, *_ = bs_greeks_nb(book.pos_kind[p] == codes.POS_CALL, s0[book.pos_asset[p]],
-                                 book.pos_entry[p], book.pos_expiry_years[p], book.pos_iv[p])
-        out[p] = book.pos_qty[p] * price
-    return out
-
-
 def account_greeks_usd(book: Book, s0: np.ndarray) -> dict[str, np.ndarray]:
     """Greeks of every account at the start, in USD (``position_greeks_usd``'s units).
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .._jit_kernels import leaf
 from ._state_kernels import (
     close_position_nb,
     instrument_nb,
@@ -29,7 +30,7 @@ from .codes import (
 )
 
 
-@njit(cache=True, inline="always")
+@leaf
 def adl_score_nb(k, mark_a, usd, coll, qty, pos_unit, pos_asset, pos_entry, pos_kind,
                  unit_pos_start, haircut, tiers, marks, ranking, t, oc
                  ):  # pragma: no cover - jitted
@@ -52,7 +53,7 @@ def adl_score_nb(k, mark_a, usd, coll, qty, pos_unit, pos_asset, pos_entry, pos_
 PICKS_BEFORE_SORT = 32
 
 
-@njit(cache=True)
+@leaf
 def next_best_nb(keys, n):  # pragma: no cover - jitted
     """Index of the smallest of ``keys[:n]`` (the first one on ties)."""
     best = 0
@@ -178,7 +179,7 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
     return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, False
 
 
-@njit(cache=True)
+@leaf
 def share_fund_paid_nb(ev_f, lo, hi, paid):  # pragma: no cover - jitted
     """Add ``paid`` to the fund-paid column of events ``lo:hi`` in proportion to their bad
     debt (the events of one bankrupt unit in this round)."""

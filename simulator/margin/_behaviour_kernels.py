@@ -4,8 +4,8 @@ perpetuals, and answers to margin calls (``docs/engine.md``, "Behaviour")."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from .._jit_kernels import leaf
 from ._option_kernels import close_option_nb
 from ._state_kernels import (
     close_position_nb,
@@ -30,7 +30,7 @@ from .codes import (
 )
 
 
-@njit(cache=True)
+@leaf
 def draw_nb(key, path, unit):  # pragma: no cover - jitted
     """A uniform number on [0, 1) for (``path``, ``unit``): splitmix64 of a counter.
 
@@ -45,7 +45,7 @@ def draw_nb(key, path, unit):  # pragma: no cover - jitted
     return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True)
+@leaf
 def pay_funding_nb(t, mark, exo_t, rate, fparams_rate, fparams_cap, premium, usd, coll, qty,
                    pos_asset, pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk, lin,
                    const, n_open, version, flag, pending, n_pending, touched, n_touched
@@ -91,7 +91,7 @@ def pay_funding_nb(t, mark, exo_t, rate, fparams_rate, fparams_cap, premium, usd
     return n_pending, n_touched
 
 
-@njit(cache=True)
+@leaf
 def answer_calls_nb(i, t, units, n, action, target, reserve, deposit, mark, usd, coll, qty,
                     pos_asset, pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk, lin,
                     const, n_open, version, flag, pending, n_pending, touched, n_touched, ev_i,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .._jit_kernels import leaf
 from .codes import FLAG_DIRTY, POS_LINEAR, TIER_CAP
 
 #: relative rounding margin taken off the slack before it is turned into bands
@@ -43,7 +44,7 @@ def bracket_nb(tiers, a, notional):  # pragma: no cover - jitted
     return k
 
 
-@njit(cache=True)
+@leaf
 def heap_push_nb(h_key, h_unit, h_ver, h_n, hid, key, unit, ver, version):  # pragma: no cover
     """Push ``(key, unit, ver)`` onto max-heap ``hid``; compacts stale entries when full."""
     if h_n[hid] == h_key.shape[1]:
@@ -63,7 +64,7 @@ def heap_push_nb(h_key, h_unit, h_ver, h_n, hid, key, unit, ver, version):  # pr
     h_ver[hid, i] = ver
 
 
-@njit(cache=True)
+@leaf
 def _sift_down_nb(h_key, h_unit, h_ver, n, hid, i):  # pragma: no cover - jitted
     key = h_key[hid, i]
     unit = h_unit[hid, i]
@@ -85,7 +86,7 @@ def _sift_down_nb(h_key, h_unit, h_ver, n, hid, i):  # pragma: no cover - jitted
     h_ver[hid, i] = ver
 
 
-@njit(cache=True)
+@leaf
 def heap_pop_nb(h_key, h_unit, h_ver, h_n, hid):  # pragma: no cover - jitted
     """Remove the top of heap ``hid``; return its unit and version."""
     unit = h_unit[hid, 0]
@@ -100,7 +101,7 @@ def heap_pop_nb(h_key, h_unit, h_ver, h_n, hid):  # pragma: no cover - jitted
     return unit, ver
 
 
-@njit(cache=True)
+@leaf
 def heap_compact_nb(h_key, h_unit, h_ver, h_n, hid, version):  # pragma: no cover - jitted
     """Drop stale entries of heap ``hid`` and restore the heap order."""
     n = 0
@@ -116,7 +117,7 @@ def heap_compact_nb(h_key, h_unit, h_ver, h_n, hid, version):  # pragma: no cove
         _sift_down_nb(h_key, h_unit, h_ver, n, hid, i)
 
 
-@njit(cache=True)
+@leaf
 def bracket_interval_nb(u, a, mark_a, qty, pos_asset, pos_kind, unit_pos_start, tiers
                         ):  # pragma: no cover - jitted
     """Marks of asset ``a`` between which no position of unit ``u`` changes bracket.
@@ -143,7 +144,7 @@ def bracket_interval_nb(u, a, mark_a, qty, pos_asset, pos_kind, unit_pos_start, 
     return lo, hi
 
 
-@njit(cache=True)
+@leaf
 def push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit, h_ver, h_n, qty,
                  pos_asset, pos_kind, unit_pos_start, tiers):  # pragma: no cover - jitted
     """Give unit ``u`` a new band around ``mark`` (its version is bumped first).
@@ -193,7 +194,7 @@ def push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit, h_ver, h_n,
     return True
 
 
-@njit(cache=True, inline="always")
+@leaf
 def heap_bound_nb(hid, mark, t):  # pragma: no cover - jitted
     """What the keys of heap ``hid`` are compared with: ``+mark`` (down thresholds),
     ``-mark`` (up thresholds), or ``-t`` for the time heap ``2 A`` of option units (key
@@ -204,7 +205,7 @@ def heap_bound_nb(hid, mark, t):  # pragma: no cover - jitted
     return mark[hid // 2] if hid % 2 == 0 else -mark[hid // 2]
 
 
-@njit(cache=True)
+@leaf
 def collect_crossed_nb(mark, t, s_key, s_unit, s_start, cursor, h_key, h_unit, h_ver, h_n,
                        version, flag, dirty, n_dirty):  # pragma: no cover - jitted
     """Append to ``dirty`` every unit whose band the marks (or, for an option unit's box,

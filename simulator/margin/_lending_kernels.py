@@ -5,8 +5,7 @@ USD balance; everything settles at the oracle price (the round-start mark)."""
 
 from __future__ import annotations
 
-from numba import njit
-
+from .._jit_kernels import leaf
 from ._state_kernels import put_event_nb
 from .codes import (
     FP_BONUS,
@@ -20,7 +19,7 @@ from .codes import (
 )
 
 
-@njit(cache=True)
+@leaf
 def lending_plan_nb(u, mark, usd, coll, qty, pos_asset, unit_pos_start, haircut, fparams
                     ):  # pragma: no cover - jitted
     """What one liquidation of unit ``u`` repays and seizes at ``mark``.
@@ -64,7 +63,7 @@ def lending_plan_nb(u, mark, usd, coll, qty, pos_asset, unit_pos_start, haircut,
     return repaid / debt, k, repaid, seized, cleared
 
 
-@njit(cache=True)
+@leaf
 def lending_flow_nb(u, g, k, coll, qty, pos_asset, unit_pos_start, flow
                     ):  # pragma: no cover - jitted
     """Add the liquidators' trades for unit ``u`` to ``flow`` (asset units, + = selling)."""
@@ -75,7 +74,7 @@ def lending_flow_nb(u, g, k, coll, qty, pos_asset, unit_pos_start, flow
             flow[pos_asset[p]] -= g * abs(qty[p])
 
 
-@njit(cache=True)
+@leaf
 def lending_settle_nb(i, t, r, u, g, k, repaid_usd, seized_usd, cleared, mark, usd, coll, qty,
                       pos_asset, unit_pos_start, fparams, fund, ev_i, ev_f, n_ev
                       ):  # pragma: no cover - jitted

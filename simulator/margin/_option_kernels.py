@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .._jit_kernels import leaf
 from ..options._kernels import bs_greeks_nb, bs_price_nb, implied_vol_nb
 from ..options._margin_kernels import MIN_VOL, deribit_option_mm_nb
 from ._index_kernels import (
@@ -95,14 +96,14 @@ def iv_nb(p, a, spot, t, oc):  # pragma: no cover - jitted
                           oc[OC_IVMULT][t, a])
 
 
-@njit(cache=True)
+@leaf
 def value_at_nb(p, a, kind, spot, strike, t, oc):  # pragma: no cover - jitted
     """Value of option ``p`` on asset ``a`` at mark ``spot`` and step ``t``, USD per coin."""
     return bs_price_nb(kind == POS_CALL, spot, strike, tau_years_nb(p, t, oc),
                        iv_nb(p, a, spot, t, oc))
 
 
-@njit(cache=True)
+@leaf
 def delta_at_nb(p, a, kind, spot, strike, t, oc):  # pragma: no cover - jitted
     """Black-Scholes delta of option ``p`` at mark ``spot`` and step ``t``."""
     v, d, g, vg = bs_greeks_nb(kind == POS_CALL, spot, strike, tau_years_nb(p, t, oc),
@@ -156,7 +157,7 @@ def _shift_vol_nb(vol, shift):  # pragma: no cover - jitted
     return out
 
 
-@njit(cache=True)
+@leaf
 def _matrix_loss_ub_nb(u, a, move, shift, ext, lo, hi, t0, t1, qty, pos_asset, pos_entry,
                        pos_kind, unit_pos_start, oc):  # pragma: no cover - jitted
     """Upper bound over the box of unit ``u``'s loss on asset ``a`` in one risk-matrix
@@ -199,7 +200,7 @@ def _matrix_loss_ub_nb(u, a, move, shift, ext, lo, hi, t0, t1, qty, pos_asset, p
     return loss + linear_ub
 
 
-@njit(cache=True)
+@leaf
 def _risk_matrix_ub_nb(u, a, lo, hi, t0, t1, qty, pos_asset, pos_entry, pos_kind,
                        unit_pos_start, oc):  # pragma: no cover - jitted
     """Upper bound over the box of the risk-matrix margin of unit ``u`` on asset ``a``:
@@ -226,7 +227,7 @@ def _risk_matrix_ub_nb(u, a, lo, hi, t0, t1, qty, pos_asset, pos_entry, pos_kind
     return margin
 
 
-@njit(cache=True, inline="always")
+@leaf
 def option_terms_nb(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kind,
                     unit_pos_start, tiers, oc):  # pragma: no cover - jitted
     """Bounds of the option part of unit ``u``'s equity and maintenance over the box
@@ -300,7 +301,7 @@ def option_terms_nb(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kin
     return value, mmk_u * margin
 
 
-@njit(cache=True, inline="always")
+@leaf
 def option_slack_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
                     tiers, oc):  # pragma: no cover - jitted
     """Exact option part of unit ``u``'s margin slack at ``mark`` and step ``t``."""
@@ -309,7 +310,7 @@ def option_slack_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind, unit
     return v - m
 
 
-@njit(cache=True, inline="always")
+@leaf
 def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
                   pos_entry, unit_pos_start, tiers, oc, lo, hi, up_fac, down_fac
                   ):  # pragma: no cover - jitted
@@ -449,7 +450,7 @@ def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_a
     return -1
 
 
-@njit(cache=True, inline="always")
+@leaf
 def push_option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, version, h_key,
                        h_unit, h_ver, h_n, qty, pos_asset, pos_kind, pos_entry, unit_pos_start,
                        tiers, oc, lo, hi, up_fac, down_fac):  # pragma: no cover - jitted
@@ -539,7 +540,7 @@ def static_boxes_nb(units, mark, steps, lin, const, sigma, mmk0, qty, pos_asset,
     return 0
 
 
-@njit(cache=True)
+@leaf
 def settle_option_nb(p, mark, qty, pos_unit, pos_asset, pos_entry, pos_kind, usd
                      ):  # pragma: no cover - jitted
     """Option ``p`` expires: its intrinsic value at the mark is paid into its unit's USD
@@ -556,7 +557,7 @@ def settle_option_nb(p, mark, qty, pos_unit, pos_asset, pos_entry, pos_kind, usd
     return u
 
 
-@njit(cache=True)
+@leaf
 def close_option_nb(u, p, c, spot, t, oc, usd, pos_asset, pos_entry, pos_kind
                     ):  # pragma: no cover - jitted
     """Sell ``c`` of option ``p`` (unit ``u``; ``c < 0`` buys a short back) at its value with

@@ -3,8 +3,7 @@ how much of each liquidatable unit is closed, and the round's net flow per asset
 
 from __future__ import annotations
 
-from numba import njit
-
+from .._jit_kernels import leaf
 from ._lending_kernels import lending_flow_nb, lending_plan_nb
 from ._option_kernels import delta_at_nb, option_terms_nb
 from ._state_kernels import unit_values_nb
@@ -27,7 +26,7 @@ from .codes import (
 )
 
 
-@njit(cache=True)
+@leaf
 def round_fractions_nb(liq, n_l, lending, mode, fparams, mark, usd, coll, qty, pos_asset,
                        pos_entry, pos_kind, unit_pos_start, haircut, tiers, kind, frac, plan_g,
                        plan_k, plan_r, plan_s, plan_c, t, oc):  # pragma: no cover - jitted
@@ -83,7 +82,7 @@ def round_fractions_nb(liq, n_l, lending, mode, fparams, mark, usd, coll, qty, p
         frac[j] = f
 
 
-@njit(cache=True)
+@leaf
 def round_flow_nb(liq, n_l, lending, kind, frac, plan_g, plan_k, mark, coll, qty, pos_asset,
                   pos_entry, pos_kind, unit_pos_start, flow, t, oc):  # pragma: no cover - jitted
     """Step 2: the round's net flow per asset, in asset units (+ = selling).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from numba import njit
 
+from .._jit_kernels import leaf
 from ._index_kernels import bracket_nb
 from ._option_kernels import option_terms_nb, value_at_nb
 from .codes import (
@@ -40,7 +41,7 @@ from .codes import (
 )
 
 
-@njit(cache=True)
+@leaf
 def refresh_unit_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
                     haircut, tiers, mmk, lin, const, n_open):  # pragma: no cover - jitted
     """Recompute the linear slack coefficients of unit ``u`` from its state, with the
@@ -81,7 +82,7 @@ def refresh_unit_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, un
     n_open[u] = k
 
 
-@njit(cache=True, inline="always")
+@leaf
 def unit_values_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
                    haircut, tiers, t, oc):  # pragma: no cover - jitted
     """Equity, maintenance, notional and wallet of unit ``u`` at ``marks`` and step ``t``;
@@ -140,7 +141,7 @@ def position_value_nb(q, mark_a, entry, kind):  # pragma: no cover - jitted
     return q * (mark_a - entry)
 
 
-@njit(cache=True)
+@leaf
 def close_position_nb(u, p, c, price, usd, coll, pos_asset, pos_entry, pos_kind
                       ):  # pragma: no cover - jitted
     """Realise ``c`` of position ``p`` (unit ``u``) at ``price``; returns the USD notional.
@@ -156,7 +157,7 @@ def close_position_nb(u, p, c, price, usd, coll, pos_asset, pos_entry, pos_kind
     return abs(c) * abs(price)
 
 
-@njit(cache=True)
+@leaf
 def put_event_nb(ev_i, ev_f, n, path, step, rnd, unit, kind, instrument, asset, qty, mark, xprice,
                  notional, fee, bad_debt, fund_paid):  # pragma: no cover - jitted
     ev_i[n, EI_PATH] = path
@@ -175,7 +176,7 @@ def put_event_nb(ev_i, ev_f, n, path, step, rnd, unit, kind, instrument, asset, 
     ev_f[n, EF_FUND_PAID] = fund_paid
 
 
-@njit(cache=True)
+@leaf
 def enqueue_nb(u, flag, bit, queue, n):  # pragma: no cover - jitted
     """Append ``u`` to ``queue`` unless its ``bit`` says it is there; return the length."""
     if (flag[u] & bit) == 0:
@@ -185,13 +186,13 @@ def enqueue_nb(u, flag, bit, queue, n):  # pragma: no cover - jitted
     return n
 
 
-@njit(cache=True)
+@leaf
 def touch_nb(u, flag, touched, n_touched):  # pragma: no cover - jitted
     """Remember that unit ``u`` must be restored at the end of the path."""
     return enqueue_nb(u, flag, FLAG_TOUCHED, touched, n_touched)
 
 
-@njit(cache=True)
+@leaf
 def state_changed_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
                      haircut, tiers, mmk, lin, const, n_open, version, flag, pending, n_pending
                      ):  # pragma: no cover - jitted
@@ -203,7 +204,7 @@ def state_changed_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, u
     return enqueue_nb(u, flag, FLAG_PENDING, pending, n_pending)
 
 
-@njit(cache=True)
+@leaf
 def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
                 unit_account, navk, navc, deposit, touched, n_touched, flag, corr_i, corr_f,
                 n_corr, acct_liq, acct_bank, stamp_liq, stamp_bank, t_end, oc
@@ -248,7 +249,7 @@ def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_po
     return n_corr
 
 
-@njit(cache=True)
+@leaf
 def restore_nb(touched, n_touched, usd, coll, qty, lin, const, n_open, version, flag, mmk,
                deposit, unit_usd0, unit_coll0, pos_qty0, lin0, const0, n_open0, mmk0,
                unit_pos_start):  # pragma: no cover - jitted

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from simulator._jit_kernels import NRT_OPTION, leaf
-from simulator.margin import _index_kernels, _option_kernels, _state_kernels
+from simulator.margin import _index_kernels, _option_box_kernels, _option_kernels, _state_kernels
 
 
 def test_engine_leaf_kernels_are_compiled_without_reference_counts():
     assert NRT_OPTION, "this Numba no longer knows _nrt: the engine runs ~2x slower"
     for kernel in (_state_kernels.refresh_unit_nb, _index_kernels.push_band_nb,
-                   _option_kernels.option_terms_nb, _option_kernels.option_box_nb):
+                   _option_kernels.option_terms_nb, _option_box_kernels.option_box_nb):
         assert kernel.targetoptions.get("_nrt") is False
         assert kernel._cache.__class__.__name__ == "FunctionCache"  # cache=True
 

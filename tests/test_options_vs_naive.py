@@ -19,6 +19,7 @@ mechanisms really happen.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,14 +244,34 @@ def test_option_units_get_boxes(rule):
     boxed = set(index.s_unit[index.s_start[0]:index.s_start[2 * n_assets]].tolist())
     timed = set(index.s_unit[index.s_start[2 * n_assets]:].tolist())
     assert set(safe) <= boxed
-    # the vol shock at step 5 ends the window of every unit short an option before it; a
-    # unit only long options gains from it (the bounds take the multiplier's range)
+    # the vol shock at step 5 hurts a unit short an option: its window ends before the
+    # shock unless its box holds across it (the bounds take the multiplier's range)
     book = s.book
     short = {int(book.pos_unit[p]) for p in np.flatnonzero((book.pos_kind >= codes.POS_CALL)
                                                             & (book.pos_qty < 0))}
-    assert set(safe) & short <= timed
-    assert len(set(safe) & short) > 5
+    assert set(safe) & short & timed
     assert not set(safe) & set(index.init_pending.tolist())
+    # a box without a due step is safe at every step: the reference engine finds every
+    # point of a grid over the box (corners included) above maintenance at every step
+    spanning = sorted((set(safe) & short) - timed)
+    assert spanning  # the case has boxes across the shock (10 standard, 1 risk matrix)
+    for u in spanning:
+        lo = PRICES * 0.0
+        hi = PRICES * np.inf
+        for a in range(n_assets):
+            for d, bound in ((0, lo), (1, hi)):
+                h = 2 * a + d
+                keys = index.s_key[index.s_start[h]:index.s_start[h + 1]]
+                rows = index.s_unit[index.s_start[h]:index.s_start[h + 1]] == u
+                if rows.any():
+                    bound[a] = keys[rows][0] if d == 0 else -keys[rows][0]
+        grid = [np.linspace(max(lo[a], 1e-9 * PRICES[a]),
+                            hi[a] if np.isfinite(hi[a]) else 3.0 * PRICES[a], 5)
+                for a in range(n_assets)]
+        for t in range(STEPS + 1):
+            ref.t = t
+            for marks in itertools.product(*grid):
+                assert ref.equity(u, marks) > ref.maintenance(u, marks), (u, t, marks)
 
 
 def test_next_change():
@@ -322,3 +343,56 @@ def test_cases_exercise_every_mechanism(case, monkeypatch):
         run_naive(s, rules, reserve_of(s, rules))
     missing = set(case.shows) - seen
     assert not missing, (missing, seen)
+
+
+@pytest.mark.parametrize("zero_beta", [False, True])
+def test_box_steering_matches_the_slack(zero_beta):
+    """The analytic slope that steers a box (standard rule) equals a central difference
+    of the reference engine's option slack, the implied vol's own slope included; the
+    curvature is the gamma term alone, equal to the central difference when the vol
+    does not move with the spot."""
+    import dataclasses
+
+    from simulator.margin import _option_box_kernels as box
+    from simulator.margin.engine import BookIndex
+    case = Case("boxes", {**_BASE, "option_margin": "standard"})
+    s = build(case, 1)
+    rules = rules_of(s)
+    if zero_beta:
+        rules = dataclasses.replace(rules, options=dataclasses.replace(
+            rules.options, spot_vol_beta=np.zeros(len(PRICES))))
+    index = BookIndex.build(s.book, rules, PRICES, STEPS)
+    book = s.book
+    ref = naive._Book(HAIRCUT.tolist(), *(t.tolist() for t in tier_tables(s.venue)),
+                      book.unit_usd.tolist(), book.unit_coll.tolist(), book.pos_unit.tolist(),
+                      book.pos_asset.tolist(), book.pos_qty.tolist(), book.pos_entry.tolist(),
+                      book.pos_kind.tolist(), naive_options(book, rules.options, STEPS, PRICES))
+    marks = np.ascontiguousarray(PRICES, dtype=float)
+    work = np.zeros((box.N_WORK, len(marks)))
+    checked = 0
+    for u in index.options.opt_units:
+        box.option_steer_nb(u, marks, 0, 1.0, 0.0, book.pos_qty, book.pos_asset,
+                            book.pos_entry, book.pos_kind, book.unit_pos_start, rules.tiers,
+                            index.options.oc, work)
+        for a in range(len(marks)):
+            if not any(book.pos_asset[p] == a and book.pos_kind[p] >= codes.POS_CALL
+                       for p in range(book.unit_pos_start[u], book.unit_pos_start[u + 1])):
+                continue
+
+            def option_slack(x: float, a: int = a, u: int = u) -> float:
+                m = list(marks)
+                m[a] *= 1.0 + x
+                value = sum(ref.position_value(p, m) for p in ref.open_positions(u)
+                            if ref.is_option(p))
+                return value - ref.option_maintenance(u, m)
+
+            h = 1e-4
+            s_up, s_0, s_down = option_slack(h), option_slack(0.0), option_slack(-h)
+            slope = (s_up - s_down) / (2 * h)
+            curv = (s_up + s_down - 2 * s_0) / h**2
+            scale = abs(s_0) + abs(slope) + 1.0
+            assert work[0, a] == pytest.approx(slope, rel=1e-4, abs=1e-6 * scale)
+            if zero_beta:
+                assert work[1, a] == pytest.approx(curv, rel=0.01, abs=1e-3 * scale)
+            checked += 1
+    assert checked > 10

@@ -22,13 +22,8 @@ from ._backstop_kernels import cover_deficit_nb, share_fund_paid_nb
 from ._behaviour_kernels import answer_calls_nb, draw_nb, pay_funding_nb
 from ._index_kernels import collect_crossed_nb, heap_bound_nb, push_band_nb
 from ._lending_kernels import lending_settle_nb
-from ._option_kernels import (
-    close_option_nb,
-    option_slack_nb,
-    push_option_box_nb,
-    settle_option_nb,
-    value_at_nb,
-)
+from ._option_box_kernels import N_WORK, push_option_box_nb
+from ._option_kernels import close_option_nb, option_slack_nb, settle_option_nb, value_at_nb
 from ._round_kernels import round_flow_nb, round_fractions_nb
 from ._state_kernels import (
     close_position_nb,
@@ -223,8 +218,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
     unit_opt = oc[OC_UNIT_OPT]
     box_lo = np.empty(n_assets)
     box_hi = np.empty(n_assets)
-    box_up = np.empty(n_assets)
-    box_down = np.empty(n_assets)
+    box_work = np.empty((N_WORK, n_assets))
     logimp = np.empty(n_assets)
     mark = np.empty(n_assets)
     mark2 = np.empty(n_assets)
@@ -404,7 +398,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                                                         mmk[u], version, h_key, h_unit, h_ver,
                                                         h_n, qty, pos_asset, pos_kind, pos_entry,
                                                         unit_pos_start, tiers, oc, box_lo,
-                                                        box_hi, box_up, box_down)
+                                                        box_hi, box_work)
                         else:
                             banded = push_band_nb(u, mark, lin, const, sigma, version, h_key,
                                                   h_unit, h_ver, h_n, qty, pos_asset, pos_kind,

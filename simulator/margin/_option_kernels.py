@@ -13,7 +13,8 @@ The option part of a unit's slack is not linear in the marks, so the liquidation
 gives an option unit a *box*: a price interval per asset and a window of steps, checked
 with rigorous bounds: ``V`` is increasing in the time left and in the vol, and monotone
 in the spot at a fixed vol, so its extremes over a box are at the box's corners
-(:func:`option_terms_nb`). With a box of zero width and a window of one step the bounds
+(:func:`option_terms_nb`; the box itself is chosen in ``_option_box_kernels.py``). With a
+box of zero width and a window of one step the bounds
 are the exact values, so one function gives both.
 
 Everything about options that the kernels need travels in one tuple ``oc``
@@ -29,18 +30,13 @@ by ``codes.OC_*``.
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 from .._jit_kernels import leaf
 from ..options._kernels import bs_greeks_nb, bs_price_nb, implied_vol_nb
 from ..options._margin_kernels import MIN_VOL, deribit_option_mm_nb
 from ._index_kernels import (
-    BRACKET_MARGIN,
-    SLACK_MARGIN,
-    bracket_interval_nb,
     bracket_nb,
-    heap_push_nb,
 )
 from .codes import (
     N_EXT,
@@ -51,7 +47,6 @@ from .codes import (
     OC_PAR,
     OC_POS,
     OP_EXT_WEIGHT,
-    OP_MAX_WINDOW,
     OP_N_BUCKETS,
     OP_RANGE,
     OP_RULE,
@@ -64,23 +59,6 @@ from .codes import (
     TIER_CUM,
     TIER_RATE,
 )
-
-#: shrinking tries of a box before an option unit is left to exact checks every round
-BOX_TRIES = 6
-#: the slope that sizes a box is never taken below this fraction of the gross exposure
-SLOPE_FLOOR = 0.1
-#: the first box spends this fraction of the slack at the guessed slope
-FIRST_SHRINK = 0.9
-#: how much further a box reaches on the side where the slack rises
-FAVOURABLE = 4.0
-#: relative step of the central difference that finds that side
-SLOPE_STEP = 1e-3
-#: a box never reaches below this fraction of the mark
-MIN_BOX_FLOOR = 0.05
-#: after a failed box, the next one aims to spend this share of the slack
-NEWTON_AIM = 0.85
-#: no box narrower than this relative move is tried (the unit is checked every round)
-MIN_BOX_WIDTH = 1e-3
 
 
 @njit(cache=True, inline="always")
@@ -308,236 +286,6 @@ def option_slack_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind, unit
     v, m = option_terms_nb(u, mark, mark, t, t, mmk_u, qty, pos_asset, pos_entry, pos_kind,
                            unit_pos_start, tiers, oc)
     return v - m
-
-
-@leaf
-def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
-                  pos_entry, unit_pos_start, tiers, oc, lo, hi, up_fac, down_fac
-                  ):  # pragma: no cover - jitted
-    """Find a box around ``mark`` (written to ``lo, hi``; ``up_fac, down_fac`` are scratch)
-    and a last step ``t1 >= t`` in which option unit ``u`` stays safe; ``slack`` is its
-    exact slack, > 0.
-
-    The first guess spends ``FIRST_SHRINK`` of the slack, split between assets as the
-    linear index does, at the slack's slope in each asset (``lin M``, plus a central
-    difference of the option part where the unit holds options; never below
-    ``SLOPE_FLOOR`` of its gross exposure), over a window up to the next change of an
-    implied-vol multiplier (``ivnext``) and at most ``OP_MAX_WINDOW`` steps. On an asset
-    without options the box is one-sided, like a linear band (the slack is linear there);
-    on an asset with options it reaches ``FAVOURABLE`` times further on the side where the
-    slack rises. The slope only steers the guess. Until the rigorous lower bound of the
-    slack over box and window is positive, the window halves (when the unit holds a long
-    option, whose value falls with time, and the box alone holds over the current step) or
-    the box shrinks, by the ratio of the slack to what the last box lost (between 2 and 10
-    times). Each box is also cut where a perpetual changes bracket.
-
-    Returns
-    -------
-    int
-        ``t1``, or -1 when no box was found.
-    """
-    n_assets = mark.shape[0]
-    ivnext = oc[OC_IVNEXT]
-    par = oc[OC_PAR]
-    t1 = t + int(par[OP_MAX_WINDOW])
-    if t1 > steps:
-        t1 = steps
-    weight = 0.0
-    max_sigma = 0.0
-    scale = abs(const[u])
-    has_long = False
-    ivmult = oc[OC_IVMULT]
-    standard = int(par[OP_RULE]) != OPTION_RISK_MATRIX
-    for a in range(n_assets):
-        gross = abs(lin[u, a])
-        held = False
-        long_a = False
-        short_a = False
-        for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
-            if pos_asset[p] == a and pos_kind[p] >= POS_CALL and qty[p] != 0.0:
-                gross += abs(qty[p])
-                held = True
-                if qty[p] > 0.0:
-                    long_a = True
-                else:
-                    short_a = True
-        if held:
-            has_long = has_long or long_a
-            # the window ends before the next change of the implied-vol multiplier, unless
-            # (standard rule) the change can only help: a fall for a unit only short
-            # options on the asset, a rise for one only long (the bounds take the range)
-            m0 = ivmult[t, a]
-            tc = ivnext[t, a]
-            while standard and tc <= t1 and ((not long_a and ivmult[tc, a] <= m0)
-                                             or (not short_a and ivmult[tc, a] >= m0)):
-                tc = ivnext[tc, a]
-            if tc - 1 < t1:
-                t1 = tc - 1
-        scale += gross * mark[a]
-        # the slack's slope per unit relative move of the mark: lin M, or with options a
-        # central difference (it only steers the guess); never below a tenth of the gross
-        slope = lin[u, a] * mark[a]
-        up_f = 1.0
-        down_f = 1.0
-        if held:
-            m0 = mark[a]
-            h = SLOPE_STEP * m0
-            mark[a] = m0 + h  # probed in place, restored exactly below
-            s_up = option_slack_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind,
-                                   unit_pos_start, tiers, oc)
-            mark[a] = m0 - h
-            s_down = option_slack_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind,
-                                     unit_pos_start, tiers, oc)
-            mark[a] = m0
-            slope += (s_up - s_down) / (2.0 * SLOPE_STEP)
-            if slope > 0.0:  # the slack rises with the mark: room upwards
-                up_f = FAVOURABLE
-            elif slope < 0.0:
-                down_f = FAVOURABLE
-        up_fac[a] = up_f
-        down_fac[a] = down_f
-        weight += max(abs(slope), SLOPE_FLOOR * gross * mark[a]) * sigma[a]
-        if sigma[a] > max_sigma:
-            max_sigma = sigma[a]
-    if t1 < t:
-        t1 = t
-    target = SLACK_MARGIN * scale
-    if not (slack > target and np.isfinite(slack) and weight > 0.0 and np.isfinite(weight)):
-        return -1
-    shrink = FIRST_SHRINK
-    for _ in range(BOX_TRIES):
-        if shrink * slack * max_sigma / weight < MIN_BOX_WIDTH:
-            return -1  # too close to its maintenance for a useful box: checked every round
-        for a in range(n_assets):
-            band = shrink * slack * sigma[a] / weight  # a relative move
-            la = lin[u, a]
-            if up_fac[a] != 1.0 or down_fac[a] != 1.0 or held_nb(u, a, qty, pos_asset,
-                                                                pos_kind, unit_pos_start):
-                lo[a] = mark[a] * max(1.0 - band * down_fac[a], MIN_BOX_FLOOR)
-                hi[a] = mark[a] * (1.0 + band * up_fac[a])
-            else:  # linear in this asset: only the adverse side binds
-                lo[a] = mark[a] * (1.0 - band) if la > 0.0 else 0.0
-                hi[a] = mark[a] * (1.0 + band) if la < 0.0 else np.inf
-            b_lo, b_hi = bracket_interval_nb(u, a, mark[a], qty, pos_asset, pos_kind,
-                                             unit_pos_start, tiers)
-            if b_lo > 0.0 and b_lo * (1.0 + BRACKET_MARGIN) > lo[a]:
-                lo[a] = b_lo * (1.0 + BRACKET_MARGIN)
-            if b_hi < np.inf and b_hi * (1.0 - BRACKET_MARGIN) < hi[a]:
-                hi[a] = b_hi * (1.0 - BRACKET_MARGIN)
-        bound = const[u]
-        for a in range(n_assets):
-            la = lin[u, a]
-            if la > 0.0:
-                bound += la * lo[a]
-            elif la < 0.0:
-                bound += la * hi[a]
-        v, m = option_terms_nb(u, lo, hi, t, t1, mmk_u, qty, pos_asset, pos_entry, pos_kind,
-                               unit_pos_start, tiers, oc)
-        if bound + v - m > target:
-            return t1
-        if t1 > t and has_long:
-            # only a long option's value falls with time: the box or the window? The box
-            # alone over this step decides
-            v2, m2 = option_terms_nb(u, lo, hi, t, t, mmk_u, qty, pos_asset, pos_entry,
-                                     pos_kind, unit_pos_start, tiers, oc)
-            if bound + v2 - m2 > target:
-                t1 = t + (t1 - t) // 2
-                continue
-        # the slack lost over the box grows about linearly with its width: aim at
-        # NEWTON_AIM of the slack, but shrink at least by half and at most tenfold
-        lost = slack - (bound + v - m)
-        shrink *= min(max(NEWTON_AIM * slack / lost, 0.1), 0.5)
-    return -1
-
-
-@leaf
-def push_option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, version, h_key,
-                       h_unit, h_ver, h_n, qty, pos_asset, pos_kind, pos_entry, unit_pos_start,
-                       tiers, oc, lo, hi, up_fac, down_fac):  # pragma: no cover - jitted
-    """Give option unit ``u`` a new box (its version is bumped first): a down and an up
-    threshold on every asset it is exposed to, and a due step ``t1 + 1`` on the time heap
-    ``2 A`` (key ``0.5 - due``, crossed once ``t >= due``). Returns False when no box
-    was found: the caller checks the unit exactly at the next round."""
-    n_assets = mark.shape[0]
-    version[u] += 1
-    ver = version[u]
-    t1 = option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset,
-                       pos_kind, pos_entry, unit_pos_start, tiers, oc, lo, hi, up_fac, down_fac)
-    if t1 < 0:
-        return False
-    for a in range(n_assets):
-        if not exposed_nb(u, a, lin, qty, pos_asset, unit_pos_start):
-            continue
-        if lo[a] > 0.0:
-            heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * a, lo[a], u, ver, version)
-        if hi[a] < np.inf:
-            heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * a + 1, -hi[a], u, ver, version)
-    if t1 < steps:
-        heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * n_assets, 0.5 - (t1 + 1), u, ver,
-                     version)
-    return True
-
-
-@njit(cache=True, inline="always")
-def held_nb(u, a, qty, pos_asset, pos_kind, unit_pos_start):  # pragma: no cover - jitted
-    """Whether unit ``u`` holds an open option on asset ``a``."""
-    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
-        if pos_asset[p] == a and pos_kind[p] >= POS_CALL and qty[p] != 0.0:
-            return True
-    return False
-
-
-@njit(cache=True, inline="always")
-def exposed_nb(u, a, lin, qty, pos_asset, unit_pos_start):  # pragma: no cover - jitted
-    """Whether unit ``u``'s slack moves with the mark of asset ``a``."""
-    if lin[u, a] != 0.0:
-        return True
-    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
-        if pos_asset[p] == a and qty[p] != 0.0:
-            return True
-    return False
-
-
-@njit(cache=True)
-def static_boxes_nb(units, mark, steps, lin, const, sigma, mmk0, qty, pos_asset, pos_kind,
-                    pos_entry, unit_pos_start, tiers, oc, out_lo, out_hi, out_due
-                    ):  # pragma: no cover - jitted
-    """Boxes of the option units ``units`` at the initial marks (step 0), the same on every
-    path: ``out_lo, out_hi`` (rows of ``units``; ``lo = 0`` / ``hi = inf``: no down / up
-    threshold on that asset) and the due step ``out_due`` (``steps + 1``: none; ``-1``: no
-    box, check at once)."""
-    n_assets = mark.shape[0]
-    lo = np.empty(n_assets)
-    hi = np.empty(n_assets)
-    up_fac = np.empty(n_assets)
-    down_fac = np.empty(n_assets)
-    for j in range(units.shape[0]):
-        u = units[j]
-        s = const[u]
-        for a in range(n_assets):
-            s += lin[u, a] * mark[a]
-        s += option_slack_nb(u, mark, 0, mmk0[u], qty, pos_asset, pos_entry, pos_kind,
-                             unit_pos_start, tiers, oc)
-        t1 = -1
-        if s > 0.0:
-            t1 = option_box_nb(u, mark, 0, steps, s, lin, const, sigma, mmk0[u], qty,
-                               pos_asset, pos_kind, pos_entry, unit_pos_start, tiers, oc,
-                               lo, hi, up_fac, down_fac)
-        if t1 < 0:
-            out_due[j] = -1
-            for a in range(n_assets):
-                out_lo[j, a] = 0.0
-                out_hi[j, a] = np.inf
-            continue
-        out_due[j] = t1 + 1 if t1 < steps else steps + 1
-        for a in range(n_assets):
-            if exposed_nb(u, a, lin, qty, pos_asset, unit_pos_start):
-                out_lo[j, a] = lo[a]
-                out_hi[j, a] = hi[a]
-            else:
-                out_lo[j, a] = 0.0
-                out_hi[j, a] = np.inf
-    return 0
 
 
 @leaf

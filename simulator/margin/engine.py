@@ -18,7 +18,7 @@ from ..venues import bracket_cums
 from . import codes
 from ._index_kernels import BRACKET_MARGIN, SLACK_MARGIN
 from ._kernels import replay_nb
-from ._option_kernels import static_boxes_nb
+from ._option_box_kernels import static_boxes_nb
 from .option_setup import (
     OptionData,
     OptionRules,

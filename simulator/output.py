@@ -49,6 +49,7 @@ def paths_table(res: ReplayResult, first_path_id: int, symbols: tuple[str, ...])
         "socialised_loss": pa.array(res.path_f[:, codes.PF_SOCIALISED]),
         "fund_depleted": pa.array(res.path_i[:, codes.PI_DEPLETED] > 0),
         "n_adl": pa.array(res.path_i[:, codes.PI_N_ADL]),
+        "n_cascade_liquidations": pa.array(res.path_i[:, codes.PI_N_CASCADE]),
     }
     for a, sym in enumerate(symbols):
         columns[f"min_price_{sym}"] = pa.array(res.min_price[:, a])

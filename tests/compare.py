@@ -124,6 +124,7 @@ def assert_same(fast, book: Book, paths, events, accounts, prices) -> None:
     for i, rec in enumerate(paths):
         assert fast.path_i[i, codes.PI_N_LIQUIDATIONS] == rec["n_liquidations"], i
         assert fast.path_i[i, codes.PI_MAX_ROUNDS] == rec["max_cascade_rounds"], i
+        assert fast.path_i[i, codes.PI_N_CASCADE] == rec["n_cascade_liquidations"], i
         first = rec["first_liquidation_step"]
         assert fast.path_i[i, codes.PI_FIRST_STEP] == (-1 if first is None else first), i
         assert bool(fast.path_i[i, codes.PI_DEPLETED]) == rec["fund_depleted"], i

@@ -781,6 +781,7 @@ class _PathRun:
 
         # Per-path records.
         self.n_liquidations = 0
+        self.n_cascade = 0
         self.liquidated_notional = 0.0
         self.max_cascade_rounds = 0
         self.bad_debt = 0.0
@@ -834,10 +835,13 @@ class _PathRun:
                 if not liq:
                     break
                 r = r + 1
+                before = self.n_liquidations
                 if self.venue.lending:
                     self.run_lending_round(t, r, liq)
                 else:
                     self.run_round(t, r, liq)
+                if r > 1:  # liquidations the cascade's own forced sales caused
+                    self.n_cascade += self.n_liquidations - before
             if r > self.max_cascade_rounds:
                 self.max_cascade_rounds = r
             # The step's closing mark.
@@ -852,6 +856,7 @@ class _PathRun:
 
         record = {
             "n_liquidations": self.n_liquidations,
+            "n_cascade_liquidations": self.n_cascade,
             "liquidated_notional": self.liquidated_notional,
             "max_cascade_rounds": self.max_cascade_rounds,
             "bad_debt": self.bad_debt,

@@ -22,7 +22,7 @@ from ._backstop_kernels import cover_deficit_nb, share_fund_paid_nb
 from ._behaviour_kernels import answer_calls_nb, draw_nb, pay_funding_nb
 from ._index_kernels import collect_crossed_nb, heap_bound_nb, push_band_nb
 from ._lending_kernels import lending_settle_nb
-from ._option_box_kernels import N_WORK, push_option_box_nb
+from ._option_box_kernels import N_WORK, option_check_nb, push_option_box_nb
 from ._option_kernels import close_option_nb, option_slack_nb, settle_option_nb, value_at_nb
 from ._round_kernels import round_flow_nb, round_fractions_nb
 from ._state_kernels import (
@@ -80,6 +80,7 @@ from .codes import (
     PI_FIRST_STEP,
     PI_MAX_ROUNDS,
     PI_N_ADL,
+    PI_N_CASCADE,
     PI_N_LIQUIDATIONS,
     POS_CALL,
     TIER_CAP,
@@ -270,6 +271,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
         q_head = 0
         q_tail = 0
         n_liq = 0
+        n_cascade = 0
         max_r = 0
         first_step = -1
         depleted = 0
@@ -362,9 +364,12 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                     s = const[u]
                     for a in range(n_assets):
                         s += lin[u, a] * mark[a]
-                    if unit_opt[u]:
-                        s += option_slack_nb(u, mark, t, mmk[u], qty, pos_asset, pos_entry,
-                                             pos_kind, unit_pos_start, tiers, oc)
+                    steered = False
+                    if unit_opt[u]:  # exact, and the steering of its next box
+                        s_opt, steered = option_check_nb(u, mark, t, mmk[u], qty, pos_asset,
+                                                         pos_entry, pos_kind, unit_pos_start,
+                                                         tiers, oc, box_work)
+                        s += s_opt
                     if s < 0.0 and mmk[u] != 1.0:  # armed, below the margin-call level
                         e, mm, nn, w = unit_values_nb(u, mark, usd, coll, qty, pos_asset,
                                                       pos_entry, pos_kind, unit_pos_start,
@@ -386,6 +391,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                                 s += option_slack_nb(u, mark, t, 1.0, qty, pos_asset,
                                                      pos_entry, pos_kind, unit_pos_start,
                                                      tiers, oc)
+                                steered = False  # steered at the call level: redo
                             if s < 0.0:  # rounding: E >= MM exactly at the boundary
                                 s = 0.0
                     if s < 0.0:
@@ -398,7 +404,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                                                         mmk[u], version, h_key, h_unit, h_ver,
                                                         h_n, qty, pos_asset, pos_kind, pos_entry,
                                                         unit_pos_start, tiers, oc, box_lo,
-                                                        box_hi, box_work)
+                                                        box_hi, box_work, steered)
                         else:
                             banded = push_band_nb(u, mark, lin, const, sigma, version, h_key,
                                                   h_unit, h_ver, h_n, qty, pos_asset, pos_kind,
@@ -553,6 +559,8 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                     if bd > 0.0:
                         flag[u] |= FLAG_BANKRUPT
                     n_liq += 1
+                    if r > 1:  # a later round: brought below maintenance by the cascade
+                        n_cascade += 1
                     liq_notional += sum_n
                     bad_debt_total += bd
                     n_touched = touch_nb(u, flag, touched, n_touched)
@@ -638,4 +646,5 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
         path_i[i, PI_FIRST_STEP] = first_step
         path_i[i, PI_DEPLETED] = depleted
         path_i[i, PI_N_ADL] = n_adl
+        path_i[i, PI_N_CASCADE] = n_cascade
     return n_ev, n_corr, n_paths, 0

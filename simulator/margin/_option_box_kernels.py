@@ -19,7 +19,7 @@ from numba import njit
 
 from .._jit_kernels import leaf
 from ..options._kernels import bs_greeks_nb
-from ..options._margin_kernels import MM_BASE
+from ..options._margin_kernels import MM_BASE, deribit_option_mm_nb
 from ._index_kernels import BRACKET_MARGIN, SLACK_MARGIN, bracket_interval_nb, heap_push_nb
 from ._option_kernels import iv_nb, option_slack_nb, option_terms_nb, tau_years_nb
 from .codes import (
@@ -56,6 +56,40 @@ _SLOPE, _CURV, _UP, _DOWN, _PESS, _GPOS, _GNEG = range(7)
 N_WORK = 7
 
 
+@njit(cache=True, inline="always")
+def _clear_nb(work):  # pragma: no cover - jitted
+    for a in range(work.shape[1]):
+        work[_SLOPE, a] = 0.0
+        work[_CURV, a] = 0.0
+        work[_PESS, a] = 0.0
+        work[_GPOS, a] = 0.0
+        work[_GNEG, a] = 0.0
+
+
+@njit(cache=True, inline="always")
+def _steer_option_nb(q, is_call, a, spot, vol, v, delta, gamma, vega, beta, mmk_u, work
+                     ):  # pragma: no cover - jitted
+    """Add one option's slope, curvature and bound terms to ``work`` (standard rule)."""
+    d_total = delta - vega * beta * vol / spot if spot > 0.0 else delta
+    slope = q * d_total
+    curv = q * gamma
+    if q < 0.0:  # the maintenance of a short option moves with the spot and value
+        ratio = 1.0 + MM_BASE if (not is_call and v > spot) else 1.0
+        base = 0.0 if (not is_call and v > spot) else MM_BASE
+        slope -= mmk_u * -q * (base + ratio * d_total)
+        curv -= mmk_u * -q * ratio * gamma
+    work[_SLOPE, a] += slope * spot
+    work[_CURV, a] += curv * spot * spot
+    if slope > 0.0:  # the bound takes each position at its own worst end
+        work[_GPOS, a] += slope * spot
+    else:
+        work[_GNEG, a] -= slope * spot
+    # the bound pairs each spot with the worst vol of the box: it loses about
+    # vega x |d iv / d ln S| per relative width more than the slack itself
+    weight = abs(q) * (1.0 + mmk_u) if q < 0.0 else abs(q)
+    work[_PESS, a] += weight * vega * abs(beta) * vol
+
+
 @leaf
 def option_steer_nb(u, mark, t, mmk_u, slack_opt, qty, pos_asset, pos_entry, pos_kind,
                     unit_pos_start, tiers, oc, work):  # pragma: no cover - jitted
@@ -71,12 +105,7 @@ def option_steer_nb(u, mark, t, mmk_u, slack_opt, qty, pos_asset, pos_entry, pos
     the box; its safety rests on the bound.
     """
     n_assets = mark.shape[0]
-    for a in range(n_assets):
-        work[_SLOPE, a] = 0.0
-        work[_CURV, a] = 0.0
-        work[_PESS, a] = 0.0
-        work[_GPOS, a] = 0.0
-        work[_GNEG, a] = 0.0
+    _clear_nb(work)
     if int(oc[OC_PAR][OP_RULE]) == OPTION_RISK_MATRIX:
         for a in range(n_assets):
             held = False
@@ -112,30 +141,47 @@ def option_steer_nb(u, mark, t, mmk_u, slack_opt, qty, pos_asset, pos_entry, pos
         vol = iv_nb(p, a, spot, t, oc)
         v, delta, gamma, vega = bs_greeks_nb(is_call, spot, pos_entry[p],
                                              tau_years_nb(p, t, oc), vol)
-        d_total = delta - vega * asset_opt[a, 1] * vol / spot if spot > 0.0 else delta
-        slope = q * d_total
-        curv = q * gamma
-        if q < 0.0:  # the maintenance of a short option moves with the spot and value
-            ratio = 1.0 + MM_BASE if (not is_call and v > spot) else 1.0
-            base = 0.0 if (not is_call and v > spot) else MM_BASE
-            slope -= mmk_u * -q * (base + ratio * d_total)
-            curv -= mmk_u * -q * ratio * gamma
-        work[_SLOPE, a] += slope * spot
-        work[_CURV, a] += curv * spot * spot
-        if slope > 0.0:  # the bound takes each position at its own worst end
-            work[_GPOS, a] += slope * spot
-        else:
-            work[_GNEG, a] -= slope * spot
-        # the bound pairs each spot with the worst vol of the box: it loses about
-        # vega x |d iv / d ln S| per relative width more than the slack itself
-        weight = abs(q) * (1.0 + mmk_u) if q < 0.0 else abs(q)
-        work[_PESS, a] += weight * vega * abs(asset_opt[a, 1]) * vol
+        _steer_option_nb(q, is_call, a, spot, vol, v, delta, gamma, vega, asset_opt[a, 1],
+                         mmk_u, work)
     return 0
 
 
 @leaf
+def option_check_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
+                    tiers, oc, work):  # pragma: no cover - jitted
+    """Exact option part of unit ``u``'s slack at ``mark`` and step ``t``, equal bit for
+    bit to :func:`option_slack_nb`; under the standard rule it also leaves the box's
+    steering in ``work`` (:func:`option_steer_nb`), from the same Black-Scholes pass
+    (``bs_greeks_nb``'s price is ``bs_price_nb``'s). Returns ``(slack, steered)``."""
+    if int(oc[OC_PAR][OP_RULE]) == OPTION_RISK_MATRIX:
+        return option_slack_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind,
+                               unit_pos_start, tiers, oc), False
+    _clear_nb(work)
+    asset_opt = oc[OC_ASSET]
+    value = 0.0
+    margin = 0.0
+    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+        q = qty[p]
+        kind = pos_kind[p]
+        if q == 0.0 or kind < POS_CALL:
+            continue
+        a = pos_asset[p]
+        spot = mark[a]
+        is_call = kind == POS_CALL
+        vol = iv_nb(p, a, spot, t, oc)
+        v, delta, gamma, vega = bs_greeks_nb(is_call, spot, pos_entry[p],
+                                             tau_years_nb(p, t, oc), vol)
+        value += q * v
+        if q < 0.0:
+            margin += deribit_option_mm_nb(is_call, q, pos_entry[p], spot, v)
+        _steer_option_nb(q, is_call, a, spot, vol, v, delta, gamma, vega, asset_opt[a, 1],
+                         mmk_u, work)
+    return value - mmk_u * margin, True
+
+
+@leaf
 def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
-                  pos_entry, unit_pos_start, tiers, oc, lo, hi, work, span_changes
+                  pos_entry, unit_pos_start, tiers, oc, lo, hi, work, span_changes, steered
                   ):  # pragma: no cover - jitted
     """Find a box around ``mark`` (written to ``lo, hi``; ``work`` (N_WORK, A) is scratch) and
     a last step ``t1 >= t`` in which option unit ``u`` stays safe; ``slack`` is its
@@ -178,8 +224,9 @@ def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_a
     slack_opt = slack - const[u]
     for a in range(n_assets):
         slack_opt -= lin[u, a] * mark[a]
-    option_steer_nb(u, mark, t, mmk_u, slack_opt, qty, pos_asset, pos_entry, pos_kind,
-                    unit_pos_start, tiers, oc, work)
+    if not steered:  # (an exact check may have left the steering in ``work``)
+        option_steer_nb(u, mark, t, mmk_u, slack_opt, qty, pos_asset, pos_entry, pos_kind,
+                        unit_pos_start, tiers, oc, work)
     for a in range(n_assets):
         gross = abs(lin[u, a])
         held = False
@@ -293,16 +340,18 @@ def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_a
 @leaf
 def push_option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, version, h_key,
                        h_unit, h_ver, h_n, qty, pos_asset, pos_kind, pos_entry, unit_pos_start,
-                       tiers, oc, lo, hi, work):  # pragma: no cover - jitted
+                       tiers, oc, lo, hi, work, steered):  # pragma: no cover - jitted
     """Give option unit ``u`` a new box (its version is bumped first): a down and an up
     threshold on every asset it is exposed to, and a due step ``t1 + 1`` on the time heap
     ``2 A`` (key ``0.5 - due``, crossed once ``t >= due``). Returns False when no box
-    was found: the caller checks the unit exactly at the next round."""
+    was found: the caller checks the unit exactly at the next round. ``steered``: the
+    exact check (:func:`option_check_nb`) left the steering in ``work``."""
     n_assets = mark.shape[0]
     version[u] += 1
     ver = version[u]
     t1 = option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset,
-                       pos_kind, pos_entry, unit_pos_start, tiers, oc, lo, hi, work, False)
+                       pos_kind, pos_entry, unit_pos_start, tiers, oc, lo, hi, work, False,
+                       steered)
     if t1 < 0:
         return False
     for a in range(n_assets):
@@ -361,7 +410,7 @@ def static_boxes_nb(units, mark, steps, lin, const, sigma, mmk0, qty, pos_asset,
         if s > 0.0:
             t1 = option_box_nb(u, mark, 0, steps, s, lin, const, sigma, mmk0[u], qty,
                                pos_asset, pos_kind, pos_entry, unit_pos_start, tiers, oc,
-                               lo, hi, work, True)
+                               lo, hi, work, True, False)
         if t1 < 0:
             out_due[j] = -1
             for a in range(n_assets):

@@ -52,8 +52,8 @@ N_EF = 7
 PF_LIQUIDATED_NOTIONAL, PF_BAD_DEBT, PF_FUND_END, PF_ADL_NOTIONAL, PF_SOCIALISED, PF_FEES = range(6)
 N_PF = 6
 # columns of the per-path integer record
-PI_N_LIQUIDATIONS, PI_MAX_ROUNDS, PI_FIRST_STEP, PI_DEPLETED, PI_N_ADL = range(5)
-N_PI = 5
+PI_N_LIQUIDATIONS, PI_MAX_ROUNDS, PI_FIRST_STEP, PI_DEPLETED, PI_N_ADL, PI_N_CASCADE = range(6)
+N_PI = 6
 
 # bits of the per-unit flags inside the replay kernel
 FLAG_LIQUIDATED = 1

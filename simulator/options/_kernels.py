@@ -197,7 +197,9 @@ def implied_vol_nb(iv0, spot, spot0, spot_vol_beta, vol_multiplier):  # pragma: 
     -------
     float
     """
-    if spot > 0.0 and spot0 > 0.0:  # (S / S0) ** -beta as exp(-beta log(S / S0))
+    if spot_vol_beta == 0.0:  # sticky strike: exp(-0 log(S / S0)) is exactly 1
+        iv = iv0 * vol_multiplier
+    elif spot > 0.0 and spot0 > 0.0:  # (S / S0) ** -beta as exp(-beta log(S / S0))
         iv = iv0 * math.exp(-spot_vol_beta * math.log(spot / spot0)) * vol_multiplier
     else:
         iv = iv0 * vol_multiplier

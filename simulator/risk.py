@@ -149,3 +149,40 @@ def merge_tails(a: np.ndarray, b: np.ndarray, keep: int) -> np.ndarray:
 def sorted_desc(tail: np.ndarray) -> np.ndarray:
     """Rows of a tail in descending order (what :func:`var_es_from_tail` takes)."""
     return -np.sort(-tail, axis=1)
+
+
+def level_suffix(level: float) -> str:
+    """Name suffix of a confidence level: 0.95 -> ``95``, 0.99 -> ``99``, 0.999 -> ``999``,
+    0.9 -> ``90``."""
+    digits = f"{level:.6f}".rstrip("0").split(".")[1]
+    return digits.ljust(2, "0")
+
+
+def quantile_se(x: np.ndarray, q: float) -> tuple[float, float]:
+    """Empirical ``q``-quantile (the ``ceil(q n)``-th smallest value) and its standard
+    error, half the distance between the order statistics at ranks
+    ``n q +/- sqrt(n q (1 - q))`` (the distribution-free interval used for VaR)."""
+    x = np.sort(np.asarray(x, dtype=float))
+    n = x.size
+    if n == 0:
+        return math.nan, math.nan
+    k = min(n, max(1, math.ceil(q * n - 1e-9)))
+    h = _rank_halfwidth(n, q)
+    lo = x[max(0, k - 1 - h)]
+    hi = x[min(n - 1, k - 1 + h)]
+    return float(x[k - 1]), 0.5 * float(hi - lo)
+
+
+def ratio_se(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+    """Ratio of sums ``sum y / sum x`` over paths and its delta-method standard error,
+    ``sqrt(sum (y - R x)^2 / (n (n - 1))) / mean(x)`` (NaN when ``sum x = 0``)."""
+    y = np.asarray(y, dtype=float)
+    x = np.asarray(x, dtype=float)
+    n = x.size
+    if n == 0 or x.sum() == 0.0:
+        return math.nan, math.nan
+    r = float(y.sum() / x.sum())
+    if n < 2:
+        return r, 0.0
+    resid = y - r * x
+    return r, math.sqrt(float(resid @ resid) / (n * (n - 1))) / float(x.mean())

@@ -49,6 +49,7 @@ class Simulation:
     horizon_days: float = 1.0
     chunk_paths: int = 4096
     account_tail_budget_mb: float = 64.0
+    risk_levels: tuple[float, ...] = (0.95, 0.99, 0.999)
 
     @property
     def dt_years(self) -> float:
@@ -399,7 +400,22 @@ def _read_simulation(t: Table) -> Simulation:
         chunk_paths=t.integer("chunk_paths", Simulation.chunk_paths, lo=1),
         account_tail_budget_mb=t.number("account_tail_budget_mb",
                                         Simulation.account_tail_budget_mb, lo=0.0),
+        risk_levels=_read_levels(t),
     )
+
+
+def _read_levels(t: Table) -> tuple[float, ...]:
+    """``risk_levels``: VaR/ES confidence levels in (0.5, 1), 0.99 always among them."""
+    raw = t.raw("risk_levels", None)
+    if raw is None:
+        return Simulation.risk_levels
+    if not isinstance(raw, list) or not raw:
+        raise t.error("risk_levels", f"expected a non-empty list of levels such as "
+                                     f"[0.95, 0.99, 0.999], got {raw!r}")
+    for i, v in enumerate(raw):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0.5 < v < 1.0:
+            raise t.error(f"risk_levels[{i}]", f"must be a number in (0.5, 1), got {v!r}")
+    return tuple(sorted({float(v) for v in raw} | {0.99}))
 
 
 def _read_asset(t: Table) -> Asset:

@@ -46,12 +46,14 @@ ALPHA = 0.99
 PNL_BLOCK_BYTES = 64 << 20
 
 
-def tail_mode(n_paths: int, n_accounts: int, budget_mb: float) -> str:
+def tail_mode(n_paths: int, n_accounts: int, budget_mb: float,
+              levels: tuple[float, ...] = (ALPHA,)) -> str:
     """``exact`` when the per-account loss tails of the whole run fit the budget.
 
-    The driver holds one merged tail and one chunk's tail at a time.
+    The tail kept is that of the lowest level (the longest). The driver holds one merged
+    tail and one chunk's tail at a time.
     """
-    need = risk.tail_size(n_paths, ALPHA) * n_accounts * 8
+    need = risk.tail_size(n_paths, min(levels)) * n_accounts * 8
     return "exact" if need <= budget_mb * (1 << 20) else "batch"
 
 
@@ -65,13 +67,13 @@ class AccountPartial:
     pnl_sum: np.ndarray
     pnl_sumsq: np.ndarray
     tail: np.ndarray | None = None  # exact mode: largest losses, (n_acc, keep), any order
-    batch: np.ndarray | None = None  # batch mode: (4, n_acc) var, var_se, es, es_se
+    batch: np.ndarray | None = None  # batch mode: (L, 4, n_acc) var, var_se, es, es_se
 
 
 def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray,
                   corr_path: np.ndarray, corr_account: np.ndarray, corr_delta: np.ndarray,
                   liquidated: np.ndarray, bankrupt: np.ndarray, mode: str,
-                  n_paths_total: int) -> AccountPartial:
+                  n_paths_total: int, levels: tuple[float, ...] = (ALPHA,)) -> AccountPartial:
     """Per-account aggregates of one chunk from its final marks and PnL corrections.
 
     ``corr_path`` counts paths from the start of the chunk. The (paths x accounts) PnL
@@ -81,9 +83,9 @@ def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray
     n = final_price.shape[0]
     pnl_sum = np.zeros(n_acc)
     pnl_sumsq = np.zeros(n_acc)
-    keep = risk.tail_size(n_paths_total, ALPHA)
+    keep = risk.tail_size(n_paths_total, min(levels))
     tail = np.empty((n_acc, min(keep, n))) if mode == "exact" else None
-    batch = np.empty((4, n_acc)) if mode != "exact" else None
+    batch = np.empty((len(levels), 4, n_acc)) if mode != "exact" else None
     order = np.argsort(corr_account, kind="stable")
     corr_path, corr_account, corr_delta = corr_path[order], corr_account[order], corr_delta[order]
     block = max(1, PNL_BLOCK_BYTES // (8 * max(n, 1)))
@@ -99,7 +101,8 @@ def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray
             tail[start:stop] = risk.top_rows(losses, keep)
         else:
             for j in range(stop - start):
-                batch[:, start + j] = risk.var_es(losses[j], ALPHA)
+                for i_level, level in enumerate(levels):
+                    batch[i_level, :, start + j] = risk.var_es(losses[j], level)
     return AccountPartial(n, liquidated.astype(np.int64), bankrupt.astype(np.int64), pnl_sum,
                           pnl_sumsq, tail, batch)
 
@@ -117,7 +120,8 @@ def write_chunk_files(res: ReplayResult, first_path: int, out_dir: Path, index: 
 
 def load_chunk_partial(out_dir: Path, index: int, first_path: int, symbols: tuple[str, ...],
                        s0: np.ndarray, acct_navk: np.ndarray, mode: str,
-                       n_paths_total: int) -> AccountPartial:
+                       n_paths_total: int, levels: tuple[float, ...] = (ALPHA,)
+                       ) -> AccountPartial:
     """Rebuild a finished chunk's :class:`AccountPartial` from its files (for resume)."""
     name = f"part-{index:05d}.parquet"
     paths = pq.read_table(out_dir / "paths" / name,
@@ -130,7 +134,7 @@ def load_chunk_partial(out_dir: Path, index: int, first_path: int, symbols: tupl
                          corr.column("account").to_numpy().astype(np.int64),
                          corr.column("pnl_correction").to_numpy(),
                          counts.column("liquidated").to_numpy(),
-                         counts.column("bankrupt").to_numpy(), mode, n_paths_total)
+                         counts.column("bankrupt").to_numpy(), mode, n_paths_total, levels)
 
 
 def chunk_files_exist(out_dir: Path, index: int) -> bool:
@@ -147,6 +151,7 @@ class AccountTotals:
 
     mode: str
     keep: int
+    levels: tuple[float, ...] = (ALPHA,)
     n: int = 0
     liquidated: np.ndarray | None = None
     bankrupt: np.ndarray | None = None
@@ -174,7 +179,7 @@ class AccountTotals:
             self.tail = (part.tail if self.tail is None
                          else risk.merge_tails(self.tail, part.tail, self.keep))
         else:
-            var, var_se, es, es_se = part.batch
+            var, var_se, es, es_se = part.batch.transpose(1, 0, 2)  # each (L, n_acc)
             if self.var_w is None:
                 self.var_w, self.es_w = np.zeros_like(var), np.zeros_like(es)
                 self.var_se2, self.es_se2 = np.zeros_like(var), np.zeros_like(es)
@@ -195,14 +200,22 @@ def accounts_table(book: Book, agg: AccountTotals,
     var_pnl = np.maximum(agg.pnl_sumsq / n - mean**2, 0.0) * (n / max(n - 1, 1))
     liq = agg.liquidated / n
     bank = agg.bankrupt / n
-    if agg.mode == "exact":
-        tail = risk.sorted_desc(agg.tail)
-        est = np.array([risk.var_es_from_tail(tail[j], n, ALPHA) for j in range(n_acc)]
-                       ).reshape(n_acc, 4)
-        var99, var_se, es99, es_se = est.T
-    else:
-        var99, es99 = agg.var_w / n, agg.es_w / n
-        var_se, es_se = np.sqrt(agg.var_se2) / n, np.sqrt(agg.es_se2) / n
+    tail_cols: dict[str, np.ndarray] = {}
+    se_cols: dict[str, np.ndarray] = {}
+    tail = risk.sorted_desc(agg.tail) if agg.mode == "exact" else None
+    for i_level, level in enumerate(agg.levels):
+        if tail is not None:
+            est = np.array([risk.var_es_from_tail(tail[j], n, level) for j in range(n_acc)]
+                           ).reshape(n_acc, 4)
+            var, var_se, es, es_se = est.T
+        else:
+            var, es = agg.var_w[i_level] / n, agg.es_w[i_level] / n
+            var_se = np.sqrt(agg.var_se2[i_level]) / n
+            es_se = np.sqrt(agg.es_se2[i_level]) / n
+        suffix = risk.level_suffix(level)
+        tail_cols[f"var_{suffix}"], tail_cols[f"es_{suffix}"] = var, es
+        se_cols[f"var_{suffix}_stderr"], se_cols[f"es_{suffix}_stderr"] = var_se, es_se
+    first = {k: tail_cols.pop(k) for k in ("var_99", "es_99")}  # DESIGN.md's columns first
     return pa.table({
         "account_id": pa.array(book.account_ids).dictionary_encode(),
         "margin_mode": pa.array(np.where(book.account_isolated, "isolated", "cross")
@@ -210,13 +223,12 @@ def accounts_table(book: Book, agg: AccountTotals,
         "liquidation_prob": liq,
         "bankruptcy_prob": bank,
         "mean_pnl": mean,
-        "var_99": var99,
-        "es_99": es99,
+        **first,
+        **tail_cols,
         "liquidation_prob_stderr": np.sqrt(liq * (1 - liq) / n),
         "bankruptcy_prob_stderr": np.sqrt(bank * (1 - bank) / n),
         "mean_pnl_stderr": np.sqrt(var_pnl / n),
-        "var_99_stderr": var_se,
-        "es_99_stderr": es_se,
+        **se_cols,
         "var_es_method": pa.array([agg.mode] * n_acc).dictionary_encode(),
         **(greeks or {}),
     })

@@ -95,7 +95,9 @@ def var_es_from_tail(tail_desc: np.ndarray, n: int, alpha: float
     hi = tail_desc[max(0, k - 1 - h)]
     lo = tail_desc[min(len(tail_desc) - 1, n - 1, k - 1 + h)]
     var_se = 0.5 * float(hi - lo)
-    tail_var = float(np.var(top, ddof=1)) if k > 1 else 0.0
+    if k < 2:  # one sample in the tail: its spread, and so the error, is unknown
+        return var, var_se, es, math.nan
+    tail_var = float(np.var(top, ddof=1))
     es_se = math.sqrt(max(0.0, (tail_var + alpha * (es - var) ** 2) / (n * (1.0 - alpha))))
     return var, var_se, es, es_se
 

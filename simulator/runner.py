@@ -67,6 +67,7 @@ class ChunkContext:
     n_paths_total: int
     tail_mode: str
     metadata: dict[bytes, bytes]
+    levels: tuple[float, ...] = (aggregate.ALPHA,)
 
     @classmethod
     def build(cls, scenario: Scenario, out_dir: Path, save_prices: int, version: str,
@@ -81,8 +82,9 @@ class ChunkContext:
                    acct_navk=account_nav_coefficients(book), symbols=scenario.market.symbols,
                    out_dir=out_dir, save_prices=save_prices, n_paths_total=sim.paths,
                    tail_mode=aggregate.tail_mode(sim.paths, book.n_accounts,
-                                                 sim.account_tail_budget_mb),
-                   metadata=output.file_metadata(scenario.digest, sim.seed, version))
+                                                 sim.account_tail_budget_mb, sim.risk_levels),
+                   metadata=output.file_metadata(scenario.digest, sim.seed, version),
+                   levels=sim.risk_levels)
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     partial = aggregate.chunk_partial(res.final_price, ctx.inputs.s0, ctx.acct_navk,
                                       res.corr_path, res.corr_account, res.corr_delta,
                                       res.acct_liquidated, res.acct_bankrupt, ctx.tail_mode,
-                                      ctx.n_paths_total)
+                                      ctx.n_paths_total, ctx.levels)
     t3 = time.perf_counter()
     name = output.part_name(task.index)
     meta = {**ctx.metadata, b"marginsim.chunk": str(task.index).encode()}
@@ -332,7 +334,8 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
         output.write_json(manifest, out / "manifest.json")
     bar = Progress(sim.paths, len(tasks), progress,
                    sum(t.n_paths for t in tasks if t.index in done), len(done))
-    totals = aggregate.AccountTotals(ctx.tail_mode, risk.tail_size(sim.paths, aggregate.ALPHA))
+    totals = aggregate.AccountTotals(ctx.tail_mode, risk.tail_size(sim.paths, min(ctx.levels)),
+                                     ctx.levels)
     seconds: dict[str, float] = {}
     try:
         results = _dispatch(ctx, todo, jobs, client)
@@ -340,7 +343,7 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
             if task.index in done:
                 totals.add(aggregate.load_chunk_partial(
                     out, task.index, task.first_path, ctx.symbols, ctx.inputs.s0,
-                    ctx.acct_navk, ctx.tail_mode, sim.paths))
+                    ctx.acct_navk, ctx.tail_mode, sim.paths, ctx.levels))
                 continue
             partial, secs = next(results)
             totals.add(partial)

@@ -214,7 +214,9 @@ def accounts_table(book: Book, agg: AccountTotals,
             es_se = np.sqrt(agg.es_se2[i_level]) / n
         suffix = risk.level_suffix(level)
         tail_cols[f"var_{suffix}"], tail_cols[f"es_{suffix}"] = var, es
-        se_cols[f"var_{suffix}_stderr"], se_cols[f"es_{suffix}_stderr"] = var_se, es_se
+        # an error that cannot be estimated (one loss in the tail) is null, not NaN
+        se_cols[f"var_{suffix}_stderr"] = pa.array(var_se, from_pandas=True)
+        se_cols[f"es_{suffix}_stderr"] = pa.array(es_se, from_pandas=True)
     first = {k: tail_cols.pop(k) for k in ("var_99", "es_99")}  # DESIGN.md's columns first
     return pa.table({
         "account_id": pa.array(book.account_ids).dictionary_encode(),

@@ -1,6 +1,7 @@
 """marginsim: Monte Carlo stress testing of margin account risk.
 
-Public API: :func:`load_scenario`, :func:`run`, :class:`Scenario`, :class:`RunResult`.
+Public API: :func:`load_scenario`, :func:`run`, :func:`sweep`, :class:`Scenario`,
+:class:`RunResult`, :class:`SweepResult`.
 
 Examples
 --------
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 from .errors import MarginsimError, ScenarioError  # noqa: E402
 from .runner import RunResult, run  # noqa: E402
 from .scenario import Scenario, load_scenario  # noqa: E402
+from .sweep import SweepResult, sweep  # noqa: E402
 
-__all__ = ["MarginsimError", "RunResult", "Scenario", "ScenarioError", "__version__",
-           "load_scenario", "run"]
+__all__ = ["MarginsimError", "RunResult", "Scenario", "ScenarioError", "SweepResult",
+           "__version__", "load_scenario", "run", "sweep"]

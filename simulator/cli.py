@@ -68,6 +68,25 @@ def build_parser() -> argparse.ArgumentParser:
     p_cal.add_argument("--model", choices=("gbm", "student_t", "merton", "garch"),
                        default="gbm", help="model to fit (default gbm)")
 
+    p_sw = sub.add_parser("sweep", help="run a parameter grid on common random numbers "
+                          "(or search a threshold with --target)")
+    p_sw.add_argument("scenario", help="built-in scenario name or scenario file")
+    p_sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                      help="a scenario key and its values (repeat for a cartesian grid)")
+    p_sw.add_argument("--target", metavar="METRIC<=VALUE",
+                      help="find the smallest value of the one --grid KEY=LO,HI meeting "
+                      "the goal (VALUE: a number or a scenario key), by bisection")
+    p_sw.add_argument("--tol", type=float, default=0.01,
+                      help="relative width of the final --target bracket (default 0.01)")
+    p_sw.add_argument("--paths", type=int, help="Monte Carlo paths of every point")
+    p_sw.add_argument("--seed", type=int, help="random seed (shared by every point)")
+    p_sw.add_argument("--jobs", type=int, default=1, help="worker processes of each run")
+    p_sw.add_argument("--out", type=Path, help="sweep directory (default "
+                      "runs/<name>-sweep-<time>)")
+    p_sw.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY=VALUE", help="override a scenario key at every point")
+    p_sw.add_argument("--quiet", action="store_true", help="no progress or table")
+
     p_rep = sub.add_parser("report", help="print the summary table of a run directory")
     p_rep.add_argument("run_dir", type=Path)
     return parser
@@ -102,6 +121,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(summary_table(result.summary))
         print(f"{result.n_paths:,} paths ({result.chunks_run} chunks run) in "
               f"{result.wall_seconds:.1f}s -> {result.out_dir}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import parse_grid, parse_target, sweep, sweep_table
+
+    if args.jobs == 0 or args.jobs < -1:
+        raise MarginsimError(f"--jobs: must be a positive number or -1, got {args.jobs}")
+    if not 0.0 < args.tol < 1.0:
+        raise MarginsimError(f"--tol: must be in (0, 1), got {args.tol}")
+    grid = [parse_grid(spec) for spec in args.grid]
+    target = parse_target(args.target) if args.target else None
+    show = not args.quiet and sys.stderr.isatty()
+    result = sweep(args.scenario, grid, overrides=_overrides(args), out_dir=args.out,
+                   jobs=args.jobs, progress=show, target=target, rel_tol=args.tol)
+    if not args.quiet:
+        print(sweep_table(result.rows, [k for k, _ in grid]))
+        if target is not None:
+            found = ("none in the interval" if result.threshold is None
+                     else f"{grid[0][0]} = {result.threshold:g}")
+            print(f"target {target}: {found}")
+        print(f"{len(result.rows)} points -> {result.out_dir}")
     return 0
 
 
@@ -168,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"marginsim {__version__}")
         return 0
-    handlers = {"run": _cmd_run, "validate": _cmd_validate, "scenarios": _cmd_scenarios,
+    handlers = {"run": _cmd_run, "sweep": _cmd_sweep, "validate": _cmd_validate,
+                "scenarios": _cmd_scenarios,
                 "calibrate": _cmd_calibrate, "report": _cmd_report}
     if args.command is None:
         parser.print_help()

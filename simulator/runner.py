@@ -190,14 +190,15 @@ class Progress:
             sys.stderr.flush()
 
 
-def default_run_dir(scenario: Scenario, root: Path = Path("runs")) -> Path:
-    """``runs/<name>-<YYYYmmdd-HHMMSS>``, with a suffix if that exists already."""
+def default_run_dir(scenario: Scenario, root: Path = Path("runs"), suffix: str = "") -> Path:
+    """``runs/<name>[-suffix]-<YYYYmmdd-HHMMSS>``, with a number if that exists already."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = root / f"{scenario.name}-{stamp}"
+    name = f"{scenario.name}-{suffix}" if suffix else scenario.name
+    path = root / f"{name}-{stamp}"
     k = 1
     while path.exists():
         k += 1
-        path = root / f"{scenario.name}-{stamp}-{k}"
+        path = root / f"{name}-{stamp}-{k}"
     return path
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from .errors import MarginsimError
 
@@ -87,8 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
                       metavar="KEY=VALUE", help="override a scenario key at every point")
     p_sw.add_argument("--quiet", action="store_true", help="no progress or table")
 
-    p_rep = sub.add_parser("report", help="print the summary table of a run directory")
+    p_rep = sub.add_parser("report", help="write DIR/report.html (figures) and print the "
+                           "summary table of a run or sweep directory")
     p_rep.add_argument("run_dir", type=Path)
+    p_rep.add_argument("--no-html", action="store_true",
+                       help="only print the table (no report.html, no matplotlib needed)")
     return parser
 
 
@@ -180,13 +184,37 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import summary_table
 
-    path = args.run_dir / "summary.json"
+    if not args.run_dir.is_dir():
+        raise MarginsimError(f"{args.run_dir}: no such run or sweep directory")
+    html_path = None
+    if not args.no_html:
+        from .report_html import write_report
+
+        html_path = write_report(args.run_dir)
+    if (args.run_dir / "sweep.parquet").is_file():
+        import pyarrow.parquet as pq
+
+        from .sweep import sweep_table
+
+        info_path = args.run_dir / "sweep.json"
+        rows = pq.read_table(args.run_dir / "sweep.parquet").to_pylist()
+        keys = (list(json.loads(info_path.read_text())["grid"]) if info_path.is_file()
+                else [k for k in rows[0] if "." in k])
+        print(sweep_table(rows, keys))
+    else:
+        _print_summary(args.run_dir, summary_table)
+    if html_path is not None:
+        print(f"report: {html_path}")
+    return 0
+
+
+def _print_summary(run_dir: Path, summary_table: Any) -> None:
+    path = run_dir / "summary.json"
     try:
         summary = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise MarginsimError(f"{path}: cannot read the run summary: {exc}") from None
     print(summary_table(summary))
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

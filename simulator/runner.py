@@ -135,6 +135,7 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     n_save = max(0, min(task.n_paths, ctx.save_prices - task.first_path))
     res = replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=n_save,
                  index=ctx.index, rng_key=behaviour_key(task.seed))
+    saved_exo = exo[:n_save].copy() if n_save else None
     del exo
     t2 = time.perf_counter()
     partial = aggregate.chunk_partial(res.final_price, ctx.inputs.s0, ctx.acct_navk,
@@ -148,7 +149,8 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
                                              ctx.book.unit_account, ctx.symbols),
                          ctx.out_dir / "events" / name, meta)
     if n_save:
-        output.write_parquet(output.prices_table(res.marks, task.first_path, ctx.symbols),
+        output.write_parquet(output.prices_table(res.marks, task.first_path, ctx.symbols,
+                                                 saved_exo),
                              ctx.out_dir / "prices" / name, meta)
     aggregate.write_chunk_files(res, task.first_path, ctx.out_dir, task.index, meta)
     output.write_parquet(output.paths_table(res, task.first_path, ctx.symbols),

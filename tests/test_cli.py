@@ -260,3 +260,29 @@ def test_progress_line_on_stderr(tmp_path, capsys):
     assert "chunks 3/3" in err and "paths/s" in err and "ETA" in err
     run(sc, tmp_path / "quiet", progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_saved_prices_carry_the_exogenous_path(tmp_path):
+    """``<SYM>_no_impact`` is the generated path: the marks equal it without impact, and
+    the flagship's forced sales mostly push its BTC marks below it."""
+    from simulator.paths import generate_paths, prepare_path_inputs
+    from simulator.scenario import load_scenario
+
+    for impact, out in (("none", tmp_path / "none"), ("linear", tmp_path / "linear")):
+        assert cli.main(["run", "two-asset-crash", "--paths", "40", "--out", str(out),
+                         "--save-prices", "40", "--quiet", "--set",
+                         f"liquidity.impact={impact}", *SMALL]) == 0
+        prices = pq.read_table(out / "prices").sort_by([("path_id", "ascending"),
+                                                         ("step", "ascending")])
+        btc, free = (prices.column(c).to_numpy() for c in ("BTC", "BTC_no_impact"))
+        if impact == "none":
+            np.testing.assert_array_equal(btc, free)
+        else:
+            assert np.mean(btc < free) > 0.5  # the crowded longs' sales drag BTC down
+            np.testing.assert_array_equal(btc.reshape(40, 25)[:, 0], free.reshape(40, 25)[:, 0])
+    sc = load_scenario("two-asset-crash", ["simulation.paths=40", "simulation.steps=24",
+                                           "simulation.chunk_paths=40"])
+    inputs = prepare_path_inputs(sc)
+    exo = generate_paths(inputs, 40, np.random.default_rng(
+        np.random.SeedSequence(sc.simulation.seed).spawn(1)[0]))
+    np.testing.assert_array_equal(free.reshape(40, 25), exo[:, :, 0])

@@ -1,0 +1,649 @@
+"""A self-contained HTML report of a run or sweep directory: ``DIR/report.html``.
+
+The page embeds every figure as a base64 PNG (drawn with matplotlib's Agg canvas, no
+pyplot and no global state), so it has no external files, no JavaScript and no network
+access. Each figure is an ``<img>`` with an ``alt`` text and a ``data-figure="NAME"``
+attribute:
+
+- a run directory: ``loss_distribution``, ``liquidations_fan``, ``cascade_depth``,
+  ``price_fan_<SYM>`` per asset, and the tables ``summary-metrics`` and
+  ``riskiest-accounts`` (``data-figure="riskiest_accounts"``);
+- a sweep directory (``sweep.parquet``): ``sweep_<metric>`` per key metric (a plot
+  against the parameter for a 1-D grid, a heatmap for a 2-D grid) and the table
+  ``sweep-table``.
+
+matplotlib is an optional dependency: ``pip install "marginsim[report]"``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from .errors import MarginsimError
+
+#: Paths of ``events/`` read for the liquidations fan (the first ones by ``path_id``).
+MAX_EVENT_PATHS = 2000
+#: Accounts in the riskiest-accounts table.
+TOP_ACCOUNTS = 20
+#: Quantiles of the fan charts: outer band, inner band, median.
+FAN_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+#: Sweep metrics drawn as figures, when the sweep has them.
+SWEEP_METRICS = ("liquidation_prob", "bad_debt_mean", "bad_debt_es_99", "n_liquidations_mean",
+                 "insurance_fund_depletion_prob")
+
+_USD_PREFIXES = ("bad_debt", "liquidated_notional", "adl_notional", "socialised_loss", "fees",
+                 "insurance_fund_end", "insurance_fund_draw", "mean_pnl", "var_", "es_")
+_NOT_GRID = {"point_dir", "meets_target"}
+_BLUE, _ORANGE, _RED, _GREEN = "#1f77b4", "#ff7f0e", "#d62728", "#2ca02c"
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
+       max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }
+h1 { border-bottom: 2px solid #1f77b4; padding-bottom: .2em; }
+h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+dl.meta { display: grid; grid-template-columns: max-content auto; gap: .2em 1.5em; }
+dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
+table { border-collapse: collapse; margin: .5em 0 1.5em; font-size: .9em; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; }
+th { background: #f0f4f8; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tbody tr:nth-child(even) { background: #fafafa; }
+.scroll { overflow-x: auto; }
+figure { margin: 1em 0 2em; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption, .note { color: #555; font-size: .9em; }
+.note { background: #fff8e1; border-left: 4px solid #ffb300; padding: .4em .8em; }
+code { background: #f3f3f3; padding: 0 .2em; }
+"""
+
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write ``run_dir/report.html``, a self-contained HTML report of a run or a sweep.
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+        A run directory (with ``summary.json``) or a sweep directory (with
+        ``sweep.parquet``).
+
+    Returns
+    -------
+    pathlib.Path
+        The path of ``report.html``. It is written to a hidden temporary file in the same
+        folder and renamed into place, so a reader never sees a partial page.
+
+    Raises
+    ------
+    MarginsimError
+        When matplotlib is not installed, when ``run_dir`` is neither a run nor a sweep
+        directory, or when one of its files cannot be read.
+    """
+    run_dir = Path(run_dir)
+    _require_matplotlib()
+    if (run_dir / "sweep.parquet").is_file():
+        title, meta, body = _sweep_page(run_dir)
+    elif (run_dir / "summary.json").is_file():
+        title, meta, body = _run_page(run_dir)
+    else:
+        raise MarginsimError(f"{run_dir}: not a run directory (no summary.json) nor a sweep "
+                             "directory (no sweep.parquet)")
+    page = _page(title, meta, body)
+    out = run_dir / "report.html"
+    tmp = run_dir / f".report.html.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise MarginsimError(f"{out}: cannot write the report: {exc}") from None
+    return out
+
+
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise MarginsimError('the HTML report needs matplotlib: pip install "marginsim[report]"'
+                             ) from None
+
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MarginsimError(f"{path}: cannot read: {exc}") from None
+
+
+def _read_table(path: Path, columns: list[str] | None = None,
+                filter: Any = None) -> pa.Table | None:
+    """Read a Parquet file or dataset (``None`` when absent), only ``columns`` if given."""
+    if not path.exists():
+        return None
+    try:
+        if path.is_dir():
+            dataset = ds.dataset(path, format="parquet")
+            names = dataset.schema.names
+            cols = None if columns is None else [c for c in columns if c in names]
+            return dataset.to_table(columns=cols, filter=filter)
+        names = pq.read_schema(path).names
+        cols = None if columns is None else [c for c in columns if c in names]
+        return pq.read_table(path, columns=cols)
+    except (OSError, pa.ArrowException) as exc:
+        raise MarginsimError(f"{path}: cannot read: {exc}") from None
+
+
+def _schema_names(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    try:
+        return ds.dataset(path, format="parquet").schema.names
+    except (OSError, pa.ArrowException) as exc:
+        raise MarginsimError(f"{path}: cannot read: {exc}") from None
+
+
+def _floats(table: pa.Table, name: str) -> np.ndarray:
+    """A column as float64 with nulls as NaN."""
+    col = pc.cast(table[name], pa.float64())
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=float)
+
+
+
+def _is_missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and not math.isfinite(x))
+
+
+def _metric_kind(name: str) -> str:
+    """``pct``, ``usd`` or ``num``: how a summary metric (or account column) is shown."""
+    base = name.removesuffix("_stderr")
+    if base.endswith("_prob") or base == "cascade_share":
+        return "pct"
+    if base.startswith(_USD_PREFIXES):
+        return "usd"
+    return "num"
+
+
+def _fmt(x: Any, kind: str) -> str:
+    """Format a number: ``pct`` as a percentage, ``usd`` as dollars, ``num`` plainly."""
+    if _is_missing(x):
+        return "n/a"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, str):
+        return x
+    x = float(x)
+    if kind == "pct":
+        return f"{100 * x:.2f}%"
+    if kind == "usd":
+        sign = "-" if x < 0 else ""
+        return f"{sign}${abs(x):,.0f}" if abs(x) >= 100 else f"{sign}${abs(x):,.2f}"
+    if x == int(x) and abs(x) < 1e15:
+        return f"{int(x):,}"
+    return f"{x:,.4g}" if abs(x) < 1e4 else f"{x:,.0f}"
+
+
+def _usd_axis(ax: Any, axis: str = "x") -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    fmt = FuncFormatter(lambda v, _pos: _fmt(v, "usd"))
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(fmt)
+
+
+def _label(name: str) -> str:
+    kind = _metric_kind(name)
+    unit = {"pct": " (%)", "usd": " (USD)", "num": ""}[kind]
+    return name + unit
+
+
+def _num_cell(x: Any, kind: str) -> str:
+    raw = "" if _is_missing(x) or isinstance(x, str) else f' data-value="{float(x)!r}"'
+    return f'<td class="num"{raw}>{html.escape(_fmt(x, kind))}</td>'
+
+
+def _table(table_id: str, header: list[str], rows: list[str], figure: str = "") -> str:
+    attr = f' data-figure="{figure}"' if figure else ""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "\n".join(f"<tr>{r}</tr>" for r in rows)
+    return (f'<div class="scroll"><table id="{table_id}"{attr}>\n<thead><tr>{head}</tr></thead>'
+            f"\n<tbody>\n{body}\n</tbody></table></div>")
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{html.escape(text)}</p>'
+
+
+
+def _new_figure(width: float = 8.0, height: float = 4.2) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _img(fig: Any, name: str, alt: str, caption: str = "") -> str:
+    """Render ``fig`` to an embedded PNG ``<figure>`` with ``data-figure=name``."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" '
+            f'data-figure="{html.escape(name)}">{cap}</figure>')
+
+
+def _fan(ax: Any, x: np.ndarray, values: np.ndarray, color: str, label: str,
+         outline: bool = False, steps: bool = False) -> None:
+    """Quantile bands (5-95%, 25-75%) and the median of ``values`` (paths × steps).
+
+    With ``outline`` the bands are drawn as dashed lines (5%, 95%) and a dashed median, so
+    that a second fan can be laid over a filled one and both stay readable.
+    """
+    q = np.nanquantile(values, FAN_QUANTILES, axis=0)
+    drawstyle = "steps-post" if steps else "default"
+    if outline:
+        ax.plot(x, q[0], color=color, lw=1.0, ls=":", drawstyle=drawstyle,
+                label=f"{label}: 5% and 95%")
+        ax.plot(x, q[4], color=color, lw=1.0, ls=":", drawstyle=drawstyle)
+        ax.plot(x, q[2], color=color, lw=1.8, ls="--", drawstyle=drawstyle,
+                label=f"{label}: median")
+        return
+    where = "post" if steps else None
+    ax.fill_between(x, q[0], q[4], color=color, alpha=0.15, lw=0, step=where,
+                    label=f"{label}: 5-95%")
+    ax.fill_between(x, q[1], q[3], color=color, alpha=0.35, lw=0, step=where,
+                    label=f"{label}: 25-75%")
+    ax.plot(x, q[2], color=color, lw=1.8, drawstyle=drawstyle, label=f"{label}: median")
+
+
+def _step_label(manifest: dict[str, Any]) -> str:
+    sim = (manifest.get("scenario_resolved") or {}).get("simulation") or {}
+    steps, days = sim.get("steps"), sim.get("horizon_days")
+    if steps and days:
+        minutes = days * 24 * 60 / steps
+        size = f"{minutes:g} min" if minutes < 120 else f"{minutes / 60:g} h"
+        return f"step (1 step = {size})"
+    return "step"
+
+
+def _bins(values: np.ndarray, n: int) -> np.ndarray:
+    """``n`` bin edges over ``values``; when they are all equal, 11 bins of ±5% around them."""
+    if values.size == 0:
+        return np.linspace(0.0, 1.0, n + 1)
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo <= 1e-9 * max(1.0, abs(lo), abs(hi)):
+        width = max(0.05 * abs(lo), 1.0)
+        return np.linspace(lo - width, lo + width, 12)
+    return np.linspace(lo, hi, n + 1)
+
+
+def _loss_distribution(paths: pa.Table, metrics: dict[str, Any]) -> str:
+    loss = _floats(paths, "bad_debt")
+    loss = loss[np.isfinite(loss)]
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    lines: list[str] = []
+    ax.hist(loss, bins=_bins(loss, min(60, max(10, int(np.sqrt(loss.size))))), color=_BLUE,
+            alpha=0.75, label=f"bad debt per path ({loss.size:,} paths)")
+    zero_share = float(np.mean(loss <= 0)) if loss.size else 0.0
+    if zero_share > 0.5:
+        ax.set_yscale("log")
+    for key, color, style, text in (("bad_debt_es_99", _RED, "-", "ES 99%"),
+                                    ("bad_debt_var_99", _ORANGE, "--", "VaR 99%")):
+        value = (metrics.get(key) or {}).get("estimate")
+        if not _is_missing(value):
+            lines.append(f"{text} = {_fmt(value, 'usd')}")
+            ax.axvline(value, color=color, ls=style, lw=2, label=lines[-1])
+    _usd_axis(ax)
+    ax.set_xlabel("bad debt per path (USD)")
+    ax.set_ylabel("paths" + (" (log scale)" if zero_share > 0.5 else ""))
+    ax.set_title("Loss distribution: bad debt per path")
+    ax.legend(loc="upper right")
+    return _img(fig, "loss_distribution", "Histogram of the bad debt per path with the 99% VaR "
+                "and ES marked as vertical lines",
+                f"{100 * zero_share:.1f}% of the paths end without bad debt. Vertical lines: "
+                + ("; ".join(lines) if lines else "none (no VaR or ES in summary.json)") + ".")
+
+
+def _liquidations_fan(run_dir: Path, n_paths: int, manifest: dict[str, Any]) -> str:
+    n = min(n_paths, MAX_EVENT_PATHS)
+    if n <= 0 or not (run_dir / "events").is_dir():
+        return _note("No events/ dataset (or no paths) in this run directory: no fan chart.")
+    path_id = step = np.zeros(0, dtype=np.int64)
+    if {"path_id", "step", "kind"} <= set(_schema_names(run_dir / "events")):
+        events = _read_table(run_dir / "events", ["path_id", "step"], filter=(
+            (ds.field("path_id") < n) & (ds.field("kind") == "liquidation")))
+        assert events is not None
+        path_id = events["path_id"].to_numpy().astype(np.int64)
+        step = events["step"].to_numpy().astype(np.int64)
+    steps = ((manifest.get("scenario_resolved") or {}).get("simulation") or {}).get("steps")
+    last = int(max(steps or 0, step.max() if step.size else 0, 1))
+    counts = np.zeros((n, last + 1), dtype=np.int64)
+    np.add.at(counts, (path_id, step), 1)
+    cumulative = np.cumsum(counts, axis=1)
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    _fan(ax, np.arange(last + 1), cumulative, _BLUE, "liquidation events", steps=True)
+    ax.set_xlabel(_step_label(manifest))
+    ax.set_ylabel("cumulative liquidation events per path")
+    ax.set_title("Liquidations over time (quantiles across paths)")
+    ax.legend(loc="best")
+    return _img(fig, "liquidations_fan", "Fan chart of the cumulative number of liquidation "
+                "events per path over steps: 5-95% and 25-75% bands and the median",
+                f"The first {n:,} of {n_paths:,} paths; one event is one events/ row with "
+                "kind = liquidation (one per liquidated position).")
+
+
+def _cascade_depth(paths: pa.Table) -> str:
+    depth = _floats(paths, "max_cascade_rounds")
+    depth = depth[np.isfinite(depth)].astype(np.int64)
+    counts = np.bincount(depth) if depth.size else np.zeros(1, dtype=np.int64)
+    fig = _new_figure(7.0, 3.8)
+    ax = fig.add_subplot()
+    ax.bar(np.arange(counts.size), counts, color=_BLUE, width=0.8,
+           label=f"paths ({depth.size:,})")
+    ax.set_xticks(np.arange(counts.size))
+    ax.set_xlabel("deepest cascade on the path (rounds in one step)")
+    ax.set_ylabel("paths")
+    ax.set_title("Cascade depth")
+    ax.legend(loc="upper right")
+    return _img(fig, "cascade_depth", "Bar chart of the number of paths by their deepest "
+                "liquidation cascade (max_cascade_rounds)")
+
+
+def _price_fans(run_dir: Path, manifest: dict[str, Any], symbols: list[str]) -> list[str]:
+    prices = _read_table(run_dir / "prices")
+    if prices is None or prices.num_rows == 0:
+        parts = [_note("This run was made without --save-prices, so there are no price "
+                       "paths: the figures show the distribution of each asset's lowest and "
+                       "final price from paths/ instead.")]
+        paths = _read_table(run_dir / "paths", [f"{p}_price_{s}" for s in symbols
+                                                 for p in ("min", "final")])
+        for sym in symbols:
+            parts.append(_price_distribution(paths, sym))
+        return parts
+    path_id = prices["path_id"].to_numpy().astype(np.int64)
+    step = prices["step"].to_numpy().astype(np.int64)
+    ids, row = np.unique(path_id, return_inverse=True)
+    shape = (ids.size, int(step.max()) + 1)
+    names = [c for c in prices.column_names if c not in ("path_id", "step")
+             and not c.endswith("_no_impact")]
+    parts = []
+    for sym in names:
+        fig = _new_figure()
+        ax = fig.add_subplot()
+        x = np.arange(shape[1])
+        drawn = []
+        for col, color, label, outline in ((sym, _BLUE, "with impact", False),
+                                           (f"{sym}_no_impact", _ORANGE, "no impact", True)):
+            if col not in prices.column_names:
+                continue
+            grid = np.full(shape, np.nan)
+            grid[row, step] = _floats(prices, col)
+            _fan(ax, x, grid, color, label, outline)
+            drawn.append(col)
+        ax.set_xlabel(_step_label(manifest))
+        ax.set_ylabel(f"{sym} mark price (USD)")
+        _usd_axis(ax, "y")
+        ax.set_title(f"{sym} price paths (quantiles across {ids.size:,} saved paths)")
+        ax.legend(loc="best", fontsize="small")
+        both = len(drawn) == 2
+        parts.append(_img(fig, f"price_fan_{sym}", f"Fan chart of the {sym} mark price over "
+                          "steps" + (", with and without market impact" if both else ""),
+                          "" if both else "Marks include the impact of forced sales; the run "
+                          "did not save the exogenous (no-impact) price."))
+    return parts
+
+
+def _price_distribution(paths: pa.Table | None, sym: str) -> str:
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    cols = [c for c in (f"min_price_{sym}", f"final_price_{sym}")
+            if paths is not None and c in paths.column_names]
+    values = {c: _floats(paths, c) for c in cols}
+    values = {c: v[np.isfinite(v)] for c, v in values.items()}
+    edges = _bins(np.concatenate([np.zeros(0), *values.values()]), 50)  # shared bins
+    for col, v in values.items():
+        low = col.startswith("min_")
+        ax.hist(v, bins=edges, color=_RED if low else _BLUE, alpha=0.5,
+                label=f"{'lowest' if low else 'final'} {sym} mark ({col})")
+    _usd_axis(ax)
+    ax.set_xlabel(f"{sym} price (USD)")
+    ax.set_ylabel("paths")
+    ax.set_title(f"{sym}: lowest and final mark per path")
+    ax.legend(loc="best")
+    return _img(fig, f"price_fan_{sym}", f"Histograms of the lowest and the final {sym} mark "
+                "price per path")
+
+
+
+def _summary_table(metrics: dict[str, Any]) -> str:
+    rows = []
+    for name, m in metrics.items():
+        m = m if isinstance(m, dict) else {"estimate": m, "stderr": None}
+        kind = _metric_kind(name)
+        rows.append(f"<td><code>{html.escape(name)}</code></td>"
+                    + _num_cell(m.get("estimate"), kind) + _num_cell(m.get("stderr"), kind))
+    return _table("summary-metrics", ["metric", "estimate", "standard error"], rows)
+
+
+def _riskiest_accounts(run_dir: Path) -> str:
+    cols = ["account_id", "margin_mode", "es_99", "var_99", "liquidation_prob",
+            "bankruptcy_prob", "mean_pnl"]
+    accounts = _read_table(run_dir / "accounts.parquet", cols)
+    if accounts is None or "es_99" not in accounts.column_names:
+        return _note("No accounts.parquet with an es_99 column: no riskiest-accounts table.")
+    # a stable sort: ties keep book order; NaN and null ES go last
+    order = np.argsort(-_floats(accounts, "es_99"), kind="stable")
+    top = accounts.take(pa.array(order[:TOP_ACCOUNTS])).to_pylist()
+    header = ["rank"] + [c for c in cols if c in accounts.column_names]
+    rows = []
+    for rank, acc in enumerate(top, 1):
+        cells = [f'<td class="num">{rank}</td>']
+        for c in header[1:]:
+            if c in ("account_id", "margin_mode"):
+                cells.append(f"<td>{html.escape(str(acc[c]))}</td>")
+            else:
+                cells.append(_num_cell(acc[c], _metric_kind(c)))
+        rows.append("".join(cells))
+    return _table("riskiest-accounts", header, rows, figure="riskiest_accounts")
+
+
+
+def _run_page(run_dir: Path) -> tuple[str, dict[str, str], str]:
+    summary = _read_json(run_dir / "summary.json")
+    manifest = (_read_json(run_dir / "manifest.json")
+                if (run_dir / "manifest.json").is_file() else {})
+    metrics = summary.get("metrics") or {}
+    n_paths = int(summary.get("paths") or manifest.get("paths") or 0)
+    scenario = str(summary.get("scenario") or manifest.get("scenario_name") or run_dir.name)
+    resolved = manifest.get("scenario_resolved") or {}
+    meta = {"scenario": scenario, "paths": f"{n_paths:,}", "seed": str(summary.get("seed", ""))}
+    if resolved.get("description"):
+        meta["description"] = str(resolved["description"])
+    sim = resolved.get("simulation") or {}
+    if sim.get("steps"):
+        meta["steps"] = f"{sim['steps']:,} over {sim.get('horizon_days', '?')} days"
+    for key in ("n_accounts", "created"):
+        if key in manifest:
+            meta[key.replace("n_", "")] = (f"{manifest[key]:,}" if isinstance(manifest[key], int)
+                                           else str(manifest[key]))
+    if (manifest.get("versions") or {}).get("marginsim"):
+        meta["marginsim"] = str(manifest["versions"]["marginsim"])
+    meta["directory"] = str(run_dir)
+
+    path_cols = _schema_names(run_dir / "paths")
+    symbols = [c.removeprefix("min_price_") for c in path_cols if c.startswith("min_price_")]
+    paths = _read_table(run_dir / "paths", ["bad_debt", "max_cascade_rounds"])
+    parts = ["<h2>Summary metrics</h2>", "<p>Every metric of <code>summary.json</code> with its "
+             "Monte Carlo standard error. Losses are positive USD.</p>", _summary_table(metrics)]
+    parts.append("<h2>Loss distribution</h2>")
+    if paths is None:
+        parts.append(_note("No paths/ dataset in this run directory."))
+    else:
+        parts.append(_loss_distribution(paths, metrics))
+    parts += ["<h2>Liquidations over time</h2>", _liquidations_fan(run_dir, n_paths, manifest)]
+    parts.append("<h2>Cascade depth</h2>")
+    if paths is not None and "max_cascade_rounds" in paths.column_names:
+        parts.append(_cascade_depth(paths))
+    parts.append("<h2>Prices</h2>")
+    parts += _price_fans(run_dir, manifest, symbols)
+    parts += [f"<h2>Riskiest accounts</h2><p>The {TOP_ACCOUNTS} accounts with the largest 99% "
+              "expected shortfall of their loss (<code>es_99</code>, USD).</p>",
+              _riskiest_accounts(run_dir)]
+    return f"marginsim report: {scenario}", meta, "\n".join(parts)
+
+
+def _grid_keys(run_dir: Path, columns: list[str]) -> list[str]:
+    for name in ("sweep.json", "manifest.json"):
+        if (run_dir / name).is_file():
+            grid = _read_json(run_dir / name).get("grid")
+            keys = list(grid) if isinstance(grid, dict | list) else []
+            keys = [k for k in keys if isinstance(k, str) and k in columns]
+            if keys:
+                return keys
+    return [c for c in columns if c not in _NOT_GRID and not c.endswith("_stderr")
+            and f"{c}_stderr" not in columns]
+
+
+def _axis_values(values: list[Any]) -> tuple[np.ndarray, list[str] | None]:
+    """Numeric positions of grid values, and tick labels when they are not numbers."""
+    try:
+        return np.asarray(values, dtype=float), None
+    except (TypeError, ValueError):
+        return np.arange(len(values), dtype=float), [str(v) for v in values]
+
+
+def _sweep_line(rows: list[dict[str, Any]], key: str, metric: str) -> str:
+    points = sorted(rows, key=lambda r: (isinstance(r[key], str), r[key]))
+    x, labels = _axis_values([r[key] for r in points])
+    y = np.array([np.nan if _is_missing(r[metric]) else r[metric] for r in points], dtype=float)
+    se = np.array([np.nan if _is_missing(r.get(f"{metric}_stderr")) else r[f"{metric}_stderr"]
+                   for r in points], dtype=float)
+    scale = 100.0 if _metric_kind(metric) == "pct" else 1.0
+    fig = _new_figure(7.0, 4.0)
+    ax = fig.add_subplot()
+    ax.errorbar(x, y * scale, yerr=2 * np.nan_to_num(se) * scale, fmt="o-", color=_BLUE,
+                ecolor=_RED, capsize=4, label=f"{metric} ± 2 standard errors")
+    if labels is not None:
+        ax.set_xticks(x, labels)
+    ax.set_xlabel(key)
+    ax.set_ylabel(_label(metric))
+    if _metric_kind(metric) == "usd":
+        _usd_axis(ax, "y")
+    ax.set_title(f"{metric} against {key}")
+    ax.legend(loc="best")
+    return _img(fig, f"sweep_{metric}", f"{metric} against {key} with error bars of two "
+                "standard errors")
+
+
+def _sweep_heatmap(rows: list[dict[str, Any]], keys: list[str], metric: str) -> str:
+    kx, ky = keys
+    xs = sorted({r[kx] for r in rows}, key=lambda v: (isinstance(v, str), v))
+    ys = sorted({r[ky] for r in rows}, key=lambda v: (isinstance(v, str), v))
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for r in rows:
+        if not _is_missing(r[metric]):
+            grid[ys.index(r[ky]), xs.index(r[kx])] = r[metric]
+    kind = _metric_kind(metric)
+    scale = 100.0 if kind == "pct" else 1.0
+    fig = _new_figure(7.0, 4.8)
+    ax = fig.add_subplot()
+    im = ax.imshow(grid * scale, origin="lower", aspect="auto", cmap="viridis")
+    bar = fig.colorbar(im, ax=ax, label=_label(metric))
+    if kind == "usd":
+        _usd_axis(bar.ax, "y")
+    ax.set_xticks(np.arange(len(xs)), [str(v) for v in xs])
+    ax.set_yticks(np.arange(len(ys)), [str(v) for v in ys])
+    finite = grid[np.isfinite(grid)]
+    mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for (i, j), v in np.ndenumerate(grid):
+        ax.text(j, i, _fmt(v, kind), ha="center", va="center", fontsize="small",
+                color="black" if np.isfinite(v) and v > mid else "white")
+    ax.set_xlabel(kx)
+    ax.set_ylabel(ky)
+    ax.set_title(f"{metric} over the grid")
+    return _img(fig, f"sweep_{metric}", f"Heatmap of {metric} over {kx} and {ky}")
+
+
+def _sweep_page(run_dir: Path) -> tuple[str, dict[str, str], str]:
+    table = _read_table(run_dir / "sweep.parquet")
+    assert table is not None
+    columns = table.column_names
+    rows = table.to_pylist()
+    keys = _grid_keys(run_dir, columns)
+    info = _read_json(run_dir / "sweep.json") if (run_dir / "sweep.json").is_file() else {}
+    metrics = [c for c in columns if f"{c}_stderr" in columns]
+
+    paths = None
+    first_dir = run_dir / str(rows[0].get("point_dir") or "") if rows else None
+    if first_dir is not None and (first_dir / "summary.json").is_file():
+        point = _read_json(first_dir / "summary.json")
+        paths = point.get("paths")
+        info.setdefault("scenario", point.get("scenario"))
+        info.setdefault("seed", point.get("seed"))
+    scenario = str(info.get("scenario") or run_dir.name)
+    meta = {"scenario": scenario, "paths": "n/a" if paths is None else f"{int(paths):,} per point",
+            "seed": str(info.get("seed", "n/a")), "grid": ", ".join(keys) or "n/a",
+            "points": f"{len(rows):,}", "directory": str(run_dir)}
+    if info.get("threshold") is not None:
+        meta["threshold"] = str(info["threshold"])
+
+    parts = ["<h2>Key metrics across the grid</h2>"]
+    shown = [m for m in SWEEP_METRICS if m in columns]
+    if not rows:
+        parts.append(_note("sweep.parquet has no rows."))
+    elif len(keys) == 1:
+        parts.append("<p>Error bars are ±2 standard errors. The points share their random "
+                     "numbers, so differences between them are mostly the parameter's.</p>")
+        parts += [_sweep_line(rows, keys[0], m) for m in shown]
+    elif len(keys) == 2:
+        parts += [_sweep_heatmap(rows, keys, m) for m in shown]
+    else:
+        parts.append(_note(f"The grid has {len(keys)} keys ({', '.join(keys)}): figures are "
+                           "drawn for 1-D and 2-D grids only; see the table below."))
+    if rows and not shown:
+        parts.append(_note("sweep.parquet has none of the key metrics: "
+                           + ", ".join(SWEEP_METRICS)))
+
+    header = keys + [c for c in ("point_dir", "meets_target") if c in columns] + metrics
+    body = []
+    for r in rows:
+        cells = []
+        for c in header:
+            if c in metrics:
+                kind = _metric_kind(c)
+                text = f"{_fmt(r[c], kind)} ± {_fmt(r[f'{c}_stderr'], kind)}"
+                raw = "" if _is_missing(r[c]) else f' data-value="{float(r[c])!r}"'
+                cells.append(f'<td class="num"{raw}>{html.escape(text)}</td>')
+            elif c in keys and not isinstance(r[c], str):
+                cells.append(_num_cell(r[c], "num"))
+            else:
+                cells.append(f"<td>{html.escape(_fmt(r[c], 'num'))}</td>")
+        body.append("".join(cells))
+    parts += ["<h2>Sweep table</h2><p>One row per grid point: estimate ± standard error.</p>",
+              _table("sweep-table", header, body)]
+    return f"marginsim sweep report: {scenario}", meta, "\n".join(parts)
+
+
+def _page(title: str, meta: dict[str, str], body: str) -> str:
+    items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
+                    for k, v in meta.items())
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+            f"<h1>{html.escape(title)}</h1>\n<dl class=\"meta\">{items}</dl>\n{body}\n"
+            "</body>\n</html>\n")

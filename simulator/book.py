@@ -3,7 +3,8 @@
 The engine knows *margin units*, not accounts. A cross-margined account is one unit; an
 isolated account is one unit per position, its collateral split between them in proportion
 to each position's entry notional (``docs/engine.md``). Explicit ``[[accounts]]`` come
-first, then the synthetic population (:mod:`simulator.population`).
+first, then those of the ``[accounts_file]``, then the synthetic population
+(:mod:`simulator.population`).
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def assemble_book(
 
 
 def build_book(scenario: Scenario) -> Book:
-    """All accounts of ``scenario``: explicit ones, then the synthetic population.
+    """All accounts of ``scenario``: explicit ones, the accounts file's, then the population.
 
     Parameters
     ----------
@@ -213,7 +214,7 @@ def build_book(scenario: Scenario) -> Book:
     pos_kind: list[int] = []
     pos_expiry: list[float] = []
     pos_iv: list[float] = []
-    for i, account in enumerate(scenario.accounts):
+    for i, account in enumerate(scenario.all_accounts):
         ids.append(account.id)
         isolated.append(account.margin_mode == "isolated")
         row = np.zeros(n_assets)

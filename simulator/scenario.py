@@ -22,11 +22,13 @@ from typing import Any
 import numpy as np
 
 from ._validate import Table, read_each
+from .accounts_config import Account, Position, read_account
+from .accounts_file import AccountsFile, read_accounts_file
 from .errors import ScenarioError
 from .models_config import ModelParams, read_model_params
 from .overrides import apply_overrides, override_for, parse_override
 
-__all__ = ["Account", "Asset", "Distribution", "Liquidity", "Market", "Population",
+__all__ = ["Account", "AccountsFile", "Asset", "Distribution", "Liquidity", "Market", "Population",
            "Position", "Scenario", "Shock", "Simulation", "Venue", "apply_overrides",
            "builtin_dir", "builtin_scenarios", "check_correlation", "load_scenario",
            "parse_override", "resolve_scenario_path", "scenario_from_dict"]
@@ -119,43 +121,6 @@ class Shock:
 
 
 @dataclass(frozen=True)
-class Position:
-    """A position: a perpetual (signed quantity and entry price) or a European option.
-
-    ``kind`` is ``perp`` (linear: ``qty`` in coins, PnL in USD), ``inverse``
-    (coin-margined: ``qty`` in USD contracts of 1 USD face, PnL ``qty (1/entry - 1/mark)``
-    paid in the coin), ``call`` or ``put`` (``qty`` options on 1 coin each, > 0 long,
-    < 0 short; ``strike`` in USD, ``expiry_days`` from the start, ``iv`` the implied vol
-    at the start, by default the asset's ``vol``; the premium is already in the account's
-    collateral, so an option adds ``qty x`` its mark to the equity).
-    """
-
-    symbol: str
-    qty: float
-    entry: float
-    kind: str = "perp"
-    strike: float = 0.0
-    expiry_days: float = 0.0
-    iv: float = 0.0
-
-    @property
-    def is_option(self) -> bool:
-        """Whether this is a call or a put."""
-        return self.kind in ("call", "put")
-
-
-@dataclass(frozen=True)
-class Account:
-    """An explicit account (``[[accounts]]``)."""
-
-    id: str
-    margin_mode: str
-    collateral: tuple[tuple[str, float], ...]
-    positions: tuple[Position, ...]
-    debt: tuple[tuple[str, float], ...] = ()
-
-
-@dataclass(frozen=True)
 class Distribution:
     """A one-dimensional distribution used by the synthetic population.
 
@@ -207,12 +172,27 @@ class Scenario:
     accounts: tuple[Account, ...]
     population: Population | None
     behaviour: Behaviour = field(default_factory=Behaviour)
+    accounts_file: AccountsFile | None = None
     source: str = "<memory>"
     document: dict = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def all_accounts(self) -> tuple[Account, ...]:
+        """The explicit ``[[accounts]]``, then those of the ``[accounts_file]``."""
+        if self.accounts_file is None:
+            return self.accounts
+        return self.accounts + self.accounts_file.accounts
+
     def resolved(self) -> dict[str, Any]:
-        """Every setting with defaults and presets filled in, as plain JSON-able values."""
-        out = dataclasses.asdict(self)
+        """Every setting with defaults and presets filled in, as plain JSON-able values.
+
+        An ``[accounts_file]`` is recorded by its path, SHA-256 and counts, not row by row.
+        """
+        accounts_file = self.accounts_file
+        out = dataclasses.asdict(dataclasses.replace(self, accounts_file=None))
+        out.pop("accounts_file")
+        if accounts_file is not None:  # absent otherwise: digests of older scenarios hold
+            out["accounts_file"] = accounts_file.summary()
         out.pop("document")
         out.pop("source")
         return _json_safe(out)
@@ -348,24 +328,30 @@ def scenario_from_dict(
         raise behaviour_table.error("margin_call_ratio", "margin calls apply to derivatives "
                                     "venues; a lending venue has no maintenance margin")
     shocks = read_each(top.tables("shocks"), lambda t: _read_shock(t, market, simulation))
-    accounts = read_each(top.tables("accounts"), lambda t: _read_account(t, market, venue))
+    accounts = read_each(top.tables("accounts"), lambda t: read_account(t, market, venue))
     _check_unique([a.id for a in accounts], source, "accounts", "id")
-    if top.has("accounts_file"):
-        raise top.error("accounts_file", "accounts files are not supported yet; use [[accounts]] "
-                        "or [population]")
+    accounts_file = None
+    file_table = top.table("accounts_file", None)
+    if file_table is not None:
+        taken = {a.id: f"accounts[{i}] in {source}" for i, a in enumerate(accounts)}
+        accounts_file = read_accounts_file(file_table, market, venue, base_dir, taken)
+        file_table.finish()
     pop_table = top.table("population", None)
     population = None
     if pop_table is not None:
         population = _read_population(pop_table, market, venue, simulation)
         pop_table.finish()
         ids = {a.id for a in accounts}
+        if accounts_file is not None:
+            ids.update(a.id for a in accounts_file.accounts)
         if population.count and any(i.startswith(population.id_prefix) for i in ids):
             raise pop_table.error("id_prefix", f"explicit account ids start with "
                                   f"{population.id_prefix!r}; choose another id_prefix")
     top.finish()
-    if not accounts and (population is None or population.count == 0):
-        raise ScenarioError(source, "accounts", "the scenario has no accounts: add [[accounts]] "
-                            "or a [population] with count > 0")
+    if (not accounts and accounts_file is None
+            and (population is None or population.count == 0)):
+        raise ScenarioError(source, "accounts", "the scenario has no accounts: add [[accounts]], "
+                            "an [accounts_file] or a [population] with count > 0")
     return Scenario(
         name=name,
         description=description,
@@ -376,6 +362,7 @@ def scenario_from_dict(
         behaviour=behaviour,
         shocks=shocks,
         accounts=accounts,
+        accounts_file=accounts_file,
         population=population,
         source=source,
         document=document,
@@ -511,70 +498,6 @@ def _read_shock(t: Table, market: Market, sim: Simulation) -> Shock:
         size = t.number("size", lo=0.0, lo_open=kind == "liquidity", hi=1e6)
         duration = t.integer("duration_steps", 1, lo=1)
     return Shock(kind=kind, step=step, asset=asset, size=size, duration_steps=duration)
-
-
-def _read_account(t: Table, market: Market, venue: Venue) -> Account:
-    raw_id = t.raw("id")
-    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or str(raw_id) == "":
-        raise t.error("id", f"expected a non-empty string, got {raw_id!r}")
-    mode = t.string("margin_mode", venue.margin_mode, choices=MARGIN_MODES)
-    coll_table = t.table("collateral", {})
-    collateral = []
-    for sym in list(coll_table.data):
-        if sym != "USD" and sym not in market.symbols:
-            raise coll_table.error(sym, f"{sym!r} is not an asset; valid: USD, "
-                                   f"{', '.join(market.symbols)}")
-        amount = coll_table.number(sym, lo=0.0)
-        collateral.append((sym, amount))
-    positions = read_each(t.tables("positions"), lambda p: _read_position(p, market))
-    debt = []
-    if venue.lending:
-        if positions:
-            raise t.error("positions", "a lending venue (venue.type = \"lending\") holds "
-                          "collateral and debt, not positions; use debt = { USD = ... }")
-        debt_table = t.table("debt", {})
-        for sym in list(debt_table.data):
-            if sym != "USD" and sym not in market.symbols:
-                raise debt_table.error(sym, f"{sym!r} is not an asset; valid: USD, "
-                                       f"{', '.join(market.symbols)}")
-            debt.append((sym, debt_table.number(sym, lo=0.0)))
-        mode = "cross"  # a lending account is one position: all collateral backs all debt
-    elif t.has("debt"):
-        raise t.error("debt", "debt is for lending venues (venue.type = \"lending\"); on a "
-                      "derivatives venue an account holds collateral and positions")
-    return Account(id=str(raw_id), margin_mode=mode, collateral=tuple(collateral),
-                   positions=positions, debt=tuple(debt))
-
-
-def _read_position(t: Table, market: Market) -> Position:
-    symbol = t.string("symbol")
-    if symbol not in market.symbols:
-        raise t.error("symbol", f"{symbol!r} is not an asset; valid: {', '.join(market.symbols)}")
-    kind = t.string("type", "perp", choices=("perp", "inverse", "call", "put"))
-    asset = market.assets[market.index(symbol)]
-    price = asset.price
-    if kind in ("call", "put"):
-        if t.has("entry"):
-            raise t.error("entry", "an option has no entry price: its premium is already in "
-                          "the collateral; give strike, expiry_days and optionally iv")
-        iv = t.number("iv", asset.vol, lo=0.0, lo_open=True, hi=10.0)
-        if not iv > 0.0:
-            raise t.error("iv", f"the option needs an implied vol > 0; {symbol} has vol = 0, "
-                          "so set iv on the position")
-        return Position(symbol=symbol, qty=t.number("qty"), entry=0.0, kind=kind,
-                        strike=t.number("strike", lo=0.0, lo_open=True),
-                        expiry_days=t.number("expiry_days", lo=0.0, lo_open=True, hi=36500.0),
-                        iv=iv)
-    for key in ("strike", "expiry_days", "iv"):
-        if t.has(key):
-            raise t.error(key, f"{key} is for options (type = \"call\" or \"put\"), not "
-                          f"a {kind} position")
-    return Position(
-        symbol=symbol,
-        qty=t.number("qty"),
-        entry=t.number("entry", price, lo=0.0, lo_open=True),
-        kind=kind,
-    )
 
 
 def _read_distribution(t: Table, name: str, default: Distribution) -> Distribution:

@@ -361,8 +361,10 @@ ERROR_CASES = [
     ("unknown-margin-mode", [("accounts.1.margin_mode", "portfolio")],
      "accounts[1].margin_mode", "not valid"),
     ("unknown-impact", [("liquidity.impact", "cubic")], "liquidity.impact", "not valid"),
-    ("accounts-file", [("accounts_file", {"path": "a.csv"})], "accounts_file",
-     "not supported"),
+    ("accounts-file-missing", [("accounts_file", {"path": "a.csv"})], "accounts_file.path",
+     "cannot read"),
+    ("accounts-file-unknown-key", [("accounts_file", {"file": "a.csv"})], "accounts_file.path",
+     "is required"),
     ("no-accounts", [("accounts", DELETE)], "accounts", "no accounts"),
     ("market-not-table", [("market", 5)], "market", "expected a table"),
 ]

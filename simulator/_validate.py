@@ -85,8 +85,13 @@ class Table:
         lo_open: bool = False,
         hi_open: bool = False,
         allow_inf: bool = False,
+        floor: float | None = None,
     ) -> float:
-        """Read a finite number (an integer is accepted) within optional bounds."""
+        """Read a finite number (an integer is accepted) within optional bounds.
+
+        ``floor`` is a smallest magnitude checked after the bounds: with ``lo = 0`` open,
+        zero reads "must be > 0" and a positive value below ``floor`` "is too small".
+        """
         value = self.raw(name, default)
         if value is default and default is not _MISSING:
             return value
@@ -96,6 +101,8 @@ class Table:
         if math.isnan(value) or (math.isinf(value) and not allow_inf):
             raise self.error(name, f"must be a finite number, got {value}")
         _check_range(self, name, value, lo, hi, lo_open, hi_open)
+        if floor is not None and abs(value) < floor:
+            raise self.error(name, f"{value:g} is too small; must be at least {floor:g}")
         return value
 
     def integer(

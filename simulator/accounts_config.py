@@ -13,10 +13,16 @@ from typing import TYPE_CHECKING
 from ._validate import Table, read_each
 from .venue_config import MARGIN_MODES, Venue
 
+MAX_QTY = 1e12          # coins, options or USD contracts (inverse) in one position
+MAX_AMOUNT = 1e15       # collateral or debt of one account, in its unit
+MAX_PRICE = 1e12        # USD: entry and strike prices, as asset prices
+MIN_PRICE = 1e-12
+
 if TYPE_CHECKING:
     from .scenario import Market
 
-__all__ = ["Account", "Position", "read_account", "read_position"]
+__all__ = ["MAX_AMOUNT", "MAX_PRICE", "MAX_QTY", "MIN_PRICE", "Account", "Position",
+           "read_account", "read_position"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ def read_account(t: Table, market: Market, venue: Venue) -> Account:
         if sym != "USD" and sym not in market.symbols:
             raise coll_table.error(sym, f"{sym!r} is not an asset; valid: USD, "
                                    f"{', '.join(market.symbols)}")
-        amount = coll_table.number(sym, lo=0.0)
+        amount = coll_table.number(sym, lo=0.0, hi=MAX_AMOUNT)
         collateral.append((sym, amount))
     positions = read_each(t.tables("positions"), lambda p: read_position(p, market))
     debt = []
@@ -81,7 +87,7 @@ def read_account(t: Table, market: Market, venue: Venue) -> Account:
             if sym != "USD" and sym not in market.symbols:
                 raise debt_table.error(sym, f"{sym!r} is not an asset; valid: USD, "
                                        f"{', '.join(market.symbols)}")
-            debt.append((sym, debt_table.number(sym, lo=0.0)))
+            debt.append((sym, debt_table.number(sym, lo=0.0, hi=MAX_AMOUNT)))
         mode = "cross"  # a lending account is one position: all collateral backs all debt
     elif t.has("debt"):
         raise t.error("debt", "debt is for lending venues (venue.type = \"lending\"); on a "
@@ -106,8 +112,9 @@ def read_position(t: Table, market: Market) -> Position:
         if not iv > 0.0:
             raise t.error("iv", f"the option needs an implied vol > 0; {symbol} has vol = 0, "
                           "so set iv on the position")
-        return Position(symbol=symbol, qty=t.number("qty"), entry=0.0, kind=kind,
-                        strike=t.number("strike", lo=0.0, lo_open=True),
+        return Position(symbol=symbol, qty=t.number("qty", lo=-MAX_QTY, hi=MAX_QTY), entry=0.0,
+                        kind=kind, strike=t.number("strike", lo=0.0, lo_open=True,
+                                                   hi=MAX_PRICE, floor=MIN_PRICE),
                         expiry_days=t.number("expiry_days", lo=0.0, lo_open=True, hi=36500.0),
                         iv=iv)
     for key in ("strike", "expiry_days", "iv"):
@@ -116,7 +123,8 @@ def read_position(t: Table, market: Market) -> Position:
                           f"a {kind} position")
     return Position(
         symbol=symbol,
-        qty=t.number("qty"),
-        entry=t.number("entry", price, lo=0.0, lo_open=True),
+        qty=t.number("qty", lo=-MAX_QTY, hi=MAX_QTY),
+        entry=t.number("entry", price, lo=0.0, lo_open=True, hi=MAX_PRICE,
+                       floor=MIN_PRICE),
         kind=kind,
     )

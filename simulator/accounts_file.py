@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._validate import Table
-from .accounts_config import Account, Position, read_position
+from .accounts_config import MAX_AMOUNT, Account, Position, read_position
 from .errors import ScenarioError
 from .price_files import _PARQUET_SUFFIXES
 from .venue_config import MARGIN_MODES, Venue
@@ -257,7 +257,7 @@ class _Builder:
                             f"for account {account_id!r}; an account has one margin mode")
 
     def amount(self, row: _Row, account_id: str, column: str) -> None:
-        value = row.number(column, lo=0.0)
+        value = row.number(column, lo=0.0, hi=MAX_AMOUNT)
         first = self.amounts[account_id].setdefault(column, (value, row.path))
         if first[0] != value:
             raise row.error(column, f"{value:g} differs from {first[0]:g} on {first[1]} for "

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ._validate import Table, read_each
-from .accounts_config import Account, Position, read_account
+from .accounts_config import MAX_AMOUNT, MAX_PRICE, MIN_PRICE, Account, Position, read_account
 from .accounts_file import AccountsFile, read_accounts_file
 from .errors import ScenarioError
 from .models_config import ModelParams, read_model_params
@@ -383,7 +383,8 @@ def _read_simulation(t: Table) -> Simulation:
         paths=t.integer("paths", Simulation.paths, lo=1),
         seed=t.integer("seed", Simulation.seed, lo=0),
         steps=t.integer("steps", Simulation.steps, lo=1, hi=1_000_000),
-        horizon_days=t.number("horizon_days", Simulation.horizon_days, lo=0.0, lo_open=True),
+        horizon_days=t.number("horizon_days", Simulation.horizon_days, lo=0.0, lo_open=True,
+                              hi=36500.0, floor=1e-4),
         chunk_paths=t.integer("chunk_paths", Simulation.chunk_paths, lo=1),
         account_tail_budget_mb=t.number("account_tail_budget_mb",
                                         Simulation.account_tail_budget_mb, lo=0.0),
@@ -413,10 +414,10 @@ def _read_asset(t: Table) -> Asset:
                       "not USD (the numeraire)")
     return Asset(
         symbol=symbol,
-        price=t.number("price", lo=0.0, lo_open=True),
+        price=t.number("price", lo=0.0, lo_open=True, hi=MAX_PRICE, floor=MIN_PRICE),
         vol=t.number("vol", lo=0.0, hi=50.0),
         drift=t.number("drift", 0.0, lo=-50.0, hi=50.0),
-        depth_usd=t.number("depth_usd", math.inf, lo=0.0, lo_open=True, allow_inf=True),
+        depth_usd=t.number("depth_usd", math.inf, lo=1.0, allow_inf=True),
         haircut=t.number("haircut", 0.0, lo=0.0, hi=1.0),
         spot_vol_beta=t.number("spot_vol_beta", 0.0, lo=-5.0, hi=5.0),
     )
@@ -505,21 +506,21 @@ def _read_distribution(t: Table, name: str, default: Distribution) -> Distributi
     if raw is None:
         return default
     if isinstance(raw, int | float) and not isinstance(raw, bool):
-        value = t.number(name, lo=0.0, lo_open=True)
+        value = t.number(name, lo=0.0, lo_open=True, hi=MAX_AMOUNT)
         return Distribution("fixed", (("value", value),), value, value)
     d = Table(raw, t.source, t.key(name))
     kind = d.string("dist", choices=("fixed", "uniform", "lognormal", "pareto"))
     if kind == "fixed":
-        params = (("value", d.number("value", lo=0.0, lo_open=True)),)
+        params = (("value", d.number("value", lo=0.0, lo_open=True, hi=MAX_AMOUNT)),)
     elif kind == "uniform":
-        low = d.number("low", lo=0.0, lo_open=True)
-        high = d.number("high", lo=low)
+        low = d.number("low", lo=0.0, lo_open=True, hi=MAX_AMOUNT)
+        high = d.number("high", lo=low, hi=MAX_AMOUNT)
         params = (("low", low), ("high", high))
     elif kind == "lognormal":
-        params = (("median", d.number("median", lo=0.0, lo_open=True)),
+        params = (("median", d.number("median", lo=0.0, lo_open=True, hi=MAX_AMOUNT)),
                   ("sigma", d.number("sigma", lo=0.0, hi=10.0)))
     else:
-        params = (("scale", d.number("scale", lo=0.0, lo_open=True)),
+        params = (("scale", d.number("scale", lo=0.0, lo_open=True, hi=MAX_AMOUNT)),
                   ("alpha", d.number("alpha", lo=0.0, lo_open=True, hi=100.0)))
     lo = d.number("min", 0.0, lo=0.0)
     hi = d.number("max", math.inf, lo=lo, allow_inf=True)

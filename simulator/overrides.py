@@ -16,11 +16,12 @@ from .errors import ScenarioError
 
 
 def override_for(key: str, overrides: list[str] | tuple[str, ...]) -> str | None:
-    """The last ``--set`` that wrote ``key`` (``a.b[0].c`` matches ``a.b.0.c``), if any."""
+    """The last ``--set`` that wrote ``key`` (``a.b[0].c`` matches ``a.b.0.c``) or created
+    it on the way to a deeper key (``a`` for ``a.b=1``, where ``a`` was absent), if any."""
     dotted = key.replace("[", ".").replace("]", "")
     for text in reversed(overrides):
         name = text.partition("=")[0].strip()
-        if name == dotted:
+        if name == dotted or name.startswith(dotted + "."):
             return text
     return None
 

@@ -241,6 +241,9 @@ def resolve_scenario_path(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
+    if path.is_dir():
+        raise ScenarioError(str(path), "", "is a directory; give a scenario TOML file or the "
+                            "name of a built-in scenario (marginsim scenarios lists them)")
     builtins = builtin_scenarios()
     if str(name_or_path) in builtins:
         return builtins[str(name_or_path)]

@@ -301,3 +301,13 @@ def test_bounded_replay_matches_naive(half_life):
     assert np.isfinite(fast.ev_f).all() and np.isfinite(fast.path_f).all()
     lo, hi = prices * FLOOR, prices * CAP
     assert ((fast.final_price >= lo) & (fast.final_price <= hi)).all()
+
+
+def test_bound_price_kernel_matches_reference():
+    from simulator.margin._bound_kernels import bound_price, bound_price_nb
+
+    lo, hi = 1e-10, 1e14
+    cases = [0.0, -1.0, 1e-300, lo, 5e-11, 1.0, hi, 2e14, math.inf, -math.inf, math.nan]
+    expected = [lo, lo, lo, lo, lo, 1.0, hi, hi, hi, lo, lo]  # by hand: NaN -> floor
+    assert [bound_price(x, lo, hi) for x in cases] == expected
+    assert [bound_price_nb(x, lo, hi) for x in cases] == expected

@@ -1,4 +1,4 @@
-"""Command line: ``marginsim run | validate | scenarios | calibrate | report``.
+"""Command line: ``marginsim run | validate | scenarios | calibrate | sweep | report | verify``.
 
 Bad input ends with one line on stderr naming the file, the key and what is wrong, and
 exit status 2; nothing is written.
@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write the mark price paths of the first K paths to prices/")
     p_run.add_argument("--resume", action="store_true",
                        help="finish an interrupted run in --out: only missing chunks are run")
+    p_run.add_argument("--force", action="store_true",
+                       help="replace the run directory --out (only one with a manifest.json); "
+                       "the old run is removed once the new one is complete")
     p_run.add_argument("--backend", choices=("loky", "dask"), default="loky",
                        help="where chunks run: local processes (loky, default) or a Dask "
                        "cluster (needs --scheduler)")
@@ -86,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "runs/<name>-sweep-<time>)")
     p_sw.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY=VALUE", help="override a scenario key at every point")
+    p_sw.add_argument("--force", action="store_true",
+                      help="replace the sweep directory --out (only one with a sweep.json); "
+                      "the old sweep is removed once the new one is complete")
     p_sw.add_argument("--quiet", action="store_true", help="no progress or table")
 
     p_rep = sub.add_parser("report", help="write DIR/report.html (figures) and print the "
@@ -93,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.add_argument("run_dir", type=Path)
     p_rep.add_argument("--no-html", action="store_true",
                        help="only print the table (no report.html, no matplotlib needed)")
+
+    p_ver = sub.add_parser("verify", help="check a run (or sweep) directory against its "
+                           "manifest: files, checksums, Parquet parts and row counts")
+    p_ver.add_argument("run_dir", type=Path)
     return parser
 
 
@@ -118,14 +128,45 @@ def _cmd_run(args: argparse.Namespace) -> int:
     show = not args.quiet and sys.stderr.isatty()
     if args.resume and args.out is None:
         raise MarginsimError("--resume: give the run directory to finish with --out DIR")
+    if args.force and args.resume:
+        raise MarginsimError("--force and --resume contradict each other: --resume finishes "
+                             "the run in --out, --force replaces it; give one of them")
     result = run(scenario, args.out, jobs=args.jobs, save_prices=args.save_prices,
                  progress=show, resume=args.resume, backend=args.backend,
-                 scheduler=args.scheduler)
+                 scheduler=args.scheduler, force=args.force)
+    _warn_price_bounds(result.summary, result.n_paths)
     if not args.quiet:
         print(summary_table(result.summary))
         print(f"{result.n_paths:,} paths ({result.chunks_run} chunks run) in "
               f"{result.wall_seconds:.1f}s -> {result.out_dir}")
     return 0
+
+
+def _warn_price_bounds(summary: dict[str, Any], n_paths: int) -> None:
+    """A warning line on stderr when prices reached the floor or cap on some paths."""
+    bounds = summary.get("price_bounds") or {}
+    k = bounds.get("paths_bounded", 0)
+    if k:
+        sys.stderr.write(f"marginsim: warning: a price reached its floor or cap "
+                         f"({bounds['floor_ratio']:g} or {bounds['cap_ratio']:g} x its initial "
+                         f"price) on {k:,} of {n_paths:,} paths; their results are bounded, "
+                         "not exact (paths/ column price_bounded; README 'Numerical "
+                         "safety')\n")
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify
+
+    report = verify(args.run_dir)
+    for line in report.problems:
+        print(line)
+    for line in report.notes:
+        print(line)
+    if report.ok:
+        print(f"ok: {args.run_dir}: {report.summary}")
+        return 0
+    print(f"{len(report.problems)} problem(s) in {args.run_dir}", file=sys.stderr)
+    return 1
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -139,7 +180,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     target = parse_target(args.target) if args.target else None
     show = not args.quiet and sys.stderr.isatty()
     result = sweep(args.scenario, grid, overrides=_overrides(args), out_dir=args.out,
-                   jobs=args.jobs, progress=show, target=target, rel_tol=args.tol)
+                   jobs=args.jobs, progress=show, target=target, rel_tol=args.tol,
+                   force=args.force)
     if not args.quiet:
         print(sweep_table(result.rows, [k for k, _ in grid]))
         if target is not None:
@@ -228,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 2 for bad input.
+        0 on success, 2 for bad input; ``verify``: 1 when it found problems.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -239,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     handlers = {"run": _cmd_run, "sweep": _cmd_sweep, "validate": _cmd_validate,
                 "scenarios": _cmd_scenarios,
-                "calibrate": _cmd_calibrate, "report": _cmd_report}
+                "calibrate": _cmd_calibrate, "report": _cmd_report, "verify": _cmd_verify}
     if args.command is None:
         parser.print_help()
         return 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ def paths_table(res: ReplayResult, first_path_id: int, symbols: tuple[str, ...])
         "fund_depleted": pa.array(res.path_i[:, codes.PI_DEPLETED] > 0),
         "n_adl": pa.array(res.path_i[:, codes.PI_N_ADL]),
         "n_cascade_liquidations": pa.array(res.path_i[:, codes.PI_N_CASCADE]),
+        "price_bounded": pa.array(res.path_i[:, codes.PI_PRICE_BOUNDED] > 0),
     }
     for a, sym in enumerate(symbols):
         columns[f"min_price_{sym}"] = pa.array(res.min_price[:, a])
@@ -170,3 +172,74 @@ def checksums(run_dir: Path, exclude: tuple[str, ...] = ("manifest.json",)) -> d
         if path.is_file() and not path.name.startswith(".") and rel not in exclude:
             out[rel] = sha256_file(path)
     return out
+
+
+def parquet_rows(run_dir: Path, files: dict[str, str]) -> dict[str, int]:
+    """Row count of every Parquet file among ``files`` (relative paths), from its footer."""
+    return {rel: pq.ParquetFile(run_dir / rel).metadata.num_rows
+            for rel in files if rel.endswith(".parquet")}
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of :func:`write_parquet`'s or :func:`write_json`'s
+    temporary names (left behind by an interrupted write)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def remove_temporaries(run_dir: Path) -> int:
+    """Delete the temporary files an interrupted run left in ``run_dir``; return how many."""
+    n = 0
+    for path in run_dir.rglob(".*.tmp"):
+        if path.is_file() and is_temporary(path.name):
+            path.unlink()
+            n += 1
+    return n
+
+
+def check_replaceable(out_dir: Path, marker: str, what: str) -> bool:
+    """Whether ``--force`` has an old ``what`` directory to replace at ``out_dir``.
+
+    ``False`` when there is nothing to replace (no such path, or an empty directory);
+    ``True`` for a directory holding ``marker`` (``manifest.json`` of a run, ``sweep.json``
+    of a sweep) that is neither the working directory nor one of its parents.
+
+    Raises
+    ------
+    RunDirectoryError
+        For anything else: ``--force`` never deletes what marginsim did not write.
+    """
+    if not out_dir.exists():
+        return False
+    if not out_dir.is_dir():
+        raise RunDirectoryError(f"{out_dir}: exists and is not a directory; --force replaces "
+                                f"only a {what} directory")
+    if not any(out_dir.iterdir()):
+        return False
+    if not (out_dir / marker).is_file():
+        raise RunDirectoryError(f"{out_dir}: not a marginsim {what} directory (no {marker}); "
+                                "--force replaces only those: choose another --out or remove "
+                                "it yourself")
+    cwd = Path.cwd().resolve()
+    if out_dir.resolve() in (cwd, *cwd.parents):
+        raise RunDirectoryError(f"{out_dir}: is the working directory or one of its parents; "
+                                "--force will not replace it")
+    return True
+
+
+def staging_dir(out_dir: Path) -> Path:
+    """A fresh hidden sibling of ``out_dir`` to write a replacement into."""
+    return out_dir.parent / f".{out_dir.name}.new-{os.getpid()}"
+
+
+def swap_in(staging: Path, out_dir: Path) -> None:
+    """Replace the directory ``out_dir`` by the finished ``staging`` one.
+
+    The old directory is renamed aside first (``.NAME.old-PID``), the new one renamed into
+    place, and only then is the old one deleted, so at every moment a whole run exists:
+    under ``out_dir``, or (if the process dies between the two renames) under the aside
+    name.
+    """
+    aside = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    os.replace(out_dir, aside)
+    os.replace(staging, out_dir)
+    shutil.rmtree(aside)

@@ -11,13 +11,17 @@ A chunk writes ``events/``, ``prices/`` (optional) and ``chunks/`` first and its
 part last, each atomically; a chunk whose files all exist is complete.
 ``manifest.json`` is written when the run starts (``"status": "running"``) and again at
 the end (``"complete"``, with timings and checksums); ``--resume`` checks that it
-describes the same scenario and runs only the missing chunks.
+describes the same scenario, deletes the temporary files an interrupted write left, and
+runs only the missing chunks. ``force`` writes a new run beside an old one and swaps it in
+when complete (:func:`simulator.output.swap_in`). The final manifest also holds the row
+count of every Parquet file (``rows``), which ``marginsim verify`` checks.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -28,10 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from joblib import Parallel, delayed, parallel_config
 
 from . import aggregate, output, risk
 from .book import Book, build_book
+from .bounds import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
 from .errors import MarginsimError, RunDirectoryError
 from .margin import EngineRules, replay
 from .margin.engine import BookIndex, account_nav_coefficients
@@ -227,8 +234,9 @@ def prepare_run_dir(out_dir: Path, scenario: Scenario, save_prices: int, resume:
                     "values, --paths, --seed and --save-prices")
     elif out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise RunDirectoryError(f"{out_dir}: the run directory exists and is not empty; "
-                                "choose another --out, or add --resume to finish it "
-                                "(runs are never overwritten)")
+                                "choose another --out, add --resume to finish it, or "
+                                "--force to replace it (runs are never overwritten "
+                                "without --force)")
     try:
         for sub in ("paths", "events", "chunks") + (("prices",) if save_prices else ()):
             (out_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -273,7 +281,8 @@ def _dask_client(scheduler: str | None):  # noqa: ANN202 - distributed is option
 
 def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
         save_prices: int = 0, progress: bool = False, resume: bool = False,
-        backend: str = "loky", scheduler: str | None = None) -> RunResult:
+        backend: str = "loky", scheduler: str | None = None, force: bool = False
+        ) -> RunResult:
     """Run a scenario into a run directory.
 
     Parameters
@@ -281,8 +290,8 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     scenario : Scenario
         From :func:`simulator.load_scenario`.
     out_dir : str or Path, optional
-        The run directory (must not exist or be empty, unless ``resume``); default
-        ``runs/<name>-<time>``.
+        The run directory (must not exist or be empty, unless ``resume`` or ``force``);
+        default ``runs/<name>-<time>``.
     jobs : int
         Worker processes for the loky backend; 1 runs in this process; -1 = every core.
     save_prices : int
@@ -295,6 +304,10 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
         Where chunks run: local processes, or a Dask cluster at ``scheduler``.
     scheduler : str, optional
         Dask scheduler address; the run directory must be visible to the workers.
+    force : bool
+        Replace an existing run directory (one with a ``manifest.json``; anything else is
+        refused): the new run is written beside it and swapped in when complete, so the old
+        run stays whole until then.
 
     Returns
     -------
@@ -308,18 +321,34 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     """
     if backend not in BACKENDS:
         raise MarginsimError(f"--backend: {backend!r} is not valid; valid: {', '.join(BACKENDS)}")
+    if force and resume:
+        raise MarginsimError("--force and --resume contradict each other: --resume finishes "
+                             "the run in --out, --force replaces it; give one of them")
     wall0 = time.perf_counter()
     version = _version()
-    out = (Path(out_dir) if out_dir is not None else default_run_dir(scenario)).absolute()
+    final = (Path(out_dir) if out_dir is not None else default_run_dir(scenario)).absolute()
+    replace = force and output.check_replaceable(final, "manifest.json", "run")
+    out = output.staging_dir(final) if replace else final
     ctx = ChunkContext.build(scenario, out, save_prices, version)
     client = _dask_client(scheduler) if backend == "dask" else None
     try:
         prepare_run_dir(out, scenario, save_prices, resume)
-        return _run_prepared(scenario, ctx, out, jobs, save_prices, progress, resume, backend,
-                             client, version, wall0)
+        if resume:
+            output.remove_temporaries(out)
+        result = _run_prepared(scenario, ctx, out, jobs, save_prices, progress, resume,
+                               backend, client, version, wall0)
+    except BaseException:
+        if replace:  # the old run is untouched; drop the half-written new one
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     finally:
         if client is not None:
             client.close()
+    if replace:
+        output.swap_in(out, final)
+        result = RunResult(out_dir=final, summary=result.summary, n_paths=result.n_paths,
+                           wall_seconds=result.wall_seconds, chunks_run=result.chunks_run)
+    return result
 
 
 def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
@@ -332,7 +361,8 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
     manifest = {"status": "running", **_identity(scenario, save_prices),
                 "scenario_name": scenario.name, "scenario_source": scenario.source,
                 "scenario": scenario.document, "scenario_resolved": scenario.resolved(),
-                "n_chunks": len(tasks), "versions": _versions(version)}
+                "n_chunks": len(tasks), "n_accounts": ctx.book.n_accounts,
+                "versions": _versions(version)}
     if not resume:
         output.write_json(manifest, out / "manifest.json")
     bar = Progress(sim.paths, len(tasks), progress,
@@ -359,6 +389,9 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
     output.write_parquet(aggregate.accounts_table(ctx.book, totals, greeks),
                          out / "accounts.parquet", ctx.metadata)
     summary = aggregate.summarise(out, scenario)
+    n_bounded = _count_price_bounded(out)
+    summary["price_bounds"] = {"floor_ratio": PRICE_FLOOR_RATIO,
+                               "cap_ratio": PRICE_CAP_RATIO, "paths_bounded": n_bounded}
     output.write_json(summary, out / "summary.json")
     wall = time.perf_counter() - wall0
     manifest.update({
@@ -371,11 +404,19 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
         "chunks_run": len(todo),
         "timings_seconds": {"wall": wall, **{f"{k}_cpu": v for k, v in seconds.items()}},
         "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "paths_price_bounded": n_bounded,
         "files": output.checksums(out),
     })
+    manifest["rows"] = output.parquet_rows(out, manifest["files"])
     output.write_json(manifest, out / "manifest.json")
     return RunResult(out_dir=out, summary=summary, n_paths=sim.paths, wall_seconds=wall,
                      chunks_run=len(todo))
+
+
+def _count_price_bounded(out: Path) -> int:
+    """Paths on which a price reached a bound of :mod:`simulator.bounds`."""
+    flags = pq.read_table(out / "paths", columns=["price_bounded"]).column(0)
+    return int(pc.sum(flags).as_py() or 0)
 
 
 def _version() -> str:

@@ -21,6 +21,7 @@ import itertools
 import math
 import operator
 import re
+import shutil
 import sys
 import tomllib
 from collections.abc import Callable
@@ -202,7 +203,7 @@ def _write(out_dir: Path, keys: list[str], rows: list[dict[str, Any]], info: dic
 def sweep(scenario: str | Path, grid: list[tuple[str, list[Any]]], *,
           overrides: list[str] | tuple[str, ...] = (), out_dir: str | Path | None = None,
           jobs: int = 1, progress: bool = False, target: Target | None = None,
-          rel_tol: float = 0.01) -> SweepResult:
+          rel_tol: float = 0.01, force: bool = False) -> SweepResult:
     """Run a parameter grid (or a threshold search) on common random numbers.
 
     Parameters
@@ -215,7 +216,8 @@ def sweep(scenario: str | Path, grid: list[tuple[str, list[Any]]], *,
     overrides : list of str
         ``KEY=VALUE`` applied to every point first (``--set``).
     out_dir : str or Path, optional
-        The sweep directory (default ``runs/<name>-sweep-<time>``); never overwritten.
+        The sweep directory (default ``runs/<name>-sweep-<time>``); never overwritten
+        unless ``force``.
     jobs : int
         Worker processes of each run.
     progress : bool
@@ -225,6 +227,9 @@ def sweep(scenario: str | Path, grid: list[tuple[str, list[Any]]], *,
     rel_tol : float
         The search stops when the bracket is narrower than ``rel_tol x |HI|`` (integer
         keys: when it is one apart).
+    force : bool
+        Replace an existing sweep directory (one with a ``sweep.json``; anything else is
+        refused): the new sweep is written beside it and swapped in when complete.
 
     Returns
     -------
@@ -257,27 +262,48 @@ def sweep(scenario: str | Path, grid: list[tuple[str, list[Any]]], *,
             raise MarginsimError(f"--target: expected LO < HI for {keys[0]}, got {lo}, {hi}")
     out = Path(out_dir) if out_dir is not None else default_run_dir(base, Path("runs"),
                                                                       suffix="sweep")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    replace = force and output.check_replaceable(out.absolute(), "sweep.json", "sweep")
+    if not replace and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RunDirectoryError(f"{out}: the sweep directory exists and is not empty; choose "
-                                "another --out (sweeps are never overwritten)")
+                                "another --out, or --force to replace it (sweeps are never "
+                                "overwritten without --force)")
+    final, out = out, (output.staging_dir(out.absolute()) if replace else out)
     runner = _Runner(scenario, overrides, out, jobs, progress, keys)
     for point in points:  # every point is checked before anything is written
         runner.scenario_at(point)
     out.mkdir(parents=True, exist_ok=True)
     meta = output.file_metadata(base.digest, base.simulation.seed, _version())
     info: dict[str, Any] = {"scenario": base.name, "seed": base.simulation.seed,
-                            "grid": {k: v for k, v in grid}, "overrides": overrides}
+                            "grid": {k: v for k, v in grid}, "overrides": overrides,
+                            "status": "running"}
+    output.write_json(info, out / "sweep.json")  # marks the directory as a sweep's
+    try:
+        threshold = _run_points(runner, points, keys, grid, target, rel_tol, info)
+    except BaseException:
+        if replace:  # the old sweep is untouched; drop the half-written new one
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    rows = runner.rows
+    if target is not None:
+        rows.sort(key=lambda r: r[keys[0]])
+    info["status"] = "complete"
+    _write(out, keys, rows, info, meta)
+    if replace:
+        output.swap_in(out, final)
+    return SweepResult(final, rows, threshold)
+
+
+def _run_points(runner: _Runner, points: list[dict[str, Any]], keys: list[str],
+                grid: list[tuple[str, list[Any]]], target: Target | None, rel_tol: float,
+                info: dict[str, Any]) -> float | None:
+    """Run every point of the grid, or the target search; return the threshold found."""
     threshold = None
     if target is None:
         for point in points:
             runner.run(point)
     else:
         threshold = _search(runner, keys[0], grid[0][1], target, rel_tol, info)
-    rows = runner.rows
-    if target is not None:
-        rows.sort(key=lambda r: r[keys[0]])
-    _write(out, keys, rows, info, meta)
-    return SweepResult(out, rows, threshold)
+    return threshold
 
 
 def _search(runner: _Runner, key: str, interval: list[Any], target: Target, rel_tol: float,

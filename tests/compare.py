@@ -102,7 +102,8 @@ def run_reference(exo, depth, haircut, book: Book, **kwargs):
 RTOL = 1e-9
 
 
-def assert_same(fast, book: Book, paths, events, accounts, prices) -> None:
+def assert_same(fast, book: Book, paths, events, accounts, prices,
+                pnl_atol: float = 1e-6) -> None:
     """Every event field, per-path record and account output of the fast engine's
     ``fast`` (a ReplayResult) and the reference's ``paths, events, accounts`` agree;
     ``prices`` are the initial prices (for account PnL)."""
@@ -130,6 +131,7 @@ def assert_same(fast, book: Book, paths, events, accounts, prices) -> None:
         assert bool(fast.path_i[i, codes.PI_DEPLETED]) == rec["fund_depleted"], i
         n_adl = sum(1 for ev in events if ev["path"] == i and ev["kind"] == "adl")
         assert fast.path_i[i, codes.PI_N_ADL] == n_adl, i
+        assert bool(fast.path_i[i, codes.PI_PRICE_BOUNDED]) == rec.get("price_bounded", False), i
         for col, key in [(codes.PF_LIQUIDATED_NOTIONAL, "liquidated_notional"),
                          (codes.PF_BAD_DEBT, "bad_debt"),
                          (codes.PF_FUND_END, "insurance_fund_end"),
@@ -142,4 +144,4 @@ def assert_same(fast, book: Book, paths, events, accounts, prices) -> None:
     np.testing.assert_array_equal(fast.acct_liquidated, np.sum(accounts["liquidated"], axis=0))
     np.testing.assert_array_equal(fast.acct_bankrupt, np.sum(accounts["bankrupt"], axis=0))
     pnl = fast.account_pnl(account_nav_coefficients(book), prices)
-    np.testing.assert_allclose(pnl, accounts["pnl"], rtol=1e-8, atol=1e-6)
+    np.testing.assert_allclose(pnl, accounts["pnl"], rtol=1e-8, atol=pnl_atol)

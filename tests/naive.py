@@ -778,6 +778,10 @@ class _PathRun:
         n_assets = book.n_assets
         self.logimp = [0.0] * n_assets
         self.marks = list(exo[0])
+        # Price bounds (docs/engine.md, "Price bounds"): 1e-12 to 1e12 x the initial price.
+        self.lo = [p * 1e-12 for p in exo[0]]
+        self.hi = [p * 1e12 for p in exo[0]]
+        self.price_bounded = False
 
         # Per-path records.
         self.n_liquidations = 0
@@ -822,7 +826,14 @@ class _PathRun:
         for t in range(1, steps + 1):
             for a in range(n_assets):
                 self.logimp[a] *= self.venue.decay
-            self.marks = [self.exo[t][a] * math.exp(self.logimp[a]) for a in range(n_assets)]
+            marks = [self.exo[t][a] * math.exp(self.logimp[a]) for a in range(n_assets)]
+            for a in range(n_assets):
+                lo, hi = self.lo[a] * (1 + 1e-9), self.hi[a] * (1 - 1e-9)
+                for x in (self.exo[t][a], marks[a]):  # the exogenous price and the mark
+                    if math.isnan(x) or x <= lo or x >= hi:
+                        self.price_bounded = True
+                marks[a] = self.clamp(marks[a], a)
+            self.marks = marks
             book.t = t
             self.settle_options(t)
             if funding_interval > 0 and t % funding_interval == 0:
@@ -868,6 +879,7 @@ class _PathRun:
             "first_liquidation_step": self.first_liquidation_step,
             "min_price": list(self.min_price),
             "final_price": list(self.marks),
+            "price_bounded": self.price_bounded,
         }
         return record, list(self.acc_liquidated), list(self.acc_bankrupt), pnl
 
@@ -990,12 +1002,25 @@ class _PathRun:
                 if not depth > 0.0:
                     raise ValueError(f"depth[{t}, {a}] must be positive, got {depth!r}")
                 d[a] = -_sign(q_usd) * 0.01 * (abs(q_usd) / depth) ** alpha
-            new_marks[a] = marks[a] * math.exp(d[a])
+            try:
+                new_marks[a] = marks[a] * math.exp(d[a])
+            except OverflowError:
+                new_marks[a] = math.inf
+            if not self.lo[a] <= new_marks[a] <= self.hi[a]:  # the impact law is unbounded
+                self.price_bounded = True
+                new_marks[a] = self.clamp(new_marks[a], a)
+                d[a] = math.log(new_marks[a] / marks[a])
             if d[a] == 0.0:
                 exec_px[a] = marks[a]
             else:
                 exec_px[a] = marks[a] + (new_marks[a] - marks[a]) / (1.0 + alpha)
         return d, new_marks, exec_px
+
+    def clamp(self, price: float, a: int) -> float:
+        """A price kept within asset ``a``'s bounds (NaN goes to the floor)."""
+        if math.isnan(price) or price < self.lo[a]:
+            return self.lo[a]
+        return min(price, self.hi[a])
 
     def move_marks(self, d: list[float], new_marks: list[float]) -> None:
         """Step 5: ``M = M2`` and ``logimp[a] += d[a]``.

@@ -190,6 +190,84 @@ def test_existing_run_directory_is_never_overwritten(tmp_path, capsys):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
+def test_force_replaces_a_run_only_when_the_new_one_is_complete(tmp_path, capsys,
+                                                                  monkeypatch):
+    out = tmp_path / "run"
+    args = ["run", "deterministic-gap", "--out", str(out), "--quiet"]
+    assert cli.main([*args, "--set", "venue.maintenance_margin_rate=0.02"]) == 0
+    old = json.loads((out / "manifest.json").read_text())
+    # a --force run that dies part-way leaves the old run whole and no staging directory
+    from simulator import runner
+
+    def dying(ctx, task):
+        (ctx.out_dir / "paths" / "part-00000.parquet").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_chunk", dying)
+    assert cli.main([*args, "--force"]) == 130
+    monkeypatch.undo()
+    assert json.loads((out / "manifest.json").read_text()) == old
+    assert cli.main(["verify", str(out)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    # a failing scenario touches nothing either
+    assert cli.main([*args, "--force", "--set", "venue.adl=maybe"]) == 2
+    assert json.loads((out / "manifest.json").read_text()) == old
+    capsys.readouterr()
+    # a complete --force run replaces it
+    assert cli.main([*args, "--force"]) == 0
+    new = json.loads((out / "manifest.json").read_text())
+    assert new["scenario_sha256"] != old["scenario_sha256"]
+    assert new["status"] == "complete"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing left aside
+    assert cli.main(["verify", str(out)]) == 0
+    # --force on a missing or empty directory is a plain run
+    assert cli.main(["run", "deterministic-gap", "--out", str(tmp_path / "new"), "--quiet",
+                     "--force"]) == 0
+
+
+def test_force_refuses_what_is_not_a_run_directory(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "data"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    assert cli.main(["run", "deterministic-gap", "--out", str(out), "--force"]) == 2
+    _one_line_error(capsys, str(out), "not a marginsim run directory", "no manifest.json")
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert cli.main(["run", "deterministic-gap", "--out", str(a_file), "--force"]) == 2
+    _one_line_error(capsys, str(a_file), "not a directory")
+    assert a_file.read_text() == "x"
+    run_dir = tmp_path / "run"
+    assert cli.main(["run", "deterministic-gap", "--out", str(run_dir), "--quiet"]) == 0
+    assert cli.main(["run", "deterministic-gap", "--out", str(run_dir), "--force",
+                     "--resume"]) == 2
+    _one_line_error(capsys, "--force and --resume")
+    monkeypatch.chdir(run_dir)
+    assert cli.main(["run", "deterministic-gap", "--out", ".", "--force"]) == 2
+    _one_line_error(capsys, "working directory")
+    assert (run_dir / "summary.json").is_file()
+
+
+def test_sweep_force(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    args = ["sweep", "deterministic-gap", "--grid", "venue.maintenance_margin_rate=0.01,0.02",
+            "--out", str(out), "--quiet"]
+    assert cli.main(args) == 0
+    assert cli.main(args) == 2
+    _one_line_error(capsys, str(out), "--force")
+    (out / "points" / "stale.txt").write_text("from the old sweep")
+    assert cli.main([*args, "--force"]) == 0
+    assert not (out / "points" / "stale.txt").exists()
+    assert json.loads((out / "sweep.json").read_text())["status"] == "complete"
+    assert cli.main(["verify", str(out)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "x.txt").write_text("x")
+    assert cli.main([*args[:-3], "--out", str(plain), "--force"]) == 2
+    _one_line_error(capsys, str(plain), "not a marginsim sweep directory", "sweep.json")
+
+
 def test_console_script_reports_bad_input_without_traceback(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n[market]\nmodel = "gbm"\n[[market.assets]]\nsymbol = "A"\n'

@@ -18,8 +18,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..bounds import BOUND_REL_TOL, PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
 from ._backstop_kernels import cover_deficit_nb, share_fund_paid_nb
 from ._behaviour_kernels import answer_calls_nb, draw_nb, pay_funding_nb
+from ._bound_kernels import bound_price_nb
 from ._index_kernels import collect_crossed_nb, heap_bound_nb, push_band_nb
 from ._lending_kernels import lending_settle_nb
 from ._option_box_kernels import N_WORK, option_check_nb, push_option_box_nb
@@ -82,6 +84,7 @@ from .codes import (
     PI_N_ADL,
     PI_N_CASCADE,
     PI_N_LIQUIDATIONS,
+    PI_PRICE_BOUNDED,
     POS_CALL,
     TIER_CAP,
 )
@@ -221,6 +224,8 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
     box_hi = np.empty(n_assets)
     box_work = np.empty((N_WORK, n_assets))
     logimp = np.empty(n_assets)
+    p_lo = np.empty(n_assets)
+    p_hi = np.empty(n_assets)
     mark = np.empty(n_assets)
     mark2 = np.empty(n_assets)
     xprice = np.empty(n_assets)
@@ -281,19 +286,28 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
         adl_notional = 0.0
         socialised = 0.0
         fees = 0.0
+        bounded = 0
         for a in range(n_assets):
             logimp[a] = 0.0
             min_price[i, a] = exo[i, 0, a]
+            p_lo[a] = exo[i, 0, a] * PRICE_FLOOR_RATIO
+            p_hi[a] = exo[i, 0, a] * PRICE_CAP_RATIO
             if i < n_save:
                 marks_out[i, 0, a] = exo[i, 0, a]
         overflow = False
         for t in range(1, steps + 1):
             for a in range(n_assets):
+                x = exo[i, t, a]
                 if logimp[a] == 0.0:  # no impact outstanding: skip the exp
-                    mark[a] = exo[i, t, a]
+                    mark[a] = x
                 else:
                     logimp[a] *= decay
-                    mark[a] = exo[i, t, a] * np.exp(logimp[a])
+                    mark[a] = x * np.exp(logimp[a])
+                lo_in = p_lo[a] * (1.0 + BOUND_REL_TOL)
+                hi_in = p_hi[a] * (1.0 - BOUND_REL_TOL)
+                if x <= lo_in or not x < hi_in or mark[a] <= lo_in or not mark[a] < hi_in:
+                    bounded = 1  # at a bound (or beyond it, and clamped now)
+                    mark[a] = bound_price_nb(mark[a], p_lo[a], p_hi[a])
             for j in range(set_start[t], set_start[t + 1]):  # options expiring now
                 u = settle_option_nb(set_pos[j], mark, qty, pos_unit, pos_asset, pos_entry,
                                      pos_kind, usd)
@@ -435,6 +449,10 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                         sgn = 1.0 if q_usd > 0.0 else -1.0
                         dlog[a] = -sgn * 0.01 * (abs(q_usd) / depth[t, a]) ** alpha
                         mark2[a] = mark[a] * np.exp(dlog[a])
+                        if not (p_lo[a] <= mark2[a] <= p_hi[a]):  # the impact law is unbounded
+                            bounded = 1
+                            mark2[a] = bound_price_nb(mark2[a], p_lo[a], p_hi[a])
+                            dlog[a] = np.log(mark2[a] / mark[a])
                         xprice[a] = mark[a] + (mark2[a] - mark[a]) / (1.0 + alpha)
                 # 4. settle
                 n_b = 0
@@ -647,4 +665,5 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
         path_i[i, PI_DEPLETED] = depleted
         path_i[i, PI_N_ADL] = n_adl
         path_i[i, PI_N_CASCADE] = n_cascade
+        path_i[i, PI_PRICE_BOUNDED] = bounded
     return n_ev, n_corr, n_paths, 0

@@ -1,11 +1,14 @@
 """Numba kernels of the path generator (arrays in, ``out=`` arrays; no Python objects
 other than the chunk's ``numpy.random.Generator``, which Numba draws from exactly as NumPy
-does)."""
+does). Every kernel keeps the running log price of each asset within the band of
+:mod:`simulator.bounds` (``log s0 + log 1e-12 .. log s0 + log 1e12``)."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from ..bounds import LOG_PRICE_CAP, LOG_PRICE_FLOOR
 
 
 @njit(cache=True)
@@ -22,6 +25,25 @@ def _start_path(out, i, s0, logp):  # pragma: no cover - jitted
     for a in range(s0.shape[0]):
         out[i, 0, a] = s0[a]
         logp[a] = np.log(s0[a])
+
+
+@njit(cache=True)
+def _log_bounds(s0):  # pragma: no cover - jitted
+    """Lowest and highest log price of each asset (``simulator.bounds``)."""
+    lo = np.empty(s0.shape[0])
+    hi = np.empty(s0.shape[0])
+    for a in range(s0.shape[0]):
+        lo[a] = np.log(s0[a]) + LOG_PRICE_FLOOR
+        hi[a] = np.log(s0[a]) + LOG_PRICE_CAP
+    return lo, hi
+
+
+@njit(cache=True)
+def _bounded(x, lo, hi):  # pragma: no cover - jitted
+    """``x`` clamped to ``[lo, hi]`` (NaN to ``lo``)."""
+    if x >= lo:
+        return x if x <= hi else hi
+    return lo
 
 
 @njit(cache=True)
@@ -49,6 +71,7 @@ def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out):  # pragma: no cove
     n_assets = s0.shape[0]
     z = np.empty(n_assets)
     logp = np.empty(n_assets)
+    lo, hi = _log_bounds(s0)
     for i in range(n_paths):
         _start_path(out, i, s0, logp)
         for t in range(steps):
@@ -59,6 +82,7 @@ def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out):  # pragma: no cove
                 for b in range(a + 1):
                     w += chol[t, a, b] * z[b]
                 logp[a] += drift_step[t, a] + diff_scale[t, a] * w
+                logp[a] = _bounded(logp[a], lo[a], hi[a])
                 out[i, t + 1, a] = np.exp(logp[a])
     return 0
 
@@ -85,6 +109,7 @@ def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out):  # prag
     z = np.empty((steps, n_assets))
     mix = np.empty(steps)
     logp = np.empty(n_assets)
+    lo, hi = _log_bounds(s0)
     for i in range(n_paths):
         _draw_normals(rng, z)
         for t in range(steps):
@@ -94,6 +119,7 @@ def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out):  # prag
             for a in range(n_assets):
                 w = _correlate(chol[t], z[t], a) * mix[t]
                 logp[a] += drift_step[t, a] + diff_scale[t, a] * w
+                logp[a] = _bounded(logp[a], lo[a], hi[a])
                 out[i, t + 1, a] = np.exp(logp[a])
     return 0
 
@@ -115,6 +141,7 @@ def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, ju
     z = np.empty((steps, n_assets))
     counts = np.empty((steps, n_assets), dtype=np.int64)
     logp = np.empty(n_assets)
+    lo, hi = _log_bounds(s0)
     for i in range(n_paths):
         _draw_normals(rng, z)
         for t in range(steps):
@@ -134,6 +161,7 @@ def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, ju
                 k = counts[t, a]
                 if k > 0:
                     logp[a] += k * jump_mean + np.sqrt(k) * jump_std * rng.standard_normal()
+                logp[a] = _bounded(logp[a], lo[a], hi[a])
                 out[i, t + 1, a] = np.exp(logp[a])
     return 0
 
@@ -164,6 +192,7 @@ def garch_paths_nb(rng, s0, mu_dt, var_dt, vol_mult, gap_log, chol, alpha, beta,
     z = np.empty(n_assets)
     h = np.empty(n_assets)
     logp = np.empty(n_assets)
+    lo, hi = _log_bounds(s0)
     omega_share = 1.0 - alpha - beta
     for i in range(n_paths):
         _start_path(out, i, s0, logp)
@@ -176,6 +205,7 @@ def garch_paths_nb(rng, s0, mu_dt, var_dt, vol_mult, gap_log, chol, alpha, beta,
                 m = vol_mult[t, a]
                 eps = np.sqrt(h[a]) * _correlate(chol[t], z, a)
                 logp[a] += mu_dt[a] - 0.5 * m * m * h[a] + m * eps + gap_log[t, a]
+                logp[a] = _bounded(logp[a], lo[a], hi[a])
                 out[i, t + 1, a] = np.exp(logp[a])
                 h[a] = omega_share * var_dt[a] + alpha * eps * eps + beta * h[a]
     return 0
@@ -204,6 +234,7 @@ def regime_paths_nb(rng, s0, mu_dt, diff_scale, gap_log, chol, chol_stress, stre
     n_assets = s0.shape[0]
     z = np.empty((steps, n_assets))
     logp = np.empty(n_assets)
+    lo, hi = _log_bounds(s0)
     for i in range(n_paths):
         stress = start_stress
         for t in range(steps):
@@ -225,6 +256,7 @@ def regime_paths_nb(rng, s0, mu_dt, diff_scale, gap_log, chol, chol_stress, stre
                     scale = diff_scale[t, a]
                     w = _correlate(chol[t], z[t], a)
                 logp[a] += mu_dt[a] - 0.5 * scale * scale + scale * w + gap_log[t, a]
+                logp[a] = _bounded(logp[a], lo[a], hi[a])
                 out[i, t + 1, a] = np.exp(logp[a])
     return 0
 
@@ -250,6 +282,7 @@ def bootstrap_paths_nb(rng, s0, data, block, filtered, omega_share, alpha, beta,
     n_blocks = (steps + block - 1) // block
     starts = np.empty(n_blocks, dtype=np.int64)
     logp = np.empty(n_assets)
+    lo, hi = _log_bounds(s0)
     var = np.empty(n_assets)
     for i in range(n_paths):
         for k in range(n_blocks):
@@ -267,5 +300,6 @@ def bootstrap_paths_nb(rng, s0, data, block, filtered, omega_share, alpha, beta,
                 else:
                     eps = data[row, a]
                 logp[a] += eps * vol_mult[t, a] + gap_log[t, a]
+                logp[a] = _bounded(logp[a], lo[a], hi[a])
                 out[i, t + 1, a] = np.exp(logp[a])
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounds import LOG_PRICE_CAP, LOG_PRICE_FLOOR
 from ..errors import ScenarioError
 from ..models_config import (
     Bootstrap,
@@ -278,10 +279,15 @@ def _dt(inputs: PathInputs) -> float:
 
 
 def _cumulate(s0: np.ndarray, log_returns: np.ndarray) -> np.ndarray:
+    """Prices from log returns, the running log price kept within :mod:`simulator.bounds`."""
     n, steps, n_assets = log_returns.shape
     out = np.empty((n, steps + 1, n_assets))
     out[:, 0] = s0
-    out[:, 1:] = np.exp(np.log(s0)[None, None, :] + np.cumsum(log_returns, axis=1))
+    lo, hi = np.log(s0) + LOG_PRICE_FLOOR, np.log(s0) + LOG_PRICE_CAP
+    logp = np.tile(np.log(s0), (n, 1))
+    for t in range(steps):
+        logp = np.clip(logp + log_returns[:, t], lo, hi)
+        out[:, t + 1] = np.exp(logp)
     return out
 
 

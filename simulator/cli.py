@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .backends import BACKENDS
 from .errors import MarginsimError
 
 FLAGSHIP = "two-asset-crash"
@@ -51,11 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--force", action="store_true",
                        help="replace the run directory --out (only one with a manifest.json); "
                        "the old run is removed once the new one is complete")
-    p_run.add_argument("--backend", choices=("loky", "dask"), default="loky",
-                       help="where chunks run: local processes (loky, default) or a Dask "
-                       "cluster (needs --scheduler)")
+    p_run.add_argument("--backend", choices=BACKENDS, default="loky",
+                       help="where chunks run: local processes (loky, default), a Dask "
+                       "cluster (needs --scheduler) or Ray (a cluster at --scheduler, or "
+                       "a local instance of --jobs CPUs)")
     p_run.add_argument("--scheduler", metavar="ADDRESS",
-                       help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
+                       help="Dask scheduler address (tcp://127.0.0.1:8786) or Ray address "
+                       "(HOST:6379, ray://HOST:10001, auto)")
     p_run.add_argument("--quiet", action="store_true", help="no progress line or summary table")
 
     p_val = sub.add_parser("validate", help="check a scenario and describe it")

@@ -1,4 +1,4 @@
-"""Running a scenario: chunking, seeding, dispatch (loky or Dask), resume, aggregation.
+"""Running a scenario: chunking, seeding, dispatch (loky, Dask or Ray), resume, aggregation.
 
 Paths are split into chunks of ``simulation.chunk_paths``; chunk ``i`` draws from
 ``numpy.random.default_rng(SeedSequence(seed).spawn(n_chunks)[i])`` and writes its own
@@ -19,12 +19,10 @@ count of every Parquet file (``rows``), which ``marginsim verify`` checks.
 
 from __future__ import annotations
 
-import os
 import platform
 import shutil
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
@@ -34,9 +32,8 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from joblib import Parallel, delayed, parallel_config
 
-from . import aggregate, output, risk
+from . import aggregate, backends, output, risk
 from .book import Book, build_book
 from .bounds import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
 from .errors import MarginsimError, RunDirectoryError
@@ -45,8 +42,6 @@ from .margin.engine import BookIndex, account_nav_coefficients
 from .margin.option_setup import account_greeks_usd
 from .paths import PathInputs, generate_paths, prepare_path_inputs
 from .scenario import Scenario
-
-BACKENDS = ("loky", "dask")
 
 
 @dataclass(frozen=True)
@@ -244,41 +239,6 @@ def prepare_run_dir(out_dir: Path, scenario: Scenario, save_prices: int, resume:
         raise RunDirectoryError(f"{out_dir}: cannot create the run directory: {exc}") from None
 
 
-def _dispatch(ctx: ChunkContext, tasks: list[ChunkTask], jobs: int, client: Any
-              ) -> Iterator[tuple[aggregate.AccountPartial, dict[str, float]]]:
-    """Run ``tasks``; yield their results in task order."""
-    if not tasks:
-        return iter(())
-    if client is not None:  # dask: the default client is the one just connected
-        with parallel_config(backend="dask", wait_for_workers_timeout=60):
-            return iter(Parallel(n_jobs=-1)(delayed(run_chunk)(ctx, t) for t in tasks))
-    n_jobs = min(jobs if jobs > 0 else (os.cpu_count() or 1), len(tasks))
-    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")
-    return parallel(delayed(run_chunk)(ctx, t) for t in tasks)
-
-
-def _configure_dask_worker() -> None:
-    """Kernels are single-threaded: keep Numba from starting a thread pool per worker."""
-    os.environ["NUMBA_NUM_THREADS"] = "1"
-
-
-def _dask_client(scheduler: str | None):  # noqa: ANN202 - distributed is optional
-    try:
-        from distributed import Client
-    except ImportError:
-        raise MarginsimError("--backend dask needs the dask extra: pip install "
-                             "'marginsim[dask]'") from None
-    if not scheduler:
-        raise MarginsimError("--backend dask needs --scheduler ADDRESS (e.g. "
-                             "tcp://127.0.0.1:8786)")
-    try:
-        client = Client(scheduler, timeout="20s")
-    except OSError as exc:
-        raise MarginsimError(f"--scheduler {scheduler}: cannot connect: {exc}") from None
-    client.run(_configure_dask_worker)
-    return client
-
-
 def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
         save_prices: int = 0, progress: bool = False, resume: bool = False,
         backend: str = "loky", scheduler: str | None = None, force: bool = False
@@ -300,10 +260,11 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
         Show a progress line on stderr.
     resume : bool
         Finish an interrupted run in ``out_dir``: only missing chunks are simulated.
-    backend : {"loky", "dask"}
-        Where chunks run: local processes, or a Dask cluster at ``scheduler``.
+    backend : {"loky", "dask", "ray"}
+        Where chunks run: local processes, a Dask cluster at ``scheduler``, or a Ray
+        cluster at ``scheduler`` (a local Ray instance of ``jobs`` CPUs without one).
     scheduler : str, optional
-        Dask scheduler address; the run directory must be visible to the workers.
+        Dask scheduler or Ray address; the run directory must be visible to the workers.
     force : bool
         Replace an existing run directory (one with a ``manifest.json``; anything else is
         refused): the new run is written beside it and swapped in when complete, so the old
@@ -319,8 +280,7 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     >>> result = run(load_scenario("two-asset-crash", ["simulation.paths=200"]), "/tmp/x")
     ... # doctest: +SKIP
     """
-    if backend not in BACKENDS:
-        raise MarginsimError(f"--backend: {backend!r} is not valid; valid: {', '.join(BACKENDS)}")
+    backends.check_backend(backend)
     if force and resume:
         raise MarginsimError("--force and --resume contradict each other: --resume finishes "
                              "the run in --out, --force replaces it; give one of them")
@@ -330,20 +290,17 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     replace = force and output.check_replaceable(final, "manifest.json", "run")
     out = output.staging_dir(final) if replace else final
     ctx = ChunkContext.build(scenario, out, save_prices, version)
-    client = _dask_client(scheduler) if backend == "dask" else None
     try:
-        prepare_run_dir(out, scenario, save_prices, resume)
-        if resume:
-            output.remove_temporaries(out)
-        result = _run_prepared(scenario, ctx, out, jobs, save_prices, progress, resume,
-                               backend, client, version, wall0)
+        with backends.session(backend, scheduler, jobs):
+            prepare_run_dir(out, scenario, save_prices, resume)
+            if resume:
+                output.remove_temporaries(out)
+            result = _run_prepared(scenario, ctx, out, jobs, save_prices, progress, resume,
+                                   backend, version, wall0)
     except BaseException:
         if replace:  # the old run is untouched; drop the half-written new one
             shutil.rmtree(out, ignore_errors=True)
         raise
-    finally:
-        if client is not None:
-            client.close()
     if replace:
         output.swap_in(out, final)
         result = RunResult(out_dir=final, summary=result.summary, n_paths=result.n_paths,
@@ -352,7 +309,7 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
 
 
 def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
-                  save_prices: int, progress: bool, resume: bool, backend: str, client: Any,
+                  save_prices: int, progress: bool, resume: bool, backend: str,
                   version: str, wall0: float) -> RunResult:
     sim = scenario.simulation
     tasks = plan_chunks(sim.paths, sim.chunk_paths, sim.seed)
@@ -371,7 +328,7 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
                                      ctx.levels)
     seconds: dict[str, float] = {}
     try:
-        results = _dispatch(ctx, todo, jobs, client)
+        results = iter(backends.dispatch(run_chunk, ctx, todo, backend, jobs))
         for task in tasks:  # merge in chunk order, whatever finished first
             if task.index in done:
                 totals.add(aggregate.load_chunk_partial(

@@ -109,3 +109,36 @@ def test_dask_backend_needs_a_scheduler(tmp_path, capsys):
                      str(tmp_path / "x")]) == 2
     assert "--scheduler" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def _same_files(a: Path, b: Path) -> None:
+    """Every file of the two runs' manifests has the same bytes (checksums)."""
+    fa = json.loads((a / "manifest.json").read_text())["files"]
+    fb = json.loads((b / "manifest.json").read_text())["files"]
+    assert fa == fb and any(name.startswith("events/") for name in fa)
+
+
+@pytest.mark.slow
+def test_ray_backend_matches_loky(tmp_path):
+    """A private Ray instance on loopback (no --scheduler) gives the loky run's bytes."""
+    pytest.importorskip("ray")
+    sc = load_scenario("two-asset-crash", ["simulation.paths=240", "simulation.chunk_paths=40",
+                                           "simulation.steps=48"])
+    run(sc, tmp_path / "loky", jobs=2)
+    assert cli.main(["run", "two-asset-crash", "--paths", "240", "--set",
+                     "simulation.chunk_paths=40", "--set", "simulation.steps=48",
+                     "--backend", "ray", "--jobs", "2", "--quiet",
+                     "--out", str(tmp_path / "ray")]) == 0
+    _same_run(tmp_path / "loky", tmp_path / "ray")
+    _same_files(tmp_path / "loky", tmp_path / "ray")
+    assert json.loads((tmp_path / "ray" / "manifest.json").read_text())["backend"] == "ray"
+
+
+def test_ray_backend_unreachable_scheduler_is_one_line(tmp_path, capsys):
+    """An address where nothing listens fails in seconds (Ray alone retries for minutes)."""
+    pytest.importorskip("ray")
+    assert cli.main(["run", "deterministic-gap", "--backend", "ray", "--scheduler",
+                     "127.0.0.1:1", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "127.0.0.1:1" in err and "Ray" in err
+    assert not (tmp_path / "x").exists()

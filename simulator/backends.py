@@ -1,0 +1,203 @@
+"""Where chunks run: local loky processes, a Dask cluster or a Ray cluster, through joblib.
+
+Every backend runs the same chunk function on the same tasks and the runner merges the
+results in chunk order, so the files are bit-identical whatever the backend. Kernels are
+single-threaded inside a worker: each backend sets ``NUMBA_NUM_THREADS=1`` on its workers
+(and passes ``NUMBA_CACHE_DIR`` on, so that workers reuse the compiled kernels).
+
+The cluster backends are optional extras (``marginsim[dask]``, ``marginsim[ray]``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from joblib import Parallel, delayed, parallel_config
+
+from .errors import MarginsimError
+
+BACKENDS = ("loky", "dask", "ray")
+
+
+def worker_env() -> dict[str, str]:
+    """Environment variables every cluster worker gets: one Numba thread, the same cache."""
+    env = {"NUMBA_NUM_THREADS": "1"}
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        env["NUMBA_CACHE_DIR"] = os.environ["NUMBA_CACHE_DIR"]
+    return env
+
+
+def _configure_dask_worker(env: dict[str, str]) -> None:
+    """Run on each Dask worker: kernels are single-threaded, the cache is shared."""
+    os.environ.update(env)
+
+
+def check_backend(backend: str) -> None:
+    """Refuse a backend name that is not one of :data:`BACKENDS`."""
+    if backend not in BACKENDS:
+        raise MarginsimError(f"--backend: {backend!r} is not valid; valid: {', '.join(BACKENDS)}")
+
+
+@contextmanager
+def dask_session(scheduler: str | None) -> Iterator[None]:
+    """Connect to the Dask scheduler at ``scheduler`` for the duration of the block.
+
+    Parameters
+    ----------
+    scheduler : str or None
+        The scheduler's address (``tcp://HOST:PORT``); required.
+
+    Raises
+    ------
+    MarginsimError
+        When ``distributed`` is not installed, no address is given or it cannot be reached.
+    """
+    try:
+        from distributed import Client
+    except ImportError:
+        raise MarginsimError("--backend dask needs the dask extra: pip install "
+                             "'marginsim[dask]'") from None
+    if not scheduler:
+        raise MarginsimError("--backend dask needs --scheduler ADDRESS (e.g. "
+                             "tcp://127.0.0.1:8786)")
+    try:
+        client = Client(scheduler, timeout="20s")
+    except OSError as exc:
+        raise MarginsimError(f"--scheduler {scheduler}: cannot connect: {exc}") from None
+    try:
+        client.run(_configure_dask_worker, worker_env())
+        yield
+    finally:
+        client.close()
+
+
+def _check_reachable(address: str, timeout_seconds: float = 5.0) -> None:
+    """Refuse a ``HOST:PORT`` (or ``ray://HOST:PORT``) that does not accept a connection.
+
+    Ray itself retries an unreachable address for minutes; this fails in seconds.
+    ``auto`` and addresses without a port are left to Ray.
+    """
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout_seconds).close()
+    except OSError as exc:
+        raise MarginsimError(f"--scheduler {address}: cannot connect to Ray: {exc}") from None
+
+
+@contextmanager
+def ray_session(address: str | None, jobs: int) -> Iterator[None]:
+    """Join the Ray cluster at ``address``, or start a local one, for the block.
+
+    Parameters
+    ----------
+    address : str or None
+        A Ray address (``HOST:6379``, ``ray://HOST:10001`` or ``auto``). Without one a
+        local Ray instance is started with ``jobs`` CPUs (every core when ``jobs < 1``)
+        and stopped at the end.
+    jobs : int
+        CPUs of a local instance.
+
+    Raises
+    ------
+    MarginsimError
+        When ``ray`` is not installed or the cluster cannot be reached.
+    """
+    try:
+        import ray
+        from ray.util.joblib import register_ray
+    except ImportError:
+        raise MarginsimError("--backend ray needs the ray extra: pip install "
+                             "'marginsim[ray]'") from None
+    # joblib's Ray pool warns that it ignores the multiprocessing context: not ours to fix
+    logging.getLogger("ray.util.multiprocessing.pool").setLevel(logging.ERROR)
+    started = not ray.is_initialized()
+    if started and address:
+        _check_reachable(address)
+    if started:
+        options: dict[str, Any] = {"runtime_env": {"env_vars": worker_env()},
+                                   "include_dashboard": False, "log_to_driver": False,
+                                   "logging_level": logging.WARNING}
+        if address:
+            options["address"] = address
+        else:  # a private instance on the loopback interface, this run's CPUs only
+            options["num_cpus"] = jobs if jobs > 0 else (os.cpu_count() or 1)
+            options["_node_ip_address"] = "127.0.0.1"
+        try:
+            ray.init(**options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = address or "a local instance"
+            raise MarginsimError(f"--scheduler {where}: cannot start or join Ray: "
+                                 f"{exc}") from None
+    register_ray()
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+@contextmanager
+def session(backend: str, scheduler: str | None, jobs: int) -> Iterator[None]:
+    """Hold what ``backend`` needs (a Dask client, a Ray instance) for the block.
+
+    Parameters
+    ----------
+    backend : {"loky", "dask", "ray"}
+    scheduler : str or None
+        The cluster's address (Dask: required; Ray: optional, a local instance without it).
+    jobs : int
+        CPUs of a local Ray instance.
+    """
+    check_backend(backend)
+    if backend == "dask":
+        with dask_session(scheduler):
+            yield
+    elif backend == "ray":
+        with ray_session(scheduler, jobs):
+            yield
+    else:
+        yield
+
+
+def dispatch(func: Callable[[Any, Any], Any], shared: Any, tasks: list[Any], backend: str,
+             jobs: int) -> Iterable[Any]:
+    """Run ``func(shared, task)`` for every task; the results come back in task order.
+
+    Parameters
+    ----------
+    func : callable
+        A picklable function of the shared context and one task.
+    shared : object
+        What every task needs (shipped with each task).
+    tasks : list
+        The tasks, in the order their results are wanted.
+    backend : {"loky", "dask", "ray"}
+        For ``dask`` and ``ray`` the caller holds a :func:`session`; ``loky`` runs
+        ``jobs`` local processes (every core when ``jobs < 1``; in this process when 1).
+    jobs : int
+        Worker processes of the loky backend.
+
+    Returns
+    -------
+    iterable
+        The results, lazily for loky (so progress can be shown as chunks finish).
+    """
+    if not tasks:
+        return iter(())
+    if backend == "dask":
+        with parallel_config(backend="dask", wait_for_workers_timeout=60):
+            return iter(Parallel(n_jobs=-1)(delayed(func)(shared, t) for t in tasks))
+    if backend == "ray":
+        with parallel_config(backend="ray"):
+            return iter(Parallel(n_jobs=-1)(delayed(func)(shared, t) for t in tasks))
+    n_jobs = min(jobs if jobs > 0 else (os.cpu_count() or 1), len(tasks))
+    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")
+    return parallel(delayed(func)(shared, t) for t in tasks)

@@ -1,0 +1,612 @@
+"""Invariants of the margin engine, recomputed from its outputs alone (``docs/engine.md``).
+
+``tests/test_venue_properties.py`` checks the fund identity, the signs of bad debt, that no
+unit is left liquidatable, a monotonicity and determinism. The properties here read the
+replay's events, its saved closing marks and the exogenous paths, and rebuild from them,
+with rules written out below (not the engine's code), what must hold on random books
+(cross and isolated, linear and inverse perpetuals, asset collateral), venues (every
+liquidation mode, backstop, ADL, flat or tiered maintenance, funding, margin calls) and
+paths (random walks with gaps, with and without impact):
+
+- **conservation**: every dollar an account gains or loses is accounted for by the mark
+  moves of what the book holds, the fills' cost against the mark (impact), fees, bad debt
+  written off, ADL transfers and funding (:func:`conservation_terms` states the identity);
+- **liquidations only below maintenance**: replaying each unit's balance, collateral and
+  positions from the events, every unit liquidated in a round had equity below its
+  maintenance at that round's marks, every live unit not liquidated did not, and none is
+  left below after a step's last round;
+- the account PnL the engine reports is what that rebuilt ledger says;
+- the same invariants on the CLI's files for a few shipped scenarios (``paths/`` against
+  ``events/``).
+
+The book's and paths' numpy seed is drawn by ``hypothesis`` (derandomised, bounded), so a
+failure prints all that is needed to rebuild it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from simulator.behaviour_config import Behaviour
+from simulator.book import Book, build_book
+from simulator.margin import EngineRules, ReplayResult, codes, replay
+from simulator.margin.engine import account_nav_coefficients
+from simulator.runner import run as run_scenario
+from simulator.scenario import Liquidity, Venue, load_scenario
+
+from .test_venue_properties import (
+    SYMBOLS,
+    Setup,
+    derivatives_setup,
+    half_lives,
+    impacts,
+    lending_setup,
+    lending_venues,
+    maintenance,
+    n_assets_st,
+    seeds,
+    venues,
+)
+
+SETTINGS = settings(max_examples=25, deadline=None, database=None, derandomize=True,
+                    print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+#: relative tolerance of every identity, on the gross flows it adds up
+RTOL = 1e-9
+#: hours per step of the random setups (funding intervals are multiples of it)
+STEP_HOURS = 1.0
+
+LIQ_KINDS = (codes.KIND_LIQUIDATION, codes.KIND_BACKSTOP)
+FILL_KINDS = (codes.KIND_LIQUIDATION, codes.KIND_BACKSTOP, codes.KIND_REDUCE)
+POSITION_INSTRUMENTS = (codes.INSTRUMENT_PERP, codes.INSTRUMENT_INVERSE)
+
+
+# ---------------------------------------------------------------------------------------
+# Setups: the random books of test_venue_properties, some positions made inverse
+# ---------------------------------------------------------------------------------------
+
+
+def with_inverse(book: Book, rng: np.random.Generator, share: float) -> Book:
+    """The same book with about ``share`` of its positions inverse (coin-margined): the
+    same USD notional ``qty x entry`` as contracts of 1 USD. Unit splits depend only on
+    that notional, so the units are unchanged."""
+    inverse = rng.random(len(book.pos_qty)) < share
+    return replace(book, pos_kind=np.where(inverse, codes.POS_INVERSE, codes.POS_LINEAR),
+                   pos_qty=np.where(inverse, book.pos_qty * book.pos_entry, book.pos_qty))
+
+
+@st.composite
+def behaviours(draw) -> Behaviour | None:
+    """No margin calls, or calls at 1.5 x maintenance answered by a top-up or a cut."""
+    if draw(st.booleans()):
+        return None
+    return Behaviour(margin_call_ratio=1.5, answer_probability=draw(st.sampled_from([0.5, 1.0])),
+                     delay_steps=draw(st.integers(1, 2)),
+                     action=draw(st.sampled_from(["top_up", "reduce"])), target_ratio=2.0,
+                     reserve_ratio=0.5)
+
+
+@st.composite
+def funded_venues(draw, adl=None) -> Venue:
+    """A venue of ``test_venue_properties.venues``, with funding off, constant or premium."""
+    venue = draw(venues(adl=adl))
+    mode = draw(st.sampled_from(["off", "constant", "premium"]))
+    if mode == "off":
+        return venue
+    return replace(venue, funding=mode,
+                   funding_rate=draw(st.sampled_from([-0.002, 0.0005, 0.003])),
+                   funding_interval_hours=draw(st.sampled_from([1.0, 2.0])) * STEP_HOURS,
+                   funding_cap=0.01)
+
+
+def replay_setup(s: Setup, venue: Venue, liquidity: Liquidity,
+                 behaviour: Behaviour | None = None, full_scan: bool = False,
+                 rng_key: int = 12345) -> ReplayResult:
+    """Replay ``s`` keeping every path's closing marks."""
+    rules = EngineRules.from_scenario(venue, liquidity, s.market, full_scan=full_scan,
+                                      behaviour=behaviour, step_hours=STEP_HOURS)
+    return replay(s.exo, s.depth, s.book, rules, initial_events=64, save_marks=s.exo.shape[0],
+                  rng_key=rng_key)
+
+
+def step_start_marks(exo: np.ndarray, close: np.ndarray, t: int, decay: float) -> np.ndarray:
+    """Marks at the start of step ``t``, before any round: the exogenous price times the
+    previous step's accumulated impact (``close / exo``), decayed once."""
+    return exo[t] * np.exp(decay * np.log(close[t - 1] / exo[t - 1]))
+
+
+@dataclass(frozen=True)
+class Funding:
+    """Funding every ``interval`` steps (0: off) at ``rate``, or at the premium."""
+
+    interval: int
+    rate: float
+    premium: bool
+    cap: float
+
+    @classmethod
+    def of(cls, venue: Venue) -> Funding:
+        if venue.funding == "off" or venue.lending:
+            return cls(0, 0.0, False, 0.0)
+        return cls(round(venue.funding_interval_hours / STEP_HOURS), venue.funding_rate,
+                   venue.funding == "premium", venue.funding_cap)
+
+    def rates(self, t: int, marks: np.ndarray, exo_t: np.ndarray) -> np.ndarray | None:
+        """Funding rate per asset paid at step ``t``, or None when none is due."""
+        if self.interval == 0 or t % self.interval:
+            return None
+        if not self.premium:
+            return np.full(len(marks), self.rate)
+        return np.clip(self.rate + (marks / exo_t - 1.0), -self.cap, self.cap)
+
+
+def path_events(res: ReplayResult, path: int) -> tuple[np.ndarray, np.ndarray]:
+    on = res.ev_i[:, codes.EI_PATH] == path
+    return res.ev_i[on], res.ev_f[on]
+
+
+def book_scale(book: Book, prices: np.ndarray) -> float:
+    """Gross USD size of the book at ``prices``: balances, collateral and both legs of
+    every position (a yardstick for rounding)."""
+    inverse = book.pos_kind == codes.POS_INVERSE
+    mark = prices[book.pos_asset]
+    per_contract = np.divide(mark, book.pos_entry, out=np.zeros(len(mark)), where=inverse)
+    legs = np.abs(book.pos_qty) * np.where(inverse, 1.0 + per_contract, book.pos_entry + mark)
+    return float(np.abs(book.unit_usd).sum() + (np.abs(book.unit_coll) @ prices).sum()
+                 + legs.sum())
+
+
+# ---------------------------------------------------------------------------------------
+# (a) Conservation: the book's PnL closes against the market, the fund and the venue
+# ---------------------------------------------------------------------------------------
+
+
+def conservation_terms(res: ReplayResult, s: Setup, path: int, decay: float,
+                       funding: Funding, lending: bool) -> dict[str, float]:
+    """The terms of the conservation identity of one path, from its events and marks.
+
+    Let ``X_a`` be the book's net coin exposure in asset ``a``: summed over every unit,
+    its collateral ``coll[u, a]`` plus linear quantities plus inverse ``qty / entry``.
+    Its NAV is ``sum_u usd_u + sum_a X_a M_a`` less constants (the positions' entry
+    costs), so between two events the book's NAV moves by ``X . dM``, and at an event by
+    what the event moves. Summed over accounts (``pnl`` leaves top-ups out):
+
+    ``sum pnl = MTM - IMPACT - ADL - FEES + BAD_DEBT - FUNDING``   (derivatives)
+    ``sum pnl = MTM + TRANSFER + BAD_DEBT``                         (lending)
+
+    - ``MTM = sum over every mark change of X_a dM_a``: the exogenous moves and the
+      impact of the book's own flow; ``X_a`` changes only at events in ``a`` (and
+      inverse funding), whose mark is the mark of that moment;
+    - ``IMPACT = sum qty (exec - mark) k`` over liquidation, backstop and reduce fills
+      and collateral sales (``k = 1``; ``1 / exec`` for an inverse fill, whose ``qty`` is
+      USD contracts and whose PnL is paid in coin, so the coin it leaves is
+      ``qty / exec``): what the market took for taking the flow;
+    - ``ADL`` the same sum over ADL fills: each counterparty closes at the bankruptcy
+      price and gives up exactly the bad debt it covers (checked: ``ADL`` equals the
+      ADL events' ``bad_debt``);
+    - ``FEES`` the fees to the fund; ``BAD_DEBT`` the negative balances written off
+      (paid by the fund, by ADL counterparties, or socialised);
+    - ``FUNDING = sum over funding steps and assets of rate (QL_a M_a + QI_a)``, ``QL`` /
+      ``QI`` the book's net linear / inverse quantities: what the book pays the venue
+      (zero when longs and shorts balance);
+    - lending: ``TRANSFER = sum qty mark`` over the liquidation events (debt repaid,
+      collateral seized, both at the oracle price) = ``-(seized - repaid)``, the bonus
+      (the protocol's fee included); a written-off asset debt also leaves the book's
+      exposure (``bad_debt / mark`` coins).
+
+    With ``fund_end - fund0 = FEES - fund paid`` and ``BAD_DEBT = fund paid + ADL +
+    socialised`` it reads, on a derivatives venue,
+    ``sum pnl + (fund_end - fund0) + IMPACT + FUNDING = MTM + SOCIALISED``: what the
+    accounts and the fund gain together is what the marks paid the book's exposure, less
+    what the market took for immediacy and the net funding, plus the losses socialised
+    away (which no account pays).
+    """
+    exo, close = s.exo[path], res.marks[path]
+    book = s.book
+    inverse = book.pos_kind == codes.POS_INVERSE
+    n_assets = exo.shape[1]
+    coin = np.divide(book.pos_qty, book.pos_entry, out=book.pos_qty.copy(), where=inverse)
+    x = book.unit_coll.sum(axis=0) + np.bincount(book.pos_asset, coin, minlength=n_assets)
+    ql = np.bincount(book.pos_asset, np.where(inverse, 0.0, book.pos_qty), minlength=n_assets)
+    qi = np.bincount(book.pos_asset, np.where(inverse, book.pos_qty, 0.0), minlength=n_assets)
+    last = exo[0].copy()
+    t_ = dict(mtm=0.0, impact=0.0, adl=0.0, fees=0.0, bad_debt=0.0, funding=0.0,
+              transfer=0.0, socialised=0.0, adl_covered=0.0, gross=0.0)
+
+    def move(a: int, mark: float) -> None:
+        t_["mtm"] += x[a] * (mark - last[a])
+        t_["gross"] += abs(x[a]) * (abs(mark) + abs(last[a]))
+        last[a] = mark
+
+    ev_i, ev_f = path_events(res, path)
+    steps = exo.shape[0] - 1
+    for t in range(1, steps + 1):
+        m0 = step_start_marks(exo, close, t, decay)
+        for a in range(n_assets):
+            move(a, m0[a])
+        rate = funding.rates(t, m0, exo[t])
+        if rate is not None:
+            pay = rate * (ql * m0 + qi)
+            t_["funding"] += pay.sum()
+            t_["gross"] += np.abs(pay).sum()
+            x -= qi * rate / m0
+        for k in np.flatnonzero(ev_i[:, codes.EI_STEP] == t):
+            kind, inst, a = (int(v) for v in ev_i[k, [codes.EI_KIND, codes.EI_INSTRUMENT,
+                                                      codes.EI_ASSET]])
+            qty, mark, exe = ev_f[k, [codes.EF_QTY, codes.EF_MARK, codes.EF_EXEC]]
+            fee, bd = ev_f[k, codes.EF_FEE], ev_f[k, codes.EF_BAD_DEBT]
+            if a >= 0:
+                move(a, mark)
+            t_["gross"] += abs(qty * mark) + abs(qty * exe) + fee + bd
+            if kind == codes.KIND_SOCIALISED:
+                t_["socialised"] += bd
+                continue
+            if kind == codes.KIND_TOP_UP:
+                continue  # a deposit: left out of pnl
+            if lending:
+                assert kind == codes.KIND_LIQUIDATION
+                t_["transfer"] += qty * mark
+                t_["bad_debt"] += bd
+                t_["fees"] += fee
+                if a >= 0:
+                    x[a] += qty
+                    if inst == codes.INSTRUMENT_DEBT:
+                        x[a] += bd / mark  # the rest of the debt, written off
+                continue
+            if a >= 0 and inst != codes.INSTRUMENT_DEBT:
+                cost = qty * (exe - mark)
+                if inst == codes.INSTRUMENT_INVERSE:
+                    cost /= exe
+                    x[a] += qty / exe
+                    qi[a] += qty
+                else:
+                    x[a] += qty
+                    if inst == codes.INSTRUMENT_PERP:
+                        ql[a] += qty
+                if kind == codes.KIND_ADL:
+                    t_["adl"] += cost
+                    t_["adl_covered"] += bd
+                    continue
+                assert kind in FILL_KINDS, kind
+                t_["impact"] += cost
+            t_["fees"] += fee
+            t_["bad_debt"] += bd
+        for a in range(n_assets):
+            move(a, close[t, a])
+    return t_
+
+
+def check_conservation(res: ReplayResult, s: Setup, venue: Venue, liquidity: Liquidity,
+                       ) -> None:
+    """The identity of :func:`conservation_terms` on every path, to ``RTOL`` of the gross
+    flows; the engine's account PnL is the left-hand side."""
+    book = s.book
+    s0 = s.exo[0, 0]
+    pnl = res.account_pnl(account_nav_coefficients(book), s0).sum(axis=1)
+    funding = Funding.of(venue)
+    fund0 = venue.insurance_fund_usd
+    for i in range(s.exo.shape[0]):
+        t_ = conservation_terms(res, s, i, liquidity.decay_per_step, funding, venue.lending)
+        pf = res.path_f[i]
+        scale = t_["gross"] + book_scale(book, s0) + book_scale(book, res.final_price[i])
+        tol = RTOL * scale
+        if venue.lending:
+            rhs = t_["mtm"] + t_["transfer"] + t_["bad_debt"]
+        else:
+            rhs = (t_["mtm"] - t_["impact"] - t_["adl"] - t_["fees"] + t_["bad_debt"]
+                   - t_["funding"])
+        assert abs(pnl[i] - rhs) <= tol, (i, pnl[i], rhs, t_)
+        # the per-path records are the sums the identity used
+        assert abs(t_["fees"] - pf[codes.PF_FEES]) <= tol, i
+        assert abs(t_["bad_debt"] - pf[codes.PF_BAD_DEBT]) <= tol, i
+        assert abs(t_["socialised"] - pf[codes.PF_SOCIALISED]) <= tol, i
+        # each ADL counterparty gives up exactly the bad debt it covers
+        assert abs(t_["adl"] - t_["adl_covered"]) <= tol, (i, t_)
+        # accounts and fund together: MTM - IMPACT - FUNDING + SOCIALISED (+ fees on a
+        # lending venue, where the protocol's fee comes out of the liquidators' bonus)
+        together = pnl[i] + pf[codes.PF_FUND_END] - fund0
+        if venue.lending:
+            expect = t_["mtm"] + t_["transfer"] + t_["fees"] + t_["socialised"]
+        else:
+            expect = t_["mtm"] - t_["impact"] - t_["funding"] + t_["socialised"]
+        assert abs(together - expect) <= tol + RTOL * fund0, (i, together, expect, t_)
+
+
+# ---------------------------------------------------------------------------------------
+# (b) Liquidations only below maintenance: a ledger of every unit, rebuilt from the events
+# ---------------------------------------------------------------------------------------
+
+
+class Ledger:
+    """Every unit's USD balance, collateral and positions on one path, moved by the
+    events as ``docs/engine.md`` settles them, and its equity and maintenance at any
+    marks (computed here from the venue's brackets, not by the engine)."""
+
+    def __init__(self, book: Book, venue: Venue, haircut: np.ndarray,
+                 prices: np.ndarray) -> None:
+        self.book, self.venue, self.haircut, self.prices = book, venue, haircut, prices
+        self.usd = book.unit_usd.copy()
+        self.coll = book.unit_coll.copy()
+        self.qty = book.pos_qty.copy()
+        self.inverse = book.pos_kind == codes.POS_INVERSE
+        self.pos_unit = book.pos_unit
+        self.topups = np.zeros(book.n_units)
+        key = [(int(u), int(a), int(k)) for u, a, k in
+               zip(self.pos_unit, book.pos_asset, book.pos_kind, strict=True)]
+        assert len(set(key)) == len(key), "one position per unit, asset and kind"
+        self.position = {k: p for p, k in enumerate(key)}
+        # rounding yardstick per unit: its gross size at the initial prices (a balance
+        # rebuilt by sums is "0" within it)
+        legs = np.abs(book.pos_qty) * np.where(self.inverse, 2.0, 2.0 * book.pos_entry)
+        self.size0 = (np.abs(book.unit_usd) + np.abs(book.unit_coll) @ prices
+                      + np.bincount(self.pos_unit, legs, minlength=book.n_units))
+
+    def pos(self, u: int, a: int, inst: int) -> int:
+        kind = codes.POS_INVERSE if inst == codes.INSTRUMENT_INVERSE else codes.POS_LINEAR
+        return self.position[(u, a, kind)]
+
+    def live(self, u: int) -> bool:
+        lo, hi = self.book.unit_pos_start[u], self.book.unit_pos_start[u + 1]
+        tol = RTOL * self.size0[u]
+        return bool((self.qty[lo:hi] != 0.0).any() or self.usd[u] < -tol
+                    or (self.coll[u] * self.prices < -tol).any())
+
+    def equity_mm_scale(self, u: int, marks: np.ndarray) -> tuple[float, float, float]:
+        """Equity, maintenance and a rounding yardstick of unit ``u`` at ``marks``."""
+        coll = self.coll[u]
+        weight = np.where(coll >= 0.0, 1.0 - self.haircut, 1.0)
+        equity = self.usd[u] + float((coll * marks * weight).sum())
+        scale = abs(self.usd[u]) + float(np.abs(coll * marks).sum())
+        mm = 0.0
+        for p in range(self.book.unit_pos_start[u], self.book.unit_pos_start[u + 1]):
+            q = self.qty[p]
+            if q == 0.0:
+                continue
+            a, entry, m = self.book.pos_asset[p], self.book.pos_entry[p], marks[
+                self.book.pos_asset[p]]
+            if self.inverse[p]:
+                equity += q * (m / entry - 1.0)
+                notional = abs(q)
+                scale += abs(q) * (m / entry + 1.0)
+            else:
+                equity += q * (m - entry)
+                notional = abs(q) * m
+                scale += abs(q) * (m + entry)
+            mm += maintenance(self.venue, SYMBOLS[a], notional)
+        return equity, mm, scale + mm + self.size0[u]
+
+    def nav(self, u: int, marks: np.ndarray) -> float:
+        """Net asset value (no haircut) of unit ``u`` at ``marks``."""
+        lo, hi = self.book.unit_pos_start[u], self.book.unit_pos_start[u + 1]
+        q, entry = self.qty[lo:hi], self.book.pos_entry[lo:hi]
+        m = marks[self.book.pos_asset[lo:hi]]
+        value = np.where(self.inverse[lo:hi], q * (m / entry - 1.0), q * (m - entry))
+        return float(self.usd[u] + self.coll[u] @ marks + value.sum())
+
+    def fund(self, rate: np.ndarray, marks: np.ndarray) -> None:
+        """Funding: linear payers in USD, inverse ones in coin."""
+        for p in np.flatnonzero(self.qty != 0.0):
+            u, a = self.pos_unit[p], self.book.pos_asset[p]
+            if self.inverse[p]:
+                self.coll[u, a] -= self.qty[p] * rate[a] / marks[a]
+            else:
+                self.usd[u] -= self.qty[p] * marks[a] * rate[a]
+
+    def fill(self, ei: np.ndarray, ef: np.ndarray) -> None:
+        """Apply one liquidation, backstop, ADL, reduce, top-up or collateral event."""
+        u, inst, a = int(ei[codes.EI_UNIT]), int(ei[codes.EI_INSTRUMENT]), int(ei[codes.EI_ASSET])
+        qty, exe = ef[codes.EF_QTY], ef[codes.EF_EXEC]
+        if int(ei[codes.EI_KIND]) == codes.KIND_TOP_UP:
+            self.usd[u] += qty
+            self.topups[u] += qty
+            return
+        if inst in POSITION_INSTRUMENTS:
+            p = self.pos(u, a, inst)
+            c = -qty  # the closed quantity
+            entry = self.book.pos_entry[p]
+            if inst == codes.INSTRUMENT_INVERSE:
+                self.coll[u, a] += c * (1.0 / entry - 1.0 / exe)
+            else:
+                self.usd[u] += c * (exe - entry)
+            left = self.qty[p] - c
+            # a full close sets the quantity to exactly 0
+            self.qty[p] = 0.0 if abs(left) <= 1e-12 * abs(self.qty[p]) else left
+        elif inst == codes.INSTRUMENT_COLLATERAL and a >= 0:
+            sold = -qty  # a full liquidation sells all of it (buys back a coin debt)
+            assert math.isclose(sold, self.coll[u, a], rel_tol=1e-9,
+                                abs_tol=1e-12 * (1.0 + abs(sold))), (sold, self.coll[u, a])
+            self.usd[u] += sold * exe
+            self.coll[u, a] = 0.0
+        self.usd[u] -= ef[codes.EF_FEE]
+        if int(ei[codes.EI_KIND]) in LIQ_KINDS:
+            self.usd[u] += ef[codes.EF_BAD_DEBT]  # the negative balance written off
+
+
+def check_liquidations_below_maintenance(res: ReplayResult, s: Setup, venue: Venue,
+                                         liquidity: Liquidity) -> dict[str, int]:
+    """Rebuild every unit on every path from the events and check, at each round's marks,
+    that the units liquidated are exactly the live units with ``E < MM`` (up to rounding),
+    and that after a step's last round none is below. The marks are rebuilt too: the
+    step-start marks from the exogenous path and the previous close, each round's from
+    its events (``mark`` is the round-start mark, and ``exec = M + (M2 - M) / (1 + alpha)``
+    gives the next one), and they must meet the saved closing marks. Returns counts of
+    what was checked."""
+    book = s.book
+    haircut = 1.0 - np.array([venue.collateral_weight(a.symbol, a.haircut)
+                              for a in s.market.assets])
+    alpha, decay = liquidity.alpha, liquidity.decay_per_step
+    funding = Funding.of(venue)
+    acct_navk = account_nav_coefficients(book)
+    pnl = res.account_pnl(acct_navk, s.exo[0, 0])
+    seen = dict(liquidated=0, checked=0)
+    for i in range(s.exo.shape[0]):
+        exo, close = s.exo[i], res.marks[i]
+        ledger = Ledger(book, venue, haircut, exo[0])
+        nav0 = np.array([ledger.nav(u, exo[0]) for u in range(book.n_units)])
+        ev_i, ev_f = path_events(res, i)
+
+        def check(marks: np.ndarray, liquidated: set[int], where: tuple) -> None:
+            for u in range(book.n_units):
+                if not ledger.live(u):
+                    assert u not in liquidated, (where, u, "not live")
+                    continue
+                equity, mm, scale = ledger.equity_mm_scale(u, marks)
+                if abs(equity - mm) <= RTOL * scale:
+                    continue  # too close to call after rounding
+                seen["checked"] += 1
+                assert (equity < mm) == (u in liquidated), (where, u, equity, mm)
+
+        for t in range(1, exo.shape[0]):
+            marks = step_start_marks(exo, close, t, decay)
+            rate = funding.rates(t, marks, exo[t])
+            if rate is not None:
+                ledger.fund(rate, marks)
+            on = ev_i[:, codes.EI_STEP] == t
+            rnd, kind = ev_i[:, codes.EI_ROUND], ev_i[:, codes.EI_KIND]
+            for k in np.flatnonzero(on & (rnd == 0)):  # answers to margin calls
+                assert kind[k] in (codes.KIND_TOP_UP, codes.KIND_REDUCE)
+                if kind[k] == codes.KIND_REDUCE:
+                    a = ev_i[k, codes.EI_ASSET]
+                    assert math.isclose(ev_f[k, codes.EF_MARK], marks[a], rel_tol=1e-12)
+                ledger.fill(ev_i[k], ev_f[k])
+            n_rounds = int(rnd[on].max()) if on.any() else 0
+            for r in range(1, n_rounds + 1):
+                here = on & (rnd == r)
+                settle = np.flatnonzero(here & np.isin(kind, LIQ_KINDS))
+                assert len(settle), (i, t, r, "a round without a liquidation")
+                for k in settle:
+                    a = ev_i[k, codes.EI_ASSET]
+                    if a >= 0:
+                        assert math.isclose(ev_f[k, codes.EF_MARK], marks[a], rel_tol=1e-10)
+                        marks[a] = ev_f[k, codes.EF_MARK]
+                units = {int(u) for u in ev_i[settle, codes.EI_UNIT]}
+                seen["liquidated"] += len(units)
+                check(marks, units, (i, t, r))
+                new = marks.copy()
+                for k in settle:
+                    ledger.fill(ev_i[k], ev_f[k])
+                    a = ev_i[k, codes.EI_ASSET]
+                    if a >= 0 and kind[k] == codes.KIND_LIQUIDATION:
+                        m, x = ev_f[k, codes.EF_MARK], ev_f[k, codes.EF_EXEC]
+                        new[a] = m + (1.0 + alpha) * (x - m)
+                for u in units:  # bankrupt units end at exactly 0
+                    if ev_f[settle[ev_i[settle, codes.EI_UNIT] == u], codes.EF_BAD_DEBT].sum():
+                        assert abs(ledger.usd[u]) <= RTOL * (1.0 + abs(nav0[u])), ledger.usd[u]
+                        ledger.usd[u] = 0.0
+                marks = new
+                for k in np.flatnonzero(here & ~np.isin(kind, LIQ_KINDS)):
+                    assert kind[k] in (codes.KIND_ADL, codes.KIND_SOCIALISED), kind[k]
+                    a = ev_i[k, codes.EI_ASSET]
+                    if a >= 0:
+                        assert math.isclose(ev_f[k, codes.EF_MARK], marks[a], rel_tol=1e-10)
+                    if kind[k] == codes.KIND_ADL:
+                        ledger.fill(ev_i[k], ev_f[k])
+            np.testing.assert_allclose(marks, close[t], rtol=1e-10)
+            check(close[t], set(), (i, t, "after the cascade"))
+        # the engine's account PnL: final NAV - initial NAV - top-ups, per account
+        nav_end = np.array([ledger.nav(u, close[-1]) for u in range(book.n_units)])
+        mine = np.bincount(book.unit_account, nav_end - nav0 - ledger.topups,
+                           minlength=book.n_accounts)
+        scale = book_scale(book, exo[0]) + book_scale(book, close[-1])
+        np.testing.assert_allclose(pnl[i], mine, rtol=0, atol=RTOL * scale)
+    return seen
+
+
+# ---------------------------------------------------------------------------------------
+# The properties
+# ---------------------------------------------------------------------------------------
+
+
+def derivatives_case(seed: int, venue: Venue, n_assets: int, n_accounts: int, n_paths: int,
+                     steps: int, inverse_share: float, p_isolated: float = 0.5) -> Setup:
+    s = derivatives_setup(seed, venue, n_assets, n_accounts, n_paths, steps, p_isolated)
+    rng = np.random.default_rng(seed + 1)
+    return replace(s, book=with_inverse(s.book, rng, inverse_share))
+
+
+@SETTINGS
+@given(seed=seeds, venue=funded_venues(), behaviour=behaviours(), impact=impacts,
+       half_life=half_lives, inverse_share=st.sampled_from([0.0, 0.4]), n_assets=n_assets_st,
+       n_accounts=st.integers(2, 20), n_paths=st.integers(1, 4), steps=st.integers(2, 10))
+def test_conservation_of_the_book_pnl(seed, venue, behaviour, impact, half_life,
+                                      inverse_share, n_assets, n_accounts, n_paths, steps):
+    """Derivatives: the accounts' PnL closes against mark moves, impact, fees, bad debt,
+    ADL and funding on every path (:func:`conservation_terms`); and a second replay, and
+    the full-scan kernel, give the same bytes."""
+    s = derivatives_case(seed, venue, n_assets, n_accounts, n_paths, steps, inverse_share)
+    liquidity = Liquidity(impact=impact, half_life_steps=half_life)
+    res = replay_setup(s, venue, liquidity, behaviour)
+    check_conservation(res, s, venue, liquidity)
+    for full_scan in (False, True):
+        again = replay_setup(s, venue, liquidity, behaviour, full_scan=full_scan)
+        for key, arr in res.__dict__.items():
+            assert arr.tobytes() == getattr(again, key).tobytes(), (full_scan, key)
+
+
+@SETTINGS
+@given(seed=seeds, venue=lending_venues(), impact=impacts, half_life=half_lives,
+       n_assets=n_assets_st, n_accounts=st.integers(2, 20), n_paths=st.integers(1, 4),
+       steps=st.integers(2, 10))
+def test_conservation_on_a_lending_venue(seed, venue, impact, half_life, n_assets, n_accounts,
+                                         n_paths, steps):
+    """Lending: the accounts' PnL is the mark moves, less the liquidators' bonus, plus the
+    debt written off."""
+    s = lending_setup(seed, n_assets, n_accounts, n_paths, steps)
+    liquidity = Liquidity(impact=impact, half_life_steps=half_life)
+    check_conservation(replay_setup(s, venue, liquidity), s, venue, liquidity)
+
+
+@SETTINGS
+@given(seed=seeds, venue=funded_venues(), behaviour=behaviours(), impact=impacts,
+       half_life=half_lives, inverse_share=st.sampled_from([0.0, 0.4]),
+       p_isolated=st.sampled_from([0.0, 0.5, 1.0]), n_assets=n_assets_st,
+       n_accounts=st.integers(2, 30), n_paths=st.integers(1, 4), steps=st.integers(2, 10))
+def test_liquidations_only_below_maintenance(seed, venue, behaviour, impact, half_life,
+                                             inverse_share, p_isolated, n_assets, n_accounts,
+                                             n_paths, steps):
+    """Each round liquidates exactly the live units with equity below maintenance at its
+    marks, none is left below after a step, and account PnL is the rebuilt ledger's."""
+    s = derivatives_case(seed, venue, n_assets, n_accounts, n_paths, steps, inverse_share,
+                         p_isolated)
+    liquidity = Liquidity(impact=impact, half_life_steps=half_life)
+    check_liquidations_below_maintenance(replay_setup(s, venue, liquidity, behaviour), s,
+                                         venue, liquidity)
+
+
+def test_the_invariants_see_real_cascades():
+    """On fixed draws the checks above meet multi-round cascades, partial closes, ADL,
+    backstops, inverse positions, funding and margin-call answers, and the ledger checks
+    thousands of units on both sides of maintenance."""
+    seen: set[str] = set()
+    counts = dict(liquidated=0, checked=0)
+    for seed in range(3):
+        for mode, adl, backstop, impact in (("full", True, 0.0, "linear"),
+                                            ("partial", False, 2.0 / 3.0, "sqrt"),
+                                            ("incremental", True, 0.0, "none")):
+            venue = Venue(liquidation=mode, adl=adl, backstop_ratio=backstop,
+                          insurance_fund_usd=100.0, liquidation_fee_rate=0.01,
+                          maintenance_margin_rate=0.02, max_cascade_rounds=10_000,
+                          funding="premium", funding_interval_hours=2.0, funding_rate=0.001)
+            behaviour = Behaviour(margin_call_ratio=1.5, answer_probability=1.0,
+                                  action="reduce" if seed % 2 else "top_up")
+            s = derivatives_case(seed, venue, 3, 20, 4, 8, 0.4)
+            liquidity = Liquidity(impact, 0.0)
+            res = replay_setup(s, venue, liquidity, behaviour)
+            check_conservation(res, s, venue, liquidity)
+            got = check_liquidations_below_maintenance(res, s, venue, liquidity)
+            counts = {k: counts[k] + got[k] for k in counts}
+            seen |= {codes.KIND_NAMES[k] for k in np.unique(res.ev_i[:, codes.EI_KIND])}
+            seen |= {codes.INSTRUMENT_NAMES[k]
+                     for k in np.unique(res.ev_i[:, codes.EI_INSTRUMENT])}
+            if (res.path_i[:, codes.PI_MAX_ROUNDS] > 1).any():
+                seen.add("rounds>1")
+    expected = {"liquidation", "adl", "backstop", "socialised", "top_up", "reduce", "perp",
+                "inverse", "collateral", "rounds>1"}
+    assert expected <= seen, expected - seen
+    assert counts["liquidated"] > 50 and counts["checked"] > 1000, counts

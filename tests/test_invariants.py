@@ -29,16 +29,17 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from simulator import cli
 from simulator.behaviour_config import Behaviour
 from simulator.book import Book, build_book
 from simulator.margin import EngineRules, ReplayResult, codes, replay
 from simulator.margin.engine import account_nav_coefficients
-from simulator.runner import run as run_scenario
 from simulator.scenario import Liquidity, Venue, load_scenario
 
 from .test_venue_properties import (
@@ -55,7 +56,7 @@ from .test_venue_properties import (
     venues,
 )
 
-SETTINGS = settings(max_examples=25, deadline=None, database=None, derandomize=True,
+SETTINGS = settings(max_examples=50, deadline=None, database=None, derandomize=True,
                     print_blob=True, suppress_health_check=[HealthCheck.too_slow])
 #: relative tolerance of every identity, on the gross flows it adds up
 RTOL = 1e-9
@@ -131,10 +132,10 @@ class Funding:
     cap: float
 
     @classmethod
-    def of(cls, venue: Venue) -> Funding:
+    def of(cls, venue: Venue, step_hours: float = STEP_HOURS) -> Funding:
         if venue.funding == "off" or venue.lending:
             return cls(0, 0.0, False, 0.0)
-        return cls(round(venue.funding_interval_hours / STEP_HOURS), venue.funding_rate,
+        return cls(round(venue.funding_interval_hours / step_hours), venue.funding_rate,
                    venue.funding == "premium", venue.funding_cap)
 
     def rates(self, t: int, marks: np.ndarray, exo_t: np.ndarray) -> np.ndarray | None:
@@ -167,9 +168,11 @@ def book_scale(book: Book, prices: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------
 
 
-def conservation_terms(res: ReplayResult, s: Setup, path: int, decay: float,
-                       funding: Funding, lending: bool) -> dict[str, float]:
-    """The terms of the conservation identity of one path, from its events and marks.
+def conservation_terms(ev_i: np.ndarray, ev_f: np.ndarray, exo: np.ndarray,
+                       close: np.ndarray, book: Book, decay: float, funding: Funding,
+                       lending: bool) -> dict[str, float]:
+    """The terms of the conservation identity of one path, from its events (in the
+    engine's order), exogenous prices and closing marks, shape (steps + 1, A).
 
     Let ``X_a`` be the book's net coin exposure in asset ``a``: summed over every unit,
     its collateral ``coll[u, a]`` plus linear quantities plus inverse ``qty / entry``.
@@ -207,8 +210,6 @@ def conservation_terms(res: ReplayResult, s: Setup, path: int, decay: float,
     what the market took for immediacy and the net funding, plus the losses socialised
     away (which no account pays).
     """
-    exo, close = s.exo[path], res.marks[path]
-    book = s.book
     inverse = book.pos_kind == codes.POS_INVERSE
     n_assets = exo.shape[1]
     coin = np.divide(book.pos_qty, book.pos_entry, out=book.pos_qty.copy(), where=inverse)
@@ -224,7 +225,6 @@ def conservation_terms(res: ReplayResult, s: Setup, path: int, decay: float,
         t_["gross"] += abs(x[a]) * (abs(mark) + abs(last[a]))
         last[a] = mark
 
-    ev_i, ev_f = path_events(res, path)
     steps = exo.shape[0] - 1
     for t in range(1, steps + 1):
         m0 = step_start_marks(exo, close, t, decay)
@@ -292,7 +292,8 @@ def check_conservation(res: ReplayResult, s: Setup, venue: Venue, liquidity: Liq
     funding = Funding.of(venue)
     fund0 = venue.insurance_fund_usd
     for i in range(s.exo.shape[0]):
-        t_ = conservation_terms(res, s, i, liquidity.decay_per_step, funding, venue.lending)
+        t_ = conservation_terms(*path_events(res, i), s.exo[i], res.marks[i], book,
+                                liquidity.decay_per_step, funding, venue.lending)
         pf = res.path_f[i]
         scale = t_["gross"] + book_scale(book, s0) + book_scale(book, res.final_price[i])
         tol = RTOL * scale
@@ -346,6 +347,11 @@ class Ledger:
         legs = np.abs(book.pos_qty) * np.where(self.inverse, 2.0, 2.0 * book.pos_entry)
         self.size0 = (np.abs(book.unit_usd) + np.abs(book.unit_coll) @ prices
                       + np.bincount(self.pos_unit, legs, minlength=book.n_units))
+        self.flow = np.zeros(book.n_units)  # gross USD moved in and out of each unit
+
+    def yardstick(self, u: int) -> float:
+        """Rounding yardstick of unit ``u``: its initial size and what has flowed through."""
+        return float(self.size0[u] + self.flow[u])
 
     def pos(self, u: int, a: int, inst: int) -> int:
         kind = codes.POS_INVERSE if inst == codes.INSTRUMENT_INVERSE else codes.POS_LINEAR
@@ -353,7 +359,7 @@ class Ledger:
 
     def live(self, u: int) -> bool:
         lo, hi = self.book.unit_pos_start[u], self.book.unit_pos_start[u + 1]
-        tol = RTOL * self.size0[u]
+        tol = RTOL * self.yardstick(u)
         return bool((self.qty[lo:hi] != 0.0).any() or self.usd[u] < -tol
                     or (self.coll[u] * self.prices < -tol).any())
 
@@ -379,7 +385,7 @@ class Ledger:
                 notional = abs(q) * m
                 scale += abs(q) * (m + entry)
             mm += maintenance(self.venue, SYMBOLS[a], notional)
-        return equity, mm, scale + mm + self.size0[u]
+        return equity, mm, scale + mm + self.yardstick(u)
 
     def nav(self, u: int, marks: np.ndarray) -> float:
         """Net asset value (no haircut) of unit ``u`` at ``marks``."""
@@ -395,13 +401,18 @@ class Ledger:
             u, a = self.pos_unit[p], self.book.pos_asset[p]
             if self.inverse[p]:
                 self.coll[u, a] -= self.qty[p] * rate[a] / marks[a]
+                self.flow[u] += abs(self.qty[p] * rate[a])
             else:
                 self.usd[u] -= self.qty[p] * marks[a] * rate[a]
+                self.flow[u] += abs(self.qty[p] * marks[a] * rate[a])
 
     def fill(self, ei: np.ndarray, ef: np.ndarray) -> None:
         """Apply one liquidation, backstop, ADL, reduce, top-up or collateral event."""
         u, inst, a = int(ei[codes.EI_UNIT]), int(ei[codes.EI_INSTRUMENT]), int(ei[codes.EI_ASSET])
         qty, exe = ef[codes.EF_QTY], ef[codes.EF_EXEC]
+        usd_qty = abs(qty) * (2.0 if inst == codes.INSTRUMENT_INVERSE
+                              else abs(exe) + abs(ef[codes.EF_MARK]))
+        self.flow[u] += usd_qty + ef[codes.EF_FEE] + ef[codes.EF_BAD_DEBT]
         if int(ei[codes.EI_KIND]) == codes.KIND_TOP_UP:
             self.usd[u] += qty
             self.topups[u] += qty
@@ -428,6 +439,21 @@ class Ledger:
             self.usd[u] += ef[codes.EF_BAD_DEBT]  # the negative balance written off
 
 
+def check_units(ledger: Ledger, marks: np.ndarray, liquidated: set[int], where: tuple,
+                seen: dict[str, int]) -> None:
+    """The units ``liquidated`` at ``marks`` are exactly the live ones with ``E < MM``
+    (units within rounding of ``E = MM`` are skipped)."""
+    for u in range(ledger.book.n_units):
+        if not ledger.live(u):
+            assert u not in liquidated, (where, u, "not live")
+            continue
+        equity, mm, scale = ledger.equity_mm_scale(u, marks)
+        if abs(equity - mm) <= RTOL * scale:
+            continue
+        seen["checked"] += 1
+        assert (equity < mm) == (u in liquidated), (where, u, equity, mm)
+
+
 def check_liquidations_below_maintenance(res: ReplayResult, s: Setup, venue: Venue,
                                          liquidity: Liquidity) -> dict[str, int]:
     """Rebuild every unit on every path from the events and check, at each round's marks,
@@ -450,17 +476,6 @@ def check_liquidations_below_maintenance(res: ReplayResult, s: Setup, venue: Ven
         ledger = Ledger(book, venue, haircut, exo[0])
         nav0 = np.array([ledger.nav(u, exo[0]) for u in range(book.n_units)])
         ev_i, ev_f = path_events(res, i)
-
-        def check(marks: np.ndarray, liquidated: set[int], where: tuple) -> None:
-            for u in range(book.n_units):
-                if not ledger.live(u):
-                    assert u not in liquidated, (where, u, "not live")
-                    continue
-                equity, mm, scale = ledger.equity_mm_scale(u, marks)
-                if abs(equity - mm) <= RTOL * scale:
-                    continue  # too close to call after rounding
-                seen["checked"] += 1
-                assert (equity < mm) == (u in liquidated), (where, u, equity, mm)
 
         for t in range(1, exo.shape[0]):
             marks = step_start_marks(exo, close, t, decay)
@@ -487,7 +502,7 @@ def check_liquidations_below_maintenance(res: ReplayResult, s: Setup, venue: Ven
                         marks[a] = ev_f[k, codes.EF_MARK]
                 units = {int(u) for u in ev_i[settle, codes.EI_UNIT]}
                 seen["liquidated"] += len(units)
-                check(marks, units, (i, t, r))
+                check_units(ledger, marks, units, (i, t, r), seen)
                 new = marks.copy()
                 for k in settle:
                     ledger.fill(ev_i[k], ev_f[k])
@@ -497,7 +512,7 @@ def check_liquidations_below_maintenance(res: ReplayResult, s: Setup, venue: Ven
                         new[a] = m + (1.0 + alpha) * (x - m)
                 for u in units:  # bankrupt units end at exactly 0
                     if ev_f[settle[ev_i[settle, codes.EI_UNIT] == u], codes.EF_BAD_DEBT].sum():
-                        assert abs(ledger.usd[u]) <= RTOL * (1.0 + abs(nav0[u])), ledger.usd[u]
+                        assert abs(ledger.usd[u]) <= RTOL * ledger.yardstick(u), ledger.usd[u]
                         ledger.usd[u] = 0.0
                 marks = new
                 for k in np.flatnonzero(here & ~np.isin(kind, LIQ_KINDS)):
@@ -508,12 +523,12 @@ def check_liquidations_below_maintenance(res: ReplayResult, s: Setup, venue: Ven
                     if kind[k] == codes.KIND_ADL:
                         ledger.fill(ev_i[k], ev_f[k])
             np.testing.assert_allclose(marks, close[t], rtol=1e-10)
-            check(close[t], set(), (i, t, "after the cascade"))
+            check_units(ledger, close[t], set(), (i, t, "after the cascade"), seen)
         # the engine's account PnL: final NAV - initial NAV - top-ups, per account
         nav_end = np.array([ledger.nav(u, close[-1]) for u in range(book.n_units)])
         mine = np.bincount(book.unit_account, nav_end - nav0 - ledger.topups,
                            minlength=book.n_accounts)
-        scale = book_scale(book, exo[0]) + book_scale(book, close[-1])
+        scale = book_scale(book, exo[0]) + book_scale(book, close[-1]) + ledger.flow.sum()
         np.testing.assert_allclose(pnl[i], mine, rtol=0, atol=RTOL * scale)
     return seen
 
@@ -610,3 +625,149 @@ def test_the_invariants_see_real_cascades():
                 "inverse", "collateral", "rounds>1"}
     assert expected <= seen, expected - seen
     assert counts["liquidated"] > 50 and counts["checked"] > 1000, counts
+
+
+# ---------------------------------------------------------------------------------------
+# (c) The CLI's files: paths/ are the sums of events/
+# ---------------------------------------------------------------------------------------
+
+CLI_RUNS = {
+    # Hyperliquid preset: tiered maintenance, 20% slices, backstop vault, ADL, no fund
+    "october-2025-cascade": 30,
+    # partial liquidation, fund runs dry, ADL and socialised losses
+    "ftx-2022": 30,
+    # lending: close factor, bonus, protocol share
+    "defi-lending-crash": 30,
+    # brackets, full liquidation, the fund never runs dry
+    "luna-ust-2022": 30,
+}
+POSITION_NAMES = ("perp", "inverse", "call", "put")
+
+
+@pytest.mark.parametrize("name", sorted(CLI_RUNS))
+def test_cli_paths_are_the_sums_of_their_events(tmp_path, name):
+    """For every path of a small run of a shipped scenario: fees, bad debt, socialised
+    losses, ADL and liquidated notionals, the number of liquidations (one per margin unit
+    and round: a cross account is one unit, an isolated one a unit per position), cascade
+    rounds and the first liquidation step are what ``events/`` says; the fund ends at
+    ``start + fees - what it paid``, which is ``start + fees - bad debt`` on the paths where
+    it never runs dry; and the saved marks give the minimum and final prices."""
+    n_paths = CLI_RUNS[name]
+    out = tmp_path / "run"
+    args = ["--set", "simulation.chunk_paths=16"]
+    assert cli.main(["run", name, "--paths", str(n_paths), "--seed", "11", "--out", str(out),
+                     "--save-prices", str(n_paths), "--quiet", *args]) == 0
+    scenario = load_scenario(name, [f"simulation.paths={n_paths}", "simulation.seed=11",
+                                    "simulation.chunk_paths=16"])
+    book = build_book(scenario)
+    isolated = dict(zip(book.account_ids, book.account_isolated, strict=True))
+    fund0 = scenario.venue.insurance_fund_usd
+    paths = pq.read_table(out / "paths").to_pandas().set_index("path_id").sort_index()
+    events = pq.read_table(out / "events").to_pandas()
+    prices = pq.read_table(out / "prices").to_pandas()
+    assert list(paths.index) == list(range(n_paths))
+    for col in ("kind", "instrument", "symbol", "account_id"):
+        events[col] = events[col].astype(str)
+
+    def per_path(frame, column: str) -> np.ndarray:
+        return frame.groupby("path_id")[column].sum().reindex(paths.index,
+                                                              fill_value=0.0).to_numpy()
+
+    liq = events[events.kind.isin(["liquidation", "backstop"])]
+    adl = events[events.kind == "adl"]
+    soc = events[events.kind == "socialised"]
+    scale = fund0 + paths.fees.to_numpy() + paths.bad_debt.to_numpy() + 1.0
+    tol = dict(rtol=0, atol=RTOL * scale.max())
+    assert (events.bad_debt >= 0).all() and (events.fee >= 0).all()
+    assert (events.fund_paid >= 0).all() and (paths.insurance_fund_end >= 0).all()
+    np.testing.assert_allclose(per_path(events, "fee"), paths.fees, **tol)
+    np.testing.assert_allclose(per_path(liq, "bad_debt"), paths.bad_debt, **tol)
+    np.testing.assert_allclose(per_path(soc, "bad_debt"), paths.socialised_loss, **tol)
+    np.testing.assert_allclose(per_path(adl, "notional"), paths.adl_notional, **tol)
+    assert (adl.groupby("path_id").size().reindex(paths.index, fill_value=0)
+            == paths.n_adl).all()
+    paid = per_path(events, "fund_paid")
+    np.testing.assert_allclose(paths.insurance_fund_end, fund0 + paths.fees - paid, **tol)
+    # bad debt = fund paid + covered by ADL + socialised
+    np.testing.assert_allclose(paths.bad_debt, paid + per_path(adl, "bad_debt")
+                               + paths.socialised_loss, **tol)
+    depleted = paths.fund_depleted.to_numpy()
+    assert (depleted == ((per_path(adl, "notional") > 0) | (per_path(soc, "bad_debt") > 0))
+            ).all()
+    dry = ~depleted
+    np.testing.assert_allclose(paths.insurance_fund_end[dry],
+                               fund0 + paths.fees[dry] - paths.bad_debt[dry], **tol)
+    # liquidated notional: closed positions (repaid debt on a lending venue)
+    closed = liq[liq.instrument.isin(["debt"] if scenario.venue.lending else POSITION_NAMES)]
+    np.testing.assert_allclose(per_path(closed, "notional"), paths.liquidated_notional,
+                               rtol=RTOL, atol=1e-6)
+    # unit liquidations: a cross account is one unit; an isolated unit holds one position
+    # (or, having closed none, gets one `debt` event)
+    units = liq[liq.account_id.map(isolated).astype(bool)
+                & liq.instrument.isin([*POSITION_NAMES, "debt"])]
+    keys = ["path_id", "step", "round", "account_id"]
+    cross = liq[~liq.account_id.map(isolated).astype(bool)].drop_duplicates(keys)
+    count = pd.concat([units[keys], cross[keys]])
+    n_liq = count.groupby("path_id").size().reindex(paths.index, fill_value=0)
+    assert (n_liq == paths.n_liquidations).all()
+    n_cascade = count[count["round"] > 1].groupby("path_id").size().reindex(
+        paths.index, fill_value=0)
+    assert (n_cascade == paths.n_cascade_liquidations).all()
+    rounds = liq.groupby("path_id")["round"].max().reindex(paths.index, fill_value=0)
+    assert (rounds == paths.max_cascade_rounds).all()
+    first = liq.groupby("path_id")["step"].min().reindex(paths.index)
+    np.testing.assert_array_equal(first.fillna(-1).to_numpy(),
+                                  paths.first_liquidation_step.fillna(-1).to_numpy())
+    assert (paths.n_liquidations > 0).mean() > 0.5  # the run is not vacuous
+    # prices/: the closing marks of every step
+    for sym in scenario.market.symbols:
+        by_path = prices.groupby("path_id")[sym]
+        np.testing.assert_array_equal(by_path.min().to_numpy(), paths[f"min_price_{sym}"])
+        np.testing.assert_array_equal(by_path.last().to_numpy(), paths[f"final_price_{sym}"])
+    # conservation on the files: the accounts' mean PnL times the paths is the sum over
+    # paths of the identity's right-hand side, rebuilt from events/ and prices/ (closing
+    # marks and <SYM>_no_impact, the exogenous prices)
+    check_file_conservation(out, scenario, book, events, prices, n_paths)
+
+
+def check_file_conservation(out, scenario, book: Book, events: pd.DataFrame,
+                            prices: pd.DataFrame, n_paths: int) -> None:
+    """:func:`conservation_terms` on a run directory's files, summed over paths, against
+    ``sum(accounts.mean_pnl) x paths``."""
+    assert not scenario.behaviour.calls and not book.has_options
+    symbols = scenario.market.symbols
+    ev_i = np.zeros((len(events), codes.N_EI), dtype=np.int64)
+    ev_f = np.zeros((len(events), codes.N_EF))
+    ev_i[:, codes.EI_PATH] = events.path_id
+    ev_i[:, codes.EI_STEP] = events.step
+    ev_i[:, codes.EI_ROUND] = events["round"]
+    ev_i[:, codes.EI_KIND] = events.kind.map(codes.KIND_NAMES.index)
+    ev_i[:, codes.EI_INSTRUMENT] = events.instrument.map(codes.INSTRUMENT_NAMES.index)
+    ev_i[:, codes.EI_ASSET] = events.symbol.map(lambda sym: -1 if sym == "USD"
+                                                else symbols.index(sym))
+    for col, name in ((codes.EF_QTY, "qty"), (codes.EF_MARK, "mark_price"),
+                      (codes.EF_EXEC, "exec_price"), (codes.EF_NOTIONAL, "notional"),
+                      (codes.EF_FEE, "fee"), (codes.EF_BAD_DEBT, "bad_debt"),
+                      (codes.EF_FUND_PAID, "fund_paid")):
+        ev_f[:, col] = events[name]
+    prices = prices.sort_values(["path_id", "step"])
+    close = prices[list(symbols)].to_numpy().reshape(n_paths, -1, len(symbols))
+    exo = prices[[f"{s}_no_impact" for s in symbols]].to_numpy().reshape(close.shape)
+    step_hours = scenario.simulation.dt_years * 365.0 * 24.0
+    funding = Funding.of(scenario.venue, step_hours)
+    lending = scenario.venue.lending
+    total = gross = 0.0
+    for i in range(n_paths):
+        on = ev_i[:, codes.EI_PATH] == i
+        t_ = conservation_terms(ev_i[on], ev_f[on], exo[i], close[i], book,
+                                scenario.liquidity.decay_per_step, funding, lending)
+        if lending:
+            total += t_["mtm"] + t_["transfer"] + t_["bad_debt"]
+        else:
+            total += (t_["mtm"] - t_["impact"] - t_["adl"] - t_["fees"] + t_["bad_debt"]
+                      - t_["funding"])
+        gross += t_["gross"] + book_scale(book, exo[i, 0]) + book_scale(book, close[i, -1])
+    accounts = pq.read_table(out / "accounts.parquet").to_pandas()
+    assert len(accounts) == book.n_accounts
+    pnl = accounts.mean_pnl.sum() * n_paths
+    assert abs(pnl - total) <= RTOL * gross, (pnl, total, gross)

@@ -256,7 +256,9 @@ class Ledger:
         lo, hi = self.book.unit_pos_start[u], self.book.unit_pos_start[u + 1]
         q, entry = self.qty[lo:hi], self.book.pos_entry[lo:hi]
         m = marks[self.book.pos_asset[lo:hi]]
-        value = np.where(self.inverse[lo:hi], q * (m / entry - 1.0), q * (m - entry))
+        inverse = self.inverse[lo:hi]
+        ratio = np.divide(m, entry, out=np.ones(len(m)), where=inverse)
+        value = np.where(inverse, q * (ratio - 1.0), q * (m - entry))
         return float(self.usd[u] + self.coll[u] @ marks + value.sum())
 
     def fund(self, rate: np.ndarray, marks: np.ndarray) -> None:
@@ -281,6 +283,9 @@ class Ledger:
             self.usd[u] += qty
             self.topups[u] += qty
             return
+        if self.venue.lending:
+            self.lending_fill(u, inst, a, qty)
+            return
         if inst in POSITION_INSTRUMENTS:
             p = self.pos(u, a, inst)
             c = -qty  # the closed quantity
@@ -301,6 +306,24 @@ class Ledger:
         self.usd[u] -= ef[codes.EF_FEE]
         if int(ei[codes.EI_KIND]) in LIQ_KINDS:
             self.usd[u] += ef[codes.EF_BAD_DEBT]  # the negative balance written off
+
+    def lending_fill(self, u: int, inst: int, a: int, qty: float) -> None:
+        """A lending liquidation event: liquidators repay debt (``qty > 0``) and seize
+        collateral (``qty < 0``), USD (asset -1) or an asset; no fee leaves the unit (the
+        protocol's share comes out of the bonus)."""
+        if a < 0:
+            self.usd[u] += qty
+        elif inst == codes.INSTRUMENT_DEBT:
+            self.qty[self.pos(u, a, codes.INSTRUMENT_PERP)] += qty
+        else:
+            assert inst == codes.INSTRUMENT_COLLATERAL and -qty <= self.coll[u, a] * (1 + 1e-12)
+            self.coll[u, a] += qty
+
+    def write_off(self, u: int) -> None:
+        """A cleared lending unit's remaining debt is written off."""
+        self.usd[u] = max(self.usd[u], 0.0)
+        lo, hi = self.book.unit_pos_start[u], self.book.unit_pos_start[u + 1]
+        self.qty[lo:hi] = 0.0
 
 
 def check_units(ledger: Ledger, marks: np.ndarray, liquidated: set[int], where: tuple,

@@ -15,7 +15,7 @@ calls) and paths (random walks with gaps, with and without impact):
 - **liquidations only below maintenance**: replaying each unit's balance, collateral and
   positions from the events, every unit liquidated in a round had equity below its
   maintenance at that round's marks, every live unit not liquidated did not, and none is
-  left below after a step's last round;
+  left below after a step's last round (on a lending venue: a health factor below 1);
 - the account PnL the engine reports is what that rebuilt ledger says;
 - on the CLI's files for four shipped scenarios: ``paths/`` are the sums of ``events/``,
   the fund identity, the saved marks' minimum and final prices, and the conservation
@@ -168,6 +168,20 @@ def check_conservation(res: ReplayResult, s: Setup, venue: Venue, liquidity: Liq
 # ---------------------------------------------------------------------------------------
 
 
+def lending_marks(marks: np.ndarray, ev_i: np.ndarray, ev_f: np.ndarray, depth: np.ndarray,
+                  alpha: float) -> np.ndarray:
+    """Marks after a lending round: liquidators sell what they seize and buy what they
+    repay, ``flow[a] = -sum qty`` of the round's events in ``a``, and the marks move by
+    ``exp(-sign(Q) 0.01 (|Q| / depth) ** alpha)``, ``Q = flow x M``."""
+    new = marks.copy()
+    for a in range(len(marks)):
+        on = ev_i[:, codes.EI_ASSET] == a
+        q = -ev_f[on, codes.EF_QTY].sum() * marks[a]
+        if alpha > 0.0 and q != 0.0:
+            new[a] = marks[a] * math.exp(-math.copysign(0.01, q) * (abs(q) / depth[a]) ** alpha)
+    return new
+
+
 def check_liquidations_below_maintenance(res: ReplayResult, s: Setup, venue: Venue,
                                          liquidity: Liquidity) -> dict[str, int]:
     """Rebuild every unit on every path from the events and check, at each round's marks,
@@ -221,11 +235,16 @@ def check_liquidations_below_maintenance(res: ReplayResult, s: Setup, venue: Ven
                 for k in settle:
                     ledger.fill(ev_i[k], ev_f[k])
                     a = ev_i[k, codes.EI_ASSET]
-                    if a >= 0 and kind[k] == codes.KIND_LIQUIDATION:
+                    if a >= 0 and kind[k] == codes.KIND_LIQUIDATION and not venue.lending:
                         m, x = ev_f[k, codes.EF_MARK], ev_f[k, codes.EF_EXEC]
                         new[a] = m + (1.0 + alpha) * (x - m)
+                if venue.lending:  # fills at the oracle price: the impact law, from the flow
+                    new = lending_marks(marks, ev_i[settle], ev_f[settle], s.depth[t], alpha)
                 for u in units:  # bankrupt units end at exactly 0
                     if ev_f[settle[ev_i[settle, codes.EI_UNIT] == u], codes.EF_BAD_DEBT].sum():
+                        if venue.lending:
+                            ledger.write_off(u)
+                            continue
                         assert abs(ledger.usd[u]) <= RTOL * ledger.yardstick(u), ledger.usd[u]
                         ledger.usd[u] = 0.0
                 marks = new
@@ -306,6 +325,23 @@ def test_liquidations_only_below_maintenance(seed, venue, behaviour, impact, hal
     liquidity = Liquidity(impact=impact, half_life_steps=half_life)
     check_liquidations_below_maintenance(replay_setup(s, venue, liquidity, behaviour), s,
                                          venue, liquidity)
+
+
+@SETTINGS
+@given(seed=seeds, venue=lending_venues(), impact=impacts, half_life=half_lives,
+       n_assets=n_assets_st, n_accounts=st.integers(2, 30), n_paths=st.integers(1, 4),
+       steps=st.integers(2, 10))
+def test_lending_liquidations_only_below_a_health_factor_of_one(seed, venue, impact,
+                                                                half_life, n_assets,
+                                                                n_accounts, n_paths, steps):
+    """Lending: each round liquidates exactly the accounts with a health factor below 1
+    (``E < 0`` with liquidation thresholds as weights), none is left below after a step,
+    and account PnL is the rebuilt ledger's; the marks after a round follow the impact
+    law from the liquidators' flow."""
+    s = lending_setup(seed, n_assets, n_accounts, n_paths, steps)
+    liquidity = Liquidity(impact=impact, half_life_steps=half_life)
+    check_liquidations_below_maintenance(replay_setup(s, venue, liquidity), s, venue,
+                                         liquidity)
 
 
 def test_the_invariants_see_real_cascades():

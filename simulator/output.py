@@ -92,10 +92,10 @@ def events_table(res: ReplayResult, first_path_id: int, account_ids: tuple[str, 
     })
 
 
-def prices_table(marks: np.ndarray, first_path_id: int, symbols: tuple[str, ...],
-                 exogenous: np.ndarray | None = None) -> pa.Table:
-    """One row per path and step of the saved mark paths (``prices/``): the marks (impact
-    included), then ``<SYM>_no_impact``, the exogenous price path, when given."""
+def prices_table(marks: np.ndarray, first_path_id: int, symbols: tuple[str, ...]) -> pa.Table:
+    """One row per path and step of saved price paths: ``path_id``, ``step``, then one column
+    per symbol (``prices/``: the marks, impact included; ``prices_no_impact/``: the
+    exogenous paths)."""
     n, n_steps, _ = marks.shape
     columns: dict[str, pa.Array] = {
         "path_id": pa.array(np.repeat(np.arange(first_path_id, first_path_id + n), n_steps)),
@@ -103,9 +103,6 @@ def prices_table(marks: np.ndarray, first_path_id: int, symbols: tuple[str, ...]
     }
     for a, sym in enumerate(symbols):
         columns[sym] = pa.array(marks[:, :, a].reshape(-1))
-    if exogenous is not None:
-        for a, sym in enumerate(symbols):
-            columns[f"{sym}_no_impact"] = pa.array(exogenous[:n, :, a].reshape(-1))
     return pa.table(columns)
 
 

@@ -376,37 +376,41 @@ def _price_fans(run_dir: Path, manifest: dict[str, Any], symbols: list[str]) -> 
         for sym in symbols:
             parts.append(_price_distribution(paths, sym))
         return parts
-    path_id = prices["path_id"].to_numpy().astype(np.int64)
-    step = prices["step"].to_numpy().astype(np.int64)
-    ids, row = np.unique(path_id, return_inverse=True)
-    shape = (ids.size, int(step.max()) + 1)
-    names = [c for c in prices.column_names if c not in ("path_id", "step")
-             and not c.endswith("_no_impact")]
+    free = _read_table(run_dir / "prices_no_impact")
+    n_saved = np.unique(prices["path_id"].to_numpy()).size
     parts = []
-    for sym in names:
+    for sym in [c for c in prices.column_names if c not in ("path_id", "step")]:
         fig = _new_figure()
         ax = fig.add_subplot()
-        x = np.arange(shape[1])
-        drawn = []
-        for col, color, label, outline in ((sym, _BLUE, "with impact", False),
-                                           (f"{sym}_no_impact", _ORANGE, "no impact", True)):
-            if col not in prices.column_names:
+        drawn = 0
+        for table, color, label, outline in ((prices, _BLUE, "with impact", False),
+                                             (free, _ORANGE, "no impact", True)):
+            if table is None or sym not in table.column_names:
                 continue
-            grid = np.full(shape, np.nan)
-            grid[row, step] = _floats(prices, col)
-            _fan(ax, x, grid, color, label, outline)
-            drawn.append(col)
+            grid = _path_grid(table, sym)
+            _fan(ax, np.arange(grid.shape[1]), grid, color, label, outline)
+            drawn += 1
         ax.set_xlabel(_step_label(manifest))
         ax.set_ylabel(f"{sym} mark price (USD)")
         _usd_axis(ax, "y")
-        ax.set_title(f"{sym} price paths (quantiles across {ids.size:,} saved paths)")
+        ax.set_title(f"{sym} price paths (quantiles across {n_saved:,} saved paths)")
         ax.legend(loc="best", fontsize="small")
-        both = len(drawn) == 2
+        both = drawn == 2
         parts.append(_img(fig, f"price_fan_{sym}", f"Fan chart of the {sym} mark price over "
                           "steps" + (", with and without market impact" if both else ""),
                           "" if both else "Marks include the impact of forced sales; the run "
                           "did not save the exogenous (no-impact) price."))
     return parts
+
+
+def _path_grid(table: pa.Table, column: str) -> np.ndarray:
+    """``column`` of a ``prices/``-layout table as a (paths × steps + 1) array."""
+    path_id = table["path_id"].to_numpy().astype(np.int64)
+    step = table["step"].to_numpy().astype(np.int64)
+    _, row = np.unique(path_id, return_inverse=True)
+    grid = np.full((int(row.max()) + 1, int(step.max()) + 1), np.nan)
+    grid[row, step] = _floats(table, column)
+    return grid
 
 
 def _price_distribution(paths: pa.Table | None, sym: str) -> str:

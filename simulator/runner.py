@@ -7,8 +7,9 @@ per-account aggregates are merged in chunk order, so the same seed and chunk siz
 bit-identical files with any ``jobs`` or backend. ``SeedSequence.spawn`` children depend
 only on their index, so a run with more paths repeats the chunks of a shorter one.
 
-A chunk writes ``events/``, ``prices/`` (optional) and ``chunks/`` first and its ``paths/``
-part last, each atomically; a chunk whose files all exist is complete.
+A chunk writes ``events/``, ``prices/`` and ``prices_no_impact/`` (optional) and
+``chunks/`` first and its ``paths/`` part last, each atomically; a chunk whose files all
+exist is complete.
 ``manifest.json`` is written when the run starts (``"status": "running"``) and again at
 the end (``"complete"``, with timings and checksums); ``--resume`` checks that it
 describes the same scenario, deletes the temporary files an interrupted write left, and
@@ -151,9 +152,10 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
                                              ctx.book.unit_account, ctx.symbols),
                          ctx.out_dir / "events" / name, meta)
     if n_save:
-        output.write_parquet(output.prices_table(res.marks, task.first_path, ctx.symbols,
-                                                 saved_exo),
+        output.write_parquet(output.prices_table(res.marks, task.first_path, ctx.symbols),
                              ctx.out_dir / "prices" / name, meta)
+        output.write_parquet(output.prices_table(saved_exo, task.first_path, ctx.symbols),
+                             ctx.out_dir / "prices_no_impact" / name, meta)
     aggregate.write_chunk_files(res, task.first_path, ctx.out_dir, task.index, meta)
     output.write_parquet(output.paths_table(res, task.first_path, ctx.symbols),
                          ctx.out_dir / "paths" / name, meta)  # last: marks the chunk done
@@ -233,7 +235,8 @@ def prepare_run_dir(out_dir: Path, scenario: Scenario, save_prices: int, resume:
                                 "--force to replace it (runs are never overwritten "
                                 "without --force)")
     try:
-        for sub in ("paths", "events", "chunks") + (("prices",) if save_prices else ()):
+        saved = ("prices", "prices_no_impact") if save_prices else ()
+        for sub in ("paths", "events", "chunks", *saved):
             (out_dir / sub).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunDirectoryError(f"{out_dir}: cannot create the run directory: {exc}") from None

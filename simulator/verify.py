@@ -7,11 +7,12 @@ run was written:
 - every listed file is present and has the listed checksum;
 - every Parquet file reads to the end, with the listed number of rows, and the number the
   run's layout implies (a ``paths/`` part: its chunk's paths; ``chunks/accounts-*`` and
-  ``accounts.parquet``: one row per account; a ``prices/`` part: saved paths x
-  (steps + 1));
+  ``accounts.parquet``: one row per account; a ``prices/`` or ``prices_no_impact/`` part:
+  saved paths x (steps + 1));
 - each of ``n_chunks`` chunks has its parts: ``paths/``, ``events/``, ``chunks/accounts-``,
   ``chunks/pnl-`` and, for chunks holding one of the first ``save_prices`` paths,
-  ``prices/``; no other file sits in those folders (readers of a folder would include it);
+  ``prices/`` and ``prices_no_impact/``; no other file sits in those folders (readers of a
+  folder would include it);
 - no temporary file of an interrupted write (``.NAME.PID.tmp``) is left anywhere.
 
 A run whose manifest still says ``running`` was interrupted: its finished chunks are
@@ -32,7 +33,7 @@ from .errors import MarginsimError
 from .output import is_temporary, part_name, sha256_file
 
 #: folders holding one file per chunk
-DATASETS = ("paths", "events", "chunks", "prices")
+DATASETS = ("paths", "events", "chunks", "prices", "prices_no_impact")
 
 
 @dataclass
@@ -122,7 +123,8 @@ def _layout(manifest: dict[str, Any]) -> _Layout:
             f"chunks/pnl-{c:05d}.parquet": None}
         if first < save:
             n_save = min(n, save - first)
-            files[f"prices/{name}"] = None if steps is None else n_save * (int(steps) + 1)
+            for sub in ("prices", "prices_no_impact"):
+                files[f"{sub}/{name}"] = None if steps is None else n_save * (int(steps) + 1)
         chunks[c] = files
     return _Layout(n_chunks, chunks, n_accounts)
 

@@ -341,8 +341,9 @@ def test_progress_line_on_stderr(tmp_path, capsys):
 
 
 def test_saved_prices_carry_the_exogenous_path(tmp_path):
-    """``<SYM>_no_impact`` is the generated path: the marks equal it without impact, and
-    the flagship's forced sales mostly push its BTC marks below it."""
+    """``prices_no_impact/`` holds the generated path, in the layout of ``prices/``: the
+    marks equal it without impact, and the flagship's forced sales mostly push its BTC marks
+    below it."""
     from simulator.paths import generate_paths, prepare_path_inputs
     from simulator.scenario import load_scenario
 
@@ -350,9 +351,12 @@ def test_saved_prices_carry_the_exogenous_path(tmp_path):
         assert cli.main(["run", "two-asset-crash", "--paths", "40", "--out", str(out),
                          "--save-prices", "40", "--quiet", "--set",
                          f"liquidity.impact={impact}", *SMALL]) == 0
-        prices = pq.read_table(out / "prices").sort_by([("path_id", "ascending"),
-                                                         ("step", "ascending")])
-        btc, free = (prices.column(c).to_numpy() for c in ("BTC", "BTC_no_impact"))
+        order = [("path_id", "ascending"), ("step", "ascending")]
+        prices = pq.read_table(out / "prices").sort_by(order)
+        exogenous = pq.read_table(out / "prices_no_impact").sort_by(order)
+        assert exogenous.column_names == prices.column_names == ["path_id", "step", "BTC",
+                                                                 "ETH"]
+        btc, free = prices.column("BTC").to_numpy(), exogenous.column("BTC").to_numpy()
         if impact == "none":
             np.testing.assert_array_equal(btc, free)
         else:

@@ -476,12 +476,14 @@ def test_cli_paths_are_the_sums_of_their_events(tmp_path, name):
         np.testing.assert_array_equal(by_path.last().to_numpy(), paths[f"final_price_{sym}"])
     # conservation on the files: the accounts' mean PnL times the paths is the sum over
     # paths of the identity's right-hand side, rebuilt from events/ and prices/ (closing
-    # marks and <SYM>_no_impact, the exogenous prices)
-    check_file_conservation(out, scenario, book, events, prices, n_paths)
+    # marks, and prices_no_impact/, the exogenous prices)
+    free = pq.read_table(out / "prices_no_impact").to_pandas()
+    check_file_conservation(out, scenario, book, events, prices, free, n_paths)
 
 
 def check_file_conservation(out, scenario, book: Book, events: pd.DataFrame,
-                            prices: pd.DataFrame, n_paths: int) -> None:
+                            prices: pd.DataFrame, free: pd.DataFrame, n_paths: int
+                            ) -> None:
     """:func:`conservation_terms` on a run directory's files, summed over paths, against
     ``sum(accounts.mean_pnl) x paths``."""
     assert not scenario.behaviour.calls and not book.has_options
@@ -502,7 +504,8 @@ def check_file_conservation(out, scenario, book: Book, events: pd.DataFrame,
         ev_f[:, col] = events[name]
     prices = prices.sort_values(["path_id", "step"])
     close = prices[list(symbols)].to_numpy().reshape(n_paths, -1, len(symbols))
-    exo = prices[[f"{s}_no_impact" for s in symbols]].to_numpy().reshape(close.shape)
+    free = free.sort_values(["path_id", "step"])
+    exo = free[list(symbols)].to_numpy().reshape(close.shape)
     step_hours = scenario.simulation.dt_years * 365.0 * 24.0
     funding = Funding.of(scenario.venue, step_hours)
     lending = scenario.venue.lending

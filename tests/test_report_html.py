@@ -143,10 +143,10 @@ def test_run_without_saved_prices(gap_run: Path) -> None:
 
 def test_no_impact_fan_drawn_when_present(crash_run: Path, tmp_path: Path) -> None:
     run = shutil.copytree(crash_run, tmp_path / "run")
-    for part in (run / "prices").glob("*.parquet"):
+    for part in (run / "prices_no_impact").glob("*.parquet"):
         t = pq.read_table(part)
-        # the run saves both no-impact columns; keep BTC's only
-        pq.write_table(t.drop_columns(["ETH_no_impact"]), part)
+        # the run saves both exogenous paths; keep BTC's only
+        pq.write_table(t.drop_columns(["ETH"]), part)
     page, _ = _parse(write_report(run))
     _check_images(page, {"price_fan_BTC", "price_fan_ETH"})
     assert "price_fan_BTC_no_impact" not in page.images

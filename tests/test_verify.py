@@ -41,7 +41,9 @@ def _verify(path: Path, capsys) -> tuple[int, list[str], str]:
 def test_fresh_run_verifies(fresh, capsys):
     status, lines, _ = _verify(fresh, capsys)
     assert status == 0
-    assert lines == [f"ok: {fresh}: complete run, 3 chunk(s), 100 paths, 16 files checked"]
+    # 3 x (paths, events, chunks/accounts, chunks/pnl) + 2 x (prices, prices_no_impact)
+    # + accounts.parquet + summary.json
+    assert lines == [f"ok: {fresh}: complete run, 3 chunk(s), 100 paths, 18 files checked"]
 
 
 def test_manifest_row_counts_match_the_files(fresh):
@@ -55,6 +57,7 @@ def test_manifest_row_counts_match_the_files(fresh):
     assert [manifest["rows"][f"paths/part-0000{c}.parquet"] for c in range(3)] == [40, 40, 20]
     assert manifest["rows"]["prices/part-00000.parquet"] == 40 * 25
     assert manifest["rows"]["prices/part-00001.parquet"] == 10 * 25
+    assert manifest["rows"]["prices_no_impact/part-00001.parquet"] == 10 * 25
     assert manifest["rows"]["accounts.parquet"] == 3003
 
 

@@ -71,6 +71,10 @@ CASES = [
     ("assets-not-tables", BASE.split("[[market.assets]]")[0] + 'assets = ["BTC"]\n'
      + BASE.split("depth_usd = 2.0e7\n")[1], ("market.assets[0]", "expected a table")),
     ("bootstrap-missing", BOOTSTRAP, ("market.bootstrap.file", "cannot read")),
+    ("newline-in-a-key", BASE.replace("USD = 1000.0", '"US\\nD" = 1000.0'),
+     ('accounts[0].collateral."US\\nD"',)),
+    ("newline-in-an-unknown-key", BASE.replace("[simulation]\n", '[simulation]\n"a\\nb" = 1\n'),
+     ('simulation."a\\nb"', "unknown key")),
 ]
 
 

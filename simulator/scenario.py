@@ -291,11 +291,12 @@ def load_scenario(
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(source, "", f"malformed TOML: {exc}") from None
-    document = apply_overrides(document, overrides)
+    origins: dict[str, str] = {}
+    document = apply_overrides(document, overrides, origins)
     try:
         return scenario_from_dict(document, source=source, base_dir=path.parent)
     except ScenarioError as exc:
-        setter = override_for(exc.key, overrides)
+        setter = override_for(exc.key, origins) if exc.source == source else None
         if setter is None:
             raise
         raise ScenarioError(f"--set {setter} (on {source})", exc.key, exc.message) from None

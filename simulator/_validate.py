@@ -7,6 +7,7 @@ scenario's meaning; :mod:`simulator.scenario` does.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -55,7 +56,10 @@ class Table:
         self._read: set[str] = set()
 
     def key(self, name: str) -> str:
-        """Return the full key path of ``name`` in this table."""
+        """Return the full key path of ``name`` in this table (a name with a newline or
+        another unprintable character is quoted with escapes, so errors stay one line)."""
+        if not name.isprintable():
+            name = json.dumps(name)
         return f"{self.path}.{name}" if self.path else name
 
     def error(self, name: str, message: str) -> ScenarioError:

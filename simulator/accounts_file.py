@@ -297,9 +297,6 @@ def _accounts_from_rows(header: list[str], rows: list[list[Any]], labels: list[s
                         source: str, market: Market, venue: Venue, taken: dict[str, str]
                         ) -> tuple[Account, ...]:
     _check_header(header, source, market, venue)
-    if not rows:
-        raise ScenarioError(source, "", "has no data rows; expected one row per position "
-                            "(account_id, symbol, qty, ...)")
     amount_columns = [c for c in header if c.startswith(_AMOUNT_PREFIXES)]
     builder = _Builder(source, venue, taken)
     for cells, label in zip(rows, labels, strict=True):

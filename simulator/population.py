@@ -21,6 +21,9 @@ least 1 / 0.95 at the start). Lending accounts are cross-margined.
 The population uses its own seed (``population.seed``), so the book stays the same when
 the Monte Carlo seed changes.
 
+Every draw of a distribution is at most 1e15 (``MAX_DRAW``, the loader's bound on
+distribution parameters and collateral), whatever its ``max``, so the book is finite.
+
 ``inverse_share`` of the accounts hold inverse (coin-margined) perpetuals instead: the same
 USD notional as USD contracts, entered at the asset's price. ``[population.options]`` gives
 some accounts an option as well (:mod:`simulator.population_options`).
@@ -30,14 +33,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from .accounts_config import MAX_AMOUNT
 from .population_options import draw_options
 from .scenario import Distribution, Market, Population
 from .venue_config import Venue
 from .venues import bracket_cums
 
+# Every draw is at most this, whatever ``max``: the loader's bound on a distribution's
+# parameters and on an account's collateral (a Pareto with a small tail index otherwise
+# draws inf, and an account with infinite notional makes the run's outputs inf or nan).
+MAX_DRAW = MAX_AMOUNT
+
 
 def draw_distribution(dist: Distribution, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw ``n`` values of ``dist``, clipped to its ``[min, max]``.
+    """Draw ``n`` values of ``dist``, clipped to its ``[min, max]`` and to ``MAX_DRAW``.
+
+    ``MAX_DRAW`` (1e15, the loader's bound on distribution parameters and on collateral)
+    keeps every draw finite: a Pareto with a small tail index ``alpha`` overflows to inf.
 
     Parameters
     ----------
@@ -56,10 +68,12 @@ def draw_distribution(dist: Distribution, n: int, rng: np.random.Generator) -> n
     elif dist.kind == "lognormal":
         values = dist.param("median") * np.exp(dist.param("sigma") * rng.standard_normal(n))
     elif dist.kind == "pareto":
-        values = dist.param("scale") * (1.0 + rng.pareto(dist.param("alpha"), n))
+        with np.errstate(over="ignore"):  # inf for a tiny alpha: clipped to MAX_DRAW below
+            values = dist.param("scale") * (1.0 + rng.pareto(dist.param("alpha"), n))
     else:  # pragma: no cover - the loader refuses other kinds
         raise ValueError(dist.kind)
-    return np.clip(values, dist.low_clip, dist.high_clip)
+    high = min(dist.high_clip, MAX_DRAW)
+    return np.clip(values, min(dist.low_clip, high), high)
 
 
 def draw_population(

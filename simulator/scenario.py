@@ -291,11 +291,12 @@ def load_scenario(
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(source, "", f"malformed TOML: {exc}") from None
-    document = apply_overrides(document, overrides)
+    origins: dict[str, str] = {}
+    document = apply_overrides(document, overrides, origins)
     try:
         return scenario_from_dict(document, source=source, base_dir=path.parent)
     except ScenarioError as exc:
-        setter = override_for(exc.key, overrides)
+        setter = override_for(exc.key, origins) if exc.source == source else None
         if setter is None:
             raise
         raise ScenarioError(f"--set {setter} (on {source})", exc.key, exc.message) from None
@@ -351,10 +352,13 @@ def scenario_from_dict(
             raise pop_table.error("id_prefix", f"explicit account ids start with "
                                   f"{population.id_prefix!r}; choose another id_prefix")
     top.finish()
-    if (not accounts and accounts_file is None
+    if (not accounts and (accounts_file is None or not accounts_file.accounts)
             and (population is None or population.count == 0)):
-        raise ScenarioError(source, "accounts", "the scenario has no accounts: add [[accounts]], "
-                            "an [accounts_file] or a [population] with count > 0")
+        empty_file = ("" if accounts_file is None else
+                      f" (the accounts file {accounts_file.path!r} has no rows)")
+        raise ScenarioError(source, "accounts", f"the scenario has no accounts{empty_file}: add "
+                            "[[accounts]], rows to an [accounts_file] or a [population] with "
+                            "count > 0")
     return Scenario(
         name=name,
         description=description,

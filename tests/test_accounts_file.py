@@ -301,7 +301,6 @@ CSV_ERRORS = [
     ("debt-on-derivatives", "account_id,symbol,qty,debt_USD\na,BTC,1,5\n",
      ("column 'debt_USD'", "lending venues")),
     ("empty", "", ("the file is empty",)),
-    ("header-only", f"{HEADER}\n", ("no data rows",)),
     ("not-utf8", b"account_id,symbol,qty\n\xff\xfe,BTC,1\n", ("line 2", "not UTF-8", "xff")),
     ("id-clash", f"{HEADER}\nsolo,,BTC,,1,,100\n",
      ("row 1 (line 2)", "column 'account_id'", "'solo'", "accounts[0]", "unique")),
@@ -397,6 +396,45 @@ def test_unreadable_file_exits_2(tmp_path, capsys, setup, file, needles):
     assert "scenario.toml" in line or setup == "junk"
     for needle in needles:
         assert needle in line, (needle, line)
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_file_with_a_header_and_no_rows_gives_no_accounts(tmp_path, kind):
+    """An empty export of a sub-book is valid: the file adds no account, the rest stays."""
+    extra = '\n[[accounts]]\nid = "solo"\ncollateral = { USD = 1000.0 }\n' \
+            'positions = [ { symbol = "ETH", qty = 1.0 } ]\n[population]\ncount = 3\n'
+    name = f"accounts.{kind}"
+    path = _scenario(tmp_path, extra=extra, file=name)
+    if kind == "csv":
+        (tmp_path / name).write_text(f"{HEADER}\n", encoding="utf-8")
+    else:
+        pq.write_table(_typed().slice(0, 0), tmp_path / name)
+    sc = load_scenario(path)
+    assert sc.accounts_file is not None and sc.accounts_file.accounts == ()
+    assert sc.accounts_file.summary()["n_accounts"] == 0
+    book = build_book(sc)
+    assert book.account_ids == ("solo", "pop-000000", "pop-000001", "pop-000002")
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_an_empty_file_and_no_other_account_is_an_error(tmp_path, capsys, kind):
+    name = f"accounts.{kind}"
+    path = _scenario(tmp_path, file=name)
+    if kind == "csv":
+        (tmp_path / name).write_text(f"{HEADER}\n", encoding="utf-8")
+    else:
+        pq.write_table(_typed().slice(0, 0), tmp_path / name)
+    line = _cli_error(capsys, path)
+    assert line.startswith(f"{path}: accounts: the scenario has no accounts"), line
+    assert f"the accounts file '{name}' has no rows" in line, line
+
+
+def test_a_header_only_file_is_still_checked(tmp_path, capsys):
+    """No rows does not mean no checks: a bad header is refused as before."""
+    path = _scenario(tmp_path, extra='\n[population]\ncount = 3\n')
+    (tmp_path / "accounts.csv").write_text("account_id,symbol,qty,leverage\n")
+    line = _cli_error(capsys, path)
+    assert "column 'leverage'" in line and "unknown column" in line
 
 
 def test_unknown_key_in_the_accounts_file_table(tmp_path, capsys):

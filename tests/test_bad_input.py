@@ -71,6 +71,10 @@ CASES = [
     ("assets-not-tables", BASE.split("[[market.assets]]")[0] + 'assets = ["BTC"]\n'
      + BASE.split("depth_usd = 2.0e7\n")[1], ("market.assets[0]", "expected a table")),
     ("bootstrap-missing", BOOTSTRAP, ("market.bootstrap.file", "cannot read")),
+    ("newline-in-a-key", BASE.replace("USD = 1000.0", '"US\\nD" = 1000.0'),
+     ('accounts[0].collateral."US\\nD"',)),
+    ("newline-in-an-unknown-key", BASE.replace("[simulation]\n", '[simulation]\n"a\\nb" = 1\n'),
+     ('simulation."a\\nb"', "unknown key")),
 ]
 
 
@@ -166,3 +170,27 @@ def test_no_code_execution_from_input():
             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
             if pattern.search(line)]
     assert hits == []
+
+
+POPULATION = BASE + "[population]\ncount = 1\n"
+
+
+@pytest.mark.parametrize(("text", "override", "blamed"), [
+    # the file has the table: an error on it is the file's, though a --set wrote under it
+    pytest.param(POPULATION + "collateral = { USD = 0.0 }\n", "population.collateral.BTC=0",
+                 False, id="table-in-the-file"),
+    # the --set created the table on the way to its key: the error is the --set's
+    pytest.param(POPULATION, "population.collateral.USD=0", True, id="table-created-by-set"),
+    # the --set wrote a table: an error on a key inside it is the --set's
+    pytest.param(BASE, "accounts.0.collateral={ USD = -1.0 }", True, id="key-under-a-set"),
+])
+def test_set_named_only_when_it_created_the_key(tmp_path, capsys, text, override, blamed):
+    path = tmp_path / "s.toml"
+    path.write_text(text, encoding="utf-8")
+    line = _error_line(capsys, ["validate", str(path), "--set", override])
+    key = "accounts[0].collateral.USD" if "accounts" in override else "population.collateral"
+    if blamed:
+        assert line.startswith(f"marginsim: error: --set {override} (on {path}): {key}: "), line
+    else:
+        assert line.startswith(f"marginsim: error: {path}: {key}: "), line
+        assert "--set" not in line, line

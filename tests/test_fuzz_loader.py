@@ -17,10 +17,10 @@ import copy
 import io
 import json
 import math
-import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -182,12 +182,19 @@ def mutated_documents(draw: st.DrawFn) -> dict:
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-_FOLDER = Path(tempfile.mkdtemp(prefix="marginsim-fuzz-"))
-(_FOLDER / "accounts.csv").write_text(ACCOUNTS_CSV, encoding="utf-8")
 
 
-def _load(text: str | bytes) -> Scenario | MarginsimError:
-    path = _FOLDER / "scenario.toml"
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """One folder for the module (hypothesis runs many examples per test function, so a
+    function-scoped tmp_path would be shared between them anyway); pytest removes it."""
+    path = tmp_path_factory.mktemp("fuzz")
+    (path / "accounts.csv").write_text(ACCOUNTS_CSV, encoding="utf-8")
+    return path
+
+
+def _load(folder: Path, text: str | bytes) -> Scenario | MarginsimError:
+    path = folder / "scenario.toml"
     path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
     try:
         return load_scenario(path)
@@ -197,8 +204,8 @@ def _load(text: str | bytes) -> Scenario | MarginsimError:
         return exc
 
 
-def _validate(text: str) -> tuple[int, str]:
-    path = _FOLDER / "validate.toml"
+def _validate(folder: Path, text: str) -> tuple[int, str]:
+    path = folder / "validate.toml"
     path.write_text(text, encoding="utf-8")
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -206,23 +213,23 @@ def _validate(text: str) -> tuple[int, str]:
     return status, err.getvalue()
 
 
-def test_the_base_document_is_valid():
-    sc = _load(dumps(BASE))
+def test_the_base_document_is_valid(folder):
+    sc = _load(folder, dumps(BASE))
     assert isinstance(sc, Scenario), sc
     assert len(sc.all_accounts) == 4 and sc.population.count == 20
-    assert _validate(dumps(BASE)) == (0, "")
+    assert _validate(folder, dumps(BASE)) == (0, "")
 
 
 @FUZZ
 @given(mutated_documents())
-def test_mutated_documents_load_or_raise_marginsim_error(document):
-    _load(dumps(document))
+def test_mutated_documents_load_or_raise_marginsim_error(folder, document):
+    _load(folder, dumps(document))
 
 
 @settings(FUZZ, max_examples=60)
 @given(mutated_documents())
-def test_validate_exits_0_or_2_with_at_most_one_line(document):
-    status, err = _validate(dumps(document))
+def test_validate_exits_0_or_2_with_at_most_one_line(folder, document):
+    status, err = _validate(folder, dumps(document))
     assert status in (0, 2)
     assert err.count("\n") <= 1 and "Traceback" not in err, err
     assert (status == 2) == bool(err), err
@@ -230,14 +237,14 @@ def test_validate_exits_0_or_2_with_at_most_one_line(document):
 
 @FUZZ
 @given(st.binary(max_size=300))
-def test_random_bytes(data):
-    _load(data)
+def test_random_bytes(folder, data):
+    _load(folder, data)
 
 
 @FUZZ
 @given(st.integers(min_value=0, max_value=10_000), st.text(max_size=4),
        st.integers(min_value=0, max_value=3))
-def test_damaged_toml_text(position, insert, cut):
+def test_damaged_toml_text(folder, position, insert, cut):
     text = dumps(BASE)
     position %= len(text)
-    _load(text[:position] + insert + text[position + cut:])
+    _load(folder, text[:position] + insert + text[position + cut:])

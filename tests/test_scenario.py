@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from simulator.errors import ScenarioError
+from simulator.overrides import override_for
 from simulator.scenario import (
     Scenario,
     Venue,
@@ -603,6 +604,23 @@ def test_apply_overrides_returns_a_copy():
 def test_later_override_wins():
     out = apply_overrides(base_doc(), ["simulation.paths=5", "simulation.paths=7"])
     assert out["simulation"]["paths"] == 7
+
+
+def test_override_origins_record_what_each_set_wrote_or_created():
+    origins: dict[str, str] = {}
+    sets = ["simulation.paths=5", "new.deep.key=1", "shocks.00.size=-0.3", "simulation.paths=7"]
+    apply_overrides(base_doc(), sets, origins)
+    assert origins == {"simulation.paths": sets[3], "new": sets[1], "new.deep": sets[1],
+                       "new.deep.key": sets[1], "shocks.0.size": sets[2]}
+    # "simulation" and "shocks" were in the document: no --set owns them
+    assert override_for("simulation", origins) is None
+    assert override_for("shocks[0]", origins) is None
+    assert override_for("shocks[0].size", origins) == sets[2]
+    assert override_for("new.deep.other", origins) == sets[1]
+    # a later --set that replaces a table drops what was written inside it
+    origins = {}
+    apply_overrides(base_doc(), ["new.deep.key=1", "new=2"], origins)
+    assert origins == {"new": "new=2"}
 
 
 # --------------------------------------------------------------------------- presets

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ from hypothesis import strategies as st
 from simulator import cli
 from simulator.errors import MarginsimError
 from simulator.scenario import Scenario, load_scenario
+
+from .toml_text import dumps as toml_dumps
 
 ACCOUNTS_CSV = ("account_id,margin_mode,symbol,type,qty,entry,strike,expiry_days,collateral_USD\n"
                 "f-1,isolated,BTC,,2,58000,,,30000\n"
@@ -79,31 +80,9 @@ BASE: dict[str, Any] = {
 # --------------------------------------------------------------------------- TOML writing
 
 
-def _key(name: str) -> str:
-    return json.dumps(name, ensure_ascii=False)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
-
-
 def dumps(document: dict[str, Any]) -> str:
-    """One ``key = value`` line per top-level key (inline tables below)."""
-    return "".join(f"{_key(k)} = {_value(v)}\n" for k, v in document.items())
+    """The document as TOML, non-ASCII names and strings kept as they are."""
+    return toml_dumps(document, ensure_ascii=False)
 
 
 # --------------------------------------------------------------------------- strategies

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import tomllib
 from pathlib import Path
@@ -34,6 +33,8 @@ from simulator.scenario import (
     scenario_from_dict,
 )
 from simulator.venues import PRESETS, Bracket
+
+from .toml_text import dumps
 
 DELETE = object()
 
@@ -68,33 +69,6 @@ def base_doc() -> dict[str, Any]:
              "positions": [{"symbol": "ETH", "qty": 10.0, "entry": 2900.0}]},
         ],
     }
-
-
-def _toml_value(value: Any) -> str:
-    """Render ``value`` as a one-line TOML value (inline tables for tables)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        items = ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items())
-        return "{" + items + "}"
-    raise TypeError(type(value))
-
-
-def dumps(document: dict[str, Any]) -> str:
-    """Render a scenario document as TOML (one ``key = value`` line per top-level key)."""
-    return "".join(f"{json.dumps(k)} = {_toml_value(v)}\n" for k, v in document.items())
 
 
 def write(tmp_path: Path, document: dict[str, Any], name: str = "scenario.toml") -> Path:

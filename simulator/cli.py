@@ -221,7 +221,7 @@ def _cmd_scenarios(_: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibrate import calibrate_main
+    from .calibrate_block import calibrate_main
 
     return calibrate_main(args.prices, args.model)
 

@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from simulator.calibrate import calibrate_main, fit, load_prices, market_block, merton_nll
+from simulator.calibrate import fit, load_prices, merton_nll
+from simulator.calibrate_block import calibrate_main, market_block
 from simulator.errors import ScenarioError
 
 K = 4.0  # tolerance in standard errors

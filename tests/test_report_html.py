@@ -17,7 +17,8 @@ import pytest
 
 from simulator.cli import main
 from simulator.errors import MarginsimError
-from simulator.report_html import SWEEP_METRICS, TOP_ACCOUNTS, write_report
+from simulator.report_html import TOP_ACCOUNTS, write_report
+from simulator.report_sweep import SWEEP_METRICS
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

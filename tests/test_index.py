@@ -208,3 +208,77 @@ def test_index_starts_with_units_that_are_already_below_maintenance():
         sc.venue, sc.liquidity, sc.market, full_scan=True))
     np.testing.assert_array_equal(fast.ev_i, ref.ev_i)
     np.testing.assert_array_equal(fast.ev_f, ref.ev_f)
+
+
+def _band_heaps(n_assets: int) -> tuple[np.ndarray, ...]:
+    return (np.zeros(1, dtype=np.int64), np.empty((2 * n_assets, 16)),
+            np.empty((2 * n_assets, 16), dtype=np.int64),
+            np.empty((2 * n_assets, 16), dtype=np.int64), np.zeros(2 * n_assets, dtype=np.int64))
+
+
+@pytest.mark.parametrize("lin_btc", [2e-312, 1e-300, 0.0])
+def test_zerodiv_band_of_a_dust_exposure(lin_btc):
+    """A unit exposed to 2e-312 coins at a mark of 1e-13 has a split weight
+    ``|lin| sigma M`` that underflows to 0: the band divided by it (ZeroDivisionError).
+    At 1e-300 it is subnormal (1e-314) and too imprecise to cut a band from. Both get no
+    band (checked exactly every round); a unit with no exposure keeps its empty band."""
+    mark = np.array([1e-13, 1.0])
+    lin = np.array([[lin_btc, 0.0]])
+    const = np.array([1.0])  # slack 1 USD
+    sigma = np.array([0.5, 0.5])
+    version, h_key, h_unit, h_ver, h_n = _band_heaps(2)
+    banded = push_band_nb(0, mark, lin, const, sigma, version, h_key, h_unit, h_ver, h_n,
+                          *NO_POSITIONS, FLAT_TIERS[:2])
+    assert banded == (lin_btc == 0.0)
+    assert version[0] == 1 and h_n.sum() == 0
+
+
+DUST = """
+name = "dust"
+[simulation]
+paths = 4
+seed = 1
+steps = 4
+[market]
+model = "gbm"
+[[market.assets]]
+symbol = "BTC"
+price = 1.0e-12
+vol = 0.5
+depth_usd = 1.0e6
+[[shocks]]
+kind = "gap"
+step = 2
+asset = "BTC"
+size = -0.9
+[venue]
+maintenance_margin_rate = 0.01
+[[accounts]]
+id = "dust"
+collateral = { USD = 1.0 }
+positions = [ { symbol = "BTC", qty = 2.0e-312 } ]
+[[accounts]]
+id = "long"
+collateral = { USD = 1.0e-13 }
+positions = [ { symbol = "BTC", qty = 1.0 } ]
+"""
+
+
+def test_zerodiv_dust_exposure_is_checked_exactly_every_round(tmp_path):
+    """End to end: the dust unit's weight is 0 at the start (it used to get a band cut
+    from a weight of 1, crossed by the -90% gap) and at the gap (the ZeroDivisionError).
+    It starts without a band, and the indexed engine equals the full scan."""
+    (tmp_path / "dust.toml").write_text(DUST)
+    sc = load_scenario(str(tmp_path / "dust.toml"))
+    book = build_book(sc)
+    inputs = prepare_path_inputs(sc)
+    rules = EngineRules.from_scenario(sc.venue, sc.liquidity, sc.market)
+    index = BookIndex.build(book, rules, inputs.s0)
+    assert index.init_pending.tolist() == [0]
+    exo = generate_paths(inputs, 4, np.random.default_rng(5))
+    fast = replay(exo, inputs.depth_usd, book, rules, index=index)
+    ref = replay(exo, inputs.depth_usd, book, EngineRules.from_scenario(
+        sc.venue, sc.liquidity, sc.market, full_scan=True))
+    assert len(ref.ev_i) == 4  # the 1x long goes at the gap; the dust unit never does
+    for field in ("path_f", "path_i", "final_price", "ev_i", "ev_f"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(ref, field), err_msg=field)

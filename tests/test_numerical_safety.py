@@ -312,3 +312,40 @@ def test_bound_price_kernel_matches_reference():
     expected = [lo, lo, lo, lo, lo, 1.0, hi, hi, hi, lo, lo]  # by hand: NaN -> floor
     assert [bound_price(x, lo, hi) for x in cases] == expected
     assert [bound_price_nb(x, lo, hi) for x in cases] == expected
+
+
+@pytest.mark.parametrize("depth", [1e6, math.inf])
+def test_zerodiv_compounded_liquidity_shocks_keep_the_depth_positive(tmp_path, capsys, depth):
+    """Two overlapping liquidity shocks of 1e-200 compound to 1e-400, an underflow to 0:
+    the impact law then divided by a depth of 0 (ZeroDivisionError out of the engine) or,
+    with depth_usd = inf, by NaN (inf * 0), which sent every impacted mark to the floor.
+    The compounded multiplier is held at 1e-300 (README "How shocks act")."""
+    shocks = 2 * shock("liquidity", 3, "*", 1e-200, 6) + shock("gap", 4, "*", -0.5)
+    text = scenario_text(depth=depth, shocks=shocks)
+    src = tmp_path / "src.toml"
+    src.write_text(text)
+    got = prepare_path_inputs(load_scenario(str(src))).depth_usd
+    window = np.zeros(got.shape[0], dtype=bool)
+    window[3:9] = True
+    assert (got[~window] == depth).all()
+    assert (got[window] == depth * 1e-300).all()  # 1e-294, or inf: still no impact
+    out = tmp_path / "run"
+    assert cli.main(["run", str(src), "--out", str(out), "--save-prices", "30",
+                     "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=no_constants)
+    for sub in ("paths", "events", "prices"):
+        table = pq.read_table(out / sub)
+        for name in table.column_names:
+            if pa.types.is_floating(table.column(name).type):
+                assert np.isfinite(table.column(name).drop_null().to_numpy()).all(), name
+    events = pq.read_table(out / "events").to_pandas()
+    assert (events["step"] == 4).any()  # forced sales inside the window
+    marks = pq.read_table(out / "prices").to_pandas()
+    exo = pq.read_table(out / "prices_no_impact").to_pandas()
+    if math.isinf(depth):  # no impact at any depth multiplier
+        assert summary["price_bounds"]["paths_bounded"] == 0
+        pd_equal = (marks[["BTC", "ETH"]].to_numpy() == exo[["BTC", "ETH"]].to_numpy())
+        assert pd_equal.all()
+    else:  # a forced sale against a book of ~1e-294 USD takes its asset to the floor
+        assert summary["price_bounds"]["paths_bounded"] > 0
+        assert math.isclose(marks["BTC"].min(), 100.0 * FLOOR, rel_tol=1e-9)

@@ -32,6 +32,11 @@ from .codes import FLAG_DIRTY, POS_LINEAR, TIER_CAP
 SLACK_MARGIN = 1e-12
 #: relative margin by which a band stops short of a bracket boundary
 BRACKET_MARGIN = 1e-12
+#: smallest split weight ``sum_a |lin[a]| sigma[a] M[a]`` (USD) a band is cut from. Below it
+#: the weight may be 0 (underflow: tiny quantities at marks near the price floor) or lose
+#: its relative precision (subnormal terms), and a band cut from it could be too wide, so
+#: the unit gets no band and is checked exactly at every round instead
+MIN_BAND_WEIGHT = 1e-200
 
 
 @njit(cache=True, inline="always")
@@ -155,8 +160,10 @@ def push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit, h_ver, h_n,
     Returns
     -------
     bool
-        False when the slack is too small for a band: the caller must check the unit
-        exactly at every round until its state or the marks change that.
+        False when the slack is too small for a band, or the split weight
+        ``sum_a |lin[a]| sigma[a] M[a]`` of an exposed unit is below ``MIN_BAND_WEIGHT``
+        (0 included): the caller must check the unit exactly at every round until its
+        state or the marks change that.
     """
     n_assets = mark.shape[0]
     version[u] += 1
@@ -171,6 +178,10 @@ def push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit, h_ver, h_n,
     slack -= SLACK_MARGIN * scale
     if not (slack > 0.0 and np.isfinite(slack) and np.isfinite(weight)):
         return False  # no band (also for NaN / inf marks): checked exactly every round
+    if not weight >= MIN_BAND_WEIGHT:
+        for a in range(n_assets):
+            if lin[u, a] != 0.0:
+                return False  # the slack cannot be split reliably: checked every round
     for a in range(n_assets):
         la = lin[u, a]
         down = -np.inf

@@ -16,7 +16,7 @@ from ..book import Book
 from ..scenario import Liquidity, Market, Scenario, Venue
 from ..venues import bracket_cums
 from . import codes
-from ._index_kernels import BRACKET_MARGIN, SLACK_MARGIN
+from ._index_kernels import BRACKET_MARGIN, MIN_BAND_WEIGHT, SLACK_MARGIN
 from ._kernels import replay_nb
 from ._option_box_kernels import static_boxes_nb
 from .option_setup import (
@@ -269,8 +269,10 @@ class BookIndex:
         weight = (np.abs(lin) * rules.sigma * s0).sum(axis=1)
         unit_opt = oc[codes.OC_UNIT_OPT]
         live = (n_open > 0) & ~unit_opt
-        init_pending = np.flatnonzero(live & ~(slack_eff > 0.0)).astype(np.int64)
-        banded = live & (slack_eff > 0.0)
+        # as push_band_nb: no band where the split weight of an exposed unit is too small
+        splittable = (weight >= MIN_BAND_WEIGHT) | ~(lin != 0.0).any(axis=1)
+        banded = live & (slack_eff > 0.0) & splittable
+        init_pending = np.flatnonzero(live & ~banded).astype(np.int64)
         box_units = opt_data.opt_units
         box_lo = np.empty((len(box_units), n_assets))
         box_hi = np.empty((len(box_units), n_assets))
@@ -283,7 +285,7 @@ class BookIndex:
             init_pending = np.sort(np.concatenate([init_pending,
                                                    box_units[box_due < 0]])).astype(np.int64)
         boxed = box_due >= 0
-        safe_weight = np.where(weight > 0.0, weight, 1.0)
+        safe_weight = np.where(weight > 0.0, weight, 1.0)  # 0: no exposure, no band needed
         keys, units, starts = [], [], [0]
         for a in range(n_assets):
             band = slack_eff * rules.sigma[a] * s0[a] / safe_weight
@@ -417,7 +419,7 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
     exo : ndarray, shape (n, steps + 1, A)
         Exogenous prices; ``exo[:, 0]`` are the initial prices, the same on every path.
     depth_usd : ndarray, shape (steps + 1, A)
-        Depth per step.
+        Depth per step, USD, positive (inf: no impact).
     book : Book
     rules : EngineRules
     initial_events : int
@@ -455,6 +457,8 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
     acct_bank = np.zeros(book.n_accounts, dtype=np.int64)
     marks = np.zeros((min(save_marks, n_paths), exo.shape[1], n_assets))
     depth = np.ascontiguousarray(depth_usd, dtype=float)
+    if not (depth > 0.0).all():  # the impact law divides by it (prepare_path_inputs keeps it)
+        raise ValueError("depth_usd must be positive (inf: no impact) at every step")
     coll0 = np.ascontiguousarray(book.unit_coll)
     iparams = rules.iparams.copy()
     iparams[codes.IP_RNG_KEY] = rng_key

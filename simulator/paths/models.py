@@ -3,8 +3,9 @@
 Time runs over ``steps`` steps of ``dt = horizon_days / 365 / steps`` years. A shock at
 ``step = k`` acts on the move from step ``k - 1`` to step ``k``: a ``gap`` multiplies the
 price by ``1 + size`` there; ``vol``, ``correlation`` and ``liquidity`` act on steps
-``k .. k + duration_steps - 1`` (vol and depth multipliers compound when windows overlap;
-a later correlation shock overrides an earlier one on the same entries).
+``k .. k + duration_steps - 1`` (vol and depth multipliers compound when windows overlap,
+a depth multiplier down to ``MIN_DEPTH_MULTIPLIER``; a later correlation shock overrides
+an earlier one on the same entries).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ from ._kernels import (
     regime_paths_nb,
     student_t_paths_nb,
 )
+
+#: smallest compounded ``liquidity`` multiplier of the depth (a product of shocks below it,
+#: at most an underflow to 0, is raised to it: the depth stays positive)
+MIN_DEPTH_MULTIPLIER = 1e-300
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,9 @@ def prepare_path_inputs(scenario: Scenario) -> PathInputs:
         kappa = np.expm1(params.mean + 0.5 * params.std**2)
         drift_step = drift_step - params.intensity * kappa * dt
     diff_scale = eff_vol * np.sqrt(dt)
+    # compounded liquidity multipliers (each in (0, 1e6]) can underflow to 0, which would
+    # give a depth of 0 (the impact law divides by it) or NaN (inf * 0 when depth_usd = inf)
+    depth_mult = np.maximum(depth_mult, MIN_DEPTH_MULTIPLIER)
     depth = np.array([a.depth_usd for a in market.assets])[None, :] * depth_mult
     s0 = np.array([a.price for a in market.assets])
     chol_stress = np.eye(n)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -119,10 +120,29 @@ def write_parquet(table: pa.Table, path: Path, metadata: dict[bytes, bytes]) -> 
 
 
 def write_json(obj: Any, path: Path) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    """Write ``obj`` as indented JSON to ``path`` atomically.
+
+    JSON has no infinities or NaN: an infinite float (for example an omitted
+    ``depth_usd``, an infinitely deep book, echoed in the manifest) is written as the string
+    ``"inf"`` or ``"-inf"`` and NaN as ``null``, so that every reader parses the file.
+    """
     tmp = _temporary(path)
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    tmp.write_text(json.dumps(_json_safe(obj), indent=2, sort_keys=False, allow_nan=False,
+                              default=_json_default) + "\n")
     os.replace(tmp, path)
+
+
+def _json_safe(obj: Any) -> Any:
+    """``obj`` with infinite floats as ``"inf"`` / ``"-inf"`` and NaN as ``None``."""
+    if isinstance(obj, float | np.floating):
+        if math.isnan(obj):
+            return None
+        return float(obj) if math.isfinite(obj) else str(float(obj))
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    return obj
 
 
 def read_json(path: Path) -> Any:

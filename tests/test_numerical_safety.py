@@ -349,3 +349,14 @@ def test_zerodiv_compounded_liquidity_shocks_keep_the_depth_positive(tmp_path, c
     else:  # a forced sale against a book of ~1e-294 USD takes its asset to the floor
         assert summary["price_bounds"]["paths_bounded"] > 0
         assert math.isclose(marks["BTC"].min(), 100.0 * FLOOR, rel_tol=1e-9)
+
+
+def test_infinite_depth_is_echoed_as_strict_json(tmp_path, capsys):
+    """``depth_usd = inf`` (the default: an infinitely deep book) was echoed in
+    manifest.json as ``Infinity``, which strict JSON readers refuse: it is the string
+    "inf" now, and every JSON file of the run parses without non-standard constants."""
+    out, _, _ = run_cli(tmp_path, scenario_text(depth=math.inf), capsys)
+    manifest = json.loads((out / "manifest.json").read_text(), parse_constant=no_constants)
+    depths = [a["depth_usd"] for a in manifest["scenario_resolved"]["market"]["assets"]]
+    assert depths == ["inf", "inf"]
+    assert cli.main(["verify", str(out)]) == 0

@@ -47,13 +47,17 @@ SLOPE_STEP = 1e-3
 MIN_BOX_FLOOR = 0.05
 #: after a failed box, the next one aims to spend this share of the slack
 NEWTON_AIM = 0.85
+#: bounds tried to widen a box once one holds (doubling, then bisecting)
+GROW_TRIES = 2
+#: the same for the boxes at the start of a path (computed once per chunk)
+STATIC_GROW_TRIES = 8
 #: no box narrower than this relative move is tried (the unit is checked every round)
 MIN_BOX_WIDTH = 1e-3
 
 # rows of the scratch array ``work`` (N_WORK, A) of the box kernels
-_SLOPE, _CURV, _UP, _DOWN, _PESS, _GPOS, _GNEG = range(7)
+_SLOPE, _CURV, _UP, _DOWN, _PESS, _GPOS, _GNEG, _BLO, _BHI = range(9)
 #: rows of the box kernels' scratch array
-N_WORK = 7
+N_WORK = 9
 
 
 @njit(cache=True, inline="always")
@@ -181,8 +185,8 @@ def option_check_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind, unit
 
 @leaf
 def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
-                  pos_entry, unit_pos_start, tiers, oc, lo, hi, work, span_changes, steered
-                  ):  # pragma: no cover - jitted
+                  pos_entry, unit_pos_start, tiers, oc, lo, hi, work, span_changes, steered,
+                  grow_tries):  # pragma: no cover - jitted
     """Find a box around ``mark`` (written to ``lo, hi``; ``work`` (N_WORK, A) is scratch) and
     a last step ``t1 >= t`` in which option unit ``u`` stays safe; ``slack`` is its
     exact slack, > 0.
@@ -286,56 +290,92 @@ def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_a
     t_cut = t1
     if span_changes:  # first try a window across the vol changes (the bounds take them)
         t1 = t_full
-    for _ in range(BOX_TRIES):
-        spend = shrink * slack  # k W1 + k^2 W2 / 2 = spend, in its stable form
-        k = 2.0 * spend / (w1 + np.sqrt(w1 * w1 + 2.0 * w2 * spend))
-        if k * max_sigma < MIN_BOX_WIDTH:
-            return -1  # too close to its maintenance for a useful box: checked every round
-        for a in range(n_assets):
-            band = k * sigma[a]  # a relative move
-            la = lin[u, a]
-            up_f = work[_UP, a]
-            down_f = work[_DOWN, a]
-            if up_f != 1.0 or down_f != 1.0 or held_nb(u, a, qty, pos_asset, pos_kind,
-                                                        unit_pos_start):
-                lo[a] = mark[a] * max(1.0 - band * down_f, MIN_BOX_FLOOR)
-                hi[a] = mark[a] * (1.0 + band * up_f)
-            else:  # linear in this asset: only the adverse side binds
-                lo[a] = mark[a] * (1.0 - band) if la > 0.0 else 0.0
-                hi[a] = mark[a] * (1.0 + band) if la < 0.0 else np.inf
-            b_lo, b_hi = bracket_interval_nb(u, a, mark[a], qty, pos_asset, pos_kind,
-                                             unit_pos_start, tiers)
-            if b_lo > 0.0 and b_lo * (1.0 + BRACKET_MARGIN) > lo[a]:
-                lo[a] = b_lo * (1.0 + BRACKET_MARGIN)
-            if b_hi < np.inf and b_hi * (1.0 - BRACKET_MARGIN) < hi[a]:
-                hi[a] = b_hi * (1.0 - BRACKET_MARGIN)
-        bound = const[u]
-        for a in range(n_assets):
-            la = lin[u, a]
-            if la > 0.0:
-                bound += la * lo[a]
-            elif la < 0.0:
-                bound += la * hi[a]
-        v, m = option_terms_nb(u, lo, hi, t, t1, mmk_u, qty, pos_asset, pos_entry, pos_kind,
-                               unit_pos_start, tiers, oc)
-        if bound + v - m > target:
-            return t1
+    k_ok = 0.0  # the widest box found so far (0: none yet), kept in work[_BLO], work[_BHI]
+    k_fail = np.inf  # the narrowest box that failed after one was found
+    tries = 0
+    while True:
+        tries += 1
+        if k_ok == 0.0:
+            if tries > BOX_TRIES:
+                return -1
+            spend = shrink * slack  # k W1 + k^2 W2 / 2 = spend, in its stable form
+            k = 2.0 * spend / (w1 + np.sqrt(w1 * w1 + 2.0 * w2 * spend))
+            if k * max_sigma < MIN_BOX_WIDTH:
+                return -1  # too close to its maintenance for a useful box: checked every round
+        else:  # grow the box found: double it until a bound fails, then bisect
+            if tries > grow_tries:
+                break
+            k = 2.0 * k_ok if k_fail == np.inf else np.sqrt(k_ok * k_fail)
+        bound = _box_bound_nb(u, k, mark, t, t1, lin, const, sigma, mmk_u, qty, pos_asset,
+                              pos_kind, pos_entry, unit_pos_start, tiers, oc, lo, hi, work)
+        if bound > target:
+            if k_ok == 0.0:
+                tries = 0  # the growth has its own budget
+            k_ok = k
+            for a in range(n_assets):
+                work[_BLO, a] = lo[a]
+                work[_BHI, a] = hi[a]
+            continue
+        if k_ok > 0.0:
+            k_fail = k
+            continue
         if t1 > t_cut:  # the window across a vol change failed: back to the cut one
             t1 = t_cut
             continue
         if t1 > t and has_long:
             # only a long option's value falls with time: the box or the window? The box
             # alone over this step decides
-            v2, m2 = option_terms_nb(u, lo, hi, t, t, mmk_u, qty, pos_asset, pos_entry,
-                                     pos_kind, unit_pos_start, tiers, oc)
-            if bound + v2 - m2 > target:
+            if _box_bound_nb(u, k, mark, t, t, lin, const, sigma, mmk_u, qty, pos_asset,
+                             pos_kind, pos_entry, unit_pos_start, tiers, oc, lo, hi,
+                             work) > target:
                 t1 = t + (t1 - t) // 2
                 continue
         # the slack lost over the box grows about linearly with its width: aim at
         # NEWTON_AIM of the slack, but shrink at least by half and at most tenfold
-        lost = slack - (bound + v - m)
+        lost = slack - bound
         shrink *= min(max(NEWTON_AIM * slack / lost, 0.1), 0.5)
-    return -1
+    for a in range(n_assets):
+        lo[a] = work[_BLO, a]
+        hi[a] = work[_BHI, a]
+    return t1
+
+
+@leaf
+def _box_bound_nb(u, k, mark, t, t1, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
+                  pos_entry, unit_pos_start, tiers, oc, lo, hi, work):  # pragma: no cover
+    """Write the box of relative width ``k sigma`` (stretched by ``work[_UP]``,
+    ``work[_DOWN]``) around ``mark`` to ``lo, hi`` and return the rigorous lower bound of
+    unit ``u``'s slack over it and steps ``t..t1``."""
+    n_assets = mark.shape[0]
+    for a in range(n_assets):
+        band = k * sigma[a]  # a relative move
+        la = lin[u, a]
+        up_f = work[_UP, a]
+        down_f = work[_DOWN, a]
+        if up_f != 1.0 or down_f != 1.0 or held_nb(u, a, qty, pos_asset, pos_kind,
+                                                    unit_pos_start):
+            lo[a] = mark[a] * max(1.0 - band * down_f, MIN_BOX_FLOOR)
+            hi[a] = mark[a] * (1.0 + band * up_f)
+        else:  # linear in this asset: only the adverse side binds
+            lo[a] = mark[a] * (1.0 - band) if la > 0.0 else 0.0
+            hi[a] = mark[a] * (1.0 + band) if la < 0.0 else np.inf
+        b_lo, b_hi = bracket_interval_nb(u, a, mark[a], qty, pos_asset, pos_kind,
+                                         unit_pos_start, tiers)
+        if b_lo > 0.0 and b_lo * (1.0 + BRACKET_MARGIN) > lo[a]:
+            lo[a] = b_lo * (1.0 + BRACKET_MARGIN)
+        if b_hi < np.inf and b_hi * (1.0 - BRACKET_MARGIN) < hi[a]:
+            hi[a] = b_hi * (1.0 - BRACKET_MARGIN)
+    bound = const[u]
+    for a in range(n_assets):
+        la = lin[u, a]
+        if la > 0.0:
+            bound += la * lo[a]
+        elif la < 0.0:
+            bound += la * hi[a]
+    v, m = option_terms_nb(u, lo, hi, t, t1, mmk_u, qty, pos_asset, pos_entry, pos_kind,
+                           unit_pos_start, tiers, oc)
+    return bound + v - m
+
 
 @leaf
 def push_option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, version, h_key,
@@ -351,7 +391,7 @@ def push_option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, versi
     ver = version[u]
     t1 = option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset,
                        pos_kind, pos_entry, unit_pos_start, tiers, oc, lo, hi, work, False,
-                       steered)
+                       steered, GROW_TRIES)
     if t1 < 0:
         return False
     for a in range(n_assets):
@@ -410,7 +450,7 @@ def static_boxes_nb(units, mark, steps, lin, const, sigma, mmk0, qty, pos_asset,
         if s > 0.0:
             t1 = option_box_nb(u, mark, 0, steps, s, lin, const, sigma, mmk0[u], qty,
                                pos_asset, pos_kind, pos_entry, unit_pos_start, tiers, oc,
-                               lo, hi, work, True, False)
+                               lo, hi, work, True, False, STATIC_GROW_TRIES)
         if t1 < 0:
             out_due[j] = -1
             for a in range(n_assets):

@@ -48,7 +48,7 @@ MIN_BOX_FLOOR = 0.05
 #: after a failed box, the next one aims to spend this share of the slack
 NEWTON_AIM = 0.85
 #: bounds tried to widen a box once one holds (doubling, then bisecting)
-GROW_TRIES = 2
+GROW_TRIES = 0
 #: the same for the boxes at the start of a path (computed once per chunk)
 STATIC_GROW_TRIES = 8
 #: no box narrower than this relative move is tried (the unit is checked every round)

@@ -41,6 +41,10 @@ SLOPE_FLOOR = 0.1
 FIRST_SHRINK = 0.9
 #: how much further a box reaches on the side where the slack rises (at most)
 FAVOURABLE = 4.0
+#: the same when the bound splits the box at the mark (standard rule)
+FAVOURABLE_SPLIT = 8.0
+#: the bound splits the box at the mark on at most this many assets (2 ** n sub-boxes)
+MAX_SPLIT_ASSETS = 3
 #: relative step of the central differences that steer a box under the risk matrix
 SLOPE_STEP = 1e-3
 #: a box never reaches below this fraction of the mark
@@ -55,9 +59,9 @@ STATIC_GROW_TRIES = 8
 MIN_BOX_WIDTH = 1e-3
 
 # rows of the scratch array ``work`` (N_WORK, A) of the box kernels
-_SLOPE, _CURV, _UP, _DOWN, _PESS, _GPOS, _GNEG, _BLO, _BHI = range(9)
+_SLOPE, _CURV, _UP, _DOWN, _PESS, _GPOS, _GNEG, _BLO, _BHI, _HELD, _SLO, _SHI = range(12)
 #: rows of the box kernels' scratch array
-N_WORK = 9
+N_WORK = 12
 
 
 @njit(cache=True, inline="always")
@@ -266,16 +270,32 @@ def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_a
         g_neg = work[_GNEG, a] + (-lin_usd if lin_usd < 0.0 else 0.0)
         up_f = 1.0
         down_f = 1.0
-        if held:
+        work[_HELD, a] = 1.0 if held else 0.0
+        if held and standard:
+            # the bound splits the box at the mark (``_box_bound_nb``): each half loses on
+            # its own side only, so the sides are sized to lose alike
             if g_neg > g_pos:
-                down_f = min(FAVOURABLE, np.sqrt(g_neg / g_pos)) if g_pos > 0.0 else FAVOURABLE
+                down_f = min(FAVOURABLE_SPLIT, g_neg / g_pos) if g_pos > 0.0 else \
+                    FAVOURABLE_SPLIT
             elif g_pos > g_neg:
-                up_f = min(FAVOURABLE, np.sqrt(g_pos / g_neg)) if g_neg > 0.0 else FAVOURABLE
+                up_f = min(FAVOURABLE_SPLIT, g_pos / g_neg) if g_neg > 0.0 else \
+                    FAVOURABLE_SPLIT
+            linear = max(g_pos * down_f, g_neg * up_f, SLOPE_FLOOR * gross * mark[a])
+            pess = max(up_f, down_f) * work[_PESS, a]
+        else:
+            if held:
+                if g_neg > g_pos:
+                    down_f = min(FAVOURABLE, np.sqrt(g_neg / g_pos)) if g_pos > 0.0 else \
+                        FAVOURABLE
+                elif g_pos > g_neg:
+                    up_f = min(FAVOURABLE, np.sqrt(g_pos / g_neg)) if g_neg > 0.0 else \
+                        FAVOURABLE
+            # the vol pessimism grows with the whole width of the box, both sides
+            linear = max(g_pos * down_f + g_neg * up_f, SLOPE_FLOOR * gross * mark[a])
+            pess = (up_f + down_f) * work[_PESS, a]
         work[_UP, a] = up_f
         work[_DOWN, a] = down_f
-        # the vol pessimism grows with the whole width of the box, both sides
-        linear = max(g_pos * down_f + g_neg * up_f, SLOPE_FLOOR * gross * mark[a])
-        w1 += (linear + (up_f + down_f) * work[_PESS, a]) * sigma[a]
+        w1 += (linear + pess) * sigma[a]
         concavity = -work[_CURV, a] if work[_CURV, a] < 0.0 else 0.0
         w2 += concavity * (sigma[a] * max(up_f, down_f)) ** 2
         if sigma[a] > max_sigma:
@@ -365,8 +385,47 @@ def _box_bound_nb(u, k, mark, t, t1, lin, const, sigma, mmk_u, qty, pos_asset, p
             lo[a] = b_lo * (1.0 + BRACKET_MARGIN)
         if b_hi < np.inf and b_hi * (1.0 - BRACKET_MARGIN) < hi[a]:
             hi[a] = b_hi * (1.0 - BRACKET_MARGIN)
-    bound = const[u]
+    if int(oc[OC_PAR][OP_RULE]) == OPTION_RISK_MATRIX:
+        return _sub_box_bound_nb(u, lo, hi, t, t1, lin, const, mmk_u, qty, pos_asset,
+                                 pos_kind, pos_entry, unit_pos_start, tiers, oc)
+    # standard rule: the box split at the mark on every asset the unit holds options on;
+    # the smallest bound of the sub-boxes bounds the slack over their union, the box
+    held_mask = 0
+    n_held = 0
     for a in range(n_assets):
+        if work[_HELD, a] != 0.0 and n_held < MAX_SPLIT_ASSETS:
+            held_mask |= 1 << a
+            n_held += 1
+    slo = work[_SLO]
+    shi = work[_SHI]
+    worst = np.inf
+    mask = held_mask
+    while mask >= 0:  # every subset of held_mask: which assets take their upper half
+        for a in range(n_assets):
+            slo[a] = lo[a]
+            shi[a] = hi[a]
+            if (held_mask >> a) & 1:
+                cut = min(max(mark[a], lo[a]), hi[a])
+                if (mask >> a) & 1:
+                    slo[a] = cut
+                else:
+                    shi[a] = cut
+        b = _sub_box_bound_nb(u, slo, shi, t, t1, lin, const, mmk_u, qty, pos_asset,
+                              pos_kind, pos_entry, unit_pos_start, tiers, oc)
+        if not b >= worst:  # (a NaN bound is kept: it fails the caller's test)
+            worst = b
+        mask = (mask - 1) & held_mask if mask > 0 else -1
+    return worst
+
+
+@leaf
+def _sub_box_bound_nb(u, lo, hi, t, t1, lin, const, mmk_u, qty, pos_asset, pos_kind,
+                      pos_entry, unit_pos_start, tiers, oc):  # pragma: no cover - jitted
+    """Rigorous lower bound of unit ``u``'s slack over the box ``lo, hi`` and steps
+    ``t..t1``: each linear term at its worst end, the options from
+    :func:`option_terms_nb`."""
+    bound = const[u]
+    for a in range(lo.shape[0]):
         la = lin[u, a]
         if la > 0.0:
             bound += la * lo[a]

@@ -42,7 +42,7 @@ FIRST_SHRINK = 0.9
 #: how much further a box reaches on the side where the slack rises (at most)
 FAVOURABLE = 4.0
 #: the same when the bound splits the box at the mark (standard rule)
-FAVOURABLE_SPLIT = 8.0
+FAVOURABLE_SPLIT = 4.0
 #: the bound splits the box at the mark on at most this many assets (2 ** n sub-boxes)
 MAX_SPLIT_ASSETS = 3
 #: relative step of the central differences that steer a box under the risk matrix
@@ -59,9 +59,10 @@ STATIC_GROW_TRIES = 8
 MIN_BOX_WIDTH = 1e-3
 
 # rows of the scratch array ``work`` (N_WORK, A) of the box kernels
-_SLOPE, _CURV, _UP, _DOWN, _PESS, _GPOS, _GNEG, _BLO, _BHI, _HELD, _SLO, _SHI = range(12)
+(_SLOPE, _CURV, _UP, _DOWN, _PESS, _GPOS, _GNEG, _BLO, _BHI, _HELD, _SLO, _SHI, _BRLO,
+ _BRHI) = range(14)
 #: rows of the box kernels' scratch array
-N_WORK = 12
+N_WORK = 14
 
 
 @njit(cache=True, inline="always")
@@ -271,6 +272,8 @@ def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_a
         up_f = 1.0
         down_f = 1.0
         work[_HELD, a] = 1.0 if held else 0.0
+        work[_BRLO, a], work[_BRHI, a] = bracket_interval_nb(u, a, mark[a], qty, pos_asset,
+                                                             pos_kind, unit_pos_start, tiers)
         if held and standard:
             # the bound splits the box at the mark (``_box_bound_nb``): each half loses on
             # its own side only, so the sides are sized to lose alike
@@ -372,15 +375,14 @@ def _box_bound_nb(u, k, mark, t, t1, lin, const, sigma, mmk_u, qty, pos_asset, p
         la = lin[u, a]
         up_f = work[_UP, a]
         down_f = work[_DOWN, a]
-        if up_f != 1.0 or down_f != 1.0 or held_nb(u, a, qty, pos_asset, pos_kind,
-                                                    unit_pos_start):
+        if up_f != 1.0 or down_f != 1.0 or work[_HELD, a] != 0.0:
             lo[a] = mark[a] * max(1.0 - band * down_f, MIN_BOX_FLOOR)
             hi[a] = mark[a] * (1.0 + band * up_f)
         else:  # linear in this asset: only the adverse side binds
             lo[a] = mark[a] * (1.0 - band) if la > 0.0 else 0.0
             hi[a] = mark[a] * (1.0 + band) if la < 0.0 else np.inf
-        b_lo, b_hi = bracket_interval_nb(u, a, mark[a], qty, pos_asset, pos_kind,
-                                         unit_pos_start, tiers)
+        b_lo = work[_BRLO, a]  # (bracket_interval_nb, computed once per box)
+        b_hi = work[_BRHI, a]
         if b_lo > 0.0 and b_lo * (1.0 + BRACKET_MARGIN) > lo[a]:
             lo[a] = b_lo * (1.0 + BRACKET_MARGIN)
         if b_hi < np.inf and b_hi * (1.0 - BRACKET_MARGIN) < hi[a]:
@@ -464,15 +466,6 @@ def push_option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, versi
         heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * n_assets, 0.5 - (t1 + 1), u, ver,
                      version)
     return True
-
-
-@njit(cache=True, inline="always")
-def held_nb(u, a, qty, pos_asset, pos_kind, unit_pos_start):  # pragma: no cover - jitted
-    """Whether unit ``u`` holds an open option on asset ``a``."""
-    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
-        if pos_asset[p] == a and pos_kind[p] >= POS_CALL and qty[p] != 0.0:
-            return True
-    return False
 
 
 @njit(cache=True, inline="always")

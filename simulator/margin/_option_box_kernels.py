@@ -21,7 +21,7 @@ from .._jit_kernels import leaf
 from ..options._kernels import bs_greeks_nb
 from ..options._margin_kernels import MM_BASE, deribit_option_mm_nb
 from ._index_kernels import BRACKET_MARGIN, SLACK_MARGIN, bracket_interval_nb, heap_push_nb
-from ._option_kernels import iv_nb, option_slack_nb, option_terms_nb, tau_years_nb
+from ._option_kernels import iv_nb, option_slack_nb, option_terms_inline_nb, tau_years_nb
 from .codes import (
     OC_ASSET,
     OC_IVMULT,
@@ -363,7 +363,7 @@ def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_a
     return t1
 
 
-@leaf
+@njit(cache=True, inline="always")
 def _box_bound_nb(u, k, mark, t, t1, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
                   pos_entry, unit_pos_start, tiers, oc, lo, hi, work):  # pragma: no cover
     """Write the box of relative width ``k sigma`` (stretched by ``work[_UP]``,
@@ -420,12 +420,12 @@ def _box_bound_nb(u, k, mark, t, t1, lin, const, sigma, mmk_u, qty, pos_asset, p
     return worst
 
 
-@leaf
+@njit(cache=True, inline="always")
 def _sub_box_bound_nb(u, lo, hi, t, t1, lin, const, mmk_u, qty, pos_asset, pos_kind,
                       pos_entry, unit_pos_start, tiers, oc):  # pragma: no cover - jitted
     """Rigorous lower bound of unit ``u``'s slack over the box ``lo, hi`` and steps
     ``t..t1``: each linear term at its worst end, the options from
-    :func:`option_terms_nb`."""
+    :func:`._option_kernels.option_terms_nb`."""
     bound = const[u]
     for a in range(lo.shape[0]):
         la = lin[u, a]
@@ -433,8 +433,8 @@ def _sub_box_bound_nb(u, lo, hi, t, t1, lin, const, mmk_u, qty, pos_asset, pos_k
             bound += la * lo[a]
         elif la < 0.0:
             bound += la * hi[a]
-    v, m = option_terms_nb(u, lo, hi, t, t1, mmk_u, qty, pos_asset, pos_entry, pos_kind,
-                           unit_pos_start, tiers, oc)
+    v, m = option_terms_inline_nb(u, lo, hi, t, t1, mmk_u, qty, pos_asset, pos_entry,
+                                  pos_kind, unit_pos_start, tiers, oc)
     return bound + v - m
 
 

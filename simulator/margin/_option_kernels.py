@@ -205,9 +205,8 @@ def _risk_matrix_ub_nb(u, a, lo, hi, t0, t1, qty, pos_asset, pos_entry, pos_kind
     return margin
 
 
-@leaf
-def option_terms_nb(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kind,
-                    unit_pos_start, tiers, oc):  # pragma: no cover - jitted
+def _option_terms(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kind,
+                  unit_pos_start, tiers, oc):  # pragma: no cover - jitted
     """Bounds of the option part of unit ``u``'s equity and maintenance over the box
     ``lo <= M <= hi`` (per asset) and steps ``t0..t1``.
 
@@ -277,6 +276,12 @@ def option_terms_nb(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kin
                     b = bracket_nb(tiers, a, abs(q) * lo[a])
                     margin -= abs(q) * lo[a] * tiers[a, b, TIER_RATE] - tiers[a, b, TIER_CUM]
     return value, mmk_u * margin
+
+
+option_terms_nb = leaf(_option_terms)
+#: :func:`option_terms_nb` inlined into its caller (the box search calls it in a loop: a
+#: call passes every array as 7 words, which costs about as much as the bound itself)
+option_terms_inline_nb = njit(cache=True, inline="always")(_option_terms)
 
 
 @leaf

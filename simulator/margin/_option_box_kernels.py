@@ -188,8 +188,7 @@ def option_check_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind, unit
     return value - mmk_u * margin, True
 
 
-@leaf
-def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
+def _option_box(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
                   pos_entry, unit_pos_start, tiers, oc, lo, hi, work, span_changes, steered,
                   grow_tries):  # pragma: no cover - jitted
     """Find a box around ``mark`` (written to ``lo, hi``; ``work`` (N_WORK, A) is scratch) and
@@ -363,6 +362,11 @@ def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_a
     return t1
 
 
+option_box_nb = leaf(_option_box)
+#: :func:`option_box_nb` inlined into :func:`push_option_box_nb`, which calls it once a box
+_option_box_inline_nb = njit(cache=True, inline="always")(_option_box)
+
+
 @njit(cache=True, inline="always")
 def _box_bound_nb(u, k, mark, t, t1, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
                   pos_entry, unit_pos_start, tiers, oc, lo, hi, work):  # pragma: no cover
@@ -450,9 +454,9 @@ def push_option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, versi
     n_assets = mark.shape[0]
     version[u] += 1
     ver = version[u]
-    t1 = option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset,
-                       pos_kind, pos_entry, unit_pos_start, tiers, oc, lo, hi, work, False,
-                       steered, GROW_TRIES)
+    t1 = _option_box_inline_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty,
+                               pos_asset, pos_kind, pos_entry, unit_pos_start, tiers, oc, lo,
+                               hi, work, False, steered, GROW_TRIES)
     if t1 < 0:
         return False
     for a in range(n_assets):

@@ -74,14 +74,17 @@ def iv_nb(p, a, spot, t, oc):  # pragma: no cover - jitted
                           oc[OC_IVMULT][t, a])
 
 
-@leaf
+@njit(cache=True, inline="always")
 def value_at_nb(p, a, kind, spot, strike, t, oc):  # pragma: no cover - jitted
-    """Value of option ``p`` on asset ``a`` at mark ``spot`` and step ``t``, USD per coin."""
+    """Value of option ``p`` on asset ``a`` at mark ``spot`` and step ``t``, USD per coin.
+
+    Inlined into its callers: a call would pass ``oc`` (six arrays, 42 words) each time,
+    for every option of every unit at the end of every path."""
     return bs_price_nb(kind == POS_CALL, spot, strike, tau_years_nb(p, t, oc),
                        iv_nb(p, a, spot, t, oc))
 
 
-@leaf
+@njit(cache=True, inline="always")
 def delta_at_nb(p, a, kind, spot, strike, t, oc):  # pragma: no cover - jitted
     """Black-Scholes delta of option ``p`` at mark ``spot`` and step ``t``."""
     v, d, g, vg = bs_greeks_nb(kind == POS_CALL, spot, strike, tau_years_nb(p, t, oc),

@@ -396,3 +396,60 @@ def test_box_steering_matches_the_slack(zero_beta):
                 assert work[1, a] == pytest.approx(curv, rel=0.01, abs=1e-3 * scale)
             checked += 1
     assert checked > 10
+
+
+@pytest.mark.parametrize("rule", ["standard", "risk_matrix"])
+def test_boxes_after_a_check_are_safe(rule):
+    """``option_box_nb`` as the engine calls it after an exact check, at random marks and
+    steps away from the start: the reference engine finds every point of a grid over the
+    box (corners, and the mark, where the standard rule's bound splits the box) above
+    maintenance at the first, a middle and the last step of the box's window."""
+    from simulator.margin import _option_box_kernels as box
+    from simulator.margin import _option_kernels as opt
+    from simulator.margin._state_kernels import refresh_unit_nb
+    from simulator.margin.engine import BookIndex
+    case = Case("boxes", {**_BASE, "option_margin": rule})
+    s = build(case, 1)
+    rules = rules_of(s)
+    index = BookIndex.build(s.book, rules, PRICES, STEPS)
+    book = s.book
+    ref = naive._Book(HAIRCUT.tolist(), *(t.tolist() for t in tier_tables(s.venue)),
+                      book.unit_usd.tolist(), book.unit_coll.tolist(), book.pos_unit.tolist(),
+                      book.pos_asset.tolist(), book.pos_qty.tolist(), book.pos_entry.tolist(),
+                      book.pos_kind.tolist(), naive_options(book, rules.options, STEPS, PRICES))
+    oc = index.options.oc
+    n_assets = len(PRICES)
+    lo, hi = np.empty(n_assets), np.empty(n_assets)
+    work = np.zeros((box.N_WORK, n_assets))
+    lin, const = index.lin.copy(), index.const.copy()
+    n_open = index.n_open.copy()
+    mmk = np.ones(book.n_units)
+    rng = np.random.default_rng(5)
+    n_boxes = 0
+    for _ in range(6):
+        marks = np.ascontiguousarray(PRICES * np.exp(rng.normal(0.0, 0.08, n_assets)))
+        t = int(rng.integers(0, STEPS + 1))
+        for u in index.options.opt_units:
+            refresh_unit_nb(u, marks, book.unit_usd, book.unit_coll, book.pos_qty,
+                            book.pos_asset, book.pos_entry, book.pos_kind, book.unit_pos_start,
+                            rules.haircut, rules.tiers, mmk, lin, const, n_open)
+            slack = const[u] + lin[u] @ marks + opt.option_slack_nb(
+                u, marks, t, 1.0, book.pos_qty, book.pos_asset, book.pos_entry, book.pos_kind,
+                book.unit_pos_start, rules.tiers, oc)
+            if not slack > 0.0:
+                continue
+            t1 = box.option_box_nb(u, marks, t, STEPS, slack, lin, const, rules.sigma, 1.0,
+                                   book.pos_qty, book.pos_asset, book.pos_kind, book.pos_entry,
+                                   book.unit_pos_start, rules.tiers, oc, lo, hi, work, False,
+                                   False, box.GROW_TRIES)
+            if t1 < 0:
+                continue
+            n_boxes += 1
+            grid = [sorted({max(lo[a], 1e-9 * marks[a]), marks[a],
+                            hi[a] if np.isfinite(hi[a]) else 3.0 * marks[a]})
+                    for a in range(n_assets)]
+            for step in sorted({t, (t + t1) // 2, t1}):
+                ref.t = step
+                for m in itertools.product(*grid):
+                    assert ref.equity(u, list(m)) > ref.maintenance(u, list(m)), (u, step, m)
+    assert n_boxes > 20

@@ -45,6 +45,7 @@ from .codes import (
     FLAG_DIRTY,
     FLAG_LIQUIDATED,
     FLAG_PENDING,
+    FLAG_TOUCHED,
     FP_ALPHA,
     FP_CALL_PROB,
     FP_CALL_TARGET,
@@ -640,7 +641,14 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
             return ev_start, n_corr, i, OVERFLOW_EVENTS
         for a in range(n_assets):
             final_price[i, a] = mark[a]
-        touched[:n_touched] = np.sort(touched[:n_touched])  # outputs in unit order
+        if 16 * n_touched > n_units:  # outputs in unit order: one pass over the flags
+            n_touched = 0  # (cheaper than a sort when many units were touched)
+            for u in range(n_units):
+                if flag[u] & FLAG_TOUCHED:
+                    touched[n_touched] = u
+                    n_touched += 1
+        else:
+            touched[:n_touched] = np.sort(touched[:n_touched])
         n_corr_new = end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,
                                  unit_pos_start, unit_account, navk, navc, deposit, touched,
                                  n_touched, flag, corr_i, corr_f, n_corr, acct_liq, acct_bank,

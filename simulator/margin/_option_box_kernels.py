@@ -21,7 +21,7 @@ from .._jit_kernels import leaf
 from ..options._kernels import bs_greeks_nb
 from ..options._margin_kernels import MM_BASE, deribit_option_mm_nb
 from ._index_kernels import BRACKET_MARGIN, SLACK_MARGIN, bracket_interval_nb, heap_push_nb
-from ._option_kernels import iv_nb, option_slack_nb, option_terms_nb, tau_years_nb
+from ._option_kernels import iv_nb, option_slack_nb, option_terms_inline_nb, tau_years_nb
 from .codes import (
     OC_ASSET,
     OC_IVMULT,
@@ -41,19 +41,28 @@ SLOPE_FLOOR = 0.1
 FIRST_SHRINK = 0.9
 #: how much further a box reaches on the side where the slack rises (at most)
 FAVOURABLE = 4.0
+#: the same when the bound splits the box at the mark (standard rule)
+FAVOURABLE_SPLIT = 4.0
+#: the bound splits the box at the mark on at most this many assets (2 ** n sub-boxes)
+MAX_SPLIT_ASSETS = 3
 #: relative step of the central differences that steer a box under the risk matrix
 SLOPE_STEP = 1e-3
 #: a box never reaches below this fraction of the mark
 MIN_BOX_FLOOR = 0.05
 #: after a failed box, the next one aims to spend this share of the slack
 NEWTON_AIM = 0.85
+#: bounds tried to widen a box once one holds (doubling, then bisecting)
+GROW_TRIES = 0
+#: the same for the boxes at the start of a path (computed once per chunk)
+STATIC_GROW_TRIES = 8
 #: no box narrower than this relative move is tried (the unit is checked every round)
 MIN_BOX_WIDTH = 1e-3
 
 # rows of the scratch array ``work`` (N_WORK, A) of the box kernels
-_SLOPE, _CURV, _UP, _DOWN, _PESS, _GPOS, _GNEG = range(7)
+(_SLOPE, _CURV, _UP, _DOWN, _PESS, _GPOS, _GNEG, _BLO, _BHI, _HELD, _SLO, _SHI, _BRLO,
+ _BRHI) = range(14)
 #: rows of the box kernels' scratch array
-N_WORK = 7
+N_WORK = 14
 
 
 @njit(cache=True, inline="always")
@@ -179,10 +188,9 @@ def option_check_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind, unit
     return value - mmk_u * margin, True
 
 
-@leaf
-def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
-                  pos_entry, unit_pos_start, tiers, oc, lo, hi, work, span_changes, steered
-                  ):  # pragma: no cover - jitted
+def _option_box(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
+                  pos_entry, unit_pos_start, tiers, oc, lo, hi, work, span_changes, steered,
+                  grow_tries):  # pragma: no cover - jitted
     """Find a box around ``mark`` (written to ``lo, hi``; ``work`` (N_WORK, A) is scratch) and
     a last step ``t1 >= t`` in which option unit ``u`` stays safe; ``slack`` is its
     exact slack, > 0.
@@ -262,16 +270,34 @@ def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_a
         g_neg = work[_GNEG, a] + (-lin_usd if lin_usd < 0.0 else 0.0)
         up_f = 1.0
         down_f = 1.0
-        if held:
+        work[_HELD, a] = 1.0 if held else 0.0
+        work[_BRLO, a], work[_BRHI, a] = bracket_interval_nb(u, a, mark[a], qty, pos_asset,
+                                                             pos_kind, unit_pos_start, tiers)
+        if held and standard:
+            # the bound splits the box at the mark (``_box_bound_nb``): each half loses on
+            # its own side only, so the sides are sized to lose alike
             if g_neg > g_pos:
-                down_f = min(FAVOURABLE, np.sqrt(g_neg / g_pos)) if g_pos > 0.0 else FAVOURABLE
+                down_f = min(FAVOURABLE_SPLIT, g_neg / g_pos) if g_pos > 0.0 else \
+                    FAVOURABLE_SPLIT
             elif g_pos > g_neg:
-                up_f = min(FAVOURABLE, np.sqrt(g_pos / g_neg)) if g_neg > 0.0 else FAVOURABLE
+                up_f = min(FAVOURABLE_SPLIT, g_pos / g_neg) if g_neg > 0.0 else \
+                    FAVOURABLE_SPLIT
+            linear = max(g_pos * down_f, g_neg * up_f, SLOPE_FLOOR * gross * mark[a])
+            pess = max(up_f, down_f) * work[_PESS, a]
+        else:
+            if held:
+                if g_neg > g_pos:
+                    down_f = min(FAVOURABLE, np.sqrt(g_neg / g_pos)) if g_pos > 0.0 else \
+                        FAVOURABLE
+                elif g_pos > g_neg:
+                    up_f = min(FAVOURABLE, np.sqrt(g_pos / g_neg)) if g_neg > 0.0 else \
+                        FAVOURABLE
+            # the vol pessimism grows with the whole width of the box, both sides
+            linear = max(g_pos * down_f + g_neg * up_f, SLOPE_FLOOR * gross * mark[a])
+            pess = (up_f + down_f) * work[_PESS, a]
         work[_UP, a] = up_f
         work[_DOWN, a] = down_f
-        # the vol pessimism grows with the whole width of the box, both sides
-        linear = max(g_pos * down_f + g_neg * up_f, SLOPE_FLOOR * gross * mark[a])
-        w1 += (linear + (up_f + down_f) * work[_PESS, a]) * sigma[a]
+        w1 += (linear + pess) * sigma[a]
         concavity = -work[_CURV, a] if work[_CURV, a] < 0.0 else 0.0
         w2 += concavity * (sigma[a] * max(up_f, down_f)) ** 2
         if sigma[a] > max_sigma:
@@ -286,56 +312,135 @@ def option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_a
     t_cut = t1
     if span_changes:  # first try a window across the vol changes (the bounds take them)
         t1 = t_full
-    for _ in range(BOX_TRIES):
-        spend = shrink * slack  # k W1 + k^2 W2 / 2 = spend, in its stable form
-        k = 2.0 * spend / (w1 + np.sqrt(w1 * w1 + 2.0 * w2 * spend))
-        if k * max_sigma < MIN_BOX_WIDTH:
-            return -1  # too close to its maintenance for a useful box: checked every round
-        for a in range(n_assets):
-            band = k * sigma[a]  # a relative move
-            la = lin[u, a]
-            up_f = work[_UP, a]
-            down_f = work[_DOWN, a]
-            if up_f != 1.0 or down_f != 1.0 or held_nb(u, a, qty, pos_asset, pos_kind,
-                                                        unit_pos_start):
-                lo[a] = mark[a] * max(1.0 - band * down_f, MIN_BOX_FLOOR)
-                hi[a] = mark[a] * (1.0 + band * up_f)
-            else:  # linear in this asset: only the adverse side binds
-                lo[a] = mark[a] * (1.0 - band) if la > 0.0 else 0.0
-                hi[a] = mark[a] * (1.0 + band) if la < 0.0 else np.inf
-            b_lo, b_hi = bracket_interval_nb(u, a, mark[a], qty, pos_asset, pos_kind,
-                                             unit_pos_start, tiers)
-            if b_lo > 0.0 and b_lo * (1.0 + BRACKET_MARGIN) > lo[a]:
-                lo[a] = b_lo * (1.0 + BRACKET_MARGIN)
-            if b_hi < np.inf and b_hi * (1.0 - BRACKET_MARGIN) < hi[a]:
-                hi[a] = b_hi * (1.0 - BRACKET_MARGIN)
-        bound = const[u]
-        for a in range(n_assets):
-            la = lin[u, a]
-            if la > 0.0:
-                bound += la * lo[a]
-            elif la < 0.0:
-                bound += la * hi[a]
-        v, m = option_terms_nb(u, lo, hi, t, t1, mmk_u, qty, pos_asset, pos_entry, pos_kind,
-                               unit_pos_start, tiers, oc)
-        if bound + v - m > target:
-            return t1
+    k_ok = 0.0  # the widest box found so far (0: none yet), kept in work[_BLO], work[_BHI]
+    k_fail = np.inf  # the narrowest box that failed after one was found
+    tries = 0
+    while True:
+        tries += 1
+        if k_ok == 0.0:
+            if tries > BOX_TRIES:
+                return -1
+            spend = shrink * slack  # k W1 + k^2 W2 / 2 = spend, in its stable form
+            k = 2.0 * spend / (w1 + np.sqrt(w1 * w1 + 2.0 * w2 * spend))
+            if k * max_sigma < MIN_BOX_WIDTH:
+                return -1  # too close to its maintenance for a useful box: checked every round
+        else:  # grow the box found: double it until a bound fails, then bisect
+            if tries > grow_tries:
+                break
+            k = 2.0 * k_ok if k_fail == np.inf else np.sqrt(k_ok * k_fail)
+        bound = _box_bound_nb(u, k, mark, t, t1, lin, const, sigma, mmk_u, qty, pos_asset,
+                              pos_kind, pos_entry, unit_pos_start, tiers, oc, lo, hi, work)
+        if bound > target:
+            if k_ok == 0.0:
+                tries = 0  # the growth has its own budget
+            k_ok = k
+            for a in range(n_assets):
+                work[_BLO, a] = lo[a]
+                work[_BHI, a] = hi[a]
+            continue
+        if k_ok > 0.0:
+            k_fail = k
+            continue
         if t1 > t_cut:  # the window across a vol change failed: back to the cut one
             t1 = t_cut
             continue
         if t1 > t and has_long:
             # only a long option's value falls with time: the box or the window? The box
             # alone over this step decides
-            v2, m2 = option_terms_nb(u, lo, hi, t, t, mmk_u, qty, pos_asset, pos_entry,
-                                     pos_kind, unit_pos_start, tiers, oc)
-            if bound + v2 - m2 > target:
+            if _box_bound_nb(u, k, mark, t, t, lin, const, sigma, mmk_u, qty, pos_asset,
+                             pos_kind, pos_entry, unit_pos_start, tiers, oc, lo, hi,
+                             work) > target:
                 t1 = t + (t1 - t) // 2
                 continue
         # the slack lost over the box grows about linearly with its width: aim at
         # NEWTON_AIM of the slack, but shrink at least by half and at most tenfold
-        lost = slack - (bound + v - m)
+        lost = slack - bound
         shrink *= min(max(NEWTON_AIM * slack / lost, 0.1), 0.5)
-    return -1
+    for a in range(n_assets):
+        lo[a] = work[_BLO, a]
+        hi[a] = work[_BHI, a]
+    return t1
+
+
+option_box_nb = leaf(_option_box)
+#: :func:`option_box_nb` inlined into :func:`push_option_box_nb`, which calls it once a box
+_option_box_inline_nb = njit(cache=True, inline="always")(_option_box)
+
+
+@njit(cache=True, inline="always")
+def _box_bound_nb(u, k, mark, t, t1, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
+                  pos_entry, unit_pos_start, tiers, oc, lo, hi, work):  # pragma: no cover
+    """Write the box of relative width ``k sigma`` (stretched by ``work[_UP]``,
+    ``work[_DOWN]``) around ``mark`` to ``lo, hi`` and return the rigorous lower bound of
+    unit ``u``'s slack over it and steps ``t..t1``."""
+    n_assets = mark.shape[0]
+    for a in range(n_assets):
+        band = k * sigma[a]  # a relative move
+        la = lin[u, a]
+        up_f = work[_UP, a]
+        down_f = work[_DOWN, a]
+        if up_f != 1.0 or down_f != 1.0 or work[_HELD, a] != 0.0:
+            lo[a] = mark[a] * max(1.0 - band * down_f, MIN_BOX_FLOOR)
+            hi[a] = mark[a] * (1.0 + band * up_f)
+        else:  # linear in this asset: only the adverse side binds
+            lo[a] = mark[a] * (1.0 - band) if la > 0.0 else 0.0
+            hi[a] = mark[a] * (1.0 + band) if la < 0.0 else np.inf
+        b_lo = work[_BRLO, a]  # (bracket_interval_nb, computed once per box)
+        b_hi = work[_BRHI, a]
+        if b_lo > 0.0 and b_lo * (1.0 + BRACKET_MARGIN) > lo[a]:
+            lo[a] = b_lo * (1.0 + BRACKET_MARGIN)
+        if b_hi < np.inf and b_hi * (1.0 - BRACKET_MARGIN) < hi[a]:
+            hi[a] = b_hi * (1.0 - BRACKET_MARGIN)
+    if int(oc[OC_PAR][OP_RULE]) == OPTION_RISK_MATRIX:
+        return _sub_box_bound_nb(u, lo, hi, t, t1, lin, const, mmk_u, qty, pos_asset,
+                                 pos_kind, pos_entry, unit_pos_start, tiers, oc)
+    # standard rule: the box split at the mark on every asset the unit holds options on;
+    # the smallest bound of the sub-boxes bounds the slack over their union, the box
+    held_mask = 0
+    n_held = 0
+    for a in range(n_assets):
+        if work[_HELD, a] != 0.0 and n_held < MAX_SPLIT_ASSETS:
+            held_mask |= 1 << a
+            n_held += 1
+    slo = work[_SLO]
+    shi = work[_SHI]
+    worst = np.inf
+    mask = held_mask
+    while mask >= 0:  # every subset of held_mask: which assets take their upper half
+        for a in range(n_assets):
+            slo[a] = lo[a]
+            shi[a] = hi[a]
+            if (held_mask >> a) & 1:
+                cut = min(max(mark[a], lo[a]), hi[a])
+                if (mask >> a) & 1:
+                    slo[a] = cut
+                else:
+                    shi[a] = cut
+        b = _sub_box_bound_nb(u, slo, shi, t, t1, lin, const, mmk_u, qty, pos_asset,
+                              pos_kind, pos_entry, unit_pos_start, tiers, oc)
+        if not b >= worst:  # (a NaN bound is kept: it fails the caller's test)
+            worst = b
+        mask = (mask - 1) & held_mask if mask > 0 else -1
+    return worst
+
+
+@njit(cache=True, inline="always")
+def _sub_box_bound_nb(u, lo, hi, t, t1, lin, const, mmk_u, qty, pos_asset, pos_kind,
+                      pos_entry, unit_pos_start, tiers, oc):  # pragma: no cover - jitted
+    """Rigorous lower bound of unit ``u``'s slack over the box ``lo, hi`` and steps
+    ``t..t1``: each linear term at its worst end, the options from
+    :func:`._option_kernels.option_terms_nb`."""
+    bound = const[u]
+    for a in range(lo.shape[0]):
+        la = lin[u, a]
+        if la > 0.0:
+            bound += la * lo[a]
+        elif la < 0.0:
+            bound += la * hi[a]
+    v, m = option_terms_inline_nb(u, lo, hi, t, t1, mmk_u, qty, pos_asset, pos_entry,
+                                  pos_kind, unit_pos_start, tiers, oc)
+    return bound + v - m
+
 
 @leaf
 def push_option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, version, h_key,
@@ -349,9 +454,9 @@ def push_option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, versi
     n_assets = mark.shape[0]
     version[u] += 1
     ver = version[u]
-    t1 = option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset,
-                       pos_kind, pos_entry, unit_pos_start, tiers, oc, lo, hi, work, False,
-                       steered)
+    t1 = _option_box_inline_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty,
+                               pos_asset, pos_kind, pos_entry, unit_pos_start, tiers, oc, lo,
+                               hi, work, False, steered, GROW_TRIES)
     if t1 < 0:
         return False
     for a in range(n_assets):
@@ -365,15 +470,6 @@ def push_option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, versi
         heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * n_assets, 0.5 - (t1 + 1), u, ver,
                      version)
     return True
-
-
-@njit(cache=True, inline="always")
-def held_nb(u, a, qty, pos_asset, pos_kind, unit_pos_start):  # pragma: no cover - jitted
-    """Whether unit ``u`` holds an open option on asset ``a``."""
-    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
-        if pos_asset[p] == a and pos_kind[p] >= POS_CALL and qty[p] != 0.0:
-            return True
-    return False
 
 
 @njit(cache=True, inline="always")
@@ -410,7 +506,7 @@ def static_boxes_nb(units, mark, steps, lin, const, sigma, mmk0, qty, pos_asset,
         if s > 0.0:
             t1 = option_box_nb(u, mark, 0, steps, s, lin, const, sigma, mmk0[u], qty,
                                pos_asset, pos_kind, pos_entry, unit_pos_start, tiers, oc,
-                               lo, hi, work, True, False)
+                               lo, hi, work, True, False, STATIC_GROW_TRIES)
         if t1 < 0:
             out_due[j] = -1
             for a in range(n_assets):

@@ -74,14 +74,17 @@ def iv_nb(p, a, spot, t, oc):  # pragma: no cover - jitted
                           oc[OC_IVMULT][t, a])
 
 
-@leaf
+@njit(cache=True, inline="always")
 def value_at_nb(p, a, kind, spot, strike, t, oc):  # pragma: no cover - jitted
-    """Value of option ``p`` on asset ``a`` at mark ``spot`` and step ``t``, USD per coin."""
+    """Value of option ``p`` on asset ``a`` at mark ``spot`` and step ``t``, USD per coin.
+
+    Inlined into its callers: a call would pass ``oc`` (six arrays, 42 words) each time,
+    for every option of every unit at the end of every path."""
     return bs_price_nb(kind == POS_CALL, spot, strike, tau_years_nb(p, t, oc),
                        iv_nb(p, a, spot, t, oc))
 
 
-@leaf
+@njit(cache=True, inline="always")
 def delta_at_nb(p, a, kind, spot, strike, t, oc):  # pragma: no cover - jitted
     """Black-Scholes delta of option ``p`` at mark ``spot`` and step ``t``."""
     v, d, g, vg = bs_greeks_nb(kind == POS_CALL, spot, strike, tau_years_nb(p, t, oc),
@@ -205,9 +208,8 @@ def _risk_matrix_ub_nb(u, a, lo, hi, t0, t1, qty, pos_asset, pos_entry, pos_kind
     return margin
 
 
-@leaf
-def option_terms_nb(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kind,
-                    unit_pos_start, tiers, oc):  # pragma: no cover - jitted
+def _option_terms(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kind,
+                  unit_pos_start, tiers, oc):  # pragma: no cover - jitted
     """Bounds of the option part of unit ``u``'s equity and maintenance over the box
     ``lo <= M <= hi`` (per asset) and steps ``t0..t1``.
 
@@ -277,6 +279,12 @@ def option_terms_nb(u, lo, hi, t0, t1, mmk_u, qty, pos_asset, pos_entry, pos_kin
                     b = bracket_nb(tiers, a, abs(q) * lo[a])
                     margin -= abs(q) * lo[a] * tiers[a, b, TIER_RATE] - tiers[a, b, TIER_CUM]
     return value, mmk_u * margin
+
+
+option_terms_nb = leaf(_option_terms)
+#: :func:`option_terms_nb` inlined into its caller (the box search calls it in a loop: a
+#: call passes every array as 7 words, which costs about as much as the bound itself)
+option_terms_inline_nb = njit(cache=True, inline="always")(_option_terms)
 
 
 @leaf

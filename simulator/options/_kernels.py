@@ -136,11 +136,14 @@ def bs_greeks_nb(is_call, spot, strike, tau_years, vol):  # pragma: no cover - j
     x = math.log(spot / strike) / sst
     d1 = x + 0.5 * sst
     d2 = x - 0.5 * sst
-    price = _price_nb(is_call, spot, strike, d1, d2)
+    # the price of _price_nb, term for term, with N(+-d1) computed once for the delta too
     if is_call:
         delta = norm_cdf_nb(d1)
+        price = max(spot * delta - strike * norm_cdf_nb(d2), spot - strike, 0.0)
     else:
-        delta = -norm_cdf_nb(-d1)
+        n_minus_d1 = norm_cdf_nb(-d1)
+        price = max(strike * norm_cdf_nb(-d2) - spot * n_minus_d1, strike - spot, 0.0)
+        delta = -n_minus_d1
     pdf = norm_pdf_nb(d1)
     gamma = pdf / spot / sst
     vega = spot * pdf * math.sqrt(tau_years)

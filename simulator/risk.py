@@ -129,7 +129,8 @@ def top_rows(values: np.ndarray, keep: int) -> np.ndarray:
     w = values.shape[1]
     if w <= keep:
         return values
-    return np.partition(values, w - keep, axis=1)[:, w - keep:]
+    # a compact copy: a view would keep the whole partitioned array alive
+    return np.ascontiguousarray(np.partition(values, w - keep, axis=1)[:, w - keep:])
 
 
 def merge_tails(a: np.ndarray, b: np.ndarray, keep: int) -> np.ndarray:
@@ -145,12 +146,19 @@ def merge_tails(a: np.ndarray, b: np.ndarray, keep: int) -> np.ndarray:
     -------
     ndarray, shape (m, min(keep, ka + kb))
     """
-    return top_rows(np.concatenate([a, b], axis=1), keep)
+    both = np.concatenate([a, b], axis=1)
+    w = both.shape[1]
+    if w <= keep:
+        return both
+    both.partition(w - keep, axis=1)  # in place: no second array of the merged width
+    return np.ascontiguousarray(both[:, w - keep:])
 
 
 def sorted_desc(tail: np.ndarray) -> np.ndarray:
     """Rows of a tail in descending order (what :func:`var_es_from_tail` takes)."""
-    return -np.sort(-tail, axis=1)
+    out = np.negative(tail)
+    out.sort(axis=1)
+    return np.negative(out, out=out)
 
 
 def level_suffix(level: float) -> str:

@@ -237,15 +237,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
         html_path = write_report(args.run_dir)
     if (args.run_dir / "sweep.parquet").is_file():
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from .report_sweep import grid_keys
         from .sweep import sweep_table
 
-        info_path = args.run_dir / "sweep.json"
-        rows = pq.read_table(args.run_dir / "sweep.parquet").to_pylist()
-        keys = (list(json.loads(info_path.read_text())["grid"]) if info_path.is_file()
-                else [k for k in rows[0] if "." in k])
-        print(sweep_table(rows, keys))
+        table_path = args.run_dir / "sweep.parquet"
+        try:
+            table = pq.read_table(table_path)
+        except (OSError, pa.ArrowException) as exc:
+            raise MarginsimError(f"{table_path}: cannot read: "
+                                 f"{str(exc).splitlines()[0]}") from None
+        print(sweep_table(table.to_pylist(), grid_keys(args.run_dir, table.column_names)))
     else:
         _print_summary(args.run_dir, summary_table)
     if html_path is not None:
@@ -259,6 +263,9 @@ def _print_summary(run_dir: Path, summary_table: Any) -> None:
         summary = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise MarginsimError(f"{path}: cannot read the run summary: {exc}") from None
+    if not isinstance(summary, dict):
+        raise MarginsimError(f"{path}: not a run summary (expected a JSON object, got "
+                             f"{type(summary).__name__})")
     print(summary_table(summary))
 
 

@@ -121,10 +121,14 @@ def _require_matplotlib() -> None:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; a file that is unreadable or holds no object is refused."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        obj = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise MarginsimError(f"{path}: cannot read: {exc}") from None
+    if not isinstance(obj, dict):
+        raise MarginsimError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    return obj
 
 
 def _read_table(path: Path, columns: list[str] | None = None,

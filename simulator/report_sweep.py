@@ -34,7 +34,8 @@ SWEEP_METRICS = ("liquidation_prob", "bad_debt_mean", "bad_debt_es_99", "n_liqui
 _NOT_GRID = {"point_dir", "meets_target"}
 
 
-def _grid_keys(run_dir: Path, columns: list[str]) -> list[str]:
+def grid_keys(run_dir: Path, columns: list[str]) -> list[str]:
+    """The grid keys of a sweep directory (from ``sweep.json``) among ``columns``."""
     for name in ("sweep.json", "manifest.json"):
         if (run_dir / name).is_file():
             grid = _read_json(run_dir / name).get("grid")
@@ -112,7 +113,7 @@ def sweep_page(run_dir: Path) -> tuple[str, dict[str, str], str]:
     assert table is not None
     columns = table.column_names
     rows = table.to_pylist()
-    keys = _grid_keys(run_dir, columns)
+    keys = grid_keys(run_dir, columns)
     info = _read_json(run_dir / "sweep.json") if (run_dir / "sweep.json").is_file() else {}
     metrics = [c for c in columns if f"{c}_stderr" in columns]
 

@@ -269,6 +269,10 @@ def _verify_sweep(sweep_dir: Path) -> VerifyReport:
     except (OSError, ValueError) as exc:
         report.problems.append(f"{sweep_dir / 'sweep.json'}: cannot be read ({exc})")
         info = {}
+    if not isinstance(info, dict):
+        report.problems.append(f"{sweep_dir / 'sweep.json'}: not a marginsim sweep.json "
+                               f"(expected a JSON object, got {type(info).__name__})")
+        info = {}
     table_path = sweep_dir / "sweep.parquet"
     points: list[str] = []
     if table_path.is_file():

@@ -229,3 +229,37 @@ def test_cli_report_writes_html_for_runs_and_sweeps(tmp_path, capsys):
     assert not (tmp_path / "plain" / "r" / "report.html").exists()
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1]"])
+def test_bad_sweep_json_is_one_error_line(tmp_path, capsys, text):
+    """A sweep.json that is not JSON, or JSON that is no object: exit 2 with one line naming
+    the file, with and without --no-html (these raised a traceback)."""
+    from simulator.cli import main
+
+    sweep = _fake_sweep(tmp_path / "sweep", {"venue.maintenance_margin_rate": [0.01, 0.02]})
+    (sweep / "sweep.json").write_text(text)
+    for args in (["report", "--no-html", str(sweep)], ["report", str(sweep)]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(sweep / "sweep.json") in err, err
+    assert not (sweep / "report.html").exists()
+
+
+def test_no_html_sweep_table_without_sweep_json(tmp_path, capsys):
+    """Without sweep.json the printed table takes the grid keys the page takes."""
+    from simulator.cli import main
+
+    sweep = _fake_sweep(tmp_path / "sweep", {"venue.maintenance_margin_rate": [0.01, 0.02]})
+    assert main(["report", "--no-html", str(sweep)]) == 0
+    assert capsys.readouterr().out.split()[0] == "venue.maintenance_margin_rate"
+
+
+def test_summary_json_not_an_object(tmp_path, capsys):
+    from simulator.cli import main
+
+    (tmp_path / "summary.json").write_text("[1]")
+    for args in (["report", "--no-html", str(tmp_path)], ["report", str(tmp_path)]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "summary.json" in err, err

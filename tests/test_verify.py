@@ -195,3 +195,14 @@ def test_sweep_points_are_verified(tmp_path, capsys):
     assert status == 1
     assert lines == [f"{summary}: checksum differs from manifest.json (the file was changed "
                      "or is corrupt)"]
+
+
+def test_sweep_json_not_an_object(tmp_path, capsys):
+    """A sweep.json holding JSON that is no object is a problem, not a pass (nor a crash)."""
+    out = tmp_path / "sweep"
+    (out / "points").mkdir(parents=True)
+    (out / "sweep.json").write_text("[1]")
+    status, lines, _ = _verify(out, capsys)
+    assert status == 1
+    assert lines[0] == (f"{out / 'sweep.json'}: not a marginsim sweep.json (expected a JSON "
+                        "object, got list)")

@@ -142,6 +142,16 @@ def _read_manifest(run_dir: Path, report: VerifyReport) -> dict[str, Any] | None
         report.problems.append(f"{where}: not a marginsim manifest (no {', '.join(missing)}); "
                                "nothing else can be checked")
         return None
+    wrong = [f"{k} = {manifest[k]!r}" for k in ("paths", "chunk_paths", "n_chunks")
+             if isinstance(manifest[k], bool) or not isinstance(manifest[k], int)
+             or manifest[k] < (0 if k == "paths" else 1)]
+    wrong += [f"{k} = {manifest[k]!r}" for k, kind in (("save_prices", int), ("files", dict),
+                                                       ("rows", dict), ("n_accounts", int))
+              if manifest.get(k) is not None and not isinstance(manifest[k], kind)]
+    if wrong:
+        report.problems.append(f"{where}: not a marginsim manifest ({', '.join(wrong)}); "
+                               "nothing else can be checked")
+        return None
     return manifest
 
 

@@ -206,3 +206,16 @@ def test_sweep_json_not_an_object(tmp_path, capsys):
     assert status == 1
     assert lines[0] == (f"{out / 'sweep.json'}: not a marginsim sweep.json (expected a JSON "
                         "object, got list)")
+
+
+@pytest.mark.parametrize("key, value", [("paths", "many"), ("n_chunks", 0),
+                                        ("rows", [1]), ("files", "x")])
+def test_manifest_with_wrong_types(damaged, capsys, key, value):
+    """A manifest whose fields have the wrong type is one problem line (these raised)."""
+    manifest = json.loads((damaged / "manifest.json").read_text())
+    manifest[key] = value
+    (damaged / "manifest.json").write_text(json.dumps(manifest))
+    status, lines, _ = _verify(damaged, capsys)
+    assert status == 1
+    assert lines == [f"{damaged / 'manifest.json'}: not a marginsim manifest ({key} = "
+                     f"{value!r}); nothing else can be checked"]

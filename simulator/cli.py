@@ -131,9 +131,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     show = not args.quiet and sys.stderr.isatty()
     if args.resume and args.out is None:
         raise MarginsimError("--resume: give the run directory to finish with --out DIR")
-    if args.force and args.resume:
-        raise MarginsimError("--force and --resume contradict each other: --resume finishes "
-                             "the run in --out, --force replaces it; give one of them")
     result = run(scenario, args.out, jobs=args.jobs, save_prices=args.save_prices,
                  progress=show, resume=args.resume, backend=args.backend,
                  scheduler=args.scheduler, force=args.force)

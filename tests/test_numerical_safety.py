@@ -25,6 +25,7 @@ from simulator.paths import generate_paths, generate_paths_numpy, prepare_path_i
 from simulator.scenario import Liquidity, Venue, load_scenario
 
 from .compare import assert_same
+from .json_checks import assert_json_finite
 from .naive import naive_replay
 from .test_engine_vs_naive import market, random_book, random_paths
 
@@ -134,9 +135,8 @@ def scan_run(out: Path) -> dict:
     for sym, s0 in S0.items():
         px = events.loc[events["symbol"] == sym, ["mark_price", "exec_price"]].to_numpy()
         assert ((px >= s0 * FLOOR * (1 - 1e-9)) & (px <= s0 * CAP * (1 + 1e-9))).all()
-    for name in ("summary.json", "manifest.json"):
-        json.loads((out / name).read_text(), parse_constant=no_constants)
-    return json.loads((out / "summary.json").read_text())
+    assert_json_finite(out / "manifest.json")
+    return assert_json_finite(out / "summary.json")
 
 
 def run_cli(tmp_path: Path, text: str, capsys, *extra: str) -> tuple[Path, dict, str]:
@@ -332,7 +332,7 @@ def test_zerodiv_compounded_liquidity_shocks_keep_the_depth_positive(tmp_path, c
     out = tmp_path / "run"
     assert cli.main(["run", str(src), "--out", str(out), "--save-prices", "30",
                      "--quiet"]) == 0
-    summary = json.loads((out / "summary.json").read_text(), parse_constant=no_constants)
+    summary = assert_json_finite(out / "summary.json")
     for sub in ("paths", "events", "prices"):
         table = pq.read_table(out / sub)
         for name in table.column_names:
@@ -360,3 +360,19 @@ def test_infinite_depth_is_echoed_as_strict_json(tmp_path, capsys):
     depths = [a["depth_usd"] for a in manifest["scenario_resolved"]["market"]["assets"]]
     assert depths == ["inf", "inf"]
     assert cli.main(["verify", str(out)]) == 0
+
+
+@pytest.mark.parametrize("value", [None, "inf", "-inf"])
+def test_json_check_catches_what_write_json_writes_for_non_finite(tmp_path, value):
+    """The scans above read summary.json and manifest.json with assert_json_finite: NaN is
+    written as null and an infinity as "inf", which plain parsing accepts; the check does
+    not (outside a stderr and the scenario echoes)."""
+    path = tmp_path / "summary.json"
+    metrics = {"liquidation_prob": {"estimate": 1.0, "stderr": 0.0},
+               "bad_debt_mean": {"estimate": value, "stderr": None}}
+    path.write_text(json.dumps({"metrics": metrics, "scenario": {"depth_usd": "inf"}}))
+    with pytest.raises(AssertionError, match="bad_debt_mean.estimate"):
+        assert_json_finite(path)
+    metrics["bad_debt_mean"]["estimate"] = 1.0
+    path.write_text(json.dumps({"metrics": metrics, "scenario": {"depth_usd": "inf"}}))
+    assert assert_json_finite(path)["metrics"] == metrics

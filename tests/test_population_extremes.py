@@ -6,7 +6,6 @@ finite outputs.
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -17,6 +16,8 @@ import pytest
 from simulator import cli
 from simulator.population import draw_distribution
 from simulator.scenario import Distribution
+
+from .json_checks import assert_json_finite
 
 CEILING = 1e15  # README: every draw is at most 1e15
 
@@ -110,14 +111,5 @@ def test_heavy_tailed_population_runs_with_finite_outputs(tmp_path, capsys, noti
     assert events.num_rows > 0  # the accounts at the ceiling are liquidated
     _numeric_columns_finite(events)
 
-    def finite(value) -> None:
-        if isinstance(value, dict):
-            for v in value.values():
-                finite(v)
-        elif isinstance(value, list):
-            for v in value:
-                finite(v)
-        elif isinstance(value, float):
-            assert math.isfinite(value)
-
-    finite(json.loads((out / "summary.json").read_text()))
+    assert_json_finite(out / "summary.json")
+    assert_json_finite(out / "manifest.json")

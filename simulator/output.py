@@ -243,9 +243,17 @@ def check_replaceable(out_dir: Path, marker: str, what: str) -> bool:
     return True
 
 
+def _replaced(out_dir: Path) -> Path:
+    """The directory ``--force`` replaces: ``out_dir``, or the target of a symbolic link
+    (the link is kept and then names the new run)."""
+    return out_dir.resolve() if out_dir.is_symlink() else out_dir
+
+
 def staging_dir(out_dir: Path) -> Path:
-    """A fresh hidden sibling of ``out_dir`` to write a replacement into."""
-    return out_dir.parent / f".{out_dir.name}.new-{os.getpid()}"
+    """A fresh hidden sibling of ``out_dir`` (of its target, for a symbolic link) to write a
+    replacement into."""
+    real = _replaced(out_dir)
+    return real.parent / f".{real.name}.new-{os.getpid()}"
 
 
 def swap_in(staging: Path, out_dir: Path) -> None:
@@ -254,8 +262,9 @@ def swap_in(staging: Path, out_dir: Path) -> None:
     The old directory is renamed aside first (``.NAME.old-PID``), the new one renamed into
     place, and only then is the old one deleted, so at every moment a whole run exists:
     under ``out_dir``, or (if the process dies between the two renames) under the aside
-    name.
+    name. Through a symbolic link, its target is replaced and the link kept.
     """
+    out_dir = _replaced(out_dir)
     aside = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
     os.replace(out_dir, aside)
     os.replace(staging, out_dir)

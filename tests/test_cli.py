@@ -225,6 +225,22 @@ def test_force_replaces_a_run_only_when_the_new_one_is_complete(tmp_path, capsys
                      "--force"]) == 0
 
 
+def test_force_through_a_symbolic_link(tmp_path, capsys):
+    """--out LINK, a symbolic link to a run directory: the run it names is replaced, the
+    link kept (swap_in called rmtree on the link: a traceback, the link replaced by a
+    directory and a dangling .LINK.old-PID left beside it)."""
+    real, link = tmp_path / "real", tmp_path / "latest"
+    assert cli.main(["run", "deterministic-gap", "--out", str(real), "--quiet",
+                     "--paths", "20"]) == 0
+    link.symlink_to(real, target_is_directory=True)
+    assert cli.main(["run", "deterministic-gap", "--out", str(link), "--quiet", "--paths",
+                     "30", "--force"]) == 0, capsys.readouterr().err
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert json.loads((real / "manifest.json").read_text())["paths"] == 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "real"]
+    assert cli.main(["verify", str(link)]) == 0
+
+
 def test_force_refuses_what_is_not_a_run_directory(tmp_path, capsys, monkeypatch):
     out = tmp_path / "data"
     out.mkdir()

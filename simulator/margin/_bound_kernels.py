@@ -1,4 +1,5 @@
-"""Numba kernel that keeps a mark within the price band of :mod:`simulator.bounds`."""
+"""Numba kernel that keeps a value within a band: the engine's marks within the price band
+of :mod:`simulator.bounds`, and the path generators' log prices within its log band."""
 
 from __future__ import annotations
 

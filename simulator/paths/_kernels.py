@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit
 
 from ..bounds import LOG_PRICE_CAP, LOG_PRICE_FLOOR
+from ..margin._bound_kernels import bound_price_nb
 
 
 @njit(cache=True)
@@ -36,14 +37,6 @@ def _log_bounds(s0):  # pragma: no cover - jitted
         lo[a] = np.log(s0[a]) + LOG_PRICE_FLOOR
         hi[a] = np.log(s0[a]) + LOG_PRICE_CAP
     return lo, hi
-
-
-@njit(cache=True)
-def _bounded(x, lo, hi):  # pragma: no cover - jitted
-    """``x`` clamped to ``[lo, hi]`` (NaN to ``lo``)."""
-    if x >= lo:
-        return x if x <= hi else hi
-    return lo
 
 
 @njit(cache=True)
@@ -82,7 +75,7 @@ def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out):  # pragma: no cove
                 for b in range(a + 1):
                     w += chol[t, a, b] * z[b]
                 logp[a] += drift_step[t, a] + diff_scale[t, a] * w
-                logp[a] = _bounded(logp[a], lo[a], hi[a])
+                logp[a] = bound_price_nb(logp[a], lo[a], hi[a])
                 out[i, t + 1, a] = np.exp(logp[a])
     return 0
 
@@ -119,7 +112,7 @@ def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out):  # prag
             for a in range(n_assets):
                 w = _correlate(chol[t], z[t], a) * mix[t]
                 logp[a] += drift_step[t, a] + diff_scale[t, a] * w
-                logp[a] = _bounded(logp[a], lo[a], hi[a])
+                logp[a] = bound_price_nb(logp[a], lo[a], hi[a])
                 out[i, t + 1, a] = np.exp(logp[a])
     return 0
 
@@ -161,7 +154,7 @@ def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, ju
                 k = counts[t, a]
                 if k > 0:
                     logp[a] += k * jump_mean + np.sqrt(k) * jump_std * rng.standard_normal()
-                logp[a] = _bounded(logp[a], lo[a], hi[a])
+                logp[a] = bound_price_nb(logp[a], lo[a], hi[a])
                 out[i, t + 1, a] = np.exp(logp[a])
     return 0
 
@@ -205,7 +198,7 @@ def garch_paths_nb(rng, s0, mu_dt, var_dt, vol_mult, gap_log, chol, alpha, beta,
                 m = vol_mult[t, a]
                 eps = np.sqrt(h[a]) * _correlate(chol[t], z, a)
                 logp[a] += mu_dt[a] - 0.5 * m * m * h[a] + m * eps + gap_log[t, a]
-                logp[a] = _bounded(logp[a], lo[a], hi[a])
+                logp[a] = bound_price_nb(logp[a], lo[a], hi[a])
                 out[i, t + 1, a] = np.exp(logp[a])
                 h[a] = omega_share * var_dt[a] + alpha * eps * eps + beta * h[a]
     return 0
@@ -256,7 +249,7 @@ def regime_paths_nb(rng, s0, mu_dt, diff_scale, gap_log, chol, chol_stress, stre
                     scale = diff_scale[t, a]
                     w = _correlate(chol[t], z[t], a)
                 logp[a] += mu_dt[a] - 0.5 * scale * scale + scale * w + gap_log[t, a]
-                logp[a] = _bounded(logp[a], lo[a], hi[a])
+                logp[a] = bound_price_nb(logp[a], lo[a], hi[a])
                 out[i, t + 1, a] = np.exp(logp[a])
     return 0
 
@@ -300,6 +293,6 @@ def bootstrap_paths_nb(rng, s0, data, block, filtered, omega_share, alpha, beta,
                 else:
                     eps = data[row, a]
                 logp[a] += eps * vol_mult[t, a] + gap_log[t, a]
-                logp[a] = _bounded(logp[a], lo[a], hi[a])
+                logp[a] = bound_price_nb(logp[a], lo[a], hi[a])
                 out[i, t + 1, a] = np.exp(logp[a])
     return 0

@@ -295,7 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except MarginsimError as exc:
-        sys.stderr.write(f"marginsim: error: {exc}\n")
+        # one line whatever the message holds (a file name or a library's text may hold a
+        # line break): breaks are written as the escapes \n and \r
+        one_line = str(exc).replace("\r", "\\r").replace("\n", "\\n")
+        sys.stderr.write(f"marginsim: error: {one_line}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("marginsim: interrupted\n")

@@ -194,3 +194,12 @@ def test_set_named_only_when_it_created_the_key(tmp_path, capsys, text, override
     else:
         assert line.startswith(f"marginsim: error: {path}: {key}: "), line
         assert "--set" not in line, line
+
+
+@pytest.mark.parametrize("command", ["validate", "verify", "report"])
+def test_a_line_break_in_a_file_name_stays_one_line(tmp_path, capsys, command):
+    """A path holding a line break (the message quotes it) is still one error line, the
+    break written as an escape."""
+    name = tmp_path / "a\nb.toml"
+    line = _error_line(capsys, [command, str(name)])
+    assert "a\\nb.toml" in line

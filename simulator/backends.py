@@ -17,11 +17,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from joblib import Parallel, delayed, parallel_config
+from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 
 from .errors import MarginsimError
 
 BACKENDS = ("loky", "dask", "ray")
+#: Tasks in flight per cluster worker: the driver holds at most one batch of results.
+BATCH_PER_WORKER = 2
 
 
 def worker_env() -> dict[str, str]:
@@ -188,16 +190,27 @@ def dispatch(func: Callable[[Any, Any], Any], shared: Any, tasks: list[Any], bac
     Returns
     -------
     iterable
-        The results, lazily for loky (so progress can be shown as chunks finish).
+        The results, lazily: loky hands each one over as it is ready; the cluster
+        backends run :data:`BATCH_PER_WORKER` tasks per worker at a time, so that the
+        caller holds the results of one batch, not of the whole run (the cluster backends
+        of joblib cannot return a generator).
     """
     if not tasks:
         return iter(())
     if backend == "dask":
-        with parallel_config(backend="dask", wait_for_workers_timeout=60):
-            return iter(Parallel(n_jobs=-1)(delayed(func)(shared, t) for t in tasks))
+        return _in_batches(func, shared, tasks, {"backend": "dask",
+                                                 "wait_for_workers_timeout": 60})
     if backend == "ray":
-        with parallel_config(backend="ray"):
-            return iter(Parallel(n_jobs=-1)(delayed(func)(shared, t) for t in tasks))
+        return _in_batches(func, shared, tasks, {"backend": "ray"})
     n_jobs = min(jobs if jobs > 0 else (os.cpu_count() or 1), len(tasks))
     parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")
     return parallel(delayed(func)(shared, t) for t in tasks)
+
+
+def _in_batches(func: Callable[[Any, Any], Any], shared: Any, tasks: list[Any],
+                config: dict[str, Any]) -> Iterator[Any]:
+    """Results of a cluster backend in task order, a batch of tasks at a time."""
+    with parallel_config(**config), Parallel(n_jobs=-1) as parallel:
+        size = BATCH_PER_WORKER * max(1, effective_n_jobs(-1))
+        for start in range(0, len(tasks), size):
+            yield from parallel(delayed(func)(shared, t) for t in tasks[start:start + size])

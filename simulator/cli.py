@@ -135,6 +135,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                  progress=show, resume=args.resume, backend=args.backend,
                  scheduler=args.scheduler, force=args.force)
     _warn_price_bounds(result.summary, result.n_paths)
+    _warn_leftover_staging(result.out_dir)
     if not args.quiet:
         print(summary_table(result.summary))
         print(f"{result.n_paths:,} paths ({result.chunks_run} chunks run) in "
@@ -152,6 +153,15 @@ def _warn_price_bounds(summary: dict[str, Any], n_paths: int) -> None:
                          f"price) on {k:,} of {n_paths:,} paths; their results are bounded, "
                          "not exact (paths/ column price_bounded; README 'Numerical "
                          "safety')\n")
+
+
+def _warn_leftover_staging(out_dir: Path) -> None:
+    """A warning line per directory that an interrupted ``--force`` left beside the run."""
+    from .output import leftover_staging
+
+    for path in leftover_staging(out_dir):
+        sys.stderr.write(f"marginsim: warning: {path} was left by an interrupted --force "
+                         "run; remove it once no run is writing there\n")
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

@@ -256,6 +256,19 @@ def staging_dir(out_dir: Path) -> Path:
     return real.parent / f".{real.name}.new-{os.getpid()}"
 
 
+def leftover_staging(out_dir: Path) -> list[Path]:
+    """Hidden siblings of ``out_dir`` that a ``--force`` run killed before its swap left:
+    ``.NAME.new-PID`` (a partial replacement) and ``.NAME.old-PID`` (a whole old run, if it
+    died between the two renames). They are never deleted automatically: the PID may be a
+    live run on another host sharing the filesystem."""
+    real = _replaced(out_dir)
+    if not real.parent.is_dir():
+        return []
+    return sorted(p for p in real.parent.glob(f".{real.name}.*-*")
+                  if p.is_dir() and p.name.rsplit("-", 1)[0] in (f".{real.name}.new",
+                                                                  f".{real.name}.old"))
+
+
 def swap_in(staging: Path, out_dir: Path) -> None:
     """Replace the directory ``out_dir`` by the finished ``staging`` one.
 

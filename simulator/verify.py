@@ -30,7 +30,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from .errors import MarginsimError
-from .output import is_temporary, part_name, sha256_file
+from .output import is_temporary, leftover_staging, part_name, sha256_file
 
 #: folders holding one file per chunk
 DATASETS = ("paths", "events", "chunks", "prices", "prices_no_impact")
@@ -84,6 +84,9 @@ def verify(path: str | Path) -> VerifyReport:
     if (path / "manifest.json").is_file():
         report = VerifyReport()
         report.summary = _verify_run(path, report)
+        report.notes += [f"note: {p}: left by an interrupted --force run (not part of this "
+                         "run; remove it once no run is writing there)"
+                         for p in leftover_staging(path)]
         return report
     if (path / "sweep.json").is_file():
         return _verify_sweep(path)

@@ -225,6 +225,27 @@ def test_force_replaces_a_run_only_when_the_new_one_is_complete(tmp_path, capsys
                      "--force"]) == 0
 
 
+def test_force_killed_with_sigkill_leaves_a_staging_directory_that_is_reported(tmp_path,
+                                                                                  capsys):
+    """A --force run killed with SIGKILL cannot clean up: its ``.NAME.new-PID`` staging
+    directory stays beside the run. It is never deleted automatically (the PID may be a live
+    run on another host); ``verify`` notes it and the next run of that directory warns."""
+    out = tmp_path / "run"
+    args = ["run", "deterministic-gap", "--out", str(out), "--quiet", "--paths", "20"]
+    assert cli.main(args) == 0
+    stale = tmp_path / ".run.new-999999"  # what the killed run left
+    (stale / "paths").mkdir(parents=True)
+    capsys.readouterr()
+    assert cli.main(["verify", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"note: {stale}: left by an interrupted --force run" in printed
+    assert cli.main([*args, "--force"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"warning: {stale} was left by an interrupted" in err
+    assert stale.is_dir()  # reported, not deleted
+    assert cli.main(["verify", str(tmp_path / "elsewhere")]) == 2  # unrelated: no note
+
+
 def test_force_through_a_symbolic_link(tmp_path, capsys):
     """--out LINK, a symbolic link to a run directory: the run it names is replaced, the
     link kept (swap_in called rmtree on the link: a traceback, the link replaced by a

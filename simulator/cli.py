@@ -155,6 +155,24 @@ def _warn_price_bounds(summary: dict[str, Any], n_paths: int) -> None:
                          "safety')\n")
 
 
+def _warn_sweep_price_bounds(out_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """One warning line when prices reached their floor or cap at some points of a sweep."""
+    bounded = []
+    for row in rows:
+        try:
+            summary = json.loads((out_dir / str(row["point_dir"]) / "summary.json").read_text())
+        except (KeyError, OSError, ValueError):
+            continue
+        if (summary.get("price_bounds") or {}).get("paths_bounded", 0):
+            bounded.append(str(row["point_dir"]))
+    if bounded:
+        sys.stderr.write(f"marginsim: warning: a price reached its floor or cap on some paths "
+                         f"of {len(bounded)} of {len(rows)} points ({', '.join(bounded[:5])}"
+                         f"{', ...' if len(bounded) > 5 else ''}); their results are bounded, "
+                         "not exact (each point's summary.json price_bounds; README "
+                         "'Numerical safety')\n")
+
+
 def _warn_leftover_staging(out_dir: Path) -> None:
     """A warning line per directory that an interrupted ``--force`` left beside the run."""
     from .output import leftover_staging
@@ -192,6 +210,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     result = sweep(args.scenario, grid, overrides=_overrides(args), out_dir=args.out,
                    jobs=args.jobs, progress=show, target=target, rel_tol=args.tol,
                    force=args.force)
+    _warn_sweep_price_bounds(result.out_dir, result.rows)
     if not args.quiet:
         print(sweep_table(result.rows, [k for k, _ in grid]))
         if target is not None:

@@ -380,3 +380,16 @@ def test_json_check_catches_what_write_json_writes_for_non_finite(tmp_path, valu
     metrics["bad_debt_mean"]["estimate"] = 1.0
     path.write_text(json.dumps({"metrics": metrics, "scenario": {"depth_usd": "inf"}}))
     assert assert_json_finite(path)["metrics"] == metrics
+
+
+def test_sweep_warns_when_points_reach_a_price_bound(tmp_path, capsys):
+    """``run`` warns about bounded prices; a sweep did not. Now one line names the points
+    where a bound was reached (here the tiny-depth point only)."""
+    src = tmp_path / "extreme.toml"
+    src.write_text(scenario_text(qty=1e10, shocks=shock("gap", 3, "BTC", 0.5)))
+    out = tmp_path / "sweep"
+    assert cli.main(["sweep", str(src), "--grid", "market.assets.0.depth_usd=1e3,1e30",
+                     "--grid", "market.assets.1.depth_usd=1e30", "--out", str(out),
+                     "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "of 1 of 2 points" in err and "floor or cap" in err

@@ -96,6 +96,10 @@ def write_report(run_dir: Path) -> Path:
         title, meta, body = sweep_page(run_dir)
     elif (run_dir / "summary.json").is_file():
         title, meta, body = _run_page(run_dir)
+    elif (run_dir / "manifest.json").is_file() or (run_dir / "sweep.json").is_file():
+        raise MarginsimError(f"{run_dir}: the run or sweep is incomplete (no summary.json or "
+                             "sweep.parquet yet); finish it with --resume (a run) or rerun it, "
+                             "then report")
     else:
         raise MarginsimError(f"{run_dir}: not a run directory (no summary.json) nor a sweep "
                              "directory (no sweep.parquet)")

@@ -196,6 +196,10 @@ def test_sweep_2d_heatmaps(tmp_path: Path) -> None:
 def test_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(MarginsimError, match="not a run directory"):
         write_report(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"status": "running"}')  # an interrupted run
+    with pytest.raises(MarginsimError, match="incomplete.*--resume"):
+        write_report(tmp_path)
+    (tmp_path / "manifest.json").unlink()
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
     with pytest.raises(MarginsimError, match=r'pip install "marginsim\[report\]"'):
         write_report(tmp_path)

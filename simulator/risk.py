@@ -113,7 +113,7 @@ def var_es(losses: np.ndarray, alpha: float) -> tuple[float, float, float, float
     return var_es_from_tail(tail, n, alpha)
 
 
-def top_rows(values: np.ndarray, keep: int) -> np.ndarray:
+def top_rows(values: np.ndarray, keep: int, overwrite: bool = False) -> np.ndarray:
     """The ``keep`` largest values of each row, in no particular order.
 
     Parameters
@@ -121,16 +121,22 @@ def top_rows(values: np.ndarray, keep: int) -> np.ndarray:
     values : ndarray, shape (m, w)
         One row per account (C-contiguous rows make this fast).
     keep : int
+    overwrite : bool
+        Partition ``values`` in place (no second array of its size).
 
     Returns
     -------
     ndarray, shape (m, min(keep, w))
+        A compact array: a view would keep the whole partitioned array alive.
     """
     w = values.shape[1]
     if w <= keep:
         return values
-    # a compact copy: a view would keep the whole partitioned array alive
-    return np.ascontiguousarray(np.partition(values, w - keep, axis=1)[:, w - keep:])
+    if overwrite:
+        values.partition(w - keep, axis=1)
+    else:
+        values = np.partition(values, w - keep, axis=1)
+    return np.ascontiguousarray(values[:, w - keep:])
 
 
 def merge_tails(a: np.ndarray, b: np.ndarray, keep: int) -> np.ndarray:
@@ -146,12 +152,7 @@ def merge_tails(a: np.ndarray, b: np.ndarray, keep: int) -> np.ndarray:
     -------
     ndarray, shape (m, min(keep, ka + kb))
     """
-    both = np.concatenate([a, b], axis=1)
-    w = both.shape[1]
-    if w <= keep:
-        return both
-    both.partition(w - keep, axis=1)  # in place: no second array of the merged width
-    return np.ascontiguousarray(both[:, w - keep:])
+    return top_rows(np.concatenate([a, b], axis=1), keep, overwrite=True)
 
 
 def sorted_desc(tail: np.ndarray) -> np.ndarray:

@@ -345,6 +345,19 @@ def test_cases_exercise_every_mechanism(case, monkeypatch):
     assert not missing, (missing, seen)
 
 
+def _index_book_and_reference(s, rules):
+    """The engine's index of a built case, its book, and the reference engine's book."""
+    from simulator.margin.engine import BookIndex
+
+    index = BookIndex.build(s.book, rules, PRICES, STEPS)
+    book = s.book
+    ref = naive._Book(HAIRCUT.tolist(), *(t.tolist() for t in tier_tables(s.venue)),
+                      book.unit_usd.tolist(), book.unit_coll.tolist(), book.pos_unit.tolist(),
+                      book.pos_asset.tolist(), book.pos_qty.tolist(), book.pos_entry.tolist(),
+                      book.pos_kind.tolist(), naive_options(book, rules.options, STEPS, PRICES))
+    return index, book, ref
+
+
 @pytest.mark.parametrize("zero_beta", [False, True])
 def test_box_steering_matches_the_slack(zero_beta):
     """The analytic slope that steers a box (standard rule) equals a central difference
@@ -354,19 +367,13 @@ def test_box_steering_matches_the_slack(zero_beta):
     import dataclasses
 
     from simulator.margin import _option_box_kernels as box
-    from simulator.margin.engine import BookIndex
     case = Case("boxes", {**_BASE, "option_margin": "standard"})
     s = build(case, 1)
     rules = rules_of(s)
     if zero_beta:
         rules = dataclasses.replace(rules, options=dataclasses.replace(
             rules.options, spot_vol_beta=np.zeros(len(PRICES))))
-    index = BookIndex.build(s.book, rules, PRICES, STEPS)
-    book = s.book
-    ref = naive._Book(HAIRCUT.tolist(), *(t.tolist() for t in tier_tables(s.venue)),
-                      book.unit_usd.tolist(), book.unit_coll.tolist(), book.pos_unit.tolist(),
-                      book.pos_asset.tolist(), book.pos_qty.tolist(), book.pos_entry.tolist(),
-                      book.pos_kind.tolist(), naive_options(book, rules.options, STEPS, PRICES))
+    index, book, ref = _index_book_and_reference(s, rules)
     marks = np.ascontiguousarray(PRICES, dtype=float)
     work = np.zeros((box.N_WORK, len(marks)))
     checked = 0
@@ -407,16 +414,10 @@ def test_boxes_after_a_check_are_safe(rule):
     from simulator.margin import _option_box_kernels as box
     from simulator.margin import _option_kernels as opt
     from simulator.margin._state_kernels import refresh_unit_nb
-    from simulator.margin.engine import BookIndex
     case = Case("boxes", {**_BASE, "option_margin": rule})
     s = build(case, 1)
     rules = rules_of(s)
-    index = BookIndex.build(s.book, rules, PRICES, STEPS)
-    book = s.book
-    ref = naive._Book(HAIRCUT.tolist(), *(t.tolist() for t in tier_tables(s.venue)),
-                      book.unit_usd.tolist(), book.unit_coll.tolist(), book.pos_unit.tolist(),
-                      book.pos_asset.tolist(), book.pos_qty.tolist(), book.pos_entry.tolist(),
-                      book.pos_kind.tolist(), naive_options(book, rules.options, STEPS, PRICES))
+    index, book, ref = _index_book_and_reference(s, rules)
     oc = index.options.oc
     n_assets = len(PRICES)
     lo, hi = np.empty(n_assets), np.empty(n_assets)

@@ -32,7 +32,7 @@ def timed(sc, exo, inputs, repeat: int, full_scan: bool = False):
     """Best engine time of ``repeat`` replays of ``exo`` over the book of ``sc``."""
     book = build_book(sc)
     rules = EngineRules.for_scenario(sc, full_scan=full_scan)
-    index = BookIndex.build(book, rules, inputs.s0, sc.simulation.steps)
+    index = BookIndex.build(book, rules, inputs.s0, sc.simulation.steps, inputs.gap_log)
     replay(exo[:2], inputs.depth_usd, book, rules, index=index)  # compile
     best = np.inf
     for _ in range(repeat):

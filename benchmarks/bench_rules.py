@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, changes in VARIANTS.items():
         sc = scenario_with(base, dict(changes))
         rules = EngineRules.for_scenario(sc)
-        index = BookIndex.build(book, rules, inputs.s0, base.simulation.steps)
+        index = BookIndex.build(book, rules, inputs.s0, base.simulation.steps, inputs.gap_log)
         replay(exo[:2], inputs.depth_usd, book, rules, index=index)  # compile
         best = np.inf
         for _ in range(args.repeat):

@@ -153,7 +153,7 @@ def bench_accounts(n_paths: int) -> None:
                 continue
             rules = EngineRules.from_scenario(sc.venue, sc.liquidity, sc.market,
                                               full_scan=full_scan)
-            index = BookIndex.build(book, rules, inputs.s0, sc.simulation.steps)
+            index = BookIndex.build(book, rules, inputs.s0, sc.simulation.steps, inputs.gap_log)
             replay(exo[:2], inputs.depth_usd, book, rules, index=index)  # compile
             t0 = time.perf_counter()
             res = replay(exo, inputs.depth_usd, book, rules, index=index)

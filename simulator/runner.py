@@ -81,7 +81,7 @@ class ChunkContext:
         rules = EngineRules.for_scenario(scenario, full_scan=full_scan)
         sim = scenario.simulation
         return cls(book=book, inputs=inputs, rules=rules,
-                   index=BookIndex.build(book, rules, inputs.s0, sim.steps),
+                   index=BookIndex.build(book, rules, inputs.s0, sim.steps, inputs.gap_log),
                    acct_navk=account_nav_coefficients(book), symbols=scenario.market.symbols,
                    out_dir=out_dir, save_prices=save_prices, n_paths_total=sim.paths,
                    tail_mode=aggregate.tail_mode(sim.paths, book.n_accounts,

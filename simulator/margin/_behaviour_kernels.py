@@ -20,6 +20,7 @@ from ._state_kernels import (
 from .codes import (
     ACTION_TOP_UP,
     FLAG_CHANGED,
+    FLAG_MOVED,
     FLAG_PENDING,
     INSTRUMENT_COLLATERAL,
     KIND_REDUCE,
@@ -80,7 +81,7 @@ def pay_funding_nb(t, mark, exo_t, rate, fparams_rate, fparams_cap, premium, usd
             continue
         usd[u] -= pay
         const[u] -= pay
-        flag[u] |= FLAG_CHANGED
+        flag[u] |= FLAG_CHANGED | FLAG_MOVED
         n_touched = touch_nb(u, flag, touched, n_touched)
         if coin:
             refresh_unit_nb(u, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,

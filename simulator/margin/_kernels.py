@@ -24,7 +24,12 @@ from ._behaviour_kernels import answer_calls_nb, draw_nb, pay_funding_nb
 from ._bound_kernels import bound_price_nb
 from ._index_kernels import collect_crossed_nb, heap_bound_nb, push_band_nb
 from ._lending_kernels import lending_settle_nb
-from ._option_box_kernels import N_WORK, option_check_nb, push_option_box_nb
+from ._option_box_kernels import (
+    N_WORK,
+    option_check_nb,
+    push_option_box_nb,
+    push_stage_box_nb,
+)
 from ._option_kernels import close_option_nb, option_slack_nb, settle_option_nb, value_at_nb
 from ._round_kernels import round_flow_nb, round_fractions_nb
 from ._state_kernels import (
@@ -44,6 +49,7 @@ from .codes import (
     FLAG_CHANGED,
     FLAG_DIRTY,
     FLAG_LIQUIDATED,
+    FLAG_MOVED,
     FLAG_PENDING,
     FLAG_TOUCHED,
     FP_ALPHA,
@@ -96,7 +102,8 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
               unit_account, pos_unit, pos_asset, pos_qty0, pos_entry, pos_kind, lin0, const0,
               n_open0, navk, navc, s_key, s_unit, s_start, init_pending, mmk0, reserve, fparams,
               iparams, path_f, path_i, min_price, final_price, marks_out, acct_liq, acct_bank,
-              ev_i, ev_f, corr_i, corr_f, first_path, oc, set_pos, set_start, opt_units
+              ev_i, ev_f, corr_i, corr_f, first_path, n_ev0, n_corr0, oc, set_pos, set_start,
+              opt_units, stage_step, stage_lo, stage_hi, stage_due
               ):  # pragma: no cover - jitted
     """Replay paths ``first_path..n_paths-1`` over the book.
 
@@ -154,17 +161,25 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
         whose state changed.
     first_path : int
         First path to replay.
+    n_ev0, n_corr0 : int
+        Rows of ``ev_i, ev_f`` and ``corr_i, corr_f`` already written (by the paths before
+        ``first_path``): the rows of this call follow them.
     oc : tuple
         The options' data (``_option_kernels``; :func:`option_setup.option_context`).
     set_pos, set_start : int64[E], int64[steps + 2]
         Options expiring at step ``t``: positions ``set_pos[set_start[t]:set_start[t + 1]]``.
     opt_units : int64[O]
         The units that hold options.
+    stage_step, stage_lo, stage_hi, stage_due : int64[K], float64[K, O, A] (twice), int64[K, O]
+        The option units' boxes at the later stages (``option_boxes.OptionBoxes``): a unit
+        whose state is still the initial one gets its box of the stage instead of an exact
+        check when it is inside it.
 
     Returns
     -------
     n_events, n_corrections : int
-        Rows written for paths ``first_path..done-1``.
+        Rows written in all, those before ``first_path`` included, for the paths up to
+        ``done - 1``.
     done : int
         First path not replayed: ``n_paths`` when all are done.
     overflow : int
@@ -254,9 +269,13 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
     bank_ev_hi = np.empty(n_units, dtype=np.int64)
     cand = np.empty(n_pos, dtype=np.int64)
     cand_key = np.empty(n_pos)
+    n_stages = stage_step.shape[0]
+    opt_row = np.full(n_units, -1, dtype=np.int64)  # option unit -> its row in the stages
+    for j in range(opt_units.shape[0]):
+        opt_row[opt_units[j]] = j
 
-    n_ev = 0
-    n_corr = 0
+    n_ev = n_ev0
+    n_corr = n_corr0
     for i in range(first_path, n_paths):
         ev_start = n_ev
         for h in range(n_heaps):
@@ -296,7 +315,10 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
             if i < n_save:
                 marks_out[i, 0, a] = exo[i, 0, a]
         overflow = False
+        stage = -1  # the latest later stage started (-1: the first)
         for t in range(1, steps + 1):
+            while stage + 1 < n_stages and stage_step[stage + 1] <= t:
+                stage += 1
             for a in range(n_assets):
                 x = exo[i, t, a]
                 if logimp[a] == 0.0:  # no impact outstanding: skip the exp
@@ -372,6 +394,12 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                     flag[u] &= ~np.uint8(FLAG_DIRTY)
                     if n_open[u] == 0:
                         continue
+                    if (stage >= 0 and unit_opt[u] and not full_scan
+                            and (flag[u] & FLAG_MOVED) == 0
+                            and push_stage_box_nb(u, opt_row[u], stage, mark, t, steps,
+                                                  stage_lo, stage_hi, stage_due, version,
+                                                  h_key, h_unit, h_ver, h_n)):
+                        continue  # its state is the initial one, inside its stage's box
                     if tiered:  # brackets may have changed with the marks
                         refresh_unit_nb(u, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,
                                         unit_pos_start, haircut, tiers, mmk, lin, const, n_open)
@@ -391,6 +419,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
                                                       haircut, tiers, t, oc)
                         if e >= mm:  # called, not liquidatable: disarm, maybe answer later
                             mmk[u] = 1.0
+                            flag[u] |= FLAG_MOVED
                             refresh_unit_nb(u, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,
                                             unit_pos_start, haircut, tiers, mmk, lin, const,
                                             n_open)

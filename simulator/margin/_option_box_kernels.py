@@ -20,7 +20,13 @@ from numba import njit
 from .._jit_kernels import leaf
 from ..options._kernels import bs_greeks_nb
 from ..options._margin_kernels import MM_BASE, deribit_option_mm_nb
-from ._index_kernels import BRACKET_MARGIN, SLACK_MARGIN, bracket_interval_nb, heap_push_nb
+from ._index_kernels import (
+    BRACKET_MARGIN,
+    SLACK_MARGIN,
+    bracket_interval_nb,
+    bracket_nb,
+    heap_push_nb,
+)
 from ._option_kernels import iv_nb, option_slack_nb, option_terms_inline_nb, tau_years_nb
 from .codes import (
     OC_ASSET,
@@ -31,6 +37,10 @@ from .codes import (
     OP_RULE,
     OPTION_RISK_MATRIX,
     POS_CALL,
+    POS_LINEAR,
+    TIER_CAP,
+    TIER_CUM,
+    TIER_RATE,
 )
 
 #: shrinking tries of a box before an option unit is left to exact checks every round
@@ -53,7 +63,7 @@ MIN_BOX_FLOOR = 0.05
 NEWTON_AIM = 0.85
 #: bounds tried to widen a box once one holds (doubling, then bisecting)
 GROW_TRIES = 0
-#: the same for the boxes at the start of a path (computed once per chunk)
+#: the same for the boxes that are the same on every path (computed once per index)
 STATIC_GROW_TRIES = 8
 #: no box narrower than this relative move is tried (the unit is checked every round)
 MIN_BOX_WIDTH = 1e-3
@@ -208,7 +218,8 @@ def _option_box(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_ass
     (when the unit holds a long option, whose value falls with time, and the box alone
     holds over the current step) or the box shrinks, by the ratio of the slack to what
     the last box lost (between 2 and 10 times). Each box is also cut where a perpetual
-    changes bracket.
+    changes bracket, except on an asset with options under the standard rule, where the
+    bound takes the change (:func:`_bracket_excess_nb`).
 
     Returns
     -------
@@ -374,6 +385,7 @@ def _box_bound_nb(u, k, mark, t, t1, lin, const, sigma, mmk_u, qty, pos_asset, p
     ``work[_DOWN]``) around ``mark`` to ``lo, hi`` and return the rigorous lower bound of
     unit ``u``'s slack over it and steps ``t..t1``."""
     n_assets = mark.shape[0]
+    standard = int(oc[OC_PAR][OP_RULE]) != OPTION_RISK_MATRIX
     for a in range(n_assets):
         band = k * sigma[a]  # a relative move
         la = lin[u, a]
@@ -385,13 +397,15 @@ def _box_bound_nb(u, k, mark, t, t1, lin, const, sigma, mmk_u, qty, pos_asset, p
         else:  # linear in this asset: only the adverse side binds
             lo[a] = mark[a] * (1.0 - band) if la > 0.0 else 0.0
             hi[a] = mark[a] * (1.0 + band) if la < 0.0 else np.inf
+        if standard and work[_HELD, a] != 0.0:
+            continue  # the bound takes the brackets' change over the box (_bracket_excess_nb)
         b_lo = work[_BRLO, a]  # (bracket_interval_nb, computed once per box)
         b_hi = work[_BRHI, a]
         if b_lo > 0.0 and b_lo * (1.0 + BRACKET_MARGIN) > lo[a]:
             lo[a] = b_lo * (1.0 + BRACKET_MARGIN)
         if b_hi < np.inf and b_hi * (1.0 - BRACKET_MARGIN) < hi[a]:
             hi[a] = b_hi * (1.0 - BRACKET_MARGIN)
-    if int(oc[OC_PAR][OP_RULE]) == OPTION_RISK_MATRIX:
+    if not standard:
         return _sub_box_bound_nb(u, lo, hi, t, t1, lin, const, mmk_u, qty, pos_asset,
                                  pos_kind, pos_entry, unit_pos_start, tiers, oc)
     # standard rule: the box split at the mark on every asset the unit holds options on;
@@ -418,10 +432,60 @@ def _box_bound_nb(u, k, mark, t, t1, lin, const, sigma, mmk_u, qty, pos_asset, p
                     shi[a] = cut
         b = _sub_box_bound_nb(u, slo, shi, t, t1, lin, const, mmk_u, qty, pos_asset,
                               pos_kind, pos_entry, unit_pos_start, tiers, oc)
+        b -= _bracket_excess_nb(u, slo, shi, mark, mmk_u, qty, pos_asset, pos_kind,
+                                unit_pos_start, tiers)
         if not b >= worst:  # (a NaN bound is kept: it fails the caller's test)
             worst = b
         mask = (mask - 1) & held_mask if mask > 0 else -1
     return worst
+
+
+@njit(cache=True, inline="always")
+def _bracket_excess_nb(u, lo, hi, mark, mmk_u, qty, pos_asset, pos_kind, unit_pos_start,
+                       tiers):  # pragma: no cover - jitted
+    """Upper bound over the box ``lo, hi`` of how much more maintenance unit ``u``'s linear
+    perpetuals need than the slack form ``lin, const`` holds: it holds each one's bracket
+    at ``mark``, whose line ``n rate_k - cum_k`` is their maintenance only inside that
+    bracket. The maintenance is continuous and piecewise linear in the notional ``n``
+    (``bracket_cums``), so the excess is largest at an end of the box or at a bracket
+    cap inside it, and those are the points taken (0 where the box stays in the
+    bracket)."""
+    extra = 0.0
+    last = tiers.shape[1] - 1
+    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+        q = abs(qty[p])
+        if q == 0.0 or pos_kind[p] != POS_LINEAR:
+            continue
+        a = pos_asset[p]
+        if tiers[a, 0, TIER_CAP] == np.inf:
+            continue  # one bracket
+        k0 = bracket_nb(tiers, a, q * mark[a])
+        rate0 = tiers[a, k0, TIER_RATE]
+        cum0 = tiers[a, k0, TIER_CUM]
+        n_lo = q * lo[a]
+        n_hi = q * hi[a]
+        worst = 0.0
+        for j in range(last + 2):  # the two ends, then the caps inside the box
+            if j == 0:
+                n = n_lo
+            elif j == 1:
+                n = n_hi
+            else:
+                n = tiers[a, j - 2, TIER_CAP]
+                if not (n_lo < n < n_hi):
+                    continue
+            if n == np.inf:
+                if bracket_nb(tiers, a, n) != k0:
+                    return np.inf  # (a box reaching to infinity across brackets)
+                continue
+            k = bracket_nb(tiers, a, n)
+            if k != k0:
+                excess = (n * tiers[a, k, TIER_RATE] - tiers[a, k, TIER_CUM]) - (
+                    n * rate0 - cum0)
+                if excess > worst:
+                    worst = excess
+        extra += worst
+    return mmk_u * extra
 
 
 @njit(cache=True, inline="always")
@@ -472,6 +536,33 @@ def push_option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, versi
     return True
 
 
+@leaf
+def push_stage_box_nb(u, j, k, mark, t, steps, stage_lo, stage_hi, stage_due, version, h_key,
+                      h_unit, h_ver, h_n):  # pragma: no cover - jitted
+    """Give option unit ``u`` (row ``j`` of the option units) its box of stage ``k``
+    (:mod:`..option_boxes`) if the marks are inside it and step ``t`` in its window; the
+    caller has made sure the unit's state is the one at the start of the path. Returns
+    whether it did (else the unit is checked exactly)."""
+    due = stage_due[k, j]
+    if due <= t:  # no box (-1), or its window ended
+        return False
+    n_assets = mark.shape[0]
+    for a in range(n_assets):
+        if not (stage_lo[k, j, a] <= mark[a] <= stage_hi[k, j, a]):
+            return False
+    version[u] += 1
+    ver = version[u]
+    for a in range(n_assets):  # (0 / inf where the unit is not exposed)
+        if stage_lo[k, j, a] > 0.0:
+            heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * a, stage_lo[k, j, a], u, ver, version)
+        if stage_hi[k, j, a] < np.inf:
+            heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * a + 1, -stage_hi[k, j, a], u, ver,
+                         version)
+    if due <= steps:
+        heap_push_nb(h_key, h_unit, h_ver, h_n, 2 * n_assets, 0.5 - due, u, ver, version)
+    return True
+
+
 @njit(cache=True, inline="always")
 def exposed_nb(u, a, lin, qty, pos_asset, unit_pos_start):  # pragma: no cover - jitted
     """Whether unit ``u``'s slack moves with the mark of asset ``a``."""
@@ -484,13 +575,14 @@ def exposed_nb(u, a, lin, qty, pos_asset, unit_pos_start):  # pragma: no cover -
 
 
 @njit(cache=True)
-def static_boxes_nb(units, mark, steps, lin, const, sigma, mmk0, qty, pos_asset, pos_kind,
-                    pos_entry, unit_pos_start, tiers, oc, out_lo, out_hi, out_due
+def static_boxes_nb(units, mark, t0, steps, lin, const, sigma, mmk0, qty, pos_asset,
+                    pos_kind, pos_entry, unit_pos_start, tiers, oc, out_lo, out_hi, out_due
                     ):  # pragma: no cover - jitted
-    """Boxes of the option units ``units`` at the initial marks (step 0), the same on every
-    path: ``out_lo, out_hi`` (rows of ``units``; ``lo = 0`` / ``hi = inf``: no down / up
-    threshold on that asset) and the due step ``out_due`` (``steps + 1``: none; ``-1``: no
-    box, check at once)."""
+    """Boxes of the option units ``units`` around ``mark`` from step ``t0``, with their state
+    at the start of the path and the slack form ``lin, const`` at ``mark``: the same on
+    every path (:mod:`..option_boxes`). Writes ``out_lo, out_hi`` (rows of ``units``;
+    ``lo = 0`` / ``hi = inf``: no down / up threshold on that asset) and the due step
+    ``out_due`` (``steps + 1``: none; ``-1``: no box, check at once)."""
     n_assets = mark.shape[0]
     lo = np.empty(n_assets)
     hi = np.empty(n_assets)
@@ -500,11 +592,11 @@ def static_boxes_nb(units, mark, steps, lin, const, sigma, mmk0, qty, pos_asset,
         s = const[u]
         for a in range(n_assets):
             s += lin[u, a] * mark[a]
-        s += option_slack_nb(u, mark, 0, mmk0[u], qty, pos_asset, pos_entry, pos_kind,
+        s += option_slack_nb(u, mark, t0, mmk0[u], qty, pos_asset, pos_entry, pos_kind,
                              unit_pos_start, tiers, oc)
         t1 = -1
         if s > 0.0:
-            t1 = option_box_nb(u, mark, 0, steps, s, lin, const, sigma, mmk0[u], qty,
+            t1 = option_box_nb(u, mark, t0, steps, s, lin, const, sigma, mmk0[u], qty,
                                pos_asset, pos_kind, pos_entry, unit_pos_start, tiers, oc,
                                lo, hi, work, True, False, STATIC_GROW_TRIES)
         if t1 < 0:

@@ -26,6 +26,7 @@ from .codes import (
     FLAG_BANKRUPT,
     FLAG_CHANGED,
     FLAG_LIQUIDATED,
+    FLAG_MOVED,
     FLAG_PENDING,
     FLAG_TOUCHED,
     INSTRUMENT_CALL,
@@ -200,7 +201,7 @@ def state_changed_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, u
     refresh_unit_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
                     haircut, tiers, mmk, lin, const, n_open)
     version[u] += 1
-    flag[u] |= FLAG_CHANGED
+    flag[u] |= FLAG_CHANGED | FLAG_MOVED
     return enqueue_nb(u, flag, FLAG_PENDING, pending, n_pending)
 
 

@@ -63,6 +63,7 @@ FLAG_DIRTY = 4      # in this round's list of units to check exactly
 FLAG_TOUCHED = 8    # band or state changed on this path: restore at the end of the path
 FLAG_CHANGED = 16   # state changed on this path: its account PnL needs a correction
 FLAG_PENDING = 32   # to check exactly at the next round
+FLAG_MOVED = 64     # state changed on this path (FLAG_CHANGED is also set for options)
 
 # overflow codes returned by the replay kernel
 OVERFLOW_EVENTS = 1

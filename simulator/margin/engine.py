@@ -16,15 +16,19 @@ from ..book import Book
 from ..scenario import Liquidity, Market, Scenario, Venue
 from ..venues import bracket_cums
 from . import codes
-from ._index_kernels import BRACKET_MARGIN, MIN_BAND_WEIGHT, SLACK_MARGIN
 from ._kernels import replay_nb
-from ._option_box_kernels import static_boxes_nb
-from .option_setup import (
-    OptionData,
-    OptionRules,
-    iv_multipliers,
-    option_context,
+from .index import BookIndex
+from .option_setup import OptionRules, iv_multipliers, option_context
+from .slack_form import (
+    account_nav_coefficients,
+    position_brackets,
+    position_notional,
+    unit_nav_coefficients,
 )
+
+__all__ = ["BookIndex", "EngineRules", "ReplayResult", "account_nav_coefficients",
+           "bracket_table", "position_brackets", "position_notional", "replay",
+           "unit_nav_coefficients"]
 
 #: smallest volatility used to split a unit's slack between assets (any split is correct;
 #: this one only sets how often a multi-asset unit is re-checked)
@@ -165,177 +169,6 @@ def bracket_table(venue: Venue, market: Market) -> np.ndarray:
     return out
 
 
-def position_notional(book: Book, prices: np.ndarray) -> np.ndarray:
-    """USD notional of every perpetual at ``prices`` (an inverse one's is its qty); 0 for
-    an option (it has no bracket)."""
-    size = np.where(book.pos_kind >= codes.POS_CALL, 0.0, np.abs(book.pos_qty))
-    return np.where(book.pos_kind == codes.POS_INVERSE, size, size * prices[book.pos_asset])
-
-
-def position_brackets(book: Book, tiers: np.ndarray, prices: np.ndarray) -> np.ndarray:
-    """Bracket index of every position at ``prices`` (first cap >= its notional)."""
-    notional = position_notional(book, prices)
-    k = np.zeros(len(notional), dtype=np.int64)
-    for a in range(tiers.shape[0]):
-        rows = book.pos_asset == a
-        caps = tiers[a, :-1, codes.TIER_CAP]
-        k[rows] = np.searchsorted(caps, notional[rows], side="left")
-    return k
-
-
-@dataclass(frozen=True)
-class BookIndex:
-    """The book's initial slack form, NAV form and liquidation index (same on every path).
-
-    Attributes
-    ----------
-    lin, const, n_open : ndarray
-        ``E - MM = const + lin @ M`` per unit, and its number of open positions.
-    navk, navc : ndarray
-        ``NAV = navc + navk @ M`` per unit (no haircut).
-    s_key, s_unit, s_start : ndarray
-        Initial band thresholds per heap ``2 a + d`` (d = 0 down, 1 up), descending keys.
-    init_pending : ndarray
-        Units without a band at the initial prices (checked exactly at the first round).
-    mmk0 : ndarray
-        Maintenance multiplier of each unit's slack form: the margin-call ratio (armed) or 1.
-    reserve : ndarray
-        USD each unit may deposit when it answers a margin call.
-    options : OptionData
-        The options' data for the kernels (:func:`option_setup.option_context`).
-    steps : int
-        Steps of the paths this index was built for.
-    """
-
-    lin: np.ndarray
-    const: np.ndarray
-    n_open: np.ndarray
-    navk: np.ndarray
-    navc: np.ndarray
-    s_key: np.ndarray
-    s_unit: np.ndarray
-    s_start: np.ndarray
-    init_pending: np.ndarray
-    mmk0: np.ndarray
-    reserve: np.ndarray
-    options: OptionData | None = None
-    steps: int = -1
-
-    @classmethod
-    def build(cls, book: Book, rules: EngineRules, s0: np.ndarray,
-              steps: int | None = None) -> BookIndex:
-        """Index ``book`` at the initial prices ``s0`` for paths of ``steps`` steps (needed
-        when the book holds options: their boxes span windows of steps)."""
-        n_units, n_assets = book.n_units, len(s0)
-        if steps is None:
-            if book.has_options:
-                raise ValueError("indexing a book with options needs the number of steps")
-            steps = 0
-        opt_data = option_context(book, rules.options, steps, s0)
-        oc = opt_data.oc
-        pos_unit, pos_asset = book.pos_unit, book.pos_asset
-        open_ = book.pos_qty != 0.0
-        option = book.pos_kind >= codes.POS_CALL
-        q = np.where(open_ & ~option, book.pos_qty, 0.0)  # the linear form leaves options out
-        k = position_brackets(book, rules.tiers, s0)
-        inverse = book.pos_kind == codes.POS_INVERSE
-        mmk0 = np.full(n_units, rules.call_ratio if rules.call_ratio > 0 else 1.0)
-        rate = rules.tiers[pos_asset, k, codes.TIER_RATE] * mmk0[pos_unit]
-        cum = (np.where(open_ & ~option, rules.tiers[pos_asset, k, codes.TIER_CUM], 0.0)
-               * mmk0[pos_unit])
-        # linear: q M - q entry - (|q| M rate - cum); inverse: (q / entry) M - q - (|q| rate - cum)
-        coin_qty = _coin_qty(book, q)
-        exposure = np.zeros((n_units, n_assets))
-        np.add.at(exposure, (pos_unit, pos_asset),
-                  coin_qty - np.where(inverse, 0.0, rate * np.abs(q)))
-        coll = book.unit_coll
-        lin = np.where(coll >= 0, coll * (1.0 - rules.haircut), coll) + exposure
-        cost = np.where(inverse, q, q * book.pos_entry)
-        fixed_mm = np.where(inverse, rate * np.abs(q), 0.0)
-        const = book.unit_usd + np.bincount(pos_unit, cum - cost - fixed_mm, minlength=n_units)
-        n_open = (np.bincount(pos_unit, open_, minlength=n_units) + (book.unit_usd < 0)
-                  + (coll < 0).sum(axis=1)).astype(np.int64)
-        navk = unit_nav_coefficients(book)
-        value0 = np.bincount(pos_unit, book.option_values(s0), minlength=n_units)
-        navc = book.unit_usd - np.bincount(pos_unit, cost, minlength=n_units) + value0
-        lo, hi = _bracket_intervals(book, rules.tiers, s0, k, open_)
-        equity0 = const + lin @ s0 + np.bincount(pos_unit, rate * position_notional(book, s0)
-                                                 - cum, minlength=n_units) + value0
-        reserve = rules.reserve_ratio * np.maximum(equity0, 0.0)
-
-        slack = const + lin @ s0
-        scale = np.abs(const) + np.abs(lin) @ s0
-        slack_eff = slack - SLACK_MARGIN * scale
-        weight = (np.abs(lin) * rules.sigma * s0).sum(axis=1)
-        unit_opt = oc[codes.OC_UNIT_OPT]
-        live = (n_open > 0) & ~unit_opt
-        # as push_band_nb: no band where the split weight of an exposed unit is too small
-        splittable = (weight >= MIN_BAND_WEIGHT) | ~(lin != 0.0).any(axis=1)
-        banded = live & (slack_eff > 0.0) & splittable
-        init_pending = np.flatnonzero(live & ~banded).astype(np.int64)
-        box_units = opt_data.opt_units
-        box_lo = np.empty((len(box_units), n_assets))
-        box_hi = np.empty((len(box_units), n_assets))
-        box_due = np.empty(len(box_units), dtype=np.int64)
-        if len(box_units):
-            static_boxes_nb(box_units, np.ascontiguousarray(s0, dtype=float), steps,
-                            np.ascontiguousarray(lin), const, rules.sigma, mmk0, book.pos_qty,
-                            pos_asset, book.pos_kind, book.pos_entry, book.unit_pos_start,
-                            rules.tiers, oc, box_lo, box_hi, box_due)
-            init_pending = np.sort(np.concatenate([init_pending,
-                                                   box_units[box_due < 0]])).astype(np.int64)
-        boxed = box_due >= 0
-        safe_weight = np.where(weight > 0.0, weight, 1.0)  # 0: no exposure, no band needed
-        keys, units, starts = [], [], [0]
-        for a in range(n_assets):
-            band = slack_eff * rules.sigma[a] * s0[a] / safe_weight
-            down = np.where(lin[:, a] > 0, s0[a] - band, -np.inf)
-            down = np.where(lo[:, a] > 0, np.maximum(down, lo[:, a] * (1.0 + BRACKET_MARGIN)),
-                            down)
-            up = np.where(lin[:, a] < 0, s0[a] + band, np.inf)
-            up = np.where(np.isfinite(hi[:, a]),
-                          np.minimum(up, hi[:, a] * (1.0 - BRACKET_MARGIN)), up)
-            for d, threshold in ((0, down), (1, up)):
-                rows = np.flatnonzero(banded & np.isfinite(threshold))
-                key = threshold[rows] if d == 0 else -threshold[rows]
-                edge = boxed & ((box_lo[:, a] > 0.0) if d == 0 else np.isfinite(box_hi[:, a]))
-                box_key = box_lo[edge, a] if d == 0 else -box_hi[edge, a]
-                rows = np.concatenate([rows, box_units[edge]])
-                key = np.concatenate([key, box_key])
-                order = np.argsort(-key, kind="stable")
-                keys.append(key[order])
-                units.append(rows[order])
-                starts.append(starts[-1] + len(rows))
-        timed = boxed & (box_due <= steps)
-        key = 0.5 - box_due[timed]
-        order = np.argsort(-key, kind="stable")
-        keys.append(key[order].astype(float))
-        units.append(box_units[timed][order])
-        starts.append(starts[-1] + int(timed.sum()))
-        return cls(lin=np.ascontiguousarray(lin), const=const, n_open=n_open,
-                   navk=np.ascontiguousarray(navk), navc=navc,
-                   s_key=np.concatenate(keys), s_unit=np.concatenate(units).astype(np.int64),
-                   s_start=np.array(starts, dtype=np.int64), init_pending=init_pending,
-                   mmk0=mmk0, reserve=reserve, options=opt_data, steps=steps)
-
-
-def _bracket_intervals(book: Book, tiers: np.ndarray, s0: np.ndarray, k: np.ndarray,
-                       open_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per unit and asset, the marks between which no position changes bracket."""
-    lo = np.zeros((book.n_units, len(s0)))
-    hi = np.full((book.n_units, len(s0)), np.inf)
-    size = np.abs(book.pos_qty)
-    rows = (open_ & (tiers[book.pos_asset, 0, codes.TIER_CAP] < np.inf)
-            & (book.pos_kind == codes.POS_LINEAR))  # an inverse notional does not move
-    if rows.any():
-        a, kk, q, u = book.pos_asset[rows], k[rows], size[rows], book.pos_unit[rows]
-        below = np.where(kk > 0, tiers[a, np.maximum(kk - 1, 0), codes.TIER_CAP] / q, 0.0)
-        above = tiers[a, kk, codes.TIER_CAP] / q
-        np.maximum.at(lo, (u, a), below)
-        np.minimum.at(hi, (u, a), above)
-    return lo, hi
-
-
 @dataclass
 class ReplayResult:
     """Raw outputs of the replay of ``n`` paths.
@@ -383,30 +216,6 @@ class ReplayResult:
         np.add.at(pnl, (self.corr_path[sel], self.corr_account[sel] - start),
                   self.corr_delta[sel])
         return pnl
-
-
-def _coin_qty(book: Book, qty: np.ndarray) -> np.ndarray:
-    """Coin exposure per position: ``qty`` (linear), ``qty / entry`` (inverse), 0 (an
-    option: outside the linear forms)."""
-    inverse = book.pos_kind == codes.POS_INVERSE
-    out = np.divide(qty, book.pos_entry, out=np.array(qty, dtype=float), where=inverse)
-    out[book.pos_kind >= codes.POS_CALL] = 0.0
-    return out
-
-
-def unit_nav_coefficients(book: Book) -> np.ndarray:
-    """``navk`` such that an unchanged unit's NAV moves by ``navk @ dM``; shape (U, A)."""
-    navk = book.unit_coll.copy()
-    coin_qty = _coin_qty(book, book.pos_qty)
-    np.add.at(navk, (book.pos_unit, book.pos_asset), coin_qty)
-    return navk
-
-
-def account_nav_coefficients(book: Book) -> np.ndarray:
-    """``K`` such that an untouched account's NAV moves by ``K @ dM``; shape (n_acc, A)."""
-    out = np.zeros((book.n_accounts, book.unit_coll.shape[1]))
-    np.add.at(out, book.unit_account, unit_nav_coefficients(book))
-    return out
 
 
 def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRules,
@@ -462,34 +271,53 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
     coll0 = np.ascontiguousarray(book.unit_coll)
     iparams = rules.iparams.copy()
     iparams[codes.IP_RNG_KEY] = rng_key
-    ev_i_parts, ev_f_parts, ci_parts, cf_parts = [], [], [], []
-    ev_cap = corr_cap = max(16, int(initial_events))
-    first = 0
-    while first < n_paths or not ev_i_parts:
-        ev_i = np.empty((ev_cap, codes.N_EI), dtype=np.int64)
-        ev_f = np.empty((ev_cap, codes.N_EF))
-        corr_i = np.empty((corr_cap, 2), dtype=np.int64)
-        corr_f = np.empty(corr_cap)
+    ev_i = np.empty((max(16, int(initial_events)), codes.N_EI), dtype=np.int64)
+    ev_f = np.empty((ev_i.shape[0], codes.N_EF))
+    corr_i = np.empty((ev_i.shape[0], 2), dtype=np.int64)
+    corr_f = np.empty(ev_i.shape[0])
+    n_ev = n_corr = first = 0
+    while True:
         n_ev, n_corr, done, overflow = replay_nb(
             exo, depth, rules.haircut, rules.tiers, rules.sigma, book.unit_usd, coll0,
             book.unit_pos_start, book.unit_account, book.pos_unit, book.pos_asset,
             book.pos_qty, book.pos_entry, book.pos_kind, index.lin, index.const, index.n_open,
             index.navk, index.navc, index.s_key, index.s_unit, index.s_start, index.init_pending,
             index.mmk0, index.reserve, rules.fparams, iparams, path_f, path_i, min_price,
-            final_price, marks, acct_liq, acct_bank, ev_i, ev_f, corr_i, corr_f, first,
-            opt_data.oc, opt_data.set_pos, opt_data.set_start, opt_data.opt_units)
-        ev_i_parts.append(ev_i[:n_ev].copy())
-        ev_f_parts.append(ev_f[:n_ev].copy())
-        ci_parts.append(corr_i[:n_corr].copy())
-        cf_parts.append(corr_f[:n_corr].copy())
-        if done < n_paths:  # a buffer filled up: grow it, so the calls stay O(log rows)
-            if overflow & codes.OVERFLOW_EVENTS:
-                ev_cap *= 2
-            if overflow & codes.OVERFLOW_CORRECTIONS:
-                corr_cap *= 2
+            final_price, marks, acct_liq, acct_bank, ev_i, ev_f, corr_i, corr_f, first, n_ev,
+            n_corr, opt_data.oc, opt_data.set_pos, opt_data.set_start, opt_data.opt_units,
+            index.stage_step, index.stage_lo, index.stage_hi, index.stage_due)
+        if done >= n_paths:
+            break
+        # a buffer filled up at path ``done``: grow it to what the paths so far need per path
+        # (at least doubling, so the calls stay O(log rows)); the rows written are kept
+        if overflow & codes.OVERFLOW_EVENTS:
+            cap = _grown_capacity(ev_i.shape[0], n_ev, done, n_paths)
+            ev_i, ev_f = _grow(ev_i, n_ev, cap), _grow(ev_f, n_ev, cap)
+        if overflow & codes.OVERFLOW_CORRECTIONS:
+            cap = _grown_capacity(corr_i.shape[0], n_corr, done, n_paths)
+            corr_i, corr_f = _grow(corr_i, n_corr, cap), _grow(corr_f, n_corr, cap)
         first = done
-    corr = np.concatenate(ci_parts)
-    return ReplayResult(path_f, path_i, min_price, final_price, marks,
-                        np.concatenate(ev_i_parts), np.concatenate(ev_f_parts), acct_liq,
-                        acct_bank, corr[:, 0].copy(), corr[:, 1].copy(),
-                        np.concatenate(cf_parts))
+    return ReplayResult(path_f, path_i, min_price, final_price, marks, ev_i[:n_ev],
+                        ev_f[:n_ev], acct_liq, acct_bank, corr_i[:n_corr, 0].copy(),
+                        corr_i[:n_corr, 1].copy(), corr_f[:n_corr])
+
+
+#: a grown buffer holds this much more than the paths so far need per path
+GROWTH_SLACK = 1.25
+
+
+def _grown_capacity(capacity: int, n_rows: int, n_done: int, n_paths: int) -> int:
+    """Rows a buffer of ``capacity`` rows grows to when it is full after ``n_done`` of
+    ``n_paths`` paths wrote ``n_rows``: the rate so far over all paths, with a margin, and
+    at least twice the capacity."""
+    if n_done <= 0:
+        return 2 * capacity
+    projected = n_rows + GROWTH_SLACK * n_rows / n_done * (n_paths - n_done)
+    return max(2 * capacity, int(projected) + 16)
+
+
+def _grow(buffer: np.ndarray, n_rows: int, capacity: int) -> np.ndarray:
+    """A buffer of ``capacity`` rows holding the first ``n_rows`` rows of ``buffer``."""
+    out = np.empty((capacity, *buffer.shape[1:]), dtype=buffer.dtype)
+    out[:n_rows] = buffer[:n_rows]
+    return out

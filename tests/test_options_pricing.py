@@ -16,9 +16,11 @@ from simulator.options._kernels import (
     bs_greeks_nb,
     bs_price_greeks_nb,
     bs_price_nb,
+    implied_vol_from_factor_nb,
     implied_vol_nb,
     norm_cdf_nb,
     norm_pdf_nb,
+    spot_vol_factor_nb,
 )
 
 EPS = np.finfo(np.float64).eps
@@ -345,3 +347,27 @@ def test_black_scholes_rejects_bad_inputs(bad, match):
 def test_position_greeks_rejects_non_finite_qty():
     with pytest.raises(ValueError, match=r"qty must be finite"):
         position_greeks_usd(np.nan, "call", 100.0, 100.0, 30.0, 0.5)
+
+
+def test_spot_vol_factor_is_the_power_law_and_one_when_degenerate():
+    """The per-asset factor that the engine shares between options: ``(S / S0) ** -beta``
+    (closed form), exactly 1.0 for beta 0 or a non-positive spot, and with the iv0 and
+    multiplier it gives the implied vol of the power law, floored, bit for bit the value
+    of ``implied_vol_nb``."""
+    rng = np.random.default_rng(3)
+    s0 = 60_000.0
+    for _ in range(200):
+        spot = s0 * math.exp(rng.uniform(-3.0, 3.0))
+        beta = rng.uniform(-1.5, 1.5)
+        iv0, mult = rng.uniform(0.05, 2.0), rng.uniform(0.2, 4.0)
+        fac = spot_vol_factor_nb(spot, s0, beta)
+        assert fac == pytest.approx((spot / s0) ** -beta, rel=1e-13)
+        vol = implied_vol_from_factor_nb(iv0, fac, mult)
+        assert vol == pytest.approx(max(iv0 * (spot / s0) ** -beta * mult, IV_FLOOR),
+                                    rel=1e-13)
+        assert vol == implied_vol_nb(iv0, spot, s0, beta, mult)
+    for spot, beta in ((s0 * 0.3, 0.0), (0.0, 0.7), (-5.0, 0.7)):
+        assert spot_vol_factor_nb(spot, s0, beta) == 1.0
+    assert spot_vol_factor_nb(s0, 0.0, 0.7) == 1.0
+    assert implied_vol_from_factor_nb(1e-6, 1.0, 1.0) == IV_FLOOR
+    assert implied_vol_from_factor_nb(0.5, math.nan, 1.0) == IV_FLOOR

@@ -239,6 +239,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
     box_lo = np.empty(n_assets)
     box_hi = np.empty(n_assets)
     box_work = np.empty((N_WORK, n_assets))
+    ivfac = np.empty(n_assets)
     logimp = np.empty(n_assets)
     p_lo = np.empty(n_assets)
     p_hi = np.empty(n_assets)
@@ -681,7 +682,7 @@ def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos
         n_corr_new = end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,
                                  unit_pos_start, unit_account, navk, navc, deposit, touched,
                                  n_touched, flag, corr_i, corr_f, n_corr, acct_liq, acct_bank,
-                                 stamp_liq, stamp_bank, steps, oc)
+                                 stamp_liq, stamp_bank, steps, oc, ivfac)
         if n_corr_new < 0:
             return ev_start, n_corr, i, OVERFLOW_CORRECTIONS
         n_corr = n_corr_new

@@ -33,7 +33,13 @@ from __future__ import annotations
 from numba import njit
 
 from .._jit_kernels import leaf
-from ..options._kernels import bs_greeks_nb, bs_price_nb, implied_vol_nb
+from ..options._kernels import (
+    bs_greeks_nb,
+    bs_price_nb,
+    implied_vol_from_factor_nb,
+    implied_vol_nb,
+    spot_vol_factor_nb,
+)
 from ..options._margin_kernels import MIN_VOL, deribit_option_mm_nb
 from ._index_kernels import (
     bracket_nb,
@@ -82,6 +88,21 @@ def value_at_nb(p, a, kind, spot, strike, t, oc):  # pragma: no cover - jitted
     for every option of every unit at the end of every path."""
     return bs_price_nb(kind == POS_CALL, spot, strike, tau_years_nb(p, t, oc),
                        iv_nb(p, a, spot, t, oc))
+
+
+@njit(cache=True, inline="always")
+def spot_factor_nb(a, spot, oc):  # pragma: no cover - jitted
+    """The implied vol's spot factor of asset ``a`` at mark ``spot``, shared by all its
+    options (:func:`simulator.options._kernels.spot_vol_factor_nb`)."""
+    return spot_vol_factor_nb(spot, oc[OC_ASSET][a, 0], oc[OC_ASSET][a, 1])
+
+
+@njit(cache=True, inline="always")
+def value_factored_nb(p, a, kind, spot, strike, t, factor, oc):  # pragma: no cover - jitted
+    """:func:`value_at_nb` given the spot factor of asset ``a`` at ``spot``
+    (:func:`spot_factor_nb`): bit for bit the same value, without its log and exp."""
+    vol = implied_vol_from_factor_nb(oc[OC_POS][p, 1], factor, oc[OC_IVMULT][t, a])
+    return bs_price_nb(kind == POS_CALL, spot, strike, tau_years_nb(p, t, oc), vol)
 
 
 @njit(cache=True, inline="always")

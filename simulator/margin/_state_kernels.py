@@ -3,11 +3,12 @@ valuation, bookkeeping of touched units and their restoration, and event records
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from .._jit_kernels import leaf
 from ._index_kernels import bracket_nb
-from ._option_kernels import option_terms_nb, value_at_nb
+from ._option_kernels import option_terms_nb, spot_factor_nb, value_factored_nb
 from .codes import (
     EF_BAD_DEBT,
     EF_EXEC,
@@ -208,12 +209,15 @@ def state_changed_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, u
 @leaf
 def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
                 unit_account, navk, navc, deposit, touched, n_touched, flag, corr_i, corr_f,
-                n_corr, acct_liq, acct_bank, stamp_liq, stamp_bank, t_end, oc
+                n_corr, acct_liq, acct_bank, stamp_liq, stamp_bank, t_end, oc, ivfac
                 ):  # pragma: no cover
     """Account outputs of path ``i``: PnL corrections of changed units and liquidation
-    counts; options at their value at step ``t_end``. Returns the new number of
-    corrections, or -1 if they do not fit."""
+    counts; options at their value at step ``t_end``, with the implied vol's spot factor
+    of each asset computed once (``ivfac``, float64[A], scratch). Returns the new number
+    of corrections, or -1 if they do not fit."""
     n_assets = mark.shape[0]
+    for a in range(n_assets):
+        ivfac[a] = np.nan  # computed when an option on the asset first needs it
     need = 0
     for j in range(n_touched):
         if flag[touched[j]] & FLAG_CHANGED:
@@ -232,8 +236,11 @@ def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_po
             for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
                 if qty[p] != 0.0:
                     if pos_kind[p] >= POS_CALL:
-                        nav += qty[p] * value_at_nb(p, pos_asset[p], pos_kind[p],
-                                                    mark[pos_asset[p]], pos_entry[p], t_end, oc)
+                        a = pos_asset[p]
+                        if ivfac[a] != ivfac[a]:
+                            ivfac[a] = spot_factor_nb(a, mark[a], oc)
+                        nav += qty[p] * value_factored_nb(p, a, pos_kind[p], mark[a],
+                                                          pos_entry[p], t_end, ivfac[a], oc)
                     else:
                         nav += position_value_nb(qty[p], mark[pos_asset[p]], pos_entry[p],
                                                  pos_kind[p])

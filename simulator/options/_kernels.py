@@ -200,12 +200,31 @@ def implied_vol_nb(iv0, spot, spot0, spot_vol_beta, vol_multiplier):  # pragma: 
     -------
     float
     """
+    return implied_vol_from_factor_nb(iv0, spot_vol_factor_nb(spot, spot0, spot_vol_beta),
+                                      vol_multiplier)
+
+
+@njit(cache=True, inline="always")
+def spot_vol_factor_nb(spot, spot0, spot_vol_beta):  # pragma: no cover - jitted
+    """The spot's part of :func:`implied_vol_nb`, ``(spot / spot0) ** -spot_vol_beta``, the
+    same for every option on an asset at one mark (so computed once per asset and mark).
+
+    Computed as ``exp(-beta log(S / S0))``; exactly 1.0 when ``spot_vol_beta == 0``
+    (sticky strike) or when ``spot <= 0`` or ``spot0 <= 0`` (the ratio is undefined), so
+    that ``iv0 * factor * multiplier`` is then ``iv0 * multiplier`` bit for bit.
+    """
     if spot_vol_beta == 0.0:  # sticky strike: exp(-0 log(S / S0)) is exactly 1
-        iv = iv0 * vol_multiplier
-    elif spot > 0.0 and spot0 > 0.0:  # (S / S0) ** -beta as exp(-beta log(S / S0))
-        iv = iv0 * math.exp(-spot_vol_beta * math.log(spot / spot0)) * vol_multiplier
-    else:
-        iv = iv0 * vol_multiplier
+        return 1.0
+    if spot > 0.0 and spot0 > 0.0:  # (S / S0) ** -beta as exp(-beta log(S / S0))
+        return math.exp(-spot_vol_beta * math.log(spot / spot0))
+    return 1.0
+
+
+@njit(cache=True, inline="always")
+def implied_vol_from_factor_nb(iv0, factor, vol_multiplier):  # pragma: no cover - jitted
+    """:func:`implied_vol_nb` from its spot factor (:func:`spot_vol_factor_nb`):
+    ``iv0 * factor * vol_multiplier`` floored at ``IV_FLOOR`` (NaN becomes the floor)."""
+    iv = iv0 * factor * vol_multiplier
     if not iv > IV_FLOOR:
         return IV_FLOOR
     return iv

@@ -447,9 +447,9 @@ def _bracket_excess_nb(u, lo, hi, mark, mmk_u, qty, pos_asset, pos_kind, unit_po
     perpetuals need than the slack form ``lin, const`` holds: it holds each one's bracket
     at ``mark``, whose line ``n rate_k - cum_k`` is their maintenance only inside that
     bracket. The maintenance is continuous and piecewise linear in the notional ``n``
-    (``bracket_cums``), so the excess is largest at an end of the box or at a bracket
-    cap inside it, and those are the points taken (0 where the box stays in the
-    bracket)."""
+    (``bracket_cums``: the engine's tables, ``engine.bracket_table``, always take their
+    amounts from it), so the excess is largest at an end of the box or at a bracket cap
+    inside it, and those are the points taken (0 where the box stays in the bracket)."""
     extra = 0.0
     last = tiers.shape[1] - 1
     for p in range(unit_pos_start[u], unit_pos_start[u + 1]):

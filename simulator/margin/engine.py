@@ -232,7 +232,9 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
     book : Book
     rules : EngineRules
     initial_events : int
-        Initial size of the event and correction buffers; they double as needed.
+        Initial size of the event and correction buffers. A full buffer grows to what the
+        paths so far need per path times the paths left (with a 25% margin, and at least
+        doubling), keeping its rows; the result's arrays are views of the buffers.
     save_marks : int
         Keep the closing mark of every step for the first ``save_marks`` paths.
     index : BookIndex, optional

@@ -24,14 +24,10 @@ from ._behaviour_kernels import answer_calls_nb, draw_nb, pay_funding_nb
 from ._bound_kernels import bound_price_nb
 from ._index_kernels import collect_crossed_nb, heap_bound_nb, push_band_nb
 from ._lending_kernels import lending_settle_nb
-from ._option_box_kernels import (
-    N_WORK,
-    option_check_nb,
-    push_option_box_nb,
-    push_stage_box_nb,
-)
+from ._option_box_kernels import N_WORK, option_check_nb, push_option_box_nb
 from ._option_kernels import close_option_nb, option_slack_nb, settle_option_nb, value_at_nb
 from ._round_kernels import round_flow_nb, round_fractions_nb
+from ._stage_kernels import push_stage_box_nb
 from ._state_kernels import (
     close_position_nb,
     end_path_nb,

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..book import Book
 from . import codes
-from ._option_box_kernels import static_boxes_nb
+from ._stage_kernels import static_boxes_nb
 from .slack_form import SlackForm, slack_form
 
 if TYPE_CHECKING:  # (engine imports this module)

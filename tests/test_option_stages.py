@@ -25,10 +25,7 @@ import itertools
 import numpy as np
 import pytest
 
-from simulator.margin import _option_box_kernels as box
-from simulator.margin import _option_kernels as opt
 from simulator.margin import codes, replay
-from simulator.margin._state_kernels import refresh_unit_nb
 from simulator.margin.index import BookIndex
 from simulator.margin.option_boxes import build_option_boxes, stage_prices, stage_steps
 from simulator.margin.slack_form import slack_form
@@ -42,6 +39,7 @@ from .test_options_vs_naive import (
     TIERS,
     Case,
     _index_book_and_reference,
+    boxes_after_checks,
     build,
     reserve_of,
     rules_of,
@@ -200,38 +198,14 @@ def test_standard_boxes_across_brackets_are_safe():
     rules = rules_of(s)
     index, book, ref = _index_book_and_reference(s, rules)
     tables = tier_tables(s.venue)
-    oc = index.options.oc
-    n_assets = len(PRICES)
-    lo, hi = np.empty(n_assets), np.empty(n_assets)
-    work = np.zeros((box.N_WORK, n_assets))
-    lin, const, n_open = index.lin.copy(), index.const.copy(), index.n_open.copy()
-    mmk = np.ones(book.n_units)
-    rng = np.random.default_rng(8)
     n_boxes = n_crossing = 0
-    for _ in range(8):
-        marks = np.ascontiguousarray(PRICES * np.exp(rng.normal(0.0, 0.1, n_assets)))
-        t = int(rng.integers(0, STEPS + 1))
-        for u in index.options.opt_units:
-            refresh_unit_nb(u, marks, book.unit_usd, book.unit_coll, book.pos_qty,
-                            book.pos_asset, book.pos_entry, book.pos_kind, book.unit_pos_start,
-                            rules.haircut, rules.tiers, mmk, lin, const, n_open)
-            slack = const[u] + lin[u] @ marks + opt.option_slack_nb(
-                u, marks, t, 1.0, book.pos_qty, book.pos_asset, book.pos_entry, book.pos_kind,
-                book.unit_pos_start, rules.tiers, oc)
-            if not slack > 0.0:
-                continue
-            t1 = box.option_box_nb(u, marks, t, STEPS, slack, lin, const, rules.sigma, 1.0,
-                                   book.pos_qty, book.pos_asset, book.pos_kind, book.pos_entry,
-                                   book.unit_pos_start, rules.tiers, oc, lo, hi, work, False,
-                                   False, box.GROW_TRIES)
-            if t1 < 0:
-                continue
-            n_boxes += 1
-            n_crossing += _crosses_bracket(book, tables, u, lo, hi, marks)
-            grid = _grid(book, tables, u, lo, hi, marks)
-            for step in sorted({t, (t + t1) // 2, t1}):
-                ref.t = step
-                for m in itertools.product(*grid):
-                    assert ref.equity(u, list(m)) > ref.maintenance(u, list(m)), (u, step, m)
+    for u, marks, t, t1, lo, hi in boxes_after_checks(s, rules, index, 8, 8, 0.1):
+        n_boxes += 1
+        n_crossing += _crosses_bracket(book, tables, u, lo, hi, marks)
+        grid = _grid(book, tables, u, lo, hi, marks)
+        for step in sorted({t, (t + t1) // 2, t1}):
+            ref.t = step
+            for m in itertools.product(*grid):
+                assert ref.equity(u, list(m)) > ref.maintenance(u, list(m)), (u, step, m)
     assert n_boxes > 20
     assert n_crossing > 3

@@ -405,30 +405,22 @@ def test_box_steering_matches_the_slack(zero_beta):
     assert checked > 10
 
 
-@pytest.mark.parametrize("rule", ["standard", "risk_matrix"])
-def test_boxes_after_a_check_are_safe(rule):
-    """``option_box_nb`` as the engine calls it after an exact check, at random marks and
-    steps away from the start: the reference engine finds every point of a grid over the
-    box (corners, and the mark, where the standard rule's bound splits the box) above
-    maintenance at the first, a middle and the last step of the box's window."""
+def boxes_after_checks(s, rules, index, seed: int, n_draws: int, sd: float):
+    """Yield ``(u, marks, t, t1, lo, hi)`` for every box that ``option_box_nb`` finds, as
+    the engine calls it after an exact check, for the option units of the case ``s`` at
+    ``n_draws`` random marks (log-normal around the prices, ``sd``) and steps."""
     from simulator.margin import _option_box_kernels as box
     from simulator.margin import _option_kernels as opt
     from simulator.margin._state_kernels import refresh_unit_nb
-    case = Case("boxes", {**_BASE, "option_margin": rule})
-    s = build(case, 1)
-    rules = rules_of(s)
-    index, book, ref = _index_book_and_reference(s, rules)
-    oc = index.options.oc
+    book, oc = s.book, index.options.oc
     n_assets = len(PRICES)
-    lo, hi = np.empty(n_assets), np.empty(n_assets)
     work = np.zeros((box.N_WORK, n_assets))
     lin, const = index.lin.copy(), index.const.copy()
     n_open = index.n_open.copy()
     mmk = np.ones(book.n_units)
-    rng = np.random.default_rng(5)
-    n_boxes = 0
-    for _ in range(6):
-        marks = np.ascontiguousarray(PRICES * np.exp(rng.normal(0.0, 0.08, n_assets)))
+    rng = np.random.default_rng(seed)
+    for _ in range(n_draws):
+        marks = np.ascontiguousarray(PRICES * np.exp(rng.normal(0.0, sd, n_assets)))
         t = int(rng.integers(0, STEPS + 1))
         for u in index.options.opt_units:
             refresh_unit_nb(u, marks, book.unit_usd, book.unit_coll, book.pos_qty,
@@ -439,18 +431,34 @@ def test_boxes_after_a_check_are_safe(rule):
                 book.unit_pos_start, rules.tiers, oc)
             if not slack > 0.0:
                 continue
+            lo, hi = np.empty(n_assets), np.empty(n_assets)
             t1 = box.option_box_nb(u, marks, t, STEPS, slack, lin, const, rules.sigma, 1.0,
                                    book.pos_qty, book.pos_asset, book.pos_kind, book.pos_entry,
                                    book.unit_pos_start, rules.tiers, oc, lo, hi, work, False,
                                    False, box.GROW_TRIES)
-            if t1 < 0:
-                continue
-            n_boxes += 1
-            grid = [sorted({max(lo[a], 1e-9 * marks[a]), marks[a],
-                            hi[a] if np.isfinite(hi[a]) else 3.0 * marks[a]})
-                    for a in range(n_assets)]
-            for step in sorted({t, (t + t1) // 2, t1}):
-                ref.t = step
-                for m in itertools.product(*grid):
-                    assert ref.equity(u, list(m)) > ref.maintenance(u, list(m)), (u, step, m)
+            if t1 >= 0:
+                yield u, marks, t, t1, lo, hi
+
+
+@pytest.mark.parametrize("rule", ["standard", "risk_matrix"])
+def test_boxes_after_a_check_are_safe(rule):
+    """``option_box_nb`` as the engine calls it after an exact check, at random marks and
+    steps away from the start: the reference engine finds every point of a grid over the
+    box (corners, and the mark, where the standard rule's bound splits the box) above
+    maintenance at the first, a middle and the last step of the box's window."""
+    case = Case("boxes", {**_BASE, "option_margin": rule})
+    s = build(case, 1)
+    rules = rules_of(s)
+    index, book, ref = _index_book_and_reference(s, rules)
+    n_assets = len(PRICES)
+    n_boxes = 0
+    for u, marks, t, t1, lo, hi in boxes_after_checks(s, rules, index, 5, 6, 0.08):
+        n_boxes += 1
+        grid = [sorted({max(lo[a], 1e-9 * marks[a]), marks[a],
+                        hi[a] if np.isfinite(hi[a]) else 3.0 * marks[a]})
+                for a in range(n_assets)]
+        for step in sorted({t, (t + t1) // 2, t1}):
+            ref.t = step
+            for m in itertools.product(*grid):
+                assert ref.equity(u, list(m)) > ref.maintenance(u, list(m)), (u, step, m)
     assert n_boxes > 20

@@ -164,7 +164,7 @@ def test_engine_with_stages_matches_naive(case):
         s = build(case, seed)
         rules = rules_of(s)
         index = BookIndex.build(s.book, rules, PRICES, STEPS, GAP_LOG)
-        assert len(index.stage_step) >= 2
+        assert len(index.boxes.stage_step) >= 2
         fast = replay(s.exo, s.depth, s.book, rules, initial_events=16, index=index,
                       rng_key=case.rng_key)
         paths, events, accounts = run_naive(s, rules, reserve_of(s, rules))
@@ -179,9 +179,11 @@ def test_the_replay_uses_the_stage_boxes():
     rules = rules_of(s)
     index = BookIndex.build(s.book, rules, PRICES, STEPS, GAP_LOG)
     honest = replay(s.exo, s.depth, s.book, rules, index=index)
-    wrong = dataclasses.replace(index, stage_lo=np.zeros_like(index.stage_lo),
-                                stage_hi=np.full_like(index.stage_hi, np.inf),
-                                stage_due=np.full_like(index.stage_due, STEPS + 1))
+    stages = index.boxes
+    wrong = dataclasses.replace(index, boxes=dataclasses.replace(
+        stages, stage_lo=np.zeros_like(stages.stage_lo),
+        stage_hi=np.full_like(stages.stage_hi, np.inf),
+        stage_due=np.full_like(stages.stage_due, STEPS + 1)))
     fooled = replay(s.exo, s.depth, s.book, rules, index=wrong)
     n_liq = codes.PI_N_LIQUIDATIONS
     assert fooled.path_i[:, n_liq].sum() < honest.path_i[:, n_liq].sum()

@@ -441,6 +441,20 @@ def _box_bound_nb(u, k, mark, t, t1, lin, const, sigma, mmk_u, qty, pos_asset, p
 
 
 @njit(cache=True, inline="always")
+def _line_excess_nb(tiers, a, n, k0):  # pragma: no cover - jitted
+    """Maintenance of notional ``n`` of asset ``a`` less the line of bracket ``k0``
+    (``n rate - cum``) at ``n``: 0 inside that bracket; inf for an infinite notional in
+    another bracket."""
+    k = bracket_nb(tiers, a, n)
+    if k == k0:
+        return 0.0
+    if n == np.inf:
+        return np.inf
+    return (n * tiers[a, k, TIER_RATE] - tiers[a, k, TIER_CUM]) - (
+        n * tiers[a, k0, TIER_RATE] - tiers[a, k0, TIER_CUM])
+
+
+@njit(cache=True, inline="always")
 def _bracket_excess_nb(u, lo, hi, mark, mmk_u, qty, pos_asset, pos_kind, unit_pos_start,
                        tiers):  # pragma: no cover - jitted
     """Upper bound over the box ``lo, hi`` of how much more maintenance unit ``u``'s linear
@@ -451,39 +465,20 @@ def _bracket_excess_nb(u, lo, hi, mark, mmk_u, qty, pos_asset, pos_kind, unit_po
     amounts from it), so the excess is largest at an end of the box or at a bracket cap
     inside it, and those are the points taken (0 where the box stays in the bracket)."""
     extra = 0.0
-    last = tiers.shape[1] - 1
     for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
         q = abs(qty[p])
-        if q == 0.0 or pos_kind[p] != POS_LINEAR:
-            continue
         a = pos_asset[p]
-        if tiers[a, 0, TIER_CAP] == np.inf:
-            continue  # one bracket
+        if q == 0.0 or pos_kind[p] != POS_LINEAR or tiers[a, 0, TIER_CAP] == np.inf:
+            continue  # no notional that moves, or one bracket
         k0 = bracket_nb(tiers, a, q * mark[a])
-        rate0 = tiers[a, k0, TIER_RATE]
-        cum0 = tiers[a, k0, TIER_CUM]
         n_lo = q * lo[a]
         n_hi = q * hi[a]
-        worst = 0.0
-        for j in range(last + 2):  # the two ends, then the caps inside the box
-            if j == 0:
-                n = n_lo
-            elif j == 1:
-                n = n_hi
-            else:
-                n = tiers[a, j - 2, TIER_CAP]
-                if not (n_lo < n < n_hi):
-                    continue
-            if n == np.inf:
-                if bracket_nb(tiers, a, n) != k0:
-                    return np.inf  # (a box reaching to infinity across brackets)
-                continue
-            k = bracket_nb(tiers, a, n)
-            if k != k0:
-                excess = (n * tiers[a, k, TIER_RATE] - tiers[a, k, TIER_CUM]) - (
-                    n * rate0 - cum0)
-                if excess > worst:
-                    worst = excess
+        worst = max(0.0, _line_excess_nb(tiers, a, n_lo, k0),
+                    _line_excess_nb(tiers, a, n_hi, k0))
+        for k in range(tiers.shape[1] - 1):  # the caps inside the box
+            cap = tiers[a, k, TIER_CAP]
+            if n_lo < cap < n_hi:
+                worst = max(worst, _line_excess_nb(tiers, a, cap, k0))
         extra += worst
     return mmk_u * extra
 

@@ -40,7 +40,6 @@ def push_stage_box_nb(u, j, k, mark, t, steps, stage_lo, stage_hi, stage_due, ve
     return True
 
 
-
 @njit(cache=True)
 def static_boxes_nb(units, mark, t0, steps, lin, const, sigma, mmk0, qty, pos_asset,
                     pos_kind, pos_entry, unit_pos_start, tiers, oc, out_lo, out_hi, out_due
@@ -81,4 +80,3 @@ def static_boxes_nb(units, mark, t0, steps, lin, const, sigma, mmk0, qty, pos_as
                 out_lo[j, a] = 0.0
                 out_hi[j, a] = np.inf
     return 0
-

@@ -287,7 +287,8 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
             index.mmk0, index.reserve, rules.fparams, iparams, path_f, path_i, min_price,
             final_price, marks, acct_liq, acct_bank, ev_i, ev_f, corr_i, corr_f, first, n_ev,
             n_corr, opt_data.oc, opt_data.set_pos, opt_data.set_start, opt_data.opt_units,
-            index.stage_step, index.stage_lo, index.stage_hi, index.stage_due)
+            index.boxes.stage_step, index.boxes.stage_lo, index.boxes.stage_hi,
+            index.boxes.stage_due)
         if done >= n_paths:
             break
         # a buffer filled up at path ``done``: grow it to what the paths so far need per path

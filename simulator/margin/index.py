@@ -13,18 +13,12 @@ import numpy as np
 from ..book import Book
 from . import codes
 from ._index_kernels import BRACKET_MARGIN, MIN_BAND_WEIGHT, SLACK_MARGIN
-from .option_boxes import build_option_boxes
+from .option_boxes import OptionBoxes, build_option_boxes
 from .option_setup import OptionData, option_context
 from .slack_form import position_notional, slack_form, unit_nav_coefficients
 
 if TYPE_CHECKING:  # (engine imports this module)
     from .engine import EngineRules
-
-
-def _empty_stages(n_assets: int = 0) -> dict[str, np.ndarray]:
-    return {"stage_step": np.zeros(0, dtype=np.int64),
-            "stage_lo": np.zeros((0, 0, n_assets)), "stage_hi": np.zeros((0, 0, n_assets)),
-            "stage_due": np.zeros((0, 0), dtype=np.int64)}
 
 
 @dataclass(frozen=True)
@@ -49,9 +43,9 @@ class BookIndex:
         The options' data for the kernels (:func:`option_setup.option_context`).
     steps : int
         Steps of the paths this index was built for.
-    stage_step, stage_lo, stage_hi, stage_due : ndarray
-        The option units' boxes at the later stages (:class:`.option_boxes.OptionBoxes`;
-        rows follow ``options.opt_units``); empty without options.
+    boxes : OptionBoxes
+        The option units' boxes that are the same on every path, for the first step and
+        the later stages (rows follow ``options.opt_units``); empty without options.
     """
 
     lin: np.ndarray
@@ -67,10 +61,7 @@ class BookIndex:
     reserve: np.ndarray
     options: OptionData | None = None
     steps: int = -1
-    stage_step: np.ndarray = field(default_factory=lambda: _empty_stages()["stage_step"])
-    stage_lo: np.ndarray = field(default_factory=lambda: _empty_stages()["stage_lo"])
-    stage_hi: np.ndarray = field(default_factory=lambda: _empty_stages()["stage_hi"])
-    stage_due: np.ndarray = field(default_factory=lambda: _empty_stages()["stage_due"])
+    boxes: OptionBoxes = field(default_factory=OptionBoxes.none)
 
     @classmethod
     def build(cls, book: Book, rules: EngineRules, s0: np.ndarray,
@@ -118,18 +109,11 @@ class BookIndex:
         banded = live & (slack_eff > 0.0) & splittable
         init_pending = np.flatnonzero(live & ~banded).astype(np.int64)
         box_units = opt_data.opt_units
-        stages = _empty_stages(n_assets)
-        if len(box_units):
-            boxes = build_option_boxes(book, rules, oc, box_units, s0, steps, mmk0, form,
-                                       gap_log)
-            box_lo, box_hi, box_due = boxes.lo, boxes.hi, boxes.due
-            stages = {"stage_step": boxes.stage_step, "stage_lo": boxes.stage_lo,
-                      "stage_hi": boxes.stage_hi, "stage_due": boxes.stage_due}
-            init_pending = np.sort(np.concatenate([init_pending,
-                                                   box_units[box_due < 0]])).astype(np.int64)
-        else:
-            box_lo = box_hi = np.empty((0, n_assets))
-            box_due = np.empty(0, dtype=np.int64)
+        boxes = (build_option_boxes(book, rules, oc, box_units, s0, steps, mmk0, form, gap_log)
+                 if len(box_units) else OptionBoxes.none(n_assets))
+        box_lo, box_hi, box_due = boxes.lo, boxes.hi, boxes.due
+        init_pending = np.sort(np.concatenate([init_pending,
+                                               box_units[box_due < 0]])).astype(np.int64)
         boxed = box_due >= 0
         safe_weight = np.where(weight > 0.0, weight, 1.0)  # 0: no exposure, no band needed
         keys, units, starts = [], [], [0]
@@ -162,7 +146,7 @@ class BookIndex:
                    navk=np.ascontiguousarray(navk), navc=navc,
                    s_key=np.concatenate(keys), s_unit=np.concatenate(units).astype(np.int64),
                    s_start=np.array(starts, dtype=np.int64), init_pending=init_pending,
-                   mmk0=mmk0, reserve=reserve, options=opt_data, steps=steps, **stages)
+                   mmk0=mmk0, reserve=reserve, options=opt_data, steps=steps, boxes=boxes)
 
 
 def _bracket_intervals(book: Book, tiers: np.ndarray, s0: np.ndarray, k: np.ndarray,

@@ -63,6 +63,14 @@ class OptionBoxes:
     stage_hi: np.ndarray
     stage_due: np.ndarray
 
+    @classmethod
+    def none(cls, n_assets: int = 0) -> OptionBoxes:
+        """No option units: empty arrays of the shapes the replay kernel takes."""
+        return cls(lo=np.zeros((0, n_assets)), hi=np.zeros((0, n_assets)),
+                   due=np.zeros(0, dtype=np.int64), stage_step=np.zeros(0, dtype=np.int64),
+                   stage_lo=np.zeros((0, 0, n_assets)), stage_hi=np.zeros((0, 0, n_assets)),
+                   stage_due=np.zeros((0, 0), dtype=np.int64))
+
 
 def stage_steps(ivmult: np.ndarray, gap_log: np.ndarray | None, steps: int) -> np.ndarray:
     """Steps ``2..steps`` at which a scheduled shock moves an option unit's slack at given

@@ -38,7 +38,6 @@ import pyarrow.parquet as pq
 from . import risk
 from .book import Book
 from .margin.engine import ReplayResult
-from .output import write_parquet
 from .scenario import Scenario
 
 ALPHA = 0.99
@@ -107,15 +106,15 @@ def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray
                           pnl_sumsq, tail, batch)
 
 
-def write_chunk_files(res: ReplayResult, first_path: int, out_dir: Path, index: int,
-                      meta: dict[bytes, bytes]) -> None:
-    """Persist what :func:`load_chunk_partial` needs besides the ``paths/`` part."""
+def chunk_tables(res: ReplayResult, first_path: int, index: int) -> dict[str, pa.Table]:
+    """What :func:`load_chunk_partial` needs besides the ``paths/`` part, by relative path
+    (``chunks/accounts-NNNNN.parquet``, ``chunks/pnl-NNNNN.parquet``)."""
     counts = pa.table({"liquidated": res.acct_liquidated, "bankrupt": res.acct_bankrupt})
-    write_parquet(counts, out_dir / "chunks" / f"accounts-{index:05d}.parquet", meta)
     corr = pa.table({"path_id": res.corr_path + first_path,
                      "account": res.corr_account.astype(np.int32),
                      "pnl_correction": res.corr_delta})
-    write_parquet(corr, out_dir / "chunks" / f"pnl-{index:05d}.parquet", meta)
+    return {f"chunks/accounts-{index:05d}.parquet": counts,
+            f"chunks/pnl-{index:05d}.parquet": corr}
 
 
 def load_chunk_partial(out_dir: Path, index: int, first_path: int, symbols: tuple[str, ...],
@@ -135,14 +134,6 @@ def load_chunk_partial(out_dir: Path, index: int, first_path: int, symbols: tupl
                          corr.column("pnl_correction").to_numpy(),
                          counts.column("liquidated").to_numpy(),
                          counts.column("bankrupt").to_numpy(), mode, n_paths_total, levels)
-
-
-def chunk_files_exist(out_dir: Path, index: int) -> bool:
-    """Whether every file of chunk ``index`` is in place (the ``paths`` part comes last)."""
-    return all(p.exists() for p in (
-        out_dir / "paths" / f"part-{index:05d}.parquet",
-        out_dir / "chunks" / f"accounts-{index:05d}.parquet",
-        out_dir / "chunks" / f"pnl-{index:05d}.parquet"))
 
 
 @dataclass

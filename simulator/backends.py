@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +26,43 @@ from .errors import MarginsimError
 BACKENDS = ("loky", "dask", "ray")
 #: Tasks in flight per cluster worker: the driver holds at most one batch of results.
 BATCH_PER_WORKER = 2
+
+
+#: how often a loky worker checks that its driver is alive
+WATCH_INTERVAL_SECONDS = 0.2
+_watching: list[int] = []
+
+
+def watch_driver(driver_pid: int) -> None:
+    """The loky workers' initializer (see :func:`dispatch`): end this worker as soon as its
+    driver ``driver_pid`` is gone, whatever the worker is doing.
+
+    A daemon thread polls the parent's process id every :data:`WATCH_INTERVAL_SECONDS`;
+    when the driver dies the worker is re-parented and exits at once (``os._exit``), so a
+    killed run leaves no worker computing, writing or waiting. A worker whose driver died
+    while it was starting exits here. The engine's and path generators' kernels release
+    the GIL, so the thread runs while they compute. In the driver itself it does nothing.
+    """
+    if _watching or os.getpid() == driver_pid:
+        return
+    if os.getppid() != driver_pid:
+        os._exit(70)  # the driver died before this worker was ready: nothing is wanted
+    _watching.append(driver_pid)
+
+    def watch() -> None:
+        while os.getppid() == driver_pid:
+            time.sleep(WATCH_INTERVAL_SECONDS)
+        os._exit(70)  # the driver is gone: nothing of this worker's is wanted any more
+
+    threading.Thread(target=watch, name="marginsim-watch-driver", daemon=True).start()
+
+
+def is_dead_worker(exc: BaseException) -> bool:
+    """Whether ``exc`` says a worker process died (killed by a signal, for example by the
+    system's out-of-memory killer)."""
+    from concurrent.futures.process import BrokenProcessPool  # loky's TerminatedWorkerError
+
+    return isinstance(exc, BrokenProcessPool)
 
 
 def worker_env() -> dict[str, str]:
@@ -203,7 +242,9 @@ def dispatch(func: Callable[[Any, Any], Any], shared: Any, tasks: list[Any], bac
     if backend == "ray":
         return _in_batches(func, shared, tasks, {"backend": "ray"})
     n_jobs = min(jobs if jobs > 0 else (os.cpu_count() or 1), len(tasks))
-    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")
+    # every worker watches its driver from its start (watch_driver), idle or busy
+    with parallel_config(backend="loky", initializer=watch_driver, initargs=(os.getpid(),)):
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
     return parallel(delayed(func)(shared, t) for t in tasks)
 
 

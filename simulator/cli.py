@@ -1,7 +1,10 @@
 """Command line: ``marginsim run | validate | scenarios | calibrate | sweep | report | verify``.
 
 Bad input ends with one line on stderr naming the file, the key and what is wrong, and
-exit status 2; nothing is written.
+exit status 2; nothing is written. So does every operating-system error (a full disk, a
+permission), a memory error, a worker process that died and input nested too deeply.
+Ctrl-C exits with 130 and SIGTERM, handled the same way, with 143: one line saying what
+was kept and how to finish it. Warnings are one line each, ``marginsim: warning: ...``.
 """
 
 from __future__ import annotations
@@ -9,12 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .backends import BACKENDS
-from .errors import MarginsimError
+from .errors import Interrupted, MarginsimError
 
 FLAGSHIP = "two-asset-crash"
 
@@ -102,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.add_argument("run_dir", type=Path)
     p_rep.add_argument("--no-html", action="store_true",
                        help="only print the table (no report.html, no matplotlib needed)")
+    p_rep.add_argument("--unverified", action="store_true",
+                       help="report a directory that fails `marginsim verify` anyway (with a "
+                       "warning line); by default such a directory is refused")
 
     p_ver = sub.add_parser("verify", help="check a run (or sweep) directory against its "
                            "manifest: files, checksums, Parquet parts and row counts")
@@ -175,7 +186,7 @@ def _warn_sweep_price_bounds(out_dir: Path, rows: list[dict[str, Any]]) -> None:
 
 def _warn_leftover_staging(out_dir: Path) -> None:
     """A warning line per directory that an interrupted ``--force`` left beside the run."""
-    from .output import leftover_staging
+    from .run_dir import leftover_staging
 
     for path in leftover_staging(out_dir):
         sys.stderr.write(f"marginsim: warning: {path} was left by an interrupted --force "
@@ -257,6 +268,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if not args.run_dir.is_dir():
         raise MarginsimError(f"{args.run_dir}: no such run or sweep directory")
+    _check_before_report(args.run_dir, args.unverified)
     html_path = None
     if not args.no_html:
         from .report_html import write_report
@@ -283,6 +295,29 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_before_report(run_dir: Path, unverified: bool) -> None:
+    """Refuse to report a finished run or sweep that fails ``verify`` (edited, damaged or
+    still being written), unless ``unverified``: then one warning line."""
+    from .verify import verify
+
+    if not ((run_dir / "summary.json").is_file() or (run_dir / "sweep.parquet").is_file()):
+        return  # nothing finished to report: the report's own message says what is missing
+    try:
+        problems = verify(run_dir).problems
+    except MarginsimError as exc:  # neither a run's nor a sweep's: nothing to check against
+        problems = [str(exc)]
+    if not problems:
+        return
+    first = problems[0]
+    more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+    if not unverified:
+        raise MarginsimError(f"{run_dir}: fails verification, not reported ({first}{more}); "
+                             f"see marginsim verify {run_dir}, or add --unverified to report "
+                             "it anyway")
+    warnings.warn(f"{run_dir}: fails verification ({first}{more}); reported anyway "
+                  "(--unverified): its figures may be wrong", stacklevel=2)
+
+
 def _print_summary(run_dir: Path, summary_table: Any) -> None:
     path = run_dir / "summary.json"
     try:
@@ -293,6 +328,82 @@ def _print_summary(run_dir: Path, summary_table: Any) -> None:
         raise MarginsimError(f"{path}: not a run summary (expected a JSON object, got "
                              f"{type(summary).__name__})")
     print(summary_table(summary))
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line whatever it holds (a file name or a library's text may hold a
+    line break): breaks are written as the escapes \\n and \\r."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str,
+                  lineno: int, file: Any = None, line: str | None = None) -> None:
+    sys.stderr.write(f"marginsim: warning: {_one_line(str(message))}\n")
+
+
+#: a signal that came inside a C callback, to raise once out of it
+_pending: list[int] = []
+
+
+def _in_c_callback(frame: Any) -> bool:
+    """Whether Python code called back from C (llvmlite's object cache, while Numba loads
+    or compiles a kernel) is running: an exception raised there is printed as a traceback
+    and dropped, so the signal waits until the callback has returned."""
+    while frame is not None:
+        if "llvmlite" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """SIGINT and SIGTERM: an :class:`Interrupted` in the main thread (deferred by a few
+    milliseconds while a C callback runs)."""
+    if _in_c_callback(frame):
+        _pending.append(signum)
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+        return
+    _pending.clear()
+    raise Interrupted("", signum)
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    if _pending:
+        _on_signal(_pending[-1], frame)
+
+
+@contextmanager
+def _handled_signals_and_warnings() -> Iterator[None]:
+    """Ctrl-C and SIGTERM raise :class:`Interrupted` (so that a run cleans up and says what
+    it kept), warnings are one line each; the previous handlers are restored after."""
+    old: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum, handler in ((signal.SIGINT, _on_signal), (signal.SIGTERM, _on_signal),
+                                (signal.SIGALRM, _on_alarm)):
+            old[signum] = signal.signal(signum, handler)
+    old_show = warnings.showwarning
+    warnings.showwarning = _show_warning
+    try:
+        yield
+    finally:
+        warnings.showwarning = old_show
+        if old:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
+        _pending.clear()
+
+
+def _error_line(exc: BaseException) -> str:
+    """The one line for an error that is not bad input but the system's."""
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    if isinstance(exc, MemoryError):
+        return "out of memory: lower simulation.chunk_paths, simulation.steps or --jobs"
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply to process"
+    return f"a worker process died ({str(exc).splitlines()[0] if str(exc) else exc!r})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,8 +417,17 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 2 for bad input; ``verify``: 1 when it found problems.
+        0 on success, 2 for bad input or a system error, 130 after Ctrl-C, 143 after
+        SIGTERM; ``verify``: 1 when it found problems.
     """
+    status = _main(argv)
+    _finished.append(status)
+    return status
+
+
+def _main(argv: list[str] | None) -> int:
+    from concurrent.futures.process import BrokenProcessPool
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -322,16 +442,47 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return handlers[args.command](args)
+        with _handled_signals_and_warnings():
+            status = handlers[args.command](args)
+            _finished.append(status)  # a signal from here on ends with this status
+            return status
     except MarginsimError as exc:
-        # one line whatever the message holds (a file name or a library's text may hold a
-        # line break): breaks are written as the escapes \n and \r
-        one_line = str(exc).replace("\r", "\\r").replace("\n", "\\n")
-        sys.stderr.write(f"marginsim: error: {one_line}\n")
+        sys.stderr.write(f"marginsim: error: {_one_line(str(exc))}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("marginsim: interrupted\n")
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+        detail = f": {_one_line(str(exc))}" if str(exc) else ""
+        sys.stderr.write(f"marginsim: {what}{detail}\n")
+        return 128 + int(signum)
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return 0
+    except (OSError, MemoryError, RecursionError, BrokenProcessPool) as exc:
+        sys.stderr.write(f"marginsim: error: {_one_line(_error_line(exc))}\n")
+        return 2
+
+
+#: the status of the command that :func:`main` finished (for a signal that comes after)
+_finished: list[int] = []
+
+
+def _exit_now(signum: int, frame: Any) -> None:
+    """Outside the command's work (start-up, clean-up at exit): end at once, with the
+    finished command's status, or as a signal would (128 + its number)."""
+    os._exit(_finished[-1] if _finished else 128 + signum)
+
+
+def entry() -> None:
+    """The ``marginsim`` console script: :func:`main`, with no signal able to turn into a
+    traceback before it starts or after it is done (its output is flushed first; a late
+    Ctrl-C or SIGTERM ends the process at once with the command's status)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _exit_now)
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    sys.exit(status)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 
 class MarginsimError(Exception):
     """Base class of the errors that the command line reports as one line, exit status 2."""
@@ -30,3 +32,29 @@ class ScenarioError(MarginsimError):
 
 class RunDirectoryError(MarginsimError):
     """The output directory cannot be used (exists and is not empty, not writable...)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM stopped the work; the message says what was kept.
+
+    A ``KeyboardInterrupt``, so that code catching Ctrl-C catches it. The command line
+    exits with :attr:`exit_status`: 130 for SIGINT, 143 for SIGTERM.
+
+    Parameters
+    ----------
+    message : str
+        What was kept and how to finish (may be empty).
+    signum : int
+        The signal: ``signal.SIGINT`` or ``signal.SIGTERM``.
+    """
+
+    SIGINT = signal.SIGINT
+
+    def __init__(self, message: str = "", signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signum = int(signum)
+
+    @property
+    def exit_status(self) -> int:
+        """128 plus the signal's number, as shells report a process a signal ended."""
+        return 128 + self.signum

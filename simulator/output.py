@@ -1,10 +1,12 @@
 """Run-directory outputs: Arrow schemas, atomic Parquet parts and JSON files, checksums.
 
-Every file is written under a hidden temporary name in its final folder and renamed into
-place (``os.replace`` is atomic on one filesystem), so a reader or a resumed run only ever
-sees whole files. Parquet files carry the scenario hash, seed and package version in their
-schema metadata (keys ``marginsim.*``), are compressed with zstd, and store ids and names
-dictionary-encoded.
+Every file is written as databases write theirs: under a hidden temporary name in its
+final folder, flushed to disk, renamed into place (``os.replace`` is atomic on one
+filesystem), then the folder flushed, so a reader or a resumed run only ever sees whole
+files, after a crash or a power loss too. Writers return the SHA-256, size and row count of
+what they wrote (chunk records, the manifest's checksums). Parquet files carry the scenario
+hash, seed and package version in their schema metadata (keys ``marginsim.*``), are
+compressed with zstd, store ids and names dictionary-encoded, and have page checksums.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -111,25 +112,70 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def write_parquet(table: pa.Table, path: Path, metadata: dict[bytes, bytes]) -> None:
-    """Write ``table`` to ``path`` atomically, with ``metadata`` in its schema."""
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+def fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk, where the system allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return  # a system without directory file descriptors
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a directory; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(data: bytes | memoryview | pa.Buffer, path: Path) -> None:
+    """Write ``data`` to ``path`` as databases do: a temporary file in the same folder,
+    flushed to disk (``fsync``), renamed into place, then the folder flushed, so that after
+    a crash or power loss ``path`` holds either its old bytes or all the new ones."""
     tmp = _temporary(path)
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
 
 
-def write_json(obj: Any, path: Path) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically.
+def write_parquet(table: pa.Table, path: Path, metadata: dict[bytes, bytes]
+                  ) -> dict[str, Any]:
+    """Write ``table`` to ``path`` atomically, with ``metadata`` in its schema.
+
+    Pages carry CRC checksums (``write_page_checksum``), which readers may verify.
+
+    Returns
+    -------
+    dict
+        ``{"sha256", "bytes", "rows"}`` of the bytes written (a chunk's record, the
+        manifest's checksums).
+    """
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", write_page_checksum=True)
+    data = sink.getvalue()
+    write_bytes_atomic(data, path)
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": data.size,
+            "rows": table.num_rows}
+
+
+def write_json(obj: Any, path: Path) -> dict[str, Any]:
+    """Write ``obj`` as indented JSON to ``path`` atomically (see
+    :func:`write_bytes_atomic`); return ``{"sha256", "bytes"}`` of what was written.
 
     JSON has no infinities or NaN: an infinite float (for example an omitted
     ``depth_usd``, an infinitely deep book, echoed in the manifest) is written as the string
     ``"inf"`` or ``"-inf"`` and NaN as ``null``, so that every reader parses the file.
     """
-    tmp = _temporary(path)
-    tmp.write_text(json.dumps(_json_safe(obj), indent=2, sort_keys=False, allow_nan=False,
-                              default=_json_default) + "\n")
-    os.replace(tmp, path)
+    data = (json.dumps(_json_safe(obj), indent=2, sort_keys=False, allow_nan=False,
+                       default=_json_default) + "\n").encode()
+    write_bytes_atomic(data, path)
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
 def _json_safe(obj: Any) -> Any:
@@ -179,106 +225,3 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def checksums(run_dir: Path, exclude: tuple[str, ...] = ("manifest.json",)) -> dict[str, str]:
-    """SHA-256 of every file of a run directory, by relative path (hidden files skipped)."""
-    out = {}
-    for path in sorted(run_dir.rglob("*")):
-        rel = path.relative_to(run_dir).as_posix()
-        if path.is_file() and not path.name.startswith(".") and rel not in exclude:
-            out[rel] = sha256_file(path)
-    return out
-
-
-def parquet_rows(run_dir: Path, files: dict[str, str]) -> dict[str, int]:
-    """Row count of every Parquet file among ``files`` (relative paths), from its footer."""
-    return {rel: pq.ParquetFile(run_dir / rel).metadata.num_rows
-            for rel in files if rel.endswith(".parquet")}
-
-
-def is_temporary(name: str) -> bool:
-    """Whether a file name is one of :func:`write_parquet`'s or :func:`write_json`'s
-    temporary names (left behind by an interrupted write)."""
-    return name.startswith(".") and name.endswith(".tmp")
-
-
-def remove_temporaries(run_dir: Path) -> int:
-    """Delete the temporary files an interrupted run left in ``run_dir``; return how many."""
-    n = 0
-    for path in run_dir.rglob(".*.tmp"):
-        if path.is_file() and is_temporary(path.name):
-            path.unlink()
-            n += 1
-    return n
-
-
-def check_replaceable(out_dir: Path, marker: str, what: str) -> bool:
-    """Whether ``--force`` has an old ``what`` directory to replace at ``out_dir``.
-
-    ``False`` when there is nothing to replace (no such path, or an empty directory);
-    ``True`` for a directory holding ``marker`` (``manifest.json`` of a run, ``sweep.json``
-    of a sweep) that is neither the working directory nor one of its parents.
-
-    Raises
-    ------
-    RunDirectoryError
-        For anything else: ``--force`` never deletes what marginsim did not write.
-    """
-    if not out_dir.exists():
-        return False
-    if not out_dir.is_dir():
-        raise RunDirectoryError(f"{out_dir}: exists and is not a directory; --force replaces "
-                                f"only a {what} directory")
-    if not any(out_dir.iterdir()):
-        return False
-    if not (out_dir / marker).is_file():
-        raise RunDirectoryError(f"{out_dir}: not a marginsim {what} directory (no {marker}); "
-                                "--force replaces only those: choose another --out or remove "
-                                "it yourself")
-    cwd = Path.cwd().resolve()
-    if out_dir.resolve() in (cwd, *cwd.parents):
-        raise RunDirectoryError(f"{out_dir}: is the working directory or one of its parents; "
-                                "--force will not replace it")
-    return True
-
-
-def _replaced(out_dir: Path) -> Path:
-    """The directory ``--force`` replaces: ``out_dir``, or the target of a symbolic link
-    (the link is kept and then names the new run)."""
-    return out_dir.resolve() if out_dir.is_symlink() else out_dir
-
-
-def staging_dir(out_dir: Path) -> Path:
-    """A fresh hidden sibling of ``out_dir`` (of its target, for a symbolic link) to write a
-    replacement into."""
-    real = _replaced(out_dir)
-    return real.parent / f".{real.name}.new-{os.getpid()}"
-
-
-def leftover_staging(out_dir: Path) -> list[Path]:
-    """Hidden siblings of ``out_dir`` that a ``--force`` run killed before its swap left:
-    ``.NAME.new-PID`` (a partial replacement) and ``.NAME.old-PID`` (a whole old run, if it
-    died between the two renames). They are never deleted automatically: the PID may be a
-    live run on another host sharing the filesystem."""
-    real = _replaced(out_dir)
-    if not real.parent.is_dir():
-        return []
-    return sorted(p for p in real.parent.glob(f".{real.name}.*-*")
-                  if p.is_dir() and p.name.rsplit("-", 1)[0] in (f".{real.name}.new",
-                                                                  f".{real.name}.old"))
-
-
-def swap_in(staging: Path, out_dir: Path) -> None:
-    """Replace the directory ``out_dir`` by the finished ``staging`` one.
-
-    The old directory is renamed aside first (``.NAME.old-PID``), the new one renamed into
-    place, and only then is the old one deleted, so at every moment a whole run exists:
-    under ``out_dir``, or (if the process dies between the two renames) under the aside
-    name. Through a symbolic link, its target is replaced and the link kept.
-    """
-    out_dir = _replaced(out_dir)
-    aside = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-    os.replace(out_dir, aside)
-    os.replace(staging, out_dir)
-    shutil.rmtree(aside)

@@ -7,23 +7,33 @@ per-account aggregates are merged in chunk order, so the same seed and chunk siz
 bit-identical files with any ``jobs`` or backend. ``SeedSequence.spawn`` children depend
 only on their index, so a run with more paths repeats the chunks of a shorter one.
 
-A chunk writes ``events/``, ``prices/`` and ``prices_no_impact/`` (optional) and
-``chunks/`` first and its ``paths/`` part last, each atomically; a chunk whose files all
-exist is complete.
-``manifest.json`` is written when the run starts (``"status": "running"``) and again at
-the end (``"complete"``, with timings and checksums); ``--resume`` checks that it
-describes the same scenario, deletes the temporary files an interrupted write left, and
-runs only the missing chunks. ``force`` writes a new run beside an old one and swaps it in
-when complete (:func:`simulator.output.swap_in`). The final manifest also holds the row
-count of every Parquet file (``rows``), which ``marginsim verify`` checks.
+A chunk writes its parts (``events/``, ``prices/`` and ``prices_no_impact/`` (optional),
+``chunks/``, ``paths/``), each atomically, and last its record ``chunks/chunk-NNNNN.json``
+with their checksums (:mod:`simulator.integrity`); a chunk is complete when its record and
+parts match. ``manifest.json`` is written when the run starts (``"status": "running"``) and
+again at the end (``"complete"``, with timings, checksums and row counts taken from the
+chunk records, which ``marginsim verify`` checks).
+
+The run holds the directory's lock (:mod:`simulator.run_lock`) while it writes, so a second
+run, ``--resume`` or ``--force`` of the same directory is refused while it lives; workers
+write nothing once their driver is gone. ``--resume`` re-checks every finished chunk
+against its record, runs again any that does not match (with a warning), and refuses a
+directory holding files that no chunk of the run writes. ``force`` writes a new run beside
+an old one and swaps it in when complete (:func:`simulator.run_dir.swap_in`), and only
+replaces what marginsim wrote. A run that fails before any chunk is complete leaves
+nothing behind; one that fails later keeps its complete chunks for ``--resume``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import platform
+import shlex
 import shutil
 import sys
 import time
+import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
@@ -34,10 +44,10 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import aggregate, backends, output, risk
+from . import aggregate, backends, integrity, output, risk, run_dir, run_lock
 from .book import Book, build_book
 from .bounds import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
-from .errors import MarginsimError, RunDirectoryError
+from .errors import Interrupted, MarginsimError, RunDirectoryError
 from .margin import EngineRules, replay
 from .margin.engine import BookIndex, account_nav_coefficients
 from .margin.option_setup import account_greeks_usd
@@ -71,6 +81,10 @@ class ChunkContext:
     tail_mode: str
     metadata: dict[bytes, bytes]
     levels: tuple[float, ...] = (aggregate.ALPHA,)
+    #: scenario hash and seed, as each chunk record holds them
+    identity: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: the run directory lock's token; "" when the caller holds no lock (tests by hand)
+    owner_token: str = ""
 
     @classmethod
     def build(cls, scenario: Scenario, out_dir: Path, save_prices: int, version: str,
@@ -87,7 +101,7 @@ class ChunkContext:
                    tail_mode=aggregate.tail_mode(sim.paths, book.n_accounts,
                                                  sim.account_tail_budget_mb, sim.risk_levels),
                    metadata=output.file_metadata(scenario.digest, sim.seed, version),
-                   levels=sim.risk_levels)
+                   levels=sim.risk_levels, identity=_run_identity(scenario))
 
 
 @dataclass(frozen=True)
@@ -129,8 +143,13 @@ def behaviour_key(seed: np.random.SeedSequence) -> int:
 
 
 def run_chunk(ctx: ChunkContext, task: ChunkTask
-              ) -> tuple[aggregate.AccountPartial, dict[str, float]]:
-    """Simulate one chunk and write its files; return its account aggregates and timings."""
+              ) -> tuple[aggregate.AccountPartial, dict[str, float], dict[str, dict[str, Any]]]:
+    """Simulate one chunk and write its files; return its account aggregates, timings and
+    files (with their checksums, as its record lists them).
+
+    Every file is written only while the driver still holds the run directory's lock (a
+    loky worker also ends as soon as its driver is gone: :func:`backends.watch_driver`).
+    """
     t0 = time.perf_counter()
     rng = np.random.default_rng(task.seed)
     exo = generate_paths(ctx.inputs, task.n_paths, rng)
@@ -148,20 +167,34 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     t3 = time.perf_counter()
     name = output.part_name(task.index)
     meta = {**ctx.metadata, b"marginsim.chunk": str(task.index).encode()}
-    output.write_parquet(output.events_table(res, task.first_path, ctx.book.account_ids,
-                                             ctx.book.unit_account, ctx.symbols),
-                         ctx.out_dir / "events" / name, meta)
+    files: dict[str, dict[str, Any]] = {}
+
+    def put(table: Any, rel: str) -> None:
+        _check_owner(ctx, task.index)
+        files[rel] = output.write_parquet(table, ctx.out_dir / rel, meta)
+
+    put(output.events_table(res, task.first_path, ctx.book.account_ids,
+                            ctx.book.unit_account, ctx.symbols), f"events/{name}")
     if n_save:
-        output.write_parquet(output.prices_table(res.marks, task.first_path, ctx.symbols),
-                             ctx.out_dir / "prices" / name, meta)
-        output.write_parquet(output.prices_table(saved_exo, task.first_path, ctx.symbols),
-                             ctx.out_dir / "prices_no_impact" / name, meta)
-    aggregate.write_chunk_files(res, task.first_path, ctx.out_dir, task.index, meta)
-    output.write_parquet(output.paths_table(res, task.first_path, ctx.symbols),
-                         ctx.out_dir / "paths" / name, meta)  # last: marks the chunk done
+        put(output.prices_table(res.marks, task.first_path, ctx.symbols), f"prices/{name}")
+        put(output.prices_table(saved_exo, task.first_path, ctx.symbols),
+            f"prices_no_impact/{name}")
+    for rel, table in aggregate.chunk_tables(res, task.first_path, task.index).items():
+        put(table, rel)
+    put(output.paths_table(res, task.first_path, ctx.symbols), f"paths/{name}")
+    _check_owner(ctx, task.index)
+    spec = integrity.ChunkSpec(task.index, task.first_path, task.n_paths, {})
+    written = integrity.write_record(ctx.out_dir, spec, ctx.identity, files)  # last
     t4 = time.perf_counter()
     return partial, {"paths": t1 - t0, "engine": t2 - t1, "accounts": t3 - t2,
-                     "write": t4 - t3}
+                     "write": t4 - t3}, written
+
+
+def _check_owner(ctx: ChunkContext, chunk: int) -> None:
+    """Refuse to write when the run that owns the directory is gone or another took it."""
+    if ctx.owner_token and not run_lock.owner_alive(ctx.out_dir, ctx.owner_token):
+        raise RunDirectoryError(f"{ctx.out_dir}: the run that owns this directory is gone "
+                                f"(or another run took it over); chunk {chunk} not written")
 
 
 class Progress:
@@ -196,16 +229,8 @@ class Progress:
             sys.stderr.flush()
 
 
-def default_run_dir(scenario: Scenario, root: Path = Path("runs"), suffix: str = "") -> Path:
-    """``runs/<name>[-suffix]-<YYYYmmdd-HHMMSS>``, with a number if that exists already."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = f"{scenario.name}-{suffix}" if suffix else scenario.name
-    path = root / f"{name}-{stamp}"
-    k = 1
-    while path.exists():
-        k += 1
-        path = root / f"{name}-{stamp}-{k}"
-    return path
+def _run_identity(scenario: Scenario) -> dict[str, Any]:
+    return {"scenario_sha256": scenario.digest, "seed": scenario.simulation.seed}
 
 
 def _identity(scenario: Scenario, save_prices: int) -> dict[str, Any]:
@@ -214,14 +239,46 @@ def _identity(scenario: Scenario, save_prices: int) -> dict[str, Any]:
             "chunk_paths": sim.chunk_paths, "save_prices": save_prices}
 
 
-def prepare_run_dir(out_dir: Path, scenario: Scenario, save_prices: int, resume: bool) -> None:
-    """Create the run directory, or check that ``resume`` continues the same run."""
+def _open_run_dir(out_dir: Path, resume: bool) -> bool:
+    """Check, reading only, that ``out_dir`` can take the run; create it if missing.
+
+    Returns whether it was created. Nothing is written into an existing directory here:
+    its lock is taken only once it is known to be a new run's or this run's.
+    """
     if resume:
-        manifest_path = out_dir / "manifest.json"
-        if not manifest_path.is_file():
+        if not (out_dir / "manifest.json").is_file():
             raise RunDirectoryError(f"{out_dir}: nothing to resume (no manifest.json); "
                                     "start a new run without --resume")
-        manifest = output.read_json(manifest_path)
+        foreign = run_dir.foreign_entries(out_dir)
+        if foreign:
+            raise RunDirectoryError(f"{out_dir}: cannot resume: it holds what marginsim did "
+                                    f"not write ({'; '.join(foreign[:3])}); remove it, then "
+                                    "--resume")
+        return False
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirectoryError(f"{out_dir}: exists and is not a directory; choose another "
+                                "--out (a run directory is a folder)")
+    if out_dir.is_dir() and any(p.name != run_lock.LOCK_NAME for p in out_dir.iterdir()):
+        raise RunDirectoryError(f"{out_dir}: the run directory exists and is not empty; "
+                                "choose another --out, add --resume to finish it, or "
+                                "--force to replace it (runs are never overwritten "
+                                "without --force)")
+    created = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirectoryError(f"{out_dir}: cannot create the run directory: "
+                                f"{exc.strerror or exc}") from None
+    return created
+
+
+def prepare_run_dir(out_dir: Path, scenario: Scenario, save_prices: int, resume: bool) -> None:
+    """Under the lock: check that ``resume`` continues the same run, or that a new run's
+    directory is still empty; create the per-chunk folders."""
+    if resume:
+        manifest = output.read_json(out_dir / "manifest.json")
+        if not isinstance(manifest, dict):
+            raise RunDirectoryError(f"{out_dir / 'manifest.json'}: not a marginsim manifest")
         expected = _identity(scenario, save_prices)
         for key, value in expected.items():
             if manifest.get(key) != value:
@@ -229,17 +286,26 @@ def prepare_run_dir(out_dir: Path, scenario: Scenario, save_prices: int, resume:
                     f"{out_dir}: cannot resume: {key} is {manifest.get(key)!r} in the run "
                     f"directory but {value!r} now; resume with the same scenario, --set "
                     "values, --paths, --seed and --save-prices")
-    elif out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise RunDirectoryError(f"{out_dir}: the run directory exists and is not empty; "
-                                "choose another --out, add --resume to finish it, or "
-                                "--force to replace it (runs are never overwritten "
-                                "without --force)")
+    elif any(p.name != run_lock.LOCK_NAME for p in out_dir.iterdir()):
+        raise RunDirectoryError(f"{out_dir}: another process wrote into the run directory "
+                                "while this run was starting; choose another --out")
     try:
         saved = ("prices", "prices_no_impact") if save_prices else ()
         for sub in ("paths", "events", "chunks", *saved):
-            (out_dir / sub).mkdir(parents=True, exist_ok=True)
+            (out_dir / sub).mkdir(exist_ok=True)
     except OSError as exc:
-        raise RunDirectoryError(f"{out_dir}: cannot create the run directory: {exc}") from None
+        raise RunDirectoryError(f"{out_dir}: cannot create the run directory: "
+                                f"{exc.strerror or exc}") from None
+
+
+def resume_command(scenario: Scenario, out_dir: Path, save_prices: int) -> str:
+    """The command that finishes an interrupted run of ``scenario`` in ``out_dir``."""
+    sim = scenario.simulation
+    sets = [f"--set {shlex.quote(o)}" for o in getattr(scenario, "overrides", ())]
+    saved = f" --save-prices {save_prices}" if save_prices else ""
+    return (f"marginsim run {shlex.quote(scenario.source)} --out {shlex.quote(str(out_dir))} "
+            f"--resume{''.join(' ' + s for s in sets)} --paths {sim.paths} --seed "
+            f"{sim.seed}{saved}")
 
 
 def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
@@ -254,7 +320,8 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
         From :func:`simulator.load_scenario`.
     out_dir : str or Path, optional
         The run directory (must not exist or be empty, unless ``resume`` or ``force``);
-        default ``runs/<name>-<time>``.
+        default ``runs/<name>-<time>`` under the working directory (the name reduced to a
+        safe slug).
     jobs : int
         Worker processes for the loky backend; 1 runs in this process; -1 = every core.
     save_prices : int
@@ -262,20 +329,35 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     progress : bool
         Show a progress line on stderr.
     resume : bool
-        Finish an interrupted run in ``out_dir``: only missing chunks are simulated.
+        Finish an interrupted run in ``out_dir``: chunks whose record and files match are
+        kept, every other chunk is run.
     backend : {"loky", "dask", "ray"}
         Where chunks run: local processes, a Dask cluster at ``scheduler``, or a Ray
         cluster at ``scheduler`` (a local Ray instance of ``jobs`` CPUs without one).
     scheduler : str, optional
         Dask scheduler or Ray address; the run directory must be visible to the workers.
     force : bool
-        Replace an existing run directory (one with a ``manifest.json``; anything else is
-        refused): the new run is written beside it and swapped in when complete, so the old
-        run stays whole until then.
+        Replace an existing run directory (one that marginsim wrote and that holds nothing
+        else; anything else is refused): the new run is written beside it and swapped in
+        when complete, so the old run stays whole until then.
 
     Returns
     -------
     RunResult
+
+    Raises
+    ------
+    RunDirectoryError
+        When the directory is held by a live run, is not marginsim's to replace or
+        resume, or an operating-system error stops the run (the message says what was
+        kept and how to finish it).
+    Interrupted
+        On Ctrl-C or SIGTERM (a ``KeyboardInterrupt``), saying what was kept.
+
+    Warns
+    -----
+    simulator.run_lock.RunDirectoryWarning
+        When a dead run's lock is taken over, or ``--resume`` runs a damaged chunk again.
 
     Examples
     --------
@@ -289,26 +371,112 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
                              "the run in --out, --force replaces it; give one of them")
     wall0 = time.perf_counter()
     version = _version()
-    final = (Path(out_dir) if out_dir is not None else default_run_dir(scenario)).absolute()
-    replace = force and output.check_replaceable(final, "manifest.json", "run")
-    out = output.staging_dir(final) if replace else final
-    ctx = ChunkContext.build(scenario, out, save_prices, version)
-    try:
-        with backends.session(backend, scheduler, jobs):
-            prepare_run_dir(out, scenario, save_prices, resume)
-            if resume:
-                output.remove_temporaries(out)
-            result = _run_prepared(scenario, ctx, out, jobs, save_prices, progress, resume,
-                                   backend, version, wall0)
-    except BaseException:
-        if replace:  # the old run is untouched; drop the half-written new one
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    if replace:
-        output.swap_in(out, final)
-        result = RunResult(out_dir=final, summary=result.summary, n_paths=result.n_paths,
-                           wall_seconds=result.wall_seconds, chunks_run=result.chunks_run)
+    final = (Path(out_dir) if out_dir is not None
+             else run_dir.default_run_dir(scenario.name)).absolute()
+    ctx = ChunkContext.build(scenario, final, save_prices, version)  # bad input: no files
+    command = "marginsim run" + (" --resume" if resume else " --force" if force else "")
+    with ExitStack() as held:
+        replace = force and run_dir.check_replaceable(final, "run")
+        if replace:  # hold the old run's lock: no live run is swapped away
+            held.enter_context(run_lock.acquire(run_dir.replaced(final), command))
+            run_dir.check_replaceable(final, "run")
+        out = run_dir.staging_dir(final) if replace else final
+        created, lock = False, None
+        try:
+            with run_dir.signals_deferred():  # no signal between mkdir and the lock
+                created = _open_run_dir(out, resume)
+                lock = held.enter_context(run_lock.acquire(out, command))
+            ctx = dataclasses.replace(ctx, out_dir=out, owner_token=lock.token)
+            with backends.session(backend, scheduler, jobs):
+                prepare_run_dir(out, scenario, save_prices, resume)
+                if resume:
+                    run_dir.remove_temporaries(out)
+                result = _run_prepared(scenario, ctx, out, jobs, save_prices, progress,
+                                       resume, backend, version, wall0)
+            if replace:
+                run_dir.swap_in(out, final)
+                lock.directory = run_dir.replaced(final)
+                result = dataclasses.replace(result, out_dir=final)
+        except BaseException as exc:
+            if lock is None:  # refused before anything was written
+                if created:
+                    shutil.rmtree(out, ignore_errors=True)
+                raise
+            kept = _clean_up_failed(out, replace, created, resume, lock)
+            _raise_for_failure(exc, kept, scenario, final, save_prices, replace)
+            raise
     return result
+
+
+def _clean_up_failed(out: Path, replace: bool, created: bool, resume: bool,
+                     lock: run_lock.RunLock) -> int:
+    """After a failure: drop a ``--force`` replacement, or a new run with no complete chunk
+    (nothing half-written is left); otherwise keep the complete chunks. Returns how many
+    chunks are kept."""
+    kept = len(list((out / "chunks").glob("chunk-*.json"))) if out.is_dir() else 0
+    if replace or (not resume and kept == 0):
+        lock.release()
+        if replace or created:
+            shutil.rmtree(out, ignore_errors=True)
+        else:  # the user's empty directory: leave it empty
+            for path in out.iterdir():
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        return 0
+    return kept
+
+
+def _raise_for_failure(exc: BaseException, kept: int, scenario: Scenario, final: Path,
+                       save_prices: int, replace: bool) -> None:
+    """Turn an interrupt, an operating-system error, a memory error or a dead worker into
+    one clear error saying what was kept; return for anything else (raised as it is)."""
+    if kept:
+        n_chunks = -(-scenario.simulation.paths // scenario.simulation.chunk_paths)
+        after = (f"{kept} of {n_chunks} chunks are complete in {final}; finish the run with: "
+                 f"{resume_command(scenario, final, save_prices)}")
+    else:
+        after = "nothing was kept"
+    if replace:
+        after = f"{final} still holds the old run, unchanged"
+    if isinstance(exc, KeyboardInterrupt):
+        raise Interrupted(after, getattr(exc, "signum", Interrupted.SIGINT)) from None
+    if isinstance(exc, MarginsimError):
+        return
+    if isinstance(exc, OSError):
+        where = exc.filename or final
+        raise RunDirectoryError(f"{where}: {exc.strerror or exc}; {after}") from None
+    if isinstance(exc, MemoryError):
+        raise MarginsimError(f"out of memory: lower simulation.chunk_paths or --jobs; "
+                             f"{after}") from None
+    if backends.is_dead_worker(exc):
+        raise MarginsimError(f"a worker process died ({str(exc).splitlines()[0][:200]}); "
+                             "the system may have killed it for lack of memory: lower "
+                             f"simulation.chunk_paths or --jobs; {after}") from None
+
+
+def _finished_chunks(out: Path, specs: list[integrity.ChunkSpec], identity: dict[str, Any]
+                     ) -> dict[int, dict[str, dict[str, Any]]]:
+    """The chunks of an interrupted run that are complete and intact (with their files);
+    every other chunk's files are removed, with a warning for each damaged one."""
+    stray = integrity.unexpected_files(out, specs)
+    if stray:
+        raise RunDirectoryError(f"{stray[0]}: not a file of this run ({len(stray)} such "
+                                "file(s) in its per-chunk folders, which readers would "
+                                "include); remove them, then --resume")
+    done: dict[int, dict[str, dict[str, Any]]] = {}
+    for spec in specs:
+        files, problem = integrity.check_chunk(out, spec, identity)
+        if files is not None:
+            done[spec.index] = files
+            continue
+        if (out / spec.record).exists() or any((out / rel).exists() for rel in spec.files):
+            if (out / spec.record).exists():
+                warnings.warn(f"{problem}; running chunk {spec.index} again",
+                              run_lock.RunDirectoryWarning, stacklevel=3)
+            integrity.remove_chunk(out, spec)
+    return done
 
 
 def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
@@ -316,15 +484,18 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
                   version: str, wall0: float) -> RunResult:
     sim = scenario.simulation
     tasks = plan_chunks(sim.paths, sim.chunk_paths, sim.seed)
-    done = {t.index for t in tasks if resume and aggregate.chunk_files_exist(out, t.index)}
+    specs = integrity.chunk_specs(sim.paths, sim.chunk_paths, save_prices, sim.steps,
+                                  ctx.book.n_accounts)
+    files = _finished_chunks(out, specs, ctx.identity) if resume else {}
+    done = set(files)
     todo = [t for t in tasks if t.index not in done]
     manifest = {"status": "running", **_identity(scenario, save_prices),
                 "scenario_name": scenario.name, "scenario_source": scenario.source,
                 "scenario": scenario.document, "scenario_resolved": scenario.resolved(),
+                "overrides": list(getattr(scenario, "overrides", ())),
                 "n_chunks": len(tasks), "n_accounts": ctx.book.n_accounts,
-                "versions": _versions(version)}
-    if not resume:
-        output.write_json(manifest, out / "manifest.json")
+                "layout_version": integrity.LAYOUT_VERSION, "versions": _versions(version)}
+    output.write_json(manifest, out / "manifest.json")
     bar = Progress(sim.paths, len(tasks), progress,
                    sum(t.n_paths for t in tasks if t.index in done), len(done))
     totals = aggregate.AccountTotals(ctx.tail_mode, risk.tail_size(sim.paths, min(ctx.levels)),
@@ -338,21 +509,28 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
                     out, task.index, task.first_path, ctx.symbols, ctx.inputs.s0,
                     ctx.acct_navk, ctx.tail_mode, sim.paths, ctx.levels))
                 continue
-            partial, secs = next(results)
+            partial, secs, files[task.index] = next(results)
             totals.add(partial)
             for key, value in secs.items():
                 seconds[key] = seconds.get(key, 0.0) + value
             bar.update(task.n_paths)
     finally:
         bar.close()
+    stray = integrity.unexpected_files(out, specs)
+    if stray:  # readers of the folders would include them; the summary too
+        raise RunDirectoryError(f"{stray[0]}: appeared in the run directory while the run "
+                                f"was writing it ({len(stray)} file(s) of no chunk); the "
+                                "run is not finished: remove them, then --resume")
     greeks = account_greeks_usd(ctx.book, ctx.inputs.s0)
-    output.write_parquet(aggregate.accounts_table(ctx.book, totals, greeks),
-                         out / "accounts.parquet", ctx.metadata)
+    written = {rel: entry for chunk_files in files.values() for rel, entry in chunk_files.items()}
+    written["accounts.parquet"] = output.write_parquet(
+        aggregate.accounts_table(ctx.book, totals, greeks), out / "accounts.parquet",
+        ctx.metadata)
     summary = aggregate.summarise(out, scenario)
     n_bounded = _count_price_bounded(out)
     summary["price_bounds"] = {"floor_ratio": PRICE_FLOOR_RATIO,
                                "cap_ratio": PRICE_CAP_RATIO, "paths_bounded": n_bounded}
-    output.write_json(summary, out / "summary.json")
+    written["summary.json"] = output.write_json(summary, out / "summary.json")
     wall = time.perf_counter() - wall0
     manifest.update({
         "status": "complete",
@@ -365,9 +543,9 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
         "timings_seconds": {"wall": wall, **{f"{k}_cpu": v for k, v in seconds.items()}},
         "created": datetime.now().astimezone().isoformat(timespec="seconds"),
         "paths_price_bounded": n_bounded,
-        "files": output.checksums(out),
+        "files": {rel: written[rel]["sha256"] for rel in sorted(written)},
+        "rows": {rel: written[rel]["rows"] for rel in sorted(written) if "rows" in written[rel]},
     })
-    manifest["rows"] = output.parquet_rows(out, manifest["files"])
     output.write_json(manifest, out / "manifest.json")
     return RunResult(out_dir=out, summary=summary, n_paths=sim.paths, wall_seconds=wall,
                      chunks_run=len(todo))

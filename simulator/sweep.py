@@ -25,6 +25,7 @@ import shutil
 import sys
 import tomllib
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from . import output
+from . import output, run_dir, run_lock
 from .errors import MarginsimError, RunDirectoryError
-from .runner import RunResult, default_run_dir, run
+from .runner import RunResult, run
 from .scenario import Scenario, load_scenario
 
 #: comparison operators a target may use
@@ -260,36 +261,45 @@ def sweep(scenario: str | Path, grid: list[tuple[str, list[Any]]], *,
                                  f"got {lo!r}, {hi!r}")
         if not lo < hi:
             raise MarginsimError(f"--target: expected LO < HI for {keys[0]}, got {lo}, {hi}")
-    out = Path(out_dir) if out_dir is not None else default_run_dir(base, Path("runs"),
-                                                                      suffix="sweep")
-    replace = force and output.check_replaceable(out.absolute(), "sweep.json", "sweep")
-    if not replace and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunDirectoryError(f"{out}: the sweep directory exists and is not empty; choose "
-                                "another --out, or --force to replace it (sweeps are never "
-                                "overwritten without --force)")
-    final, out = out, (output.staging_dir(out.absolute()) if replace else out)
-    runner = _Runner(scenario, overrides, out, jobs, progress, keys)
-    for point in points:  # every point is checked before anything is written
-        runner.scenario_at(point)
-    out.mkdir(parents=True, exist_ok=True)
-    meta = output.file_metadata(base.digest, base.simulation.seed, _version())
-    info: dict[str, Any] = {"scenario": base.name, "seed": base.simulation.seed,
-                            "grid": {k: v for k, v in grid}, "overrides": overrides,
-                            "status": "running"}
-    output.write_json(info, out / "sweep.json")  # marks the directory as a sweep's
-    try:
-        threshold = _run_points(runner, points, keys, grid, target, rel_tol, info)
-    except BaseException:
-        if replace:  # the old sweep is untouched; drop the half-written new one
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    rows = runner.rows
-    if target is not None:
-        rows.sort(key=lambda r: r[keys[0]])
-    info["status"] = "complete"
-    _write(out, keys, rows, info, meta)
-    if replace:
-        output.swap_in(out, final)
+    final = (Path(out_dir) if out_dir is not None
+             else run_dir.default_run_dir(base.name, suffix="sweep")).absolute()
+    with ExitStack() as held:
+        replace = force and run_dir.check_replaceable(final, "sweep")
+        if replace:  # hold the old sweep's lock: no live sweep is swapped away
+            held.enter_context(run_lock.acquire(run_dir.replaced(final), "marginsim sweep"))
+            run_dir.check_replaceable(final, "sweep")
+        elif final.exists() and (not final.is_dir() or any(
+                p.name != run_lock.LOCK_NAME for p in final.iterdir())):
+            raise RunDirectoryError(f"{final}: the sweep directory exists and is not empty; "
+                                    "choose another --out, or --force to replace it (sweeps "
+                                    "are never overwritten without --force)")
+        out = run_dir.staging_dir(final) if replace else final
+        runner = _Runner(scenario, overrides, out, jobs, progress, keys)
+        for point in points:  # every point is checked before anything is written
+            runner.scenario_at(point)
+        created = not out.exists()
+        out.mkdir(parents=True, exist_ok=True)
+        lock = held.enter_context(run_lock.acquire(out, "marginsim sweep"))
+        meta = output.file_metadata(base.digest, base.simulation.seed, _version())
+        info: dict[str, Any] = {"scenario": base.name, "seed": base.simulation.seed,
+                                "grid": {k: v for k, v in grid}, "overrides": overrides,
+                                "status": "running"}
+        try:
+            output.write_json(info, out / "sweep.json")  # marks the directory as a sweep's
+            threshold = _run_points(runner, points, keys, grid, target, rel_tol, info)
+        except BaseException:
+            if replace or (created and not runner.rows):  # nothing worth keeping
+                lock.release()
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+        rows = runner.rows
+        if target is not None:
+            rows.sort(key=lambda r: r[keys[0]])
+        info["status"] = "complete"
+        _write(out, keys, rows, info, meta)
+        if replace:
+            run_dir.swap_in(out, final)
+            lock.directory = run_dir.replaced(final)
     return SweepResult(final, rows, threshold)
 
 

@@ -13,27 +13,43 @@ run was written:
   ``chunks/pnl-`` and, for chunks holding one of the first ``save_prices`` paths,
   ``prices/`` and ``prices_no_impact/``; no other file sits in those folders (readers of a
   folder would include it);
-- no temporary file of an interrupted write (``.NAME.PID.tmp``) is left anywhere.
+- each chunk's record (``chunks/chunk-NNNNN.json``) names the run's scenario, seed and
+  paths and lists the same checksums as the manifest;
+- every Parquet file names the run's scenario and seed (and its chunk) in its metadata,
+  and its page checksums hold;
+- no temporary file of an interrupted write (``.NAME.PID.tmp``) is left anywhere;
+- no process holds the directory's lock (a run still writing it is not yet verifiable).
+
+Only files inside the run directory are read: a manifest naming a path outside it, or a
+symbolic link, is a problem, never followed. A manifest's chunk count must agree with its
+paths and chunk size and stay within :data:`simulator.budget.MAX_CHUNKS`.
 
 A run whose manifest still says ``running`` was interrupted: its finished chunks are
-checked the same way (without checksums, which are written at the end) and the report says
-how to finish it with ``--resume``. A sweep directory's points are each verified as runs.
+checked against their records and the report says how to finish it with ``--resume``. A
+sweep directory's points are each verified as runs.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
+from . import integrity, run_lock
 from .errors import MarginsimError
-from .output import is_temporary, leftover_staging, part_name, sha256_file
+from .integrity import DATASETS
+from .output import sha256_file
+from .run_dir import leftover_staging
 
-#: folders holding one file per chunk
-DATASETS = ("paths", "events", "chunks", "prices", "prices_no_impact")
+#: the most chunks a manifest may claim (a run can have no more; see simulator.budget)
+MAX_CHUNKS = 1_000_000
 
 
 @dataclass
@@ -83,53 +99,57 @@ def verify(path: str | Path) -> VerifyReport:
                              "directory)")
     if (path / "manifest.json").is_file():
         report = VerifyReport()
+        _check_not_locked(path, report)
         report.summary = _verify_run(path, report)
         report.notes += [f"note: {p}: left by an interrupted --force run (not part of this "
                          "run; remove it once no run is writing there)"
                          for p in leftover_staging(path)]
         return report
     if (path / "sweep.json").is_file():
-        return _verify_sweep(path)
+        report = _verify_sweep(path)
+        _check_not_locked(path, report)
+        return report
     raise MarginsimError(f"{path}: not a run or sweep directory (no manifest.json or "
                          "sweep.json)")
+
+
+def _check_not_locked(path: Path, report: VerifyReport) -> None:
+    owner = run_lock.holder(path)
+    if owner is not None:
+        report.problems.append(f"{path}: in use by a live marginsim process "
+                               f"({run_lock.describe(owner)}); its files may still change: "
+                               "verify once it has finished")
 
 
 @dataclass(frozen=True)
 class _Layout:
     """The files a run's manifest implies, with the rows each must hold (None: any)."""
 
-    n_chunks: int
-    chunk_files: dict[int, dict[str, int | None]]
+    specs: list[integrity.ChunkSpec]
     n_accounts: int | None
+    records: bool
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.specs)
 
     def all_files(self) -> dict[str, int | None]:
         out: dict[str, int | None] = {}
-        for files in self.chunk_files.values():
-            out.update(files)
+        for spec in self.specs:
+            out.update(spec.files)
+            if self.records:
+                out[spec.record] = None
         return out
 
 
 def _layout(manifest: dict[str, Any]) -> _Layout:
-    n_paths, chunk_paths = int(manifest["paths"]), int(manifest["chunk_paths"])
-    n_chunks = int(manifest["n_chunks"])
-    save = int(manifest.get("save_prices", 0))
-    n_accounts = manifest.get("n_accounts")
     steps = (manifest.get("scenario_resolved") or {}).get("simulation", {}).get("steps")
-    chunks: dict[int, dict[str, int | None]] = {}
-    for c in range(n_chunks):
-        first = c * chunk_paths
-        n = min(chunk_paths, n_paths - first)
-        name = part_name(c)
-        files: dict[str, int | None] = {
-            f"paths/{name}": n, f"events/{name}": None,
-            f"chunks/accounts-{c:05d}.parquet": n_accounts,
-            f"chunks/pnl-{c:05d}.parquet": None}
-        if first < save:
-            n_save = min(n, save - first)
-            for sub in ("prices", "prices_no_impact"):
-                files[f"{sub}/{name}"] = None if steps is None else n_save * (int(steps) + 1)
-        chunks[c] = files
-    return _Layout(n_chunks, chunks, n_accounts)
+    n_accounts = manifest.get("n_accounts")
+    specs = integrity.chunk_specs(int(manifest["paths"]), int(manifest["chunk_paths"]),
+                                  int(manifest.get("save_prices", 0)),
+                                  steps if isinstance(steps, int) else None, n_accounts)
+    records = manifest.get("layout_version", 1) >= integrity.RECORDS_SINCE
+    return _Layout(specs, n_accounts, records)
 
 
 def _read_manifest(run_dir: Path, report: VerifyReport) -> dict[str, Any] | None:
@@ -151,17 +171,37 @@ def _read_manifest(run_dir: Path, report: VerifyReport) -> dict[str, Any] | None
     wrong += [f"{k} = {manifest[k]!r}" for k, kind in (("save_prices", int), ("files", dict),
                                                        ("rows", dict), ("n_accounts", int))
               if manifest.get(k) is not None and not isinstance(manifest[k], kind)]
+    if not wrong and manifest["n_chunks"] != -(-manifest["paths"] // manifest["chunk_paths"]):
+        wrong.append(f"n_chunks = {manifest['n_chunks']!r} for {manifest['paths']!r} paths in "
+                     f"chunks of {manifest['chunk_paths']!r}")
+    if not wrong and manifest["n_chunks"] > MAX_CHUNKS:
+        wrong.append(f"n_chunks = {manifest['n_chunks']!r}, more than a run can have "
+                     f"({MAX_CHUNKS:,})")
     if wrong:
         report.problems.append(f"{where}: not a marginsim manifest ({', '.join(wrong)}); "
                                "nothing else can be checked")
         return None
+    outside = [rel for rel in (manifest.get("files") or {}) if not _inside(rel)]
+    if outside:
+        report.problems.append(f"{where}: lists files outside the run directory "
+                               f"({', '.join(map(repr, outside[:3]))}); they are not read, "
+                               "and nothing else can be checked")
+        return None
     return manifest
 
 
+def _inside(rel: Any) -> bool:
+    """Whether ``rel`` is a plain relative path that stays inside the run directory."""
+    return (isinstance(rel, str) and rel != "" and "\\" not in rel and "\0" not in rel
+            and not rel.startswith("/") and all(part not in ("", ".", "..")
+                                                for part in rel.split("/")))
+
+
 def _parquet_rows(path: Path) -> int:
-    """Rows of a Parquet file, read to the end (every page decompressed and decoded)."""
+    """Rows of a Parquet file, read to the end (every page decompressed and decoded, page
+    checksums checked where the file has them)."""
     n = 0
-    with pq.ParquetFile(path) as f:
+    with pq.ParquetFile(path, page_checksum_verification=True) as f:
         for batch in f.iter_batches(batch_size=65536):
             n += batch.num_rows
     return n
@@ -183,12 +223,20 @@ def _check_parquet(run_dir: Path, rel: str, expected: list[tuple[int | None, str
     return n
 
 
+def _is_temporary(name: str) -> bool:
+    return re.fullmatch(r"\..+\.\d+\.tmp", name) is not None
+
+
 def _stray_files(run_dir: Path, layout: _Layout, report: VerifyReport, hint: str) -> None:
-    """Temporary files anywhere; files of no chunk in the per-chunk folders."""
+    """Temporary files anywhere; symbolic links anywhere (never followed); files of no
+    chunk in the per-chunk folders."""
     known = layout.all_files()
-    for path in sorted(run_dir.rglob("*")):
+    for path in sorted(_walk(run_dir)):
         rel = path.relative_to(run_dir).as_posix()
-        if path.is_file() and is_temporary(path.name):
+        if path.is_symlink():
+            report.problems.append(f"{path}: a symbolic link (marginsim writes none; not "
+                                   "followed)")
+        elif path.is_file() and _is_temporary(path.name):
             report.problems.append(f"{path}: stray temporary file left by an interrupted "
                                    f"write{hint}")
         elif (path.is_file() and not path.name.startswith(".")
@@ -198,20 +246,65 @@ def _stray_files(run_dir: Path, layout: _Layout, report: VerifyReport, hint: str
                                    f"{rel.split('/', 1)[0]}/ would include it)")
 
 
+def _walk(top: Path) -> list[Path]:
+    """Every entry under ``top``, without following symbolic links."""
+    out = []
+    for folder, dirs, names in os.walk(top, followlinks=False):
+        base = Path(folder)
+        out += [base / n for n in names]
+        out += [base / d for d in dirs if (base / d).is_symlink()]
+    return out
+
+
+def _chunk_of(rel: str) -> int | None:
+    m = re.search(r"-(\d{5,})\.parquet$", rel)
+    return int(m.group(1)) if m and rel.split("/", 1)[0] in DATASETS else None
+
+
+def _check_record(run_dir: Path, spec: integrity.ChunkSpec, identity: dict[str, Any],
+                  listed: dict[str, str], report: VerifyReport) -> None:
+    """A complete run's chunk record agrees with the run and with manifest.json."""
+    where = run_dir / spec.record
+    try:
+        record = json.loads(where.read_text())
+    except (OSError, ValueError):
+        return  # reported as missing or by its checksum
+    if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
+        report.problems.append(f"{where}: not a chunk record")
+        return
+    expected = {"chunk": spec.index, "first_path": spec.first_path, "n_paths": spec.n_paths,
+                **identity}
+    wrong = [f"{k} {record.get(k)!r}, expected {v!r}" for k, v in expected.items()
+             if record.get(k) != v]
+    files = record["files"]
+    if set(files) != set(spec.files):
+        wrong.append(f"lists {sorted(files)}")
+    wrong += [f"another checksum of {rel} than manifest.json" for rel in sorted(files)
+              if rel in listed and isinstance(files[rel], dict)
+              and files[rel].get("sha256") != listed[rel]]
+    if wrong:
+        report.problems.append(f"{where}: does not match the run ({'; '.join(wrong)})")
+
+
 def _verify_run(run_dir: Path, report: VerifyReport) -> str:
     """Check one run directory; return the summary of what was checked."""
     manifest = _read_manifest(run_dir, report)
     if manifest is None:
         return ""
     layout = _layout(manifest)
+    identity = {"scenario_sha256": manifest.get("scenario_sha256"),
+                "seed": manifest.get("seed")}
     if manifest["status"] != "complete":
-        return _verify_incomplete(run_dir, manifest, layout, report)
+        return _verify_incomplete(run_dir, manifest, layout, identity, report)
     _stray_files(run_dir, layout, report, "")
     files: dict[str, str] = manifest.get("files") or {}
     rows: dict[str, int] = manifest.get("rows") or {}
     if "rows" not in manifest:
         report.notes.append(f"note: {run_dir / 'manifest.json'}: no row counts (written by "
                             "an older marginsim); rows checked against the run's layout only")
+    if not layout.records:
+        report.notes.append(f"note: {run_dir / 'manifest.json'}: no chunk records (written "
+                            "by an older marginsim); files checked against the manifest only")
     expected = {**layout.all_files(), "accounts.parquet": layout.n_accounts,
                 "summary.json": None}
     for rel in expected:
@@ -220,6 +313,8 @@ def _verify_run(run_dir: Path, report: VerifyReport) -> str:
                                    "checksum to check it against)")
     for rel in sorted(set(files) | set(expected)):
         path = run_dir / rel
+        if path.is_symlink():
+            continue  # reported by _stray_files, never followed
         if not path.is_file():
             listed = " (listed in manifest.json)" if rel in files else ""
             report.problems.append(f"{path}: missing{listed}")
@@ -228,38 +323,64 @@ def _verify_run(run_dir: Path, report: VerifyReport) -> str:
             report.problems.append(f"{path}: checksum differs from manifest.json (the file "
                                    "was changed or is corrupt)")
         if rel.endswith(".parquet"):
-            _check_parquet(run_dir, rel, [(rows.get(rel), "manifest.json"),
-                                          (expected.get(rel), "the run's layout")], report)
+            n = _check_parquet(run_dir, rel, [(rows.get(rel), "manifest.json"),
+                                              (expected.get(rel), "the run's layout")], report)
+            problem = None if n is None else integrity.metadata_problem(path, identity,
+                                                                        _chunk_of(rel))
+            if problem:
+                report.problems.append(f"{path}: {problem}")
+    if layout.records:
+        for spec in layout.specs:
+            _check_record(run_dir, spec, identity, files, report)
     return (f"complete run, {layout.n_chunks} chunk(s), {int(manifest['paths']):,} paths, "
             f"{len(files)} files checked")
 
 
 def _verify_incomplete(run_dir: Path, manifest: dict[str, Any], layout: _Layout,
-                       report: VerifyReport) -> str:
+                       identity: dict[str, Any], report: VerifyReport) -> str:
     """Check the finished chunks of an interrupted run and say how to finish it."""
-    hint = " (--resume deletes it)"
-    _stray_files(run_dir, layout, report, hint)
+    _stray_files(run_dir, layout, report, " (--resume deletes it)")
+    digest = cache(sha256_file)
     done, missing = 0, []
-    for c, files in layout.chunk_files.items():
-        present = [rel for rel in files if (run_dir / rel).is_file()]
+    for spec in layout.specs:
+        names = [*spec.files, spec.record] if layout.records else list(spec.files)
+        present = [rel for rel in names if (run_dir / rel).is_file()]
+        complete = len(present) == len(names)
+        if layout.records and (run_dir / spec.record).is_file():
+            _, problem = integrity.check_chunk(run_dir, spec, identity, digest)
+            if problem:
+                report.problems.append(f"{problem}; --resume runs chunk {spec.index} again")
+                continue
         for rel in present:
             if rel.endswith(".parquet"):
-                _check_parquet(run_dir, rel, [(files[rel], "the run's layout")], report)
-        if len(present) == len(files):
+                _check_parquet(run_dir, rel, [(spec.files[rel], "the run's layout")], report)
+        if complete:
             done += 1
         elif present:
-            absent = ", ".join(rel for rel in files if rel not in present)
-            report.problems.append(f"{run_dir}: chunk {c} is partly written ({absent} "
+            absent = ", ".join(rel for rel in names if rel not in present)
+            report.problems.append(f"{run_dir}: chunk {spec.index} is partly written ({absent} "
                                    "missing); --resume runs it again")
         else:
-            missing.append(c)
-    source = manifest.get("scenario_source", "SCENARIO")
+            missing.append(spec.index)
     report.problems.append(
         f"{run_dir}: incomplete run (manifest status {manifest['status']!r}): {done} of "
         f"{layout.n_chunks} chunks complete{_ranges(missing)}, no accounts.parquet or "
-        f"final checksums yet; it can be resumed: marginsim run {source} --out {run_dir} "
-        "--resume (with the same --set, --paths, --seed and --save-prices)")
+        f"final checksums yet; it can be resumed: {_resume_command(run_dir, manifest)}")
     return ""
+
+
+def _resume_command(run_dir: Path, manifest: dict[str, Any]) -> str:
+    """The command that finishes the interrupted run of ``manifest``."""
+    source = shlex.quote(str(manifest.get("scenario_source", "SCENARIO")))
+    overrides = manifest.get("overrides")
+    sets = "".join(f" --set {shlex.quote(str(o))}" for o in overrides) \
+        if isinstance(overrides, list) else ""
+    save = manifest.get("save_prices") or 0
+    tail = (f" --paths {manifest['paths']} --seed {manifest.get('seed')}"
+            f"{f' --save-prices {save}' if save else ''}")
+    if not isinstance(overrides, list):  # an older manifest: the overrides are not known
+        tail += " (with the same --set values)"
+    return f"marginsim run {source} --out {shlex.quote(str(run_dir))} --resume{sets}{tail}"
 
 
 def _ranges(chunks: list[int]) -> str:
@@ -302,8 +423,17 @@ def _verify_sweep(sweep_dir: Path) -> VerifyReport:
         report.problems.append(f"{table_path}: missing")
     on_disk = sorted(p.relative_to(sweep_dir).as_posix()
                      for p in (sweep_dir / "points").glob("*") if p.is_dir())
+    outside = [rel for rel in points if not _inside(rel)]
+    if outside:
+        report.problems.append(f"{table_path}: names point directories outside the sweep "
+                               f"({', '.join(map(repr, outside[:3]))}); not read")
+        points = [rel for rel in points if _inside(rel)]
     for rel in sorted(set(points) | set(on_disk)):
         point = sweep_dir / rel
+        if point.is_symlink():
+            report.problems.append(f"{point}: a symbolic link (marginsim writes none; not "
+                                   "followed)")
+            continue
         if not (point / "manifest.json").is_file():
             report.problems.append(f"{point}: missing (a point of sweep.parquet)"
                                    if rel in points else f"{point}: no manifest.json")

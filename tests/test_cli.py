@@ -292,9 +292,14 @@ def test_sweep_force(tmp_path, capsys):
     assert cli.main(args) == 0
     assert cli.main(args) == 2
     _one_line_error(capsys, str(out), "--force")
-    (out / "points" / "stale.txt").write_text("from the old sweep")
+    # a file marginsim did not write is never deleted: --force refuses, naming it
+    stale = out / "points" / "stale.txt"
+    stale.write_text("someone's notes")
+    assert cli.main([*args, "--force"]) == 2
+    _one_line_error(capsys, str(out), "points/stale.txt", "remove it yourself")
+    assert stale.read_text() == "someone's notes"
+    stale.unlink()
     assert cli.main([*args, "--force"]) == 0
-    assert not (out / "points" / "stale.txt").exists()
     assert json.loads((out / "sweep.json").read_text())["status"] == "complete"
     assert cli.main(["verify", str(out)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]

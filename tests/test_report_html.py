@@ -251,12 +251,17 @@ def test_bad_sweep_json_is_one_error_line(tmp_path, capsys, text):
 
 
 def test_no_html_sweep_table_without_sweep_json(tmp_path, capsys):
-    """Without sweep.json the printed table takes the grid keys the page takes."""
+    """Without sweep.json the printed table takes the grid keys the page takes (such a
+    directory does not verify: it is reported only with --unverified, with a warning)."""
     from simulator.cli import main
 
     sweep = _fake_sweep(tmp_path / "sweep", {"venue.maintenance_margin_rate": [0.01, 0.02]})
-    assert main(["report", "--no-html", str(sweep)]) == 0
-    assert capsys.readouterr().out.split()[0] == "venue.maintenance_margin_rate"
+    assert main(["report", "--no-html", str(sweep)]) == 2
+    assert "fails verification" in capsys.readouterr().err
+    assert main(["report", "--no-html", "--unverified", str(sweep)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.split()[0] == "venue.maintenance_margin_rate"
+    assert captured.err.count("\n") == 1 and "warning:" in captured.err
 
 
 def test_summary_json_not_an_object(tmp_path, capsys):
@@ -264,6 +269,9 @@ def test_summary_json_not_an_object(tmp_path, capsys):
 
     (tmp_path / "summary.json").write_text("[1]")
     for args in (["report", "--no-html", str(tmp_path)], ["report", str(tmp_path)]):
-        assert main(args) == 2
+        assert main(args) == 2  # not verifiable: refused
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "summary.json" in err, err
+        assert err.count("\n") == 1 and "fails verification" in err, err
+        assert main([*args, "--unverified"]) == 2  # a warning, then the error
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 2 and "warning:" in err[0] and "summary.json" in err[1], err

@@ -47,12 +47,13 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if len(list((killed / "paths").glob("part-*.parquet"))) >= 2:
+        if len(list((killed / "chunks").glob("chunk-*.json"))) >= 2:
             break
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = len(list((killed / "paths").glob("part-*.parquet")))
+    # a chunk is complete when its record is written (last, after its parts)
+    done_before = len(list((killed / "chunks").glob("chunk-*.json")))
     assert 2 <= done_before < 32, "the run must be interrupted part-way"
     assert not (killed / "summary.json").exists()
     manifest = json.loads((killed / "manifest.json").read_text())

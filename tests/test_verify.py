@@ -42,8 +42,8 @@ def test_fresh_run_verifies(fresh, capsys):
     status, lines, _ = _verify(fresh, capsys)
     assert status == 0
     # 3 x (paths, events, chunks/accounts, chunks/pnl) + 2 x (prices, prices_no_impact)
-    # + accounts.parquet + summary.json
-    assert lines == [f"ok: {fresh}: complete run, 3 chunk(s), 100 paths, 18 files checked"]
+    # + 3 chunk records (chunks/chunk-NNNNN.json) + accounts.parquet + summary.json
+    assert lines == [f"ok: {fresh}: complete run, 3 chunk(s), 100 paths, 21 files checked"]
 
 
 def test_manifest_row_counts_match_the_files(fresh):
@@ -106,7 +106,8 @@ def test_flipped_byte_in_a_part(damaged, capsys):
 
 def test_wrong_row_count_and_stray_files(damaged, capsys):
     """A part rewritten with fewer rows (checksum updated to hide it) is caught by the row
-    counts; a left-over temporary file and an extra part are caught too."""
+    counts and by its chunk's record, which still holds the checksum it was written with; a
+    left-over temporary file and an extra part are caught too."""
     part = damaged / "paths" / "part-00000.parquet"
     pq.write_table(pq.read_table(part).slice(0, 39), part)
     manifest_path = damaged / "manifest.json"
@@ -123,6 +124,8 @@ def test_wrong_row_count_and_stray_files(damaged, capsys):
     assert status == 1
     assert sorted(lines) == sorted([
         f"{part}: 39 rows, manifest.json says 40",
+        f"{damaged / 'chunks' / 'chunk-00000.json'}: does not match the run (another "
+        "checksum of paths/part-00000.parquet than manifest.json)",
         f"{tmp}: stray temporary file left by an interrupted write",
         f"{extra}: unexpected file, part of none of the run's 3 chunks (readers of paths/ "
         "would include it)"])

@@ -93,7 +93,7 @@ from .codes import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def replay_nb(exo, depth, haircut, tiers, sigma, unit_usd0, unit_coll0, unit_pos_start,
               unit_account, pos_unit, pos_asset, pos_qty0, pos_entry, pos_kind, lin0, const0,
               n_open0, navk, navc, s_key, s_unit, s_start, init_pending, mmk0, reserve, fparams,

@@ -39,7 +39,7 @@ def _log_bounds(s0):  # pragma: no cover - jitted
     return lo, hi
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out):  # pragma: no cover - jitted
     """Correlated GBM paths with scheduled shocks.
 
@@ -88,7 +88,7 @@ def _correlate(chol_t, z, a):  # pragma: no cover - jitted
     return w
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out):  # pragma: no cover
     """Correlated, variance-normalised multivariate Student-t paths.
 
@@ -117,7 +117,7 @@ def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out):  # prag
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, jump_std,
                     common, out):  # pragma: no cover - jitted
     """GBM plus Merton jumps (compound Poisson of normal log jumps).
@@ -159,7 +159,7 @@ def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, ju
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def garch_paths_nb(rng, s0, mu_dt, var_dt, vol_mult, gap_log, chol, alpha, beta, out
                    ):  # pragma: no cover - jitted
     """GARCH(1,1) paths with variance targeting and correlated normal innovations.
@@ -204,7 +204,7 @@ def garch_paths_nb(rng, s0, mu_dt, var_dt, vol_mult, gap_log, chol, alpha, beta,
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def regime_paths_nb(rng, s0, mu_dt, diff_scale, gap_log, chol, chol_stress, stress_mult,
                     p_enter, p_exit, start_stress, states, out):  # pragma: no cover - jitted
     """Two-state Markov regime-switching GBM.
@@ -254,7 +254,7 @@ def regime_paths_nb(rng, s0, mu_dt, diff_scale, gap_log, chol, chol_stress, stre
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def bootstrap_paths_nb(rng, s0, data, block, filtered, omega_share, alpha, beta, sigma0,
                        vol_mult, gap_log, out):  # pragma: no cover - jitted
     """Block bootstrap of whole rows of ``data``, plain or filtered (FHS).

@@ -1,0 +1,260 @@
+"""Where runs go and what ``--force`` may replace: default directories, ownership, swap-in.
+
+- The default directory of a run or sweep is ``runs/<slug>-<time>`` under the working
+  directory, whatever the scenario's name holds (``../x``, an absolute path, ``a/b``, control
+  characters): the name is reduced to a safe slug.
+- ``--force`` replaces only what marginsim wrote (:func:`check_replaceable`): a run directory
+  whose ``manifest.json`` parses with marginsim's own fields, or a sweep directory whose
+  ``sweep.json`` does, and that holds nothing but marginsim's own files and folders. A
+  foreign file, a symbolic link or an unknown folder anywhere inside is refused, never
+  deleted.
+- The replacement is written beside the old directory and swapped in when complete
+  (:func:`swap_in`), so a whole run exists at every moment.
+
+This module imports :mod:`simulator.errors`, :mod:`simulator.run_lock` and the standard
+library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from .errors import RunDirectoryError
+from .run_lock import LOCK_NAME
+
+#: top-level files of a run directory
+RUN_FILES = ("manifest.json", "summary.json", "accounts.parquet", "report.html")
+#: per-chunk folders of a run and the names of the files in them
+RUN_FOLDERS = {
+    "paths": r"part-\d{5,}\.parquet",
+    "events": r"part-\d{5,}\.parquet",
+    "prices": r"part-\d{5,}\.parquet",
+    "prices_no_impact": r"part-\d{5,}\.parquet",
+    "chunks": r"(accounts|pnl)-\d{5,}\.parquet|chunk-\d{5,}\.json",
+}
+#: top-level files of a sweep directory
+SWEEP_FILES = ("sweep.json", "sweep.parquet", "report.html")
+#: fields every manifest and sweep.json written by marginsim has
+MANIFEST_FIELDS = ("status", "scenario_sha256", "seed", "paths", "chunk_paths", "n_chunks")
+SWEEP_FIELDS = ("status", "scenario", "seed", "grid")
+#: the longest slug of a scenario name in a default directory's name
+MAX_SLUG = 80
+
+
+def slug(name: str) -> str:
+    """A scenario name as a safe directory name: letters, digits, ``.``, ``_`` and ``-``
+    only, no leading dot or dash, at most :data:`MAX_SLUG` characters (``"run"`` if
+    nothing is left)."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:MAX_SLUG].rstrip(".-")
+    return text or "run"
+
+
+def default_run_dir(name: str, suffix: str = "", root: Path | None = None) -> Path:
+    """``<cwd>/runs/<slug>[-suffix]-<YYYYmmdd-HHMMSS>``, with a number if it exists.
+
+    Always inside ``root`` (default ``runs/`` under the working directory), whatever
+    ``name`` holds.
+    """
+    root = (Path.cwd() / "runs") if root is None else root
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{slug(name)}-{suffix}" if suffix else slug(name)
+    path = root / f"{base}-{stamp}"
+    k = 1
+    while path.exists():
+        k += 1
+        path = root / f"{base}-{stamp}-{k}"
+    return path
+
+
+def _temporary_of(name: str, allowed: set[str] | str) -> bool:
+    """Whether ``name`` is ``.X.PID.tmp`` for an allowed ``X`` (a write cut short)."""
+    m = re.fullmatch(r"\.(.+)\.\d+\.tmp", name)
+    if not m:
+        return False
+    if isinstance(allowed, str):
+        return re.fullmatch(allowed, m.group(1)) is not None
+    return m.group(1) in allowed
+
+
+def _read_own_json(path: Path, fields: tuple[str, ...]) -> str | None:
+    """What makes ``path`` not a JSON file of marginsim's (None when it is one)."""
+    if path.is_symlink() or not path.is_file():
+        return f"no {path.name}"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return f"{path.name} is not JSON"
+    if not isinstance(doc, dict):
+        return f"{path.name} is not a JSON object"
+    missing = [k for k in fields if k not in doc]
+    if missing:
+        return f"{path.name} lacks marginsim's fields ({', '.join(missing)})"
+    return None
+
+
+def foreign_entries(run_dir: Path, manifest_required: bool = True) -> list[str]:
+    """What in ``run_dir`` marginsim did not write (as ``"NAME: why"``), empty when the
+    directory holds nothing but a run's own files."""
+    out = []
+    if manifest_required:
+        why = _read_own_json(run_dir / "manifest.json", MANIFEST_FIELDS)
+        if why:
+            out.append(why)
+    for entry in sorted(run_dir.iterdir()):
+        name = entry.name
+        if entry.is_symlink():
+            out.append(f"{name}: a symbolic link")
+        elif entry.is_dir() and name in RUN_FOLDERS:
+            for inner in sorted(entry.iterdir()):
+                if inner.is_symlink() or not inner.is_file() or not (
+                        re.fullmatch(RUN_FOLDERS[name], inner.name)
+                        or _temporary_of(inner.name, RUN_FOLDERS[name])):
+                    out.append(f"{name}/{inner.name}: not a file marginsim writes there")
+        elif entry.is_file() and (name in RUN_FILES or name == LOCK_NAME
+                                  or _temporary_of(name, set(RUN_FILES))):
+            continue
+        else:
+            out.append(f"{name}: not a file or folder marginsim writes")
+    return out
+
+
+def _foreign_sweep_entries(sweep_dir: Path) -> list[str]:
+    out = []
+    why = _read_own_json(sweep_dir / "sweep.json", SWEEP_FIELDS)
+    if why:
+        out.append(why)
+    for entry in sorted(sweep_dir.iterdir()):
+        name = entry.name
+        if entry.is_symlink():
+            out.append(f"{name}: a symbolic link")
+        elif entry.is_dir() and name == "points":
+            for point in sorted(entry.iterdir()):
+                if point.is_symlink() or not point.is_dir():
+                    out.append(f"points/{point.name}: not a point's run directory")
+                    continue
+                out += [f"points/{point.name}/{w}"
+                        for w in foreign_entries(point, manifest_required=False)]
+        elif entry.is_file() and (name in SWEEP_FILES or name == LOCK_NAME
+                                  or _temporary_of(name, set(SWEEP_FILES))):
+            continue
+        else:
+            out.append(f"{name}: not a file or folder marginsim writes")
+    return out
+
+
+def check_replaceable(out_dir: Path, what: str) -> bool:
+    """Whether ``--force`` has an old ``what`` (``"run"`` or ``"sweep"``) to replace.
+
+    ``False`` when there is nothing to replace (no such path, or an empty directory);
+    ``True`` for a directory that marginsim wrote, holding nothing else, that is neither
+    the working directory nor one of its parents. Reads only; call it again once the
+    directory is locked.
+
+    Raises
+    ------
+    RunDirectoryError
+        For anything else, naming what marginsim did not write: ``--force`` never deletes
+        it.
+    """
+    if not out_dir.exists():
+        return False
+    if not out_dir.is_dir():
+        raise RunDirectoryError(f"{out_dir}: exists and is not a directory; --force replaces "
+                                f"only a {what} directory")
+    real = replaced(out_dir)
+    entries = [p for p in real.iterdir() if p.name != LOCK_NAME]
+    if not entries:
+        return False
+    foreign = _foreign_sweep_entries(real) if what == "sweep" else foreign_entries(real)
+    if foreign:
+        shown = "; ".join(foreign[:3]) + (f"; {len(foreign) - 3} more" if len(foreign) > 3
+                                          else "")
+        raise RunDirectoryError(f"{out_dir}: not a marginsim {what} directory, or it holds "
+                                f"what marginsim did not write ({shown}); --force replaces "
+                                "only marginsim's own directories: choose another --out or "
+                                "remove it yourself")
+    cwd = Path.cwd().resolve()
+    if real.resolve() in (cwd, *cwd.parents):
+        raise RunDirectoryError(f"{out_dir}: is the working directory or one of its parents; "
+                                "--force will not replace it")
+    return True
+
+
+def replaced(out_dir: Path) -> Path:
+    """The directory ``--force`` replaces: ``out_dir``, or the target of a symbolic link
+    (the link is kept and then names the new run)."""
+    return out_dir.resolve() if out_dir.is_symlink() else out_dir
+
+
+def staging_dir(out_dir: Path) -> Path:
+    """A fresh hidden sibling of ``out_dir`` (of its target, for a symbolic link) to write a
+    replacement into."""
+    real = replaced(out_dir)
+    return real.parent / f".{real.name}.new-{os.getpid()}"
+
+
+def leftover_staging(out_dir: Path) -> list[Path]:
+    """Hidden siblings of ``out_dir`` that a ``--force`` run killed before its swap left:
+    ``.NAME.new-PID`` (a partial replacement) and ``.NAME.old-PID`` (a whole old run, if it
+    died between the two renames). They are never deleted automatically: the PID may be a
+    live run on another host sharing the filesystem."""
+    real = replaced(out_dir)
+    if not real.parent.is_dir():
+        return []
+    return sorted(p for p in real.parent.glob(f".{real.name}.*-*")
+                  if p.is_dir() and p.name.rsplit("-", 1)[0] in (f".{real.name}.new",
+                                                                  f".{real.name}.old"))
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for the block (delivered when it ends), so that a
+    sequence of renames is not cut in the middle. Does nothing outside the main thread or
+    where signals cannot be blocked."""
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    except (AttributeError, ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def swap_in(staging: Path, out_dir: Path) -> None:
+    """Replace the directory ``out_dir`` by the finished ``staging`` one.
+
+    The old directory is renamed aside first (``.NAME.old-PID``), the new one renamed into
+    place, and only then is the old one deleted, so at every moment a whole run exists:
+    under ``out_dir``, or (if the process dies between the two renames) under the aside
+    name. Ctrl-C and SIGTERM wait until both renames are done. Through a symbolic link, its
+    target is replaced and the link kept.
+    """
+    out_dir = replaced(out_dir)
+    aside = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    with signals_deferred():
+        os.replace(out_dir, aside)
+        os.replace(staging, out_dir)
+    shutil.rmtree(aside)
+
+
+def remove_temporaries(run_dir: Path) -> int:
+    """Delete the temporary files (``.NAME.PID.tmp``) that interrupted writes left in a
+    run directory that this process has locked; return how many."""
+    n = 0
+    for path in run_dir.rglob(".*.tmp"):
+        if path.is_file() and not path.is_symlink() and re.fullmatch(r"\..+\.\d+\.tmp",
+                                                                     path.name):
+            path.unlink()
+            n += 1
+    return n
+

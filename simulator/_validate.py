@@ -106,7 +106,8 @@ class Table:
             raise self.error(name, f"must be a finite number, got {value}")
         _check_range(self, name, value, lo, hi, lo_open, hi_open)
         if floor is not None and abs(value) < floor:
-            raise self.error(name, f"{value:g} is too small; must be at least {floor:g}")
+            raise self.error(name, f"{fmt_number(value)} is too small; must be at least "
+                             f"{fmt_number(floor)}")
         return value
 
     def integer(
@@ -167,6 +168,31 @@ class Table:
                 raise self.error(name, f"unknown key{hint}")
 
 
+def fmt_int(value: int) -> str:
+    """An integer for a message: ``1,000,000``; one of more than 21 digits as
+    ``1.00e+30`` (the exact digits would not help, and past 4,300 cannot be printed)."""
+    if abs(value) < 10**21:
+        return f"{value:,}"
+    cut = max(int(abs(value).bit_length() * math.log10(2)) - 3, 0)
+    head = str(abs(value) // 10**cut)  # 3 or 4 leading digits
+    return f"{'-' if value < 0 else ''}{head[0]}.{head[1:3]}e+{len(head) - 1 + cut}"
+
+
+def fmt_number(value: float) -> str:
+    """A number for a message, visibly itself: ``:g`` where that reads back as the same
+    value (``50``, ``1e+12``), otherwise the shortest form that does (``50.000001``, not
+    the ``50`` of ``:g``); see :func:`fmt_int` for integers that ``:g`` rounds."""
+    try:
+        text = f"{value:g}"
+        if float(text) == value:
+            return text
+    except OverflowError:  # an integer beyond the floats
+        pass
+    if isinstance(value, int):
+        return fmt_int(value).replace(",", "")
+    return repr(float(value))
+
+
 def _check_range(
     table: Table,
     name: str,
@@ -178,10 +204,10 @@ def _check_range(
 ) -> None:
     if lo is not None and (value < lo or (lo_open and value == lo)):
         op = ">" if lo_open else ">="
-        raise table.error(name, f"must be {op} {lo:g}, got {value:g}")
+        raise table.error(name, f"must be {op} {fmt_number(lo)}, got {fmt_number(value)}")
     if hi is not None and (value > hi or (hi_open and value == hi)):
         op = "<" if hi_open else "<="
-        raise table.error(name, f"must be {op} {hi:g}, got {value:g}")
+        raise table.error(name, f"must be {op} {fmt_number(hi)}, got {fmt_number(value)}")
 
 
 def read_each(tables: list[Table], reader: Callable[[Table], Any]) -> tuple:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._validate import Table
+from ._validate import Table, fmt_number
 from .accounts_config import MAX_AMOUNT, Account, Position, read_position
 from .errors import ScenarioError
 from .price_files import _PARQUET_SUFFIXES
@@ -260,9 +260,9 @@ class _Builder:
         value = row.number(column, lo=0.0, hi=MAX_AMOUNT)
         first = self.amounts[account_id].setdefault(column, (value, row.path))
         if first[0] != value:
-            raise row.error(column, f"{value:g} differs from {first[0]:g} on {first[1]} for "
-                            f"account {account_id!r}; give an account's amount once, or the "
-                            "same on each of its rows")
+            raise row.error(column, f"{fmt_number(value)} differs from {fmt_number(first[0])} "
+                            f"on {first[1]} for account {account_id!r}; give an account's "
+                            "amount once, or the same on each of its rows")
 
     def position(self, row: _Row, account_id: str, market: Market) -> None:
         position = read_position(row, market)
@@ -349,6 +349,7 @@ def read_accounts_file(t: Table, market: Market, venue: Venue, base_dir: Path | 
         another extension, or naming the accounts file, the row and the column for
         anything wrong inside it.
     """
+    from .input_files import read_regular_bytes
     from .models_config import resolve_data_path
 
     name = t.string("path")
@@ -358,7 +359,7 @@ def read_accounts_file(t: Table, market: Market, venue: Venue, base_dir: Path | 
                       ".csv, .parquet or .pq")
     path = resolve_data_path(name, base_dir)
     try:
-        data = path.read_bytes()
+        data = read_regular_bytes(path)  # not /dev/zero, not a FIFO
     except IsADirectoryError:
         raise t.error("path", f"{path} is a directory; give a CSV or Parquet file of "
                       "positions") from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._validate import Table
+from ._validate import Table, fmt_number
 
 __all__ = ["CALL_ACTIONS", "Behaviour", "read_behaviour"]
 
@@ -59,7 +59,7 @@ def read_behaviour(t: Table) -> Behaviour:
     ratio = t.number("margin_call_ratio", d.margin_call_ratio, lo=0.0, hi=100.0)
     if 0.0 < ratio <= 1.0:
         raise t.error("margin_call_ratio", f"must be above 1 (a call comes before the "
-                      f"liquidation at ratio 1), or 0 for no margin calls; got {ratio:g}")
+                      f"liquidation at ratio 1), or 0 for no margin calls; got {fmt_number(ratio)}")
     target = t.number("target_ratio", max(d.target_ratio, ratio), lo=max(ratio, 1.0),
                       hi=1000.0)
     return Behaviour(

@@ -1,4 +1,6 @@
-"""Price bounds: every simulated price stays within a fixed band around its initial price.
+"""Limits that keep a run finite: price bounds, and the most chunks a run may have.
+
+Every simulated price stays within a fixed band around its initial price.
 
 Path generators keep each asset's log price within ``log(s0) + log(PRICE_FLOOR_RATIO)``
 and ``log(s0) + log(PRICE_CAP_RATIO)`` (the bound is applied to the running log price, so
@@ -24,3 +26,9 @@ LOG_PRICE_CAP = math.log(PRICE_CAP_RATIO)
 #: a price within this relative distance of a bound counts as having reached it (the path
 #: generators bound the log price, whose ``exp`` may round a few ulps inside the band)
 BOUND_REL_TOL = 1e-9
+
+#: the most chunks a run may have: ``SeedSequence(seed).spawn(n_chunks)`` and the chunk
+#: plan take about 430 bytes per chunk (430 MiB and 10 s for a million, measured), and a
+#: run needs a task per chunk. The loader refuses more; ``verify`` refuses a manifest
+#: that claims more.
+MAX_CHUNKS = 1_000_000

@@ -23,6 +23,8 @@ from typing import Any
 
 from .backends import BACKENDS
 from .errors import Interrupted, MarginsimError
+from .input_files import read_regular_text
+from .run_lock import RunDirectoryWarning
 
 FLAGSHIP = "two-asset-crash"
 
@@ -171,7 +173,8 @@ def _warn_sweep_price_bounds(out_dir: Path, rows: list[dict[str, Any]]) -> None:
     bounded = []
     for row in rows:
         try:
-            summary = json.loads((out_dir / str(row["point_dir"]) / "summary.json").read_text())
+            point = out_dir / str(row["point_dir"])
+            summary = json.loads(read_regular_text(point / "summary.json"))
         except (KeyError, OSError, ValueError):
             continue
         if (summary.get("price_bounds") or {}).get("paths_bounded", 0):
@@ -234,10 +237,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .book import build_book
+    from .budget import check_book
     from .paths import prepare_path_inputs
     from .scenario import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
+    check_book(scenario)  # a book that cannot fit is refused before it is built
     book = build_book(scenario)
     prepare_path_inputs(scenario)
     sim = scenario.simulation
@@ -314,14 +319,14 @@ def _check_before_report(run_dir: Path, unverified: bool) -> None:
         raise MarginsimError(f"{run_dir}: fails verification, not reported ({first}{more}); "
                              f"see marginsim verify {run_dir}, or add --unverified to report "
                              "it anyway")
-    warnings.warn(f"{run_dir}: fails verification ({first}{more}); reported anyway "
-                  "(--unverified): its figures may be wrong", stacklevel=2)
+    _show_warning(f"{run_dir}: fails verification ({first}{more}); reported anyway "
+                  "(--unverified): its figures may be wrong", UserWarning, "", 0)
 
 
 def _print_summary(run_dir: Path, summary_table: Any) -> None:
     path = run_dir / "summary.json"
     try:
-        summary = json.loads(path.read_text())
+        summary = json.loads(read_regular_text(path))
     except (OSError, ValueError) as exc:
         raise MarginsimError(f"{path}: cannot read the run summary: {exc}") from None
     if not isinstance(summary, dict):
@@ -381,17 +386,17 @@ def _handled_signals_and_warnings() -> Iterator[None]:
         for signum, handler in ((signal.SIGINT, _on_signal), (signal.SIGTERM, _on_signal),
                                 (signal.SIGALRM, _on_alarm)):
             old[signum] = signal.signal(signum, handler)
-    old_show = warnings.showwarning
-    warnings.showwarning = _show_warning
-    try:
-        yield
-    finally:
-        warnings.showwarning = old_show
-        if old:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        for signum, handler in old.items():
-            signal.signal(signum, handler)
-        _pending.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", RunDirectoryWarning)  # every run's, not once
+        warnings.showwarning = _show_warning
+        try:
+            yield
+        finally:
+            if old:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            for signum, handler in old.items():
+                signal.signal(signum, handler)
+            _pending.clear()
 
 
 def _error_line(exc: BaseException) -> str:

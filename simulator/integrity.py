@@ -13,7 +13,7 @@ the same checks. A flipped bit, a truncated or deleted part, or a part copied fr
 scenario or chunk is therefore never accepted.
 
 This module knows the run directory's per-chunk layout; it imports :mod:`simulator.output`
-and :mod:`simulator.errors` only.
+and :mod:`simulator.input_files` only.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from .input_files import read_regular_text
 from .output import part_name, sha256_file, write_json
 
 #: folders holding one file per chunk (readers of ``paths/``, ``events/`` and ``prices*/``
@@ -118,7 +119,7 @@ def _read_record(path: Path) -> dict[str, Any] | str:
     if path.is_symlink() or not path.is_file():
         return "no record (the chunk did not finish)"
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(read_regular_text(path))
     except (OSError, ValueError) as exc:
         return f"unreadable record ({exc})"
     if not isinstance(record, dict) or not isinstance(record.get("files"), dict):

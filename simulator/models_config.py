@@ -1,5 +1,6 @@
 """Parameters of the price models other than GBM (``[market.student_t]``,
-``[market.jumps]``, ``[market.garch]``, ``[market.regime]``), read and validated.
+``[market.jumps]``, ``[market.garch]``, ``[market.regime]``), read and validated; and the
+check of a correlation matrix (``market.correlation`` and correlation shocks).
 
 Every model keeps the meaning of each asset's ``vol`` (annualised standard deviation of
 log returns) and ``drift`` (annualised arithmetic drift), so switching the model changes
@@ -11,13 +12,16 @@ year (the drift stays the total, through the jump compensator).
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ._validate import Table
+from ._validate import Table, fmt_number
 from .errors import ScenarioError
+from .input_files import read_regular_bytes, read_regular_text
 
 #: sub-table of [market] that each model reads
 MODEL_TABLES = {"student_t": "student_t", "merton": "jumps", "garch": "garch",
@@ -111,7 +115,7 @@ def read_model_params(market: Table, model: str, n_assets: int, base_dir: Path |
         beta = t.number("beta", Garch.beta, lo=0.0, hi=1.0)
         if alpha + beta >= 1.0:
             raise t.error("beta", f"alpha + beta must be < 1 (a stationary variance), got "
-                          f"{alpha:g} + {beta:g}")
+                          f"{fmt_number(alpha)} + {fmt_number(beta)}")
         params = Garch(alpha=alpha, beta=beta)
     elif model == "bootstrap":
         name = t.string("file")
@@ -123,7 +127,7 @@ def read_model_params(market: Table, model: str, n_assets: int, base_dir: Path |
                                            choices=("none", "ewma", "garch")),
                            ewma_lambda=t.number("ewma_lambda", 0.94, lo=0.0, hi=1.0,
                                                 hi_open=True),
-                           sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+                           sha256=_sha256(path, t))
     else:
         lo_corr = -1.0 / (n_assets - 1) if n_assets > 1 else -1.0
         params = Regime(
@@ -135,6 +139,14 @@ def read_model_params(market: Table, model: str, n_assets: int, base_dir: Path |
             start=t.string("start", Regime.start, choices=("calm", "stress")))
     t.finish()
     return params
+
+
+def _sha256(path: Path, t: Table) -> str:
+    """SHA-256 of a data file that ``t``'s ``file`` key names."""
+    try:
+        return hashlib.sha256(read_regular_bytes(path)).hexdigest()
+    except OSError as exc:  # (replaced since it was read)
+        raise t.error("file", f"cannot read {path}: {exc}") from None
 
 
 def resolve_data_path(name: str, base_dir: Path | None) -> Path:
@@ -156,7 +168,7 @@ def read_returns_file(path: Path, symbols: tuple[str, ...], source: str, key: st
         Naming the scenario file and key, or the data file, its row and column.
     """
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_regular_text(path).splitlines()  # not /dev/zero, not a FIFO
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(source, key, f"cannot read {path}: {exc}") from None
     rows = [ln.split(",") for ln in lines if ln.strip()]
@@ -184,3 +196,42 @@ def read_returns_file(path: Path, symbols: tuple[str, ...], source: str, key: st
                                     f"{value!r} is not a finite log return")
             out[i - 2, j] = value
     return out
+
+
+def read_matrix(t: Table, name: str, raw: Any, n: int) -> np.ndarray:
+    """Read ``name`` (``raw``) as an ``n`` x ``n`` array of finite numbers."""
+    if not isinstance(raw, list) or len(raw) != n or any(
+        not isinstance(r, list) or len(r) != n for r in raw
+    ):
+        raise t.error(name, f"must be a {n}x{n} array of arrays (one row per asset, in the "
+                      "order of [[market.assets]])")
+    for i, row in enumerate(raw):
+        for j, v in enumerate(row):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise t.error(name, f"entry [{i}][{j}] must be a finite number, got {v!r}")
+    return np.array(raw, dtype=float)
+
+
+def check_correlation(corr: np.ndarray, source: str, key: str) -> np.ndarray:
+    """Check a correlation matrix and return its Cholesky factor.
+
+    Raises
+    ------
+    ScenarioError
+        If it is not symmetric, has a diagonal other than 1, entries outside [-1, 1], or is
+        not positive definite.
+    """
+    if np.max(np.abs(np.diag(corr) - 1.0)) > 1e-12:
+        raise ScenarioError(source, key, "diagonal entries must be 1")
+    if np.max(np.abs(corr - corr.T)) > 1e-12:
+        raise ScenarioError(source, key, "must be symmetric")
+    if np.any(np.abs(corr) > 1.0):
+        raise ScenarioError(source, key, "entries must lie in [-1, 1]")
+    try:
+        return np.linalg.cholesky(corr)
+    except np.linalg.LinAlgError:
+        smallest = float(np.linalg.eigvalsh(corr)[0])
+        raise ScenarioError(
+            source, key, f"is not positive definite (smallest eigenvalue {smallest:.3g}); "
+            "lower the largest correlations or make them consistent",
+        ) from None

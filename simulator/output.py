@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import RunDirectoryError
+from .input_files import read_regular_text
 from .margin import codes
 from .margin.engine import ReplayResult
 
@@ -200,7 +201,7 @@ def read_json(path: Path) -> Any:
         If it cannot be read or parsed.
     """
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(read_regular_text(path))
     except (OSError, ValueError) as exc:
         raise RunDirectoryError(f"{path}: cannot read: {exc}") from None
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ScenarioError
+from .input_files import MAX_DEPTH, check_depth, parse_toml_value
 
 
 def override_for(key: str, origins: Mapping[str, str]) -> str | None:
@@ -57,12 +58,20 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = key.split(".")
     if not key or any(not p for p in parts):
         raise ScenarioError("--set", key, "expected a dotted key path such as venue.adl")
+    if len(parts) > MAX_DEPTH:
+        raise ScenarioError("--set", _shorten(key), f"the key path has {len(parts)} parts; "
+                            f"at most {MAX_DEPTH} (a scenario is nested at most 5 deep)")
     raw = raw.strip()
     try:
-        value = tomllib.loads(f"v = {raw}")["v"]
+        value = parse_toml_value(raw, key)
     except tomllib.TOMLDecodeError:
         value = raw
     return parts, value
+
+
+def _shorten(key: str, limit: int = 160) -> str:
+    """A key path cut to ``limit`` characters for a message."""
+    return key if len(key) <= limit else key[:limit - 3] + "..."
 
 
 def apply_overrides(document: dict, overrides: list[str] | tuple[str, ...],
@@ -87,6 +96,7 @@ def apply_overrides(document: dict, overrides: list[str] | tuple[str, ...],
     -------
     dict
     """
+    check_depth(document, "<memory>")  # (copy.deepcopy recurses)
     document = copy.deepcopy(document)
     if origins is None:
         origins = {}

@@ -7,6 +7,7 @@ file and the column and line (CSV) or row (Parquet).
 from __future__ import annotations
 
 import csv
+import io
 import math
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ScenarioError
+from .input_files import non_regular_kind, open_regular
 
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -39,7 +41,7 @@ def _parse_time(text: str) -> float:
 def _read_csv(path: Path, source: str) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
     """Header, epoch seconds, prices and the row labels (``line N``) of a CSV file."""
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
+        handle = io.TextIOWrapper(open_regular(path), encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise ScenarioError(source, "", f"cannot be read ({exc.strerror}); give a readable "
                             "CSV or Parquet file of prices") from None
@@ -129,7 +131,8 @@ def _read_parquet(path: Path, source: str
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        with open_regular(path) as handle:
+            table = pq.read_table(handle)
     except (OSError, pa.ArrowException) as exc:
         raise ScenarioError(source, "", f"cannot be read as Parquet ({exc}); give a CSV or "
                             "Parquet file of prices") from None
@@ -184,7 +187,9 @@ def load_price_file(path: str | Path) -> tuple[np.ndarray, list[str], np.ndarray
     path = Path(path)
     source = str(path)
     if not path.is_file():
-        what = "is a directory" if path.is_dir() else "does not exist"
+        kind = non_regular_kind(path)
+        what = ("is a directory" if path.is_dir() else "does not exist" if kind is None else
+                f"is {kind}, not a regular file (reading it would block or never end)")
         raise ScenarioError(source, "", f"{what}; give a CSV or Parquet file of prices "
                             "(a timestamp column, then one column per symbol)")
     if path.suffix.lower() in _PARQUET_SUFFIXES:

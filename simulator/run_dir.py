@@ -11,8 +11,8 @@
 - The replacement is written beside the old directory and swapped in when complete
   (:func:`swap_in`), so a whole run exists at every moment.
 
-This module imports :mod:`simulator.errors`, :mod:`simulator.run_lock` and the standard
-library only.
+This module imports :mod:`simulator.errors`, :mod:`simulator.input_files`,
+:mod:`simulator.run_lock` and the standard library only.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ import os
 import re
 import shutil
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from .errors import RunDirectoryError
+from .input_files import read_regular_text
 from .run_lock import LOCK_NAME
 
 #: top-level files of a run directory
@@ -74,6 +76,16 @@ def default_run_dir(name: str, suffix: str = "", root: Path | None = None) -> Pa
     return path
 
 
+def missing_root(path: Path) -> Path | None:
+    """The topmost folder of ``path`` that does not exist yet (``path`` itself, or the
+    first missing parent), which removing undoes creating ``path``; None if it exists."""
+    if path.exists():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
 def _temporary_of(name: str, allowed: set[str] | str) -> bool:
     """Whether ``name`` is ``.X.PID.tmp`` for an allowed ``X`` (a write cut short)."""
     m = re.fullmatch(r"\.(.+)\.\d+\.tmp", name)
@@ -89,7 +101,7 @@ def _read_own_json(path: Path, fields: tuple[str, ...]) -> str | None:
     if path.is_symlink() or not path.is_file():
         return f"no {path.name}"
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(read_regular_text(path))
     except (OSError, ValueError):
         return f"{path.name} is not JSON"
     if not isinstance(doc, dict):
@@ -216,18 +228,30 @@ def leftover_staging(out_dir: Path) -> list[Path]:
 
 @contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back for the block (delivered when it ends), so that a
-    sequence of renames is not cut in the middle. Does nothing outside the main thread or
-    where signals cannot be blocked."""
-    try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    except (AttributeError, ValueError, OSError):
+    """Hold Ctrl-C and SIGTERM back for the block: a signal that comes meanwhile is only
+    recorded, then handled (by the handler in place before) when the block ends, so that a
+    sequence of steps (two renames; a folder created and locked) is never cut in the
+    middle. Python runs signal handlers in the main thread whichever thread the system
+    delivers a signal to, so replacing the handlers covers every thread. Outside the main
+    thread it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    came: list[int] = []
+    watched = (signal.SIGINT, signal.SIGTERM)
+    old = {signum: signal.signal(signum, lambda signum, frame: came.append(signum))
+           for signum in watched}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
+        if came:
+            handler = old[came[-1]]
+            if callable(handler):
+                handler(came[-1], None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(came[-1])
 
 
 def swap_in(staging: Path, out_dir: Path) -> None:

@@ -44,7 +44,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import aggregate, backends, integrity, output, risk, run_dir, run_lock
+from . import aggregate, backends, budget, integrity, output, risk, run_dir, run_lock
 from .book import Book, build_book
 from .bounds import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
 from .errors import Interrupted, MarginsimError, RunDirectoryError
@@ -239,11 +239,11 @@ def _identity(scenario: Scenario, save_prices: int) -> dict[str, Any]:
             "chunk_paths": sim.chunk_paths, "save_prices": save_prices}
 
 
-def _open_run_dir(out_dir: Path, resume: bool) -> bool:
+def _open_run_dir(out_dir: Path, resume: bool) -> None:
     """Check, reading only, that ``out_dir`` can take the run; create it if missing.
 
-    Returns whether it was created. Nothing is written into an existing directory here:
-    its lock is taken only once it is known to be a new run's or this run's.
+    Nothing is written into an existing directory here: its lock is taken only once it is
+    known to be a new run's or this run's.
     """
     if resume:
         if not (out_dir / "manifest.json").is_file():
@@ -254,7 +254,7 @@ def _open_run_dir(out_dir: Path, resume: bool) -> bool:
             raise RunDirectoryError(f"{out_dir}: cannot resume: it holds what marginsim did "
                                     f"not write ({'; '.join(foreign[:3])}); remove it, then "
                                     "--resume")
-        return False
+        return
     if out_dir.exists() and not out_dir.is_dir():
         raise RunDirectoryError(f"{out_dir}: exists and is not a directory; choose another "
                                 "--out (a run directory is a folder)")
@@ -263,13 +263,11 @@ def _open_run_dir(out_dir: Path, resume: bool) -> bool:
                                 "choose another --out, add --resume to finish it, or "
                                 "--force to replace it (runs are never overwritten "
                                 "without --force)")
-    created = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunDirectoryError(f"{out_dir}: cannot create the run directory: "
                                 f"{exc.strerror or exc}") from None
-    return created
 
 
 def prepare_run_dir(out_dir: Path, scenario: Scenario, save_prices: int, resume: bool) -> None:
@@ -373,6 +371,9 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     version = _version()
     final = (Path(out_dir) if out_dir is not None
              else run_dir.default_run_dir(scenario.name)).absolute()
+    # what cannot fit is refused before anything is allocated or written
+    budget.check_resources(scenario, jobs=jobs if backend == "loky" else 1,
+                           save_prices=save_prices, out_dir=final)
     ctx = ChunkContext.build(scenario, final, save_prices, version)  # bad input: no files
     command = "marginsim run" + (" --resume" if resume else " --force" if force else "")
     with ExitStack() as held:
@@ -381,10 +382,10 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
             held.enter_context(run_lock.acquire(run_dir.replaced(final), command))
             run_dir.check_replaceable(final, "run")
         out = run_dir.staging_dir(final) if replace else final
-        created, lock = False, None
+        created, lock = run_dir.missing_root(out), None
         try:
             with run_dir.signals_deferred():  # no signal between mkdir and the lock
-                created = _open_run_dir(out, resume)
+                _open_run_dir(out, resume)
                 lock = held.enter_context(run_lock.acquire(out, command))
             ctx = dataclasses.replace(ctx, out_dir=out, owner_token=lock.token)
             with backends.session(backend, scheduler, jobs):
@@ -399,8 +400,8 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
                 result = dataclasses.replace(result, out_dir=final)
         except BaseException as exc:
             if lock is None:  # refused before anything was written
-                if created:
-                    shutil.rmtree(out, ignore_errors=True)
+                if created is not None:
+                    shutil.rmtree(created, ignore_errors=True)
                 raise
             kept = _clean_up_failed(out, replace, created, resume, lock)
             _raise_for_failure(exc, kept, scenario, final, save_prices, replace)
@@ -408,7 +409,7 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     return result
 
 
-def _clean_up_failed(out: Path, replace: bool, created: bool, resume: bool,
+def _clean_up_failed(out: Path, replace: bool, created: Path | None, resume: bool,
                      lock: run_lock.RunLock) -> int:
     """After a failure: drop a ``--force`` replacement, or a new run with no complete chunk
     (nothing half-written is left); otherwise keep the complete chunks. Returns how many
@@ -416,8 +417,8 @@ def _clean_up_failed(out: Path, replace: bool, created: bool, resume: bool,
     kept = len(list((out / "chunks").glob("chunk-*.json"))) if out.is_dir() else 0
     if replace or (not resume and kept == 0):
         lock.release()
-        if replace or created:
-            shutil.rmtree(out, ignore_errors=True)
+        if created is not None:  # what this run created (a --force staging folder too)
+            shutil.rmtree(created, ignore_errors=True)
         else:  # the user's empty directory: leave it empty
             for path in out.iterdir():
                 if path.is_dir() and not path.is_symlink():

@@ -14,18 +14,20 @@ import dataclasses
 import hashlib
 import json
 import math
-import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._validate import Table, read_each
+from ._validate import Table, fmt_int, read_each
 from .accounts_config import MAX_AMOUNT, MAX_PRICE, MIN_PRICE, Account, Position, read_account
 from .accounts_file import AccountsFile, read_accounts_file
+from .bounds import MAX_CHUNKS
 from .errors import ScenarioError
-from .models_config import ModelParams, read_model_params
+from .input_files import check_depth, non_regular_kind, parse_toml, read_regular_text
+from .models_config import ModelParams, check_correlation, read_matrix, read_model_params
 from .overrides import apply_overrides, override_for, parse_override
 
 __all__ = ["Account", "AccountsFile", "Asset", "Distribution", "Liquidity", "Market", "Population",
@@ -39,6 +41,8 @@ from .venue_config import MARGIN_MODES, Venue, read_venue
 MODELS = ("gbm", "student_t", "merton", "garch", "regime", "bootstrap")
 IMPLEMENTED_MODELS = MODELS
 SHOCK_KINDS = ("gap", "vol", "correlation", "liquidity")
+#: the longest ``name`` (it names the default run directory)
+MAX_NAME_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,8 @@ class Scenario:
     accounts_file: AccountsFile | None = None
     source: str = "<memory>"
     document: dict = field(default_factory=dict, compare=False, repr=False)
+    #: the ``--set KEY=VALUE`` overrides it was loaded with (not part of the digest)
+    overrides: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def all_accounts(self) -> tuple[Account, ...]:
@@ -193,8 +199,8 @@ class Scenario:
         out.pop("accounts_file")
         if accounts_file is not None:  # absent otherwise: digests of older scenarios hold
             out["accounts_file"] = accounts_file.summary()
-        out.pop("document")
-        out.pop("source")
+        for key in ("document", "source", "overrides"):
+            out.pop(key)
         return _json_safe(out)
 
     @property
@@ -244,6 +250,11 @@ def resolve_scenario_path(name_or_path: str | Path) -> Path:
     if path.is_dir():
         raise ScenarioError(str(path), "", "is a directory; give a scenario TOML file or the "
                             "name of a built-in scenario (marginsim scenarios lists them)")
+    kind = non_regular_kind(path)
+    if kind is not None:  # /dev/zero would be read forever, a FIFO would block
+        raise ScenarioError(str(path), "", f"is {kind}, not a regular file (reading it would "
+                            "block or never end); give a scenario TOML file or the name of a "
+                            "built-in scenario")
     builtins = builtin_scenarios()
     if str(name_or_path) in builtins:
         return builtins[str(name_or_path)]
@@ -284,31 +295,30 @@ def load_scenario(
     path = resolve_scenario_path(name_or_path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(source, "", f"cannot read the file: {exc}") from None
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(source, "", f"malformed TOML: {exc}") from None
+    document = parse_toml(text, source)  # (at most MAX_DEPTH deep: nothing below recurses)
     origins: dict[str, str] = {}
     document = apply_overrides(document, overrides, origins)
     try:
-        return scenario_from_dict(document, source=source, base_dir=path.parent)
+        scenario = scenario_from_dict(document, source=source, base_dir=path.parent)
     except ScenarioError as exc:
         setter = override_for(exc.key, origins) if exc.source == source else None
         if setter is None:
             raise
         raise ScenarioError(f"--set {setter} (on {source})", exc.key, exc.message) from None
+    return dataclasses.replace(scenario, overrides=tuple(overrides))
 
 
 def scenario_from_dict(
     document: dict, *, source: str = "<memory>", base_dir: Path | None = None
 ) -> Scenario:
     """Validate a parsed scenario document (see :func:`load_scenario`)."""
+    check_depth(document, source)  # before copy.deepcopy, which recurses
     document = copy.deepcopy(document)
     top = Table(document, source, "")
-    name = top.string("name", "scenario")
+    name = _read_name(top)
     description = top.string("description", "")
     sim_table = top.table("simulation", {})
     simulation = _read_simulation(sim_table)
@@ -385,14 +395,37 @@ def _check_unique(values: list[str], source: str, array: str, key: str) -> None:
         seen[v] = i
 
 
+def _read_name(top: Table) -> str:
+    """``name``: printable, at most :data:`MAX_NAME_LENGTH` characters (it names the run
+    directory: a NUL or a line break there is an error or a trap)."""
+    name = top.string("name", "scenario")
+    if len(name) > MAX_NAME_LENGTH:
+        raise top.error("name", f"is {len(name):,} characters long; at most "
+                        f"{MAX_NAME_LENGTH} (it names the run directory)")
+    for i, char in enumerate(name):
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            raise top.error("name", f"{name!r} holds the control character U+{ord(char):04X} "
+                            f"at position {i}; use printable characters only (it names the "
+                            "run directory)")
+    return name
+
+
 def _read_simulation(t: Table) -> Simulation:
+    paths = t.integer("paths", Simulation.paths, lo=1)
+    chunk_paths = t.integer("chunk_paths", Simulation.chunk_paths, lo=1)
+    n_chunks = -(-paths // chunk_paths)
+    if n_chunks > MAX_CHUNKS:  # (SeedSequence.spawn(n_chunks) would take it all)
+        raise t.error("paths", f"{fmt_int(paths)} paths in chunks of simulation.chunk_paths = "
+                      f"{fmt_int(chunk_paths)} make {fmt_int(n_chunks)} chunks; at most "
+                      f"{MAX_CHUNKS:,}: lower simulation.paths or raise "
+                      "simulation.chunk_paths")
     return Simulation(
-        paths=t.integer("paths", Simulation.paths, lo=1),
+        paths=paths,
         seed=t.integer("seed", Simulation.seed, lo=0),
         steps=t.integer("steps", Simulation.steps, lo=1, hi=1_000_000),
         horizon_days=t.number("horizon_days", Simulation.horizon_days, lo=0.0, lo_open=True,
                               hi=36500.0, floor=1e-4),
-        chunk_paths=t.integer("chunk_paths", Simulation.chunk_paths, lo=1),
+        chunk_paths=chunk_paths,
         account_tail_budget_mb=t.number("account_tail_budget_mb",
                                         Simulation.account_tail_budget_mb, lo=0.0),
         risk_levels=_read_levels(t),
@@ -445,49 +478,11 @@ def _read_market(t: Table, base_dir: Path | None = None) -> Market:
     if raw is None:
         corr = np.eye(n)
     else:
-        corr = _read_matrix(t, "correlation", raw, n)
+        corr = read_matrix(t, "correlation", raw, n)
     check_correlation(corr, t.source, t.key("correlation"))
     params = read_model_params(t, model, n, base_dir, tuple(a.symbol for a in assets))
     return Market(model=model, assets=assets, correlation=tuple(tuple(r) for r in corr.tolist()),
                   params=params)
-
-
-def _read_matrix(t: Table, name: str, raw: Any, n: int) -> np.ndarray:
-    if not isinstance(raw, list) or len(raw) != n or any(
-        not isinstance(r, list) or len(r) != n for r in raw
-    ):
-        raise t.error(name, f"must be a {n}x{n} array of arrays (one row per asset, in the "
-                      "order of [[market.assets]])")
-    for i, row in enumerate(raw):
-        for j, v in enumerate(row):
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                raise t.error(name, f"entry [{i}][{j}] must be a finite number, got {v!r}")
-    return np.array(raw, dtype=float)
-
-
-def check_correlation(corr: np.ndarray, source: str, key: str) -> np.ndarray:
-    """Check a correlation matrix and return its Cholesky factor.
-
-    Raises
-    ------
-    ScenarioError
-        If it is not symmetric, has a diagonal other than 1, entries outside [-1, 1], or is
-        not positive definite.
-    """
-    if np.max(np.abs(np.diag(corr) - 1.0)) > 1e-12:
-        raise ScenarioError(source, key, "diagonal entries must be 1")
-    if np.max(np.abs(corr - corr.T)) > 1e-12:
-        raise ScenarioError(source, key, "must be symmetric")
-    if np.any(np.abs(corr) > 1.0):
-        raise ScenarioError(source, key, "entries must lie in [-1, 1]")
-    try:
-        return np.linalg.cholesky(corr)
-    except np.linalg.LinAlgError:
-        smallest = float(np.linalg.eigvalsh(corr)[0])
-        raise ScenarioError(
-            source, key, f"is not positive definite (smallest eigenvalue {smallest:.3g}); "
-            "lower the largest correlations or make them consistent",
-        ) from None
 
 
 def _read_shock(t: Table, market: Market, sim: Simulation) -> Shock:

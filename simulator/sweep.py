@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from . import output, run_dir, run_lock
 from .errors import MarginsimError, RunDirectoryError
+from .input_files import parse_toml_value
 from .runner import RunResult, run
 from .scenario import Scenario, load_scenario
 
@@ -113,7 +114,7 @@ def parse_grid(spec: str) -> tuple[str, list[Any]]:
         if not item:
             raise MarginsimError(f"--grid {key}: empty value in {raw!r}")
         try:
-            values.append(tomllib.loads(f"v = {item}")["v"])
+            values.append(parse_toml_value(item, key))  # (refuses values nested too deep)
         except tomllib.TOMLDecodeError:
             values.append(item)
     if len(set(map(repr, values))) != len(values):
@@ -277,29 +278,36 @@ def sweep(scenario: str | Path, grid: list[tuple[str, list[Any]]], *,
         runner = _Runner(scenario, overrides, out, jobs, progress, keys)
         for point in points:  # every point is checked before anything is written
             runner.scenario_at(point)
-        created = not out.exists()
-        out.mkdir(parents=True, exist_ok=True)
-        lock = held.enter_context(run_lock.acquire(out, "marginsim sweep"))
+        created = run_dir.missing_root(out)
         meta = output.file_metadata(base.digest, base.simulation.seed, _version())
         info: dict[str, Any] = {"scenario": base.name, "seed": base.simulation.seed,
                                 "grid": {k: v for k, v in grid}, "overrides": overrides,
                                 "status": "running"}
+        lock = None
         try:
+            with run_dir.signals_deferred():  # no signal between mkdir and the lock
+                out.mkdir(parents=True, exist_ok=True)
+                lock = held.enter_context(run_lock.acquire(out, "marginsim sweep"))
             output.write_json(info, out / "sweep.json")  # marks the directory as a sweep's
             threshold = _run_points(runner, points, keys, grid, target, rel_tol, info)
+            rows = runner.rows
+            if target is not None:
+                rows.sort(key=lambda r: r[keys[0]])
+            info["status"] = "complete"
+            _write(out, keys, rows, info, meta)
+            if replace:
+                run_dir.swap_in(out, final)
+                lock.directory = run_dir.replaced(final)
         except BaseException:
-            if replace or (created and not runner.rows):  # nothing worth keeping
-                lock.release()
-                shutil.rmtree(out, ignore_errors=True)
+            if replace or not runner.rows:  # nothing worth keeping
+                if lock is not None:
+                    lock.release()
+                if created is not None:
+                    shutil.rmtree(created, ignore_errors=True)
+                elif lock is not None:  # the user's empty directory: leave it empty
+                    shutil.rmtree(out / "points", ignore_errors=True)
+                    (out / "sweep.json").unlink(missing_ok=True)
             raise
-        rows = runner.rows
-        if target is not None:
-            rows.sort(key=lambda r: r[keys[0]])
-        info["status"] = "complete"
-        _write(out, keys, rows, info, meta)
-        if replace:
-            run_dir.swap_in(out, final)
-            lock.directory = run_dir.replaced(final)
     return SweepResult(final, rows, threshold)
 
 

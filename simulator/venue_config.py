@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._validate import Table
+from ._validate import Table, fmt_number
 from .venues import PRESETS, Bracket, bracket_cums
 
 __all__ = ["ADL_RANKINGS", "LIQUIDATION_MODES", "MARGIN_MODES", "VENUE_TYPES", "Venue",
@@ -261,11 +261,12 @@ def _read_brackets(t: Table, sym: str, rows: object) -> tuple[Bracket, ...]:
             cap = b.number("max_notional_usd", lo=0.0, lo_open=True)
         if out and cap <= out[-1].max_notional_usd:
             raise b.error("max_notional_usd", f"must be above the previous bracket's "
-                          f"{out[-1].max_notional_usd:g}")
+                          f"{fmt_number(out[-1].max_notional_usd)}")
         rate = b.number("rate", lo=0.0, hi=1.0, hi_open=True)
         if out and rate < out[-1].rate:
-            raise b.error("rate", f"must not be below the previous bracket's {out[-1].rate:g} "
-                          "(the requirement must grow with the notional)")
+            raise b.error("rate", f"must not be below the previous bracket's "
+                          f"{fmt_number(out[-1].rate)} (the requirement must grow with the "
+                          "notional)")
         lev = b.number("max_leverage", math.inf, lo=1.0, allow_inf=True)
         cums.append(b.number("cum", None) if b.has("cum") else None)
         b.finish()
@@ -275,6 +276,6 @@ def _read_brackets(t: Table, sym: str, rows: object) -> tuple[Bracket, ...]:
     for i, (given, expected) in enumerate(zip(cums, bracket_cums(tuple(out)), strict=True)):
         if given is not None and not math.isclose(given, expected, rel_tol=CUM_RTOL,
                                                    abs_tol=1e-6):
-            raise t.error(f"{key}[{i}].cum", f"{given:g} breaks the continuity of the "
-                          f"requirement; the brackets give {expected:g}")
+            raise t.error(f"{key}[{i}].cum", f"{fmt_number(given)} breaks the continuity of the "
+                          f"requirement; the brackets give {fmt_number(expected)}")
     return tuple(out)

@@ -22,7 +22,7 @@ run was written:
 
 Only files inside the run directory are read: a manifest naming a path outside it, or a
 symbolic link, is a problem, never followed. A manifest's chunk count must agree with its
-paths and chunk size and stay within :data:`simulator.budget.MAX_CHUNKS`.
+paths and chunk size and stay within :data:`simulator.bounds.MAX_CHUNKS`.
 
 A run whose manifest still says ``running`` was interrupted: its finished chunks are
 checked against their records and the report says how to finish it with ``--resume``. A
@@ -43,13 +43,12 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from . import integrity, run_lock
+from .bounds import MAX_CHUNKS
 from .errors import MarginsimError
+from .input_files import read_regular_text
 from .integrity import DATASETS
 from .output import sha256_file
 from .run_dir import leftover_staging
-
-#: the most chunks a manifest may claim (a run can have no more; see simulator.budget)
-MAX_CHUNKS = 1_000_000
 
 
 @dataclass
@@ -155,7 +154,7 @@ def _layout(manifest: dict[str, Any]) -> _Layout:
 def _read_manifest(run_dir: Path, report: VerifyReport) -> dict[str, Any] | None:
     where = run_dir / "manifest.json"
     try:
-        manifest = json.loads(where.read_text())
+        manifest = json.loads(read_regular_text(where))
     except (OSError, ValueError) as exc:
         report.problems.append(f"{where}: cannot be read ({exc}); nothing else can be checked")
         return None
@@ -266,7 +265,7 @@ def _check_record(run_dir: Path, spec: integrity.ChunkSpec, identity: dict[str, 
     """A complete run's chunk record agrees with the run and with manifest.json."""
     where = run_dir / spec.record
     try:
-        record = json.loads(where.read_text())
+        record = json.loads(read_regular_text(where))
     except (OSError, ValueError):
         return  # reported as missing or by its checksum
     if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
@@ -399,7 +398,7 @@ def _verify_sweep(sweep_dir: Path) -> VerifyReport:
     """Check a sweep directory: ``sweep.json``, ``sweep.parquet`` and every point's run."""
     report = VerifyReport()
     try:
-        info = json.loads((sweep_dir / "sweep.json").read_text())
+        info = json.loads(read_regular_text(sweep_dir / "sweep.json"))
     except (OSError, ValueError) as exc:
         report.problems.append(f"{sweep_dir / 'sweep.json'}: cannot be read ({exc})")
         info = {}

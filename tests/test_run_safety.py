@@ -383,18 +383,29 @@ def _mount_tmpfs(where: Path, size: str) -> bool:
 
 
 @pytest.mark.parametrize("size", ["4k", "160k"])
-def test_disk_full_is_one_line_and_leaves_nothing_half_written(tmp_path, capsys, size):
+def test_disk_full_is_one_line_and_leaves_nothing_half_written(tmp_path, capsys, monkeypatch,
+                                                               size):
     """Attack: a run on a full disk: 20-58 lines of ``OSError: [Errno 28]`` traceback, and a
     disk full at the start left a folder holding only a temporary manifest that nothing
-    could resume or replace. Now one line naming the file and the error (exit 2); a run
-    that kept no chunk leaves nothing, one that kept some says how to finish."""
+    could resume or replace. Now a disk that is too small is refused up front, with the
+    figure; one that fills anyway (the estimate is a lower bound; here it is bypassed) ends
+    with one line naming the file and the error (exit 2): a run that kept no chunk leaves
+    nothing, one that kept some says how to finish."""
+    from simulator import budget
+
     small = tmp_path / "small"
     if not _mount_tmpfs(small, size):
         pytest.skip("cannot mount a tmpfs here (needs root and mount rights)")
     try:
         out = small / "run"
-        status = cli.main(["run", "two-asset-crash", "--paths", "400", "--set",
-                           "simulation.chunk_paths=50", "--out", str(out), "--quiet"])
+        args = ["run", "two-asset-crash", "--paths", "400", "--set",
+                "simulation.chunk_paths=50", "--out", str(out), "--quiet"]
+        if size == "4k":
+            assert cli.main(args) == 2
+            _one_line(capsys, "the run writes at least", "choose another --out")
+            assert list(small.iterdir()) == []
+        monkeypatch.setattr(budget, "_free_disk_bytes", lambda path: 1 << 40)
+        status = cli.main(args)
         assert status == 2
         line = _one_line(capsys, "No space left on device")
         if _records(out):
@@ -571,3 +582,34 @@ def test_files_are_flushed_before_and_after_the_rename(tmp_path, monkeypatch):
     calls.clear()
     output.write_json({"a": 1}, tmp_path / "t.json")
     assert calls == ["fsync-file", "rename", "fsync-dir"]
+
+
+def test_resume_hint_of_an_interrupted_sweep_point_holds_its_grid_values(tmp_path,
+                                                                          monkeypatch, capsys):
+    """The ``--resume`` command that ``verify`` printed for an interrupted sweep point
+    omitted the grid's ``--set``: followed as printed, it was refused (another scenario).
+    Now it holds every ``--set`` of the point, and following it finishes the point."""
+    import shlex
+
+    out = tmp_path / "sweep"
+    real = runner.run_chunk
+
+    def dying(ctx, task):
+        if "0.02" in ctx.out_dir.name and task.index == 1:
+            raise KeyboardInterrupt
+        return real(ctx, task)
+
+    monkeypatch.setattr(runner, "run_chunk", dying)
+    assert cli.main(["sweep", "two-asset-crash", *SMALL, "--grid",
+                     "venue.maintenance_margin_rate=0.01,0.02", "--out", str(out),
+                     "--quiet"]) == 130
+    monkeypatch.undo()
+    point = next((out / "points").glob("001-*"))
+    capsys.readouterr()
+    assert cli.main(["verify", str(point)]) == 1
+    hint = capsys.readouterr().out.strip().splitlines()[-1].split("it can be resumed: ")[1]
+    assert "--set venue.maintenance_margin_rate=0.02" in hint
+    args = shlex.split(hint)
+    assert args[:2] == ["marginsim", "run"]
+    assert cli.main([*args[1:], "--quiet"]) == 0
+    assert cli.main(["verify", str(point)]) == 0

@@ -23,7 +23,7 @@ import re
 import shutil
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -112,54 +112,57 @@ def _read_own_json(path: Path, fields: tuple[str, ...]) -> str | None:
     return None
 
 
+def _foreign_in(folder: Path, files: tuple[str, ...],
+                folders: dict[str, Callable[[Path], list[str]]]) -> list[str]:
+    """What in ``folder`` is none of ``files`` (or their temporaries, or the lock) and no
+    folder of ``folders``, whose check lists what inside it marginsim did not write."""
+    out = []
+    for entry in sorted(folder.iterdir()):
+        name = entry.name
+        if entry.is_symlink():
+            out.append(f"{name}: a symbolic link")
+        elif entry.is_dir() and name in folders:
+            out += [f"{name}/{why}" for why in folders[name](entry)]
+        elif not (entry.is_file() and (name in files or name == LOCK_NAME
+                                       or _temporary_of(name, set(files)))):
+            out.append(f"{name}: not a file or folder marginsim writes")
+    return out
+
+
+def _chunk_files(pattern: str) -> Callable[[Path], list[str]]:
+    """The check of a per-chunk folder: only its own part files (and their temporaries)."""
+    def check(folder: Path) -> list[str]:
+        return [f"{p.name}: not a file marginsim writes there" for p in sorted(folder.iterdir())
+                if p.is_symlink() or not p.is_file()
+                or not (re.fullmatch(pattern, p.name) or _temporary_of(p.name, pattern))]
+    return check
+
+
+def _points(folder: Path) -> list[str]:
+    """The check of a sweep's ``points/``: run directories, each holding only its own."""
+    out = []
+    for point in sorted(folder.iterdir()):
+        if point.is_symlink() or not point.is_dir():
+            out.append(f"{point.name}: not a point's run directory")
+        else:
+            out += [f"{point.name}/{why}"
+                    for why in foreign_entries(point, manifest_required=False)]
+    return out
+
+
 def foreign_entries(run_dir: Path, manifest_required: bool = True) -> list[str]:
     """What in ``run_dir`` marginsim did not write (as ``"NAME: why"``), empty when the
     directory holds nothing but a run's own files."""
-    out = []
-    if manifest_required:
-        why = _read_own_json(run_dir / "manifest.json", MANIFEST_FIELDS)
-        if why:
-            out.append(why)
-    for entry in sorted(run_dir.iterdir()):
-        name = entry.name
-        if entry.is_symlink():
-            out.append(f"{name}: a symbolic link")
-        elif entry.is_dir() and name in RUN_FOLDERS:
-            for inner in sorted(entry.iterdir()):
-                if inner.is_symlink() or not inner.is_file() or not (
-                        re.fullmatch(RUN_FOLDERS[name], inner.name)
-                        or _temporary_of(inner.name, RUN_FOLDERS[name])):
-                    out.append(f"{name}/{inner.name}: not a file marginsim writes there")
-        elif entry.is_file() and (name in RUN_FILES or name == LOCK_NAME
-                                  or _temporary_of(name, set(RUN_FILES))):
-            continue
-        else:
-            out.append(f"{name}: not a file or folder marginsim writes")
-    return out
+    why = _read_own_json(run_dir / "manifest.json", MANIFEST_FIELDS) \
+        if manifest_required else None
+    return ([why] if why else []) + _foreign_in(
+        run_dir, RUN_FILES, {name: _chunk_files(pattern) for name, pattern in
+                             RUN_FOLDERS.items()})
 
 
 def _foreign_sweep_entries(sweep_dir: Path) -> list[str]:
-    out = []
     why = _read_own_json(sweep_dir / "sweep.json", SWEEP_FIELDS)
-    if why:
-        out.append(why)
-    for entry in sorted(sweep_dir.iterdir()):
-        name = entry.name
-        if entry.is_symlink():
-            out.append(f"{name}: a symbolic link")
-        elif entry.is_dir() and name == "points":
-            for point in sorted(entry.iterdir()):
-                if point.is_symlink() or not point.is_dir():
-                    out.append(f"points/{point.name}: not a point's run directory")
-                    continue
-                out += [f"points/{point.name}/{w}"
-                        for w in foreign_entries(point, manifest_required=False)]
-        elif entry.is_file() and (name in SWEEP_FILES or name == LOCK_NAME
-                                  or _temporary_of(name, set(SWEEP_FILES))):
-            continue
-        else:
-            out.append(f"{name}: not a file or folder marginsim writes")
-    return out
+    return ([why] if why else []) + _foreign_in(sweep_dir, SWEEP_FILES, {"points": _points})
 
 
 def check_replaceable(out_dir: Path, what: str) -> bool:

@@ -136,9 +136,7 @@ def _fallback_live(owner: dict[str, Any] | None) -> bool:
     """Liveness without flock: the PID on this host; another host's lock counts as live."""
     if not owner:
         return False
-    if owner.get("host") != socket.gethostname():
-        return True
-    return owner.get("pid") != os.getpid() and _pid_alive(owner.get("pid"))
+    return owner.get("host") != socket.gethostname() or _pid_alive(owner.get("pid"))
 
 
 def acquire(directory: Path, command: str) -> RunLock:
@@ -202,36 +200,11 @@ def acquire(directory: Path, command: str) -> RunLock:
         return RunLock(directory, token, fd)
 
 
-def owner_alive(directory: Path, token: str) -> bool:
-    """Whether the process that took ``directory``'s lock with ``token`` still holds it.
-
-    Workers call this before they write: ``False`` when the lock file is gone, names another
-    owner (the directory was reused), or is no longer held (its owner died).
-    """
-    path = directory / LOCK_NAME
+def _probe(directory: Path) -> tuple[dict[str, Any] | None, bool] | None:
+    """The owner recorded in ``directory``'s lock and whether a live process holds it;
+    None when there is no lock file. Probes with a shared lock, released at once."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError:
-        return False
-    try:
-        owner = _read_owner(fd)
-        if not owner or owner.get("token") != token:
-            return False
-        free = _flock(fd, fcntl.LOCK_SH)
-        if free:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return False
-        return True if free is False else _fallback_live(owner) or owner.get("pid") == os.getpid()
-    finally:
-        os.close(fd)
-
-
-def holder(directory: Path) -> dict[str, Any] | None:
-    """The owner of ``directory``'s lock if a live process holds it, else ``None``
-    (for ``verify`` and ``report``: a run being written is not to be trusted yet)."""
-    path = directory / LOCK_NAME
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(directory / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
         return None
     try:
@@ -239,9 +212,24 @@ def holder(directory: Path) -> dict[str, Any] | None:
         free = _flock(fd, fcntl.LOCK_SH)
         if free:
             fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        if free is None and not _fallback_live(owner):
-            return None
-        return owner or {}
+        return owner, free is False or (free is None and _fallback_live(owner))
     finally:
         os.close(fd)
+
+
+def owner_alive(directory: Path, token: str) -> bool:
+    """Whether the process that took ``directory``'s lock with ``token`` still holds it.
+
+    Workers call this before they write: ``False`` when the lock file is gone, names another
+    owner (the directory was reused), or is no longer held (its owner died).
+    """
+    probe = _probe(directory)
+    return probe is not None and probe[1] and bool(probe[0]) \
+        and probe[0].get("token") == token
+
+
+def holder(directory: Path) -> dict[str, Any] | None:
+    """The owner of ``directory``'s lock if a live process holds it, else ``None``
+    (for ``verify`` and ``report``: a run being written is not to be trusted yet)."""
+    probe = _probe(directory)
+    return (probe[0] or {}) if probe is not None and probe[1] else None

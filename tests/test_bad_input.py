@@ -13,28 +13,12 @@ import pytest
 
 from simulator import cli
 
-BASE = """\
-name = "bad-input"
-[simulation]
-paths = 10
-steps = 4
-risk_levels = [0.95, 0.99]
-[market]
-model = "gbm"
-[[market.assets]]
-symbol = "BTC"
-price = 60000.0
-vol = 0.8
-drift = 0.0
-depth_usd = 2.0e7
-[[accounts]]
-id = "a"
-collateral = { USD = 1000.0 }
-positions = [ { symbol = "BTC", qty = 0.1 } ]
-"""
+from .toml_text import one_asset_scenario, with_bootstrap
 
-BOOTSTRAP = BASE.replace('model = "gbm"', 'model = "bootstrap"\n[market.bootstrap]\n'
-                         'file = "returns.csv"')
+BASE = one_asset_scenario("bad-input", "paths = 10\nsteps = 4\nrisk_levels = [0.95, 0.99]\n",
+                          asset_extra="drift = 0.0\n")
+
+BOOTSTRAP = with_bootstrap(BASE)
 
 CASES = [
     # (id, scenario text, needles of the one error line)

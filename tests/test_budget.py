@@ -21,27 +21,12 @@ from simulator.errors import MarginsimError, ScenarioError
 from simulator.paths import generate_paths, prepare_path_inputs
 from simulator.scenario import MAX_CHUNKS, load_scenario, scenario_from_dict
 
+from .toml_text import one_asset_scenario
+
 GIB = 1 << 30
 MIB = 1 << 20
 
-BASE = """\
-name = "budget"
-[simulation]
-paths = 4096
-chunk_paths = 4096
-steps = 288
-[market]
-model = "gbm"
-[[market.assets]]
-symbol = "BTC"
-price = 60000.0
-vol = 0.8
-depth_usd = 2.0e7
-[[accounts]]
-id = "a"
-collateral = { USD = 1000.0 }
-positions = [ { symbol = "BTC", qty = 0.1 } ]
-"""
+BASE = one_asset_scenario("budget", "paths = 4096\nchunk_paths = 4096\nsteps = 288\n")
 
 POPULATION = BASE + "[population]\ncount = 10000000\n"
 

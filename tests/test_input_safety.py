@@ -27,26 +27,11 @@ from simulator.input_files import MAX_DEPTH, check_depth, read_regular_bytes
 from simulator.price_files import load_prices
 from simulator.scenario import load_scenario
 
-BASE = """\
-name = "input-safety"
-[simulation]
-paths = 10
-steps = 4
-[market]
-model = "gbm"
-[[market.assets]]
-symbol = "BTC"
-price = 60000.0
-vol = 0.8
-depth_usd = 2.0e7
-[[accounts]]
-id = "a"
-collateral = { USD = 1000.0 }
-positions = [ { symbol = "BTC", qty = 0.1 } ]
-"""
+from .toml_text import one_asset_scenario, with_bootstrap
 
-BOOTSTRAP = BASE.replace('model = "gbm"', 'model = "bootstrap"\n[market.bootstrap]\n'
-                         'file = "returns.csv"')
+BASE = one_asset_scenario("input-safety")
+
+BOOTSTRAP = with_bootstrap(BASE)
 ACCOUNTS_FILE = BASE + '[accounts_file]\npath = "accounts.csv"\n'
 
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo") or not hasattr(signal, "SIGALRM"),

@@ -35,3 +35,20 @@ def dumps(document: dict[str, Any], ensure_ascii: bool = True) -> str:
     """Render a scenario document as TOML (one ``key = value`` line per top-level key)."""
     return "".join(f"{json.dumps(k, ensure_ascii=ensure_ascii)} = "
                    f"{toml_value(v, ensure_ascii)}\n" for k, v in document.items())
+
+
+def one_asset_scenario(name: str, simulation: str = "paths = 10\nsteps = 4\n",
+                       asset_extra: str = "") -> str:
+    """The smallest scenario text: one asset (BTC, GBM at 80% vol) and one account holding
+    0.1 BTC on 1,000 USD; ``simulation`` is the body of ``[simulation]``, ``asset_extra``
+    lines added to the asset before its ``depth_usd``."""
+    return (f'name = "{name}"\n[simulation]\n{simulation}[market]\nmodel = "gbm"\n'
+            '[[market.assets]]\nsymbol = "BTC"\nprice = 60000.0\nvol = 0.8\n'
+            f'{asset_extra}depth_usd = 2.0e7\n[[accounts]]\nid = "a"\n'
+            'collateral = { USD = 1000.0 }\npositions = [ { symbol = "BTC", qty = 0.1 } ]\n')
+
+
+def with_bootstrap(text: str, file: str = "returns.csv") -> str:
+    """``text`` with its GBM replaced by a bootstrap of the returns file ``file``."""
+    return text.replace('model = "gbm"', f'model = "bootstrap"\n[market.bootstrap]\n'
+                        f'file = "{file}"')

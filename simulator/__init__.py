@@ -13,10 +13,29 @@ Examples
 
 __version__ = "0.1.0"
 
-from .errors import MarginsimError, ScenarioError  # noqa: E402
-from .runner import RunResult, run  # noqa: E402
-from .scenario import Scenario, load_scenario  # noqa: E402
-from .sweep import SweepResult, sweep  # noqa: E402
+from typing import TYPE_CHECKING, Any
+
+#: public name -> the module that defines it; imported on first use (PEP 562), so that
+#: ``import simulator`` and ``marginsim --help`` load no numba, pyarrow or joblib
+_PUBLIC = {"MarginsimError": "errors", "ScenarioError": "errors", "RunResult": "runner",
+           "run": "runner", "Scenario": "scenario", "load_scenario": "scenario",
+           "SweepResult": "sweep", "sweep": "sweep"}
 
 __all__ = ["MarginsimError", "RunResult", "Scenario", "ScenarioError", "SweepResult",
            "__version__", "load_scenario", "run", "sweep"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .errors import MarginsimError, ScenarioError
+    from .runner import RunResult, run
+    from .scenario import Scenario, load_scenario
+    from .sweep import SweepResult, sweep
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        from importlib import import_module
+
+        value = getattr(import_module(f".{_PUBLIC[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """``python -m simulator`` runs the command line."""
 
-from .cli import entry
+from ._entry import main
 
-entry()
+main()

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
-
-from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 
 from .errors import MarginsimError
 
@@ -47,6 +46,9 @@ def watch_driver(driver_pid: int) -> None:
         return
     if os.getppid() != driver_pid:
         os._exit(70)  # the driver died before this worker was ready: nothing is wanted
+    # Ctrl-C at a terminal reaches every process of the group: the driver handles it (and
+    # ends its workers), a worker needs no traceback of its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watching.append(driver_pid)
 
     def watch() -> None:
@@ -234,6 +236,8 @@ def dispatch(func: Callable[[Any, Any], Any], shared: Any, tasks: list[Any], bac
         caller holds the results of one batch, not of the whole run (the cluster backends
         of joblib cannot return a generator).
     """
+    from joblib import Parallel, delayed, parallel_config  # (not at import: a light CLI)
+
     if not tasks:
         return iter(())
     if backend == "dask":
@@ -245,12 +249,31 @@ def dispatch(func: Callable[[Any, Any], Any], shared: Any, tasks: list[Any], bac
     # every worker watches its driver from its start (watch_driver), idle or busy
     with parallel_config(backend="loky", initializer=watch_driver, initargs=(os.getpid(),)):
         parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-    return parallel(delayed(func)(shared, t) for t in tasks)
+    with _workers_ignore_ctrl_c():  # the call starts the workers
+        return parallel(delayed(func)(shared, t) for t in tasks)
+
+
+@contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start worker processes with Ctrl-C ignored from their first instruction (an ignored
+    signal stays ignored across exec, and Python keeps it so): a Ctrl-C at a terminal
+    reaches the whole process group, and only the driver should answer it. A Ctrl-C in
+    these few milliseconds of the driver's is lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _in_batches(func: Callable[[Any, Any], Any], shared: Any, tasks: list[Any],
                 config: dict[str, Any]) -> Iterator[Any]:
     """Results of a cluster backend in task order, a batch of tasks at a time."""
+    from joblib import Parallel, delayed, effective_n_jobs, parallel_config
+
     with parallel_config(**config), Parallel(n_jobs=-1) as parallel:
         size = BATCH_PER_WORKER * max(1, effective_n_jobs(-1))
         for start in range(0, len(tasks), size):

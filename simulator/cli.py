@@ -10,6 +10,7 @@ was kept and how to finish it. Warnings are one line each, ``marginsim: warning:
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import signal
@@ -475,7 +476,18 @@ _finished: list[int] = []
 def _exit_now(signum: int, frame: Any) -> None:
     """Outside the command's work (start-up, clean-up at exit): end at once, with the
     finished command's status, or as a signal would (128 + its number)."""
-    os._exit(_finished[-1] if _finished else 128 + signum)
+    if _finished:
+        os._exit(_finished[-1])
+    os.write(2, b"marginsim: interrupted\n")
+    os._exit(128 + signum)
+
+
+def _ignore_late_signals() -> None:
+    """The last clean-up step: the interpreter resets Python's handlers to the default
+    when it finalises, where a signal would kill the process without a word; ignoring
+    them is the same as ending with the command's status a moment later."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def entry() -> None:
@@ -484,6 +496,7 @@ def entry() -> None:
     Ctrl-C or SIGTERM ends the process at once with the command's status)."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _exit_now)
+    atexit.register(_ignore_late_signals)  # registered first, so it runs last
     status = main()
     for stream in (sys.stdout, sys.stderr):
         try:

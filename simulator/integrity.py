@@ -91,6 +91,16 @@ def write_record(out_dir: Path, spec: ChunkSpec, identity: dict[str, Any],
     return {**files, spec.record: write_json(record, out_dir / spec.record)}
 
 
+def plain_file(out_dir: Path, rel: str) -> bool:
+    """Whether ``out_dir / rel`` is a regular file reached without any symbolic link (a
+    linked file or a linked folder on the way may lead outside the run directory)."""
+    path = out_dir / rel
+    try:
+        return path.is_file() and path.resolve() == out_dir.resolve().joinpath(rel)
+    except (OSError, RuntimeError):
+        return False
+
+
 def _parquet_identity(path: Path) -> dict[str, str]:
     meta = pq.read_schema(path).metadata or {}
     return {k.decode(errors="replace").removeprefix("marginsim."): v.decode(errors="replace")
@@ -116,8 +126,6 @@ def metadata_problem(path: Path, identity: dict[str, Any], chunk: int | None) ->
 
 
 def _read_record(path: Path) -> dict[str, Any] | str:
-    if path.is_symlink() or not path.is_file():
-        return "no record (the chunk did not finish)"
     try:
         record = json.loads(read_regular_text(path))
     except (OSError, ValueError) as exc:
@@ -142,7 +150,8 @@ def check_chunk(out_dir: Path, spec: ChunkSpec, identity: dict[str, Any],
         Otherwise, what is wrong, starting with the file concerned.
     """
     where = out_dir / spec.record
-    record = _read_record(where)
+    record = _read_record(where) if plain_file(out_dir, spec.record) \
+        else "no record (the chunk did not finish)"
     if isinstance(record, str):
         return None, f"{where}: {record}"
     expected = {"chunk": spec.index, "first_path": spec.first_path, "n_paths": spec.n_paths,
@@ -160,8 +169,9 @@ def check_chunk(out_dir: Path, spec: ChunkSpec, identity: dict[str, Any],
         entry = files[rel]
         if not isinstance(entry, dict):
             return None, f"{where}: entry of {rel} is not an object"
-        if path.is_symlink() or not path.is_file():
-            return None, f"{path}: missing (listed in {spec.record})"
+        if not plain_file(out_dir, rel):
+            return None, f"{path}: missing, or reached through a symbolic link (listed in " \
+                f"{spec.record})"
         if os.stat(path).st_size != entry.get("bytes"):
             return None, (f"{path}: {os.stat(path).st_size:,} bytes, its record says "
                           f"{entry.get('bytes')} (truncated or replaced)")

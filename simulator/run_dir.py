@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .errors import RunDirectoryError
 from .input_files import read_regular_text
-from .run_lock import LOCK_NAME
+from .run_lock import LOCK_NAME, RunLock, holder
 
 #: top-level files of a run directory
 RUN_FILES = ("manifest.json", "summary.json", "accounts.parquet", "report.html")
@@ -84,6 +84,50 @@ def missing_root(path: Path) -> Path | None:
     while not path.parent.exists() and path.parent != path:
         path = path.parent
     return path
+
+
+def remove_own(path: Path, what: str, root: Path | None) -> None:
+    """Undo what a failed run (``what`` ``"run"``) or sweep (``"sweep"``) wrote in ``path``:
+    its own files and folders only, never anything else; then ``path`` and its parents up
+    to ``root`` (the first folder the run created; None: none), each only if empty. Call
+    it holding the directory's lock (with ``root`` None), then :func:`remove_empty`.
+
+    What marginsim did not write stays, and so does every folder holding it.
+    """
+    if path.is_dir() and not path.is_symlink():
+        files = SWEEP_FILES if what == "sweep" else RUN_FILES
+        for entry in path.iterdir():
+            name = entry.name
+            if entry.is_symlink():
+                continue
+            if entry.is_file() and (name in files or _temporary_of(name, set(files))):
+                entry.unlink()
+            elif what == "sweep" and name == "points" and entry.is_dir():
+                for point in entry.iterdir():
+                    if point.is_dir() and not point.is_symlink():
+                        remove_own(point, "run", point)
+                _rmdir(entry)
+            elif what == "run" and name in RUN_FOLDERS and entry.is_dir() \
+                    and not _chunk_files(RUN_FOLDERS[name])(entry):
+                shutil.rmtree(entry)
+    remove_empty(path, root)
+
+
+def remove_empty(path: Path, root: Path | None) -> None:
+    """Remove ``path`` and its parents up to ``root`` (None: none), each only if empty."""
+    if root is None:
+        return
+    while _rmdir(path) and path != root and root in path.parents:
+        path = path.parent
+
+
+def _rmdir(path: Path) -> bool:
+    """Remove ``path`` if it is an empty folder; whether it was removed."""
+    try:
+        path.rmdir()
+    except OSError:
+        return False
+    return True
 
 
 def _temporary_of(name: str, allowed: set[str] | str) -> bool:
@@ -189,6 +233,10 @@ def check_replaceable(out_dir: Path, what: str) -> bool:
     if not entries:
         return False
     foreign = _foreign_sweep_entries(real) if what == "sweep" else foreign_entries(real)
+    if what == "sweep" and (real / "points").is_dir():
+        foreign += [f"points/{point.name}: in use by a live marginsim process"
+                    for point in sorted((real / "points").iterdir())
+                    if point.is_dir() and not point.is_symlink() and holder(point) is not None]
     if foreign:
         shown = "; ".join(foreign[:3]) + (f"; {len(foreign) - 3} more" if len(foreign) > 3
                                           else "")
@@ -257,20 +305,35 @@ def signals_deferred() -> Iterator[None]:
                 signal.raise_signal(came[-1])
 
 
-def swap_in(staging: Path, out_dir: Path) -> None:
-    """Replace the directory ``out_dir`` by the finished ``staging`` one.
+def swap_in(staging: Path, real: Path, what: str, old_lock: RunLock) -> None:
+    """Replace the directory ``real`` (what ``--force`` resolved and locked at its start,
+    holding ``old_lock``) by the finished ``staging`` one.
 
-    The old directory is renamed aside first (``.NAME.old-PID``), the new one renamed into
-    place, and only then is the old one deleted, so at every moment a whole run exists:
-    under ``out_dir``, or (if the process dies between the two renames) under the aside
-    name. Ctrl-C and SIGTERM wait until both renames are done. Through a symbolic link, its
-    target is replaced and the link kept.
+    Just before, under the lock, ``real`` must still be the directory that was locked (not
+    moved away and replaced) and still hold nothing but marginsim's own files (nothing of
+    the user's was added meanwhile); otherwise nothing is replaced. The old directory is
+    then renamed aside (``.NAME.old-PID``), the new one renamed into place, and only then is
+    the old one deleted, so at every moment a whole run exists: under ``real``, or (if the
+    process dies between the two renames) under the aside name. Ctrl-C and SIGTERM wait
+    until both renames are done.
+
+    Raises
+    ------
+    RunDirectoryError
+        When ``real`` changed while the new run was being written.
     """
-    out_dir = replaced(out_dir)
-    aside = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    if not old_lock.still_held_here(real):
+        raise RunDirectoryError(f"{real}: was moved or replaced while the new {what} was "
+                                "being written; nothing was replaced")
+    foreign = _foreign_sweep_entries(real) if what == "sweep" else foreign_entries(real)
+    if foreign:
+        raise RunDirectoryError(f"{real}: now holds what marginsim did not write "
+                                f"({'; '.join(foreign[:3])}); nothing was replaced: move it "
+                                "out and run again")
+    aside = real.parent / f".{real.name}.old-{os.getpid()}"
     with signals_deferred():
-        os.replace(out_dir, aside)
-        os.replace(staging, out_dir)
+        os.replace(real, aside)
+        os.replace(staging, real)
     shutil.rmtree(aside)
 
 

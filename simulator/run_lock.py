@@ -74,6 +74,11 @@ class RunLock:
             os.close(self._fd)
             self._fd = None
 
+    def still_held_here(self, directory: Path) -> bool:
+        """Whether ``directory`` is still the folder whose lock this is (its lock file is
+        the one held), not a folder put in its place since."""
+        return self._fd is not None and _same_file(self._fd, directory / LOCK_NAME)
+
     def __enter__(self) -> RunLock:
         return self
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import platform
 import shlex
-import shutil
 import sys
 import time
 import warnings
@@ -278,6 +277,12 @@ def prepare_run_dir(out_dir: Path, scenario: Scenario, save_prices: int, resume:
         if not isinstance(manifest, dict):
             raise RunDirectoryError(f"{out_dir / 'manifest.json'}: not a marginsim manifest")
         expected = _identity(scenario, save_prices)
+        written_by = (manifest.get("versions") or {}).get("marginsim") \
+            if isinstance(manifest.get("versions"), dict) else None
+        if written_by != _version():  # one run, one engine: chunks of two are not mixed
+            raise RunDirectoryError(
+                f"{out_dir}: cannot resume: written by marginsim {written_by}, this is "
+                f"{_version()}; finish it with that version, or start again with --force")
         for key, value in expected.items():
             if manifest.get(key) != value:
                 raise RunDirectoryError(
@@ -378,10 +383,11 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     command = "marginsim run" + (" --resume" if resume else " --force" if force else "")
     with ExitStack() as held:
         replace = force and run_dir.check_replaceable(final, "run")
+        real, old_lock = run_dir.replaced(final), None
         if replace:  # hold the old run's lock: no live run is swapped away
-            held.enter_context(run_lock.acquire(run_dir.replaced(final), command))
-            run_dir.check_replaceable(final, "run")
-        out = run_dir.staging_dir(final) if replace else final
+            old_lock = held.enter_context(run_lock.acquire(real, command))
+            run_dir.check_replaceable(real, "run")
+        out = run_dir.staging_dir(real) if replace else final
         created, lock = run_dir.missing_root(out), None
         try:
             with run_dir.signals_deferred():  # no signal between mkdir and the lock
@@ -395,13 +401,12 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
                 result = _run_prepared(scenario, ctx, out, jobs, save_prices, progress,
                                        resume, backend, version, wall0)
             if replace:
-                run_dir.swap_in(out, final)
-                lock.directory = run_dir.replaced(final)
+                run_dir.swap_in(out, real, "run", old_lock)
+                lock.directory = real
                 result = dataclasses.replace(result, out_dir=final)
         except BaseException as exc:
-            if lock is None:  # refused before anything was written
-                if created is not None:
-                    shutil.rmtree(created, ignore_errors=True)
+            if lock is None:  # refused before anything was written (the folder may be
+                run_dir.remove_empty(out, created)  # another run's now: only if empty)
                 raise
             kept = _clean_up_failed(out, replace, created, resume, lock)
             _raise_for_failure(exc, kept, scenario, final, save_prices, replace)
@@ -412,19 +417,14 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
 def _clean_up_failed(out: Path, replace: bool, created: Path | None, resume: bool,
                      lock: run_lock.RunLock) -> int:
     """After a failure: drop a ``--force`` replacement, or a new run with no complete chunk
-    (nothing half-written is left); otherwise keep the complete chunks. Returns how many
-    chunks are kept."""
+    (its own files, under the lock, then the folders it created if empty: nothing
+    half-written is left, nothing of anyone else's is touched); otherwise keep the complete
+    chunks. Returns how many chunks are kept."""
     kept = len(list((out / "chunks").glob("chunk-*.json"))) if out.is_dir() else 0
     if replace or (not resume and kept == 0):
+        run_dir.remove_own(out, "run", None)
         lock.release()
-        if created is not None:  # what this run created (a --force staging folder too)
-            shutil.rmtree(created, ignore_errors=True)
-        else:  # the user's empty directory: leave it empty
-            for path in out.iterdir():
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
+        run_dir.remove_empty(out, created)
         return 0
     return kept
 

@@ -21,7 +21,6 @@ import itertools
 import math
 import operator
 import re
-import shutil
 import sys
 import tomllib
 from collections.abc import Callable
@@ -198,7 +197,11 @@ def _write(out_dir: Path, keys: list[str], rows: list[dict[str, Any]], info: dic
         else:
             columns[name] = pa.array([math.nan if v is None else float(v) for v in values],
                                      type=pa.float64(), from_pandas=True)
-    output.write_parquet(pa.table(columns), out_dir / "sweep.parquet", meta)
+    table = output.write_parquet(pa.table(columns), out_dir / "sweep.parquet", meta)
+    # what verify checks the sweep against: the table's and every point's manifest's SHA-256
+    info["files"] = {"sweep.parquet": table["sha256"]}
+    info["points"] = {row["point_dir"]: output.sha256_file(out_dir / row["point_dir"]
+                                                           / "manifest.json") for row in rows}
     output.write_json(info, out_dir / "sweep.json")
 
 
@@ -266,15 +269,16 @@ def sweep(scenario: str | Path, grid: list[tuple[str, list[Any]]], *,
              else run_dir.default_run_dir(base.name, suffix="sweep")).absolute()
     with ExitStack() as held:
         replace = force and run_dir.check_replaceable(final, "sweep")
+        real, old_lock = run_dir.replaced(final), None
         if replace:  # hold the old sweep's lock: no live sweep is swapped away
-            held.enter_context(run_lock.acquire(run_dir.replaced(final), "marginsim sweep"))
-            run_dir.check_replaceable(final, "sweep")
+            old_lock = held.enter_context(run_lock.acquire(real, "marginsim sweep"))
+            run_dir.check_replaceable(real, "sweep")
         elif final.exists() and (not final.is_dir() or any(
                 p.name != run_lock.LOCK_NAME for p in final.iterdir())):
             raise RunDirectoryError(f"{final}: the sweep directory exists and is not empty; "
                                     "choose another --out, or --force to replace it (sweeps "
                                     "are never overwritten without --force)")
-        out = run_dir.staging_dir(final) if replace else final
+        out = run_dir.staging_dir(real) if replace else final
         runner = _Runner(scenario, overrides, out, jobs, progress, keys)
         for point in points:  # every point is checked before anything is written
             runner.scenario_at(point)
@@ -296,17 +300,15 @@ def sweep(scenario: str | Path, grid: list[tuple[str, list[Any]]], *,
             info["status"] = "complete"
             _write(out, keys, rows, info, meta)
             if replace:
-                run_dir.swap_in(out, final)
-                lock.directory = run_dir.replaced(final)
+                run_dir.swap_in(out, real, "sweep", old_lock)
+                lock.directory = real
         except BaseException:
-            if replace or not runner.rows:  # nothing worth keeping
-                if lock is not None:
-                    lock.release()
-                if created is not None:
-                    shutil.rmtree(created, ignore_errors=True)
-                elif lock is not None:  # the user's empty directory: leave it empty
-                    shutil.rmtree(out / "points", ignore_errors=True)
-                    (out / "sweep.json").unlink(missing_ok=True)
+            if lock is None:  # refused before anything was written (the folder may be
+                run_dir.remove_empty(out, created)  # another's now: only if empty)
+            elif replace or not runner.rows:  # nothing worth keeping: our own files only
+                run_dir.remove_own(out, "sweep", None)
+                lock.release()
+                run_dir.remove_empty(out, created)
             raise
     return SweepResult(final, rows, threshold)
 

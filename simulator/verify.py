@@ -141,12 +141,19 @@ class _Layout:
         return out
 
 
+def _steps(manifest: dict[str, Any]) -> int | None:
+    """``simulation.steps`` of the manifest's resolved scenario (None if not there)."""
+    resolved = manifest.get("scenario_resolved")
+    simulation = resolved.get("simulation") if isinstance(resolved, dict) else None
+    steps = simulation.get("steps") if isinstance(simulation, dict) else None
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
+
+
 def _layout(manifest: dict[str, Any]) -> _Layout:
-    steps = (manifest.get("scenario_resolved") or {}).get("simulation", {}).get("steps")
     n_accounts = manifest.get("n_accounts")
     specs = integrity.chunk_specs(int(manifest["paths"]), int(manifest["chunk_paths"]),
-                                  int(manifest.get("save_prices", 0)),
-                                  steps if isinstance(steps, int) else None, n_accounts)
+                                  int(manifest.get("save_prices") or 0), _steps(manifest),
+                                  n_accounts)
     records = manifest.get("layout_version", 1) >= integrity.RECORDS_SINCE
     return _Layout(specs, n_accounts, records)
 
@@ -168,8 +175,17 @@ def _read_manifest(run_dir: Path, report: VerifyReport) -> dict[str, Any] | None
              if isinstance(manifest[k], bool) or not isinstance(manifest[k], int)
              or manifest[k] < (0 if k == "paths" else 1)]
     wrong += [f"{k} = {manifest[k]!r}" for k, kind in (("save_prices", int), ("files", dict),
-                                                       ("rows", dict), ("n_accounts", int))
-              if manifest.get(k) is not None and not isinstance(manifest[k], kind)]
+                                                       ("rows", dict), ("n_accounts", int),
+                                                       ("layout_version", int), ("seed", int),
+                                                       ("scenario_sha256", str),
+                                                       ("scenario_resolved", dict))
+              if manifest.get(k) is not None and (not isinstance(manifest[k], kind)
+                                                  or isinstance(manifest[k], bool))]
+    wrong += [f"no {k}" for k in ("scenario_sha256", "seed") if k not in manifest]
+    wrong += [f"{name}[{rel!r}] = {value!r}" for name, kind in (("files", str), ("rows", int))
+              if isinstance(manifest.get(name), dict)
+              for rel, value in manifest[name].items()
+              if not isinstance(value, kind) or isinstance(value, bool)][:3]
     if not wrong and manifest["n_chunks"] != -(-manifest["paths"] // manifest["chunk_paths"]):
         wrong.append(f"n_chunks = {manifest['n_chunks']!r} for {manifest['paths']!r} paths in "
                      f"chunks of {manifest['chunk_paths']!r}")
@@ -312,8 +328,9 @@ def _verify_run(run_dir: Path, report: VerifyReport) -> str:
                                    "checksum to check it against)")
     for rel in sorted(set(files) | set(expected)):
         path = run_dir / rel
-        if path.is_symlink():
-            continue  # reported by _stray_files, never followed
+        if path.exists() and not integrity.plain_file(run_dir, rel):
+            report.problems.append(f"{path}: reached through a symbolic link; not read")
+            continue
         if not path.is_file():
             listed = " (listed in manifest.json)" if rel in files else ""
             report.problems.append(f"{path}: missing{listed}")
@@ -394,6 +411,33 @@ def _ranges(chunks: list[int]) -> str:
     return f"; chunk(s) {', '.join(parts)} not run"
 
 
+def _check_sweep_checksums(sweep_dir: Path, info: dict[str, Any], points: list[str],
+                           report: VerifyReport) -> None:
+    """``sweep.parquet`` and every point's ``manifest.json`` have the SHA-256 that
+    ``sweep.json`` recorded (a table edited, a point replaced by another run)."""
+    files, recorded = info.get("files"), info.get("points")
+    if info.get("status") != "complete":
+        return
+    if not isinstance(files, dict) or not isinstance(recorded, dict):
+        report.notes.append(f"note: {sweep_dir / 'sweep.json'}: no checksums (written by an "
+                            "older marginsim); the table and points checked as they are")
+        return
+    table = sweep_dir / "sweep.parquet"
+    if table.is_file() and not table.is_symlink() \
+            and sha256_file(table) != files.get("sweep.parquet"):
+        report.problems.append(f"{table}: checksum differs from sweep.json (the table was "
+                               "changed or is corrupt)")
+    for rel in points:
+        manifest = sweep_dir / rel / "manifest.json"
+        if rel not in recorded:
+            report.problems.append(f"{sweep_dir / rel}: not a point sweep.json records")
+        elif _inside(rel) and manifest.is_file() and not manifest.is_symlink() \
+                and not (sweep_dir / rel).is_symlink() \
+                and sha256_file(manifest) != recorded[rel]:
+            report.problems.append(f"{manifest}: checksum differs from sweep.json (the point "
+                                   "was run again or replaced since the sweep)")
+
+
 def _verify_sweep(sweep_dir: Path) -> VerifyReport:
     """Check a sweep directory: ``sweep.json``, ``sweep.parquet`` and every point's run."""
     report = VerifyReport()
@@ -420,8 +464,12 @@ def _verify_sweep(sweep_dir: Path) -> VerifyReport:
                                "'running', no sweep.parquet): run it again with --force")
     else:
         report.problems.append(f"{table_path}: missing")
+    _check_sweep_checksums(sweep_dir, info, points, report)
     on_disk = sorted(p.relative_to(sweep_dir).as_posix()
                      for p in (sweep_dir / "points").glob("*") if p.is_dir())
+    if info.get("status") == "complete":
+        report.problems += [f"{sweep_dir / rel}: a point directory that sweep.parquet does not "
+                            "list" for rel in on_disk if rel not in points]
     outside = [rel for rel in points if not _inside(rel)]
     if outside:
         report.problems.append(f"{table_path}: names point directories outside the sweep "

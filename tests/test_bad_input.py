@@ -13,6 +13,7 @@ import pytest
 
 from simulator import cli
 
+from .cli_checks import error_line as _error_line
 from .toml_text import one_asset_scenario, with_bootstrap
 
 BASE = one_asset_scenario("bad-input", "paths = 10\nsteps = 4\nrisk_levels = [0.95, 0.99]\n",
@@ -60,14 +61,6 @@ CASES = [
     ("newline-in-an-unknown-key", BASE.replace("[simulation]\n", '[simulation]\n"a\\nb" = 1\n'),
      ('simulation."a\\nb"', "unknown key")),
 ]
-
-
-def _error_line(capsys, argv: list[str]) -> str:
-    assert cli.main(argv) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
-    return lines[0]
 
 
 @pytest.mark.parametrize(("text", "needles"), [pytest.param(t, n, id=i) for i, t, n in CASES])

@@ -21,6 +21,7 @@ from simulator.errors import MarginsimError, ScenarioError
 from simulator.paths import generate_paths, prepare_path_inputs
 from simulator.scenario import MAX_CHUNKS, load_scenario, scenario_from_dict
 
+from .cli_checks import error_line as _error_line
 from .toml_text import one_asset_scenario
 
 GIB = 1 << 30
@@ -36,14 +37,6 @@ def scenario_file(tmp_path: Path) -> Path:
     path = tmp_path / "s.toml"
     path.write_text(BASE)
     return path
-
-
-def _error_line(capsys, argv: list[str]) -> str:
-    assert cli.main(argv) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
-    return lines[0]
 
 
 def _forbid(monkeypatch, module, name: str) -> None:

@@ -27,6 +27,7 @@ from simulator.input_files import MAX_DEPTH, check_depth, read_regular_bytes
 from simulator.price_files import load_prices
 from simulator.scenario import load_scenario
 
+from .cli_checks import error_line as _error_line
 from .toml_text import one_asset_scenario, with_bootstrap
 
 BASE = one_asset_scenario("input-safety")
@@ -85,14 +86,6 @@ def no_special_reads(monkeypatch):
 
     monkeypatch.setattr(io, "open", guarded)
     monkeypatch.setattr(builtins, "open", guarded)
-
-
-def _error_line(capsys, argv: list[str]) -> str:
-    assert cli.main(argv) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
-    return lines[0]
 
 
 def _special_file(tmp_path: Path, name: str, kind: str) -> Path:

@@ -148,12 +148,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = run(scenario, args.out, jobs=args.jobs, save_prices=args.save_prices,
                  progress=show, resume=args.resume, backend=args.backend,
                  scheduler=args.scheduler, force=args.force)
-    _warn_price_bounds(result.summary, result.n_paths)
-    _warn_leftover_staging(result.out_dir)
-    if not args.quiet:
-        print(summary_table(result.summary))
-        print(f"{result.n_paths:,} paths ({result.chunks_run} chunks run) in "
-              f"{result.wall_seconds:.1f}s -> {result.out_dir}")
+    try:
+        _warn_price_bounds(result.summary, result.n_paths)
+        _warn_leftover_staging(result.out_dir)
+        if not args.quiet:
+            print(summary_table(result.summary))
+            print(f"{result.n_paths:,} paths ({result.chunks_run} chunks run) in "
+                  f"{result.wall_seconds:.1f}s -> {result.out_dir}")
+    except KeyboardInterrupt as exc:  # while printing: the run itself is complete
+        raise Interrupted(f"the run is complete in {result.out_dir}",
+                          getattr(exc, "signum", signal.SIGINT)) from None
     return 0
 
 

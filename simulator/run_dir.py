@@ -278,31 +278,40 @@ def leftover_staging(out_dir: Path) -> list[Path]:
 
 
 @contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM back for the block: a signal that comes meanwhile is only
-    recorded, then handled (by the handler in place before) when the block ends, so that a
-    sequence of steps (two renames; a folder created and locked) is never cut in the
-    middle. Python runs signal handlers in the main thread whichever thread the system
-    delivers a signal to, so replacing the handlers covers every thread. Outside the main
-    thread it does nothing."""
+def signals_held(came: list[int]) -> Iterator[None]:
+    """Record Ctrl-C and SIGTERM in ``came`` for the block instead of handling them; the
+    caller hands them on (:func:`deliver`) where it is ready to. Python runs signal
+    handlers in the main thread whichever thread the system delivers a signal to, so
+    replacing the handlers covers every thread. Outside the main thread it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    came: list[int] = []
-    watched = (signal.SIGINT, signal.SIGTERM)
     old = {signum: signal.signal(signum, lambda signum, frame: came.append(signum))
-           for signum in watched}
+           for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         for signum, handler in old.items():
             signal.signal(signum, handler)
-        if came:
-            handler = old[came[-1]]
-            if callable(handler):
-                handler(came[-1], None)
-            elif handler == signal.SIG_DFL:
-                signal.raise_signal(came[-1])
+
+
+def deliver(came: list[int]) -> None:
+    """Hand the last signal recorded by :func:`signals_held` to the handler now in place."""
+    if came:
+        signal.raise_signal(came[-1])
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back for the block and handle them when it ends, so that a
+    sequence of steps (two renames; a folder created and locked) is never cut in the
+    middle (see :func:`signals_held`)."""
+    came: list[int] = []
+    try:
+        with signals_held(came):
+            yield
+    finally:
+        deliver(came)
 
 
 def swap_in(staging: Path, real: Path, what: str, old_lock: RunLock) -> None:
@@ -315,7 +324,7 @@ def swap_in(staging: Path, real: Path, what: str, old_lock: RunLock) -> None:
     then renamed aside (``.NAME.old-PID``), the new one renamed into place, and only then is
     the old one deleted, so at every moment a whole run exists: under ``real``, or (if the
     process dies between the two renames) under the aside name. Ctrl-C and SIGTERM wait
-    until both renames are done.
+    until both renames and the deletion are done.
 
     Raises
     ------
@@ -334,7 +343,7 @@ def swap_in(staging: Path, real: Path, what: str, old_lock: RunLock) -> None:
     with signals_deferred():
         os.replace(real, aside)
         os.replace(staging, real)
-    shutil.rmtree(aside)
+        shutil.rmtree(aside)
 
 
 def remove_temporaries(run_dir: Path) -> int:

@@ -381,36 +381,46 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
                            save_prices=save_prices, out_dir=final)
     ctx = ChunkContext.build(scenario, final, save_prices, version)  # bad input: no files
     command = "marginsim run" + (" --resume" if resume else " --force" if force else "")
-    with ExitStack() as held:
-        replace = force and run_dir.check_replaceable(final, "run")
-        real, old_lock = run_dir.replaced(final), None
-        if replace:  # hold the old run's lock: no live run is swapped away
-            old_lock = held.enter_context(run_lock.acquire(real, command))
-            run_dir.check_replaceable(real, "run")
-        out = run_dir.staging_dir(real) if replace else final
-        created, lock = run_dir.missing_root(out), None
-        try:
-            with run_dir.signals_deferred():  # no signal between mkdir and the lock
-                _open_run_dir(out, resume)
-                lock = held.enter_context(run_lock.acquire(out, command))
-            ctx = dataclasses.replace(ctx, out_dir=out, owner_token=lock.token)
-            with backends.session(backend, scheduler, jobs):
-                prepare_run_dir(out, scenario, save_prices, resume)
-                if resume:
-                    run_dir.remove_temporaries(out)
-                result = _run_prepared(scenario, ctx, out, jobs, save_prices, progress,
-                                       resume, backend, version, wall0)
-            if replace:
-                run_dir.swap_in(out, real, "run", old_lock)
-                lock.directory = real
-                result = dataclasses.replace(result, out_dir=final)
-        except BaseException as exc:
-            if lock is None:  # refused before anything was written (the folder may be
-                run_dir.remove_empty(out, created)  # another run's now: only if empty)
+    complete, came = False, []  # a signal once the run is complete says so
+    try:
+        with ExitStack() as held:
+            replace = force and run_dir.check_replaceable(final, "run")
+            real, old_lock = run_dir.replaced(final), None
+            if replace:  # hold the old run's lock: no live run is swapped away
+                old_lock = held.enter_context(run_lock.acquire(real, command))
+                run_dir.check_replaceable(real, "run")
+            out = run_dir.staging_dir(real) if replace else final
+            created, lock = run_dir.missing_root(out), None
+            try:
+                with run_dir.signals_deferred():  # no signal between mkdir and the lock
+                    _open_run_dir(out, resume)
+                    lock = held.enter_context(run_lock.acquire(out, command))
+                ctx = dataclasses.replace(ctx, out_dir=out, owner_token=lock.token)
+                with backends.session(backend, scheduler, jobs):
+                    prepare_run_dir(out, scenario, save_prices, resume)
+                    if resume:
+                        run_dir.remove_temporaries(out)
+                    result = _run_prepared(scenario, ctx, out, jobs, save_prices, progress,
+                                           resume, backend, version, wall0)
+                with run_dir.signals_held(came):  # the swap and its bookkeeping: whole
+                    if replace:
+                        run_dir.swap_in(out, real, "run", old_lock)
+                        lock.directory = real
+                        result = dataclasses.replace(result, out_dir=final)
+                    complete = True
+            except BaseException as exc:
+                if lock is None:  # refused before anything was written (the folder may be
+                    run_dir.remove_empty(out, created)  # another run's now: only if empty)
+                    raise
+                kept = _clean_up_failed(out, replace, created, resume, lock)
+                _raise_for_failure(exc, kept, scenario, final, save_prices, replace)
                 raise
-            kept = _clean_up_failed(out, replace, created, resume, lock)
-            _raise_for_failure(exc, kept, scenario, final, save_prices, replace)
+            run_dir.deliver(came)  # a signal that came during the swap: the run is complete
+    except KeyboardInterrupt as exc:
+        if not complete:
             raise
+        raise Interrupted(f"the run is complete in {final}",
+                          getattr(exc, "signum", Interrupted.SIGINT)) from None
     return result
 
 

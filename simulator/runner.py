@@ -304,7 +304,7 @@ def prepare_run_dir(out_dir: Path, scenario: Scenario, save_prices: int, resume:
 def resume_command(scenario: Scenario, out_dir: Path, save_prices: int) -> str:
     """The command that finishes an interrupted run of ``scenario`` in ``out_dir``."""
     sim = scenario.simulation
-    sets = [f"--set {shlex.quote(o)}" for o in getattr(scenario, "overrides", ())]
+    sets = [f"--set {shlex.quote(o)}" for o in scenario.overrides]
     saved = f" --save-prices {save_prices}" if save_prices else ""
     return (f"marginsim run {shlex.quote(scenario.source)} --out {shlex.quote(str(out_dir))} "
             f"--resume{''.join(' ' + s for s in sets)} --paths {sim.paths} --seed "
@@ -503,7 +503,7 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
     manifest = {"status": "running", **_identity(scenario, save_prices),
                 "scenario_name": scenario.name, "scenario_source": scenario.source,
                 "scenario": scenario.document, "scenario_resolved": scenario.resolved(),
-                "overrides": list(getattr(scenario, "overrides", ())),
+                "overrides": list(scenario.overrides),
                 "n_chunks": len(tasks), "n_accounts": ctx.book.n_accounts,
                 "layout_version": integrity.LAYOUT_VERSION, "versions": _versions(version)}
     output.write_json(manifest, out / "manifest.json")

@@ -6,6 +6,7 @@ Each test's docstring holds the reproduction as it was found.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from simulator import cli, runner
 
-from .test_run_safety import SMALL, _one_line
+from .test_run_safety import SMALL, _interrupted_run, _one_line
 
 
 def _hooked(monkeypatch, hook):
@@ -213,8 +214,6 @@ def test_verify_never_reads_through_a_linked_folder(tmp_path, capsys, monkeypatc
     from simulator import verify as verify_module
 
     out, other = _old_run(tmp_path, "run"), _old_run(tmp_path, "other")
-    import shutil
-
     shutil.rmtree(out / "chunks")
     (out / "chunks").symlink_to(other / "chunks", target_is_directory=True)
     read: list[Path] = []
@@ -230,18 +229,7 @@ def test_verify_never_reads_through_a_linked_folder(tmp_path, capsys, monkeypatc
 def test_resume_refuses_another_version(tmp_path, monkeypatch, capsys):
     """Review: a run interrupted under one marginsim version and resumed under another
     mixed the two engines' chunks and verified. Now refused."""
-    out = tmp_path / "run"
-    _hooked(monkeypatch, lambda ctx: None)
-    real = runner.run_chunk
-
-    def dying(ctx, task):
-        if task.index == 1:
-            raise KeyboardInterrupt
-        return real(ctx, task)
-
-    monkeypatch.setattr(runner, "run_chunk", dying)
-    assert cli.main(["run", "two-asset-crash", *SMALL, "--out", str(out), "--quiet"]) == 130
-    monkeypatch.undo()
+    out = _interrupted_run(tmp_path, monkeypatch)
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["versions"]["marginsim"] = "0.0.1"
     (out / "manifest.json").write_text(json.dumps(manifest))

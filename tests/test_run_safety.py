@@ -5,8 +5,10 @@ Each test's docstring holds the attack's reproduction as it was found (before th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -14,9 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import simulator
 from simulator import cli, output, run_dir, run_lock, runner
 from simulator.errors import RunDirectoryError
 from simulator.scenario import builtin_scenarios, load_scenario
@@ -301,12 +305,8 @@ def test_a_chunk_is_not_written_once_its_run_lost_the_directory(tmp_path):
     out = tmp_path / "run"
     for sub in ("paths", "events", "chunks"):
         (out / sub).mkdir(parents=True)
-    import simulator
-
     ctx = runner.ChunkContext.build(sc, out, 0, simulator.__version__)
     task = runner.plan_chunks(20, sc.simulation.chunk_paths, sc.simulation.seed)[0]
-    import dataclasses
-
     lock = run_lock.acquire(out, "the new run")  # another run took the directory over
     with pytest.raises(RunDirectoryError, match="not written"):
         runner.run_chunk(dataclasses.replace(ctx, owner_token="the old run's token"), task)
@@ -559,8 +559,6 @@ def test_files_are_flushed_before_and_after_the_rename(tmp_path, monkeypatch):
     """``write_parquet`` and ``write_json`` never called fsync before renaming: a power loss
     could leave a renamed but empty file. Now: the file is flushed before the rename and
     its folder after, as databases do."""
-    import pyarrow as pa
-
     calls: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
 
@@ -587,8 +585,6 @@ def test_resume_hint_of_an_interrupted_sweep_point_holds_its_grid_values(tmp_pat
     """The ``--resume`` command that ``verify`` printed for an interrupted sweep point
     omitted the grid's ``--set``: followed as printed, it was refused (another scenario).
     Now it holds every ``--set`` of the point, and following it finishes the point."""
-    import shlex
-
     out = tmp_path / "sweep"
     real = runner.run_chunk
 

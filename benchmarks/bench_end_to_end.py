@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from simulator.config.scenario import load_scenario
+from simulator.execution.runner import run
 from simulator.paths import generate_paths, prepare_path_inputs
-from simulator.runner import run
-from simulator.scenario import load_scenario
 
 
 def numpy_paths(s0, drift, scale, chol, n_paths, steps, rng):

@@ -16,11 +16,11 @@ import time
 
 import numpy as np
 
-from simulator.book import build_book
+from simulator.book.build import build_book
+from simulator.config.scenario import load_scenario, scenario_from_dict
 from simulator.margin import EngineRules, replay
 from simulator.margin.engine import BookIndex
 from simulator.paths import generate_paths, prepare_path_inputs
-from simulator.scenario import load_scenario, scenario_from_dict
 
 VARIANTS = {
     "flat 0.5% (reference)": {},

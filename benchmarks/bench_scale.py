@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.book import build_book
+from simulator.book.build import build_book
+from simulator.config.scenario import load_scenario
+from simulator.execution.runner import run
 from simulator.margin import EngineRules, replay
 from simulator.margin.engine import BookIndex
 from simulator.paths import generate_paths, prepare_path_inputs
-from simulator.runner import run
-from simulator.scenario import load_scenario
 
 HERE = Path(__file__).parent
 WORKLOAD = HERE / "scenarios" / "five-asset-2000.toml"

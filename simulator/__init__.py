@@ -1,7 +1,7 @@
 """marginsim: Monte Carlo stress testing of margin account risk.
 
-Public API: :func:`load_scenario`, :func:`run`, :func:`sweep`, :class:`Scenario`,
-:class:`RunResult`, :class:`SweepResult`.
+Public API: :func:`load_scenario`, :func:`prepare`, :func:`run`, :func:`sweep`,
+:class:`Scenario`, :class:`Prepared`, :class:`RunResult`, :class:`SweepResult`.
 
 Examples
 --------
@@ -11,24 +11,27 @@ Examples
 >>> result.summary["metrics"]["bad_debt_es_99"]  # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
 from typing import TYPE_CHECKING, Any
+
+from simulator._version import __version__
 
 #: public name -> the module that defines it; imported on first use (PEP 562), so that
 #: ``import simulator`` and ``marginsim --help`` load no numba, pyarrow or joblib
-_PUBLIC = {"MarginsimError": "errors", "ScenarioError": "errors", "RunResult": "runner",
-           "run": "runner", "Scenario": "scenario", "load_scenario": "scenario",
-           "SweepResult": "sweep", "sweep": "sweep"}
+_PUBLIC = {"MarginsimError": "errors", "ScenarioError": "errors",
+           "RunResult": "execution.runner", "run": "execution.runner",
+           "Prepared": "execution.prepare", "prepare": "execution.prepare",
+           "Scenario": "config.scenario", "load_scenario": "config.scenario",
+           "SweepResult": "sweeps.sweep", "sweep": "sweeps.sweep"}
 
-__all__ = ["MarginsimError", "RunResult", "Scenario", "ScenarioError", "SweepResult",
-           "__version__", "load_scenario", "run", "sweep"]
+__all__ = ["MarginsimError", "Prepared", "RunResult", "Scenario", "ScenarioError",
+           "SweepResult", "__version__", "load_scenario", "prepare", "run", "sweep"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .errors import MarginsimError, ScenarioError
-    from .runner import RunResult, run
-    from .scenario import Scenario, load_scenario
-    from .sweep import SweepResult, sweep
+    from simulator.config.scenario import Scenario, load_scenario
+    from simulator.errors import MarginsimError, ScenarioError
+    from simulator.execution.prepare import Prepared, prepare
+    from simulator.execution.runner import RunResult, run
+    from simulator.sweeps.sweep import SweepResult, sweep
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,5 @@
 """``python -m simulator`` runs the command line."""
 
-from ._entry import main
+from simulator._entry import main
 
 main()

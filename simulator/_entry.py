@@ -21,6 +21,6 @@ def main() -> None:
     """Install the early handlers, then run :func:`simulator.cli.entry`."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _early_exit)
-    from .cli import entry
+    from simulator.cli import entry
 
     entry()

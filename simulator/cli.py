@@ -22,10 +22,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .backends import BACKENDS
-from .errors import Interrupted, MarginsimError
-from .input_files import read_regular_text
-from .run_lock import RunDirectoryWarning
+from simulator.errors import Interrupted, MarginsimError
+from simulator.execution.backends import BACKENDS
+from simulator.input_files import read_regular_text
+from simulator.results.lock import RunDirectoryWarning
 
 FLAGSHIP = "two-asset-crash"
 
@@ -133,9 +133,9 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .report import summary_table
-    from .runner import run
-    from .scenario import load_scenario
+    from simulator.config.scenario import load_scenario
+    from simulator.execution.runner import run
+    from simulator.report.text import summary_table
 
     if args.save_prices < 0:
         raise MarginsimError(f"--save-prices: must be >= 0, got {args.save_prices}")
@@ -194,7 +194,7 @@ def _warn_sweep_price_bounds(out_dir: Path, rows: list[dict[str, Any]]) -> None:
 
 def _warn_leftover_staging(out_dir: Path) -> None:
     """A warning line per directory that an interrupted ``--force`` left beside the run."""
-    from .run_dir import leftover_staging
+    from simulator.results.rundir import leftover_staging
 
     for path in leftover_staging(out_dir):
         sys.stderr.write(f"marginsim: warning: {path} was left by an interrupted --force "
@@ -202,7 +202,7 @@ def _warn_leftover_staging(out_dir: Path) -> None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import verify
+    from simulator.results.verify import verify
 
     report = verify(args.run_dir)
     for line in report.problems:
@@ -217,7 +217,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import parse_grid, parse_target, sweep, sweep_table
+    from simulator.sweeps.sweep import parse_grid, parse_target, sweep, sweep_table
 
     if args.jobs == 0 or args.jobs < -1:
         raise MarginsimError(f"--jobs: must be a positive number or -1, got {args.jobs}")
@@ -241,15 +241,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .book import build_book
-    from .budget import check_book
-    from .paths import prepare_path_inputs
-    from .scenario import load_scenario
+    from simulator.config.scenario import load_scenario
+    from simulator.execution.budget import check_book
+    from simulator.execution.prepare import prepare
 
     scenario = load_scenario(args.scenario, args.overrides)
     check_book(scenario)  # a book that cannot fit is refused before it is built
-    book = build_book(scenario)
-    prepare_path_inputs(scenario)
+    book = prepare(scenario).book  # the book, path inputs, rules and index all build
     sim = scenario.simulation
     print(f"ok: {scenario.source}: {scenario.name!r}, {len(scenario.market.assets)} assets "
           f"({', '.join(scenario.market.symbols)}), {book.n_accounts:,} accounts "
@@ -259,7 +257,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_scenarios(_: argparse.Namespace) -> int:
-    from .scenario import builtin_scenarios, load_scenario
+    from simulator.config.scenario import builtin_scenarios, load_scenario
 
     for name, path in builtin_scenarios().items():
         description = load_scenario(path).description
@@ -268,28 +266,28 @@ def _cmd_scenarios(_: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibrate_block import calibrate_main
+    from simulator.calibration.block import calibrate_main
 
     return calibrate_main(args.prices, args.model)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import summary_table
+    from simulator.report.text import summary_table
 
     if not args.run_dir.is_dir():
         raise MarginsimError(f"{args.run_dir}: no such run or sweep directory")
     _check_before_report(args.run_dir, args.unverified)
     html_path = None
     if not args.no_html:
-        from .report_html import write_report
+        from simulator.report.write import write_report
 
         html_path = write_report(args.run_dir)
     if (args.run_dir / "sweep.parquet").is_file():
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from .report_sweep import grid_keys
-        from .sweep import sweep_table
+        from simulator.report.sweep_page import grid_keys
+        from simulator.sweeps.sweep import sweep_table
 
         table_path = args.run_dir / "sweep.parquet"
         try:
@@ -308,7 +306,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _check_before_report(run_dir: Path, unverified: bool) -> None:
     """Refuse to report a finished run or sweep that fails ``verify`` (edited, damaged or
     still being written), unless ``unverified``: then one warning line."""
-    from .verify import verify
+    from simulator.results.verify import verify
 
     if not ((run_dir / "summary.json").is_file() or (run_dir / "sweep.parquet").is_file()):
         return  # nothing finished to report: the report's own message says what is missing
@@ -441,7 +439,7 @@ def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from . import __version__
+        from simulator._version import __version__
 
         print(f"marginsim {__version__}")
         return 0

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from simulator.behaviour_config import Behaviour
-from simulator.book import Book
+from simulator.book.build import Book
+from simulator.config.behaviour import Behaviour
 from simulator.margin import codes
 from simulator.margin.engine import account_nav_coefficients
 

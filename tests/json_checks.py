@@ -1,6 +1,6 @@
 """Finiteness of the JSON outputs (``summary.json``, ``manifest.json``).
 
-:func:`simulator.output.write_json` writes an infinity as the string ``"inf"`` / ``"-inf"``
+:func:`simulator.results.atomic.write_json` writes an infinity as the string ``"inf"`` / ``"-inf"``
 and NaN as ``null`` (strict JSON), so parsing alone can no longer reveal a non-finite
 number: these checks look for those spellings.
 """

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.book import Book
+from simulator.book.build import Book
+from simulator.config.scenario import Venue
 from simulator.margin import ReplayResult, codes
-from simulator.scenario import Venue
 
 from .test_venue_properties import SYMBOLS, maintenance
 

@@ -18,10 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from simulator import cli
-from simulator.book import build_book
+from simulator.book.build import build_book
+from simulator.config.scenario import load_scenario
 from simulator.errors import ScenarioError
-from simulator.runner import run
-from simulator.scenario import load_scenario
+from simulator.execution.runner import run
 
 EXAMPLE = Path(__file__).parent / "data" / "accounts.csv"
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.book import build_book
+from simulator.book.build import build_book
+from simulator.config.scenario import load_scenario, scenario_from_dict
 from simulator.margin import EngineRules, codes, replay
 from simulator.paths import generate_paths, prepare_path_inputs
-from simulator.scenario import load_scenario, scenario_from_dict
 
 VENUES = [
     ("binance", ["venue.preset=binance-usdm", "venue.insurance_fund_usd=20000.0"]),

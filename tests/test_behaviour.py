@@ -9,11 +9,11 @@ import pyarrow.dataset as ds
 import pytest
 
 from simulator import load_scenario, run
-from simulator.book import build_book
+from simulator.book.build import build_book
+from simulator.config.scenario import scenario_from_dict
 from simulator.margin import EngineRules, codes, replay
 from simulator.margin.engine import account_nav_coefficients
 from simulator.paths import generate_paths, prepare_path_inputs
-from simulator.scenario import scenario_from_dict
 
 QTY, ENTRY, MARGIN, MMR = 2.0, 50_000.0, 10_000.0, 0.01  # 10x, MM 1% flat
 

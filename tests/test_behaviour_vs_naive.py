@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from simulator.behaviour_config import Behaviour
-from simulator.book import Book
+from simulator.book.build import Book
+from simulator.config.behaviour import Behaviour
+from simulator.config.market import Liquidity
+from simulator.config.scenario import Venue
 from simulator.margin import EngineRules, codes, replay
-from simulator.margin._behaviour_kernels import draw_nb
+from simulator.margin._kernels.behaviour import draw_nb
 from simulator.margin.engine import BookIndex
-from simulator.scenario import Liquidity, Venue
 
 from . import naive
 from .compare import assert_same, reference_kwargs, run_reference

@@ -1,7 +1,7 @@
 """Tests of the book (accounts split into margin units) and of synthetic populations.
 
-Covers :func:`simulator.book.assemble_book`, :func:`simulator.book.build_book` and
-:func:`simulator.population.draw_population`: a cross account is one unit holding all its
+Covers :func:`simulator.book.build.assemble_book`, :func:`simulator.book.build.build_book` and
+:func:`simulator.book.population.draw_population`: a cross account is one unit holding all its
 positions, an isolated account one unit per position with its collateral split in proportion
 to entry notional, an account without positions one unit; the population draws the requested
 number of accounts with the requested side, margin-mode, position-count, asset and collateral
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from simulator.book import assemble_book, build_book
-from simulator.population import draw_population
-from simulator.scenario import Venue, scenario_from_dict
+from simulator.book.build import assemble_book, build_book
+from simulator.book.population import draw_population
+from simulator.config.scenario import Venue, scenario_from_dict
 
 #: Statistical checks accept a share within this many binomial standard errors.
 K_SE = 4.0

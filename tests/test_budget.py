@@ -1,4 +1,5 @@
-"""Refusing the impossible up front (``simulator.budget``): runs and books too large for the
+"""Refusing the impossible up front (``simulator.execution.budget``): runs and books too
+large for the
 machine are refused before anything is allocated, with one line naming the figures and the
 keys to change. Nothing here allocates the amounts it refuses: the available memory and
 free disk are patched down where a test needs a refusal, and the functions that would
@@ -16,10 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulator import backends, budget, cli, runner
+from simulator import cli
+from simulator.config.limits import MAX_CHUNKS
+from simulator.config.scenario import load_scenario, scenario_from_dict
 from simulator.errors import MarginsimError, ScenarioError
+from simulator.execution import backends, budget, runner
 from simulator.paths import generate_paths, prepare_path_inputs
-from simulator.scenario import MAX_CHUNKS, load_scenario, scenario_from_dict
 
 from .cli_checks import error_line as _error_line
 from .toml_text import one_asset_scenario

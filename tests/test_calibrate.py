@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from simulator.calibrate import fit, load_prices, merton_nll
-from simulator.calibrate_block import calibrate_main, market_block
+from simulator.calibration.block import calibrate_main, market_block
+from simulator.calibration.fit import fit, load_prices, merton_nll
 from simulator.errors import ScenarioError
 
 K = 4.0  # tolerance in standard errors
@@ -445,7 +445,7 @@ def test_calibrate_main_prints_valid_market_block(price_file, model):
 
 @pytest.mark.parametrize("model", sorted(TABLE_KEYS))
 def test_printed_block_loads_as_a_scenario(price_file, model):
-    from simulator import scenario as sc
+    from simulator.config import scenario as sc
 
     if model not in getattr(sc, "IMPLEMENTED_MODELS", ("gbm",)):
         pytest.skip(f"the scenario loader does not implement {model} yet")

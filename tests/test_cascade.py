@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from simulator.runner import run
-from simulator.scenario import load_scenario, scenario_from_dict
+from simulator.config.scenario import load_scenario, scenario_from_dict
+from simulator.execution.runner import run
 
 S0, GAP, MMR, DEPTH, QTY = 100.0, -0.08, 0.01, 1.0e5, 1000.0
 MARGINS = {"long-12x": 8333.0, "long-11x": 9090.0, "long-10.5x": 9524.0, "long-10x": 10000.0,

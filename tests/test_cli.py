@@ -15,8 +15,9 @@ import pytest
 
 import simulator
 from simulator import cli
-from simulator.runner import ChunkContext, plan_chunks, run, run_chunk
-from simulator.scenario import builtin_scenarios, load_scenario
+from simulator.config.scenario import builtin_scenarios, load_scenario
+from simulator.execution.chunk import ChunkContext, plan_chunks, run_chunk
+from simulator.execution.runner import run
 
 DESIGN_METRICS = ("liquidation_prob", "n_liquidations_mean", "liquidated_notional_mean",
                   "bad_debt_mean", "bad_debt_var_99", "bad_debt_es_99",
@@ -197,7 +198,7 @@ def test_force_replaces_a_run_only_when_the_new_one_is_complete(tmp_path, capsys
     assert cli.main([*args, "--set", "venue.maintenance_margin_rate=0.02"]) == 0
     old = json.loads((out / "manifest.json").read_text())
     # a --force run that dies part-way leaves the old run whole and no staging directory
-    from simulator import runner
+    from simulator.execution import runner
 
     def dying(ctx, task):
         (ctx.out_dir / "paths" / "part-00000.parquet").write_bytes(b"half")
@@ -386,8 +387,8 @@ def test_saved_prices_carry_the_exogenous_path(tmp_path):
     """``prices_no_impact/`` holds the generated path, in the layout of ``prices/``: the
     marks equal it without impact, and the flagship's forced sales mostly push its BTC marks
     below it."""
+    from simulator.config.scenario import load_scenario
     from simulator.paths import generate_paths, prepare_path_inputs
-    from simulator.scenario import load_scenario
 
     for impact, out in (("none", tmp_path / "none"), ("linear", tmp_path / "linear")):
         assert cli.main(["run", "two-asset-crash", "--paths", "40", "--out", str(out),

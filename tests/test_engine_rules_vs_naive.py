@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from simulator.book import Book, assemble_book
+from simulator.book.build import Book, assemble_book
+from simulator.config.market import Asset, Liquidity, Market
+from simulator.config.scenario import Venue
+from simulator.config.venue_presets import Bracket, bracket_cums
 from simulator.margin import EngineRules, replay
-from simulator.scenario import Asset, Liquidity, Market, Venue
-from simulator.venues import Bracket, bracket_cums
 
 from . import naive
 from .compare import assert_same, reference_kwargs, run_reference

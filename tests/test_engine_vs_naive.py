@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.book import assemble_book
+from simulator.book.build import assemble_book
+from simulator.config.market import Asset, Liquidity, Market
+from simulator.config.scenario import Venue
 from simulator.margin import EngineRules, codes, replay
-from simulator.scenario import Asset, Liquidity, Market, Venue
 
 from .compare import assert_same
 from .naive import naive_replay

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.stats import norm
 
-from simulator.runner import run
-from simulator.scenario import scenario_from_dict
+from simulator.config.scenario import scenario_from_dict
+from simulator.execution.runner import run
 
 BETA = 0.5825971579390106  # -zeta(1/2) / sqrt(2 pi)
 K = 4.0

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulator import cli
+from simulator.config.scenario import Scenario, load_scenario
 from simulator.errors import MarginsimError
-from simulator.scenario import Scenario, load_scenario
 
 from .toml_text import dumps as toml_dumps
 

@@ -9,15 +9,17 @@ import heapq
 import numpy as np
 import pytest
 
-from simulator.book import build_book
+from simulator.book.build import build_book
+from simulator.config.market import Asset, Market
+from simulator.config.scenario import Venue, load_scenario
+from simulator.config.venue_presets import Bracket
 from simulator.margin import EngineRules, replay
-from simulator.margin._index_kernels import heap_pop_nb, heap_push_nb, push_band_nb
-from simulator.margin._state_kernels import refresh_unit_nb, unit_values_nb
-from simulator.margin.engine import BookIndex, bracket_table
+from simulator.margin._kernels.index import heap_pop_nb, heap_push_nb, push_band_nb
+from simulator.margin._kernels.state import refresh_unit_nb, unit_values_nb
+from simulator.margin.engine import BookIndex
 from simulator.margin.option_setup import no_options
+from simulator.margin.rules import bracket_table
 from simulator.paths import generate_paths, prepare_path_inputs
-from simulator.scenario import Asset, Market, Venue, load_scenario
-from simulator.venues import Bracket
 
 
 def test_heap_matches_heapq_with_stale_entries_and_compaction():

@@ -38,11 +38,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulator import cli
-from simulator.behaviour_config import Behaviour
-from simulator.book import Book, build_book
+from simulator.book.build import Book, build_book
+from simulator.config.behaviour import Behaviour
+from simulator.config.market import Liquidity
+from simulator.config.scenario import Venue, load_scenario
 from simulator.margin import EngineRules, ReplayResult, codes, replay
 from simulator.margin.engine import account_nav_coefficients
-from simulator.scenario import Liquidity, Venue, load_scenario
 
 from .ledger import (
     LIQ_KINDS,

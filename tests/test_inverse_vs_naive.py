@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from simulator.behaviour_config import Behaviour
-from simulator.book import Book, assemble_book
+from simulator.book.build import Book, assemble_book
+from simulator.config.behaviour import Behaviour
+from simulator.config.market import Liquidity
+from simulator.config.scenario import Venue
 from simulator.margin import EngineRules, codes, replay
 from simulator.margin.engine import BookIndex
-from simulator.scenario import Liquidity, Venue
 
 from . import naive
 from .compare import Setup, assert_same, gapped_walks, reference_kwargs, run_reference

@@ -6,8 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator._jit_kernels import NRT_OPTION, leaf
-from simulator.margin import _index_kernels, _option_box_kernels, _option_kernels, _state_kernels
+from simulator.kernels.jit import NRT_OPTION, leaf
+from simulator.margin._kernels import index as _index_kernels
+from simulator.margin._kernels import option_boxes as _option_box_kernels
+from simulator.margin._kernels import options as _option_kernels
+from simulator.margin._kernels import state as _state_kernels
 
 
 def test_engine_leaf_kernels_are_compiled_without_reference_counts():

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from simulator.config.scenario import load_scenario, scenario_from_dict
 from simulator.errors import ScenarioError
 from simulator.paths import generate_paths, generate_paths_numpy, prepare_path_inputs
-from simulator.scenario import load_scenario, scenario_from_dict
 
 K = 4.0
 TWO = [{"symbol": "BTC", "price": 60000.0, "vol": 0.8, "drift": 0.1},

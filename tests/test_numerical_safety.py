@@ -20,9 +20,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from simulator import cli
+from simulator.config.market import Liquidity
+from simulator.config.scenario import Venue, load_scenario
 from simulator.margin import EngineRules, codes, replay
 from simulator.paths import generate_paths, generate_paths_numpy, prepare_path_inputs
-from simulator.scenario import Liquidity, Venue, load_scenario
 
 from .compare import assert_same
 from .json_checks import assert_json_finite
@@ -309,7 +310,7 @@ def test_bounded_replay_matches_naive(half_life):
 
 
 def test_bound_price_kernel_matches_reference():
-    from simulator.margin._bound_kernels import bound_price, bound_price_nb
+    from simulator.kernels.bounds import bound_price, bound_price_nb
 
     lo, hi = 1e-10, 1e14
     cases = [0.0, -1.0, 1e-300, lo, 5e-11, 1.0, hi, 2e14, math.inf, -math.inf, math.nan]

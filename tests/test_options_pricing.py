@@ -10,8 +10,7 @@ import pytest
 from scipy import special
 from scipy.stats import norm
 
-from simulator.options import black_scholes, position_greeks_usd
-from simulator.options._kernels import (
+from simulator.kernels.black_scholes import (
     IV_FLOOR,
     bs_greeks_nb,
     bs_price_greeks_nb,
@@ -22,6 +21,7 @@ from simulator.options._kernels import (
     norm_pdf_nb,
     spot_vol_factor_nb,
 )
+from simulator.options import black_scholes, position_greeks_usd
 
 EPS = np.finfo(np.float64).eps
 STRIKE = 50_000.0  # BTC-like; every tolerance on prices is scaled by spot

@@ -17,9 +17,9 @@ import pytest
 from scipy import integrate
 from scipy.stats import norm
 
+from simulator.config.scenario import scenario_from_dict
+from simulator.execution.runner import run
 from simulator.options.pricing import position_greeks_usd
-from simulator.runner import run
-from simulator.scenario import scenario_from_dict
 
 S0, VOL = 100.0, 0.8
 
@@ -174,7 +174,7 @@ def test_accounts_parquet_has_greeks_at_the_start(tmp_path):
 def test_option_book_same_files_with_one_or_two_workers(tmp_path):
     """The option-sellers book (options expiring, boxes, partial liquidations) gives the
     same bytes with one or two worker processes."""
-    from simulator.scenario import load_scenario
+    from simulator.config.scenario import load_scenario
     sc = load_scenario("option-sellers", ["simulation.paths=60", "simulation.chunk_paths=20",
                                           "simulation.steps=120", "population.count=300"])
     run(sc, tmp_path / "one", jobs=1)

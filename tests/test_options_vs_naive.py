@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from simulator.behaviour_config import Behaviour
-from simulator.book import Book, assemble_book
+from simulator.book.build import Book, assemble_book
+from simulator.config.behaviour import Behaviour
+from simulator.config.market import Liquidity
+from simulator.config.scenario import Venue
 from simulator.margin import EngineRules, codes, replay
 from simulator.margin.option_setup import next_change
-from simulator.scenario import Liquidity, Venue
 
 from . import naive
 from .compare import (
@@ -366,7 +367,7 @@ def test_box_steering_matches_the_slack(zero_beta):
     does not move with the spot."""
     import dataclasses
 
-    from simulator.margin import _option_box_kernels as box
+    from simulator.margin._kernels import option_boxes as box
     case = Case("boxes", {**_BASE, "option_margin": "standard"})
     s = build(case, 1)
     rules = rules_of(s)
@@ -409,9 +410,9 @@ def boxes_after_checks(s, rules, index, seed: int, n_draws: int, sd: float):
     """Yield ``(u, marks, t, t1, lo, hi)`` for every box that ``option_box_nb`` finds, as
     the engine calls it after an exact check, for the option units of the case ``s`` at
     ``n_draws`` random marks (log-normal around the prices, ``sd``) and steps."""
-    from simulator.margin import _option_box_kernels as box
-    from simulator.margin import _option_kernels as opt
-    from simulator.margin._state_kernels import refresh_unit_nb
+    from simulator.margin._kernels import option_boxes as box
+    from simulator.margin._kernels import options as opt
+    from simulator.margin._kernels.state import refresh_unit_nb
     book, oc = s.book, index.options.oc
     n_assets = len(PRICES)
     work = np.zeros((box.N_WORK, n_assets))

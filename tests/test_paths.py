@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
+from simulator.config.scenario import scenario_from_dict
 from simulator.errors import ScenarioError
 from simulator.paths import generate_paths, generate_paths_numpy, prepare_path_inputs
-from simulator.scenario import scenario_from_dict
 
 K = 4.0  # tolerance in standard errors
 

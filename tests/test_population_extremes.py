@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from simulator import cli
-from simulator.population import draw_distribution
-from simulator.scenario import Distribution
+from simulator.book.population import draw_distribution
+from simulator.config.population import Distribution
 
 from .json_checks import assert_json_finite
 

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from simulator.book import build_book
+from simulator.book.build import build_book
+from simulator.config.scenario import scenario_from_dict
 from simulator.errors import ScenarioError
 from simulator.margin import EngineRules
 from simulator.margin.engine import BookIndex
-from simulator.scenario import scenario_from_dict
 
 from . import naive
 from .compare import naive_options

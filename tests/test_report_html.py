@@ -1,4 +1,4 @@
-"""The self-contained HTML report (``simulator.report_html.write_report``)."""
+"""The self-contained HTML report (``simulator.report.html.write_report``)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ import pytest
 
 from simulator.cli import main
 from simulator.errors import MarginsimError
-from simulator.report_html import TOP_ACCOUNTS, write_report
-from simulator.report_sweep import SWEEP_METRICS
+from simulator.report.html import TOP_ACCOUNTS
+from simulator.report.sweep_page import SWEEP_METRICS
+from simulator.report.write import write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

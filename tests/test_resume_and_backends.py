@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from simulator import cli
-from simulator.runner import run
-from simulator.scenario import load_scenario
+from simulator.config.scenario import load_scenario
+from simulator.execution.runner import run
 
 ARGS = ["--paths", "1600", "--set", "simulation.chunk_paths=50", "--set",
         "simulation.steps=96", "--seed", "5"]

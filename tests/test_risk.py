@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from simulator import risk
+from simulator.results import risk
 
 K = 4.0
 

@@ -17,11 +17,11 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from simulator import risk
+from simulator.config.scenario import scenario_from_dict
 from simulator.errors import ScenarioError
-from simulator.output import read_json
-from simulator.runner import run
-from simulator.scenario import scenario_from_dict
+from simulator.execution.runner import run
+from simulator.results import risk
+from simulator.results.atomic import read_json
 
 K = 4.0
 PRICES = {"X": 100.0, "Y": 40.0}

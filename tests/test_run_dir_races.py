@@ -15,7 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from simulator import cli, runner
+from simulator import cli
+from simulator.execution import runner
 
 from .test_run_safety import SMALL, _interrupted_run, _one_line
 
@@ -137,7 +138,7 @@ def test_sweep_force_refuses_while_a_point_is_in_use(tmp_path, capsys):
     assert cli.main([*SWEEP, "--out", str(out)]) == 0
     point = next((out / "points").iterdir())
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import time; from pathlib import Path; from simulator import run_lock; "
+        "import time; from pathlib import Path; from simulator.results import lock as run_lock; "
         f"lock = run_lock.acquire(Path({str(point)!r}), 'marginsim run --force'); "
         "print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
     try:
@@ -211,7 +212,7 @@ def test_verify_of_malformed_manifest_fields_is_a_problem_line(tmp_path, capsys,
 def test_verify_never_reads_through_a_linked_folder(tmp_path, capsys, monkeypatch):
     """Review: with ``run/chunks`` a symbolic link to another run's ``chunks/``, ``verify``
     reported the link but hashed the files through it."""
-    from simulator import verify as verify_module
+    from simulator.results import verify as verify_module
 
     out, other = _old_run(tmp_path, "run"), _old_run(tmp_path, "other")
     shutil.rmtree(out / "chunks")

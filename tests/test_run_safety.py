@@ -21,9 +21,13 @@ import pyarrow.parquet as pq
 import pytest
 
 import simulator
-from simulator import cli, output, run_dir, run_lock, runner
+from simulator import cli
+from simulator.config.scenario import builtin_scenarios, load_scenario
 from simulator.errors import RunDirectoryError
-from simulator.scenario import builtin_scenarios, load_scenario
+from simulator.execution import runner
+from simulator.results import atomic as output
+from simulator.results import lock as run_lock
+from simulator.results import rundir as run_dir
 
 #: a small multi-chunk run of the flagship
 SMALL = ["--paths", "90", "--set", "simulation.chunk_paths=30", "--set", "simulation.steps=24",
@@ -119,7 +123,8 @@ def test_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path):
     """The lock itself: held by a live process, refused; that process killed (SIGKILL: no
     clean-up), taken over with a warning naming it; released, the file is gone."""
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from simulator import run_lock; "
+        "import sys, time; from pathlib import Path; "
+        "from simulator.results import lock as run_lock; "
         f"lock = run_lock.acquire(Path({str(tmp_path)!r}), 'test holder'); "
         "print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
     try:
@@ -391,7 +396,7 @@ def test_disk_full_is_one_line_and_leaves_nothing_half_written(tmp_path, capsys,
     figure; one that fills anyway (the estimate is a lower bound; here it is bypassed) ends
     with one line naming the file and the error (exit 2): a run that kept no chunk leaves
     nothing, one that kept some says how to finish."""
-    from simulator import budget
+    from simulator.execution import budget
 
     small = tmp_path / "small"
     if not _mount_tmpfs(small, size):
@@ -524,7 +529,7 @@ def test_verify_never_reads_outside_the_run(tmp_path, capsys, monkeypatch):
     secret = tmp_path / "secret"
     secret.write_text("not yours")
     read: list[Path] = []
-    from simulator import verify as verify_module
+    from simulator.results import verify as verify_module
 
     real = verify_module.sha256_file
     monkeypatch.setattr(verify_module, "sha256_file",

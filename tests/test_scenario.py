@@ -1,7 +1,8 @@
 """Tests of the scenario loader: TOML files and ``--set`` overrides into a frozen Scenario.
 
-Covers :func:`simulator.scenario.load_scenario`, :func:`~simulator.scenario.scenario_from_dict`
-and :func:`~simulator.scenario.apply_overrides`: every built-in scenario loads (by name and by
+Covers :func:`simulator.config.scenario.load_scenario`,
+:func:`~simulator.config.scenario.scenario_from_dict` and
+:func:`~simulator.config.overrides.apply_overrides`: every built-in scenario loads (by name and by
 path) into frozen dataclasses; every invalid input is a :class:`~simulator.errors.ScenarioError`
 whose message names the file and the exact key path; overrides reach numbers, booleans, bare
 words, nested keys and array elements; venue presets fill the venue keys and explicit keys win;
@@ -22,9 +23,8 @@ from typing import Any
 
 import pytest
 
-from simulator.errors import ScenarioError
-from simulator.overrides import override_for
-from simulator.scenario import (
+from simulator.config.overrides import override_for
+from simulator.config.scenario import (
     Scenario,
     Venue,
     apply_overrides,
@@ -32,7 +32,8 @@ from simulator.scenario import (
     load_scenario,
     scenario_from_dict,
 )
-from simulator.venues import PRESETS, Bracket
+from simulator.config.venue_presets import PRESETS, Bracket
+from simulator.errors import ScenarioError
 
 from .toml_text import dumps
 

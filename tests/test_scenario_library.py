@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from simulator.scenario import builtin_dir, builtin_scenarios, load_scenario
+from simulator.config.scenario import builtin_dir, builtin_scenarios, load_scenario
 
 README = builtin_dir() / "README.md"
 

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from simulator.cli import main
-from simulator.output import read_json
-from simulator.sweep import parse_grid, parse_target, sweep
+from simulator.results.atomic import read_json
+from simulator.sweeps.sweep import parse_grid, parse_target, sweep
 
 BOOK = Path(__file__).with_name("data") / "sweep-book.toml"
 RATES = [0.002, 0.005, 0.01, 0.02, 0.04]

@@ -32,10 +32,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator.book import Book, assemble_book
+from simulator.book.build import Book, assemble_book
+from simulator.config.market import Asset, Liquidity, Market
+from simulator.config.scenario import Venue
+from simulator.config.venue_presets import Bracket, bracket_cums
 from simulator.margin import EngineRules, ReplayResult, codes, replay
-from simulator.scenario import Asset, Liquidity, Market, Venue
-from simulator.venues import Bracket, bracket_cums
 
 PRICES = np.array([100.0, 20.0, 3.0])
 VOLS = (0.8, 1.0, 1.3)

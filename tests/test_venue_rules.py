@@ -17,11 +17,11 @@ import math
 import numpy as np
 import pytest
 
-from simulator.book import build_book
+from simulator.book.build import build_book
+from simulator.config.scenario import scenario_from_dict
 from simulator.margin import EngineRules, codes, replay
 from simulator.margin.engine import account_nav_coefficients
 from simulator.paths import generate_paths, prepare_path_inputs
-from simulator.scenario import scenario_from_dict
 
 #: Binance BTCUSDT brackets as published: (notional cap, MMR, maintenance amount)
 BINANCE_BTC = [(50_000, 0.004, 0), (600_000, 0.005, 50), (3_000_000, 0.0065, 950),

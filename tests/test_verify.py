@@ -11,7 +11,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from simulator import cli, runner
+from simulator import cli
+from simulator.execution import runner
 
 ARGS = ["two-asset-crash", "--paths", "100", "--seed", "4", "--save-prices", "50", "--set",
         "simulation.steps=24", "--set", "simulation.chunk_paths=40", "--quiet"]
@@ -112,7 +113,7 @@ def test_wrong_row_count_and_stray_files(damaged, capsys):
     pq.write_table(pq.read_table(part).slice(0, 39), part)
     manifest_path = damaged / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    from simulator.output import sha256_file
+    from simulator.results.atomic import sha256_file
 
     manifest["files"]["paths/part-00000.parquet"] = sha256_file(part)
     manifest_path.write_text(json.dumps(manifest))

@@ -1,5 +1,6 @@
 """Margin engine: valuation, liquidation cascades with impact, insurance fund and ADL."""
 
-from .engine import EngineRules, ReplayResult, replay
+from simulator.margin.engine import ReplayResult, replay
+from simulator.margin.rules import EngineRules
 
 __all__ = ["EngineRules", "ReplayResult", "replay"]

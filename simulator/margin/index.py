@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..book import Book
-from . import codes
-from ._index_kernels import BRACKET_MARGIN, MIN_BAND_WEIGHT, SLACK_MARGIN
-from .option_boxes import OptionBoxes, build_option_boxes
-from .option_setup import OptionData, option_context
-from .slack_form import position_notional, slack_form, unit_nav_coefficients
+from simulator.book.build import Book
+from simulator.margin import codes
+from simulator.margin._kernels.index import BRACKET_MARGIN, MIN_BAND_WEIGHT, SLACK_MARGIN
+from simulator.margin.option_boxes import OptionBoxes, build_option_boxes
+from simulator.margin.option_setup import OptionData, option_context
+from simulator.margin.slack_form import position_notional, slack_form, unit_nav_coefficients
 
 if TYPE_CHECKING:  # (engine imports this module)
-    from .engine import EngineRules
+    from simulator.margin.rules import EngineRules
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..book import Book
-from . import codes
-from ._stage_kernels import static_boxes_nb
-from .slack_form import SlackForm, slack_form
+from simulator.book.build import Book
+from simulator.margin import codes
+from simulator.margin._kernels.stages import static_boxes_nb
+from simulator.margin.slack_form import SlackForm, slack_form
 
 if TYPE_CHECKING:  # (engine imports this module)
-    from .engine import EngineRules
+    from simulator.margin.rules import EngineRules
 
 #: at most this many stages after the first (the earliest are kept)
 MAX_STAGES = 32

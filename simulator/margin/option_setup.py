@@ -12,17 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..book import Book
-from ..options._kernels import bs_greeks_nb
-from ..options.margin import (
+from simulator.book.build import Book
+from simulator.kernels.black_scholes import bs_greeks_nb
+from simulator.margin import codes
+from simulator.options.margin import (
     DEFAULT_EXTENDED_MOVES,
     DEFAULT_EXTENDED_WEIGHT,
     DEFAULT_N_BUCKETS,
     DEFAULT_VOL_DOWN,
     DEFAULT_VOL_UP,
 )
-from ..scenario import Scenario
-from . import codes
 
 #: longest window of steps an option unit's box may cover (the boxes halve it as needed)
 MAX_WINDOW_STEPS = 1_000_000_000
@@ -54,20 +53,6 @@ class OptionRules:
     spot_vol_beta: np.ndarray | None = None
     step_years: float | None = None
     iv_multiplier: np.ndarray | None = None
-
-
-def iv_multipliers(scenario: Scenario) -> np.ndarray:
-    """Implied-vol multiplier of every asset at every step, shape (steps + 1, A): the
-    product of the ``vol`` shocks whose window holds the step (as the paths apply them to
-    the returns of steps ``step .. step + duration_steps - 1``); 1 at step 0."""
-    steps, symbols = scenario.simulation.steps, scenario.market.symbols
-    out = np.ones((steps + 1, len(symbols)))
-    for shock in scenario.shocks:
-        if shock.kind != "vol":
-            continue
-        cols = slice(None) if shock.asset == "*" else symbols.index(shock.asset)
-        out[shock.step:min(shock.step + shock.duration_steps, steps + 1), cols] *= shock.size
-    return out
 
 
 def next_change(ivmult: np.ndarray) -> np.ndarray:

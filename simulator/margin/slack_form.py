@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from ..book import Book
-from . import codes
+from simulator.book.build import Book
+from simulator.margin import codes
 
 if TYPE_CHECKING:  # (engine imports this module)
-    from .engine import EngineRules
+    from simulator.margin.rules import EngineRules
 
 
 class SlackForm(NamedTuple):

@@ -1,5 +1,10 @@
 """Options: Black-Scholes pricing and greeks (kernels in ``_kernels``), option margin."""
 
-from .pricing import OptionGreeks, PositionGreeksUSD, black_scholes, position_greeks_usd
+from simulator.options.pricing import (
+    OptionGreeks,
+    PositionGreeksUSD,
+    black_scholes,
+    position_greeks_usd,
+)
 
 __all__ = ["OptionGreeks", "PositionGreeksUSD", "black_scholes", "position_greeks_usd"]

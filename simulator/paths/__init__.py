@@ -1,5 +1,10 @@
 """Exogenous price paths: market models and their Numba kernels."""
 
-from .models import PathInputs, generate_paths, generate_paths_numpy, prepare_path_inputs
+from simulator.paths.models import (
+    PathInputs,
+    generate_paths,
+    generate_paths_numpy,
+    prepare_path_inputs,
+)
 
 __all__ = ["PathInputs", "generate_paths", "generate_paths_numpy", "prepare_path_inputs"]

@@ -1,15 +1,15 @@
 """Numba kernels of the path generator (arrays in, ``out=`` arrays; no Python objects
 other than the chunk's ``numpy.random.Generator``, which Numba draws from exactly as NumPy
 does). Every kernel keeps the running log price of each asset within the band of
-:mod:`simulator.bounds` (``log s0 + log 1e-12 .. log s0 + log 1e12``)."""
+:mod:`simulator.config.limits` (``log s0 + log 1e-12 .. log s0 + log 1e12``)."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from ..bounds import LOG_PRICE_CAP, LOG_PRICE_FLOOR
-from ..margin._bound_kernels import bound_price_nb
+from simulator.config.limits import LOG_PRICE_CAP, LOG_PRICE_FLOOR
+from simulator.kernels.bounds import bound_price_nb
 
 
 @njit(cache=True)
@@ -30,7 +30,7 @@ def _start_path(out, i, s0, logp):  # pragma: no cover - jitted
 
 @njit(cache=True)
 def _log_bounds(s0):  # pragma: no cover - jitted
-    """Lowest and highest log price of each asset (``simulator.bounds``)."""
+    """Lowest and highest log price of each asset (``simulator.config.limits``)."""
     lo = np.empty(s0.shape[0])
     hi = np.empty(s0.shape[0])
     for a in range(s0.shape[0]):

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bounds import LOG_PRICE_CAP, LOG_PRICE_FLOOR
-from ..errors import ScenarioError
-from ..models_config import (
+from simulator.config.limits import LOG_PRICE_CAP, LOG_PRICE_FLOOR
+from simulator.config.models import (
     Bootstrap,
     Garch,
     Jumps,
@@ -26,8 +25,9 @@ from ..models_config import (
     StudentT,
     read_returns_file,
 )
-from ..scenario import Scenario, check_correlation
-from ._kernels import (
+from simulator.config.scenario import Scenario, check_correlation
+from simulator.errors import ScenarioError
+from simulator.paths._kernels import (
     bootstrap_paths_nb,
     garch_paths_nb,
     gbm_paths_nb,
@@ -253,7 +253,7 @@ def standardise_returns(returns: np.ndarray, params: Bootstrap
     forecast ``v_t = lam v_{t-1} + (1 - lam) r_{t-1}^2`` (started at the column's sample
     variance). ``"garch"``: demeaned, divided by the conditional vol of a GARCH(1,1) with
     variance targeting fitted per column by maximum likelihood
-    (:mod:`simulator.calibrate`). Returns the data and the per-asset recursion
+    (:mod:`simulator.calibration.fit`). Returns the data and the per-asset recursion
     ``(omega_share, alpha, beta)`` that re-volatilises them, shape (3, A).
     """
     n_assets = returns.shape[1]
@@ -267,7 +267,7 @@ def standardise_returns(returns: np.ndarray, params: Bootstrap
             var[t] = lam * var[t - 1] + (1.0 - lam) * returns[t - 1] ** 2
         recursion = np.tile([[0.0], [1.0 - lam], [lam]], (1, n_assets))
         return returns / np.sqrt(np.maximum(var, 1e-300)), recursion
-    from ..calibrate import fit_garch_standardised, garch_variance
+    from simulator.calibration.fit import fit_garch_standardised, garch_variance
 
     z = np.empty_like(returns)
     recursion = np.empty((3, n_assets))
@@ -287,7 +287,7 @@ def _dt(inputs: PathInputs) -> float:
 
 
 def _cumulate(s0: np.ndarray, log_returns: np.ndarray) -> np.ndarray:
-    """Prices from log returns, the running log price kept within :mod:`simulator.bounds`."""
+    """Prices from log returns, the running log price kept within :mod:`simulator.config.limits`."""
     n, steps, n_assets = log_returns.shape
     out = np.empty((n, steps + 1, n_assets))
     out[:, 0] = s0

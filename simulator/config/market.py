@@ -1,0 +1,144 @@
+"""The ``[market]`` section: assets, price model, liquidity and shocks.
+
+Frozen dataclasses :class:`Asset`, :class:`Market`, :class:`Liquidity`, :class:`Shock`
+and their readers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simulator.config._table import Table, check_unique, read_each
+from simulator.config.limits import MAX_PRICE, MIN_PRICE
+from simulator.config.models import ModelParams, check_correlation, read_matrix, read_model_params
+from simulator.config.simulation import Simulation
+
+MODELS = ("gbm", "student_t", "merton", "garch", "regime", "bootstrap")
+
+
+IMPLEMENTED_MODELS = MODELS
+
+
+SHOCK_KINDS = ("gap", "vol", "correlation", "liquidity")
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One asset (``[[market.assets]]``)."""
+
+    symbol: str
+    price: float
+    vol: float
+    drift: float = 0.0
+    depth_usd: float = math.inf
+    haircut: float = 0.0
+    spot_vol_beta: float = 0.0
+
+
+@dataclass(frozen=True)
+class Market:
+    """Price model and assets (``[market]``)."""
+
+    model: str
+    assets: tuple[Asset, ...]
+    correlation: tuple[tuple[float, ...], ...]
+    params: ModelParams = None
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """Asset symbols in order."""
+        return tuple(a.symbol for a in self.assets)
+
+    def index(self, symbol: str) -> int:
+        """Position of ``symbol`` among the assets."""
+        return self.symbols.index(symbol)
+
+
+@dataclass(frozen=True)
+class Liquidity:
+    """Market impact of liquidation flow (``[liquidity]``)."""
+
+    impact: str = "linear"
+    half_life_steps: float = 0.0
+
+    @property
+    def alpha(self) -> float:
+        """Impact exponent: 1 (linear), 0.5 (square root), 0 (none)."""
+        return {"none": 0.0, "linear": 1.0, "sqrt": 0.5}[self.impact]
+
+    @property
+    def decay_per_step(self) -> float:
+        """Factor applied to the accumulated log impact at every step."""
+        return 1.0 if self.half_life_steps == 0 else 0.5 ** (1.0 / self.half_life_steps)
+
+
+@dataclass(frozen=True)
+class Shock:
+    """A scheduled overlay on the paths (``[[shocks]]``)."""
+
+    kind: str
+    step: int
+    asset: str
+    size: float
+    duration_steps: int = 1
+
+
+def _read_asset(t: Table) -> Asset:
+    symbol = t.string("symbol")
+    valid = symbol.replace("_", "").isalnum() and symbol.upper() != "USD"
+    if not valid:
+        raise t.error("symbol", f"{symbol!r} is not a valid symbol: use letters, digits and _, "
+                      "not USD (the numeraire)")
+    return Asset(
+        symbol=symbol,
+        price=t.number("price", lo=0.0, lo_open=True, hi=MAX_PRICE, floor=MIN_PRICE),
+        vol=t.number("vol", lo=0.0, hi=50.0),
+        drift=t.number("drift", 0.0, lo=-50.0, hi=50.0),
+        depth_usd=t.number("depth_usd", math.inf, lo=1.0, allow_inf=True),
+        haircut=t.number("haircut", 0.0, lo=0.0, hi=1.0),
+        spot_vol_beta=t.number("spot_vol_beta", 0.0, lo=-5.0, hi=5.0),
+    )
+
+
+def _read_market(t: Table, base_dir: Path | None = None) -> Market:
+    model = t.string("model", "gbm", choices=MODELS)
+    if model not in IMPLEMENTED_MODELS:
+        raise t.error("model", f"{model!r} is not implemented yet; available: "
+                      f"{', '.join(IMPLEMENTED_MODELS)}")
+    asset_tables = t.tables("assets")
+    if not asset_tables:
+        raise t.error("assets", "at least one [[market.assets]] is required")
+    assets = read_each(asset_tables, _read_asset)
+    check_unique([a.symbol for a in assets], t.source, t.key("assets"), "symbol")
+    n = len(assets)
+    raw = t.raw("correlation", None)
+    if raw is None:
+        corr = np.eye(n)
+    else:
+        corr = read_matrix(t, "correlation", raw, n)
+    check_correlation(corr, t.source, t.key("correlation"))
+    params = read_model_params(t, model, n, base_dir, tuple(a.symbol for a in assets))
+    return Market(model=model, assets=assets, correlation=tuple(tuple(r) for r in corr.tolist()),
+                  params=params)
+
+
+def _read_shock(t: Table, market: Market, sim: Simulation) -> Shock:
+    kind = t.string("kind", choices=SHOCK_KINDS)
+    step = t.integer("step", lo=1, hi=sim.steps)
+    asset = t.string("asset", "*")
+    if asset != "*" and asset not in market.symbols:
+        raise t.error("asset", f"{asset!r} is not an asset; valid: *, {', '.join(market.symbols)}")
+    if kind == "gap":
+        size = t.number("size", lo=-1.0, lo_open=True, hi=100.0)
+        duration = t.integer("duration_steps", 1, lo=1, hi=1)
+    elif kind == "correlation":
+        size = t.number("size", lo=-1.0, hi=1.0, hi_open=True)
+        duration = t.integer("duration_steps", 1, lo=1)
+    else:
+        size = t.number("size", lo=0.0, lo_open=kind == "liquidity", hi=1e6)
+        duration = t.integer("duration_steps", 1, lo=1)
+    return Shock(kind=kind, step=step, asset=asset, size=size, duration_steps=duration)

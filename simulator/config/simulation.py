@@ -1,0 +1,64 @@
+"""The ``[simulation]`` section: paths, steps, chunking, seed and risk levels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simulator.config._table import Table, fmt_int
+from simulator.config.limits import MAX_CHUNKS
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Monte Carlo settings (``[simulation]``)."""
+
+    paths: int = 10_000
+    seed: int = 0
+    steps: int = 288
+    horizon_days: float = 1.0
+    chunk_paths: int = 4096
+    account_tail_budget_mb: float = 64.0
+    risk_levels: tuple[float, ...] = (0.95, 0.99, 0.999)
+
+    @property
+    def dt_years(self) -> float:
+        """Length of one step in years (365-day year: crypto trades every day)."""
+        return self.horizon_days / 365.0 / self.steps
+
+
+
+
+def _read_simulation(t: Table) -> Simulation:
+    paths = t.integer("paths", Simulation.paths, lo=1)
+    chunk_paths = t.integer("chunk_paths", Simulation.chunk_paths, lo=1)
+    n_chunks = -(-paths // chunk_paths)
+    if n_chunks > MAX_CHUNKS:  # (SeedSequence.spawn(n_chunks) would take it all)
+        raise t.error("paths", f"{fmt_int(paths)} paths in chunks of simulation.chunk_paths = "
+                      f"{fmt_int(chunk_paths)} make {fmt_int(n_chunks)} chunks; at most "
+                      f"{MAX_CHUNKS:,}: lower simulation.paths or raise "
+                      "simulation.chunk_paths")
+    return Simulation(
+        paths=paths,
+        seed=t.integer("seed", Simulation.seed, lo=0),
+        steps=t.integer("steps", Simulation.steps, lo=1, hi=1_000_000),
+        horizon_days=t.number("horizon_days", Simulation.horizon_days, lo=0.0, lo_open=True,
+                              hi=36500.0, floor=1e-4),
+        chunk_paths=chunk_paths,
+        account_tail_budget_mb=t.number("account_tail_budget_mb",
+                                        Simulation.account_tail_budget_mb, lo=0.0),
+        risk_levels=_read_levels(t),
+    )
+
+
+def _read_levels(t: Table) -> tuple[float, ...]:
+    """``risk_levels``: VaR/ES confidence levels in (0.5, 1), 0.99 always among them."""
+    raw = t.raw("risk_levels", None)
+    if raw is None:
+        return Simulation.risk_levels
+    if not isinstance(raw, list) or not raw:
+        raise t.error("risk_levels", f"expected a non-empty list of levels such as "
+                                     f"[0.95, 0.99, 0.999], got {raw!r}")
+    for i, v in enumerate(raw):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0.5 < v < 1.0:
+            raise t.error(f"risk_levels[{i}]", f"must be a number in (0.5, 1), got {v!r}")
+    return tuple(sorted({float(v) for v in raw} | {0.99}))

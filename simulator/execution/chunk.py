@@ -1,0 +1,145 @@
+"""One chunk of a run: its plan, its seeds and the worker that simulates it and writes its
+files (paths, replay, per-account partials, Parquet parts and the chunk record)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulator.book.build import Book
+from simulator.config.scenario import Scenario
+from simulator.errors import RunDirectoryError
+from simulator.execution.prepare import prepare
+from simulator.margin import EngineRules, replay
+from simulator.margin.engine import BookIndex
+from simulator.paths import PathInputs, generate_paths
+from simulator.results import accounts as aggregate
+from simulator.results import atomic as output
+from simulator.results import integrity, tables
+from simulator.results import lock as run_lock
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """One unit of parallel work: a contiguous range of paths and its seed."""
+
+    index: int
+    first_path: int
+    n_paths: int
+    seed: np.random.SeedSequence
+
+
+@dataclass(frozen=True)
+class ChunkContext:
+    """Everything a chunk needs, shipped to the worker with each task."""
+
+    book: Book
+    inputs: PathInputs
+    rules: EngineRules
+    index: BookIndex
+    acct_navk: np.ndarray
+    symbols: tuple[str, ...]
+    out_dir: Path
+    save_prices: int
+    n_paths_total: int
+    tail_mode: str
+    metadata: dict[bytes, bytes]
+    levels: tuple[float, ...] = (aggregate.ALPHA,)
+    #: scenario hash and seed, as each chunk record holds them
+    identity: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: the run directory lock's token; "" when the caller holds no lock (tests by hand)
+    owner_token: str = ""
+
+    @classmethod
+    def build(cls, scenario: Scenario, out_dir: Path, save_prices: int, version: str,
+              full_scan: bool = False) -> ChunkContext:
+        """Prepare the book, path inputs, rules and index of ``scenario``."""
+        prep = prepare(scenario, full_scan=full_scan)
+        book, sim = prep.book, scenario.simulation
+        return cls(book=book, inputs=prep.inputs, rules=prep.rules, index=prep.index,
+                   acct_navk=prep.acct_navk, symbols=scenario.market.symbols,
+                   out_dir=out_dir, save_prices=save_prices, n_paths_total=sim.paths,
+                   tail_mode=aggregate.tail_mode(sim.paths, book.n_accounts,
+                                                 sim.account_tail_budget_mb, sim.risk_levels),
+                   metadata=tables.file_metadata(scenario.digest, sim.seed, version),
+                   levels=sim.risk_levels, identity=run_identity(scenario))
+
+
+def plan_chunks(n_paths: int, chunk_paths: int, seed: int) -> list[ChunkTask]:
+    """Split ``n_paths`` into chunks and give each its child seed sequence."""
+    n_chunks = -(-n_paths // chunk_paths)
+    seeds = np.random.SeedSequence(seed).spawn(n_chunks)
+    return [ChunkTask(i, i * chunk_paths, min(chunk_paths, n_paths - i * chunk_paths), seeds[i])
+            for i in range(n_chunks)]
+
+
+def behaviour_key(seed: np.random.SeedSequence) -> int:
+    """Key of a chunk's counter-based behaviour draws: a child of its seed sequence that
+    no other draw uses, in ``[0, 2**63)``."""
+    child = np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, 2**31))
+    return int(child.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def run_chunk(ctx: ChunkContext, task: ChunkTask
+              ) -> tuple[aggregate.AccountPartial, dict[str, float], dict[str, dict[str, Any]]]:
+    """Simulate one chunk and write its files; return its account aggregates, timings and
+    files (with their checksums, as its record lists them).
+
+    Every file is written only while the driver still holds the run directory's lock (a
+    loky worker also ends as soon as its driver is gone: :func:`backends.watch_driver`).
+    """
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(task.seed)
+    exo = generate_paths(ctx.inputs, task.n_paths, rng)
+    t1 = time.perf_counter()
+    n_save = max(0, min(task.n_paths, ctx.save_prices - task.first_path))
+    res = replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=n_save,
+                 index=ctx.index, rng_key=behaviour_key(task.seed))
+    saved_exo = exo[:n_save].copy() if n_save else None
+    del exo
+    t2 = time.perf_counter()
+    partial = aggregate.chunk_partial(res.final_price, ctx.inputs.s0, ctx.acct_navk,
+                                      res.corr_path, res.corr_account, res.corr_delta,
+                                      res.acct_liquidated, res.acct_bankrupt, ctx.tail_mode,
+                                      ctx.n_paths_total, ctx.levels)
+    t3 = time.perf_counter()
+    name = output.part_name(task.index)
+    meta = {**ctx.metadata, b"marginsim.chunk": str(task.index).encode()}
+    files: dict[str, dict[str, Any]] = {}
+
+    def put(table: Any, rel: str) -> None:
+        _check_owner(ctx, task.index)
+        files[rel] = output.write_parquet(table, ctx.out_dir / rel, meta)
+
+    put(tables.events_table(res, task.first_path, ctx.book.account_ids,
+                            ctx.book.unit_account, ctx.symbols), f"events/{name}")
+    if n_save:
+        put(tables.prices_table(res.marks, task.first_path, ctx.symbols), f"prices/{name}")
+        put(tables.prices_table(saved_exo, task.first_path, ctx.symbols),
+            f"prices_no_impact/{name}")
+    for rel, table in aggregate.chunk_tables(res, task.first_path, task.index).items():
+        put(table, rel)
+    put(tables.paths_table(res, task.first_path, ctx.symbols), f"paths/{name}")
+    _check_owner(ctx, task.index)
+    spec = integrity.ChunkSpec(task.index, task.first_path, task.n_paths, {})
+    written = integrity.write_record(ctx.out_dir, spec, ctx.identity, files)  # last
+    t4 = time.perf_counter()
+    return partial, {"paths": t1 - t0, "engine": t2 - t1, "accounts": t3 - t2,
+                     "write": t4 - t3}, written
+
+
+def _check_owner(ctx: ChunkContext, chunk: int) -> None:
+    """Refuse to write when the run that owns the directory is gone or another took it."""
+    if ctx.owner_token and not run_lock.owner_alive(ctx.out_dir, ctx.owner_token):
+        raise RunDirectoryError(f"{ctx.out_dir}: the run that owns this directory is gone "
+                                f"(or another run took it over); chunk {chunk} not written")
+
+
+def run_identity(scenario: Scenario) -> dict[str, Any]:
+    """What every file of a run names: the scenario's digest and the seed."""
+    return {"scenario_sha256": scenario.digest, "seed": scenario.simulation.seed}

@@ -1,0 +1,21 @@
+"""Numba kernel that keeps a value within a band: the engine's marks within the price band
+of :mod:`simulator.config.limits`, and the path generators' log prices within its log band."""
+
+from __future__ import annotations
+
+from numba import njit
+
+
+@njit(cache=True)
+def bound_price_nb(x, lo, hi):  # pragma: no cover - jitted
+    """``x`` clamped to ``[lo, hi]``; NaN (and anything not ``>= lo``) gives ``lo``."""
+    if x >= lo:
+        return x if x <= hi else hi
+    return lo
+
+
+def bound_price(x: float, lo: float, hi: float) -> float:
+    """Pure-Python reference of :func:`bound_price_nb`."""
+    if x >= lo:
+        return x if x <= hi else hi
+    return lo

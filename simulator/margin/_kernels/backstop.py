@@ -1,0 +1,192 @@
+"""Numba kernels of the backstops behind the insurance fund: auto-deleveraging of the
+opposite side at the bankruptcy price, and socialised losses (``docs/engine.md``, step 6)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from simulator.kernels.jit import leaf
+from simulator.margin._kernels.state import (
+    close_position_nb,
+    instrument_nb,
+    position_value_nb,
+    put_event_nb,
+    state_changed_nb,
+    touch_nb,
+    unit_values_nb,
+)
+from simulator.margin.codes import (
+    EF_BAD_DEBT,
+    EF_FUND_PAID,
+    INSTRUMENT_DEBT,
+    INSTRUMENT_INVERSE,
+    INSTRUMENT_PERP,
+    KIND_ADL,
+    KIND_SOCIALISED,
+    POS_CALL,
+    POS_INVERSE,
+    RANK_PROFIT_LEVERAGE,
+)
+
+
+@leaf
+def adl_score_nb(k, mark_a, usd, coll, qty, pos_unit, pos_asset, pos_entry, pos_kind,
+                 unit_pos_start, haircut, tiers, marks, ranking, t, oc
+                 ):  # pragma: no cover - jitted
+    """ADL priority of position ``k`` (higher goes first), or -1 if it is not in profit."""
+    qk = qty[k]
+    inverse = pos_kind[k] == POS_INVERSE
+    gain = position_value_nb(qk, mark_a, pos_entry[k], pos_kind[k])
+    if gain <= 0.0:
+        return -1.0
+    e, mm, nn, w = unit_values_nb(pos_unit[k], marks, usd, coll, qty, pos_asset, pos_entry,
+                                  pos_kind, unit_pos_start, haircut, tiers, t, oc)
+    if ranking == RANK_PROFIT_LEVERAGE:
+        rho = mark_a / pos_entry[k] if qk > 0.0 else pos_entry[k] / mark_a
+        notional = abs(qk) if inverse else abs(qk) * mark_a
+        return rho * (notional / e if e > 0.0 else 0.0)
+    return gain / max(1.0, w) * (mm / e if e > 0.0 else 0.0)
+
+
+#: ADL candidates picked one by one before the rest are sorted
+PICKS_BEFORE_SORT = 32
+
+
+@leaf
+def next_best_nb(keys, n):  # pragma: no cover - jitted
+    """Index of the smallest of ``keys[:n]`` (the first one on ties)."""
+    best = 0
+    for j in range(1, n):
+        if keys[j] < keys[best]:
+            best = j
+    return best
+
+
+@njit(cache=True)
+def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_asset,
+                     pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk, lin, const,
+                     n_open, version, flag, pending, n_pending, touched, n_touched, closed,
+                     closed_notional, cand, cand_key, adl_on, ranking, ev_i, ev_f, n_ev, oc
+                     ):  # pragma: no cover - jitted
+    """Cover the uncovered deficit of bankrupt unit ``u`` by ADL, or socialise it.
+
+    The share of a closed option is socialised: options are not auto-deleveraged.
+
+    Returns
+    -------
+    n_pending, n_touched, n_ev : int
+    adl_notional, socialised : float
+    n_adl : int
+    overflow : bool
+        The event buffer is full; the path must be replayed with a larger one.
+    """
+    capacity = ev_i.shape[0]
+    n_pos = qty.shape[0]
+    adl_notional = 0.0
+    socialised = 0.0
+    n_adl = 0
+    sum_n = 0.0
+    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+        sum_n += closed_notional[p]
+    if sum_n <= 0.0:
+        if n_ev >= capacity:
+            return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, True
+        put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, KIND_SOCIALISED, INSTRUMENT_DEBT, -1, 0.0,
+                     1.0, 1.0, 0.0, 0.0, deficit, 0.0)
+        return n_pending, n_touched, n_ev + 1, adl_notional, deficit, n_adl, False
+    for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
+        if closed[p] == 0.0:
+            continue
+        a = pos_asset[p]
+        d_p = deficit * closed_notional[p] / sum_n
+        side = 1.0 if closed[p] > 0.0 else -1.0
+        q = abs(closed[p])
+        rem = q
+        inverse = pos_kind[p] == POS_INVERSE
+        # bankruptcy price: each unit closed gives up d_p / q of USD (an inverse contract
+        # gives it up in the coin, which needs side * d_p / q < 1)
+        tradeable = pos_kind[p] < POS_CALL and (not inverse or side * d_p / q < 1.0)
+        if adl_on and tradeable:
+            if inverse:
+                adl_price = mark[a] / (1.0 - side * d_p / q)
+            else:
+                adl_price = mark[a] + side * d_p / q
+            n_c = 0
+            for k in range(n_pos):
+                qk = qty[k]
+                if (pos_asset[k] != a or pos_unit[k] == u or qk == 0.0
+                        or pos_kind[k] != pos_kind[p]):
+                    continue
+                if (qk > 0.0) == (side > 0.0):
+                    continue
+                score = adl_score_nb(k, mark[a], usd, coll, qty, pos_unit, pos_asset,
+                                     pos_entry, pos_kind, unit_pos_start, haircut, tiers, mark,
+                                     ranking, t, oc)
+                if score < 0.0:
+                    continue
+                cand[n_c] = k
+                cand_key[n_c] = -score
+                n_c += 1
+            # best first (ties: lowest position index). A deficit is usually covered by the
+            # first few candidates, so they are picked one at a time; past PICKS_BEFORE_SORT
+            # the rest are sorted once (taken ones, keyed +inf, sort last)
+            order = np.empty(0, dtype=np.int64)
+            for o in range(n_c):
+                if rem <= 0.0:
+                    break
+                if o < PICKS_BEFORE_SORT:
+                    best = next_best_nb(cand_key, n_c)
+                    cand_key[best] = np.inf  # taken
+                else:
+                    if o == PICKS_BEFORE_SORT:
+                        order = np.argsort(cand_key[:n_c], kind="mergesort")
+                    best = order[o - PICKS_BEFORE_SORT]
+                k = cand[best]
+                v = pos_unit[k]
+                size = abs(qty[k])
+                dq = rem if rem < size else size
+                notional = close_position_nb(v, k, -side * dq, adl_price, usd, coll, pos_asset,
+                                             pos_entry, pos_kind)
+                if dq == size:
+                    qty[k] = 0.0
+                else:
+                    qty[k] += side * dq
+                covered = dq * d_p / q
+                rem -= dq
+                n_touched = touch_nb(v, flag, touched, n_touched)
+                n_pending = state_changed_nb(v, mark, usd, coll, qty, pos_asset, pos_entry,
+                                             pos_kind, unit_pos_start, haircut, tiers, mmk, lin,
+                                             const, n_open, version, flag, pending,
+                                             n_pending)
+                if n_ev >= capacity:
+                    return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, True
+                put_event_nb(ev_i, ev_f, n_ev, i, t, r, v, KIND_ADL,
+                             INSTRUMENT_INVERSE if inverse else INSTRUMENT_PERP, a, side * dq,
+                             mark[a], adl_price, notional, 0.0, covered, 0.0)
+                n_ev += 1
+                adl_notional += notional
+                n_adl += 1
+        if rem > 0.0:
+            loss = d_p * rem / q
+            socialised += loss
+            if n_ev >= capacity:
+                return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, True
+            put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, KIND_SOCIALISED,
+                         instrument_nb(pos_kind[p]), a, 0.0, mark[a], mark[a], 0.0, 0.0, loss,
+                         0.0)
+            n_ev += 1
+    return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, False
+
+
+@leaf
+def share_fund_paid_nb(ev_f, lo, hi, paid):  # pragma: no cover - jitted
+    """Add ``paid`` to the fund-paid column of events ``lo:hi`` in proportion to their bad
+    debt (the events of one bankrupt unit in this round)."""
+    total = 0.0
+    for e in range(lo, hi):
+        total += ev_f[e, EF_BAD_DEBT]
+    if total <= 0.0:
+        return
+    for e in range(lo, hi):
+        ev_f[e, EF_FUND_PAID] += paid * ev_f[e, EF_BAD_DEBT] / total

@@ -1,0 +1,231 @@
+"""Per-account and venue-level estimates, built from chunk outputs in bounded memory.
+
+An account's PnL on a path is a linear function of the path's final marks (what its
+initial book is worth there) plus a correction for each of its units that changed on the
+path (liquidated, deleveraged). Each chunk writes the corrections
+(``chunks/pnl-NNNNN.parquet``) and per-account liquidation / bankruptcy counts
+(``chunks/accounts-NNNNN.parquet``), and reduces its (paths x accounts) PnL matrix, in
+blocks, to an :class:`AccountPartial`: per account, the sum and sum of squares of its PnL
+and either
+
+- ``exact`` mode: its largest losses (``risk.tail_size`` of them, enough for the exact
+  VaR/ES of the whole run and their standard errors), or
+- ``batch`` mode: the chunk's own VaR/ES estimates and standard errors.
+
+Workers return their partial; after ``--resume`` the partials of chunks finished earlier
+are rebuilt from their files, bit for bit.
+
+Exact mode is used while the merged tails of all accounts fit in
+``simulation.account_tail_budget_mb``; beyond it (many paths x many accounts) the run's
+VaR/ES per account is the path-weighted mean of the chunk estimates (batch means), whose
+standard error combines the chunks' standard errors. Its bias is that of the empirical
+quantile on one chunk, O(1 / chunk_paths). ``accounts.parquet`` says which mode was used.
+
+The driver merges chunk files in chunk order, one at a time, so its memory does not grow
+with the number of chunks, and the result does not depend on the order chunks finished.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from simulator.book.build import Book
+from simulator.margin.engine import ReplayResult
+from simulator.results import risk
+
+ALPHA = 0.99
+#: memory for one block of the (paths x accounts) PnL matrix of a chunk
+PNL_BLOCK_BYTES = 64 << 20
+
+
+def tail_mode(n_paths: int, n_accounts: int, budget_mb: float,
+              levels: tuple[float, ...] = (ALPHA,)) -> str:
+    """``exact`` when the per-account loss tails of the whole run fit the budget.
+
+    The tail kept is that of the lowest level (the longest). The driver holds one merged
+    tail and one chunk's tail at a time.
+    """
+    need = risk.tail_size(n_paths, min(levels)) * n_accounts * 8
+    return "exact" if need <= budget_mb * (1 << 20) else "batch"
+
+
+@dataclass
+class AccountPartial:
+    """Per-account aggregates of one chunk (see the module notes)."""
+
+    n: int
+    liquidated: np.ndarray
+    bankrupt: np.ndarray
+    pnl_sum: np.ndarray
+    pnl_sumsq: np.ndarray
+    tail: np.ndarray | None = None  # exact mode: largest losses, (n_acc, keep), any order
+    batch: np.ndarray | None = None  # batch mode: (L, 4, n_acc) var, var_se, es, es_se
+
+
+def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray,
+                  corr_path: np.ndarray, corr_account: np.ndarray, corr_delta: np.ndarray,
+                  liquidated: np.ndarray, bankrupt: np.ndarray, mode: str,
+                  n_paths_total: int, levels: tuple[float, ...] = (ALPHA,)) -> AccountPartial:
+    """Per-account aggregates of one chunk from its final marks and PnL corrections.
+
+    ``corr_path`` counts paths from the start of the chunk. The (paths x accounts) PnL
+    matrix is formed in blocks of at most ``PNL_BLOCK_BYTES``.
+    """
+    n_acc = acct_navk.shape[0]
+    n = final_price.shape[0]
+    pnl_sum = np.zeros(n_acc)
+    pnl_sumsq = np.zeros(n_acc)
+    keep = risk.tail_size(n_paths_total, min(levels))
+    tail = np.empty((n_acc, min(keep, n))) if mode == "exact" else None
+    batch = np.empty((len(levels), 4, n_acc)) if mode != "exact" else None
+    order = np.argsort(corr_account, kind="stable")
+    corr_path, corr_account, corr_delta = corr_path[order], corr_account[order], corr_delta[order]
+    block = max(1, PNL_BLOCK_BYTES // (8 * max(n, 1)))
+    for start in range(0, n_acc, block):
+        stop = min(n_acc, start + block)
+        # one row per account, one column per path
+        losses = acct_navk[start:stop] @ (s0 - final_price).T
+        lo, hi = np.searchsorted(corr_account, [start, stop])
+        np.add.at(losses, (corr_account[lo:hi] - start, corr_path[lo:hi]), -corr_delta[lo:hi])
+        pnl_sum[start:stop] = -losses.sum(axis=1)
+        pnl_sumsq[start:stop] = np.einsum("ij,ij->i", losses, losses)
+        if tail is not None:
+            tail[start:stop] = risk.top_rows(losses, keep)
+        else:
+            for j in range(stop - start):
+                for i_level, level in enumerate(levels):
+                    batch[i_level, :, start + j] = risk.var_es(losses[j], level)
+    return AccountPartial(n, liquidated.astype(np.int64), bankrupt.astype(np.int64), pnl_sum,
+                          pnl_sumsq, tail, batch)
+
+
+def chunk_tables(res: ReplayResult, first_path: int, index: int) -> dict[str, pa.Table]:
+    """What :func:`load_chunk_partial` needs besides the ``paths/`` part, by relative path
+    (``chunks/accounts-NNNNN.parquet``, ``chunks/pnl-NNNNN.parquet``)."""
+    counts = pa.table({"liquidated": res.acct_liquidated, "bankrupt": res.acct_bankrupt})
+    corr = pa.table({"path_id": res.corr_path + first_path,
+                     "account": res.corr_account.astype(np.int32),
+                     "pnl_correction": res.corr_delta})
+    return {f"chunks/accounts-{index:05d}.parquet": counts,
+            f"chunks/pnl-{index:05d}.parquet": corr}
+
+
+def load_chunk_partial(out_dir: Path, index: int, first_path: int, symbols: tuple[str, ...],
+                       s0: np.ndarray, acct_navk: np.ndarray, mode: str,
+                       n_paths_total: int, levels: tuple[float, ...] = (ALPHA,)
+                       ) -> AccountPartial:
+    """Rebuild a finished chunk's :class:`AccountPartial` from its files (for resume)."""
+    name = f"part-{index:05d}.parquet"
+    paths = pq.read_table(out_dir / "paths" / name,
+                          columns=[f"final_price_{s}" for s in symbols])
+    final = np.column_stack([paths.column(i).to_numpy() for i in range(len(symbols))])
+    counts = pq.read_table(out_dir / "chunks" / f"accounts-{index:05d}.parquet")
+    corr = pq.read_table(out_dir / "chunks" / f"pnl-{index:05d}.parquet")
+    return chunk_partial(final, s0, acct_navk,
+                         corr.column("path_id").to_numpy() - first_path,
+                         corr.column("account").to_numpy().astype(np.int64),
+                         corr.column("pnl_correction").to_numpy(),
+                         counts.column("liquidated").to_numpy(),
+                         counts.column("bankrupt").to_numpy(), mode, n_paths_total, levels)
+
+
+@dataclass
+class AccountTotals:
+    """Per-account aggregates merged over chunks (in chunk order)."""
+
+    mode: str
+    keep: int
+    levels: tuple[float, ...] = (ALPHA,)
+    n: int = 0
+    liquidated: np.ndarray | None = None
+    bankrupt: np.ndarray | None = None
+    pnl_sum: np.ndarray | None = None
+    pnl_sumsq: np.ndarray | None = None
+    tail: np.ndarray | None = None
+    var_w: np.ndarray | None = None
+    var_se2: np.ndarray | None = None
+    es_w: np.ndarray | None = None
+    es_se2: np.ndarray | None = None
+
+    def add(self, part: AccountPartial) -> None:
+        """Merge one chunk's aggregates (call in chunk order)."""
+        if self.liquidated is None:
+            self.liquidated, self.bankrupt = part.liquidated.copy(), part.bankrupt.copy()
+            self.pnl_sum, self.pnl_sumsq = part.pnl_sum.copy(), part.pnl_sumsq.copy()
+        else:
+            self.liquidated += part.liquidated
+            self.bankrupt += part.bankrupt
+            self.pnl_sum += part.pnl_sum
+            self.pnl_sumsq += part.pnl_sumsq
+        self.n += part.n
+        m = part.n
+        if self.mode == "exact":
+            self.tail = (part.tail if self.tail is None
+                         else risk.merge_tails(self.tail, part.tail, self.keep))
+        else:
+            var, var_se, es, es_se = part.batch.transpose(1, 0, 2)  # each (L, n_acc)
+            if self.var_w is None:
+                self.var_w, self.es_w = np.zeros_like(var), np.zeros_like(es)
+                self.var_se2, self.es_se2 = np.zeros_like(var), np.zeros_like(es)
+            self.var_w += m * var
+            self.es_w += m * es
+            self.var_se2 += (m * var_se) ** 2
+            self.es_se2 += (m * es_se) ** 2
+
+
+def accounts_table(book: Book, agg: AccountTotals,
+                   greeks: dict[str, np.ndarray] | None = None) -> pa.Table:
+    """Per-account estimates (``accounts.parquet``): losses are positive USD; then the
+    account's greeks at the start in USD (``greeks``: ``delta_usd``, ``gamma_usd``,
+    ``vega_usd``, see :func:`simulator.margin.option_setup.account_greeks_usd`)."""
+    n = agg.n
+    n_acc = book.n_accounts
+    mean = agg.pnl_sum / n
+    var_pnl = np.maximum(agg.pnl_sumsq / n - mean**2, 0.0) * (n / max(n - 1, 1))
+    liq = agg.liquidated / n
+    bank = agg.bankrupt / n
+    tail_cols: dict[str, np.ndarray] = {}
+    se_cols: dict[str, np.ndarray] = {}
+    tail = risk.sorted_desc(agg.tail) if agg.mode == "exact" else None
+    for i_level, level in enumerate(agg.levels):
+        if tail is not None:
+            est = np.array([risk.var_es_from_tail(tail[j], n, level) for j in range(n_acc)]
+                           ).reshape(n_acc, 4)
+            var, var_se, es, es_se = est.T
+        else:
+            var, es = agg.var_w[i_level] / n, agg.es_w[i_level] / n
+            var_se = np.sqrt(agg.var_se2[i_level]) / n
+            es_se = np.sqrt(agg.es_se2[i_level]) / n
+        suffix = risk.level_suffix(level)
+        tail_cols[f"var_{suffix}"], tail_cols[f"es_{suffix}"] = var, es
+        # an error that cannot be estimated (one loss in the tail) is null, not NaN
+        se_cols[f"var_{suffix}_stderr"] = pa.array(var_se, from_pandas=True)
+        se_cols[f"es_{suffix}_stderr"] = pa.array(es_se, from_pandas=True)
+    first = {k: tail_cols.pop(k) for k in ("var_99", "es_99")}  # DESIGN.md's columns first
+    return pa.table({
+        "account_id": pa.array(book.account_ids).dictionary_encode(),
+        "margin_mode": pa.array(np.where(book.account_isolated, "isolated", "cross")
+                                ).dictionary_encode(),
+        "liquidation_prob": liq,
+        "bankruptcy_prob": bank,
+        "mean_pnl": mean,
+        **first,
+        **tail_cols,
+        "liquidation_prob_stderr": np.sqrt(liq * (1 - liq) / n),
+        "bankruptcy_prob_stderr": np.sqrt(bank * (1 - bank) / n),
+        "mean_pnl_stderr": np.sqrt(var_pnl / n),
+        **se_cols,
+        "var_es_method": pa.array([agg.mode] * n_acc).dictionary_encode(),
+        **(greeks or {}),
+    })
+
+
+
+
+
+

@@ -1,0 +1,92 @@
+"""``summary.json``: the run's headline metrics with standard errors, read from its
+``paths/`` table (VaR/ES, probabilities, means and distribution quantiles)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from simulator.config.scenario import Scenario
+from simulator.results import risk
+
+#: venue quantities (per path, USD) that get VaR / ES at every level of ``risk_levels``
+TAIL_METRICS = ("bad_debt", "insurance_fund_draw", "liquidated_notional", "adl_notional",
+                "n_liquidations")
+
+
+#: quantiles of the time to the first liquidation and of the cascade depth
+DISTRIBUTION_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def summarise(out_dir: Path, scenario: Scenario) -> dict[str, Any]:
+    """Venue-level estimates with standard errors, from the ``paths/`` dataset.
+
+    Every metric is ``{"estimate", "stderr"}`` (see :mod:`simulator.results.risk` for the
+    estimators). Besides the means and probabilities: VaR and ES of the bad debt, the
+    insurance fund's draw (what it paid out: fund at the start + fees - fund at the end),
+    the liquidated notional (*liquidations at risk*), the ADL notional and the number of
+    liquidations at every level of ``simulation.risk_levels`` (``NAME_var_99``,
+    ``NAME_es_999``, ...); the cascade share (liquidations in a step's later rounds, brought
+    below maintenance by the forced sales of its earlier rounds, over all liquidations);
+    quantiles of the first liquidation's step (paths with one) and of the cascade depth.
+    ``distributions`` holds the cascade-depth histogram and the quantiles' table.
+    """
+    table = pq.read_table(out_dir / "paths", columns=[
+        "n_liquidations", "liquidated_notional", "max_cascade_rounds", "bad_debt",
+        "insurance_fund_end", "adl_notional", "socialised_loss", "fees", "fund_depleted",
+        "first_liquidation_step", "n_cascade_liquidations"])
+    col = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+    col["insurance_fund_draw"] = np.maximum(
+        scenario.venue.insurance_fund_usd + col["fees"] - col["insurance_fund_end"], 0.0)
+    metrics: dict[str, tuple[float, float]] = {}
+    metrics["liquidation_prob"] = risk.prob_se(col["n_liquidations"] > 0)
+    for name in ("n_liquidations", "liquidated_notional", "bad_debt", "max_cascade_rounds",
+                 "adl_notional", "socialised_loss", "fees", "insurance_fund_end",
+                 "insurance_fund_draw", "n_cascade_liquidations"):
+        metrics[f"{name}_mean"] = risk.mean_se(col[name])
+    for level in scenario.simulation.risk_levels:
+        suffix = risk.level_suffix(level)
+        for name in TAIL_METRICS:
+            var, var_se, es, es_se = risk.var_es(col[name].astype(float), level)
+            metrics[f"{name}_var_{suffix}"] = (var, var_se)
+            metrics[f"{name}_es_{suffix}"] = (es, es_se)
+    metrics["insurance_fund_depletion_prob"] = risk.prob_se(col["fund_depleted"])
+    metrics["insurance_fund_draw_prob"] = risk.prob_se(col["insurance_fund_draw"] > 0)
+    metrics["bad_debt_prob"] = risk.prob_se(col["bad_debt"] > 0)
+    metrics["adl_prob"] = risk.prob_se(col["adl_notional"] > 0)
+    metrics["cascade_share"] = risk.ratio_se(col["n_cascade_liquidations"],
+                                             col["n_liquidations"])
+    metrics["cascade_prob"] = risk.prob_se(col["n_cascade_liquidations"] > 0)
+    first = col["first_liquidation_step"]
+    first = first[~np.isnan(first.astype(float))].astype(float)
+    metrics["first_liquidation_step_mean"] = risk.mean_se(first)
+    depth = col["max_cascade_rounds"].astype(float)
+    quantiles: dict[str, dict[str, float | None]] = {}
+    for q in DISTRIBUTION_QUANTILES:
+        tag = f"p{round(100 * q):02d}"
+        for name, x in (("first_liquidation_step", first), ("max_cascade_rounds", depth)):
+            est, se = risk.quantile_se(x, q)
+            metrics[f"{name}_{tag}"] = (est, se)
+            quantiles.setdefault(name, {})[tag] = _finite(est)
+    values, counts = np.unique(col["max_cascade_rounds"], return_counts=True)
+    return {
+        "scenario": scenario.name,
+        "paths": int(len(col["bad_debt"])),
+        "seed": scenario.simulation.seed,
+        "risk_levels": list(scenario.simulation.risk_levels),
+        "metrics": {k: {"estimate": _finite(v[0]), "stderr": _finite(v[1])}
+                    for k, v in metrics.items()},
+        "distributions": {
+            "max_cascade_rounds": {str(int(v)): int(c) for v, c in zip(values, counts,
+                                                                     strict=True)},
+            "quantiles": quantiles,
+            "paths_with_a_liquidation": int(first.size),
+        },
+    }
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None

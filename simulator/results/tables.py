@@ -1,0 +1,93 @@
+"""Arrow tables of a chunk's outputs (``paths/``, ``events/``, ``prices/``) and the schema
+metadata every Parquet file of a run carries (see DESIGN.md for the columns)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from simulator.margin import codes
+from simulator.margin.engine import ReplayResult
+
+
+def file_metadata(digest: str, seed: int, version: str, **extra: Any) -> dict[bytes, bytes]:
+    """Schema metadata stored in every Parquet file of a run."""
+    meta = {"marginsim.scenario_sha256": digest, "marginsim.seed": str(seed),
+            "marginsim.version": version}
+    meta.update({f"marginsim.{k}": str(v) for k, v in extra.items()})
+    return {k.encode(): v.encode() for k, v in meta.items()}
+
+
+def paths_table(res: ReplayResult, first_path_id: int, symbols: tuple[str, ...]) -> pa.Table:
+    """One row per path (see DESIGN.md, ``paths/``)."""
+    n = res.path_f.shape[0]
+    first_step = res.path_i[:, codes.PI_FIRST_STEP]
+    columns: dict[str, pa.Array] = {
+        "path_id": pa.array(np.arange(first_path_id, first_path_id + n, dtype=np.int64)),
+        "n_liquidations": pa.array(res.path_i[:, codes.PI_N_LIQUIDATIONS]),
+        "liquidated_notional": pa.array(res.path_f[:, codes.PF_LIQUIDATED_NOTIONAL]),
+        "max_cascade_rounds": pa.array(res.path_i[:, codes.PI_MAX_ROUNDS]),
+        "bad_debt": pa.array(res.path_f[:, codes.PF_BAD_DEBT]),
+        "insurance_fund_end": pa.array(res.path_f[:, codes.PF_FUND_END]),
+        "adl_notional": pa.array(res.path_f[:, codes.PF_ADL_NOTIONAL]),
+        "first_liquidation_step": pa.array(first_step, mask=first_step < 0, type=pa.int64()),
+        "fees": pa.array(res.path_f[:, codes.PF_FEES]),
+        "socialised_loss": pa.array(res.path_f[:, codes.PF_SOCIALISED]),
+        "fund_depleted": pa.array(res.path_i[:, codes.PI_DEPLETED] > 0),
+        "n_adl": pa.array(res.path_i[:, codes.PI_N_ADL]),
+        "n_cascade_liquidations": pa.array(res.path_i[:, codes.PI_N_CASCADE]),
+        "price_bounded": pa.array(res.path_i[:, codes.PI_PRICE_BOUNDED] > 0),
+    }
+    for a, sym in enumerate(symbols):
+        columns[f"min_price_{sym}"] = pa.array(res.min_price[:, a])
+    for a, sym in enumerate(symbols):
+        columns[f"final_price_{sym}"] = pa.array(res.final_price[:, a])
+    return pa.table(columns)
+
+
+def _dictionary(indices: np.ndarray, names: tuple[str, ...] | list[str]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(indices.astype(np.int32)),
+                                          pa.array(list(names), type=pa.string()))
+
+
+def events_table(res: ReplayResult, first_path_id: int, account_ids: tuple[str, ...],
+                 unit_account: np.ndarray, symbols: tuple[str, ...]) -> pa.Table:
+    """One row per liquidation, backstop or ADL fill and per socialised loss (see DESIGN.md,
+    ``events/``; README "Outputs"). Asset ``-1`` in the kernel's records is ``USD``."""
+    ei, ef = res.ev_i, res.ev_f
+    asset = np.where(ei[:, codes.EI_ASSET] < 0, len(symbols), ei[:, codes.EI_ASSET])
+    accounts = unit_account[ei[:, codes.EI_UNIT]]
+    # per part dictionary: only the accounts that appear, so parts stay small
+    used, local = np.unique(accounts, return_inverse=True)
+    return pa.table({
+        "path_id": pa.array(ei[:, codes.EI_PATH] + first_path_id),
+        "step": pa.array(ei[:, codes.EI_STEP]),
+        "round": pa.array(ei[:, codes.EI_ROUND]),
+        "account_id": _dictionary(local.reshape(-1), [account_ids[j] for j in used]),
+        "kind": _dictionary(ei[:, codes.EI_KIND], codes.KIND_NAMES),
+        "symbol": _dictionary(asset, (*symbols, "USD")),
+        "qty": pa.array(ef[:, codes.EF_QTY]),
+        "mark_price": pa.array(ef[:, codes.EF_MARK]),
+        "exec_price": pa.array(ef[:, codes.EF_EXEC]),
+        "notional": pa.array(ef[:, codes.EF_NOTIONAL]),
+        "fee": pa.array(ef[:, codes.EF_FEE]),
+        "bad_debt": pa.array(ef[:, codes.EF_BAD_DEBT]),
+        "instrument": _dictionary(ei[:, codes.EI_INSTRUMENT], codes.INSTRUMENT_NAMES),
+        "fund_paid": pa.array(ef[:, codes.EF_FUND_PAID]),
+    })
+
+
+def prices_table(marks: np.ndarray, first_path_id: int, symbols: tuple[str, ...]) -> pa.Table:
+    """One row per path and step of saved price paths: ``path_id``, ``step``, then one column
+    per symbol (``prices/``: the marks, impact included; ``prices_no_impact/``: the
+    exogenous paths)."""
+    n, n_steps, _ = marks.shape
+    columns: dict[str, pa.Array] = {
+        "path_id": pa.array(np.repeat(np.arange(first_path_id, first_path_id + n), n_steps)),
+        "step": pa.array(np.tile(np.arange(n_steps, dtype=np.int64), n)),
+    }
+    for a, sym in enumerate(symbols):
+        columns[sym] = pa.array(marks[:, :, a].reshape(-1))
+    return pa.table(columns)

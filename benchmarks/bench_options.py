@@ -21,18 +21,16 @@ import time
 
 import numpy as np
 
-from simulator.book.build import build_book
+from simulator import prepare
 from simulator.config.scenario import load_scenario
-from simulator.margin import EngineRules, replay
-from simulator.margin.engine import BookIndex
+from simulator.margin import replay
 from simulator.paths import generate_paths, prepare_path_inputs
 
 
 def timed(sc, exo, inputs, repeat: int, full_scan: bool = False):
     """Best engine time of ``repeat`` replays of ``exo`` over the book of ``sc``."""
-    book = build_book(sc)
-    rules = EngineRules.for_scenario(sc, full_scan=full_scan)
-    index = BookIndex.build(book, rules, inputs.s0, sc.simulation.steps, inputs.gap_log)
+    prep = prepare(sc, full_scan=full_scan)
+    book, rules, index = prep.book, prep.rules, prep.index
     replay(exo[:2], inputs.depth_usd, book, rules, index=index)  # compile
     best = np.inf
     for _ in range(repeat):

@@ -16,10 +16,9 @@ import time
 
 import numpy as np
 
-from simulator.book.build import build_book
+from simulator import prepare
 from simulator.config.scenario import load_scenario, scenario_from_dict
-from simulator.margin import EngineRules, replay
-from simulator.margin.engine import BookIndex
+from simulator.margin import replay
 from simulator.paths import generate_paths, prepare_path_inputs
 
 VARIANTS = {
@@ -56,15 +55,15 @@ def main(argv: list[str] | None = None) -> None:
     base = load_scenario("two-asset-crash")
     inputs = prepare_path_inputs(base)
     exo = generate_paths(inputs, args.paths, np.random.default_rng(7))
-    book = build_book(base)
+    book = prepare(base).book
     print(f"two-asset-crash: {args.paths} paths x {base.simulation.steps} steps, "
           f"{book.n_accounts} accounts ({book.n_units} margin units)")
     print(f"{'rules':44s} {'engine s':>9s} {'vs flat':>8s} {'liq/path':>9s} {'events':>9s}")
     reference = None
     for name, changes in VARIANTS.items():
         sc = scenario_with(base, dict(changes))
-        rules = EngineRules.for_scenario(sc)
-        index = BookIndex.build(book, rules, inputs.s0, base.simulation.steps, inputs.gap_log)
+        prep = prepare(sc)
+        rules, index = prep.rules, prep.index
         replay(exo[:2], inputs.depth_usd, book, rules, index=index)  # compile
         best = np.inf
         for _ in range(args.repeat):

@@ -23,11 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.book.build import build_book
+from simulator import prepare
 from simulator.config.scenario import load_scenario
 from simulator.execution.runner import run
-from simulator.margin import EngineRules, replay
-from simulator.margin.engine import BookIndex
+from simulator.margin import replay
 from simulator.paths import generate_paths, prepare_path_inputs
 
 HERE = Path(__file__).parent
@@ -144,16 +143,14 @@ def bench_accounts(n_paths: int) -> None:
             f"population.count={count}", f"simulation.paths={n_paths}",
             f'population.notional_usd={{dist="lognormal",median={median_usd},sigma=1.2}}',
             'population.leverage={dist="lognormal",median=2.0,sigma=0.4,min=1.0,max=6.0}'])
-        book = build_book(sc)
-        inputs = prepare_path_inputs(sc)
+        inputs = prepare(sc).inputs
         exo = generate_paths(inputs, n_paths, np.random.default_rng(3))
         times = {}
         for full_scan in (False, True):
             if full_scan and count > 10_000:
                 continue
-            rules = EngineRules.from_scenario(sc.venue, sc.liquidity, sc.market,
-                                              full_scan=full_scan)
-            index = BookIndex.build(book, rules, inputs.s0, sc.simulation.steps, inputs.gap_log)
+            prep = prepare(sc, full_scan=full_scan)
+            book, rules, index = prep.book, prep.rules, prep.index
             replay(exo[:2], inputs.depth_usd, book, rules, index=index)  # compile
             t0 = time.perf_counter()
             res = replay(exo, inputs.depth_usd, book, rules, index=index)

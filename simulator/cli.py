@@ -257,11 +257,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_scenarios(_: argparse.Namespace) -> int:
-    from simulator.config.scenario import builtin_scenarios, load_scenario
+    from simulator.config.catalogue import builtin_scenarios, describe
 
     for name, path in builtin_scenarios().items():
-        description = load_scenario(path).description
-        print(f"{name:<24} {description}")
+        print(f"{name:<24} {describe(path)}")
     return 0
 
 

@@ -26,7 +26,7 @@ from simulator.config.models import check_correlation
 from simulator.config.overrides import apply_overrides, override_for, parse_override
 from simulator.config.toml import check_depth, parse_toml
 from simulator.errors import ScenarioError
-from simulator.input_files import non_regular_kind, read_regular_text
+from simulator.input_files import read_regular_text
 
 __all__ = ["Account", "AccountsFile", "Asset", "Distribution", "Liquidity", "Market", "Population",
            "Position", "Scenario", "Shock", "Simulation", "Venue", "apply_overrides",
@@ -34,6 +34,7 @@ __all__ = ["Account", "AccountsFile", "Asset", "Distribution", "Liquidity", "Mar
            "parse_override", "resolve_scenario_path", "scenario_from_dict"]
 from simulator.config._table import check_unique
 from simulator.config.behaviour import Behaviour, read_behaviour
+from simulator.config.catalogue import builtin_dir, builtin_scenarios, resolve_scenario_path
 from simulator.config.market import (
     Asset,
     Liquidity,
@@ -132,42 +133,6 @@ def _json_safe(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def builtin_dir() -> Path:
-    """Folder holding the built-in scenarios (the repository's ``scenarios/``)."""
-    package = Path(__file__).resolve().parents[1]  # simulator/
-    for candidate in (package.parent / "scenarios", package / "_builtin_scenarios"):
-        if candidate.is_dir():
-            return candidate
-    return package.parent / "scenarios"
-
-
-def builtin_scenarios() -> dict[str, Path]:
-    """Built-in scenario names and their files."""
-    return {p.stem: p for p in sorted(builtin_dir().glob("*.toml"))}
-
-
-def resolve_scenario_path(name_or_path: str | Path) -> Path:
-    """Turn a path or a built-in scenario name into a file path."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    if path.is_dir():
-        raise ScenarioError(str(path), "", "is a directory; give a scenario TOML file or the "
-                            "name of a built-in scenario (marginsim scenarios lists them)")
-    kind = non_regular_kind(path)
-    if kind is not None:  # /dev/zero would be read forever, a FIFO would block
-        raise ScenarioError(str(path), "", f"is {kind}, not a regular file (reading it would "
-                            "block or never end); give a scenario TOML file or the name of a "
-                            "built-in scenario")
-    builtins = builtin_scenarios()
-    if str(name_or_path) in builtins:
-        return builtins[str(name_or_path)]
-    valid = ", ".join(builtins) or "(none installed)"
-    raise ScenarioError(
-        str(name_or_path), "", f"no such file or built-in scenario; built-in scenarios: {valid}"
-    )
 
 
 def load_scenario(

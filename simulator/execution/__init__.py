@@ -9,5 +9,6 @@ package never shadows the public function ``simulator.run``.)
 
 May import: every package below it: :mod:`simulator.config`, :mod:`simulator.book`,
 :mod:`simulator.paths`, :mod:`simulator.margin`, :mod:`simulator.results`,
-:mod:`simulator.errors`; joblib (lazily), Dask and Ray (lazily).
+:mod:`simulator.report` (the headline table), :mod:`simulator.errors`,
+:mod:`simulator.input_files`, :mod:`simulator._version`; joblib, Dask and Ray (lazily).
 """

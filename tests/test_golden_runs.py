@@ -1,0 +1,110 @@
+"""The layout redesign (issue #16) kept every number: four small runs give the same files.
+
+``tests/data/golden_runs.json`` holds, for ``deterministic-gap``, ``two-asset-crash``,
+``option-sellers`` and ``defi-lending-crash`` (small path counts, several chunks, saved
+prices), the SHA-256 of every Parquet part (its bytes, and its decoded content: schema and
+every column's values) and of every ``summary.json`` entry. Before the first move, the
+same fingerprints of every part, and of every ``summary.json`` section, were taken from
+commit 013f70e; the file was written once the redesigned code was seen to match them all.
+The bytes are compared only with the pyarrow version that recorded them (the writer's
+version is in every file's footer); the decoded content and the metrics always.
+
+To re-record after a deliberate change of numbers (explain it in the commit):
+``python tests/test_golden_runs.py tests/data/golden_runs.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow
+import pyarrow.parquet as pq
+import pytest
+
+from simulator import load_scenario, run
+
+GOLDEN = Path(__file__).with_name("data") / "golden_runs.json"
+
+#: scenario -> (overrides, save_prices)
+RUNS: dict[str, tuple[list[str], int]] = {
+    "deterministic-gap": ([], 1),
+    "two-asset-crash": (["simulation.paths=300", "simulation.chunk_paths=100"], 2),
+    "option-sellers": (["simulation.paths=200", "simulation.chunk_paths=100"], 1),
+    "defi-lending-crash": (["simulation.paths=200", "simulation.chunk_paths=100"], 0),
+}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def content_sha256(path: Path) -> str:
+    """SHA-256 of a Parquet file's schema (without metadata) and every column's values."""
+    table = pq.read_table(path)
+    h = hashlib.sha256()
+    h.update(repr(table.schema.remove_metadata()).encode())
+    for name in table.column_names:
+        h.update(name.encode())
+        h.update(json.dumps(table.column(name).to_pylist(), default=repr).encode())
+    return h.hexdigest()
+
+
+def fingerprint(run_dir: Path) -> dict[str, Any]:
+    """Fingerprints of every Parquet part and every summary entry of a run directory."""
+    parts = {p.relative_to(run_dir).as_posix(): {"bytes_sha256": _sha(p.read_bytes()),
+                                                   "content_sha256": content_sha256(p)}
+             for p in sorted(run_dir.rglob("*.parquet"))}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    metrics: dict[str, str] = {}
+    for key, value in summary.items():
+        items = value.items() if isinstance(value, dict) else [("", value)]
+        for sub, v in items:
+            name = f"{key}.{sub}" if sub else key
+            metrics[name] = _sha(json.dumps(v, sort_keys=True).encode())
+    return {"parts": parts, "summary": metrics}
+
+
+def run_fingerprint(name: str, out_dir: Path) -> dict[str, Any]:
+    overrides, save_prices = RUNS[name]
+    run(load_scenario(name, overrides), out_dir, save_prices=save_prices)
+    return fingerprint(out_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_run_files_unchanged(name: str, tmp_path: Path) -> None:
+    golden = json.loads(GOLDEN.read_text())
+    want = golden["runs"][name]
+    got = run_fingerprint(name, tmp_path / name)
+    assert sorted(got["parts"]) == sorted(want["parts"]), "a different set of Parquet parts"
+    same_writer = golden["recorded_with"]["pyarrow"] == pyarrow.__version__
+    for rel, fp in want["parts"].items():
+        assert got["parts"][rel]["content_sha256"] == fp["content_sha256"], rel
+        if same_writer:
+            assert got["parts"][rel]["bytes_sha256"] == fp["bytes_sha256"], rel
+    changed = [k for k in want["summary"] if got["summary"].get(k) != want["summary"][k]]
+    assert not changed, f"summary.json entries changed: {changed}"
+    assert sorted(got["summary"]) == sorted(want["summary"])
+
+
+def _record(path: Path) -> None:  # pragma: no cover - maintenance
+    import tempfile
+
+    import numba
+    import numpy
+
+    out: dict[str, Any] = {"recorded_with": {"pyarrow": pyarrow.__version__,
+                                             "numpy": numpy.__version__,
+                                             "numba": numba.__version__}, "runs": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in sorted(RUNS):
+            out["runs"][name] = run_fingerprint(name, Path(tmp) / name)
+    path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _record(Path(sys.argv[1]))

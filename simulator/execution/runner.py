@@ -38,10 +38,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
-from simulator.config.limits import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
 from simulator.config.scenario import Scenario
 from simulator.errors import Interrupted, MarginsimError, RunDirectoryError
 from simulator.execution import backends, budget
@@ -399,9 +395,7 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
         aggregate.accounts_table(ctx.book, totals, greeks), out / "accounts.parquet",
         ctx.metadata)
     summary = summarise(out, scenario)
-    n_bounded = _count_price_bounded(out)
-    summary["price_bounds"] = {"floor_ratio": PRICE_FLOOR_RATIO,
-                               "cap_ratio": PRICE_CAP_RATIO, "paths_bounded": n_bounded}
+    n_bounded = summary["price_bounds"]["paths_bounded"]
     written["summary.json"] = output.write_json(summary, out / "summary.json")
     wall = time.perf_counter() - wall0
     manifest.update({
@@ -421,12 +415,6 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
     output.write_json(manifest, out / "manifest.json")
     return RunResult(out_dir=out, summary=summary, n_paths=sim.paths, wall_seconds=wall,
                      chunks_run=len(todo))
-
-
-def _count_price_bounded(out: Path) -> int:
-    """Paths on which a price reached a bound of :mod:`simulator.config.limits`."""
-    flags = pq.read_table(out / "paths", columns=["price_bounded"]).column(0)
-    return int(pc.sum(flags).as_py() or 0)
 
 
 def _version() -> str:

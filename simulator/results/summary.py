@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from simulator.config.limits import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
 from simulator.config.scenario import Scenario
 from simulator.results import risk
 
@@ -32,12 +33,14 @@ def summarise(out_dir: Path, scenario: Scenario) -> dict[str, Any]:
     ``NAME_es_999``, ...); the cascade share (liquidations in a step's later rounds, brought
     below maintenance by the forced sales of its earlier rounds, over all liquidations);
     quantiles of the first liquidation's step (paths with one) and of the cascade depth.
-    ``distributions`` holds the cascade-depth histogram and the quantiles' table.
+    ``distributions`` holds the cascade-depth histogram and the quantiles' table,
+    ``price_bounds`` the price bounds of :mod:`simulator.config.limits` and the number of
+    paths on which a price reached one (the ``paths/`` table is read once for all of it).
     """
     table = pq.read_table(out_dir / "paths", columns=[
         "n_liquidations", "liquidated_notional", "max_cascade_rounds", "bad_debt",
         "insurance_fund_end", "adl_notional", "socialised_loss", "fees", "fund_depleted",
-        "first_liquidation_step", "n_cascade_liquidations"])
+        "first_liquidation_step", "n_cascade_liquidations", "price_bounded"])
     col = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
     col["insurance_fund_draw"] = np.maximum(
         scenario.venue.insurance_fund_usd + col["fees"] - col["insurance_fund_end"], 0.0)
@@ -85,6 +88,8 @@ def summarise(out_dir: Path, scenario: Scenario) -> dict[str, Any]:
             "quantiles": quantiles,
             "paths_with_a_liquidation": int(first.size),
         },
+        "price_bounds": {"floor_ratio": PRICE_FLOOR_RATIO, "cap_ratio": PRICE_CAP_RATIO,
+                         "paths_bounded": int(np.count_nonzero(col["price_bounded"]))},
     }
 
 

@@ -204,3 +204,37 @@ def test_fast_commands_load_no_heavy_library(code):
     loaded = set(ast.literal_eval(out))
     assert loaded & {"numba", "pyarrow", "joblib", "llvmlite", "scipy"} == set()
     assert "simulator" in loaded
+
+
+def _closure(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_margin_reads_config_only_in_rules():
+    """DESIGN.md: ``margin`` knows nothing of TOML; ``rules.py`` is its one reader of config."""
+    readers = sorted(name for name, targets in _graph().items()
+                     if _room(name) == "margin" and any(_room(t) == "config" for t in targets))
+    assert readers == ["simulator.margin.rules"]
+
+
+def test_config_knows_no_engine():
+    """DESIGN.md: ``config`` knows nothing of the engine, not even through what it imports."""
+    graph = _graph()
+    reached = set().union(*(_closure(graph, m) for m in MODULES if _room(m) == "config"))
+    assert sorted(m for m in reached if _room(m) not in MAY_IMPORT["config"] | {"config"}) == []
+
+
+def test_results_knows_no_kernels():
+    """DESIGN.md: ``results`` knows nothing of kernels: from ``margin`` it takes only the
+    integer codes and the replay's result record, and no kernel module."""
+    bad = sorted(f"{name} -> {target}" for name, targets in _graph().items()
+                 if _room(name) == "results" for target in targets
+                 if _is_kernel_module(target) or (_room(target) == "margin" and target not in (
+                     "simulator.margin.codes", "simulator.margin.result")))
+    assert bad == []

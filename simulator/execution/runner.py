@@ -27,16 +27,19 @@ nothing behind; one that fails later keeps its complete chunks for ``--resume``.
 from __future__ import annotations
 
 import dataclasses
+import html
+import json
 import platform
 import shlex
 import time
 import warnings
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.config.scenario import Scenario
 from simulator.errors import Interrupted, MarginsimError, RunDirectoryError
@@ -47,18 +50,27 @@ from simulator.execution.chunk import (
     run_chunk,
 )
 from simulator.execution.progress import Progress
+from simulator.input_files import read_regular_text
 from simulator.margin.option_setup import account_greeks_usd
 from simulator.results import accounts as aggregate
 from simulator.results import atomic as output
 from simulator.results import integrity, risk
 from simulator.results import lock as run_lock
+from simulator.results import read as reader
 from simulator.results import rundir as run_dir
 from simulator.results.summary import summarise
+
+if TYPE_CHECKING:  # pragma: no cover
+    from simulator.results.read import Frame
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What :func:`run` produced.
+    """What :func:`run` produced, or a complete run opened again with :meth:`open`.
+
+    Its tables are read with :meth:`paths`, :meth:`events`, :meth:`accounts` and
+    :meth:`prices` (see :mod:`simulator.results.read`). In a notebook it shows as the
+    headline table that ``marginsim run`` prints.
 
     Attributes
     ----------
@@ -70,6 +82,13 @@ class RunResult:
     wall_seconds : float
     chunks_run : int
         Chunks simulated by this call (fewer than all after ``resume``).
+
+    Examples
+    --------
+    >>> from simulator import RunResult
+    >>> result = RunResult.open("runs/demo")  # doctest: +SKIP
+    >>> result.events(columns=["step", "notional"],
+    ...               filter=[("kind", "==", "liquidation")])  # doctest: +SKIP
     """
 
     out_dir: Path
@@ -78,15 +97,84 @@ class RunResult:
     wall_seconds: float
     chunks_run: int = 0
 
+    @classmethod
+    def open(cls, run_dir: str | Path) -> RunResult:
+        """Open a complete run directory written earlier.
 
+        Parameters
+        ----------
+        run_dir : str or Path
+            A run directory whose run is complete.
 
+        Returns
+        -------
+        RunResult
+            ``summary`` from ``summary.json``; ``n_paths``, ``wall_seconds`` and
+            ``chunks_run`` from ``manifest.json`` (those of the call that completed the
+            run; ``0`` where an older manifest lacks them).
 
+        Raises
+        ------
+        MarginsimError
+            When ``run_dir`` is not a run directory, the run is incomplete, or
+            ``summary.json`` cannot be read or is not a marginsim summary.
+        """
+        manifest = reader.manifest(run_dir)
+        out_dir = Path(run_dir).absolute()
+        where = out_dir / "summary.json"
+        try:
+            summary = json.loads(read_regular_text(where))
+        except (OSError, ValueError) as exc:
+            raise MarginsimError(f"{where}: cannot read: {exc}") from None
+        if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
+            raise MarginsimError(f"{where}: not a marginsim summary (no metrics); marginsim "
+                                 f"verify {shlex.quote(str(out_dir))} says more")
+        timings = manifest.get("timings_seconds")
+        wall = timings.get("wall") if isinstance(timings, dict) else None
+        n_paths = manifest.get("paths", summary.get("paths"))
+        return cls(out_dir=out_dir, summary=summary, n_paths=int(n_paths or 0),
+                   wall_seconds=float(wall or 0.0),
+                   chunks_run=int(manifest.get("chunks_run") or 0))
 
+    def paths(self, columns: Sequence[str] | None = None, filter: reader.Filter = None,
+              as_: reader.Form = "pandas") -> Frame:
+        """One row per path: :func:`simulator.results.read.paths` of :attr:`out_dir`."""
+        return reader.paths(self.out_dir, columns, filter, as_)
 
+    def events(self, columns: Sequence[str] | None = None, filter: reader.Filter = None,
+               as_: reader.Form = "pandas") -> Frame:
+        """One row per fill: :func:`simulator.results.read.events` of :attr:`out_dir`."""
+        return reader.events(self.out_dir, columns, filter, as_)
 
+    def accounts(self, columns: Sequence[str] | None = None, filter: reader.Filter = None,
+                 as_: reader.Form = "pandas") -> Frame:
+        """One row per account: :func:`simulator.results.read.accounts` of
+        :attr:`out_dir`."""
+        return reader.accounts(self.out_dir, columns, filter, as_)
 
+    def prices(self, columns: Sequence[str] | None = None, filter: reader.Filter = None,
+               as_: reader.Form = "pandas", *, impact: bool = True) -> Frame:
+        """Saved price paths (``save_prices``): :func:`simulator.results.read.prices` of
+        :attr:`out_dir`."""
+        return reader.prices(self.out_dir, columns, filter, as_, impact=impact)
 
+    def __repr__(self) -> str:
+        metrics = self.summary.get("metrics") if isinstance(self.summary, dict) else None
+        scenario = self.summary.get("scenario") if isinstance(self.summary, dict) else None
+        return (f"RunResult(out_dir={str(self.out_dir)!r}, scenario={scenario!r}, "
+                f"n_paths={self.n_paths:,}, wall_seconds={self.wall_seconds:.2f}, "
+                f"chunks_run={self.chunks_run}, metrics={len(metrics or {})})")
 
+    def _repr_html_(self) -> str:
+        """The headline table of ``marginsim run`` as HTML (Jupyter shows it)."""
+        from simulator.report.text import headline_html  # plain Python; no matplotlib
+
+        try:
+            table = headline_html(self.summary)
+        except (KeyError, TypeError, AttributeError):  # not a marginsim summary
+            return f"<pre>{html.escape(repr(self))}</pre>"
+        return (f"<div><p>marginsim run in <code>{html.escape(str(self.out_dir))}</code>: "
+                f"{self.n_paths:,} paths in {self.wall_seconds:.1f}s</p>\n{table}</div>")
 
 
 def _identity(scenario: Scenario, save_prices: int) -> dict[str, Any]:

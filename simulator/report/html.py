@@ -5,9 +5,11 @@ pyplot and no global state), so it has no external files, no JavaScript and no n
 access. Each figure is an ``<img>`` with an ``alt`` text and a ``data-figure="NAME"``
 attribute:
 
-- a run directory: ``loss_distribution``, ``liquidations_fan``, ``cascade_depth``,
-  ``price_fan_<SYM>`` per asset, and the tables ``summary-metrics`` and
-  ``riskiest-accounts`` (``data-figure="riskiest_accounts"``);
+- a run directory: first the table ``headline`` (the rows that ``marginsim run`` prints,
+  :func:`simulator.report.text.headline_html`), then the figures ``loss_distribution``,
+  ``liquidations_fan``, ``cascade_depth``, ``price_fan_<SYM>`` per asset, the table
+  ``riskiest-accounts`` (``data-figure="riskiest_accounts"``) and last the table
+  ``summary-metrics`` of every metric in ``summary.json``;
 - a sweep directory (``sweep.parquet``): ``sweep_<metric>`` per key metric (a plot
   against the parameter for a 1-D grid, a heatmap for a 2-D grid) and the table
   ``sweep-table`` (drawn by :mod:`simulator.report.sweep_page`).
@@ -43,6 +45,7 @@ from simulator.report._widgets import (
     _table,
     _usd_axis,
 )
+from simulator.report.text import headline_html
 
 #: Paths of ``events/`` read for the liquidations fan (the first ones by ``path_id``).
 MAX_EVENT_PATHS = 2000
@@ -337,8 +340,12 @@ def _run_page(run_dir: Path) -> tuple[str, dict[str, str], str]:
     path_cols = _schema_names(run_dir / "paths")
     symbols = [c.removeprefix("min_price_") for c in path_cols if c.startswith("min_price_")]
     paths = _read_table(run_dir / "paths", ["bad_debt", "max_cascade_rounds"])
-    parts = ["<h2>Summary metrics</h2>", "<p>Every metric of <code>summary.json</code> with its "
-             "Monte Carlo standard error. Losses are positive USD.</p>", _summary_table(metrics)]
+    parts = ["<h2>Headline</h2>", "<p>The numbers that <code>marginsim run</code> prints: each "
+             "estimate over the paths with its Monte Carlo standard error (±). Losses are "
+             "positive USD. Every metric of <code>summary.json</code> is in the table at the "
+             "end of the page.</p>",
+             f'<div class="scroll">{headline_html({**summary, "metrics": metrics}, caption=False)}'
+             "</div>"]
     parts.append("<h2>Loss distribution</h2>")
     if paths is None:
         parts.append(_note("No paths/ dataset in this run directory."))
@@ -353,6 +360,9 @@ def _run_page(run_dir: Path) -> tuple[str, dict[str, str], str]:
     parts += [f"<h2>Riskiest accounts</h2><p>The {TOP_ACCOUNTS} accounts with the largest 99% "
               "expected shortfall of their loss (<code>es_99</code>, USD).</p>",
               _riskiest_accounts(run_dir)]
+    parts += ["<h2>All summary metrics</h2>", "<p>Every metric of <code>summary.json</code> "
+              "with its Monte Carlo standard error. Losses are positive USD.</p>",
+              _summary_table(metrics)]
     return f"marginsim report: {scenario}", meta, "\n".join(parts)
 
 

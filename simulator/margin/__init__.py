@@ -1,17 +1,16 @@
-"""The margin engine: valuation, liquidation cascades with impact, insurance fund and ADL.
+"""Margin engine: valuation, liquidation cascades with impact, insurance fund and ADL.
 
-Owns the replay of a book along price paths, specified in ``docs/engine.md``:
-:mod:`~simulator.margin.rules` (the one module that reads configuration: venue, market,
-liquidity and behaviour into :class:`~simulator.margin.rules.EngineRules`), the
-liquidation index (:mod:`~simulator.margin.index`, :mod:`~simulator.margin.slack_form`,
-:mod:`~simulator.margin.option_boxes`, :mod:`~simulator.margin.option_setup`), the
-integer codes shared with the kernels (:mod:`~simulator.margin.codes`), the Python
-driver :func:`~simulator.margin.engine.replay` and its Numba kernels
-(:mod:`simulator.margin._kernels`).
+Owns the replay of a book over price paths, exactly as ``docs/engine.md`` specifies it:
+the venue, liquidity and behaviour rules in the kernel's form and the maintenance brackets
+(:mod:`~simulator.margin.rules`), the kernel's codes (:mod:`~simulator.margin.codes`), the
+liquidation index of safe bands and option boxes (:mod:`~simulator.margin.index`,
+:mod:`~simulator.margin.slack_form`, :mod:`~simulator.margin.option_setup`,
+:mod:`~simulator.margin.option_boxes`), :func:`~simulator.margin.engine.replay`, which runs
+the replay kernel and gives account PnL back in blocks, and the Numba kernels themselves
+(``simulator.margin._kernels``, private to this package).
 
-May import: :mod:`simulator.config` (in ``rules`` only), :mod:`simulator.book`,
-:mod:`simulator.kernels`, :mod:`simulator.options`, :mod:`simulator.errors`, numpy, numba
-(kernel modules only).
+May import: :mod:`simulator.config`, :mod:`simulator.book`, :mod:`simulator.kernels`,
+:mod:`simulator.options`, numpy; numba in ``_kernels`` only.
 """
 
 from simulator.margin.engine import ReplayResult, replay

@@ -1,11 +1,12 @@
-"""Options: Black-Scholes pricing and greeks, and Deribit's option margin, for Python callers.
+"""Options: Black-Scholes pricing and greeks, and option margin, in Python.
 
-Owns :mod:`~simulator.options.pricing` (prices and greeks of European options, per unit
-and per position in USD) and :mod:`~simulator.options.margin` (Deribit's standard
-initial and maintenance margin of option positions). Their kernels are shared with the
-engine and live in :mod:`simulator.kernels`.
+Owns the checked, broadcasting Python layer over the option kernels of
+:mod:`simulator.kernels`: Black-Scholes prices and greeks of options, and a position's
+greeks in USD (:mod:`~simulator.options.pricing`), and the option margin rules, Deribit's
+standard margin and the risk matrix (:mod:`~simulator.options.margin`). The book prices a
+population's options with them and the engine sets up its option rules from them.
 
-May import: :mod:`simulator.kernels`, :mod:`simulator.errors`, numpy.
+May import: :mod:`simulator.kernels`, numpy. Nothing else in ``simulator``.
 """
 
 from simulator.options.pricing import (

@@ -1,14 +1,15 @@
-"""Exogenous price paths: the market models and their Numba kernels.
+"""Exogenous price paths: market models and their Numba kernels.
 
-Owns :func:`~simulator.paths.models.prepare_path_inputs` (a scenario's market, shocks and
-liquidity as arrays), :func:`~simulator.paths.models.generate_paths` (correlated log
-returns of every model: gbm, student_t, merton, garch, regime, bootstrap) with its NumPy
-reference :func:`~simulator.paths.models.generate_paths_numpy`, and the kernels in
-:mod:`simulator.paths._kernels`.
+Owns the translation of a scenario's market, price model and scheduled shocks into the
+arrays the path generators take (:func:`~simulator.paths.models.prepare_path_inputs`,
+:class:`~simulator.paths.models.PathInputs`), and the generators of every model: Numba
+kernels (``simulator.paths._kernels``) and a plain NumPy reference for the tests
+(:func:`~simulator.paths.models.generate_paths_numpy`). Prices stay within the bounds of
+:mod:`simulator.config.limits`.
 
-May import: :mod:`simulator.config`, :mod:`simulator.kernels`,
-:mod:`simulator.calibration` (GARCH filtering of a bootstrap's history),
-:mod:`simulator.errors`, numpy, numba (kernel modules only).
+May import: :mod:`simulator.config`, :mod:`simulator.kernels`, :mod:`simulator.errors`,
+:mod:`simulator.calibration` (lazily: the GARCH filter of a filtered bootstrap), numpy;
+numba in ``_kernels`` only.
 """
 
 from simulator.paths.models import (

@@ -169,7 +169,7 @@ def _warn_price_bounds(summary: dict[str, Any], n_paths: int) -> None:
         sys.stderr.write(f"marginsim: warning: a price reached its floor or cap "
                          f"({bounds['floor_ratio']:g} or {bounds['cap_ratio']:g} x its initial "
                          f"price) on {k:,} of {n_paths:,} paths; their results are bounded, "
-                         "not exact (paths/ column price_bounded; README 'Numerical "
+                         "not exact (paths/ column price_bounded; docs/model.md 'Numerical "
                          "safety')\n")
 
 
@@ -188,7 +188,7 @@ def _warn_sweep_price_bounds(out_dir: Path, rows: list[dict[str, Any]]) -> None:
         sys.stderr.write(f"marginsim: warning: a price reached its floor or cap on some paths "
                          f"of {len(bounded)} of {len(rows)} points ({', '.join(bounded[:5])}"
                          f"{', ...' if len(bounded) > 5 else ''}); their results are bounded, "
-                         "not exact (each point's summary.json price_bounds; README "
+                         "not exact (each point's summary.json price_bounds; docs/model.md "
                          "'Numerical safety')\n")
 
 

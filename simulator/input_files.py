@@ -1,4 +1,4 @@
-"""What users hand in, read safely: regular files only, TOML documents of bounded depth.
+"""What users hand in, read safely: regular files only.
 
 A file that a user names (a scenario, an ``[accounts_file]``, a ``[market.bootstrap]``
 returns file, a price file for ``marginsim calibrate``) is read only when it is a regular
@@ -7,13 +7,7 @@ something writes to it. :func:`open_regular` opens without blocking (``O_NONBLOC
 opening a FIFO that has no writer returns at once) and checks the open descriptor with
 ``fstat``, so the file cannot be swapped between the check and the read.
 
-A scenario document is nested at most :data:`MAX_DEPTH` tables and arrays deep (a real
-one needs five: ``venue.brackets.BTC[0].rate``). Deeper TOML makes :mod:`tomllib` (and
-``copy.deepcopy``, and every walk of the document) recurse until Python's recursion limit,
-so :func:`parse_toml` turns a :class:`RecursionError` of the parser into one
-:class:`~simulator.errors.ScenarioError`, and :func:`check_depth` refuses a parsed document
-(or a ``--set`` value, or a document from Python) that is too deep, without recursing,
-before anything walks it.
+The depth limits of TOML documents live in :mod:`simulator.config.toml`.
 """
 
 from __future__ import annotations

@@ -31,11 +31,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "input_files": {"errors"},
     "kernels": {"config"},  # config.limits only (checked below)
     "config": {"errors", "input_files"},
-    "options": {"kernels", "errors"},
+    "options": {"kernels"},
     "calibration": {"errors", "input_files"},
     "book": {"config", "kernels", "options", "errors"},
     "paths": {"config", "kernels", "calibration", "errors"},
-    "margin": {"config", "book", "kernels", "options", "errors"},
+    "margin": {"config", "book", "kernels", "options"},
     "results": {"config", "book", "margin", "errors", "input_files"},
     "report": {"errors"},
     "execution": {"config", "book", "paths", "margin", "results", "report", "errors",

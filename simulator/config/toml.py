@@ -1,5 +1,14 @@
 """TOML parsing with limits: malformed text, huge integers and deep nesting become
-:class:`~simulator.errors.ScenarioError` lines, never a traceback or a runaway parser."""
+:class:`~simulator.errors.ScenarioError` lines, never a traceback or a runaway parser.
+
+A scenario document is nested at most :data:`MAX_DEPTH` tables and arrays deep (a real
+one needs five: ``venue.brackets.BTC[0].rate``). Deeper TOML makes :mod:`tomllib` (and
+``copy.deepcopy``, and every walk of the document) recurse until Python's recursion limit,
+so :func:`parse_toml` turns a :class:`RecursionError` of the parser into one
+:class:`~simulator.errors.ScenarioError`, and :func:`check_depth` refuses a parsed document
+(or a ``--set`` value, or a document from Python) that is too deep, without recursing,
+before anything walks it.
+"""
 
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ _BINANCE_BTC = (
 )
 # ETHUSDT: <=50k 100x 0.50%, <=600k 75x 0.65%, <=3M 50x 1.00% (VENUES.md snapshot). The
 # snapshot does not confirm the brackets above 3M; they follow BTCUSDT's 2% / 2.5% / 5%
-# steps at BTCUSDT's caps (an assumption, stated in the README).
+# steps at BTCUSDT's caps (an assumption, stated in docs/venues.md).
 _BINANCE_ETH = (
     Bracket(50_000, 0.005, 100), Bracket(600_000, 0.0065, 75), Bracket(3_000_000, 0.01, 50),
     Bracket(70_000_000, 0.02, 25), Bracket(100_000_000, 0.025, 20), Bracket(_INF, 0.05, 10),

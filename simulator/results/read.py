@@ -1,7 +1,7 @@
 """Reading a finished run directory from Python or a notebook.
 
 :func:`paths`, :func:`events`, :func:`accounts` and :func:`prices` read the tables of a
-complete run (README "Outputs" lists their columns) as a pandas DataFrame (the default),
+complete run (docs/outputs.md lists their columns) as a pandas DataFrame (the default),
 a pyarrow Table, a polars DataFrame or a lazy :class:`pyarrow.dataset.Dataset`::
 
     >>> from simulator.results import read

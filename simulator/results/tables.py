@@ -55,7 +55,7 @@ def _dictionary(indices: np.ndarray, names: tuple[str, ...] | list[str]) -> pa.D
 def events_table(res: ReplayResult, first_path_id: int, account_ids: tuple[str, ...],
                  unit_account: np.ndarray, symbols: tuple[str, ...]) -> pa.Table:
     """One row per liquidation, backstop or ADL fill and per socialised loss (see DESIGN.md,
-    ``events/``; README "Outputs"). Asset ``-1`` in the kernel's records is ``USD``."""
+    ``events/``; docs/outputs.md). Asset ``-1`` in the kernel's records is ``USD``."""
     ei, ef = res.ev_i, res.ev_f
     asset = np.where(ei[:, codes.EI_ASSET] < 0, len(symbols), ei[:, codes.EI_ASSET])
     accounts = unit_account[ei[:, codes.EI_UNIT]]

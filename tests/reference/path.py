@@ -1,0 +1,164 @@
+"""One path (``docs/engine.md``, "One path"): the state of a path's replay and its step
+loop. The steps it calls are mixins, one per section of the specification."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .behaviour import Behaviour, BehaviourSteps
+from .book import Book
+from .deficits import Deficits
+from .inputs import Venue
+from .lending import LendingRound
+from .options import OptionExpiry
+from .records import Records
+from .round import DerivativesRound
+
+
+class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
+              LendingRound):
+    """State and records of the replay of one path.
+
+    The steps are those of the mixins, one per section of ``docs/engine.md``: records
+    (:class:`~.records.Records`), option expiry (:class:`~.options.OptionExpiry`),
+    funding and margin calls (:class:`~.behaviour.BehaviourSteps`), a derivatives round
+    (:class:`~.round.DerivativesRound`), its uncovered deficits
+    (:class:`~.deficits.Deficits`) and a lending round (:class:`~.lending.LendingRound`).
+
+    Parameters
+    ----------
+    path : int
+        Path index (for events).
+    exo : list of list of float
+        Exogenous prices of this path, ``[t][a]``.
+    depth : list of list of float
+        Depth in USD, ``[t][a]``.
+    book : Book
+        A fresh copy of the initial book (mutated in place).
+    unit_account : list of int
+        Account of each unit.
+    n_accounts : int
+        Number of accounts.
+    venue : Venue
+        Venue and impact parameters.
+    events : list of dict
+        Shared event list, appended to in order.
+    behaviour : Behaviour
+        Funding and margin-call parameters (off on a lending venue).
+    """
+
+    def __init__(
+        self,
+        path: int,
+        exo: list[list[float]],
+        depth: list[list[float]],
+        book: Book,
+        unit_account: list[int],
+        n_accounts: int,
+        venue: Venue,
+        events: list[dict[str, Any]],
+        behaviour: Behaviour,
+    ) -> None:
+        self.path = path
+        self.exo = exo
+        self.depth = depth
+        self.book = book
+        self.unit_account = unit_account
+        self.n_accounts = n_accounts
+        self.venue = venue
+        self.behaviour = behaviour
+        self.fund = venue.fund0
+        self.events = events
+
+        # Margin calls: every unit starts armed (if kappa > 0); the answers due, per step.
+        self.armed = [behaviour.call_ratio > 0.0] * book.n_units
+        self.answers_due: dict[int, list[int]] = {}
+        # USD each unit deposited answering a margin call (left out of its PnL).
+        self.top_ups = [0.0] * book.n_units
+
+        n_assets = book.n_assets
+        self.logimp = [0.0] * n_assets
+        self.marks = list(exo[0])
+        # Price bounds (docs/engine.md, "Price bounds"): 1e-12 to 1e12 x the initial price.
+        self.lo = [p * 1e-12 for p in exo[0]]
+        self.hi = [p * 1e12 for p in exo[0]]
+        self.price_bounded = False
+
+        # Per-path records.
+        self.n_liquidations = 0
+        self.n_cascade = 0
+        self.liquidated_notional = 0.0
+        self.max_cascade_rounds = 0
+        self.bad_debt = 0.0
+        self.adl_notional = 0.0
+        self.socialised_loss = 0.0
+        self.fees = 0.0
+        self.fund_depleted = False
+        self.first_liquidation_step: int | None = None
+        self.min_price = list(self.marks)
+        # Per-account records.
+        self.acc_liquidated = [False] * n_accounts
+        self.acc_bankrupt = [False] * n_accounts
+
+    def run(self) -> tuple[dict[str, Any], list[bool], list[bool], list[float]]:
+        """Replay every step of the path.
+
+        Returns
+        -------
+        record : dict
+            The per-path record.
+        liquidated : list of bool
+            Per account: any unit liquidated (or taken over by the backstop vault).
+        bankrupt : list of bool
+            Per account: any bad debt.
+        pnl : list of float
+            Per account: final NAV minus initial NAV minus top-ups, summed over its units.
+        """
+        book = self.book
+        n_assets = book.n_assets
+        initial_prices = list(self.exo[0])
+        book.t = 0
+        nav0 = [book.nav(u, initial_prices) for u in range(book.n_units)]
+
+        steps = len(self.exo) - 1
+        funding_interval = self.behaviour.funding_interval
+        for t in range(1, steps + 1):
+            for a in range(n_assets):
+                self.logimp[a] *= self.venue.decay
+            marks = [self.exo[t][a] * math.exp(self.logimp[a]) for a in range(n_assets)]
+            for a in range(n_assets):
+                lo, hi = self.lo[a] * (1 + 1e-9), self.hi[a] * (1 - 1e-9)
+                for x in (self.exo[t][a], marks[a]):  # the exogenous price and the mark
+                    if math.isnan(x) or x <= lo or x >= hi:
+                        self.price_bounded = True
+                marks[a] = self.clamp(marks[a], a)
+            self.marks = marks
+            book.t = t
+            self.settle_options(t)
+            if funding_interval > 0 and t % funding_interval == 0:
+                self.pay_funding(t)
+            self.answer_calls(t)
+            r = 0
+            while r < self.venue.max_rounds:
+                self.margin_calls(t)
+                liq = [u for u in range(book.n_units) if book.liquidatable(u, self.marks)]
+                if not liq:
+                    break
+                r = r + 1
+                before = self.n_liquidations
+                if self.venue.lending:
+                    self.run_lending_round(t, r, liq)
+                else:
+                    self.run_round(t, r, liq)
+                if r > 1:  # liquidations the cascade's own forced sales caused
+                    self.n_cascade += self.n_liquidations - before
+            if r > self.max_cascade_rounds:
+                self.max_cascade_rounds = r
+            # The step's closing mark.
+            for a in range(n_assets):
+                if self.marks[a] < self.min_price[a]:
+                    self.min_price[a] = self.marks[a]
+
+        return (self.path_record(), list(self.acc_liquidated), list(self.acc_bankrupt),
+                self.account_pnl(nav0))

@@ -1,0 +1,37 @@
+"""Run directories for the tests of runs that cannot lie: a small multi-chunk run of the
+flagship, a run interrupted in its last chunk, and the count of its chunk records. Shared by
+``tests/results/test_run_safety.py`` and ``tests/results/test_run_dir_races.py``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from simulator import cli
+from simulator.execution import runner
+
+#: a small multi-chunk run of the flagship
+SMALL = ["--paths", "90", "--set", "simulation.chunk_paths=30", "--set", "simulation.steps=24",
+         "--seed", "3"]
+
+
+def chunk_records(path: Path) -> int:
+    """The number of chunk records (complete chunks) of the run directory ``path``."""
+    return len(list((path / "chunks").glob("chunk-*.json"))) if (path / "chunks").is_dir() \
+        else 0
+
+
+def interrupted_run(tmp_path: Path, monkeypatch, name: str = "run") -> Path:
+    """A run of 3 chunks killed (Ctrl-C) in its last chunk: chunks 0 and 1 complete."""
+    out = tmp_path / name
+    real = runner.run_chunk
+
+    def dying(ctx, task):
+        if task.index < 2:
+            return real(ctx, task)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_chunk", dying)
+    assert cli.main(["run", "two-asset-crash", *SMALL, "--out", str(out), "--quiet"]) == 130
+    monkeypatch.undo()
+    assert chunk_records(out) == 2
+    return out

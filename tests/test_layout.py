@@ -56,14 +56,15 @@ def _module_name(path: Path) -> str:
 MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def _imports(path: Path) -> list[tuple[str, str, int]]:
-    """(module imported, name imported or "", line) for every import in a file."""
+def _imports(path: Path, relative: bool = False) -> list[tuple[str, str, int]]:
+    """(module imported, name imported or "", line) for every import in a file; relative
+    imports (allowed only with ``relative``, in tests/) as written, module without dots."""
     out = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             out += [(a.name, "", node.lineno) for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            out += [(node.module, a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and (node.level == 0 or relative):
+            out += [(node.module or "", a.name, node.lineno) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             raise AssertionError(f"{path}:{node.lineno}: relative import (use absolute ones)")
     return out
@@ -237,4 +238,29 @@ def test_results_knows_no_kernels():
                  if _room(name) == "results" for target in targets
                  if _is_kernel_module(target) or (_room(target) == "margin" and target not in (
                      "simulator.margin.codes", "simulator.margin.result")))
+    assert bad == []
+
+
+TESTS = Path(__file__).resolve().parent
+#: folders of tests/ that are not a subpackage of simulator
+TEST_HELPERS = {"support", "reference", "data", "cli", "__pycache__"}
+
+
+def test_tests_mirror_the_packages():
+    """Every test folder is named after a subpackage of simulator (or is cli/, support/,
+    reference/ or data/)."""
+    rooms = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    folders = {p.name for p in TESTS.iterdir() if p.is_dir()} - TEST_HELPERS
+    assert folders <= rooms, f"test folders with no subpackage: {sorted(folders - rooms)}"
+    assert len(folders) >= 8
+
+
+def test_no_test_module_imports_another():
+    """Shared builders live in conftest.py, tests/support/ or tests/reference/."""
+    bad = []
+    for path in sorted(TESTS.rglob("*.py")):
+        for module, imported, line in _imports(path, relative=True):
+            names = [*module.split("."), imported]
+            if any(n.startswith("test_") for n in names):
+                bad.append(f"{path.relative_to(TESTS)}:{line} imports {module} {imported}")
     assert bad == []

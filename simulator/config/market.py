@@ -17,12 +17,10 @@ from simulator.config.limits import MAX_PRICE, MIN_PRICE
 from simulator.config.models import ModelParams, check_correlation, read_matrix, read_model_params
 from simulator.config.simulation import Simulation
 
+#: price models a scenario may name (`market.model`)
 MODELS = ("gbm", "student_t", "merton", "garch", "regime", "bootstrap")
-
-
 IMPLEMENTED_MODELS = MODELS
-
-
+#: kinds of scheduled shocks (`[[shocks]] kind`)
 SHOCK_KINDS = ("gap", "vol", "correlation", "liquidity")
 
 

@@ -24,8 +24,6 @@ _USD_PREFIXES = ("bad_debt", "liquidated_notional", "adl_notional", "socialised_
 
 
 _BLUE, _ORANGE, _RED, _GREEN = "#1f77b4", "#ff7f0e", "#d62728", "#2ca02c"
-
-
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
        max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }

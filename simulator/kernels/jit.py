@@ -17,10 +17,16 @@ use it in their own benchmarks of refcount overhead, numba/numba#2350) but has b
 stable since 2015; where a Numba version does not know it, :data:`leaf` falls back to a
 plain ``njit(cache=True)``, which computes the same numbers, only slower. A leaf kernel
 that tried to allocate would fail to compile, loudly, never silently.
+
+A kernel compiled for a call from a leaf kernel inherits its ``_nrt=False`` unless it
+sets the option itself; one that allocates (a sort, a temporary array) and is called from
+a leaf kernel is therefore compiled with :func:`allocating`, which turns reference counts
+on for itself whoever calls it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -31,20 +37,44 @@ from numba.core.cpu import CPUTargetOptions
 NRT_OPTION = hasattr(CPUTargetOptions, "_nrt")
 
 
-def leaf(func: Callable[..., Any]) -> Callable[..., Any]:
+def leaf(func: Callable[..., Any] | None = None, *, nogil: bool = False
+         ) -> Callable[..., Any]:
     """Compile ``func`` as a leaf kernel: ``njit(cache=True)`` without reference counts.
 
     Parameters
     ----------
     func : callable
         A kernel that allocates no array and returns none (scalars and tuples of scalars
-        only).
+        only). Left out, :func:`leaf` returns the decorator (``@leaf(nogil=True)``).
+    nogil : bool
+        Release the GIL while it runs (an entry point called from Python).
 
     Returns
     -------
     numba dispatcher
         The compiled kernel, callable from Python and from other kernels.
     """
+    if func is None:
+        return functools.partial(leaf, nogil=nogil)
     if NRT_OPTION:
-        return njit(cache=True, _nrt=False)(func)
+        return njit(cache=True, nogil=nogil, _nrt=False)(func)
+    return njit(cache=True, nogil=nogil)(func)  # pragma: no cover - older or newer Numba
+
+
+def allocating(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Compile ``func`` as a kernel that may allocate: ``njit(cache=True)`` with reference
+    counts always on, even when a leaf kernel calls it.
+
+    Parameters
+    ----------
+    func : callable
+        A kernel that allocates (its temporaries are freed before it returns).
+
+    Returns
+    -------
+    numba dispatcher
+        The compiled kernel, callable from Python, from other kernels and from leaf kernels.
+    """
+    if NRT_OPTION:
+        return njit(cache=True, _nrt=True)(func)
     return njit(cache=True)(func)  # pragma: no cover - older or newer Numba

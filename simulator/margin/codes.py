@@ -90,3 +90,13 @@ RANK_NAMES = ("pnl_margin_ratio", "profit_leverage")
 
 # columns of the per-asset bracket table ``tiers[a, k, :]``
 TIER_CAP, TIER_RATE, TIER_CUM = range(3)
+
+# slots of the replay kernel's counters (``UnitLists.count``, int64[N_COUNT]): rows of the
+# event and correction buffers written, units in the touched and pending lists, the
+# margin-call queue's head and tail, and the latest later stage of the option boxes started
+# (-1: the first)
+(CNT_EVENTS, CNT_CORRECTIONS, CNT_TOUCHED, CNT_PENDING, CNT_QUEUE_HEAD, CNT_QUEUE_TAIL,
+ CNT_STAGE) = range(7)
+N_COUNT = 7
+#: rows of the option-box kernels' scratch array (``option_boxes.N_WORK``)
+N_BOX_WORK = 14

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.book.build import Book
-from simulator.margin import codes
+from simulator.margin import codes, records
 from simulator.margin._kernels.replay import replay_nb
 from simulator.margin.index import BookIndex
 from simulator.margin.option_setup import option_context
@@ -27,11 +27,6 @@ from simulator.margin.slack_form import (
 __all__ = ["BookIndex", "EngineRules", "ReplayResult", "account_nav_coefficients",
            "bracket_table", "position_brackets", "position_notional", "replay",
            "unit_nav_coefficients"]
-
-
-
-
-
 
 
 @dataclass
@@ -125,51 +120,39 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
                              f"{steps}")
         opt_data = option_context(book, rules.options, steps, exo[0, 0] if n_paths else
                                   np.ones(n_assets))
-    path_f = np.zeros((n_paths, codes.N_PF))
-    path_i = np.zeros((n_paths, codes.N_PI), dtype=np.int64)
-    min_price = np.zeros((n_paths, n_assets))
-    final_price = np.zeros((n_paths, n_assets))
-    acct_liq = np.zeros(book.n_accounts, dtype=np.int64)
-    acct_bank = np.zeros(book.n_accounts, dtype=np.int64)
-    marks = np.zeros((min(save_marks, n_paths), exo.shape[1], n_assets))
     depth = np.ascontiguousarray(depth_usd, dtype=float)
     if not (depth > 0.0).all():  # the impact law divides by it (prepare_path_inputs keeps it)
         raise ValueError("depth_usd must be positive (inf: no impact) at every step")
-    coll0 = np.ascontiguousarray(book.unit_coll)
-    iparams = rules.iparams.copy()
-    iparams[codes.IP_RNG_KEY] = rng_key
-    ev_i = np.empty((max(16, int(initial_events)), codes.N_EI), dtype=np.int64)
-    ev_f = np.empty((ev_i.shape[0], codes.N_EF))
-    corr_i = np.empty((ev_i.shape[0], 2), dtype=np.int64)
-    corr_f = np.empty(ev_i.shape[0])
+    prices, book_arrays, index_arrays, rule_arrays, option_arrays = records.kernel_inputs(
+        exo, depth, book, index, rules, opt_data, rng_key)
+    out = records.outputs(n_paths, steps, n_assets, book.n_accounts, save_marks,
+                          max(16, int(initial_events)))
     n_ev = n_corr = first = 0
     while True:
+        # fresh scratch for every call (a call that stops at a full buffer leaves its
+        # unfinished path's units as they were), freed when the call returns, before a
+        # buffer grows
         n_ev, n_corr, done, overflow = replay_nb(
-            exo, depth, rules.haircut, rules.tiers, rules.sigma, book.unit_usd, coll0,
-            book.unit_pos_start, book.unit_account, book.pos_unit, book.pos_asset,
-            book.pos_qty, book.pos_entry, book.pos_kind, index.lin, index.const, index.n_open,
-            index.navk, index.navc, index.s_key, index.s_unit, index.s_start, index.init_pending,
-            index.mmk0, index.reserve, rules.fparams, iparams, path_f, path_i, min_price,
-            final_price, marks, acct_liq, acct_bank, ev_i, ev_f, corr_i, corr_f, first, n_ev,
-            n_corr, opt_data.oc, opt_data.set_pos, opt_data.set_start, opt_data.opt_units,
-            index.boxes.stage_step, index.boxes.stage_lo, index.boxes.stage_hi,
-            index.boxes.stage_due)
+            prices, book_arrays, index_arrays, rule_arrays, option_arrays, out,
+            *records.scratch(book_arrays, index_arrays, book.n_accounts), first, n_ev, n_corr)
         if done >= n_paths:
             break
         # a buffer filled up at path ``done``: grow it to what the paths so far need per path
         # (at least doubling, so the calls stay O(log rows)); the rows written are kept
         if overflow & codes.OVERFLOW_EVENTS:
-            cap = _grown_capacity(ev_i.shape[0], n_ev, done, n_paths)
-            ev_i, ev_f = _grow(ev_i, n_ev, cap), _grow(ev_f, n_ev, cap)
+            cap = _grown_capacity(out.ev_i.shape[0], n_ev, done, n_paths)
+            out = out._replace(ev_i=_grow(out.ev_i, n_ev, cap), ev_f=_grow(out.ev_f, n_ev, cap))
         if overflow & codes.OVERFLOW_CORRECTIONS:
-            cap = _grown_capacity(corr_i.shape[0], n_corr, done, n_paths)
-            corr_i, corr_f = _grow(corr_i, n_corr, cap), _grow(corr_f, n_corr, cap)
+            cap = _grown_capacity(out.corr_i.shape[0], n_corr, done, n_paths)
+            out = out._replace(corr_i=_grow(out.corr_i, n_corr, cap),
+                               corr_f=_grow(out.corr_f, n_corr, cap))
         first = done
     # compact copies: views would keep the grown buffers alive with the results (the
     # peak memory of a long run grew by 4% with them)
-    return ReplayResult(path_f, path_i, min_price, final_price, marks, ev_i[:n_ev].copy(),
-                        ev_f[:n_ev].copy(), acct_liq, acct_bank, corr_i[:n_corr, 0].copy(),
-                        corr_i[:n_corr, 1].copy(), corr_f[:n_corr].copy())
+    return ReplayResult(out.path_f, out.path_i, out.min_price, out.final_price, out.marks,
+                        out.ev_i[:n_ev].copy(), out.ev_f[:n_ev].copy(), out.acct_liq,
+                        out.acct_bank, out.corr_i[:n_corr, 0].copy(),
+                        out.corr_i[:n_corr, 1].copy(), out.corr_f[:n_corr].copy())
 
 
 #: a grown buffer holds this much more than the paths so far need per path

@@ -1,10 +1,12 @@
 """The margin engine's numba kernels: the replay loop and its stages.
 
 One module per stage of ``docs/engine.md``: account state and events
-(:mod:`.state`), the liquidation index (:mod:`.index`), cascade rounds (:mod:`.round`),
+(:mod:`.state`), the liquidation index (:mod:`.index`), the start of a step and the check
+that opens a round (:mod:`.step`), cascade rounds (:mod:`.round`, :mod:`.settle`),
 backstops (:mod:`.backstop`), behaviour (:mod:`.behaviour`), lending (:mod:`.lending`),
 options (:mod:`.options`, :mod:`.option_boxes`, :mod:`.stages`) and the replay driver
-(:mod:`.replay`). Private to :mod:`simulator.margin`.
+(:mod:`.replay`), which takes the records of :mod:`simulator.margin.records`. Private to
+:mod:`simulator.margin`.
 
 May import: numba, numpy, :mod:`simulator.kernels`, :mod:`simulator.margin.codes`,
 :mod:`simulator.config.limits`.

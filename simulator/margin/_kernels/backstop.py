@@ -1,12 +1,15 @@
 """Numba kernels of the backstops behind the insurance fund: auto-deleveraging of the
-opposite side at the bankruptcy price, and socialised losses (``docs/engine.md``, step 6)."""
+opposite side at the bankruptcy price, and socialised losses (``docs/engine.md``, step 6).
+
+:func:`cover_round_deficits_nb` is the step as a stage of :func:`.replay.replay_nb`,
+inlined into it (it takes the replay's records, :mod:`simulator.margin.records`)."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from simulator.kernels.jit import leaf
+from simulator.kernels.jit import allocating, leaf
 from simulator.margin._kernels.state import (
     close_position_nb,
     instrument_nb,
@@ -17,13 +20,23 @@ from simulator.margin._kernels.state import (
     unit_values_nb,
 )
 from simulator.margin.codes import (
+    CNT_EVENTS,
+    CNT_PENDING,
+    CNT_TOUCHED,
     EF_BAD_DEBT,
     EF_FUND_PAID,
     INSTRUMENT_DEBT,
     INSTRUMENT_INVERSE,
     INSTRUMENT_PERP,
+    IP_ADL,
+    IP_ADL_RANKING,
     KIND_ADL,
     KIND_SOCIALISED,
+    PF_ADL_NOTIONAL,
+    PF_FUND_END,
+    PF_SOCIALISED,
+    PI_DEPLETED,
+    PI_N_ADL,
     POS_CALL,
     POS_INVERSE,
     RANK_PROFIT_LEVERAGE,
@@ -63,7 +76,7 @@ def next_best_nb(keys, n):  # pragma: no cover - jitted
     return best
 
 
-@njit(cache=True)
+@allocating  # (it sorts its candidates, and a leaf kernel, the replay's path, calls it)
 def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_asset,
                      pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk, lin, const,
                      n_open, version, flag, pending, n_pending, touched, n_touched, closed,
@@ -190,3 +203,47 @@ def share_fund_paid_nb(ev_f, lo, hi, paid):  # pragma: no cover - jitted
         return
     for e in range(lo, hi):
         ev_f[e, EF_FUND_PAID] += paid * ev_f[e, EF_BAD_DEBT] / total
+
+
+@njit(cache=True, inline="always")
+def cover_round_deficits_nb(i, t, r, n_b, book, rules, options, out, state, lists, assets,
+                            rnd):  # pragma: no cover - jitted
+    """Step 6 of round ``r``: the uncovered deficits of the round's ``n_b`` bankrupt units
+    (``rnd.bank_*``), in order. The fund pays what it now can (fees paid in later in the
+    round refill it), shared over the unit's events of the round by bad debt; the rest is
+    covered by ADL or socialised (:func:`cover_deficit_nb`). Returns True when the event
+    buffer is full."""
+    overflow = False
+    if n_b == 0:
+        return overflow
+    path_f = out.path_f
+    path_i = out.path_i
+    count = lists.count
+    bank_deficit = rnd.bank_deficit
+    adl_on = rules.iparams[IP_ADL] != 0
+    ranking = rules.iparams[IP_ADL_RANKING]
+    for b in range(n_b):
+        deficit = bank_deficit[b]
+        fund = path_f[i, PF_FUND_END]
+        paid = deficit if deficit < fund else fund
+        if paid > 0.0:
+            path_f[i, PF_FUND_END] = fund - paid
+            deficit -= paid
+            share_fund_paid_nb(out.ev_f, rnd.bank_ev_lo[b], rnd.bank_ev_hi[b], paid)
+        if deficit <= 0.0:
+            continue
+        path_i[i, PI_DEPLETED] = 1
+        (count[CNT_PENDING], count[CNT_TOUCHED], count[CNT_EVENTS], adl_add, soc_add,
+         n_adl_add, overflow) = cover_deficit_nb(
+            i, t, r, rnd.bank_unit[b], deficit, assets.mark, state.usd, state.coll, state.qty,
+            book.pos_unit, book.pos_asset, book.pos_entry, book.pos_kind, book.unit_pos_start,
+            rules.haircut, rules.tiers, state.mmk, state.lin, state.const, state.n_open,
+            state.version, state.flag, lists.pending, count[CNT_PENDING], lists.touched,
+            count[CNT_TOUCHED], rnd.closed, rnd.closed_notional, rnd.cand, rnd.cand_key,
+            adl_on, ranking, out.ev_i, out.ev_f, count[CNT_EVENTS], options.oc)
+        path_f[i, PF_ADL_NOTIONAL] += adl_add
+        path_f[i, PF_SOCIALISED] += soc_add
+        path_i[i, PI_N_ADL] += n_adl_add
+        if overflow:
+            break
+    return overflow

@@ -34,6 +34,7 @@ from simulator.margin._kernels.options import (
     tau_years_nb,
 )
 from simulator.margin.codes import (
+    N_BOX_WORK,
     OC_ASSET,
     OC_IVMULT,
     OC_IVNEXT,
@@ -75,9 +76,9 @@ MIN_BOX_WIDTH = 1e-3
 
 # rows of the scratch array ``work`` (N_WORK, A) of the box kernels
 (_SLOPE, _CURV, _UP, _DOWN, _PESS, _GPOS, _GNEG, _BLO, _BHI, _HELD, _SLO, _SHI, _BRLO,
- _BRHI) = range(14)
+ _BRHI) = range(N_BOX_WORK)
 #: rows of the box kernels' scratch array
-N_WORK = 14
+N_WORK = N_BOX_WORK
 
 
 @njit(cache=True, inline="always")
@@ -203,34 +204,17 @@ def option_check_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind, unit
     return value - mmk_u * margin, True
 
 
-def _option_box(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
-                  pos_entry, unit_pos_start, tiers, oc, lo, hi, work, span_changes, steered,
-                  grow_tries):  # pragma: no cover - jitted
-    """Find a box around ``mark`` (written to ``lo, hi``; ``work`` (N_WORK, A) is scratch) and
-    a last step ``t1 >= t`` in which option unit ``u`` stays safe; ``slack`` is its
-    exact slack, > 0.
-
-    The guess is quadratic: per asset the slack's slope ``g_a`` (``lin M`` plus the option
-    part, never below ``SLOPE_FLOOR`` of the gross exposure) and its concavity ``c_a``
-    (:func:`option_steer_nb`) give a loss ``k W1 + k^2 W2 / 2`` for moves ``k sigma_a``
-    (``W1 = sum g_a sigma_a``, ``W2 = sum c_a sigma_a^2``), and the first box spends
-    ``FIRST_SHRINK`` of the slack. The window runs up to the next change of an
-    implied-vol multiplier (``ivnext``) and at most ``OP_MAX_WINDOW`` steps. On an asset
-    without options the box is one-sided, like a linear band (the slack is linear there);
-    on an asset with options it reaches up to ``FAVOURABLE`` times further on the side
-    where the slack rises, less where the curvature turns it down again. Until the
-    rigorous lower bound of the slack over box and window is positive, the window halves
-    (when the unit holds a long option, whose value falls with time, and the box alone
-    holds over the current step) or the box shrinks, by the ratio of the slack to what
-    the last box lost (between 2 and 10 times). Each box is also cut where a perpetual
-    changes bracket, except on an asset with options under the standard rule, where the
-    bound takes the change (:func:`_bracket_excess_nb`).
-
-    Returns
-    -------
-    int
-        ``t1``, or -1 when no box was found.
-    """
+@njit(cache=True, inline="always")
+def _box_guess_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
+                  pos_entry, unit_pos_start, tiers, oc, work, steered
+                  ):  # pragma: no cover - jitted
+    """The quadratic guess of :func:`_option_box`: the window ``t..t1`` (cut before the next
+    harmful change of an implied-vol multiplier; ``t_full`` uncut), the loss per unit of
+    width ``w1`` and its curvature ``w2``, the largest ``sigma`` of the assets, the scale of
+    the slack and whether the unit holds a long option; per asset the stretch of each side
+    (``work[_UP]``, ``work[_DOWN]``), whether it holds options there (``work[_HELD]``) and
+    its bracket interval (``work[_BRLO]``, ``work[_BRHI]``). Returns ``(t1, t_full, w1,
+    w2, max_sigma, scale, has_long)``."""
     n_assets = mark.shape[0]
     ivnext = oc[OC_IVNEXT]
     par = oc[OC_PAR]
@@ -320,6 +304,41 @@ def _option_box(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_ass
             max_sigma = sigma[a]
     if t1 < t:
         t1 = t
+    return t1, t_full, w1, w2, max_sigma, scale, has_long
+
+
+def _option_box(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
+                  pos_entry, unit_pos_start, tiers, oc, lo, hi, work, span_changes, steered,
+                  grow_tries):  # pragma: no cover - jitted
+    """Find a box around ``mark`` (written to ``lo, hi``; ``work`` (N_WORK, A) is scratch) and
+    a last step ``t1 >= t`` in which option unit ``u`` stays safe; ``slack`` is its
+    exact slack, > 0.
+
+    The guess is quadratic: per asset the slack's slope ``g_a`` (``lin M`` plus the option
+    part, never below ``SLOPE_FLOOR`` of the gross exposure) and its concavity ``c_a``
+    (:func:`option_steer_nb`) give a loss ``k W1 + k^2 W2 / 2`` for moves ``k sigma_a``
+    (``W1 = sum g_a sigma_a``, ``W2 = sum c_a sigma_a^2``), and the first box spends
+    ``FIRST_SHRINK`` of the slack. The window runs up to the next change of an
+    implied-vol multiplier (``ivnext``) and at most ``OP_MAX_WINDOW`` steps. On an asset
+    without options the box is one-sided, like a linear band (the slack is linear there);
+    on an asset with options it reaches up to ``FAVOURABLE`` times further on the side
+    where the slack rises, less where the curvature turns it down again. Until the
+    rigorous lower bound of the slack over box and window is positive, the window halves
+    (when the unit holds a long option, whose value falls with time, and the box alone
+    holds over the current step) or the box shrinks, by the ratio of the slack to what
+    the last box lost (between 2 and 10 times). Each box is also cut where a perpetual
+    changes bracket, except on an asset with options under the standard rule, where the
+    bound takes the change (:func:`_bracket_excess_nb`).
+
+    Returns
+    -------
+    int
+        ``t1``, or -1 when no box was found.
+    """
+    n_assets = mark.shape[0]
+    t1, t_full, w1, w2, max_sigma, scale, has_long = _box_guess_nb(
+        u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
+        pos_entry, unit_pos_start, tiers, oc, work, steered)
     target = SLACK_MARGIN * scale
     if not (slack > target and np.isfinite(slack) and w1 > 0.0 and np.isfinite(w1)
             and np.isfinite(w2)):

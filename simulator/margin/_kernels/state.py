@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.kernels.jit import leaf
+from simulator.kernels.jit import allocating, leaf
 from simulator.margin._kernels.index import bracket_nb
 from simulator.margin._kernels.options import option_terms_nb, spot_factor_nb, value_factored_nb
 from simulator.margin.codes import (
@@ -176,6 +176,12 @@ def put_event_nb(ev_i, ev_f, n, path, step, rnd, unit, kind, instrument, asset, 
     ev_f[n, EF_FEE] = fee
     ev_f[n, EF_BAD_DEBT] = bad_debt
     ev_f[n, EF_FUND_PAID] = fund_paid
+
+
+@allocating  # (called from leaf kernels)
+def sort_head_nb(values, n):  # pragma: no cover - jitted
+    """Sort ``values[:n]`` in place, ascending (a unit list, in increasing unit index)."""
+    values[:n] = np.sort(values[:n])
 
 
 @leaf

@@ -1,0 +1,254 @@
+"""The replay kernel's inputs, outputs and scratch as named records of arrays.
+
+:func:`simulator.margin._kernels.replay.replay_nb` takes eleven of these records instead of
+one argument per array; Numba passes a namedtuple of arrays to the kernels it calls and
+compiles one specialisation per combination of record types. This module builds every one
+of them, with fixed dtypes and C-contiguous arrays, so that a record type is always the
+same Numba type (no copy is made of an array that already has both).
+
+The records, in the order :func:`replay_nb` takes them: :class:`Prices`,
+:class:`BookArrays`, :class:`IndexArrays`, :class:`RuleArrays`, :class:`OptionArrays` (the
+inputs, read only), :class:`Outputs` (written), and :class:`UnitState`, :class:`Heaps`,
+:class:`UnitLists`, :class:`AssetWork`, :class:`RoundWork` (the scratch of one call, built
+afresh for every call by :func:`scratch`). The scratch is split by use into small records
+because the kernels read a field of a record by loading the whole record: the fewer
+fields a record has, the less code there is to compile.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from simulator.margin import codes
+
+if TYPE_CHECKING:  # (engine imports this module)
+    from simulator.book.build import Book
+    from simulator.margin.index import BookIndex
+    from simulator.margin.option_setup import OptionData
+    from simulator.margin.rules import EngineRules
+
+__all__ = ["AssetWork", "BookArrays", "Heaps", "IndexArrays", "OptionArrays", "Outputs",
+           "Prices", "RoundWork", "RuleArrays", "UnitLists", "UnitState", "kernel_inputs",
+           "outputs", "scratch"]
+
+#: exogenous prices float64[n_paths, steps + 1, A] and depth in USD float64[steps + 1, A]
+Prices = namedtuple("Prices", ["exo", "depth"])
+
+#: the book at the start of every path: ``unit_usd`` float64[U], ``unit_coll``
+#: float64[U, A], ``unit_pos_start`` int64[U + 1], ``unit_account`` int64[U], ``pos_unit``,
+#: ``pos_asset`` int64[P], ``pos_qty``, ``pos_entry`` float64[P], ``pos_kind`` int64[P]
+#: (:class:`simulator.book.build.Book`)
+BookArrays = namedtuple("BookArrays", [
+    "unit_usd", "unit_coll", "unit_pos_start", "unit_account", "pos_unit", "pos_asset",
+    "pos_qty", "pos_entry", "pos_kind"])
+
+#: the liquidation index (:class:`simulator.margin.index.BookIndex`): slack form ``lin``
+#: float64[U, A], ``const`` float64[U], ``n_open`` int64[U]; NAV form ``navk``
+#: float64[U, A], ``navc`` float64[U]; band thresholds ``s_key`` float64[S], ``s_unit``
+#: int64[S], ``s_start`` int64[2 A + 2]; ``init_pending`` int64[K]; the maintenance
+#: multiplier ``mmk`` float64[U] and the margin-call reserve ``reserve`` float64[U]
+IndexArrays = namedtuple("IndexArrays", [
+    "lin", "const", "n_open", "navk", "navc", "s_key", "s_unit", "s_start", "init_pending",
+    "mmk", "reserve"])
+
+#: venue and liquidity rules (:class:`simulator.margin.rules.EngineRules`): ``haircut``,
+#: ``sigma`` float64[A], ``tiers`` float64[A, K, 3], ``fparams`` float64[N_FP], ``iparams``
+#: int64[N_IP] (its ``IP_RNG_KEY`` set to the call's key)
+RuleArrays = namedtuple("RuleArrays", ["haircut", "tiers", "sigma", "fparams", "iparams"])
+
+#: the options (:class:`simulator.margin.option_setup.OptionData` and
+#: :class:`simulator.margin.option_boxes.OptionBoxes`): ``oc`` the option tuple
+#: (``codes.OC_*``); options expiring at step ``t`` are
+#: ``set_pos[set_start[t]:set_start[t + 1]]`` (int64); ``opt_units`` int64[O] the option
+#: units and ``opt_row`` int64[U] each unit's row among them (-1: none); the later stages'
+#: boxes ``stage_step`` int64[K], ``stage_lo``, ``stage_hi`` float64[K, O, A],
+#: ``stage_due`` int64[K, O]
+OptionArrays = namedtuple("OptionArrays", [
+    "oc", "set_pos", "set_start", "opt_units", "opt_row", "stage_step", "stage_lo",
+    "stage_hi", "stage_due"])
+
+#: what the replay writes: the per-path records ``path_f`` float64[n_paths, N_PF] and
+#: ``path_i`` int64[n_paths, N_PI], ``min_price``, ``final_price`` float64[n_paths, A],
+#: the closing marks ``marks`` float64[n_save, steps + 1, A], the account counts
+#: ``acct_liq``, ``acct_bank`` int64[n_accounts], the event buffers ``ev_i``
+#: int64[capacity, N_EI] and ``ev_f`` float64[capacity, N_EF], and the PnL corrections
+#: ``corr_i`` int64[corr_capacity, 2] and ``corr_f`` float64[corr_capacity]
+Outputs = namedtuple("Outputs", [
+    "path_f", "path_i", "min_price", "final_price", "marks", "acct_liq", "acct_bank", "ev_i",
+    "ev_f", "corr_i", "corr_f"])
+
+#: the state of every unit on the current path (the touched ones are restored at its end):
+#: ``usd`` float64[U], ``coll`` float64[U, A], ``qty`` float64[P], the slack form ``lin``
+#: float64[U, A], ``const`` float64[U], ``n_open`` int64[U], ``mmk`` float64[U], the band
+#: ``version`` int64[U], ``flag`` uint8[U] (``codes.FLAG_*``) and ``deposit`` float64[U]
+UnitState = namedtuple("UnitState", [
+    "usd", "coll", "qty", "lin", "const", "n_open", "mmk", "version", "flag", "deposit"])
+
+#: the heaps of band thresholds, one per asset and direction and one of due steps
+#: (``2 A + 1``): ``key`` float64[H, cap], ``unit``, ``ver`` int64[H, cap], their sizes
+#: ``n`` int64[H] and the cursors ``cursor`` int64[H] into the initial thresholds
+Heaps = namedtuple("Heaps", ["key", "unit", "ver", "n", "cursor"])
+
+#: lists of units: ``touched`` (to restore at the end of the path), ``pending`` (to check
+#: at the next round), ``dirty`` (to check at this round), ``liq`` (this round's
+#: liquidatable units), ``due_units`` (answering a margin call now) and the margin-call
+#: queue ``q_unit``, ``q_due`` (int64[U]); the per-account stamps ``stamp_liq``,
+#: ``stamp_bank`` (int64[n_accounts], the last path counted); and the counters ``count``
+#: int64[N_COUNT] (``codes.CNT_*``)
+UnitLists = namedtuple("UnitLists", [
+    "touched", "pending", "dirty", "liq", "due_units", "q_unit", "q_due", "stamp_liq",
+    "stamp_bank", "count"])
+
+#: per-asset scratch (float64[A]): the marks ``mark``, after the round's impact ``mark2``,
+#: the execution prices ``xprice``, the log moves ``dlog``, the round's flow ``flow``, the
+#: impact outstanding ``logimp``, the price bounds ``p_lo``, ``p_hi``, the funding rates
+#: ``funding_rate``, the implied vols' spot factors ``ivfac``, and a box ``box_lo``,
+#: ``box_hi`` with its scratch ``box_work`` float64[N_BOX_WORK, A]
+AssetWork = namedtuple("AssetWork", [
+    "mark", "mark2", "xprice", "dlog", "flow", "logimp", "p_lo", "p_hi", "funding_rate",
+    "ivfac", "box_lo", "box_hi", "box_work"])
+
+#: one round's scratch: per liquidatable unit its event kind ``kind`` (int64), fraction
+#: ``frac`` and lending plan ``plan_g``, ``plan_k``, ``plan_r``, ``plan_s`` (float64),
+#: ``plan_c`` (bool) (rows of ``UnitLists.liq``); per position what it closed, ``closed``
+#: and ``closed_notional`` (float64[P]); the bankrupt units ``bank_unit``,
+#: ``bank_deficit`` and their events ``bank_ev_lo``, ``bank_ev_hi`` (U rows); the ADL
+#: candidates ``cand`` (int64[P]) and their keys ``cand_key`` (float64[P])
+RoundWork = namedtuple("RoundWork", [
+    "kind", "frac", "plan_g", "plan_k", "plan_r", "plan_s", "plan_c", "closed",
+    "closed_notional", "bank_unit", "bank_deficit", "bank_ev_lo", "bank_ev_hi", "cand",
+    "cand_key"])
+
+
+def _f(array: np.ndarray) -> np.ndarray:
+    """``array`` as C-contiguous float64 (itself when it already is)."""
+    return np.ascontiguousarray(array, dtype=np.float64)
+
+
+def _i(array: np.ndarray) -> np.ndarray:
+    """``array`` as C-contiguous int64 (itself when it already is)."""
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def kernel_inputs(exo: np.ndarray, depth: np.ndarray, book: Book, index: BookIndex,
+                  rules: EngineRules, options: OptionData, rng_key: int
+                  ) -> tuple[Prices, BookArrays, IndexArrays, RuleArrays, OptionArrays]:
+    """The read-only records of a replay.
+
+    Parameters
+    ----------
+    exo : ndarray, shape (n, steps + 1, A)
+    depth : ndarray, shape (steps + 1, A)
+    book : Book
+    index : BookIndex
+    rules : EngineRules
+    options : OptionData
+        The options' data for paths of ``steps`` steps (``index.options`` when the index was
+        built for them).
+    rng_key : int
+        Key of the counter-based draws, written to the ``IP_RNG_KEY`` of a copy of
+        ``rules.iparams``.
+
+    Returns
+    -------
+    tuple
+        ``(Prices, BookArrays, IndexArrays, RuleArrays, OptionArrays)``.
+    """
+    iparams = _i(rules.iparams).copy()
+    iparams[codes.IP_RNG_KEY] = rng_key
+    oc = options.oc
+    oc = (_f(oc[codes.OC_POS]), _f(oc[codes.OC_ASSET]), _f(oc[codes.OC_IVMULT]),
+          _i(oc[codes.OC_IVNEXT]), np.ascontiguousarray(oc[codes.OC_UNIT_OPT], dtype=np.bool_),
+          _f(oc[codes.OC_PAR]))
+    opt_units = _i(options.opt_units)
+    opt_row = np.full(book.n_units, -1, dtype=np.int64)  # option unit -> its stage row
+    opt_row[opt_units] = np.arange(len(opt_units))
+    boxes = index.boxes
+    return (Prices(_f(exo), _f(depth)),
+            BookArrays(_f(book.unit_usd), _f(book.unit_coll), _i(book.unit_pos_start),
+                       _i(book.unit_account), _i(book.pos_unit), _i(book.pos_asset),
+                       _f(book.pos_qty), _f(book.pos_entry), _i(book.pos_kind)),
+            IndexArrays(_f(index.lin), _f(index.const), _i(index.n_open), _f(index.navk),
+                        _f(index.navc), _f(index.s_key), _i(index.s_unit), _i(index.s_start),
+                        _i(index.init_pending), _f(index.mmk0), _f(index.reserve)),
+            RuleArrays(_f(rules.haircut), _f(rules.tiers), _f(rules.sigma),
+                       _f(rules.fparams), iparams),
+            OptionArrays(oc, _i(options.set_pos), _i(options.set_start), opt_units, opt_row,
+                         _i(boxes.stage_step), _f(boxes.stage_lo), _f(boxes.stage_hi),
+                         _i(boxes.stage_due)))
+
+
+def outputs(n_paths: int, steps: int, n_assets: int, n_accounts: int, save_marks: int,
+            capacity: int) -> Outputs:
+    """Zeroed outputs for ``n_paths`` paths, with event and correction buffers of
+    ``capacity`` rows (uninitialised) and the closing marks of the first ``save_marks``
+    paths."""
+    return Outputs(path_f=np.zeros((n_paths, codes.N_PF)),
+                   path_i=np.zeros((n_paths, codes.N_PI), dtype=np.int64),
+                   min_price=np.zeros((n_paths, n_assets)),
+                   final_price=np.zeros((n_paths, n_assets)),
+                   marks=np.zeros((min(save_marks, n_paths), steps + 1, n_assets)),
+                   acct_liq=np.zeros(n_accounts, dtype=np.int64),
+                   acct_bank=np.zeros(n_accounts, dtype=np.int64),
+                   ev_i=np.empty((capacity, codes.N_EI), dtype=np.int64),
+                   ev_f=np.empty((capacity, codes.N_EF)),
+                   corr_i=np.empty((capacity, 2), dtype=np.int64),
+                   corr_f=np.empty(capacity))
+
+
+def scratch(book: BookArrays, index: IndexArrays, n_accounts: int
+            ) -> tuple[UnitState, Heaps, UnitLists, AssetWork, RoundWork]:
+    """The scratch of one call of the replay kernel: every unit in its initial state, empty
+    heaps and lists, zeroed counters.
+
+    Parameters
+    ----------
+    book : BookArrays
+    index : IndexArrays
+    n_accounts : int
+
+    Returns
+    -------
+    tuple
+        ``(UnitState, Heaps, UnitLists, AssetWork, RoundWork)``.
+    """
+    n_units, n_assets = book.unit_coll.shape
+    n_pos = book.pos_qty.shape[0]
+    state = UnitState(usd=book.unit_usd.copy(), coll=book.unit_coll.copy(),
+                      qty=book.pos_qty.copy(), lin=index.lin.copy(),
+                      const=index.const.copy(), n_open=index.n_open.copy(),
+                      mmk=index.mmk.copy(), version=np.zeros(n_units, dtype=np.int64),
+                      flag=np.zeros(n_units, dtype=np.uint8), deposit=np.zeros(n_units))
+    n_heaps = 2 * n_assets + 1
+    heap_cap = 2 * n_units + 64
+    heaps = Heaps(key=np.empty((n_heaps, heap_cap)),
+                  unit=np.empty((n_heaps, heap_cap), dtype=np.int64),
+                  ver=np.empty((n_heaps, heap_cap), dtype=np.int64),
+                  n=np.zeros(n_heaps, dtype=np.int64), cursor=np.zeros(n_heaps, dtype=np.int64))
+
+    def units(dtype: type = np.int64) -> np.ndarray:
+        return np.empty(n_units, dtype=dtype)
+
+    def assets() -> np.ndarray:
+        return np.empty(n_assets)
+
+    lists = UnitLists(touched=units(), pending=units(), dirty=units(), liq=units(),
+                      due_units=units(), q_unit=units(), q_due=units(),
+                      stamp_liq=np.full(n_accounts, -1, dtype=np.int64),
+                      stamp_bank=np.full(n_accounts, -1, dtype=np.int64),
+                      count=np.zeros(codes.N_COUNT, dtype=np.int64))
+    asset_work = AssetWork(mark=assets(), mark2=assets(), xprice=assets(), dlog=assets(),
+                           flow=assets(), logimp=assets(), p_lo=assets(), p_hi=assets(),
+                           funding_rate=assets(), ivfac=assets(), box_lo=assets(),
+                           box_hi=assets(), box_work=np.empty((codes.N_BOX_WORK, n_assets)))
+    round_work = RoundWork(kind=units(), frac=units(np.float64), plan_g=units(np.float64),
+                           plan_k=units(np.float64), plan_r=units(np.float64),
+                           plan_s=units(np.float64), plan_c=units(np.bool_),
+                           closed=np.zeros(n_pos), closed_notional=np.zeros(n_pos),
+                           bank_unit=units(), bank_deficit=units(np.float64),
+                           bank_ev_lo=units(), bank_ev_hi=units(),
+                           cand=np.empty(n_pos, dtype=np.int64), cand_key=np.empty(n_pos))
+    return state, heaps, lists, asset_work, round_work

@@ -1,9 +1,24 @@
 """Numba kernel that keeps a value within a band: the engine's marks within the price band
-of :mod:`simulator.config.limits`, and the path generators' log prices within its log band."""
+of :mod:`simulator.config.limits`, and the path generators' log prices within its log band.
+
+The band's constants are re-exported here, so that kernel modules take them from the
+shared kernel module rather than from the configuration package.
+"""
 
 from __future__ import annotations
 
 from numba import njit
+
+from simulator.config.limits import (
+    BOUND_REL_TOL,
+    LOG_PRICE_CAP,
+    LOG_PRICE_FLOOR,
+    PRICE_CAP_RATIO,
+    PRICE_FLOOR_RATIO,
+)
+
+__all__ = ["BOUND_REL_TOL", "LOG_PRICE_CAP", "LOG_PRICE_FLOOR", "PRICE_CAP_RATIO",
+           "PRICE_FLOOR_RATIO", "bound_price", "bound_price_nb"]
 
 
 @njit(cache=True)

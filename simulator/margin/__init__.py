@@ -13,7 +13,8 @@ May import: :mod:`simulator.config`, :mod:`simulator.book`, :mod:`simulator.kern
 :mod:`simulator.options`, numpy; numba in ``_kernels`` only.
 """
 
-from simulator.margin.engine import ReplayResult, replay
+from simulator.margin.engine import replay
+from simulator.margin.result import ReplayResult
 from simulator.margin.rules import EngineRules
 
 __all__ = ["EngineRules", "ReplayResult", "replay"]

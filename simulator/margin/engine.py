@@ -7,8 +7,6 @@ runner turns them into Parquet tables and per-account estimates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from simulator.book.build import Book
@@ -16,6 +14,7 @@ from simulator.margin import codes, records
 from simulator.margin._kernels.replay import replay_nb
 from simulator.margin.index import BookIndex
 from simulator.margin.option_setup import option_context
+from simulator.margin.result import ReplayResult
 from simulator.margin.rules import EngineRules, bracket_table
 from simulator.margin.slack_form import (
     account_nav_coefficients,
@@ -27,55 +26,6 @@ from simulator.margin.slack_form import (
 __all__ = ["BookIndex", "EngineRules", "ReplayResult", "account_nav_coefficients",
            "bracket_table", "position_brackets", "position_notional", "replay",
            "unit_nav_coefficients"]
-
-
-@dataclass
-class ReplayResult:
-    """Raw outputs of the replay of ``n`` paths.
-
-    Attributes
-    ----------
-    path_f : ndarray, shape (n, codes.N_PF)
-    path_i : ndarray, shape (n, codes.N_PI)
-    min_price, final_price : ndarray, shape (n, A)
-        Minimum and last closing mark price.
-    marks : ndarray, shape (n_save, steps + 1, A)
-        Closing marks of the first paths (see ``save_marks``).
-    ev_i : ndarray, shape (n_events, codes.N_EI)
-    ev_f : ndarray, shape (n_events, codes.N_EF)
-    acct_liquidated, acct_bankrupt : ndarray, shape (n_accounts,)
-        Number of paths on which each account was liquidated / bankrupt.
-    corr_path, corr_account : ndarray of int64, shape (n_corr,)
-    corr_delta : ndarray, shape (n_corr,)
-        Account PnL corrections (see :meth:`account_pnl`).
-    """
-
-    path_f: np.ndarray
-    path_i: np.ndarray
-    min_price: np.ndarray
-    final_price: np.ndarray
-    marks: np.ndarray
-    ev_i: np.ndarray
-    ev_f: np.ndarray
-    acct_liquidated: np.ndarray
-    acct_bankrupt: np.ndarray
-    corr_path: np.ndarray
-    corr_account: np.ndarray
-    corr_delta: np.ndarray
-
-    def account_pnl(self, acct_navk: np.ndarray, s0: np.ndarray, start: int = 0,
-                    stop: int | None = None) -> np.ndarray:
-        """PnL of accounts ``start:stop`` on every path, shape (n, stop - start).
-
-        An account's PnL is ``acct_navk @ (final marks - s0)`` (what its initial book is
-        worth at the final marks) plus the corrections of its units that changed.
-        """
-        stop = acct_navk.shape[0] if stop is None else stop
-        pnl = (self.final_price - s0) @ acct_navk[start:stop].T
-        sel = (self.corr_account >= start) & (self.corr_account < stop)
-        np.add.at(pnl, (self.corr_path[sel], self.corr_account[sel] - start),
-                  self.corr_delta[sel])
-        return pnl
 
 
 def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRules,

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simulator.book.build import Book
-from simulator.margin.engine import ReplayResult
+from simulator.margin.result import ReplayResult
 from simulator.results import risk
 
 ALPHA = 0.99

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from simulator.margin import codes
-from simulator.margin.engine import ReplayResult
+from simulator.margin.result import ReplayResult
 
 
 def file_metadata(digest: str, seed: int, version: str, **extra: Any) -> dict[bytes, bytes]:

@@ -9,5 +9,6 @@ options (:mod:`.options`, :mod:`.option_boxes`, :mod:`.stages`) and the replay d
 :mod:`simulator.margin`.
 
 May import: numba, numpy, :mod:`simulator.kernels`, :mod:`simulator.margin.codes`,
-:mod:`simulator.config.limits`.
+:mod:`simulator.kernels.bounds` (which re-exports the price band of
+:mod:`simulator.config.limits`).
 """

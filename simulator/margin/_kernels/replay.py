@@ -1,6 +1,6 @@
 """Numba kernels of the margin engine: the step-by-step replay with liquidation cascades.
 
-Implements ``docs/engine.md`` exactly; ``tests/naive.py`` is the slow reference it is
+Implements ``docs/engine.md`` exactly; ``tests/reference/`` is the slow reference it is
 tested against. Records of arrays in (:mod:`simulator.margin.records`), the ``Outputs``
 record written; no Python objects, no exceptions: the event buffer reports overflow by
 returning the first path it could not finish.
@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.config.limits import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
+from simulator.kernels.bounds import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
 from simulator.kernels.jit import leaf
 from simulator.margin._kernels.backstop import cover_round_deficits_nb
 from simulator.margin._kernels.settle import (

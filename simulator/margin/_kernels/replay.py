@@ -17,10 +17,10 @@ plus corrections for the units that changed.
 steps, rounds and settled units, and the stages they call, inlined into it (``inline=
 "always"``): a path's start and end and a step's end here, the start of a step and the
 check that opens a round in :mod:`.step`, steps 1 to 4 of a round in :mod:`.settle` and
-step 6 in :mod:`.backstop`. The stages are one level deep on purpose: Numba copies an
-inlined function's IR once per block of it, with all its variables each time, so inlining
-a stage that has inlined others costs time that grows with the square of its size
-(inlining the whole loop of a path took 12 s of compilation).
+step 6 in :mod:`.backstop`. The stages are small and inline little themselves, on
+purpose: Numba copies an inlined function's IR once per block of it, with all its
+variables each time, so inlining a stage that has inlined others costs time that grows
+with the square of its size (inlining the whole loop of a path took 12 s of compilation).
 """
 
 from __future__ import annotations

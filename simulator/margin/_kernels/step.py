@@ -5,9 +5,10 @@ their exact check and the margin calls.
 
 Stages of :func:`.replay.replay_nb`, inlined into it: they take the replay's records
 (:mod:`simulator.margin.records`), bind the arrays they use to local names once (Numba
-loads a whole record for every attribute read: a read per use made the replay's
-compilation 50% longer), and keep the counters in ``lists.count`` (``codes.CNT_*``) and
-the path's records in ``out.path_f``, ``out.path_i``.
+loads a whole record for every attribute read, and LLVM takes time to clean each load up:
+reading the arrays once per stage, with the scratch split into small records, took a
+quarter off the replay kernel's compilation), and keep the counters in ``lists.count``
+(``codes.CNT_*``) and the path's records in ``out.path_f``, ``out.path_i``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 - no import cycle between modules of ``simulator``, counting every import: at module top,
   inside functions and under ``TYPE_CHECKING``;
-- numba is imported only by kernel modules (a ``kernels`` or ``_kernels`` package, or a
-  module named ``_kernels.py``);
+- numba is imported only by kernel modules (in a ``_kernels`` package, or a module named
+  ``_kernels.py``);
 - each subpackage imports only what its docstring says it may (:data:`MAY_IMPORT`, which
   mirrors the "May import" paragraph of every ``__init__.py``);
 - a private module or name (``_x``) is used only inside the subpackage that owns it;
@@ -29,19 +29,22 @@ MAY_IMPORT: dict[str, set[str]] = {
     "errors": set(),
     "_version": set(),
     "input_files": {"errors"},
-    "kernels": {"config"},  # config.limits only (checked below)
+    "_kernels": {"config"},  # config.limits only (checked below)
     "config": {"errors", "input_files"},
-    "options": {"kernels"},
+    "options": {"_kernels"},
     "calibration": {"errors", "input_files"},
-    "book": {"config", "kernels", "options", "errors"},
-    "paths": {"config", "kernels", "calibration", "errors"},
-    "margin": {"config", "book", "kernels", "options"},
+    "book": {"config", "_kernels", "options", "errors"},
+    "paths": {"config", "_kernels", "calibration", "errors"},
+    "margin": {"config", "book", "_kernels", "options"},
     "results": {"config", "book", "margin", "errors", "input_files"},
     "report": {"errors"},
     "execution": {"config", "book", "paths", "margin", "results", "report", "errors",
                   "input_files", "_version"},
     "sweeps": {"config", "execution", "results", "errors", "input_files", "_version"},
 }
+#: private to ``simulator`` as a whole, shared by its subpackages: the shared kernels and the
+#: version
+SHARED_PRIVATE = {"__init__", "_kernels", "_version"}
 #: the entry points may import anything
 TOP = {"simulator", "cli", "_entry", "__main__"}
 
@@ -135,7 +138,7 @@ def test_no_import_cycles():
 
 def _is_kernel_module(name: str) -> bool:
     parts = name.split(".")
-    return any(p in ("kernels", "_kernels") for p in parts[1:])
+    return any(p == "_kernels" or p == "_kernels.py" for p in parts[1:])
 
 
 def test_numba_only_in_kernel_modules():
@@ -157,7 +160,7 @@ def test_subpackages_import_only_what_they_may():
             other = _room(target)
             if other != room and other not in MAY_IMPORT[room]:
                 bad.append(f"{name} -> {target}")
-            if room == "kernels" and other == "config" and target != "simulator.config.limits":
+            if room == "_kernels" and other == "config" and target != "simulator.config.limits":
                 bad.append(f"{name} -> {target}")
     assert bad == []
 
@@ -177,7 +180,7 @@ def test_private_names_stay_in_their_subpackage():
             if (module.split(".")[0] != "simulator" or _room(module) == _room(name)
                     or _room(name) in TOP):
                 continue
-            private_module = any(p.startswith("_") and p != "__init__" and p != "_version"
+            private_module = any(p.startswith("_") and p not in SHARED_PRIVATE
                                  for p in module.split(".")[1:])
             if private_module or (imported.startswith("_") and imported != "__version__"):
                 bad.append(f"{name}:{line} imports {module}.{imported}")
@@ -249,7 +252,7 @@ TEST_HELPERS = {"support", "reference", "data", "cli", "__pycache__"}
 def test_tests_mirror_the_packages():
     """Every test folder is named after a subpackage of simulator (or is cli/, support/,
     reference/ or data/)."""
-    rooms = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    rooms = {p.name.lstrip("_") for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
     folders = {p.name for p in TESTS.iterdir() if p.is_dir()} - TEST_HELPERS
     assert folders <= rooms, f"test folders with no subpackage: {sorted(folders - rooms)}"
     assert len(folders) >= 8

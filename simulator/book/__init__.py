@@ -4,6 +4,6 @@ Owns the translation of explicit accounts, accounts files and synthetic populati
 (positions, collateral, lending debt, options) into :class:`~simulator.book.build.Book`,
 a frozen set of numpy arrays indexed by account, margin unit and position.
 
-May import: :mod:`simulator.config`, :mod:`simulator.kernels`, :mod:`simulator.options`,
+May import: :mod:`simulator.config`, :mod:`simulator._kernels`, :mod:`simulator.options`,
 :mod:`simulator.errors`, numpy.
 """

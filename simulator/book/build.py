@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator._kernels.black_scholes import bs_price_nb
 from simulator.book.population import draw_population
 from simulator.config.scenario import Scenario
-from simulator.kernels.black_scholes import bs_price_nb
 
 CROSS, ISOLATED = 0, 1
 POS_CALL = 2  # = simulator.margin.codes.POS_CALL

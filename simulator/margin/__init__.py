@@ -9,7 +9,7 @@ liquidation index of safe bands and option boxes (:mod:`~simulator.margin.index`
 the replay kernel and gives account PnL back in blocks, and the Numba kernels themselves
 (``simulator.margin._kernels``, private to this package).
 
-May import: :mod:`simulator.config`, :mod:`simulator.book`, :mod:`simulator.kernels`,
+May import: :mod:`simulator.config`, :mod:`simulator.book`, :mod:`simulator._kernels`,
 :mod:`simulator.options`, numpy; numba in ``_kernels`` only.
 """
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator._kernels.black_scholes import bs_greeks_nb
 from simulator.book.build import Book
-from simulator.kernels.black_scholes import bs_greeks_nb
 from simulator.margin import codes
 from simulator.options.margin import (
     DEFAULT_EXTENDED_MOVES,

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.kernels.option_margin import (
+from simulator._kernels.option_margin import (
     KIND_CALL,
     KIND_PERP,
     KIND_PUT,

@@ -4,7 +4,7 @@ European options on crypto with zero rates and no dividends; a year is 365 days,
 ``tau = expiry_days / 365``. For a venue that marks against a forward, pass the forward as
 ``spot`` (Black-76, undiscounted). The formulas and the edge-case conventions (expiry or
 zero vol: intrinsic value, delta 1 / 0 / 0.5 at the money, gamma = vega = 0) are those of
-:mod:`simulator.kernels.black_scholes`.
+:mod:`simulator._kernels.black_scholes`.
 
 Units of the greeks:
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from simulator.kernels.black_scholes import bs_price_greeks_nb
+from simulator._kernels.black_scholes import bs_price_greeks_nb
 
 DAYS_PER_YEAR = 365.0
 KINDS = ("call", "put")

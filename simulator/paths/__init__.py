@@ -7,7 +7,7 @@ kernels (``simulator.paths._kernels``) and a plain NumPy reference for the tests
 (:func:`~simulator.paths.models.generate_paths_numpy`). Prices stay within the bounds of
 :mod:`simulator.config.limits`.
 
-May import: :mod:`simulator.config`, :mod:`simulator.kernels`, :mod:`simulator.errors`,
+May import: :mod:`simulator.config`, :mod:`simulator._kernels`, :mod:`simulator.errors`,
 :mod:`simulator.calibration` (lazily: the GARCH filter of a filtered bootstrap), numpy;
 numba in ``_kernels`` only.
 """

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from simulator._kernels.bounds import bound_price_nb
 from simulator.config.limits import LOG_PRICE_CAP, LOG_PRICE_FLOOR
-from simulator.kernels.bounds import bound_price_nb
 
 
 @njit(cache=True)

@@ -310,7 +310,7 @@ def test_bounded_replay_matches_naive(half_life):
 
 
 def test_bound_price_kernel_matches_reference():
-    from simulator.kernels.bounds import bound_price, bound_price_nb
+    from simulator._kernels.bounds import bound_price, bound_price_nb
 
     lo, hi = 1e-10, 1e14
     cases = [0.0, -1.0, 1e-300, lo, 5e-11, 1.0, hi, 2e14, math.inf, -math.inf, math.nan]

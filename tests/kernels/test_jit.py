@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.kernels.jit import NRT_OPTION, leaf
+from simulator._kernels.jit import NRT_OPTION, leaf
 from simulator.margin._kernels import index as _index_kernels
 from simulator.margin._kernels import option_boxes as _option_box_kernels
 from simulator.margin._kernels import options as _option_kernels

@@ -10,7 +10,7 @@ import pytest
 from scipy import special
 from scipy.stats import norm
 
-from simulator.kernels.black_scholes import (
+from simulator._kernels.black_scholes import (
     IV_FLOOR,
     bs_greeks_nb,
     bs_price_greeks_nb,

@@ -8,7 +8,7 @@ options (:mod:`.options`, :mod:`.option_boxes`, :mod:`.stages`) and the replay d
 (:mod:`.replay`), which takes the records of :mod:`simulator.margin.records`. Private to
 :mod:`simulator.margin`.
 
-May import: numba, numpy, :mod:`simulator.kernels`, :mod:`simulator.margin.codes`,
-:mod:`simulator.kernels.bounds` (which re-exports the price band of
+May import: numba, numpy, :mod:`simulator._kernels`, :mod:`simulator.margin.codes`,
+:mod:`simulator._kernels.bounds` (which re-exports the price band of
 :mod:`simulator.config.limits`).
 """

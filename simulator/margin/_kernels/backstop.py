@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.kernels.jit import allocating, leaf
+from simulator._kernels.jit import allocating, leaf
 from simulator.margin._kernels.state import (
     close_position_nb,
     instrument_nb,

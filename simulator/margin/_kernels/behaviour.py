@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.kernels.jit import leaf
+from simulator._kernels.jit import leaf
 from simulator.margin._kernels.options import close_option_nb
 from simulator.margin._kernels.state import (
     close_position_nb,

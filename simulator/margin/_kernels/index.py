@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.kernels.jit import leaf
+from simulator._kernels.jit import leaf
 from simulator.margin.codes import FLAG_DIRTY, POS_LINEAR, TIER_CAP
 
 #: relative rounding margin taken off the slack before it is turned into bands

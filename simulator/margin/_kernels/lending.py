@@ -5,7 +5,7 @@ USD balance; everything settles at the oracle price (the round-start mark)."""
 
 from __future__ import annotations
 
-from simulator.kernels.jit import leaf
+from simulator._kernels.jit import leaf
 from simulator.margin._kernels.state import put_event_nb
 from simulator.margin.codes import (
     FP_BONUS,

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.kernels.black_scholes import bs_greeks_nb
-from simulator.kernels.jit import leaf
-from simulator.kernels.option_margin import MM_BASE, deribit_option_mm_nb
+from simulator._kernels.black_scholes import bs_greeks_nb
+from simulator._kernels.jit import leaf
+from simulator._kernels.option_margin import MM_BASE, deribit_option_mm_nb
 from simulator.margin._kernels.index import (
     BRACKET_MARGIN,
     SLACK_MARGIN,

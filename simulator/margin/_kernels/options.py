@@ -3,7 +3,7 @@
 An option position (``pos_kind`` ``POS_CALL`` / ``POS_PUT``, strike in ``pos_entry``) adds
 ``qty x V`` to its unit's equity, with ``V`` the Black-Scholes value (zero rates) at the
 mark, the time left at step ``t`` and the implied vol of the simulation
-(:func:`simulator.kernels.black_scholes.implied_vol_nb`: it rises as the mark falls with the
+(:func:`simulator._kernels.black_scholes.implied_vol_nb`: it rises as the mark falls with the
 asset's ``spot_vol_beta`` and moves with the scenario's ``vol`` shocks). Its maintenance
 is the venue's option rule: Deribit's standard rule per short option, or a risk matrix
 over the unit's options and perpetuals on each underlying (which then replaces those
@@ -32,15 +32,15 @@ from __future__ import annotations
 
 from numba import njit
 
-from simulator.kernels.black_scholes import (
+from simulator._kernels.black_scholes import (
     bs_greeks_nb,
     bs_price_nb,
     implied_vol_from_factor_nb,
     implied_vol_nb,
     spot_vol_factor_nb,
 )
-from simulator.kernels.jit import leaf
-from simulator.kernels.option_margin import MIN_VOL, deribit_option_mm_nb
+from simulator._kernels.jit import leaf
+from simulator._kernels.option_margin import MIN_VOL, deribit_option_mm_nb
 from simulator.margin._kernels.index import bracket_nb
 from simulator.margin.codes import (
     N_EXT,
@@ -91,7 +91,7 @@ def value_at_nb(p, a, kind, spot, strike, t, oc):  # pragma: no cover - jitted
 @njit(cache=True, inline="always")
 def spot_factor_nb(a, spot, oc):  # pragma: no cover - jitted
     """The implied vol's spot factor of asset ``a`` at mark ``spot``, shared by all its
-    options (:func:`simulator.kernels.black_scholes.spot_vol_factor_nb`)."""
+    options (:func:`simulator._kernels.black_scholes.spot_vol_factor_nb`)."""
     return spot_vol_factor_nb(spot, oc[OC_ASSET][a, 0], oc[OC_ASSET][a, 1])
 
 

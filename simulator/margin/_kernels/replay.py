@@ -13,7 +13,7 @@ then that of its events, not accounts x steps: the state of the units a path tou
 restored at its end, and account PnL is reported as a linear function of the final marks
 plus corrections for the units that changed.
 
-:func:`replay_nb` is a leaf kernel (:mod:`simulator.kernels.jit`): the loops over paths,
+:func:`replay_nb` is a leaf kernel (:mod:`simulator._kernels.jit`): the loops over paths,
 steps, rounds and settled units, and the stages they call, inlined into it (``inline=
 "always"``): a path's start and end and a step's end here, the start of a step and the
 check that opens a round in :mod:`.step`, steps 1 to 4 of a round in :mod:`.settle` and
@@ -28,8 +28,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.kernels.bounds import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
-from simulator.kernels.jit import leaf
+from simulator._kernels.bounds import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
+from simulator._kernels.jit import leaf
 from simulator.margin._kernels.backstop import cover_round_deficits_nb
 from simulator.margin._kernels.settle import (
     charge_unit_nb,

@@ -3,7 +3,7 @@ how much of each liquidatable unit is closed, and the round's net flow per asset
 
 from __future__ import annotations
 
-from simulator.kernels.jit import leaf
+from simulator._kernels.jit import leaf
 from simulator.margin._kernels.lending import lending_flow_nb, lending_plan_nb
 from simulator.margin._kernels.options import delta_at_nb, option_terms_nb
 from simulator.margin._kernels.state import unit_values_nb

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.kernels.bounds import bound_price_nb
+from simulator._kernels.bounds import bound_price_nb
 from simulator.margin._kernels.lending import lending_settle_nb
 from simulator.margin._kernels.options import close_option_nb, value_at_nb
 from simulator.margin._kernels.round import round_flow_nb, round_fractions_nb

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.kernels.jit import leaf
+from simulator._kernels.jit import leaf
 from simulator.margin._kernels.index import heap_push_nb
 from simulator.margin._kernels.option_boxes import (
     N_WORK,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.kernels.jit import allocating, leaf
+from simulator._kernels.jit import allocating, leaf
 from simulator.margin._kernels.index import bracket_nb
 from simulator.margin._kernels.options import option_terms_nb, spot_factor_nb, value_factored_nb
 from simulator.margin.codes import (

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.kernels.bounds import BOUND_REL_TOL, bound_price_nb
+from simulator._kernels.bounds import BOUND_REL_TOL, bound_price_nb
 from simulator.margin._kernels.behaviour import answer_calls_nb, draw_nb, pay_funding_nb
 from simulator.margin._kernels.index import collect_crossed_nb, heap_bound_nb, push_band_nb
 from simulator.margin._kernels.option_boxes import option_check_nb, push_option_box_nb

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator.kernels.black_scholes import bs_price_nb
+from simulator._kernels.black_scholes import bs_price_nb
 
 KIND_PERP = 0
 """A linear perpetual: value change ``qty * (S' - S)``."""

@@ -5,18 +5,21 @@ same run.
              cumsum, exp) on 5 correlated assets x 100,000 paths x 288 steps.
 ``workload`` a full ``run`` of benchmarks/scenarios/five-asset-2000.toml (same paths,
              2,000 accounts, linear impact, Parquet) vs NumPy generating the paths alone.
+``heavy``    the same on benchmarks/scenarios/event-heavy-2000.toml (~170 liquidations a
+             path), with ``events/`` whole and empty (``simulation.events = "none"``).
 ``accounts`` engine (replay) time from 1,000 to 100,000 accounts with rare liquidations
              (low leverage, open interest held constant), indexed vs full scan (every
              account checked at every step and round: the naive cost).
 
 Usage::
 
-    python benchmarks/bench_scale.py paths|workload|accounts [--paths N] [--jobs J]
+    python benchmarks/bench_scale.py paths|workload|heavy|accounts [--paths N] [--jobs J]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +34,8 @@ from simulator.paths import generate_paths, prepare_path_inputs
 
 HERE = Path(__file__).parent
 WORKLOAD = HERE / "scenarios" / "five-asset-2000.toml"
+#: issue #17's event-heavy book: ~170 liquidations a path
+HEAVY = HERE / "scenarios" / "event-heavy-2000.toml"
 
 
 def numpy_paths(inputs, n_paths, rng):
@@ -116,21 +121,28 @@ def bench_paths(n_paths: int) -> float:
     return t_plain, t_np
 
 
-def bench_workload(n_paths: int, jobs: int) -> None:
+def bench_workload(n_paths: int, jobs: int, workload: Path = WORKLOAD,
+                   event_rows: tuple[str, ...] = ("all",)) -> None:
     t_plain, t_np = bench_paths(n_paths)
-    sc = load_scenario(WORKLOAD, [f"simulation.paths={n_paths}"])
     with tempfile.TemporaryDirectory() as tmp:
-        run(load_scenario(WORKLOAD, ["simulation.paths=50"]), Path(tmp) / "warm")
-        t0 = time.perf_counter()
-        result = run(sc, Path(tmp) / "run", jobs=jobs)
-        t_run = time.perf_counter() - t0
-        size = sum(p.stat().st_size for p in (Path(tmp) / "run").rglob("*") if p.is_file())
-    liq = result.summary["metrics"]["n_liquidations_mean"]["estimate"]
-    print(f"full run, 2,000 accounts, jobs={jobs}: {t_run:.2f} s "
-          f"({n_paths / t_run:,.0f} paths/s; {liq:.2f} liquidations per path; "
-          f"{size / 1e6:.1f} MB written)")
-    print(f"  full run / numpy path generation alone: {t_run / t_plain:.2f}x the time of "
-          f"whole-array numpy, {t_run / t_np:.2f}x the time of chunked numpy")
+        run(load_scenario(workload, ["simulation.paths=50"]), Path(tmp) / "warm")
+        for rows in event_rows:
+            sc = load_scenario(workload, [f"simulation.paths={n_paths}",
+                                          f"simulation.events={rows}"])
+            out = Path(tmp) / f"run-{rows}"
+            t0 = time.perf_counter()
+            result = run(sc, out, jobs=jobs)
+            t_run = time.perf_counter() - t0
+            size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+            cpu = json.loads((out / "manifest.json").read_text())["timings_seconds"]
+            liq = result.summary["metrics"]["n_liquidations_mean"]["estimate"]
+            print(f"full run of {workload.name}, events={rows}, jobs={jobs}: {t_run:.2f} s "
+                  f"({n_paths / t_run:,.0f} paths/s; {liq:.2f} liquidations per path; "
+                  f"{size / 1e6:.1f} MB written)")
+            print("  CPU seconds over the workers: " + ", ".join(
+                f"{k[:-4]} {v:.1f}" for k, v in cpu.items() if k.endswith("_cpu")))
+            print(f"  full run / numpy path generation alone: {t_run / t_plain:.2f}x the "
+                  f"time of whole-array numpy, {t_run / t_np:.2f}x the time of chunked numpy")
 
 
 def bench_accounts(n_paths: int) -> None:
@@ -164,7 +176,7 @@ def bench_accounts(n_paths: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("paths", "workload", "accounts"))
+    parser.add_argument("what", choices=("paths", "workload", "heavy", "accounts"))
     parser.add_argument("--paths", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
@@ -172,6 +184,8 @@ def main() -> None:
         bench_paths(args.paths or 100_000)
     elif args.what == "workload":
         bench_workload(args.paths or 100_000, args.jobs)
+    elif args.what == "heavy":
+        bench_workload(args.paths or 100_000, args.jobs, HEAVY, ("all", "liquidations", "none"))
     else:
         bench_accounts(args.paths or 1000)
 

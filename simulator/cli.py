@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"scenario file or built-in name (default: {FLAGSHIP})")
     p_run.add_argument("--paths", type=int, help="number of Monte Carlo paths")
     p_run.add_argument("--seed", type=int, help="random seed")
+    p_run.add_argument("--events", choices=("all", "liquidations", "none"),
+                       help="rows of events/: all (default), liquidations (no ADL or "
+                       "socialised-loss rows) or none; paths, accounts and the summary are "
+                       "the same whichever is chosen (simulation.events)")
     p_run.add_argument("--jobs", type=int, default=1,
                        help="worker processes (default 1; -1 = every core)")
     p_run.add_argument("--out", type=Path, help="run directory (default runs/<name>-<time>)")
@@ -129,6 +133,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         extra.append(f"simulation.paths={args.paths}")
     if getattr(args, "seed", None) is not None:
         extra.append(f"simulation.seed={args.seed}")
+    if getattr(args, "events", None) is not None:
+        extra.append(f"simulation.events={args.events}")
     return list(args.overrides) + extra
 
 
@@ -147,7 +153,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise MarginsimError("--resume: give the run directory to finish with --out DIR")
     result = run(scenario, args.out, jobs=args.jobs, save_prices=args.save_prices,
                  progress=show, resume=args.resume, backend=args.backend,
-                 scheduler=args.scheduler, force=args.force)
+                 scheduler=args.scheduler, force=args.force, notice=not args.quiet)
     try:
         _warn_price_bounds(result.summary, result.n_paths)
         _warn_leftover_staging(result.out_dir)

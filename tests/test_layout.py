@@ -39,7 +39,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "results": {"config", "book", "margin", "errors", "input_files"},
     "report": {"errors"},
     "execution": {"config", "book", "paths", "margin", "results", "report", "errors",
-                  "input_files", "_version"},
+                  "input_files", "_version", "_kernels"},  # _kernels.compiling only
     "sweeps": {"config", "execution", "results", "errors", "input_files", "_version"},
 }
 #: private to ``simulator`` as a whole, shared by its subpackages: the shared kernels and the
@@ -162,6 +162,25 @@ def test_subpackages_import_only_what_they_may():
                 bad.append(f"{name} -> {target}")
             if room == "_kernels" and other == "config" and target != "simulator.config.limits":
                 bad.append(f"{name} -> {target}")
+            if (room == "execution" and other == "_kernels"
+                    and target != "simulator._kernels.compiling"):
+                bad.append(f"{name} -> {target}")
+    assert bad == []
+
+
+def test_kernels_import_only_what_their_cache_key_hashes():
+    """The kernels' cache folder is keyed by the files they are compiled from
+    (``simulator._kernels.compiling``): a kernel importing another module of marginsim
+    would bake in constants the key does not see, and a stale kernel could load."""
+    tree = ast.parse((PACKAGE / "_kernels" / "compiling.py").read_text(encoding="utf-8"))
+    deps = next(ast.literal_eval(node.value) for node in tree.body
+                if isinstance(node, ast.Assign)
+                and getattr(node.targets[0], "id", "") == "KERNEL_DEPENDENCIES")
+    hashed = {f"simulator.{dep[:-3].replace('/', '.')}" for dep in deps}
+    bad = [f"{name} -> {target}" for name, targets in _graph().items()
+           if _is_kernel_module(name) for target in targets
+           if not _is_kernel_module(target) and target not in hashed
+           and target != "simulator._kernels"]
     assert bad == []
 
 

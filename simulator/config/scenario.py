@@ -106,6 +106,8 @@ class Scenario:
         out.pop("accounts_file")
         if accounts_file is not None:  # absent otherwise: digests of older scenarios hold
             out["accounts_file"] = accounts_file.summary()
+        if out["simulation"]["events"] == "all":  # the default: digests of older scenarios
+            out["simulation"].pop("events")  # hold
         for key in ("document", "source", "overrides"):
             out.pop(key)
         return _json_safe(out)

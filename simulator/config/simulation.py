@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from simulator.config._table import Table, fmt_int
 from simulator.config.limits import MAX_CHUNKS
 
+#: the choices of ``simulation.events``
+EVENT_ROWS = ("all", "liquidations", "none")
+
 
 @dataclass(frozen=True)
 class Simulation:
@@ -19,6 +22,10 @@ class Simulation:
     chunk_paths: int = 4096
     account_tail_budget_mb: float = 64.0
     risk_levels: tuple[float, ...] = (0.95, 0.99, 0.999)
+    #: which rows ``events/`` keeps: ``all``, ``liquidations`` (liquidation and backstop
+    #: fills, no ADL or socialised-loss rows) or ``none`` (an empty table); paths, accounts
+    #: and the summary are the same whichever is chosen
+    events: str = "all"
 
     @property
     def dt_years(self) -> float:
@@ -47,6 +54,7 @@ def _read_simulation(t: Table) -> Simulation:
         account_tail_budget_mb=t.number("account_tail_budget_mb",
                                         Simulation.account_tail_budget_mb, lo=0.0),
         risk_levels=_read_levels(t),
+        events=t.string("events", Simulation.events, choices=EVENT_ROWS),
     )
 
 

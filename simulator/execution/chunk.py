@@ -3,14 +3,18 @@ files (paths, replay, per-account partials, Parquet parts and the chunk record).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from simulator._kernels.compiling import watch_compilation
 from simulator.book.build import Book
 from simulator.config.scenario import Scenario
 from simulator.errors import RunDirectoryError
@@ -54,6 +58,8 @@ class ChunkContext:
     identity: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: the run directory lock's token; "" when the caller holds no lock (tests by hand)
     owner_token: str = ""
+    #: the rows ``events/`` keeps (``simulation.events``)
+    events: str = "all"
 
     @classmethod
     def build(cls, scenario: Scenario, out_dir: Path, save_prices: int, version: str,
@@ -67,7 +73,8 @@ class ChunkContext:
                    tail_mode=aggregate.tail_mode(sim.paths, book.n_accounts,
                                                  sim.account_tail_budget_mb, sim.risk_levels),
                    metadata=tables.file_metadata(scenario.digest, sim.seed, version),
-                   levels=sim.risk_levels, identity=run_identity(scenario))
+                   levels=sim.risk_levels, identity=run_identity(scenario),
+                   events=sim.events)
 
 
 def plan_chunks(n_paths: int, chunk_paths: int, seed: int) -> list[ChunkTask]:
@@ -83,6 +90,60 @@ def behaviour_key(seed: np.random.SeedSequence) -> int:
     no other draw uses, in ``[0, 2**63)``."""
     child = np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, 2**31))
     return int(child.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+#: the notice on stderr while the kernels compile
+COMPILING = "compiling kernels, first run only"
+
+
+class CompileNotice:
+    """The one-line notice on stderr of a run whose kernels compile: :data:`COMPILING` when
+    the first compilation starts, the seconds all of them took at :meth:`done`.
+
+    Parameters
+    ----------
+    enabled : bool
+        Write the notice (else only count the seconds).
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.started, self.seconds = enabled, False, 0.0
+
+    def _start(self) -> None:
+        if not self.started and self.enabled:
+            sys.stderr.write(f"{COMPILING} ...")
+            sys.stderr.flush()
+        self.started = True
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[None]:
+        """Count the compilations inside the block (loads from the cache are not)."""
+        with watch_compilation(self._start) as seen:
+            yield
+        self.seconds += seen.seconds
+
+    def done(self) -> None:
+        """End the notice with the seconds the compilation took (nothing if none)."""
+        if self.started and self.enabled:
+            sys.stderr.write(f" {self.seconds:.0f} s\n")
+            sys.stderr.flush()
+            self.enabled = False
+
+
+def compile_kernels(ctx: ChunkContext) -> None:
+    """Compile every kernel a chunk of this run calls, or load it from the cache, here in
+    the driver before any worker starts: the workers then load it from the cache instead
+    of each compiling it. Runs the path generator and the replay on one path of their own
+    (its own seed: no chunk's output depends on it).
+
+    Parameters
+    ----------
+    ctx : ChunkContext
+        The run's chunk context.
+    """
+    exo = generate_paths(ctx.inputs, 1, np.random.default_rng(0))
+    replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=min(1, ctx.save_prices),
+           index=ctx.index, rng_key=0)
 
 
 def run_chunk(ctx: ChunkContext, task: ChunkTask
@@ -117,7 +178,7 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
         files[rel] = output.write_parquet(table, ctx.out_dir / rel, meta)
 
     put(tables.events_table(res, task.first_path, ctx.book.account_ids,
-                            ctx.book.unit_account, ctx.symbols), f"events/{name}")
+                            ctx.book.unit_account, ctx.symbols, ctx.events), f"events/{name}")
     if n_save:
         put(tables.prices_table(res.marks, task.first_path, ctx.symbols), f"prices/{name}")
         put(tables.prices_table(saved_exo, task.first_path, ctx.symbols),

@@ -46,6 +46,8 @@ from simulator.errors import Interrupted, MarginsimError, RunDirectoryError
 from simulator.execution import backends, budget
 from simulator.execution.chunk import (
     ChunkContext,
+    CompileNotice,
+    compile_kernels,
     plan_chunks,
     run_chunk,
 )
@@ -258,8 +260,8 @@ def resume_command(scenario: Scenario, out_dir: Path, save_prices: int) -> str:
 
 def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
         save_prices: int = 0, progress: bool = False, resume: bool = False,
-        backend: str = "loky", scheduler: str | None = None, force: bool = False
-        ) -> RunResult:
+        backend: str = "loky", scheduler: str | None = None, force: bool = False,
+        notice: bool = False) -> RunResult:
     """Run a scenario into a run directory.
 
     Parameters
@@ -288,6 +290,10 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
         Replace an existing run directory (one that marginsim wrote and that holds nothing
         else; anything else is refused): the new run is written beside it and swapped in
         when complete, so the old run stays whole until then.
+    notice : bool
+        Say on stderr when the kernels compile (``compiling kernels, first run only``, then
+        the seconds it took): once per installed version, later runs load them from the
+        cache.
 
     Returns
     -------
@@ -324,7 +330,9 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     # what cannot fit is refused before anything is allocated or written
     budget.check_resources(scenario, jobs=jobs if backend == "loky" else 1,
                            save_prices=save_prices, out_dir=final)
-    ctx = ChunkContext.build(scenario, final, save_prices, version)  # bad input: no files
+    compiled = CompileNotice(notice)
+    with compiled.watch():
+        ctx = ChunkContext.build(scenario, final, save_prices, version)  # bad input: no files
     command = "marginsim run" + (" --resume" if resume else " --force" if force else "")
     complete, came = False, []  # a signal once the run is complete says so
     try:
@@ -346,7 +354,7 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
                     if resume:
                         run_dir.remove_temporaries(out)
                     result = _run_prepared(scenario, ctx, out, jobs, save_prices, progress,
-                                           resume, backend, version, wall0)
+                                           resume, backend, version, wall0, compiled)
                 with run_dir.signals_held(came):  # the swap and its bookkeeping: whole
                     if replace:
                         run_dir.swap_in(out, real, "run", old_lock)
@@ -437,7 +445,7 @@ def _finished_chunks(out: Path, specs: list[integrity.ChunkSpec], identity: dict
 
 def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
                   save_prices: int, progress: bool, resume: bool, backend: str,
-                  version: str, wall0: float) -> RunResult:
+                  version: str, wall0: float, compiled: CompileNotice) -> RunResult:
     sim = scenario.simulation
     tasks = plan_chunks(sim.paths, sim.chunk_paths, sim.seed)
     specs = integrity.chunk_specs(sim.paths, sim.chunk_paths, save_prices, sim.steps,
@@ -457,6 +465,10 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
     totals = aggregate.AccountTotals(ctx.tail_mode, risk.tail_size(sim.paths, min(ctx.levels)),
                                      ctx.levels)
     seconds: dict[str, float] = {}
+    if todo:  # here, so that workers load the kernels from the cache
+        with compiled.watch():
+            compile_kernels(ctx)
+    compiled.done()
     try:
         results = iter(backends.dispatch(run_chunk, ctx, todo, backend, jobs))
         for task in tasks:  # merge in chunk order, whatever finished first
@@ -494,7 +506,8 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
         "n_margin_units": ctx.book.n_units,
         "account_var_es_method": ctx.tail_mode,
         "chunks_run": len(todo),
-        "timings_seconds": {"wall": wall, **{f"{k}_cpu": v for k, v in seconds.items()}},
+        "timings_seconds": {"wall": wall, "compile": compiled.seconds,
+                            **{f"{k}_cpu": v for k, v in seconds.items()}},
         "created": datetime.now().astimezone().isoformat(timespec="seconds"),
         "paths_price_bounded": n_bounded,
         "files": {rel: written[rel]["sha256"] for rel in sorted(written)},

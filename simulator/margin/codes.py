@@ -26,6 +26,7 @@ POS_INVERSE = 1        # qty in USD contracts, PnL qty * (1/entry - 1/M) in the 
 POS_CALL = 2           # qty options, value qty * BS call(M, strike = pos_entry, ...)
 POS_PUT = 3            # qty options, value qty * BS put
 POS_KIND_NAMES = ("perp", "inverse", "call", "put")
+N_POS_KINDS = len(POS_KIND_NAMES)
 POS_INSTRUMENT = (INSTRUMENT_PERP, INSTRUMENT_INVERSE, INSTRUMENT_CALL, INSTRUMENT_PUT)
 
 # option rules (``OP_RULE`` of the option parameters)

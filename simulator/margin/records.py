@@ -40,10 +40,14 @@ Prices = namedtuple("Prices", ["exo", "depth"])
 #: the book at the start of every path: ``unit_usd`` float64[U], ``unit_coll``
 #: float64[U, A], ``unit_pos_start`` int64[U + 1], ``unit_account`` int64[U], ``pos_unit``,
 #: ``pos_asset`` int64[P], ``pos_qty``, ``pos_entry`` float64[P], ``pos_kind`` int64[P]
-#: (:class:`simulator.book.build.Book`)
+#: (:class:`simulator.book.build.Book`); for ADL, the open positions of asset ``a``, kind
+#: ``k`` and side ``s`` (1 long, 0 short) in increasing index, ``group_pos[group_start[g]:
+#: group_start[g + 1]]`` with ``g = (a N_POS_KINDS + k) 2 + s``, and their units
+#: ``group_unit`` (int64[P], int64[P], int64[G + 1]; a position never changes side: ADL,
+#: liquidations and margin calls only shrink it)
 BookArrays = namedtuple("BookArrays", [
     "unit_usd", "unit_coll", "unit_pos_start", "unit_account", "pos_unit", "pos_asset",
-    "pos_qty", "pos_entry", "pos_kind"])
+    "pos_qty", "pos_entry", "pos_kind", "group_pos", "group_unit", "group_start"])
 
 #: the liquidation index (:class:`simulator.margin.index.BookIndex`): slack form ``lin``
 #: float64[U, A], ``const`` float64[U], ``n_open`` int64[U]; NAV form ``navk``
@@ -56,8 +60,11 @@ IndexArrays = namedtuple("IndexArrays", [
 
 #: venue and liquidity rules (:class:`simulator.margin.rules.EngineRules`): ``haircut``,
 #: ``sigma`` float64[A], ``tiers`` float64[A, K, 3], ``fparams`` float64[N_FP], ``iparams``
-#: int64[N_IP] (its ``IP_RNG_KEY`` set to the call's key)
-RuleArrays = namedtuple("RuleArrays", ["haircut", "tiers", "sigma", "fparams", "iparams"])
+#: int64[N_IP] (its ``IP_RNG_KEY`` set to the call's key); ``calls_on``, ``funding_on``,
+#: ``lending_on``: True when the venue has margin calls, funding, lending, else None (the
+#: kernels given them compile to nothing for a venue without)
+RuleArrays = namedtuple("RuleArrays", ["haircut", "tiers", "sigma", "fparams", "iparams",
+                                       "calls_on", "funding_on", "lending_on"])
 
 #: the options (:class:`simulator.margin.option_setup.OptionData` and
 #: :class:`simulator.margin.option_boxes.OptionBoxes`): ``oc`` the option tuple
@@ -65,10 +72,11 @@ RuleArrays = namedtuple("RuleArrays", ["haircut", "tiers", "sigma", "fparams", "
 #: ``set_pos[set_start[t]:set_start[t + 1]]`` (int64); ``opt_units`` int64[O] the option
 #: units and ``opt_row`` int64[U] each unit's row among them (-1: none); the later stages'
 #: boxes ``stage_step`` int64[K], ``stage_lo``, ``stage_hi`` float64[K, O, A],
-#: ``stage_due`` int64[K, O]
+#: ``stage_due`` int64[K, O]; ``oc_or_none`` is ``oc`` when the book holds options, else
+#: None: the option kernels given it compile to nothing for a book without options
 OptionArrays = namedtuple("OptionArrays", [
     "oc", "set_pos", "set_start", "opt_units", "opt_row", "stage_step", "stage_lo",
-    "stage_hi", "stage_due"])
+    "stage_hi", "stage_due", "oc_or_none"])
 
 #: what the replay writes: the per-path records ``path_f`` float64[n_paths, N_PF] and
 #: ``path_i`` int64[n_paths, N_PI], ``min_price``, ``final_price`` float64[n_paths, A],
@@ -115,12 +123,19 @@ AssetWork = namedtuple("AssetWork", [
 #: ``frac`` and lending plan ``plan_g``, ``plan_k``, ``plan_r``, ``plan_s`` (float64),
 #: ``plan_c`` (bool) (rows of ``UnitLists.liq``); per position what it closed, ``closed``
 #: and ``closed_notional`` (float64[P]); the bankrupt units ``bank_unit``,
-#: ``bank_deficit`` and their events ``bank_ev_lo``, ``bank_ev_hi`` (U rows); the ADL
-#: candidates ``cand`` (int64[P]) and their keys ``cand_key`` (float64[P])
+#: ``bank_deficit`` and their events ``bank_ev_lo``, ``bank_ev_hi`` (U rows); the ADL keys
+#: of the positions in ``BookArrays.group_pos`` order ``adl_key`` (float64[P]), the unit
+#: version each was computed at ``adl_key_ver`` (int64[P]) and the step 6 each group's
+#: were computed in ``adl_group_gen`` (int64[G], -1: none); per unit the
+#: equity, maintenance and wallet its ADL scores used ``adl_e``, ``adl_mm``, ``adl_w``
+#: (float64[U]), with the step 6 they belong to ``adl_gen`` (int64[U], -1: none) and the
+#: unit's version then ``adl_ver`` (int64[U]); the count of steps 6 so far ``adl_clock``
+#: (int64[1])
 RoundWork = namedtuple("RoundWork", [
     "kind", "frac", "plan_g", "plan_k", "plan_r", "plan_s", "plan_c", "closed",
-    "closed_notional", "bank_unit", "bank_deficit", "bank_ev_lo", "bank_ev_hi", "cand",
-    "cand_key"])
+    "closed_notional", "bank_unit", "bank_deficit", "bank_ev_lo", "bank_ev_hi", "adl_key",
+    "adl_key_ver", "adl_group_gen", "adl_e", "adl_mm", "adl_w", "adl_gen", "adl_ver",
+    "adl_clock"])
 
 
 def _f(array: np.ndarray) -> np.ndarray:
@@ -170,15 +185,39 @@ def kernel_inputs(exo: np.ndarray, depth: np.ndarray, book: Book, index: BookInd
     return (Prices(_f(exo), _f(depth)),
             BookArrays(_f(book.unit_usd), _f(book.unit_coll), _i(book.unit_pos_start),
                        _i(book.unit_account), _i(book.pos_unit), _i(book.pos_asset),
-                       _f(book.pos_qty), _f(book.pos_entry), _i(book.pos_kind)),
+                       _f(book.pos_qty), _f(book.pos_entry), _i(book.pos_kind),
+                       *_position_groups(book.pos_asset, book.pos_kind, book.pos_qty,
+                                         book.pos_unit, book.unit_coll.shape[1])),
             IndexArrays(_f(index.lin), _f(index.const), _i(index.n_open), _f(index.navk),
                         _f(index.navc), _f(index.s_key), _i(index.s_unit), _i(index.s_start),
                         _i(index.init_pending), _f(index.mmk0), _f(index.reserve)),
             RuleArrays(_f(rules.haircut), _f(rules.tiers), _f(rules.sigma),
-                       _f(rules.fparams), iparams),
+                       _f(rules.fparams), iparams,
+                       _on(rules.call_ratio > 0.0 and rules.fparams[codes.FP_CALL_PROB] > 0.0),
+                       _on(iparams[codes.IP_FUNDING_INTERVAL] > 0),
+                       _on(iparams[codes.IP_LENDING] != 0)),
             OptionArrays(oc, _i(options.set_pos), _i(options.set_start), opt_units, opt_row,
                          _i(boxes.stage_step), _f(boxes.stage_lo), _f(boxes.stage_hi),
-                         _i(boxes.stage_due)))
+                         _i(boxes.stage_due), oc if len(opt_units) else None))
+
+
+def _on(flag: bool) -> bool | None:
+    """A switch of a kernel record: True, or None for a feature the call never uses."""
+    return True if flag else None
+
+
+def _position_groups(pos_asset: np.ndarray, pos_kind: np.ndarray, pos_qty: np.ndarray,
+                    pos_unit: np.ndarray, n_assets: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(group_pos, group_unit, group_start)`` of :class:`BookArrays`: the open positions
+    grouped by asset, kind and side, each group in increasing position index."""
+    n_groups = n_assets * codes.N_POS_KINDS * 2
+    group = (_i(pos_asset) * codes.N_POS_KINDS + _i(pos_kind)) * 2 + (pos_qty > 0.0)
+    group[pos_qty == 0.0] = n_groups  # never a candidate: a closed position stays closed
+    order = np.argsort(group, kind="stable").astype(np.int64)
+    start = np.zeros(n_groups + 1, dtype=np.int64)
+    np.cumsum(np.bincount(group, minlength=n_groups + 1)[:n_groups], out=start[1:])
+    return order, _i(pos_unit)[order], start
 
 
 def outputs(n_paths: int, steps: int, n_assets: int, n_accounts: int, save_marks: int,
@@ -250,5 +289,11 @@ def scratch(book: BookArrays, index: IndexArrays, n_accounts: int
                            closed=np.zeros(n_pos), closed_notional=np.zeros(n_pos),
                            bank_unit=units(), bank_deficit=units(np.float64),
                            bank_ev_lo=units(), bank_ev_hi=units(),
-                           cand=np.empty(n_pos, dtype=np.int64), cand_key=np.empty(n_pos))
+                           adl_key=np.empty(n_pos), adl_key_ver=np.empty(n_pos, np.int64),
+                           adl_group_gen=np.full(book.group_start.shape[0] - 1, -1,
+                                                 np.int64),
+                           adl_e=units(np.float64), adl_mm=units(np.float64),
+                           adl_w=units(np.float64), adl_gen=np.full(n_units, -1, np.int64),
+                           adl_ver=units(),
+                           adl_clock=np.zeros(1, dtype=np.int64))
     return state, heaps, lists, asset_work, round_work

@@ -53,10 +53,20 @@ def _dictionary(indices: np.ndarray, names: tuple[str, ...] | list[str]) -> pa.D
 
 
 def events_table(res: ReplayResult, first_path_id: int, account_ids: tuple[str, ...],
-                 unit_account: np.ndarray, symbols: tuple[str, ...]) -> pa.Table:
+                 unit_account: np.ndarray, symbols: tuple[str, ...], rows: str = "all"
+                 ) -> pa.Table:
     """One row per liquidation, backstop or ADL fill and per socialised loss (see DESIGN.md,
-    ``events/``; docs/outputs.md). Asset ``-1`` in the kernel's records is ``USD``."""
+    ``events/``; docs/outputs.md). Asset ``-1`` in the kernel's records is ``USD``.
+
+    ``rows`` (``simulation.events``): ``all``; ``liquidations``, only the liquidation and
+    backstop fills; ``none``, no row (the same columns)."""
     ei, ef = res.ev_i, res.ev_f
+    if rows == "none":
+        ei, ef = ei[:0], ef[:0]
+    elif rows == "liquidations":
+        kind = ei[:, codes.EI_KIND]
+        keep = (kind == codes.KIND_LIQUIDATION) | (kind == codes.KIND_BACKSTOP)
+        ei, ef = ei[keep], ef[keep]
     asset = np.where(ei[:, codes.EI_ASSET] < 0, len(symbols), ei[:, codes.EI_ASSET])
     accounts = unit_account[ei[:, codes.EI_UNIT]]
     # per part dictionary: only the accounts that appear, so parts stay small

@@ -176,7 +176,7 @@ class _Runner:
         if self.progress:
             sys.stderr.write(f"sweep point {n + 1}: "
                              + ", ".join(f"{k}={v}" for k, v in point.items()) + "\n")
-        result = run(sc, where, jobs=self.jobs, progress=self.progress)
+        result = run(sc, where, jobs=self.jobs, progress=self.progress, notice=self.progress)
         row: dict[str, Any] = dict(point)
         row["point_dir"] = str(where.relative_to(self.out_dir))
         for name, m in result.summary["metrics"].items():

@@ -47,7 +47,7 @@ def draw_nb(key, path, unit):  # pragma: no cover - jitted
 
 
 @leaf
-def pay_funding_nb(t, mark, exo_t, rate, fparams_rate, fparams_cap, premium, usd, coll, qty,
+def pay_funding_nb(on, t, mark, exo_t, rate, fparams_rate, fparams_cap, premium, usd, coll, qty,
                    pos_asset, pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk, lin,
                    const, n_open, version, flag, pending, n_pending, touched, n_touched
                    ):  # pragma: no cover - jitted
@@ -57,6 +57,8 @@ def pay_funding_nb(t, mark, exo_t, rate, fparams_rate, fparams_cap, premium, usd
     A payer's slack falls: its band is void and it is checked exactly at the next round. A
     unit that only receives USD keeps its band. Returns ``n_pending, n_touched``.
     """
+    if on is None:  # a venue without funding (``RuleArrays.funding_on``): compiles to this
+        return n_pending, n_touched
     for a in range(mark.shape[0]):
         r = fparams_rate
         if premium:
@@ -93,7 +95,7 @@ def pay_funding_nb(t, mark, exo_t, rate, fparams_rate, fparams_cap, premium, usd
 
 
 @leaf
-def answer_calls_nb(i, t, units, n, action, target, reserve, deposit, mark, usd, coll, qty,
+def answer_calls_nb(on, i, t, units, n, action, target, reserve, deposit, mark, usd, coll, qty,
                     pos_asset, pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk, lin,
                     const, n_open, version, flag, pending, n_pending, touched, n_touched, ev_i,
                     ev_f, n_ev, oc):  # pragma: no cover - jitted
@@ -104,6 +106,8 @@ def answer_calls_nb(i, t, units, n, action, target, reserve, deposit, mark, usd,
 
     Returns ``n_pending, n_touched, n_ev, overflow``.
     """
+    if on is None:  # a venue without margin calls (``RuleArrays.calls_on``): compiles to this
+        return n_pending, n_touched, n_ev, False
     capacity = ev_i.shape[0]
     for j in range(n):
         u = units[j]

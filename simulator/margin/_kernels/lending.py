@@ -75,7 +75,7 @@ def lending_flow_nb(u, g, k, coll, qty, pos_asset, unit_pos_start, flow
 
 
 @leaf
-def lending_settle_nb(i, t, r, u, g, k, repaid_usd, seized_usd, cleared, mark, usd, coll, qty,
+def lending_settle_nb(on, i, t, r, u, g, k, repaid_usd, seized_usd, cleared, mark, usd, coll, qty,
                       pos_asset, unit_pos_start, fparams, fund, ev_i, ev_f, n_ev
                       ):  # pragma: no cover - jitted
     """Apply the liquidation of unit ``u`` planned by :func:`lending_plan_nb`.
@@ -89,6 +89,8 @@ def lending_settle_nb(i, t, r, u, g, k, repaid_usd, seized_usd, cleared, mark, u
     overflow : bool
         The event buffer is too small (nothing was changed).
     """
+    if on is None:  # not a lending venue (``RuleArrays.lending_on``): compiles to this
+        return fund, 0.0, 0.0, 0.0, 0.0, n_ev, False
     n_assets = mark.shape[0]
     start, stop = unit_pos_start[u], unit_pos_start[u + 1]
     usd0 = usd[u]

@@ -178,6 +178,8 @@ def option_check_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind, unit
     bit to :func:`option_slack_nb`; under the standard rule it also leaves the box's
     steering in ``work`` (:func:`option_steer_nb`), from the same Black-Scholes pass
     (``bs_greeks_nb``'s price is ``bs_price_nb``'s). Returns ``(slack, steered)``."""
+    if oc is None:  # a book without options (``OptionArrays.oc_or_none``): compiles to this
+        return 0.0, False
     if int(oc[OC_PAR][OP_RULE]) == OPTION_RISK_MATRIX:
         return option_slack_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind,
                                unit_pos_start, tiers, oc), False
@@ -398,11 +400,9 @@ def _option_box(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_ass
 
 
 option_box_nb = leaf(_option_box)
-#: :func:`option_box_nb` inlined into :func:`push_option_box_nb`, which calls it once a box
-_option_box_inline_nb = njit(cache=True, inline="always")(_option_box)
 
 
-@njit(cache=True, inline="always")
+@leaf  # called twice by the box search: inlined, it cost 50 s of compilation
 def _box_bound_nb(u, k, mark, t, t1, lin, const, sigma, mmk_u, qty, pos_asset, pos_kind,
                   pos_entry, unit_pos_start, tiers, oc, lo, hi, work):  # pragma: no cover
     """Write the box of relative width ``k sigma`` (stretched by ``work[_UP]``,
@@ -534,12 +534,14 @@ def push_option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, versi
     ``2 A`` (key ``0.5 - due``, crossed once ``t >= due``). Returns False when no box
     was found: the caller checks the unit exactly at the next round. ``steered``: the
     exact check (:func:`option_check_nb`) left the steering in ``work``."""
+    if oc is None:  # a book without options (``OptionArrays.oc_or_none``): compiles to this
+        return False
     n_assets = mark.shape[0]
     version[u] += 1
     ver = version[u]
-    t1 = _option_box_inline_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty,
-                               pos_asset, pos_kind, pos_entry, unit_pos_start, tiers, oc, lo,
-                               hi, work, False, steered, GROW_TRIES)
+    t1 = option_box_nb(u, mark, t, steps, slack, lin, const, sigma, mmk_u, qty, pos_asset,
+                       pos_kind, pos_entry, unit_pos_start, tiers, oc, lo, hi, work, False,
+                       steered, GROW_TRIES)
     if t1 < 0:
         return False
     for a in range(n_assets):

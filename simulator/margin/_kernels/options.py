@@ -309,7 +309,10 @@ option_terms_inline_nb = njit(cache=True, inline="always")(_option_terms)
 @leaf
 def option_slack_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
                     tiers, oc):  # pragma: no cover - jitted
-    """Exact option part of unit ``u``'s margin slack at ``mark`` and step ``t``."""
+    """Exact option part of unit ``u``'s margin slack at ``mark`` and step ``t`` (``oc``
+    None: a book without options, which never calls it)."""
+    if oc is None:  # compiles to this
+        return 0.0
     v, m = option_terms_nb(u, mark, mark, t, t, mmk_u, qty, pos_asset, pos_entry, pos_kind,
                            unit_pos_start, tiers, oc)
     return v - m
@@ -337,7 +340,9 @@ def close_option_nb(u, p, c, spot, t, oc, usd, pos_asset, pos_entry, pos_kind
                     ):  # pragma: no cover - jitted
     """Sell ``c`` of option ``p`` (unit ``u``; ``c < 0`` buys a short back) at its value with
     the underlying at ``spot``, step ``t``. Returns ``(underlying notional, value per
-    coin)``."""
+    coin)``; ``oc`` None: a book without options, which never calls it."""
+    if oc is None:  # compiles to this
+        return 0.0, 0.0
     v = value_at_nb(p, pos_asset[p], pos_kind[p], spot, pos_entry[p], t, oc)
     usd[u] += c * v
     return abs(c) * spot, v

@@ -56,7 +56,7 @@ def round_fractions_nb(liq, n_l, lending, mode, fparams, mark, usd, coll, qty, p
             e, mm, nn, w = unit_values_nb(u, mark, usd, coll, qty, pos_asset, pos_entry,
                                           pos_kind, unit_pos_start, haircut, tiers, t, oc)
             mm_linear = mm
-            if oc[OC_UNIT_OPT][u]:
+            if oc is not None and oc[OC_UNIT_OPT][u]:  # (None: a book without options)
                 v, mo = option_terms_nb(u, mark, mark, t, t, 1.0, qty, pos_asset, pos_entry,
                                         pos_kind, unit_pos_start, tiers, oc)
                 mm_linear = mm - mo

@@ -81,7 +81,7 @@ def start_round_nb(i, t, n_l, prices, book, rules, options, out, state, lists, a
     round_fractions_nb(liq, n_l, lending, rules.iparams[IP_MODE], rules.fparams, mark,
                        state.usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
                        rules.haircut, rules.tiers, kind, frac, plan_g, plan_k, rnd.plan_r,
-                       rnd.plan_s, rnd.plan_c, t, oc)
+                       rnd.plan_s, rnd.plan_c, t, options.oc_or_none)
     round_flow_nb(liq, n_l, lending, kind, frac, plan_g, plan_k, mark, coll, qty, pos_asset,
                   pos_entry, pos_kind, unit_pos_start, flow, t, oc)
     alpha = rules.fparams[FP_ALPHA]
@@ -124,9 +124,10 @@ def settle_lending_nb(i, t, r, j, u, book, rules, out, state, lists, assets, rnd
     path_f = out.path_f
     repaid = rnd.plan_r[j]
     fund, fee, bd, paid, deficit, count[CNT_EVENTS], overflow = lending_settle_nb(
-        i, t, r, u, rnd.plan_g[j], rnd.plan_k[j], repaid, rnd.plan_s[j], rnd.plan_c[j],
-        assets.mark, state.usd, state.coll, state.qty, book.pos_asset, unit_pos_start,
-        rules.fparams, path_f[i, PF_FUND_END], out.ev_i, out.ev_f, count[CNT_EVENTS])
+        rules.lending_on, i, t, r, u, rnd.plan_g[j], rnd.plan_k[j], repaid, rnd.plan_s[j],
+        rnd.plan_c[j], assets.mark, state.usd, state.coll, state.qty, book.pos_asset,
+        unit_pos_start, rules.fparams, path_f[i, PF_FUND_END], out.ev_i, out.ev_f,
+        count[CNT_EVENTS])
     path_f[i, PF_FUND_END] = fund
     return fee, bd, deficit, repaid, overflow
 
@@ -206,7 +207,8 @@ def charge_unit_nb(i, t, j, u, perp_n, option_fee, book, rules, options, out, st
     else:
         e2, mm2, nn2, w2 = unit_values_nb(u, assets.mark2, usd, coll, state.qty, book.pos_asset,
                                           book.pos_entry, book.pos_kind, book.unit_pos_start,
-                                          rules.haircut, rules.tiers, t, options.oc)
+                                          rules.haircut, rules.tiers, t,
+                                          options.oc_or_none)
     room = e2 if e2 > 0.0 else 0.0
     fee = room if backstopped else rules.fparams[FP_FEE_RATE] * perp_n + option_fee
     if fee > room:

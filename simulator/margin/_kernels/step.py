@@ -153,10 +153,11 @@ def behaviour_nb(i, t, prices, book, index, rules, options, out, state, lists, a
     touched = lists.touched
     if funding_every > 0 and t % funding_every == 0:
         count[CNT_PENDING], count[CNT_TOUCHED] = pay_funding_nb(
-            t, mark, prices.exo[i, t], assets.funding_rate, fparams[FP_FUNDING_RATE],
-            fparams[FP_FUNDING_CAP], iparams[IP_FUNDING_PREMIUM] != 0, usd, coll, qty,
-            pos_asset, pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk, lin, const,
-            n_open, version, flag, pending, count[CNT_PENDING], touched, count[CNT_TOUCHED])
+            rules.funding_on, t, mark, prices.exo[i, t], assets.funding_rate,
+            fparams[FP_FUNDING_RATE], fparams[FP_FUNDING_CAP], iparams[IP_FUNDING_PREMIUM] != 0,
+            usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk,
+            lin, const, n_open, version, flag, pending, count[CNT_PENDING], touched,
+            count[CNT_TOUCHED])
     due_units = lists.due_units
     q_unit = lists.q_unit
     q_head = count[CNT_QUEUE_HEAD]
@@ -170,11 +171,11 @@ def behaviour_nb(i, t, prices, book, index, rules, options, out, state, lists, a
         return False
     sort_head_nb(due_units, n_due)
     count[CNT_PENDING], count[CNT_TOUCHED], count[CNT_EVENTS], overflow = answer_calls_nb(
-        i, t, due_units, n_due, iparams[IP_CALL_ACTION], fparams[FP_CALL_TARGET],
+        rules.calls_on, i, t, due_units, n_due, iparams[IP_CALL_ACTION], fparams[FP_CALL_TARGET],
         index.reserve, state.deposit, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,
         unit_pos_start, haircut, tiers, mmk, lin, const, n_open, version, flag, pending,
         count[CNT_PENDING], touched, count[CNT_TOUCHED], out.ev_i, out.ev_f,
-        count[CNT_EVENTS], options.oc)
+        count[CNT_EVENTS], options.oc_or_none)
     return overflow
 
 
@@ -312,11 +313,12 @@ def _exact_slack_nb(i, t, u, tiered, book, rules, options, state, lists, assets
     steered = False
     if unit_opt[u]:  # exact, and the steering of its next box
         s_opt, steered = option_check_nb(u, mark, t, mmk[u], qty, pos_asset, pos_entry,
-                                         pos_kind, unit_pos_start, tiers, oc, assets.box_work)
+                                         pos_kind, unit_pos_start, tiers, options.oc_or_none,
+                                         assets.box_work)
         s += s_opt
     if s < 0.0 and mmk[u] != 1.0:  # armed, below the margin-call level
         e, mm, nn, w = unit_values_nb(u, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,
-                                      unit_pos_start, haircut, tiers, t, oc)
+                                      unit_pos_start, haircut, tiers, t, options.oc_or_none)
         if e >= mm:  # called, not liquidatable: disarm, maybe answer later
             mmk[u] = 1.0
             flag[u] |= FLAG_MOVED
@@ -333,7 +335,7 @@ def _exact_slack_nb(i, t, u, tiered, book, rules, options, state, lists, assets
                 s += lin[u, a] * mark[a]
             if unit_opt[u]:
                 s += option_slack_nb(u, mark, t, 1.0, qty, pos_asset, pos_entry, pos_kind,
-                                     unit_pos_start, tiers, oc)
+                                     unit_pos_start, tiers, options.oc_or_none)
                 steered = False  # steered at the call level: redo
             if s < 0.0:  # rounding: E >= MM exactly at the boundary
                 s = 0.0
@@ -354,8 +356,8 @@ def _rebox_nb(u, t, steps, s, steered, book, rules, options, state, heaps, lists
                                     rules.sigma, state.mmk[u], state.version, heaps.key,
                                     heaps.unit, heaps.ver, heaps.n, state.qty, book.pos_asset,
                                     book.pos_kind, book.pos_entry, book.unit_pos_start,
-                                    rules.tiers, oc, assets.box_lo, assets.box_hi,
-                                    assets.box_work, steered)
+                                    rules.tiers, options.oc_or_none, assets.box_lo,
+                                    assets.box_hi, assets.box_work, steered)
     else:
         banded = push_band_nb(u, assets.mark, state.lin, state.const, rules.sigma,
                               state.version, heaps.key, heaps.unit, heaps.ver, heaps.n,

@@ -97,9 +97,8 @@ def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray
         if tail is not None:
             tail[start:stop] = risk.top_rows(losses, keep)
         else:
-            for j in range(stop - start):
-                for i_level, level in enumerate(levels):
-                    batch[i_level, :, start + j] = risk.var_es(losses[j], level)
+            for i_level, level in enumerate(levels):
+                batch[i_level, :, start:stop] = risk.var_es_rows(losses, level)
     return AccountPartial(n, liquidated.astype(np.int64), bankrupt.astype(np.int64), pnl_sum,
                           pnl_sumsq, tail, batch)
 

@@ -69,8 +69,12 @@ def events_table(res: ReplayResult, first_path_id: int, account_ids: tuple[str, 
         ei, ef = ei[keep], ef[keep]
     asset = np.where(ei[:, codes.EI_ASSET] < 0, len(symbols), ei[:, codes.EI_ASSET])
     accounts = unit_account[ei[:, codes.EI_UNIT]]
-    # per part dictionary: only the accounts that appear, so parts stay small
-    used, local = np.unique(accounts, return_inverse=True)
+    # per part dictionary: only the accounts that appear, so parts stay small (np.unique's
+    # sorted values and inverse, without its sort: account numbers are 0 .. n_accounts - 1)
+    present = np.zeros(len(account_ids), dtype=bool)
+    present[accounts] = True
+    used = np.flatnonzero(present)
+    local = (np.cumsum(present) - 1)[accounts]
     return pa.table({
         "path_id": pa.array(ei[:, codes.EI_PATH] + first_path_id),
         "step": pa.array(ei[:, codes.EI_STEP]),

@@ -76,3 +76,17 @@ def test_standard_errors_are_honest_over_repeated_seeds():
     se_cover = math.sqrt(0.95 * 0.05 / reps)
     for cover in (cover_var / reps, cover_es / reps):
         assert abs(cover - 0.95) < K * se_cover, cover
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 50, 333, 4096])
+@pytest.mark.parametrize("alpha", [0.95, 0.99, 0.999])
+def test_var_es_of_all_rows_at_once_is_var_es_of_each_bit_for_bit(n, alpha):
+    """The per-account batch estimates are computed block by block (``var_es_rows``); they
+    must be the very numbers of the one-account function, ties and zeros included."""
+    rng = np.random.default_rng(n)
+    losses = rng.standard_normal((40, n)) * 1e4
+    losses[:, ::3] = np.round(losses[:, ::3], -3)  # ties
+    losses[rng.random((40, n)) < 0.3] = 0.0  # accounts that lose nothing on most paths
+    got = risk.var_es_rows(losses, alpha)
+    expected = np.array([risk.var_es(row, alpha) for row in losses]).T
+    assert np.array_equal(got, expected, equal_nan=True)

@@ -52,10 +52,11 @@ for name in sys.argv[3:]:
 
 def measure(tree: Path, scenarios: list[str], n_paths: int, repeat: int, cache: Path
             ) -> dict[str, dict]:
-    """Run :data:`CHILD` with ``tree`` first on the path."""
+    """Run :data:`CHILD` in ``tree`` (first on the path: ``python -c`` puts the working
+    directory first)."""
     env = {**os.environ, "PYTHONPATH": str(tree), "NUMBA_CACHE_DIR": str(cache)}
     out = subprocess.run([sys.executable, "-c", CHILD, str(n_paths), str(repeat), *scenarios],
-                         env=env, check=True, capture_output=True, text=True).stdout
+                         env=env, cwd=tree, check=True, capture_output=True, text=True).stdout
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     return {row["scenario"]: row for row in rows}
 

@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -100,7 +101,12 @@ def cache_dir(environ: Mapping[str, str] = os.environ, root: Path = PACKAGE_ROOT
     """
     base = environ.get("NUMBA_CACHE_DIR")
     if not base:
-        xdg = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        xdg = environ.get("XDG_CACHE_HOME")
+        if not xdg:
+            try:
+                xdg = str(Path.home() / ".cache")
+            except RuntimeError:  # no home directory: the temporary folder
+                xdg = tempfile.gettempdir()
         base = str(Path(xdg) / "marginsim")
     return Path(base) / f"{CACHE_PREFIX}{source_key(root)}"
 

@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="rows of events/: all (default), liquidations (no ADL or "
                        "socialised-loss rows) or none; paths, accounts and the summary are "
                        "the same whichever is chosen (simulation.events)")
+    p_run.add_argument("--rare", metavar="EVENT",
+                       help="rare-event mode: importance sampling towards EVENT, a condition on a "
+                       "paths/ column (COLUMN>VALUE, >=, <, <=: bad_debt>1e6, "
+                       "min_price_BTC<30000) or a name (fund_depletion, socialised_loss, "
+                       "bad_debt, adl, liquidation, cascade); every estimate is weighted "
+                       "(simulation.rare_event)")
     p_run.add_argument("--jobs", type=int, default=1,
                        help="worker processes (default 1; -1 = every core)")
     p_run.add_argument("--out", type=Path, help="run directory (default runs/<name>-<time>)")
@@ -102,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="relative width of the final --target bracket (default 0.01)")
     p_sw.add_argument("--paths", type=int, help="Monte Carlo paths of every point")
     p_sw.add_argument("--seed", type=int, help="random seed (shared by every point)")
+    p_sw.add_argument("--rare", metavar="EVENT", help="rare-event mode at every point: one "
+                      "tilt, tuned on the scenario as given, for all of them (see run --rare)")
     p_sw.add_argument("--jobs", type=int, default=1, help="worker processes of each run")
     p_sw.add_argument("--out", type=Path, help="sweep directory (default "
                       "runs/<name>-sweep-<time>)")
@@ -135,6 +143,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         extra.append(f"simulation.seed={args.seed}")
     if getattr(args, "events", None) is not None:
         extra.append(f"simulation.events={args.events}")
+    if getattr(args, "rare", None) is not None:
+        extra.append(f"simulation.rare_event={args.rare}")
     return list(args.overrides) + extra
 
 

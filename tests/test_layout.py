@@ -38,9 +38,10 @@ MAY_IMPORT: dict[str, set[str]] = {
     "margin": {"config", "book", "_kernels", "options"},
     "results": {"config", "book", "margin", "errors", "input_files"},
     "report": {"errors"},
+    "rare": {"config", "paths", "margin", "results", "book", "errors"},
     "execution": {"config", "book", "paths", "margin", "results", "report", "errors",
-                  "input_files", "_version", "_kernels"},  # _kernels.compiling only
-    "sweeps": {"config", "execution", "results", "errors", "input_files", "_version"},
+                  "input_files", "_version", "_kernels", "rare"},  # _kernels.compiling only
+    "sweeps": {"config", "execution", "results", "errors", "input_files", "_version", "rare"},
 }
 #: private to ``simulator`` as a whole, shared by its subpackages: the shared kernels and the
 #: version

@@ -48,6 +48,7 @@ from simulator.config.population import (
     Population,
     _read_population,
 )
+from simulator.config.rare import TILTABLE_MODELS, parse_event
 from simulator.config.simulation import Simulation, _read_simulation
 from simulator.config.venue import Venue, read_venue
 
@@ -108,6 +109,9 @@ class Scenario:
             out["accounts_file"] = accounts_file.summary()
         if out["simulation"]["events"] == "all":  # the default: digests of older scenarios
             out["simulation"].pop("events")  # hold
+        if not out["simulation"]["rare_event"]:  # rare-event mode off: likewise
+            for key in ("rare_event", "variance_reduction", "rare_pilot_paths"):
+                out["simulation"].pop(key)
         for key in ("document", "source", "overrides"):
             out.pop(key)
         return _json_safe(out)
@@ -184,6 +188,17 @@ def load_scenario(
     return dataclasses.replace(scenario, overrides=tuple(overrides))
 
 
+def _check_rare_event(simulation: Simulation, market: Any, sim_table: Table) -> None:
+    """The event names a column of this market's ``paths/`` and the model can be tilted."""
+    parse_event(simulation.rare_event, market.symbols, sim_table.source,
+                sim_table.key("rare_event"))
+    if market.model not in TILTABLE_MODELS:
+        raise sim_table.error("rare_event", f"importance sampling shifts the Gaussian "
+                              f"innovations of the models {', '.join(TILTABLE_MODELS)}; "
+                              f"market.model is {market.model!r}, which has none (use a "
+                              "plain run, or one of those models)")
+
+
 def scenario_from_dict(
     document: dict, *, source: str = "<memory>", base_dir: Path | None = None
 ) -> Scenario:
@@ -199,6 +214,8 @@ def scenario_from_dict(
     market_table = top.table("market")
     market = _read_market(market_table, base_dir)
     market_table.finish()
+    if simulation.rare_event:
+        _check_rare_event(simulation, market, sim_table)
     liq_table = top.table("liquidity", {})
     liquidity = Liquidity(
         impact=liq_table.string("impact", "linear", choices=("none", "linear", "sqrt")),

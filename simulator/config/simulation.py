@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from simulator.config._table import Table, fmt_int
 from simulator.config.limits import MAX_CHUNKS
+from simulator.config.rare import VARIANCE_REDUCTION
 
 #: the choices of ``simulation.events``
 EVENT_ROWS = ("all", "liquidations", "none")
@@ -26,6 +27,13 @@ class Simulation:
     #: fills, no ADL or socialised-loss rows) or ``none`` (an empty table); paths, accounts
     #: and the summary are the same whichever is chosen
     events: str = "all"
+    #: rare-event mode: the event importance sampling aims at (``""``: none; see
+    #: :mod:`simulator.config.rare`)
+    rare_event: str = ""
+    #: ``none`` or ``importance`` (the default when ``rare_event`` is given)
+    variance_reduction: str = "none"
+    #: paths of each round of the pilot that tunes the tilt
+    rare_pilot_paths: int = 2000
 
     @property
     def dt_years(self) -> float:
@@ -55,7 +63,26 @@ def _read_simulation(t: Table) -> Simulation:
                                         Simulation.account_tail_budget_mb, lo=0.0),
         risk_levels=_read_levels(t),
         events=t.string("events", Simulation.events, choices=EVENT_ROWS),
+        **_read_rare(t),
     )
+
+
+def _read_rare(t: Table) -> dict[str, object]:
+    """``rare_event``, ``variance_reduction`` and ``rare_pilot_paths`` (the event's column
+    is checked against the market's symbols by the scenario)."""
+    event = t.string("rare_event", "").strip()
+    default = "importance" if event else "none"
+    method = t.string("variance_reduction", default, choices=VARIANCE_REDUCTION)
+    if method == "importance" and not event:
+        raise t.error("variance_reduction", "importance sampling needs the event to aim at: "
+                      "set simulation.rare_event (or --rare EVENT), e.g. fund_depletion or "
+                      "bad_debt>1e6")
+    if method == "none" and event:
+        raise t.error("variance_reduction", f"'none' with simulation.rare_event = {event!r}: "
+                      "rare-event mode needs 'importance' (or drop rare_event)")
+    pilot = t.integer("rare_pilot_paths", Simulation.rare_pilot_paths, lo=100,
+                      hi=1_000_000)
+    return {"rare_event": event, "variance_reduction": method, "rare_pilot_paths": pilot}
 
 
 def _read_levels(t: Table) -> tuple[float, ...]:

@@ -9,8 +9,8 @@ package never shadows the public function ``simulator.run``.)
 
 May import: every package below it: :mod:`simulator.config`, :mod:`simulator.book`,
 :mod:`simulator.paths`, :mod:`simulator.margin`, :mod:`simulator.results`,
-:mod:`simulator.report` (the headline table), :mod:`simulator.errors`,
-:mod:`simulator.input_files`, :mod:`simulator._version`, and of the shared kernels only
-:mod:`simulator._kernels.compiling` (compiling the kernels in the driver before the
-workers start); joblib, Dask and Ray (lazily).
+:mod:`simulator.rare` (the rare-event pilot), :mod:`simulator.report` (the headline table),
+:mod:`simulator.errors`, :mod:`simulator.input_files`, :mod:`simulator._version`, and of
+the shared kernels only :mod:`simulator._kernels.compiling` (compiling the kernels in the
+driver before the workers start); joblib, Dask and Ray (lazily).
 """

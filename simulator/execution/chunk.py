@@ -60,6 +60,14 @@ class ChunkContext:
     owner_token: str = ""
     #: the rows ``events/`` keeps (``simulation.events``)
     events: str = "all"
+    #: rare-event mode: the shift of each step's normals, (steps, A) (see
+    #: :mod:`simulator.rare`); ``None`` in a plain run
+    theta: np.ndarray | None = None
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the paths carry importance-sampling weights."""
+        return self.theta is not None
 
     @classmethod
     def build(cls, scenario: Scenario, out_dir: Path, save_prices: int, version: str,
@@ -71,7 +79,8 @@ class ChunkContext:
                    acct_navk=prep.acct_navk, symbols=scenario.market.symbols,
                    out_dir=out_dir, save_prices=save_prices, n_paths_total=sim.paths,
                    tail_mode=aggregate.tail_mode(sim.paths, book.n_accounts,
-                                                 sim.account_tail_budget_mb, sim.risk_levels),
+                                                 sim.account_tail_budget_mb, sim.risk_levels,
+                                                 sim.variance_reduction == "importance"),
                    metadata=tables.file_metadata(scenario.digest, sim.seed, version),
                    levels=sim.risk_levels, identity=run_identity(scenario),
                    events=sim.events)
@@ -141,7 +150,7 @@ def compile_kernels(ctx: ChunkContext) -> None:
     ctx : ChunkContext
         The run's chunk context.
     """
-    exo = generate_paths(ctx.inputs, 1, np.random.default_rng(0))
+    exo = generate_paths(ctx.inputs, 1, np.random.default_rng(0), theta=ctx.theta)
     replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=min(1, ctx.save_prices),
            index=ctx.index, rng_key=0)
 
@@ -156,18 +165,21 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(task.seed)
-    exo = generate_paths(ctx.inputs, task.n_paths, rng)
+    log_weight = np.zeros(task.n_paths)
+    exo = generate_paths(ctx.inputs, task.n_paths, rng, theta=ctx.theta, log_weight=log_weight)
+    weight = np.exp(log_weight) if ctx.weighted else None
     t1 = time.perf_counter()
     n_save = max(0, min(task.n_paths, ctx.save_prices - task.first_path))
     res = replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=n_save,
-                 index=ctx.index, rng_key=behaviour_key(task.seed))
+                 index=ctx.index, rng_key=behaviour_key(task.seed), path_weight=weight)
     saved_exo = exo[:n_save].copy() if n_save else None
     del exo
     t2 = time.perf_counter()
     partial = aggregate.chunk_partial(res.final_price, ctx.inputs.s0, ctx.acct_navk,
                                       res.corr_path, res.corr_account, res.corr_delta,
                                       res.acct_liquidated, res.acct_bankrupt, ctx.tail_mode,
-                                      ctx.n_paths_total, ctx.levels)
+                                      ctx.n_paths_total, ctx.levels, weight,
+                                      res.acct_weighted if ctx.weighted else None)
     t3 = time.perf_counter()
     name = output.part_name(task.index)
     meta = {**ctx.metadata, b"marginsim.chunk": str(task.index).encode()}
@@ -183,9 +195,10 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
         put(tables.prices_table(res.marks, task.first_path, ctx.symbols), f"prices/{name}")
         put(tables.prices_table(saved_exo, task.first_path, ctx.symbols),
             f"prices_no_impact/{name}")
-    for rel, table in aggregate.chunk_tables(res, task.first_path, task.index).items():
+    for rel, table in aggregate.chunk_tables(res, task.first_path, task.index,
+                                             ctx.weighted).items():
         put(table, rel)
-    put(tables.paths_table(res, task.first_path, ctx.symbols), f"paths/{name}")
+    put(tables.paths_table(res, task.first_path, ctx.symbols, weight), f"paths/{name}")
     _check_owner(ctx, task.index)
     spec = integrity.ChunkSpec(task.index, task.first_path, task.n_paths, {})
     written = integrity.write_record(ctx.out_dir, spec, ctx.identity, files)  # last

@@ -41,6 +41,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from simulator.config.scenario import Scenario
 from simulator.errors import Interrupted, MarginsimError, RunDirectoryError
 from simulator.execution import backends, budget
@@ -54,6 +56,7 @@ from simulator.execution.chunk import (
 from simulator.execution.progress import Progress
 from simulator.input_files import read_regular_text
 from simulator.margin.option_setup import account_greeks_usd
+from simulator.rare import Tilt, tune_tilt
 from simulator.results import accounts as aggregate
 from simulator.results import atomic as output
 from simulator.results import integrity, risk
@@ -261,7 +264,7 @@ def resume_command(scenario: Scenario, out_dir: Path, save_prices: int) -> str:
 def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
         save_prices: int = 0, progress: bool = False, resume: bool = False,
         backend: str = "loky", scheduler: str | None = None, force: bool = False,
-        notice: bool = False) -> RunResult:
+        notice: bool = False, tilt: Tilt | None = None) -> RunResult:
     """Run a scenario into a run directory.
 
     Parameters
@@ -293,7 +296,11 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     notice : bool
         Say on stderr when the kernels compile (``compiling kernels, first run only``, then
         the seconds it took): once per installed version, later runs load them from the
-        cache.
+        cache; and the rounds of a rare-event pilot.
+    tilt : Tilt, optional
+        Rare-event mode (``simulation.rare_event``): the tilt to use instead of tuning
+        one with the pilot (a sweep tunes one for all its points). A resumed run keeps
+        the tilt its manifest records.
 
     Returns
     -------
@@ -331,8 +338,24 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     budget.check_resources(scenario, jobs=jobs if backend == "loky" else 1,
                            save_prices=save_prices, out_dir=final)
     compiled = CompileNotice(notice)
+    sim = scenario.simulation
     with compiled.watch():
         ctx = ChunkContext.build(scenario, final, save_prices, version)  # bad input: no files
+        if sim.rare_event:
+            tilt = tilt or (_recorded_tilt(final, scenario) if resume else None)
+            if tilt is None:  # the pilot's kernels, compiled before it speaks
+                compile_kernels(dataclasses.replace(
+                    ctx, theta=np.zeros((sim.steps, ctx.inputs.n_assets))))
+    if sim.rare_event:  # the pilot's errors too come before any file
+        if tilt is not None and tilt.theta.shape != (sim.steps, ctx.inputs.n_assets):
+            raise MarginsimError(f"the tilt has shape {tilt.theta.shape}; this scenario has "
+                                 f"{sim.steps} steps of {ctx.inputs.n_assets} assets (a "
+                                 "sweep's grid may not change simulation.steps or the "
+                                 "assets in rare-event mode)")
+        if tilt is None:
+            compiled.done()
+            tilt = tune_rare_tilt(scenario, ctx, notice or progress)
+        ctx = dataclasses.replace(ctx, theta=tilt.kernel_theta())
     command = "marginsim run" + (" --resume" if resume else " --force" if force else "")
     complete, came = False, []  # a signal once the run is complete says so
     try:
@@ -354,7 +377,7 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
                     if resume:
                         run_dir.remove_temporaries(out)
                     result = _run_prepared(scenario, ctx, out, jobs, save_prices, progress,
-                                           resume, backend, version, wall0, compiled)
+                                           resume, backend, version, wall0, compiled, tilt)
                 with run_dir.signals_held(came):  # the swap and its bookkeeping: whole
                     if replace:
                         run_dir.swap_in(out, real, "run", old_lock)
@@ -445,7 +468,8 @@ def _finished_chunks(out: Path, specs: list[integrity.ChunkSpec], identity: dict
 
 def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
                   save_prices: int, progress: bool, resume: bool, backend: str,
-                  version: str, wall0: float, compiled: CompileNotice) -> RunResult:
+                  version: str, wall0: float, compiled: CompileNotice,
+                  tilt: Tilt | None = None) -> RunResult:
     sim = scenario.simulation
     tasks = plan_chunks(sim.paths, sim.chunk_paths, sim.seed)
     specs = integrity.chunk_specs(sim.paths, sim.chunk_paths, save_prices, sim.steps,
@@ -459,6 +483,8 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
                 "overrides": list(scenario.overrides),
                 "n_chunks": len(tasks), "n_accounts": ctx.book.n_accounts,
                 "layout_version": integrity.LAYOUT_VERSION, "versions": _versions(version)}
+    if tilt is not None:
+        manifest["rare_event"] = tilt.record()
     output.write_json(manifest, out / "manifest.json")
     bar = Progress(sim.paths, len(tasks), progress,
                    sum(t.n_paths for t in tasks if t.index in done), len(done))
@@ -475,7 +501,7 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
             if task.index in done:
                 totals.add(aggregate.load_chunk_partial(
                     out, task.index, task.first_path, ctx.symbols, ctx.inputs.s0,
-                    ctx.acct_navk, ctx.tail_mode, sim.paths, ctx.levels))
+                    ctx.acct_navk, ctx.tail_mode, sim.paths, ctx.levels, ctx.weighted))
                 continue
             partial, secs, files[task.index] = next(results)
             totals.add(partial)
@@ -494,7 +520,7 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
     written["accounts.parquet"] = output.write_parquet(
         aggregate.accounts_table(ctx.book, totals, greeks), out / "accounts.parquet",
         ctx.metadata)
-    summary = summarise(out, scenario)
+    summary = summarise(out, scenario, None if tilt is None else tilt.record())
     n_bounded = summary["price_bounds"]["paths_bounded"]
     written["summary.json"] = output.write_json(summary, out / "summary.json")
     wall = time.perf_counter() - wall0
@@ -516,6 +542,27 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
     output.write_json(manifest, out / "manifest.json")
     return RunResult(out_dir=out, summary=summary, n_paths=sim.paths, wall_seconds=wall,
                      chunks_run=len(todo))
+
+
+def tune_rare_tilt(scenario: Scenario, ctx: ChunkContext | None = None,
+                   notice: bool = False) -> Tilt:
+    """Tune the importance-sampling tilt of ``scenario.simulation.rare_event`` with the
+    pilot (:func:`simulator.rare.tune_tilt`) on the prepared book of ``ctx`` (prepared
+    here when not given)."""
+    if ctx is None:
+        ctx = ChunkContext.build(scenario, Path("."), 0, _version())
+    return tune_tilt(scenario, ctx.inputs, ctx.book, ctx.rules, ctx.index, ctx.acct_navk,
+                     notice)
+
+
+def _recorded_tilt(out_dir: Path, scenario: Scenario) -> Tilt | None:
+    """The tilt the manifest of the run in ``out_dir`` records (``None`` without one)."""
+    try:
+        record = output.read_json(out_dir / "manifest.json").get("rare_event")
+        return None if record is None else Tilt.from_record(
+            record, scenario.market.symbols, scenario.simulation.steps, scenario.source)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, MarginsimError):
+        return None
 
 
 def _version() -> str:

@@ -30,7 +30,8 @@ __all__ = ["BookIndex", "EngineRules", "ReplayResult", "account_nav_coefficients
 
 def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRules,
            initial_events: int = 4096, save_marks: int = 0,
-           index: BookIndex | None = None, rng_key: int = 0) -> ReplayResult:
+           index: BookIndex | None = None, rng_key: int = 0,
+           path_weight: np.ndarray | None = None) -> ReplayResult:
     """Replay every path of ``exo`` over ``book``.
 
     Parameters
@@ -52,6 +53,9 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
     rng_key : int
         Key of the counter-based draws (whether a called account answers), in
         ``[0, 2**63)``; the runner derives one per chunk from its seed.
+    path_weight : ndarray, shape (n,), optional
+        The paths' likelihood ratios (importance sampling); the result's ``acct_weighted``
+        sums them per account over the paths on which it was liquidated / bankrupt.
 
     Returns
     -------
@@ -70,13 +74,15 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
                              f"{steps}")
         opt_data = option_context(book, rules.options, steps, exo[0, 0] if n_paths else
                                   np.ones(n_assets))
+    if path_weight is not None and np.shape(path_weight) != (n_paths,):
+        raise ValueError(f"path_weight must have shape ({n_paths},)")
     depth = np.ascontiguousarray(depth_usd, dtype=float)
     if not (depth > 0.0).all():  # the impact law divides by it (prepare_path_inputs keeps it)
         raise ValueError("depth_usd must be positive (inf: no impact) at every step")
     prices, book_arrays, index_arrays, rule_arrays, option_arrays = records.kernel_inputs(
         exo, depth, book, index, rules, opt_data, rng_key)
     out = records.outputs(n_paths, steps, n_assets, book.n_accounts, save_marks,
-                          max(16, int(initial_events)))
+                          max(16, int(initial_events)), path_weight)
     n_ev = n_corr = first = 0
     while True:
         # fresh scratch for every call (a call that stops at a full buffer leaves its
@@ -102,7 +108,7 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
     return ReplayResult(out.path_f, out.path_i, out.min_price, out.final_price, out.marks,
                         out.ev_i[:n_ev].copy(), out.ev_f[:n_ev].copy(), out.acct_liq,
                         out.acct_bank, out.corr_i[:n_corr, 0].copy(),
-                        out.corr_i[:n_corr, 1].copy(), out.corr_f[:n_corr].copy())
+                        out.corr_i[:n_corr, 1].copy(), out.corr_f[:n_corr].copy(), out.acct_w)
 
 
 #: a grown buffer holds this much more than the paths so far need per path

@@ -82,11 +82,15 @@ OptionArrays = namedtuple("OptionArrays", [
 #: ``path_i`` int64[n_paths, N_PI], ``min_price``, ``final_price`` float64[n_paths, A],
 #: the closing marks ``marks`` float64[n_save, steps + 1, A], the account counts
 #: ``acct_liq``, ``acct_bank`` int64[n_accounts], the event buffers ``ev_i``
-#: int64[capacity, N_EI] and ``ev_f`` float64[capacity, N_EF], and the PnL corrections
-#: ``corr_i`` int64[corr_capacity, 2] and ``corr_f`` float64[corr_capacity]
+#: int64[capacity, N_EI] and ``ev_f`` float64[capacity, N_EF], the PnL corrections
+#: ``corr_i`` int64[corr_capacity, 2] and ``corr_f`` float64[corr_capacity]; the
+#: weighted account counts ``acct_w`` float64[n_accounts, 4] (sums over the paths on
+#: which the account was liquidated of the path's weight and its square, then the same
+#: for bankruptcy) and the paths' weights ``path_w`` float64[n_paths] (an input: the
+#: likelihood ratios of importance sampling, 1.0 in a plain run)
 Outputs = namedtuple("Outputs", [
     "path_f", "path_i", "min_price", "final_price", "marks", "acct_liq", "acct_bank", "ev_i",
-    "ev_f", "corr_i", "corr_f"])
+    "ev_f", "corr_i", "corr_f", "acct_w", "path_w"])
 
 #: the state of every unit on the current path (the touched ones are restored at its end):
 #: ``usd`` float64[U], ``coll`` float64[U, A], ``qty`` float64[P], the slack form ``lin``
@@ -221,10 +225,12 @@ def _position_groups(pos_asset: np.ndarray, pos_kind: np.ndarray, pos_qty: np.nd
 
 
 def outputs(n_paths: int, steps: int, n_assets: int, n_accounts: int, save_marks: int,
-            capacity: int) -> Outputs:
+            capacity: int, path_weight: np.ndarray | None = None) -> Outputs:
     """Zeroed outputs for ``n_paths`` paths, with event and correction buffers of
     ``capacity`` rows (uninitialised) and the closing marks of the first ``save_marks``
-    paths."""
+    paths; ``path_weight`` the paths' weights (1.0 when not given)."""
+    if path_weight is None:
+        path_weight = np.ones(n_paths)
     return Outputs(path_f=np.zeros((n_paths, codes.N_PF)),
                    path_i=np.zeros((n_paths, codes.N_PI), dtype=np.int64),
                    min_price=np.zeros((n_paths, n_assets)),
@@ -235,7 +241,9 @@ def outputs(n_paths: int, steps: int, n_assets: int, n_accounts: int, save_marks
                    ev_i=np.empty((capacity, codes.N_EI), dtype=np.int64),
                    ev_f=np.empty((capacity, codes.N_EF)),
                    corr_i=np.empty((capacity, 2), dtype=np.int64),
-                   corr_f=np.empty(capacity))
+                   corr_f=np.empty(capacity),
+                   acct_w=np.zeros((n_accounts, 4)),
+                   path_w=np.ascontiguousarray(path_weight, dtype=np.float64))
 
 
 def scratch(book: BookArrays, index: IndexArrays, n_accounts: int

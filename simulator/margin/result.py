@@ -32,6 +32,10 @@ class ReplayResult:
     corr_path, corr_account : ndarray of int64, shape (n_corr,)
     corr_delta : ndarray, shape (n_corr,)
         Account PnL corrections (see :meth:`account_pnl`).
+    acct_weighted : ndarray, shape (n_accounts, 4)
+        Per account, over the paths on which it was liquidated: the sum of the paths'
+        weights and of their squares; then the same over the paths on which it was
+        bankrupt (with weights 1.0: the counts).
     """
 
     path_f: np.ndarray
@@ -46,6 +50,7 @@ class ReplayResult:
     corr_path: np.ndarray
     corr_account: np.ndarray
     corr_delta: np.ndarray
+    acct_weighted: np.ndarray | None = None
 
     def account_pnl(self, acct_navk: np.ndarray, s0: np.ndarray, start: int = 0,
                     stop: int | None = None) -> np.ndarray:

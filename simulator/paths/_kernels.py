@@ -1,7 +1,18 @@
 """Numba kernels of the path generator (arrays in, ``out=`` arrays; no Python objects
 other than the chunk's ``numpy.random.Generator``, which Numba draws from exactly as NumPy
 does). Every kernel keeps the running log price of each asset within the band of
-:mod:`simulator.config.limits` (``log s0 + log 1e-12 .. log s0 + log 1e12``)."""
+:mod:`simulator.config.limits` (``log s0 + log 1e-12 .. log s0 + log 1e12``).
+
+Importance sampling (:mod:`simulator.rare`): the Gaussian kernels take ``theta``,
+float64[steps, A] or ``None``, ``logw``, float64[n_paths], and ``znorm``, float64[n_paths,
+steps, A] or ``None``. With ``theta`` the standard normals ``eps`` of step ``t`` (those
+that drive the diffusion) are shifted to ``x_t = eps_t + theta[t]``, ``logw[i]`` receives
+the log likelihood ratio of path ``i``, ``sum_t (-theta[t] . eps_t - |theta[t]|**2 / 2)``,
+computed in log space, and ``znorm[i, t]`` (when given: the pilot's cross-entropy update
+needs them) the shifted normals ``x_t``. The draws and their order are those of the plain
+kernel, so a tilted run sees the same random numbers. A ``None`` compiles its branch
+away; without ``theta``, ``logw`` and ``znorm`` are left as they are.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +29,21 @@ def _draw_normals(rng, z):  # pragma: no cover - jitted
     for t in range(z.shape[0]):
         for a in range(z.shape[1]):
             z[t, a] = rng.standard_normal()
+
+
+@njit(cache=True)
+def _tilt(z, theta_t, znorm, i, t):  # pragma: no cover - jitted
+    """Shift the normals ``z`` (float64[A]) of step ``t`` of path ``i`` by ``theta_t`` in
+    place (and keep them in ``znorm[i, t]`` unless it is None); return the step's log
+    likelihood ratio ``-theta_t . z - |theta_t|**2 / 2`` (``z`` before the shift)."""
+    d = 0.0
+    for a in range(z.shape[0]):
+        th = theta_t[a]
+        d -= th * z[a] + 0.5 * th * th
+        z[a] += th
+        if znorm is not None:
+            znorm[i, t, a] = z[a]
+    return d
 
 
 @njit(cache=True)
@@ -40,7 +66,8 @@ def _log_bounds(s0):  # pragma: no cover - jitted
 
 
 @njit(cache=True, nogil=True)
-def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out):  # pragma: no cover - jitted
+def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out, theta, logw, znorm
+                 ):  # pragma: no cover - jitted
     """Correlated GBM paths with scheduled shocks.
 
     Parameters
@@ -58,6 +85,10 @@ def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out):  # pragma: no cove
         Lower Cholesky factor of the correlation of each step.
     out : float64[n_paths, steps + 1, A]
         Prices; ``out[:, 0]`` is ``s0``.
+    theta, logw, znorm : float64[steps, A] or None, float64[n_paths], float64[n_paths,
+            steps, A] or None
+        Importance-sampling shift of the normals, the paths' log likelihood ratios and
+        the shifted normals (see the module notes).
     """
     n_paths = out.shape[0]
     steps = drift_step.shape[0]
@@ -67,9 +98,12 @@ def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out):  # pragma: no cove
     lo, hi = _log_bounds(s0)
     for i in range(n_paths):
         _start_path(out, i, s0, logp)
+        lw = 0.0
         for t in range(steps):
             for a in range(n_assets):
                 z[a] = rng.standard_normal()
+            if theta is not None:
+                lw += _tilt(z, theta[t], znorm, i, t)
             for a in range(n_assets):
                 w = 0.0
                 for b in range(a + 1):
@@ -77,7 +111,19 @@ def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out):  # pragma: no cove
                 logp[a] += drift_step[t, a] + diff_scale[t, a] * w
                 logp[a] = bound_price_nb(logp[a], lo[a], hi[a])
                 out[i, t + 1, a] = np.exp(logp[a])
+        if theta is not None:
+            logw[i] = lw
     return 0
+
+
+@njit(cache=True)
+def _tilt_rows(z, theta, znorm, i):  # pragma: no cover - jitted
+    """:func:`_tilt` of every step of ``z`` (float64[steps, A]) of path ``i``; the summed
+    log ratio."""
+    lw = 0.0
+    for t in range(z.shape[0]):
+        lw += _tilt(z[t], theta[t], znorm, i, t)
+    return lw
 
 
 @njit(cache=True)
@@ -89,7 +135,8 @@ def _correlate(chol_t, z, a):  # pragma: no cover - jitted
 
 
 @njit(cache=True, nogil=True)
-def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out):  # pragma: no cover
+def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out, theta, logw, znorm
+                       ):  # pragma: no cover - jitted
     """Correlated, variance-normalised multivariate Student-t paths.
 
     Per path, draws ``steps * A`` normals (C order), then ``steps`` chi-square(dof)
@@ -107,6 +154,8 @@ def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out):  # prag
         _draw_normals(rng, z)
         for t in range(steps):
             mix[t] = np.sqrt((dof - 2.0) / rng.chisquare(dof))
+        if theta is not None:
+            logw[i] = _tilt_rows(z, theta, znorm, i)
         _start_path(out, i, s0, logp)
         for t in range(steps):
             for a in range(n_assets):
@@ -119,7 +168,7 @@ def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out):  # prag
 
 @njit(cache=True, nogil=True)
 def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, jump_std,
-                    common, out):  # pragma: no cover - jitted
+                    common, out, theta, logw, znorm):  # pragma: no cover - jitted
     """GBM plus Merton jumps (compound Poisson of normal log jumps).
 
     Per path, draws ``steps * A`` normals (diffusion, C order); then the jump counts,
@@ -145,6 +194,8 @@ def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, ju
             else:
                 for a in range(n_assets):
                     counts[t, a] = rng.poisson(lam_dt)
+        if theta is not None:
+            logw[i] = _tilt_rows(z, theta, znorm, i)
         _start_path(out, i, s0, logp)
         for t in range(steps):
             for a in range(n_assets):
@@ -160,8 +211,8 @@ def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, ju
 
 
 @njit(cache=True, nogil=True)
-def garch_paths_nb(rng, s0, mu_dt, var_dt, vol_mult, gap_log, chol, alpha, beta, out
-                   ):  # pragma: no cover - jitted
+def garch_paths_nb(rng, s0, mu_dt, var_dt, vol_mult, gap_log, chol, alpha, beta, out,
+                   theta, logw, znorm):  # pragma: no cover - jitted
     """GARCH(1,1) paths with variance targeting and correlated normal innovations.
 
     Per step, draws ``A`` normals (the same order as :func:`gbm_paths_nb`). The variance
@@ -191,9 +242,12 @@ def garch_paths_nb(rng, s0, mu_dt, var_dt, vol_mult, gap_log, chol, alpha, beta,
         _start_path(out, i, s0, logp)
         for a in range(n_assets):
             h[a] = var_dt[a]
+        lw = 0.0
         for t in range(steps):
             for a in range(n_assets):
                 z[a] = rng.standard_normal()
+            if theta is not None:
+                lw += _tilt(z, theta[t], znorm, i, t)
             for a in range(n_assets):
                 m = vol_mult[t, a]
                 eps = np.sqrt(h[a]) * _correlate(chol[t], z, a)
@@ -201,12 +255,15 @@ def garch_paths_nb(rng, s0, mu_dt, var_dt, vol_mult, gap_log, chol, alpha, beta,
                 logp[a] = bound_price_nb(logp[a], lo[a], hi[a])
                 out[i, t + 1, a] = np.exp(logp[a])
                 h[a] = omega_share * var_dt[a] + alpha * eps * eps + beta * h[a]
+        if theta is not None:
+            logw[i] = lw
     return 0
 
 
 @njit(cache=True, nogil=True)
 def regime_paths_nb(rng, s0, mu_dt, diff_scale, gap_log, chol, chol_stress, stress_mult,
-                    p_enter, p_exit, start_stress, states, out):  # pragma: no cover - jitted
+                    p_enter, p_exit, start_stress, states, out, theta, logw, znorm
+                    ):  # pragma: no cover - jitted
     """Two-state Markov regime-switching GBM.
 
     Per path, draws ``steps`` uniforms (the transitions: the state of step ``t`` is drawn
@@ -238,6 +295,8 @@ def regime_paths_nb(rng, s0, mu_dt, diff_scale, gap_log, chol, chol_stress, stre
                 stress = u < p_enter
             states[i, t] = 1 if stress else 0
         _draw_normals(rng, z)
+        if theta is not None:
+            logw[i] = _tilt_rows(z, theta, znorm, i)
         _start_path(out, i, s0, logp)
         for t in range(steps):
             in_stress = states[i, t] == 1

@@ -25,6 +25,7 @@ from simulator.config.models import (
     StudentT,
     read_returns_file,
 )
+from simulator.config.rare import TILTABLE_MODELS
 from simulator.config.scenario import Scenario, check_correlation
 from simulator.errors import ScenarioError
 from simulator.paths._kernels import (
@@ -198,7 +199,9 @@ def prepare_path_inputs(scenario: Scenario) -> PathInputs:
 
 
 def generate_paths(
-    inputs: PathInputs, n_paths: int, rng: np.random.Generator, out: np.ndarray | None = None
+    inputs: PathInputs, n_paths: int, rng: np.random.Generator, out: np.ndarray | None = None,
+    theta: np.ndarray | None = None, log_weight: np.ndarray | None = None,
+    normals: np.ndarray | None = None,
 ) -> np.ndarray:
     """Draw exogenous price paths with the Numba kernel.
 
@@ -209,6 +212,14 @@ def generate_paths(
     rng : numpy.random.Generator
         The chunk's generator; ``n_paths * steps * A`` normals are drawn from it.
     out : ndarray, shape (n_paths, steps + 1, A), optional
+    theta : ndarray, shape (steps, A), optional
+        Importance sampling: the shift of the standard normals of each step (the
+        innovations before correlation; see :mod:`simulator.paths._kernels`). Only for
+        the models of :data:`TILTABLE_MODELS`.
+    log_weight : ndarray, shape (n_paths,), optional
+        Receives the log likelihood ratio of each path (0 without ``theta``).
+    normals : ndarray, shape (n_paths, steps, A), optional
+        Receives, with ``theta``, each path's shifted normals.
 
     Returns
     -------
@@ -220,16 +231,33 @@ def generate_paths(
         out = np.empty(shape)
     elif out.shape != shape or out.dtype != np.float64:
         raise ValueError(f"out must be float64 of shape {shape}")
+    logw = np.zeros(n_paths) if log_weight is None else log_weight
+    if logw.shape != (n_paths,) or logw.dtype != np.float64:
+        raise ValueError(f"log_weight must be float64 of shape ({n_paths},)")
+    if theta is not None:
+        if inputs.model not in TILTABLE_MODELS:
+            raise ValueError(f"model {inputs.model!r} cannot be importance-sampled "
+                             f"(models that can: {', '.join(TILTABLE_MODELS)})")
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        if theta.shape != (inputs.steps, inputs.n_assets):
+            raise ValueError(f"theta must have shape {(inputs.steps, inputs.n_assets)}")
+    logw[:] = 0.0
+    znorm = normals
+    if znorm is not None and (znorm.shape != (n_paths, inputs.steps, inputs.n_assets)
+                              or znorm.dtype != np.float64):
+        raise ValueError("normals must be float64 of shape "
+                         f"{(n_paths, inputs.steps, inputs.n_assets)}")
     p = inputs.params
     if isinstance(p, StudentT):
         student_t_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol,
-                           p.dof, out)
+                           p.dof, out, theta, logw, znorm)
     elif isinstance(p, Jumps):
         merton_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol,
-                        p.intensity * _dt(inputs), p.mean, p.std, p.common, out)
+                        p.intensity * _dt(inputs), p.mean, p.std, p.common, out, theta, logw,
+                        znorm)
     elif isinstance(p, Garch):
         garch_paths_nb(rng, inputs.s0, inputs.mu_dt, inputs.var_dt, inputs.vol_mult,
-                       inputs.gap_log, inputs.chol, p.alpha, p.beta, out)
+                       inputs.gap_log, inputs.chol, p.alpha, p.beta, out, theta, logw, znorm)
     elif isinstance(p, Bootstrap):
         fp = inputs.filter_params
         bootstrap_paths_nb(rng, inputs.s0, inputs.data, p.block, p.filter != "none", fp[0],
@@ -239,9 +267,10 @@ def generate_paths(
         states = np.empty((n_paths, inputs.steps), dtype=np.int8)
         regime_paths_nb(rng, inputs.s0, inputs.mu_dt, inputs.diff_scale, inputs.gap_log,
                         inputs.chol, inputs.chol_stress, p.vol_multiplier, p.p_enter,
-                        p.p_exit, p.start == "stress", states, out)
+                        p.p_exit, p.start == "stress", states, out, theta, logw, znorm)
     else:
-        gbm_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol, out)
+        gbm_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol, out,
+                     theta, logw, znorm)
     return out
 
 
@@ -299,14 +328,40 @@ def _cumulate(s0: np.ndarray, log_returns: np.ndarray) -> np.ndarray:
     return out
 
 
-def generate_paths_numpy(inputs: PathInputs, n_paths: int, rng: np.random.Generator) -> np.ndarray:
+def generate_paths_numpy(inputs: PathInputs, n_paths: int, rng: np.random.Generator,
+                         theta: np.ndarray | None = None,
+                         log_weight: np.ndarray | None = None,
+                         normals: np.ndarray | None = None) -> np.ndarray:
     """Reference implementation of :func:`generate_paths` in plain NumPy.
 
     Draws the same random numbers in the same order as the kernels, so from the same
     generator state it gives the same prices (up to floating-point rounding of the sums).
+    With ``theta`` the normals of every step are shifted by it and ``log_weight`` receives
+    ``sum_t (-theta_t . eps_t - |theta_t|**2 / 2)`` per path, ``normals`` the shifted
+    normals, as in the kernels.
     """
     p = inputs.params
     steps, n_assets = inputs.steps, inputs.n_assets
+    if log_weight is not None:
+        log_weight[:] = 0.0
+
+    if theta is not None and inputs.model not in TILTABLE_MODELS:
+        raise ValueError(f"model {inputs.model!r} cannot be importance-sampled")
+
+    def draw(shape: tuple[int, ...], path: int | None = None) -> np.ndarray:
+        """Standard normals of ``shape``, shifted by ``theta`` (their log ratio recorded
+        for every path, or for ``path``)."""
+        eps = rng.standard_normal(shape)
+        if theta is None:
+            return eps
+        lw = -(eps * theta).sum(axis=(-2, -1)) - 0.5 * float((theta**2).sum())
+        rows = slice(None) if path is None else path
+        if log_weight is not None:
+            log_weight[rows] = lw
+        if normals is not None:
+            normals[rows] = eps + theta
+        return eps + theta
+
     if isinstance(p, Bootstrap):
         n_rows = inputs.data.shape[0]
         n_blocks = -(-steps // p.block)
@@ -325,7 +380,7 @@ def generate_paths_numpy(inputs: PathInputs, n_paths: int, rng: np.random.Genera
             log_returns[i] = picked * inputs.vol_mult + inputs.gap_log
         return _cumulate(inputs.s0, log_returns)
     if isinstance(p, Garch):
-        z = rng.standard_normal((n_paths, steps, n_assets))
+        z = draw((n_paths, steps, n_assets))
         w = np.einsum("tab,ntb->nta", inputs.chol, z)
         h = np.tile(inputs.var_dt, (n_paths, 1))
         log_returns = np.empty_like(w)
@@ -336,7 +391,7 @@ def generate_paths_numpy(inputs: PathInputs, n_paths: int, rng: np.random.Genera
             h = (1.0 - p.alpha - p.beta) * inputs.var_dt + p.alpha * eps**2 + p.beta * h
         return _cumulate(inputs.s0, log_returns)
     if p is None:
-        z = rng.standard_normal((n_paths, steps, n_assets))
+        z = draw((n_paths, steps, n_assets))
         w = np.einsum("tab,ntb->nta", inputs.chol, z)
         return _cumulate(inputs.s0, inputs.drift_step[None] + inputs.diff_scale[None] * w)
     log_returns = np.empty((n_paths, steps, n_assets))
@@ -348,14 +403,14 @@ def generate_paths_numpy(inputs: PathInputs, n_paths: int, rng: np.random.Genera
             for t in range(steps):
                 state = (u[t] >= p.p_exit) if state else (u[t] < p.p_enter)
                 stress[t] = state
-            z = rng.standard_normal((steps, n_assets))
+            z = draw((steps, n_assets), i)
             calm = np.einsum("tab,tb->ta", inputs.chol, z)
             hot = z @ inputs.chol_stress.T
             scale = inputs.diff_scale * np.where(stress[:, None], p.vol_multiplier, 1.0)
             w = np.where(stress[:, None], hot, calm)
             log_returns[i] = inputs.mu_dt - 0.5 * scale**2 + scale * w + inputs.gap_log
             continue
-        z = rng.standard_normal((steps, n_assets))
+        z = draw((steps, n_assets), i)
         w = np.einsum("tab,tb->ta", inputs.chol, z)
         base = inputs.drift_step + inputs.diff_scale * w
         if isinstance(p, StudentT):

@@ -44,12 +44,15 @@ PNL_BLOCK_BYTES = 64 << 20
 
 
 def tail_mode(n_paths: int, n_accounts: int, budget_mb: float,
-              levels: tuple[float, ...] = (ALPHA,)) -> str:
+              levels: tuple[float, ...] = (ALPHA,), weighted: bool = False) -> str:
     """``exact`` when the per-account loss tails of the whole run fit the budget.
 
     The tail kept is that of the lowest level (the longest). The driver holds one merged
-    tail and one chunk's tail at a time.
+    tail and one chunk's tail at a time. Weighted runs (rare-event mode) use ``batch``:
+    how many of the largest losses hold a weighted tail mass is not known in advance.
     """
+    if weighted:
+        return "batch"
     need = risk.tail_size(n_paths, min(levels)) * n_accounts * 8
     return "exact" if need <= budget_mb * (1 << 20) else "batch"
 
@@ -65,17 +68,27 @@ class AccountPartial:
     pnl_sumsq: np.ndarray
     tail: np.ndarray | None = None  # exact mode: largest losses, (n_acc, keep), any order
     batch: np.ndarray | None = None  # batch mode: (L, 4, n_acc) var, var_se, es, es_se
+    #: rare-event mode: (n_acc, 4) sums of w and w**2 over liquidated, then bankrupt paths
+    counts: np.ndarray | None = None
 
 
 def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray,
                   corr_path: np.ndarray, corr_account: np.ndarray, corr_delta: np.ndarray,
                   liquidated: np.ndarray, bankrupt: np.ndarray, mode: str,
-                  n_paths_total: int, levels: tuple[float, ...] = (ALPHA,)) -> AccountPartial:
+                  n_paths_total: int, levels: tuple[float, ...] = (ALPHA,),
+                  weight: np.ndarray | None = None,
+                  weighted_counts: np.ndarray | None = None) -> AccountPartial:
     """Per-account aggregates of one chunk from its final marks and PnL corrections.
 
     ``corr_path`` counts paths from the start of the chunk. The (paths x accounts) PnL
-    matrix is formed in blocks of at most ``PNL_BLOCK_BYTES``.
+    matrix is formed in blocks of at most ``PNL_BLOCK_BYTES``. In rare-event mode
+    ``weight`` holds the paths' likelihood ratios and ``weighted_counts`` the engine's
+    per-account weight sums (``ReplayResult.acct_weighted``); the partial then holds
+    weighted sums (``pnl_sum`` of ``w pnl``, ``pnl_sumsq`` of ``(w pnl)**2``, ``counts``)
+    and its mode must be ``batch``, with weighted VaR/ES per chunk.
     """
+    if weight is not None and mode == "exact":
+        raise ValueError("weighted runs aggregate accounts in batch mode")
     n_acc = acct_navk.shape[0]
     n = final_price.shape[0]
     pnl_sum = np.zeros(n_acc)
@@ -92,21 +105,35 @@ def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray
         losses = acct_navk[start:stop] @ (s0 - final_price).T
         lo, hi = np.searchsorted(corr_account, [start, stop])
         np.add.at(losses, (corr_account[lo:hi] - start, corr_path[lo:hi]), -corr_delta[lo:hi])
-        pnl_sum[start:stop] = -losses.sum(axis=1)
-        pnl_sumsq[start:stop] = np.einsum("ij,ij->i", losses, losses)
+        wl = losses if weight is None else losses * weight[None, :]
+        pnl_sum[start:stop] = -wl.sum(axis=1)
+        pnl_sumsq[start:stop] = np.einsum("ij,ij->i", wl, wl)
         if tail is not None:
             tail[start:stop] = risk.top_rows(losses, keep)
         else:
             for i_level, level in enumerate(levels):
-                batch[i_level, :, start:stop] = risk.var_es_rows(losses, level)
+                batch[i_level, :, start:stop] = (
+                    risk.var_es_rows(losses, level) if weight is None
+                    else risk.wvar_es_rows(losses, weight, level))
     return AccountPartial(n, liquidated.astype(np.int64), bankrupt.astype(np.int64), pnl_sum,
-                          pnl_sumsq, tail, batch)
+                          pnl_sumsq, tail, batch,
+                          None if weighted_counts is None else weighted_counts.copy())
 
 
-def chunk_tables(res: ReplayResult, first_path: int, index: int) -> dict[str, pa.Table]:
+#: columns of ``chunks/accounts-NNNNN.parquet`` in rare-event mode, after the counts: the
+#: columns of ``ReplayResult.acct_weighted``
+WEIGHTED_COUNTS = ("liquidated_w", "liquidated_w2", "bankrupt_w", "bankrupt_w2")
+
+
+def chunk_tables(res: ReplayResult, first_path: int, index: int, weighted: bool = False
+                 ) -> dict[str, pa.Table]:
     """What :func:`load_chunk_partial` needs besides the ``paths/`` part, by relative path
-    (``chunks/accounts-NNNNN.parquet``, ``chunks/pnl-NNNNN.parquet``)."""
-    counts = pa.table({"liquidated": res.acct_liquidated, "bankrupt": res.acct_bankrupt})
+    (``chunks/accounts-NNNNN.parquet``, ``chunks/pnl-NNNNN.parquet``); ``weighted``: with
+    the weighted counts of rare-event mode."""
+    columns = {"liquidated": res.acct_liquidated, "bankrupt": res.acct_bankrupt}
+    if weighted:
+        columns.update({name: res.acct_weighted[:, j] for j, name in enumerate(WEIGHTED_COUNTS)})
+    counts = pa.table(columns)
     corr = pa.table({"path_id": res.corr_path + first_path,
                      "account": res.corr_account.astype(np.int32),
                      "pnl_correction": res.corr_delta})
@@ -116,21 +143,25 @@ def chunk_tables(res: ReplayResult, first_path: int, index: int) -> dict[str, pa
 
 def load_chunk_partial(out_dir: Path, index: int, first_path: int, symbols: tuple[str, ...],
                        s0: np.ndarray, acct_navk: np.ndarray, mode: str,
-                       n_paths_total: int, levels: tuple[float, ...] = (ALPHA,)
-                       ) -> AccountPartial:
+                       n_paths_total: int, levels: tuple[float, ...] = (ALPHA,),
+                       weighted: bool = False) -> AccountPartial:
     """Rebuild a finished chunk's :class:`AccountPartial` from its files (for resume)."""
     name = f"part-{index:05d}.parquet"
     paths = pq.read_table(out_dir / "paths" / name,
-                          columns=[f"final_price_{s}" for s in symbols])
+                          columns=[f"final_price_{s}" for s in symbols] + ["weight"] * weighted)
     final = np.column_stack([paths.column(i).to_numpy() for i in range(len(symbols))])
+    weight = paths.column("weight").to_numpy() if weighted else None
     counts = pq.read_table(out_dir / "chunks" / f"accounts-{index:05d}.parquet")
+    wcounts = (np.column_stack([counts.column(c).to_numpy() for c in WEIGHTED_COUNTS])
+               if weighted else None)
     corr = pq.read_table(out_dir / "chunks" / f"pnl-{index:05d}.parquet")
     return chunk_partial(final, s0, acct_navk,
                          corr.column("path_id").to_numpy() - first_path,
                          corr.column("account").to_numpy().astype(np.int64),
                          corr.column("pnl_correction").to_numpy(),
                          counts.column("liquidated").to_numpy(),
-                         counts.column("bankrupt").to_numpy(), mode, n_paths_total, levels)
+                         counts.column("bankrupt").to_numpy(), mode, n_paths_total, levels,
+                         weight, wcounts)
 
 
 @dataclass
@@ -150,6 +181,7 @@ class AccountTotals:
     var_se2: np.ndarray | None = None
     es_w: np.ndarray | None = None
     es_se2: np.ndarray | None = None
+    counts: np.ndarray | None = None
 
     def add(self, part: AccountPartial) -> None:
         """Merge one chunk's aggregates (call in chunk order)."""
@@ -161,6 +193,8 @@ class AccountTotals:
             self.bankrupt += part.bankrupt
             self.pnl_sum += part.pnl_sum
             self.pnl_sumsq += part.pnl_sumsq
+        if part.counts is not None:
+            self.counts = part.counts.copy() if self.counts is None else self.counts + part.counts
         self.n += part.n
         m = part.n
         if self.mode == "exact":
@@ -188,6 +222,12 @@ def accounts_table(book: Book, agg: AccountTotals,
     var_pnl = np.maximum(agg.pnl_sumsq / n - mean**2, 0.0) * (n / max(n - 1, 1))
     liq = agg.liquidated / n
     bank = agg.bankrupt / n
+    liq_se = np.sqrt(liq * (1 - liq) / n)
+    bank_se = np.sqrt(bank * (1 - bank) / n)
+    if agg.counts is not None:  # rare-event mode: mean(w 1{...}) and sd(w 1{...}) / sqrt(n)
+        liq, bank = agg.counts[:, 0] / n, agg.counts[:, 2] / n
+        liq_se = np.sqrt(np.maximum(agg.counts[:, 1] / n - liq**2, 0.0) / max(n - 1, 1))
+        bank_se = np.sqrt(np.maximum(agg.counts[:, 3] / n - bank**2, 0.0) / max(n - 1, 1))
     tail_cols: dict[str, np.ndarray] = {}
     se_cols: dict[str, np.ndarray] = {}
     tail = risk.sorted_desc(agg.tail) if agg.mode == "exact" else None
@@ -215,8 +255,8 @@ def accounts_table(book: Book, agg: AccountTotals,
         "mean_pnl": mean,
         **first,
         **tail_cols,
-        "liquidation_prob_stderr": np.sqrt(liq * (1 - liq) / n),
-        "bankruptcy_prob_stderr": np.sqrt(bank * (1 - bank) / n),
+        "liquidation_prob_stderr": liq_se,
+        "bankruptcy_prob_stderr": bank_se,
         "mean_pnl_stderr": np.sqrt(var_pnl / n),
         **se_cols,
         "var_es_method": pa.array([agg.mode] * n_acc).dictionary_encode(),

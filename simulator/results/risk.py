@@ -234,3 +234,111 @@ def ratio_se(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
         return r, 0.0
     resid = y - r * x
     return r, math.sqrt(float(resid @ resid) / (n * (n - 1))) / float(x.mean())
+
+
+# ------------------------------------------------------------------ weighted (rare-event mode)
+#
+# Importance sampling draws paths from a tilted measure Q and weights each by its likelihood
+# ratio w = dP/dQ (mean 1 under Q). The estimators below are the standard unbiased ones of
+# P-expectations, ``mean(w x)``; tail probabilities are ``mean(w 1{L > l})``, so VaR is the
+# loss at which the weighted tail mass reaches ``1 - alpha`` (Glynn 1996) and ES is
+# ``VaR + mean(w (L - VaR)+) / (1 - alpha)`` (Rockafellar-Uryasev; its error does not depend
+# on VaR's to first order, so its standard error is that of the mean). With every weight 1
+# they give the plain estimates (the plain functions above are used there, bit for bit).
+
+
+def wmean_se(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Importance-sampling mean ``mean(w x)`` and its standard error ``sd(w x) / sqrt(n)``."""
+    return mean_se(np.asarray(w, dtype=float) * np.asarray(x, dtype=float))
+
+
+def wprob_se(flags: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Importance-sampling probability ``mean(w 1{flag})`` and its standard error."""
+    return wmean_se(np.asarray(flags, dtype=bool).astype(float), w)
+
+
+def effective_sample_size(w: np.ndarray) -> float:
+    """Kish's effective sample size ``(sum w)**2 / sum w**2`` (n when every weight is equal)."""
+    w = np.asarray(w, dtype=float)
+    s2 = float(w @ w)
+    return float(w.sum()) ** 2 / s2 if s2 > 0 else 0.0
+
+
+def _weighted_loss_at(desc: np.ndarray, cum_mass: np.ndarray, mass: float) -> float:
+    """The largest loss of ``desc`` (descending) at which the weighted tail mass reaches
+    ``mass`` (the smallest loss when it never does)."""
+    k = int(np.searchsorted(cum_mass, mass - 1e-15 * max(mass, 1.0), side="left"))
+    return float(desc[min(k, desc.size - 1)])
+
+
+def wvar_es(losses: np.ndarray, w: np.ndarray, alpha: float
+            ) -> tuple[float, float, float, float]:
+    """VaR and ES at ``alpha`` with standard errors from importance-weighted losses.
+
+    ``VaR`` is the largest loss ``l`` whose weighted tail mass ``mean(w 1{L >= l})``
+    reaches ``1 - alpha``; its standard error is half the distance between the losses at
+    tail masses ``1 - alpha -/+ s``, with ``s`` the standard error of the tail mass at VaR
+    (the weighted form of the distribution-free interval of :func:`var_es`). ``ES = VaR +
+    mean(w (L - VaR)+) / (1 - alpha)`` with standard error ``sd(w (L - VaR)+) / (sqrt(n)
+    (1 - alpha))``, which is the asymptotic formula of :func:`var_es` when every weight is
+    1. A tail that holds no weight (no path in it) gives NaN.
+    """
+    losses = np.asarray(losses, dtype=float)
+    w = np.asarray(w, dtype=float)
+    n = losses.size
+    if n == 0:
+        return (math.nan,) * 4
+    order = np.argsort(-losses, kind="stable")
+    desc, wd = losses[order], w[order]
+    cum = np.cumsum(wd) / n
+    p = 1.0 - alpha
+    if cum[-1] < p * (1 - 1e-12):  # the weights never reach the tail mass
+        return (math.nan,) * 4
+    var = _weighted_loss_at(desc, cum, p)
+    s = math.sqrt(max(0.0, float(np.var(w * (losses >= var), ddof=1)) / n)) if n > 1 else 0.0
+    hi = _weighted_loss_at(desc, cum, max(p - s, 0.0))
+    lo = _weighted_loss_at(desc, cum, p + s)
+    excess = w * np.maximum(losses - var, 0.0)
+    es = var + float(excess.mean()) / p
+    es_se = float(np.std(excess, ddof=1)) / (math.sqrt(n) * p) if n > 1 else math.nan
+    return var, 0.5 * (hi - lo), es, es_se
+
+
+def wvar_es_rows(losses: np.ndarray, w: np.ndarray, alpha: float) -> np.ndarray:
+    """:func:`wvar_es` of every row of ``losses`` (shape (m, n); one weight per column);
+    returns shape (4, m)."""
+    out = np.full((4, losses.shape[0]), np.nan)
+    for j in range(losses.shape[0]):
+        out[:, j] = wvar_es(losses[j], w, alpha)
+    return out
+
+
+def wquantile_se(x: np.ndarray, w: np.ndarray, q: float) -> tuple[float, float]:
+    """Weighted (self-normalised) ``q``-quantile: the smallest ``x`` whose weighted share
+    ``sum w 1{X <= x} / sum w`` reaches ``q``; standard error half the distance between
+    the quantiles at ``q -/+ s``, ``s = sqrt(sum w**2 (1{X <= x} - q)**2) / sum w`` (the
+    delta method of the self-normalised share; the rank interval of :func:`quantile_se`
+    when every weight is 1)."""
+    x = np.asarray(x, dtype=float)
+    w = np.asarray(w, dtype=float)
+    if x.size == 0 or w.sum() <= 0:
+        return math.nan, math.nan
+    order = np.argsort(x, kind="stable")
+    xs, ws = x[order], w[order]
+    total = float(ws.sum())
+    cum = np.cumsum(ws) / total
+
+    def at(level: float) -> float:
+        k = int(np.searchsorted(cum, min(max(level, 0.0), 1.0) - 1e-12, side="left"))
+        return float(xs[min(k, xs.size - 1)])
+
+    est = at(q)
+    s = math.sqrt(float(np.sum(ws**2 * ((xs <= est) - q) ** 2))) / total
+    return est, 0.5 * (at(q + s) - at(q - s))
+
+
+def wratio_se(y: np.ndarray, x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """:func:`ratio_se` with importance weights: ``sum w y / sum w x`` and the delta-method
+    error of the weighted sums."""
+    w = np.asarray(w, dtype=float)
+    return ratio_se(w * np.asarray(y, dtype=float), w * np.asarray(x, dtype=float))

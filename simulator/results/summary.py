@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from simulator.config.limits import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
+from simulator.config.rare import parse_event
 from simulator.config.scenario import Scenario
 from simulator.results import risk
 
@@ -22,7 +23,8 @@ TAIL_METRICS = ("bad_debt", "insurance_fund_draw", "liquidated_notional", "adl_n
 DISTRIBUTION_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
-def summarise(out_dir: Path, scenario: Scenario) -> dict[str, Any]:
+def summarise(out_dir: Path, scenario: Scenario,
+              rare: dict[str, Any] | None = None) -> dict[str, Any]:
     """Venue-level estimates with standard errors, from the ``paths/`` dataset.
 
     Every metric is ``{"estimate", "stderr"}`` (see :mod:`simulator.results.risk` for the
@@ -36,46 +38,68 @@ def summarise(out_dir: Path, scenario: Scenario) -> dict[str, Any]:
     ``distributions`` holds the cascade-depth histogram and the quantiles' table,
     ``price_bounds`` the price bounds of :mod:`simulator.config.limits` and the number of
     paths on which a price reached one (the ``paths/`` table is read once for all of it).
+
+    Rare-event mode (``rare``, the tilt's record, :meth:`simulator.rare.Tilt.record`):
+    every estimate is the importance-sampling one, weighted by the ``weight`` column
+    (:mod:`simulator.results.risk`, "weighted"); the histogram holds estimated
+    probabilities instead of counts; ``rare_event`` holds the method, the event, its
+    probability, the effective sample size and the tilt.
     """
-    table = pq.read_table(out_dir / "paths", columns=[
-        "n_liquidations", "liquidated_notional", "max_cascade_rounds", "bad_debt",
-        "insurance_fund_end", "adl_notional", "socialised_loss", "fees", "fund_depleted",
-        "first_liquidation_step", "n_cascade_liquidations", "price_bounded"])
+    names = ["n_liquidations", "liquidated_notional", "max_cascade_rounds", "bad_debt",
+             "insurance_fund_end", "adl_notional", "socialised_loss", "fees", "fund_depleted",
+             "first_liquidation_step", "n_cascade_liquidations", "price_bounded"]
+    condition = None
+    if rare is not None:
+        condition = parse_event(str(rare["event"]), scenario.market.symbols, scenario.source)
+        names = list(dict.fromkeys([*names, condition.column, "weight"]))
+    table = pq.read_table(out_dir / "paths", columns=names)
     col = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+    w = col["weight"] if rare is not None else None
+    est = _Estimators(w)
     col["insurance_fund_draw"] = np.maximum(
         scenario.venue.insurance_fund_usd + col["fees"] - col["insurance_fund_end"], 0.0)
     metrics: dict[str, tuple[float, float]] = {}
-    metrics["liquidation_prob"] = risk.prob_se(col["n_liquidations"] > 0)
+    metrics["liquidation_prob"] = est.prob(col["n_liquidations"] > 0)
     for name in ("n_liquidations", "liquidated_notional", "bad_debt", "max_cascade_rounds",
                  "adl_notional", "socialised_loss", "fees", "insurance_fund_end",
                  "insurance_fund_draw", "n_cascade_liquidations"):
-        metrics[f"{name}_mean"] = risk.mean_se(col[name])
+        metrics[f"{name}_mean"] = est.mean(col[name])
     for level in scenario.simulation.risk_levels:
         suffix = risk.level_suffix(level)
         for name in TAIL_METRICS:
-            var, var_se, es, es_se = risk.var_es(col[name].astype(float), level)
+            var, var_se, es, es_se = est.var_es(col[name].astype(float), level)
             metrics[f"{name}_var_{suffix}"] = (var, var_se)
             metrics[f"{name}_es_{suffix}"] = (es, es_se)
-    metrics["insurance_fund_depletion_prob"] = risk.prob_se(col["fund_depleted"])
-    metrics["insurance_fund_draw_prob"] = risk.prob_se(col["insurance_fund_draw"] > 0)
-    metrics["bad_debt_prob"] = risk.prob_se(col["bad_debt"] > 0)
-    metrics["adl_prob"] = risk.prob_se(col["adl_notional"] > 0)
-    metrics["cascade_share"] = risk.ratio_se(col["n_cascade_liquidations"],
-                                             col["n_liquidations"])
-    metrics["cascade_prob"] = risk.prob_se(col["n_cascade_liquidations"] > 0)
+    metrics["insurance_fund_depletion_prob"] = est.prob(col["fund_depleted"])
+    metrics["insurance_fund_draw_prob"] = est.prob(col["insurance_fund_draw"] > 0)
+    metrics["bad_debt_prob"] = est.prob(col["bad_debt"] > 0)
+    metrics["adl_prob"] = est.prob(col["adl_notional"] > 0)
+    metrics["cascade_share"] = est.ratio(col["n_cascade_liquidations"], col["n_liquidations"])
+    metrics["cascade_prob"] = est.prob(col["n_cascade_liquidations"] > 0)
     first = col["first_liquidation_step"]
-    first = first[~np.isnan(first.astype(float))].astype(float)
-    metrics["first_liquidation_step_mean"] = risk.mean_se(first)
+    has_first = ~np.isnan(first.astype(float))
+    w_first = None if w is None else w[has_first]
+    first = first[has_first].astype(float)
+    metrics["first_liquidation_step_mean"] = (
+        risk.mean_se(first) if w is None else risk.wratio_se(first, np.ones_like(first),
+                                                            w_first))
     depth = col["max_cascade_rounds"].astype(float)
     quantiles: dict[str, dict[str, float | None]] = {}
     for q in DISTRIBUTION_QUANTILES:
         tag = f"p{round(100 * q):02d}"
-        for name, x in (("first_liquidation_step", first), ("max_cascade_rounds", depth)):
-            est, se = risk.quantile_se(x, q)
-            metrics[f"{name}_{tag}"] = (est, se)
-            quantiles.setdefault(name, {})[tag] = _finite(est)
+        for name, x, wx in (("first_liquidation_step", first, w_first),
+                            ("max_cascade_rounds", depth, w)):
+            q_est, q_se = risk.quantile_se(x, q) if wx is None else risk.wquantile_se(x, wx, q)
+            metrics[f"{name}_{tag}"] = (q_est, q_se)
+            quantiles.setdefault(name, {})[tag] = _finite(q_est)
     values, counts = np.unique(col["max_cascade_rounds"], return_counts=True)
-    return {
+    if w is None:
+        histogram: dict[str, float] = {str(int(v)): int(c) for v, c in zip(values, counts,
+                                                                            strict=True)}
+    else:  # estimated probabilities: counts of tilted paths mean nothing
+        histogram = {str(int(v)): float(w[col["max_cascade_rounds"] == v].sum() / w.size)
+                     for v in values}
+    out = {
         "scenario": scenario.name,
         "paths": int(len(col["bad_debt"])),
         "seed": scenario.simulation.seed,
@@ -83,14 +107,46 @@ def summarise(out_dir: Path, scenario: Scenario) -> dict[str, Any]:
         "metrics": {k: {"estimate": _finite(v[0]), "stderr": _finite(v[1])}
                     for k, v in metrics.items()},
         "distributions": {
-            "max_cascade_rounds": {str(int(v)): int(c) for v, c in zip(values, counts,
-                                                                     strict=True)},
+            "max_cascade_rounds": histogram,
             "quantiles": quantiles,
             "paths_with_a_liquidation": int(first.size),
         },
         "price_bounds": {"floor_ratio": PRICE_FLOOR_RATIO, "cap_ratio": PRICE_CAP_RATIO,
                          "paths_bounded": int(np.count_nonzero(col["price_bounded"]))},
     }
+    if rare is not None:
+        hit = condition.holds(col[condition.column].astype(float))
+        p, p_se = risk.wprob_se(hit, w)
+        out["metrics"]["rare_event_prob"] = {"estimate": _finite(p), "stderr": _finite(p_se)}
+        out["rare_event"] = {
+            **rare,
+            "probability": {"estimate": _finite(p), "stderr": _finite(p_se)},
+            "relative_stderr": _finite(p_se / p) if p > 0 else None,
+            "paths_in_event": int(hit.sum()),
+            "effective_sample_size": risk.effective_sample_size(w),
+            "effective_sample_size_in_event": risk.effective_sample_size(w[hit]),
+            "mean_weight": float(w.mean()),
+        }
+    return out
+
+
+class _Estimators:
+    """The plain estimators, or their importance-sampling forms with weights ``w``."""
+
+    def __init__(self, w: np.ndarray | None) -> None:
+        self.w = w
+
+    def mean(self, x: np.ndarray) -> tuple[float, float]:
+        return risk.mean_se(x) if self.w is None else risk.wmean_se(x, self.w)
+
+    def prob(self, flags: np.ndarray) -> tuple[float, float]:
+        return risk.prob_se(flags) if self.w is None else risk.wprob_se(flags, self.w)
+
+    def var_es(self, x: np.ndarray, level: float) -> tuple[float, float, float, float]:
+        return risk.var_es(x, level) if self.w is None else risk.wvar_es(x, self.w, level)
+
+    def ratio(self, y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+        return risk.ratio_se(y, x) if self.w is None else risk.wratio_se(y, x, self.w)
 
 
 def _finite(x: float) -> float | None:

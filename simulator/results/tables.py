@@ -20,8 +20,10 @@ def file_metadata(digest: str, seed: int, version: str, **extra: Any) -> dict[by
     return {k.encode(): v.encode() for k, v in meta.items()}
 
 
-def paths_table(res: ReplayResult, first_path_id: int, symbols: tuple[str, ...]) -> pa.Table:
-    """One row per path (see DESIGN.md, ``paths/``)."""
+def paths_table(res: ReplayResult, first_path_id: int, symbols: tuple[str, ...],
+                weight: np.ndarray | None = None) -> pa.Table:
+    """One row per path (see DESIGN.md, ``paths/``); ``weight`` the paths' likelihood
+    ratios in rare-event mode (1.0 when not given)."""
     n = res.path_f.shape[0]
     first_step = res.path_i[:, codes.PI_FIRST_STEP]
     columns: dict[str, pa.Array] = {
@@ -44,6 +46,7 @@ def paths_table(res: ReplayResult, first_path_id: int, symbols: tuple[str, ...])
         columns[f"min_price_{sym}"] = pa.array(res.min_price[:, a])
     for a, sym in enumerate(symbols):
         columns[f"final_price_{sym}"] = pa.array(res.final_price[:, a])
+    columns["weight"] = pa.array(np.ones(n) if weight is None else weight, type=pa.float64())
     return pa.table(columns)
 
 

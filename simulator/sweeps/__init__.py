@@ -5,5 +5,6 @@ point on the same seed, collected in ``sweep.parquet`` and ``sweep.json``. (Name
 ``sweeps`` so that the package never shadows the public function ``simulator.sweep``.)
 
 May import: :mod:`simulator.config`, :mod:`simulator.execution`, :mod:`simulator.results`,
-:mod:`simulator.errors`, :mod:`simulator.input_files`, :mod:`simulator._version`.
+:mod:`simulator.rare` (the tilt's type), :mod:`simulator.errors`,
+:mod:`simulator.input_files`, :mod:`simulator._version`.
 """

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,11 +35,14 @@ import pyarrow as pa
 from simulator.config.scenario import Scenario, load_scenario
 from simulator.config.toml import parse_toml_value
 from simulator.errors import MarginsimError, RunDirectoryError
-from simulator.execution.runner import RunResult, run
+from simulator.execution.runner import RunResult, run, tune_rare_tilt
 from simulator.results import atomic as output
 from simulator.results import lock as run_lock
 from simulator.results import rundir as run_dir
 from simulator.results import tables
+
+if TYPE_CHECKING:  # pragma: no cover
+    from simulator.rare import Tilt
 
 #: comparison operators a target may use
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -160,9 +163,9 @@ class _Runner:
     """Runs points into ``out_dir/points`` and remembers their rows."""
 
     def __init__(self, scenario: str | Path, overrides: list[str], out_dir: Path, jobs: int,
-                 progress: bool, keys: list[str]) -> None:
+                 progress: bool, keys: list[str], tilt: Tilt | None = None) -> None:
         self.scenario, self.overrides, self.out_dir = scenario, overrides, out_dir
-        self.jobs, self.progress, self.keys = jobs, progress, keys
+        self.jobs, self.progress, self.keys, self.tilt = jobs, progress, keys, tilt
         self.rows: list[dict[str, Any]] = []
 
     def scenario_at(self, point: dict[str, Any]) -> Scenario:
@@ -176,7 +179,8 @@ class _Runner:
         if self.progress:
             sys.stderr.write(f"sweep point {n + 1}: "
                              + ", ".join(f"{k}={v}" for k, v in point.items()) + "\n")
-        result = run(sc, where, jobs=self.jobs, progress=self.progress, notice=self.progress)
+        result = run(sc, where, jobs=self.jobs, progress=self.progress, notice=self.progress,
+                     tilt=self.tilt)
         row: dict[str, Any] = dict(point)
         row["point_dir"] = str(where.relative_to(self.out_dir))
         for name, m in result.summary["metrics"].items():
@@ -285,11 +289,15 @@ def sweep(scenario: str | Path, grid: list[tuple[str, list[Any]]], *,
         runner = _Runner(scenario, overrides, out, jobs, progress, keys)
         for point in points:  # every point is checked before anything is written
             runner.scenario_at(point)
+        if base.simulation.rare_event:  # one tilt for every point: the same weights
+            runner.tilt = tune_rare_tilt(base, notice=progress)
         created = run_dir.missing_root(out)
         meta = tables.file_metadata(base.digest, base.simulation.seed, _version())
         info: dict[str, Any] = {"scenario": base.name, "seed": base.simulation.seed,
                                 "grid": {k: v for k, v in grid}, "overrides": overrides,
                                 "status": "running"}
+        if runner.tilt is not None:
+            info["rare_event"] = runner.tilt.record()
         lock = None
         try:
             with run_dir.signals_deferred():  # no signal between mkdir and the lock

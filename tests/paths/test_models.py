@@ -136,7 +136,7 @@ def test_regime_occupancy_vols_and_stress_correlation():
     states = np.empty((n, 500), dtype=np.int8)
     regime_paths_nb(np.random.default_rng(2), inputs.s0, inputs.mu_dt, inputs.diff_scale,
                     inputs.gap_log, inputs.chol, inputs.chol_stress, 3.0, 0.02, 0.08, False,
-                    states, out)
+                    states, out, None, np.zeros(n), None)
     r = np.diff(np.log(out), axis=1)
     stress = states.astype(bool)
     share, share_se = _batch_se(stress, lambda b: b[:, 100:].mean())
@@ -281,3 +281,38 @@ def test_garch_filter_recovers_the_garch_of_the_file(tmp_path):
     np.testing.assert_allclose(b_hat, beta, atol=K * 1.2 * 0.0173)
     z = inputs.data
     assert np.all(np.abs(z.var(axis=0) - 1.0) < K * np.sqrt(np.var(z**2, axis=0) / n))
+
+
+@pytest.mark.parametrize(("model", "params"), [("gbm", None), *MODELS])
+def test_tilted_kernel_equals_numpy_reference(model, params):
+    """Importance sampling: the shifted normals and the log likelihood ratio of every path
+    are those of the NumPy reference, and the draws are the plain run's."""
+    sc = scenario(model, params, correlation=[[1, 0.6], [0.6, 1]], shocks=SHOCKS)
+    inputs = prepare_path_inputs(sc)
+    theta = np.random.default_rng(9).normal(0.0, 0.3, (inputs.steps, inputs.n_assets))
+    seed = np.random.SeedSequence(3).spawn(2)[1]
+    g1, g2 = np.random.default_rng(seed), np.random.default_rng(seed)
+    lw_fast, lw_ref = np.full(40, np.nan), np.full(40, np.nan)
+    shape = (40, inputs.steps, 2)
+    zs_fast, zs_ref = np.full(shape, np.nan), np.full(shape, np.nan)
+    fast = generate_paths(inputs, 40, g1, theta=theta, log_weight=lw_fast, normals=zs_fast)
+    ref = generate_paths_numpy(inputs, 40, g2, theta=theta, log_weight=lw_ref,
+                               normals=zs_ref)
+    np.testing.assert_allclose(fast, ref, rtol=1e-12)
+    np.testing.assert_allclose(lw_fast, lw_ref, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(zs_fast, zs_ref, rtol=1e-11, atol=1e-11)
+    assert g1.standard_normal() == g2.standard_normal()
+    # the same draws as a plain run: with theta = 0 the prices are the plain ones
+    g3, g4 = np.random.default_rng(seed), np.random.default_rng(seed)
+    lw0 = np.full(40, np.nan)
+    zero = generate_paths(inputs, 40, g3, theta=np.zeros_like(theta), log_weight=lw0)
+    np.testing.assert_array_equal(zero, generate_paths(inputs, 40, g4))
+    np.testing.assert_array_equal(lw0, 0.0)
+
+
+def test_tilted_bootstrap_is_refused(tmp_path):
+    inputs = prepare_path_inputs(scenario("gbm"))
+    boot = inputs.__class__(**{**inputs.__dict__, "model": "bootstrap"})
+    with pytest.raises(ValueError, match="cannot be importance-sampled"):
+        generate_paths(boot, 2, np.random.default_rng(0),
+                       theta=np.zeros((inputs.steps, inputs.n_assets)))

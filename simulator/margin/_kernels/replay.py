@@ -311,7 +311,8 @@ def _finish_path_nb(i, steps, book, index, options, out, state, lists, assets
     n_corr = end_path_nb(i, mark, usd, coll, qty, book.pos_asset, book.pos_entry,
                          book.pos_kind, unit_pos_start, book.unit_account, index.navk,
                          index.navc, deposit, touched, n_touched, flag, out.corr_i, out.corr_f,
-                         count[CNT_CORRECTIONS], out.acct_liq, out.acct_bank, lists.stamp_liq,
+                         count[CNT_CORRECTIONS], out.acct_liq, out.acct_bank, out.path_w[i],
+                         out.acct_w, lists.stamp_liq,
                          lists.stamp_bank, steps, options.oc, assets.ivfac)
     if n_corr < 0:
         return False

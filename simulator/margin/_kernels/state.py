@@ -244,12 +244,13 @@ def state_changed_nb(u, marks, usd, coll, qty, pos_asset, pos_entry, pos_kind, u
 @leaf
 def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
                 unit_account, navk, navc, deposit, touched, n_touched, flag, corr_i, corr_f,
-                n_corr, acct_liq, acct_bank, stamp_liq, stamp_bank, t_end, oc, ivfac
-                ):  # pragma: no cover
+                n_corr, acct_liq, acct_bank, w, acct_w, stamp_liq, stamp_bank, t_end, oc,
+                ivfac):  # pragma: no cover
     """Account outputs of path ``i``: PnL corrections of changed units and liquidation
-    counts; options at their value at step ``t_end``, with the implied vol's spot factor
-    of each asset computed once (``ivfac``, float64[A], scratch). Returns the new number
-    of corrections, or -1 if they do not fit."""
+    counts (and the sums of the path's weight ``w`` and its square in ``acct_w``); options
+    at their value at step ``t_end``, with the implied vol's spot factor of each asset
+    computed once (``ivfac``, float64[A], scratch). Returns the new number of corrections,
+    or -1 if they do not fit."""
     n_assets = mark.shape[0]
     for a in range(n_assets):
         ivfac[a] = np.nan  # computed when an option on the asset first needs it
@@ -286,9 +287,13 @@ def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_po
         if (flag[u] & FLAG_LIQUIDATED) and stamp_liq[acc] != i:
             stamp_liq[acc] = i
             acct_liq[acc] += 1
+            acct_w[acc, 0] += w
+            acct_w[acc, 1] += w * w
         if (flag[u] & FLAG_BANKRUPT) and stamp_bank[acc] != i:
             stamp_bank[acc] = i
             acct_bank[acc] += 1
+            acct_w[acc, 2] += w
+            acct_w[acc, 3] += w * w
     return n_corr
 
 

@@ -110,7 +110,8 @@ class Scenario:
         if out["simulation"]["events"] == "all":  # the default: digests of older scenarios
             out["simulation"].pop("events")  # hold
         if not out["simulation"]["rare_event"]:  # rare-event mode off: likewise
-            for key in ("rare_event", "variance_reduction", "rare_pilot_paths"):
+            for key in ("rare_event", "variance_reduction", "rare_pilot_paths",
+                        "rare_defensive_share"):
                 out["simulation"].pop(key)
         for key in ("document", "source", "overrides"):
             out.pop(key)

@@ -34,6 +34,10 @@ class Simulation:
     variance_reduction: str = "none"
     #: paths of each round of the pilot that tunes the tilt
     rare_pilot_paths: int = 2000
+    #: share of the paths drawn without the tilt (a defensive mixture: weights at most
+    #: 1 / share, so the figures away from the event stay as sharp as a plain run of that
+    #: share of the paths)
+    rare_defensive_share: float = 0.1
 
     @property
     def dt_years(self) -> float:
@@ -68,8 +72,9 @@ def _read_simulation(t: Table) -> Simulation:
 
 
 def _read_rare(t: Table) -> dict[str, object]:
-    """``rare_event``, ``variance_reduction`` and ``rare_pilot_paths`` (the event's column
-    is checked against the market's symbols by the scenario)."""
+    """``rare_event``, ``variance_reduction``, ``rare_pilot_paths`` and
+    ``rare_defensive_share`` (the event's column is checked against the market's symbols
+    by the scenario)."""
     event = t.string("rare_event", "").strip()
     default = "importance" if event else "none"
     method = t.string("variance_reduction", default, choices=VARIANCE_REDUCTION)
@@ -82,7 +87,10 @@ def _read_rare(t: Table) -> dict[str, object]:
                       "rare-event mode needs 'importance' (or drop rare_event)")
     pilot = t.integer("rare_pilot_paths", Simulation.rare_pilot_paths, lo=100,
                       hi=1_000_000)
-    return {"rare_event": event, "variance_reduction": method, "rare_pilot_paths": pilot}
+    share = t.number("rare_defensive_share", Simulation.rare_defensive_share, lo=0.0,
+                     hi=1.0, hi_open=True)
+    return {"rare_event": event, "variance_reduction": method, "rare_pilot_paths": pilot,
+            "rare_defensive_share": share}
 
 
 def _read_levels(t: Table) -> tuple[float, ...]:

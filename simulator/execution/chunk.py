@@ -22,6 +22,7 @@ from simulator.execution.prepare import prepare
 from simulator.margin import EngineRules, replay
 from simulator.margin.engine import BookIndex
 from simulator.paths import PathInputs, generate_paths
+from simulator.rare import Tilt
 from simulator.results import accounts as aggregate
 from simulator.results import atomic as output
 from simulator.results import integrity, tables
@@ -60,14 +61,19 @@ class ChunkContext:
     owner_token: str = ""
     #: the rows ``events/`` keeps (``simulation.events``)
     events: str = "all"
-    #: rare-event mode: the shift of each step's normals, (steps, A) (see
-    #: :mod:`simulator.rare`); ``None`` in a plain run
-    theta: np.ndarray | None = None
+    #: rare-event mode: the importance-sampling tilt (:class:`simulator.rare.Tilt`);
+    #: ``None`` in a plain run
+    tilt: Tilt | None = None
 
     @property
     def weighted(self) -> bool:
         """Whether the paths carry importance-sampling weights."""
-        return self.theta is not None
+        return self.tilt is not None
+
+    @property
+    def theta(self) -> np.ndarray | None:
+        """The tilt's shift of each step's normals, (steps, A), or None."""
+        return None if self.tilt is None else self.tilt.kernel_theta()
 
     @classmethod
     def build(cls, scenario: Scenario, out_dir: Path, save_prices: int, version: str,
@@ -166,8 +172,10 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     t0 = time.perf_counter()
     rng = np.random.default_rng(task.seed)
     log_weight = np.zeros(task.n_paths)
-    exo = generate_paths(ctx.inputs, task.n_paths, rng, theta=ctx.theta, log_weight=log_weight)
-    weight = np.exp(log_weight) if ctx.weighted else None
+    shift = None if ctx.tilt is None else ctx.tilt.shifted(task.first_path, task.n_paths)
+    exo = generate_paths(ctx.inputs, task.n_paths, rng, theta=ctx.theta, log_weight=log_weight,
+                         shift=shift)
+    weight = None if ctx.tilt is None else ctx.tilt.weights(log_weight)
     t1 = time.perf_counter()
     n_save = max(0, min(task.n_paths, ctx.save_prices - task.first_path))
     res = replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=n_save,

@@ -41,8 +41,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from simulator.config.scenario import Scenario
 from simulator.errors import Interrupted, MarginsimError, RunDirectoryError
 from simulator.execution import backends, budget
@@ -344,8 +342,7 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
         if sim.rare_event:
             tilt = tilt or (_recorded_tilt(final, scenario) if resume else None)
             if tilt is None:  # the pilot's kernels, compiled before it speaks
-                compile_kernels(dataclasses.replace(
-                    ctx, theta=np.zeros((sim.steps, ctx.inputs.n_assets))))
+                compile_kernels(dataclasses.replace(ctx, tilt=Tilt.zero(scenario)))
     if sim.rare_event:  # the pilot's errors too come before any file
         if tilt is not None and tilt.theta.shape != (sim.steps, ctx.inputs.n_assets):
             raise MarginsimError(f"the tilt has shape {tilt.theta.shape}; this scenario has "
@@ -355,7 +352,7 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
         if tilt is None:
             compiled.done()
             tilt = tune_rare_tilt(scenario, ctx, notice or progress)
-        ctx = dataclasses.replace(ctx, theta=tilt.kernel_theta())
+        ctx = dataclasses.replace(ctx, tilt=tilt)
     command = "marginsim run" + (" --resume" if resume else " --force" if force else "")
     complete, came = False, []  # a signal once the run is complete says so
     try:

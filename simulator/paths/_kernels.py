@@ -4,14 +4,16 @@ does). Every kernel keeps the running log price of each asset within the band of
 :mod:`simulator.config.limits` (``log s0 + log 1e-12 .. log s0 + log 1e12``).
 
 Importance sampling (:mod:`simulator.rare`): the Gaussian kernels take ``theta``,
-float64[steps, A] or ``None``, ``logw``, float64[n_paths], and ``znorm``, float64[n_paths,
-steps, A] or ``None``. With ``theta`` the standard normals ``eps`` of step ``t`` (those
-that drive the diffusion) are shifted to ``x_t = eps_t + theta[t]``, ``logw[i]`` receives
-the log likelihood ratio of path ``i``, ``sum_t (-theta[t] . eps_t - |theta[t]|**2 / 2)``,
-computed in log space, and ``znorm[i, t]`` (when given: the pilot's cross-entropy update
-needs them) the shifted normals ``x_t``. The draws and their order are those of the plain
-kernel, so a tilted run sees the same random numbers. A ``None`` compiles its branch
-away; without ``theta``, ``logw`` and ``znorm`` are left as they are.
+float64[steps, A] or ``None``, ``shift``, bool[n_paths], ``logw``, float64[n_paths], and
+``znorm``, float64[n_paths, steps, A] or ``None``. With ``theta`` the standard normals
+``eps`` of step ``t`` (those that drive the diffusion) of a path with ``shift[i]`` are
+shifted to ``x_t = eps_t + theta[t]`` (the others keep ``x_t = eps_t``: a defensive
+mixture's plain paths), ``logw[i]`` receives ``log(p / q)`` of the path's normals, the
+plain density over the shifted one, ``sum_t (-theta[t] . x_t + |theta[t]|**2 / 2)``, in
+log space, and ``znorm[i, t]`` (when given: the pilot's cross-entropy update needs them)
+the normals ``x_t``. The draws and their order are those of the plain kernel, so a tilted
+run sees the same random numbers. A ``None`` compiles its branch away; without
+``theta``, ``logw`` and ``znorm`` are left as they are.
 """
 
 from __future__ import annotations
@@ -32,15 +34,16 @@ def _draw_normals(rng, z):  # pragma: no cover - jitted
 
 
 @njit(cache=True)
-def _tilt(z, theta_t, znorm, i, t):  # pragma: no cover - jitted
+def _tilt(z, theta_t, shift, znorm, i, t):  # pragma: no cover - jitted
     """Shift the normals ``z`` (float64[A]) of step ``t`` of path ``i`` by ``theta_t`` in
-    place (and keep them in ``znorm[i, t]`` unless it is None); return the step's log
-    likelihood ratio ``-theta_t . z - |theta_t|**2 / 2`` (``z`` before the shift)."""
+    place when ``shift`` (and keep them in ``znorm[i, t]`` unless it is None); return the
+    step's ``log(p / q)`` of the normals as used, ``-theta_t . x + |theta_t|**2 / 2``."""
     d = 0.0
     for a in range(z.shape[0]):
         th = theta_t[a]
-        d -= th * z[a] + 0.5 * th * th
-        z[a] += th
+        if shift:
+            z[a] += th
+        d += th * (0.5 * th - z[a])
         if znorm is not None:
             znorm[i, t, a] = z[a]
     return d
@@ -66,7 +69,7 @@ def _log_bounds(s0):  # pragma: no cover - jitted
 
 
 @njit(cache=True, nogil=True)
-def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out, theta, logw, znorm
+def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out, theta, shift, logw, znorm
                  ):  # pragma: no cover - jitted
     """Correlated GBM paths with scheduled shocks.
 
@@ -85,10 +88,10 @@ def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out, theta, logw, znorm
         Lower Cholesky factor of the correlation of each step.
     out : float64[n_paths, steps + 1, A]
         Prices; ``out[:, 0]`` is ``s0``.
-    theta, logw, znorm : float64[steps, A] or None, float64[n_paths], float64[n_paths,
-            steps, A] or None
-        Importance-sampling shift of the normals, the paths' log likelihood ratios and
-        the shifted normals (see the module notes).
+    theta, shift, logw, znorm : float64[steps, A] or None, bool[n_paths],
+            float64[n_paths], float64[n_paths, steps, A] or None
+        Importance-sampling shift of the normals, the paths it applies to, the paths' log
+        likelihood ratios and their normals (see the module notes).
     """
     n_paths = out.shape[0]
     steps = drift_step.shape[0]
@@ -103,7 +106,7 @@ def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out, theta, logw, znorm
             for a in range(n_assets):
                 z[a] = rng.standard_normal()
             if theta is not None:
-                lw += _tilt(z, theta[t], znorm, i, t)
+                lw += _tilt(z, theta[t], shift[i], znorm, i, t)
             for a in range(n_assets):
                 w = 0.0
                 for b in range(a + 1):
@@ -117,12 +120,12 @@ def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out, theta, logw, znorm
 
 
 @njit(cache=True)
-def _tilt_rows(z, theta, znorm, i):  # pragma: no cover - jitted
+def _tilt_rows(z, theta, shift, znorm, i):  # pragma: no cover - jitted
     """:func:`_tilt` of every step of ``z`` (float64[steps, A]) of path ``i``; the summed
     log ratio."""
     lw = 0.0
     for t in range(z.shape[0]):
-        lw += _tilt(z[t], theta[t], znorm, i, t)
+        lw += _tilt(z[t], theta[t], shift, znorm, i, t)
     return lw
 
 
@@ -135,8 +138,8 @@ def _correlate(chol_t, z, a):  # pragma: no cover - jitted
 
 
 @njit(cache=True, nogil=True)
-def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out, theta, logw, znorm
-                       ):  # pragma: no cover - jitted
+def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out, theta, shift, logw,
+                       znorm                       ):  # pragma: no cover - jitted
     """Correlated, variance-normalised multivariate Student-t paths.
 
     Per path, draws ``steps * A`` normals (C order), then ``steps`` chi-square(dof)
@@ -155,7 +158,7 @@ def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out, theta, l
         for t in range(steps):
             mix[t] = np.sqrt((dof - 2.0) / rng.chisquare(dof))
         if theta is not None:
-            logw[i] = _tilt_rows(z, theta, znorm, i)
+            logw[i] = _tilt_rows(z, theta, shift[i], znorm, i)
         _start_path(out, i, s0, logp)
         for t in range(steps):
             for a in range(n_assets):
@@ -168,7 +171,7 @@ def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out, theta, l
 
 @njit(cache=True, nogil=True)
 def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, jump_std,
-                    common, out, theta, logw, znorm):  # pragma: no cover - jitted
+                    common, out, theta, shift, logw, znorm):  # pragma: no cover - jitted
     """GBM plus Merton jumps (compound Poisson of normal log jumps).
 
     Per path, draws ``steps * A`` normals (diffusion, C order); then the jump counts,
@@ -195,7 +198,7 @@ def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, ju
                 for a in range(n_assets):
                     counts[t, a] = rng.poisson(lam_dt)
         if theta is not None:
-            logw[i] = _tilt_rows(z, theta, znorm, i)
+            logw[i] = _tilt_rows(z, theta, shift[i], znorm, i)
         _start_path(out, i, s0, logp)
         for t in range(steps):
             for a in range(n_assets):
@@ -212,7 +215,7 @@ def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, ju
 
 @njit(cache=True, nogil=True)
 def garch_paths_nb(rng, s0, mu_dt, var_dt, vol_mult, gap_log, chol, alpha, beta, out,
-                   theta, logw, znorm):  # pragma: no cover - jitted
+                   theta, shift, logw, znorm):  # pragma: no cover - jitted
     """GARCH(1,1) paths with variance targeting and correlated normal innovations.
 
     Per step, draws ``A`` normals (the same order as :func:`gbm_paths_nb`). The variance
@@ -247,7 +250,7 @@ def garch_paths_nb(rng, s0, mu_dt, var_dt, vol_mult, gap_log, chol, alpha, beta,
             for a in range(n_assets):
                 z[a] = rng.standard_normal()
             if theta is not None:
-                lw += _tilt(z, theta[t], znorm, i, t)
+                lw += _tilt(z, theta[t], shift[i], znorm, i, t)
             for a in range(n_assets):
                 m = vol_mult[t, a]
                 eps = np.sqrt(h[a]) * _correlate(chol[t], z, a)
@@ -262,8 +265,8 @@ def garch_paths_nb(rng, s0, mu_dt, var_dt, vol_mult, gap_log, chol, alpha, beta,
 
 @njit(cache=True, nogil=True)
 def regime_paths_nb(rng, s0, mu_dt, diff_scale, gap_log, chol, chol_stress, stress_mult,
-                    p_enter, p_exit, start_stress, states, out, theta, logw, znorm
-                    ):  # pragma: no cover - jitted
+                    p_enter, p_exit, start_stress, states, out, theta, shift, logw,
+                    znorm                    ):  # pragma: no cover - jitted
     """Two-state Markov regime-switching GBM.
 
     Per path, draws ``steps`` uniforms (the transitions: the state of step ``t`` is drawn
@@ -296,7 +299,7 @@ def regime_paths_nb(rng, s0, mu_dt, diff_scale, gap_log, chol, chol_stress, stre
             states[i, t] = 1 if stress else 0
         _draw_normals(rng, z)
         if theta is not None:
-            logw[i] = _tilt_rows(z, theta, znorm, i)
+            logw[i] = _tilt_rows(z, theta, shift[i], znorm, i)
         _start_path(out, i, s0, logp)
         for t in range(steps):
             in_stress = states[i, t] == 1

@@ -201,7 +201,7 @@ def prepare_path_inputs(scenario: Scenario) -> PathInputs:
 def generate_paths(
     inputs: PathInputs, n_paths: int, rng: np.random.Generator, out: np.ndarray | None = None,
     theta: np.ndarray | None = None, log_weight: np.ndarray | None = None,
-    normals: np.ndarray | None = None,
+    normals: np.ndarray | None = None, shift: np.ndarray | None = None,
 ) -> np.ndarray:
     """Draw exogenous price paths with the Numba kernel.
 
@@ -219,7 +219,10 @@ def generate_paths(
     log_weight : ndarray, shape (n_paths,), optional
         Receives the log likelihood ratio of each path (0 without ``theta``).
     normals : ndarray, shape (n_paths, steps, A), optional
-        Receives, with ``theta``, each path's shifted normals.
+        Receives, with ``theta``, each path's normals as used.
+    shift : ndarray of bool, shape (n_paths,), optional
+        Which paths ``theta`` shifts (default: every one); the others are drawn plain (a
+        defensive mixture), their ``log_weight`` still ``log(p / q)`` of their normals.
 
     Returns
     -------
@@ -242,6 +245,9 @@ def generate_paths(
         if theta.shape != (inputs.steps, inputs.n_assets):
             raise ValueError(f"theta must have shape {(inputs.steps, inputs.n_assets)}")
     logw[:] = 0.0
+    shifted = np.ones(n_paths, dtype=bool) if shift is None else np.asarray(shift, dtype=bool)
+    if shifted.shape != (n_paths,):
+        raise ValueError(f"shift must have shape ({n_paths},)")
     znorm = normals
     if znorm is not None and (znorm.shape != (n_paths, inputs.steps, inputs.n_assets)
                               or znorm.dtype != np.float64):
@@ -250,14 +256,15 @@ def generate_paths(
     p = inputs.params
     if isinstance(p, StudentT):
         student_t_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol,
-                           p.dof, out, theta, logw, znorm)
+                           p.dof, out, theta, shifted, logw, znorm)
     elif isinstance(p, Jumps):
         merton_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol,
-                        p.intensity * _dt(inputs), p.mean, p.std, p.common, out, theta, logw,
-                        znorm)
+                        p.intensity * _dt(inputs), p.mean, p.std, p.common, out, theta,
+                        shifted, logw, znorm)
     elif isinstance(p, Garch):
         garch_paths_nb(rng, inputs.s0, inputs.mu_dt, inputs.var_dt, inputs.vol_mult,
-                       inputs.gap_log, inputs.chol, p.alpha, p.beta, out, theta, logw, znorm)
+                       inputs.gap_log, inputs.chol, p.alpha, p.beta, out, theta, shifted,
+                       logw, znorm)
     elif isinstance(p, Bootstrap):
         fp = inputs.filter_params
         bootstrap_paths_nb(rng, inputs.s0, inputs.data, p.block, p.filter != "none", fp[0],
@@ -267,10 +274,10 @@ def generate_paths(
         states = np.empty((n_paths, inputs.steps), dtype=np.int8)
         regime_paths_nb(rng, inputs.s0, inputs.mu_dt, inputs.diff_scale, inputs.gap_log,
                         inputs.chol, inputs.chol_stress, p.vol_multiplier, p.p_enter,
-                        p.p_exit, p.start == "stress", states, out, theta, logw, znorm)
+                        p.p_exit, p.start == "stress", states, out, theta, shifted, logw, znorm)
     else:
         gbm_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol, out,
-                     theta, logw, znorm)
+                     theta, shifted, logw, znorm)
     return out
 
 
@@ -331,14 +338,15 @@ def _cumulate(s0: np.ndarray, log_returns: np.ndarray) -> np.ndarray:
 def generate_paths_numpy(inputs: PathInputs, n_paths: int, rng: np.random.Generator,
                          theta: np.ndarray | None = None,
                          log_weight: np.ndarray | None = None,
-                         normals: np.ndarray | None = None) -> np.ndarray:
+                         normals: np.ndarray | None = None,
+                         shift: np.ndarray | None = None) -> np.ndarray:
     """Reference implementation of :func:`generate_paths` in plain NumPy.
 
     Draws the same random numbers in the same order as the kernels, so from the same
     generator state it gives the same prices (up to floating-point rounding of the sums).
-    With ``theta`` the normals of every step are shifted by it and ``log_weight`` receives
-    ``sum_t (-theta_t . eps_t - |theta_t|**2 / 2)`` per path, ``normals`` the shifted
-    normals, as in the kernels.
+    With ``theta`` the normals of every step of the paths of ``shift`` (default: all) are
+    shifted by it, ``log_weight`` receives ``sum_t (-theta_t . x_t + |theta_t|**2 / 2)``
+    per path and ``normals`` the normals ``x`` as used, as in the kernels.
     """
     p = inputs.params
     steps, n_assets = inputs.steps, inputs.n_assets
@@ -354,13 +362,15 @@ def generate_paths_numpy(inputs: PathInputs, n_paths: int, rng: np.random.Genera
         eps = rng.standard_normal(shape)
         if theta is None:
             return eps
-        lw = -(eps * theta).sum(axis=(-2, -1)) - 0.5 * float((theta**2).sum())
         rows = slice(None) if path is None else path
+        on = np.ones(n_paths, dtype=bool) if shift is None else np.asarray(shift, dtype=bool)
+        x = eps + theta * (on[rows, None, None] if path is None else on[rows])
+        lw = (theta * (0.5 * theta - x)).sum(axis=(-2, -1))
         if log_weight is not None:
             log_weight[rows] = lw
         if normals is not None:
-            normals[rows] = eps + theta
-        return eps + theta
+            normals[rows] = x
+        return x
 
     if isinstance(p, Bootstrap):
         n_rows = inputs.data.shape[0]

@@ -63,6 +63,9 @@ class Tilt:
     event : RareEvent
     theta : ndarray, shape (steps, A)
         Shift of each step's standard normals (before correlation).
+    defensive_share : float
+        Share of the paths drawn without the shift (a defensive mixture, spread evenly
+        over the run by path id; ``simulation.rare_defensive_share``).
     pilot_paths : int
         Paths of each pilot round (0: given, not tuned).
     rounds : tuple of dict
@@ -72,6 +75,7 @@ class Tilt:
 
     event: RareEvent
     theta: np.ndarray
+    defensive_share: float = 0.0
     pilot_paths: int = 0
     rounds: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
@@ -79,12 +83,38 @@ class Tilt:
         """The shift of each step, shape (steps, A), as the path kernels take it."""
         return np.ascontiguousarray(self.theta, dtype=np.float64)
 
+    @classmethod
+    def zero(cls, scenario: Scenario) -> Tilt:
+        """A tilt that shifts nothing (to compile the tilted kernels)."""
+        sim = scenario.simulation
+        event = parse_event(sim.rare_event, scenario.market.symbols, scenario.source)
+        return cls(event, np.zeros((sim.steps, len(scenario.market.symbols))))
+
+    def shifted(self, first_path: int, n_paths: int) -> np.ndarray:
+        """Which of paths ``first_path .. first_path + n_paths - 1`` the shift applies to:
+        all but an even share ``defensive_share`` of them (path ``k`` is plain when
+        ``floor((k + 1) s) > floor(k s)``), the same whatever the chunking."""
+        k = np.arange(first_path, first_path + n_paths, dtype=np.float64)
+        s = self.defensive_share
+        return np.floor((k + 1.0) * s) == np.floor(k * s)
+
+    def weights(self, log_ratio: np.ndarray) -> np.ndarray:
+        """The paths' weights from the kernels' ``log(p / q)`` of each path's normals: the
+        mixture's likelihood ratio ``p / (s p + (1 - s) q)`` (the balance heuristic of
+        multiple importance sampling; Owen & Zhou, *Safe and effective importance
+        sampling*, JASA 2000), at most ``1 / s``; ``exp(log_ratio)`` when ``s = 0``."""
+        s = self.defensive_share
+        if s <= 0.0:
+            return np.exp(log_ratio)
+        return np.exp(-np.logaddexp(np.log(s), np.log1p(-s) - log_ratio))
+
     def record(self) -> dict[str, Any]:
         """What ``manifest.json`` and ``summary.json`` keep of it (JSON; enough to rebuild
         it with :meth:`from_record`, bit for bit)."""
         return {"method": "importance", "event": self.event.text,
                 "condition": self.event.condition, "theta": self.theta.tolist(),
-                "pilot_paths": self.pilot_paths, "pilot_rounds": list(self.rounds)}
+                "defensive_share": self.defensive_share, "pilot_paths": self.pilot_paths,
+                "pilot_rounds": list(self.rounds)}
 
     @classmethod
     def from_record(cls, record: dict[str, Any], symbols: tuple[str, ...], steps: int,
@@ -95,8 +125,8 @@ class Tilt:
         if theta.shape != (steps, len(symbols)):
             raise ValueError(f"the recorded tilt has shape {theta.shape}; the scenario has "
                              f"{steps} steps of {len(symbols)} assets")
-        return cls(event, theta, int(record.get("pilot_paths", 0)),
-                   tuple(record.get("pilot_rounds", ())))
+        return cls(event, theta, float(record.get("defensive_share", 0.0)),
+                   int(record.get("pilot_paths", 0)), tuple(record.get("pilot_rounds", ())))
 
 
 def _oriented(event: RareEvent, cols: dict[str, np.ndarray], fund_usd: float) -> np.ndarray:
@@ -168,8 +198,10 @@ def tune_tilt(scenario: Scenario, inputs: PathInputs, book: Book, rules: EngineR
         rounds.append({"hits": n_hit, "level": level,
                        "tilt_norm": float(np.sqrt((theta**2).sum()))})
         if notice:
+            elite_level = ("" if event.column == "fund_depleted" else
+                           f", elite {event.column} {_arrow(event)} {level:g}")
             sys.stderr.write(f"rare-event pilot: round {r + 1}, {n_hit} of {n:,} paths in "
-                             f"{event.text}, elite {event.column} {_arrow(event)} {level:g}\n")
+                             f"{event.text}{elite_level}\n")
             sys.stderr.flush()
         if final:
             break
@@ -180,7 +212,7 @@ def tune_tilt(scenario: Scenario, inputs: PathInputs, book: Book, rules: EngineR
             f"{_closest(event, best, scenario.venue.insurance_fund_usd)}): choose a less "
             f"extreme threshold, raise simulation.rare_pilot_paths, or check that the book "
             f"can reach it"))
-    return Tilt(event, theta, n, tuple(rounds))
+    return Tilt(event, theta, sim.rare_defensive_share, n, tuple(rounds))
 
 
 def cross_entropy_shift(x: np.ndarray, p: np.ndarray, block: np.ndarray) -> np.ndarray:

@@ -38,6 +38,8 @@ def _fmt(value: float | None, kind: str) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)  # not a number: shown as it is
     if kind == "pct":
+        if 0 < abs(value) < 1e-3:  # a rare event's probability: significant digits
+            return f"{100 * value:.3g}%"
         return f"{100 * value:.2f}%"
     if kind == "usd":
         return f"{value:,.0f}"
@@ -45,15 +47,26 @@ def _fmt(value: float | None, kind: str) -> str:
 
 
 def _title(summary: dict[str, Any]) -> str:
-    return (f"{summary.get('scenario', '')}: {summary.get('paths', 0):,} paths, "
-            f"seed {summary.get('seed', '')}")
+    title = (f"{summary.get('scenario', '')}: {summary.get('paths', 0):,} paths, "
+             f"seed {summary.get('seed', '')}")
+    rare = summary.get("rare_event")
+    if isinstance(rare, dict):
+        ess = rare.get("effective_sample_size_in_event")
+        title += (f"; importance sampling towards {rare.get('event')}"
+                  f" ({rare.get('paths_in_event', 0):,} paths in it, effective sample "
+                  f"size {ess:,.0f})" if isinstance(ess, int | float) else "")
+    return title
 
 
 def _headline(summary: dict[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
     """(metric, label, kind, estimate, stderr) of the headline metrics in ``summary``."""
     metrics = summary["metrics"]
     rows = []
-    for key, label, kind in _ROWS:
+    spec = list(_ROWS)
+    rare = summary.get("rare_event")
+    if isinstance(rare, dict) and "rare_event_prob" in metrics:
+        spec.insert(0, ("rare_event_prob", f"P({rare.get('event')})", "pct"))
+    for key, label, kind in spec:
         if key in metrics:
             m = metrics[key]
             est, se = (m.get("estimate"), m.get("stderr")) if isinstance(m, dict) else (m, None)

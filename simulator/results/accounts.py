@@ -110,11 +110,11 @@ def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray
         pnl_sumsq[start:stop] = np.einsum("ij,ij->i", wl, wl)
         if tail is not None:
             tail[start:stop] = risk.top_rows(losses, keep)
+        elif weight is not None:
+            batch[:, :, start:stop] = risk.wvar_es_levels(losses, weight, levels)
         else:
             for i_level, level in enumerate(levels):
-                batch[i_level, :, start:stop] = (
-                    risk.var_es_rows(losses, level) if weight is None
-                    else risk.wvar_es_rows(losses, weight, level))
+                batch[i_level, :, start:stop] = risk.var_es_rows(losses, level)
     return AccountPartial(n, liquidated.astype(np.int64), bankrupt.astype(np.int64), pnl_sum,
                           pnl_sumsq, tail, batch,
                           None if weighted_counts is None else weighted_counts.copy())

@@ -264,13 +264,6 @@ def effective_sample_size(w: np.ndarray) -> float:
     return float(w.sum()) ** 2 / s2 if s2 > 0 else 0.0
 
 
-def _weighted_loss_at(desc: np.ndarray, cum_mass: np.ndarray, mass: float) -> float:
-    """The largest loss of ``desc`` (descending) at which the weighted tail mass reaches
-    ``mass`` (the smallest loss when it never does)."""
-    k = int(np.searchsorted(cum_mass, mass - 1e-15 * max(mass, 1.0), side="left"))
-    return float(desc[min(k, desc.size - 1)])
-
-
 def wvar_es(losses: np.ndarray, w: np.ndarray, alpha: float
             ) -> tuple[float, float, float, float]:
     """VaR and ES at ``alpha`` with standard errors from importance-weighted losses.
@@ -284,32 +277,51 @@ def wvar_es(losses: np.ndarray, w: np.ndarray, alpha: float
     1. A tail that holds no weight (no path in it) gives NaN.
     """
     losses = np.asarray(losses, dtype=float)
-    w = np.asarray(w, dtype=float)
-    n = losses.size
-    if n == 0:
-        return (math.nan,) * 4
-    order = np.argsort(-losses, kind="stable")
-    desc, wd = losses[order], w[order]
-    cum = np.cumsum(wd) / n
-    p = 1.0 - alpha
-    if cum[-1] < p * (1 - 1e-12):  # the weights never reach the tail mass
-        return (math.nan,) * 4
-    var = _weighted_loss_at(desc, cum, p)
-    s = math.sqrt(max(0.0, float(np.var(w * (losses >= var), ddof=1)) / n)) if n > 1 else 0.0
-    hi = _weighted_loss_at(desc, cum, max(p - s, 0.0))
-    lo = _weighted_loss_at(desc, cum, p + s)
-    excess = w * np.maximum(losses - var, 0.0)
-    es = var + float(excess.mean()) / p
-    es_se = float(np.std(excess, ddof=1)) / (math.sqrt(n) * p) if n > 1 else math.nan
-    return var, 0.5 * (hi - lo), es, es_se
+    out = wvar_es_rows(losses.reshape(1, losses.size), np.asarray(w, dtype=float), alpha)
+    return float(out[0, 0]), float(out[1, 0]), float(out[2, 0]), float(out[3, 0])
+
+
+def _first_reaching(cum: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """Per row, the first column at which ``cum`` (rising along rows) reaches ``mass``
+    (the last column when it never does)."""
+    reach = cum >= (mass - 1e-15 * np.maximum(mass, 1.0))[:, None]
+    return np.where(reach.any(axis=1), reach.argmax(axis=1), cum.shape[1] - 1)
 
 
 def wvar_es_rows(losses: np.ndarray, w: np.ndarray, alpha: float) -> np.ndarray:
-    """:func:`wvar_es` of every row of ``losses`` (shape (m, n); one weight per column);
-    returns shape (4, m)."""
-    out = np.full((4, losses.shape[0]), np.nan)
-    for j in range(losses.shape[0]):
-        out[:, j] = wvar_es(losses[j], w, alpha)
+    """:func:`wvar_es` of every row of ``losses`` (shape (m, n); one weight per column, the
+    path's), vectorised; returns shape (4, m): ``var, var_se, es, es_se``."""
+    return wvar_es_levels(losses, w, (alpha,))[0]
+
+
+def wvar_es_levels(losses: np.ndarray, w: np.ndarray, levels: tuple[float, ...]
+                   ) -> np.ndarray:
+    """:func:`wvar_es_rows` at several levels, the rows sorted once; shape (L, 4, m)."""
+    losses = np.asarray(losses, dtype=float)
+    w = np.asarray(w, dtype=float)
+    m, n = losses.shape
+    out = np.full((len(levels), 4, m), np.nan)
+    if n == 0 or m == 0:
+        return out
+    order = np.argsort(-losses, axis=1, kind="stable")
+    desc = np.take_along_axis(losses, order, axis=1)
+    cum = np.cumsum(w[order], axis=1) / n
+    del order
+    rows = np.arange(m)
+    for i, alpha in enumerate(levels):
+        p = 1.0 - alpha
+        ok = cum[:, -1] >= p * (1 - 1e-12)  # else the weights never reach the tail mass
+        var = desc[rows, _first_reaching(cum, np.full(m, p))]
+        in_tail = w[None, :] * (losses >= var[:, None])
+        s = np.sqrt(np.var(in_tail, axis=1, ddof=1) / n) if n > 1 else np.zeros(m)
+        del in_tail
+        hi = desc[rows, _first_reaching(cum, np.maximum(p - s, 0.0))]
+        lo = desc[rows, _first_reaching(cum, p + s)]
+        excess = w[None, :] * np.maximum(losses - var[:, None], 0.0)
+        es = var + excess.mean(axis=1) / p
+        es_se = (np.std(excess, axis=1, ddof=1) / (np.sqrt(n) * p) if n > 1
+                 else np.full(m, np.nan))
+        out[i][:, ok] = np.stack([var, 0.5 * (hi - lo), es, es_se])[:, ok]
     return out
 
 

@@ -136,7 +136,7 @@ def test_regime_occupancy_vols_and_stress_correlation():
     states = np.empty((n, 500), dtype=np.int8)
     regime_paths_nb(np.random.default_rng(2), inputs.s0, inputs.mu_dt, inputs.diff_scale,
                     inputs.gap_log, inputs.chol, inputs.chol_stress, 3.0, 0.02, 0.08, False,
-                    states, out, None, np.zeros(n), None)
+                    states, out, None, np.ones(n, dtype=bool), np.zeros(n), None)
     r = np.diff(np.log(out), axis=1)
     stress = states.astype(bool)
     share, share_se = _batch_se(stress, lambda b: b[:, 100:].mean())
@@ -295,9 +295,11 @@ def test_tilted_kernel_equals_numpy_reference(model, params):
     lw_fast, lw_ref = np.full(40, np.nan), np.full(40, np.nan)
     shape = (40, inputs.steps, 2)
     zs_fast, zs_ref = np.full(shape, np.nan), np.full(shape, np.nan)
-    fast = generate_paths(inputs, 40, g1, theta=theta, log_weight=lw_fast, normals=zs_fast)
+    shift = np.arange(40) % 3 != 0  # a defensive mixture: every third path plain
+    fast = generate_paths(inputs, 40, g1, theta=theta, log_weight=lw_fast, normals=zs_fast,
+                          shift=shift)
     ref = generate_paths_numpy(inputs, 40, g2, theta=theta, log_weight=lw_ref,
-                               normals=zs_ref)
+                               normals=zs_ref, shift=shift)
     np.testing.assert_allclose(fast, ref, rtol=1e-12)
     np.testing.assert_allclose(lw_fast, lw_ref, rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(zs_fast, zs_ref, rtol=1e-11, atol=1e-11)

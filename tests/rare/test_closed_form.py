@@ -38,7 +38,7 @@ def single_account(event: str, paths: int = 20_000) -> dict:
     collateral = S0 - (1.0 - MMR) * BARRIER
     return {
         "name": "barrier",
-        "simulation": {"paths": paths, "steps": STEPS, "horizon_days": 1.0, "seed": 5,
+        "simulation": {"paths": paths, "steps": STEPS, "horizon_days": 1.0, "seed": 22,
                        "chunk_paths": 5000, "rare_event": event},
         "market": {"model": "gbm", "assets": [{"symbol": "BTC", "price": S0, "vol": VOL,
                                                "drift": 0.0, "depth_usd": 1e9}]},

@@ -37,13 +37,19 @@ def test_weights_are_the_likelihood_ratios_of_the_recorded_tilt(tmp_path):
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     theta = np.array(manifest["rare_event"]["theta"])
     assert theta.shape == (48, 2) and np.abs(theta).max() > 0
-    # chunk 0 again, with the NumPy reference generator from the chunk's own seed
+    share = manifest["rare_event"]["defensive_share"]
+    assert share == 0.1  # the default
+    # chunk 0 again, with the NumPy reference generator from the chunk's own seed: every
+    # tenth path plain (path ids 9, 19, ...), the weight p / (0.1 p + 0.9 q)
     seed = np.random.SeedSequence(sc.simulation.seed).spawn(3)[0]
-    log_w = np.empty(200)
+    shift = np.arange(200) % 10 != 9
+    log_ratio = np.empty(200)
     generate_paths_numpy(prepare_path_inputs(sc), 200, np.random.default_rng(seed),
-                         theta=theta, log_weight=log_w)
+                         theta=theta, log_weight=log_ratio, shift=shift)
     w = _weights(tmp_path / "run")
-    np.testing.assert_allclose(w[:200], np.exp(log_w), rtol=1e-10)
+    np.testing.assert_allclose(w[:200], 1.0 / (share + (1 - share) / np.exp(log_ratio)),
+                               rtol=1e-10)
+    assert w.max() <= 1 / share * (1 + 1e-12)
     rare = result.summary["rare_event"]
     assert rare["effective_sample_size"] == pytest.approx(w.sum() ** 2 / (w @ w), rel=1e-12)
     assert rare["mean_weight"] == pytest.approx(w.mean(), rel=1e-12)

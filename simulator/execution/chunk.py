@@ -70,10 +70,6 @@ class ChunkContext:
         """Whether the paths carry importance-sampling weights."""
         return self.tilt is not None
 
-    @property
-    def theta(self) -> np.ndarray | None:
-        """The tilt's shift of each step's normals, (steps, A), or None."""
-        return None if self.tilt is None else self.tilt.kernel_theta()
 
     @classmethod
     def build(cls, scenario: Scenario, out_dir: Path, save_prices: int, version: str,
@@ -156,7 +152,8 @@ def compile_kernels(ctx: ChunkContext) -> None:
     ctx : ChunkContext
         The run's chunk context.
     """
-    exo = generate_paths(ctx.inputs, 1, np.random.default_rng(0), theta=ctx.theta)
+    tilted = {} if ctx.tilt is None else ctx.tilt.path_args()
+    exo = generate_paths(ctx.inputs, 1, np.random.default_rng(0), **tilted)
     replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=min(1, ctx.save_prices),
            index=ctx.index, rng_key=0)
 
@@ -173,8 +170,9 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     rng = np.random.default_rng(task.seed)
     log_weight = np.zeros(task.n_paths)
     shift = None if ctx.tilt is None else ctx.tilt.shifted(task.first_path, task.n_paths)
-    exo = generate_paths(ctx.inputs, task.n_paths, rng, theta=ctx.theta, log_weight=log_weight,
-                         shift=shift)
+    tilted = {} if ctx.tilt is None else ctx.tilt.path_args()
+    exo = generate_paths(ctx.inputs, task.n_paths, rng, log_weight=log_weight, shift=shift,
+                         **tilted)
     weight = None if ctx.tilt is None else ctx.tilt.weights(log_weight)
     t1 = time.perf_counter()
     n_save = max(0, min(task.n_paths, ctx.save_prices - task.first_path))

@@ -139,12 +139,19 @@ def _correlate(chol_t, z, a):  # pragma: no cover - jitted
 
 @njit(cache=True, nogil=True)
 def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out, theta, shift, logw,
-                       znorm                       ):  # pragma: no cover - jitted
+                       znorm, mix_tilt, mix_out):  # pragma: no cover - jitted
     """Correlated, variance-normalised multivariate Student-t paths.
 
     Per path, draws ``steps * A`` normals (C order), then ``steps`` chi-square(dof)
     variates; the innovation of step ``t`` is ``L z_t * sqrt((dof - 2) / W_t)``, which has
     unit variance. Other arguments as :func:`gbm_paths_nb`.
+
+    Importance sampling of the mixing variable: ``mix_tilt`` (float64[steps] or None,
+    only with ``theta``) holds ``log c_t``; a shifted path uses ``W_t = c_t X_t`` for the
+    chi-square draw ``X_t`` (``c_t < 1``: a smaller ``W``, fatter moves), and ``logw``
+    gains ``log(p / q)`` of the ``W_t`` used, ``(dof / 2) log c_t + W_t (1 - c_t) /
+    (2 c_t)`` (the density ratio of a chi-square to its scaled form). ``mix_out``
+    (float64[n_paths, steps] or None) receives the ``W_t`` used.
     """
     n_paths = out.shape[0]
     steps = drift_step.shape[0]
@@ -155,10 +162,19 @@ def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out, theta, s
     lo, hi = _log_bounds(s0)
     for i in range(n_paths):
         _draw_normals(rng, z)
+        lw = 0.0
         for t in range(steps):
-            mix[t] = np.sqrt((dof - 2.0) / rng.chisquare(dof))
+            wv = rng.chisquare(dof)
+            if mix_tilt is not None:
+                c = np.exp(mix_tilt[t])
+                if shift[i]:
+                    wv *= c
+                lw += 0.5 * dof * mix_tilt[t] + 0.5 * wv * (1.0 - c) / c
+                if mix_out is not None:
+                    mix_out[i, t] = wv
+            mix[t] = np.sqrt((dof - 2.0) / wv)
         if theta is not None:
-            logw[i] = _tilt_rows(z, theta, shift[i], znorm, i)
+            logw[i] = lw + _tilt_rows(z, theta, shift[i], znorm, i)
         _start_path(out, i, s0, logp)
         for t in range(steps):
             for a in range(n_assets):
@@ -171,7 +187,8 @@ def student_t_paths_nb(rng, s0, drift_step, diff_scale, chol, dof, out, theta, s
 
 @njit(cache=True, nogil=True)
 def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, jump_std,
-                    common, out, theta, shift, logw, znorm):  # pragma: no cover - jitted
+                    common, out, theta, shift, logw, znorm, jump_tilt, jump_out
+                    ):  # pragma: no cover - jitted
     """GBM plus Merton jumps (compound Poisson of normal log jumps).
 
     Per path, draws ``steps * A`` normals (diffusion, C order); then the jump counts,
@@ -179,6 +196,15 @@ def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, ju
     asset), else ``steps * A``; then one normal per (step, asset) with a jump, in C order:
     the log jump of ``N`` arrivals is ``N * jump_mean + sqrt(N) * jump_std * z``.
     ``drift_step`` must include the jump compensator.
+
+    Importance sampling of the jumps: ``jump_tilt`` (float64[2] or None, only with
+    ``theta``) holds ``log kappa`` and ``eta``; a shifted path draws its counts at
+    ``kappa * lam_dt`` and shifts each jump normal by ``eta``; ``logw`` gains ``log(p /
+    q)`` of the counts ``k`` and jump normals ``x`` used, ``-k log kappa + (kappa - 1)
+    lam_dt`` per count draw and ``eta (eta / 2 - x)`` per jump normal. ``jump_out``
+    (float64[n_paths, 3] or None) receives per path the sum of the counts, the number of
+    jump normals and their sum. (A shifted path's counts come from another Poisson rate,
+    so its later draws are not those of a plain path.)
     """
     n_paths = out.shape[0]
     steps = drift_step.shape[0]
@@ -189,16 +215,34 @@ def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, ju
     lo, hi = _log_bounds(s0)
     for i in range(n_paths):
         _draw_normals(rng, z)
+        lam = lam_dt
+        lk = 0.0
+        eta = 0.0
+        if jump_tilt is not None:
+            lk = jump_tilt[0]
+            eta = jump_tilt[1]
+            if shift[i]:
+                lam = lam_dt * np.exp(lk)
+        lw = 0.0
+        n_counts = 0.0
         for t in range(steps):
             if common:
-                k = rng.poisson(lam_dt)
+                k = rng.poisson(lam)
                 for a in range(n_assets):
                     counts[t, a] = k
+                if jump_tilt is not None:
+                    lw += -k * lk + np.expm1(lk) * lam_dt
+                    n_counts += k
             else:
                 for a in range(n_assets):
-                    counts[t, a] = rng.poisson(lam_dt)
+                    counts[t, a] = rng.poisson(lam)
+                    if jump_tilt is not None:
+                        lw += -counts[t, a] * lk + np.expm1(lk) * lam_dt
+                        n_counts += counts[t, a]
         if theta is not None:
-            logw[i] = _tilt_rows(z, theta, shift[i], znorm, i)
+            lw += _tilt_rows(z, theta, shift[i], znorm, i)
+        n_normals = 0.0
+        sum_normals = 0.0
         _start_path(out, i, s0, logp)
         for t in range(steps):
             for a in range(n_assets):
@@ -207,9 +251,22 @@ def merton_paths_nb(rng, s0, drift_step, diff_scale, chol, lam_dt, jump_mean, ju
             for a in range(n_assets):
                 k = counts[t, a]
                 if k > 0:
-                    logp[a] += k * jump_mean + np.sqrt(k) * jump_std * rng.standard_normal()
+                    zj = rng.standard_normal()
+                    if jump_tilt is not None:
+                        if shift[i]:
+                            zj += eta
+                        lw += eta * (0.5 * eta - zj)
+                        n_normals += 1.0
+                        sum_normals += zj
+                    logp[a] += k * jump_mean + np.sqrt(k) * jump_std * zj
                 logp[a] = bound_price_nb(logp[a], lo[a], hi[a])
                 out[i, t + 1, a] = np.exp(logp[a])
+        if theta is not None:
+            logw[i] = lw
+        if jump_out is not None:
+            jump_out[i, 0] = n_counts
+            jump_out[i, 1] = n_normals
+            jump_out[i, 2] = sum_normals
     return 0
 
 

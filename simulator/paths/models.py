@@ -10,6 +10,7 @@ an earlier one on the same entries).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,6 +203,8 @@ def generate_paths(
     inputs: PathInputs, n_paths: int, rng: np.random.Generator, out: np.ndarray | None = None,
     theta: np.ndarray | None = None, log_weight: np.ndarray | None = None,
     normals: np.ndarray | None = None, shift: np.ndarray | None = None,
+    mix_tilt: np.ndarray | None = None, jump_tilt: np.ndarray | None = None,
+    mix_out: np.ndarray | None = None, jump_out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Draw exogenous price paths with the Numba kernel.
 
@@ -223,6 +226,15 @@ def generate_paths(
     shift : ndarray of bool, shape (n_paths,), optional
         Which paths ``theta`` shifts (default: every one); the others are drawn plain (a
         defensive mixture), their ``log_weight`` still ``log(p / q)`` of their normals.
+    mix_tilt : ndarray, shape (steps,), optional
+        ``student_t`` with ``theta``: the log scale ``log c_t`` of each step's mixing
+        variable (:func:`~simulator.paths._kernels.student_t_paths_nb`).
+    jump_tilt : ndarray, shape (2,), optional
+        ``merton`` with ``theta``: ``log kappa`` (the jump intensity's multiplier) and
+        ``eta`` (the shift of the jump normals).
+    mix_out, jump_out : ndarray, optional
+        Receive the mixing variables used, shape (n_paths, steps), and per path the jump
+        count, the number of jump normals and their sum, shape (n_paths, 3).
 
     Returns
     -------
@@ -253,14 +265,19 @@ def generate_paths(
                               or znorm.dtype != np.float64):
         raise ValueError("normals must be float64 of shape "
                          f"{(n_paths, inputs.steps, inputs.n_assets)}")
+    if (mix_tilt is not None or jump_tilt is not None) and theta is None:
+        raise ValueError("mix_tilt and jump_tilt go with theta")
     p = inputs.params
     if isinstance(p, StudentT):
         student_t_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol,
-                           p.dof, out, theta, shifted, logw, znorm)
+                           p.dof, out, theta, shifted, logw, znorm,
+                           _f64(mix_tilt, (inputs.steps,)),
+                           _f64(mix_out, (n_paths, inputs.steps)))
     elif isinstance(p, Jumps):
         merton_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol,
                         p.intensity * _dt(inputs), p.mean, p.std, p.common, out, theta,
-                        shifted, logw, znorm)
+                        shifted, logw, znorm, _f64(jump_tilt, (2,)),
+                        _f64(jump_out, (n_paths, 3)))
     elif isinstance(p, Garch):
         garch_paths_nb(rng, inputs.s0, inputs.mu_dt, inputs.var_dt, inputs.vol_mult,
                        inputs.gap_log, inputs.chol, p.alpha, p.beta, out, theta, shifted,
@@ -279,6 +296,15 @@ def generate_paths(
         gbm_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol, out,
                      theta, shifted, logw, znorm)
     return out
+
+
+def _f64(x: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """``x`` as a C-contiguous float64 array of ``shape`` (None stays None)."""
+    if x is None:
+        return None
+    if x.shape != shape or x.dtype != np.float64 or not x.flags.c_contiguous:
+        raise ValueError(f"expected a C-contiguous float64 array of shape {shape}")
+    return x
 
 
 def standardise_returns(returns: np.ndarray, params: Bootstrap
@@ -339,14 +365,17 @@ def generate_paths_numpy(inputs: PathInputs, n_paths: int, rng: np.random.Genera
                          theta: np.ndarray | None = None,
                          log_weight: np.ndarray | None = None,
                          normals: np.ndarray | None = None,
-                         shift: np.ndarray | None = None) -> np.ndarray:
+                         shift: np.ndarray | None = None,
+                         mix_tilt: np.ndarray | None = None,
+                         jump_tilt: np.ndarray | None = None) -> np.ndarray:
     """Reference implementation of :func:`generate_paths` in plain NumPy.
 
     Draws the same random numbers in the same order as the kernels, so from the same
     generator state it gives the same prices (up to floating-point rounding of the sums).
     With ``theta`` the normals of every step of the paths of ``shift`` (default: all) are
     shifted by it, ``log_weight`` receives ``sum_t (-theta_t . x_t + |theta_t|**2 / 2)``
-    per path and ``normals`` the normals ``x`` as used, as in the kernels.
+    per path and ``normals`` the normals ``x`` as used, as in the kernels; ``mix_tilt``
+    and ``jump_tilt`` tilt the Student-t mixing and the Merton jumps as the kernels do.
     """
     p = inputs.params
     steps, n_assets = inputs.steps, inputs.n_assets
@@ -423,19 +452,31 @@ def generate_paths_numpy(inputs: PathInputs, n_paths: int, rng: np.random.Genera
         z = draw((steps, n_assets), i)
         w = np.einsum("tab,tb->ta", inputs.chol, z)
         base = inputs.drift_step + inputs.diff_scale * w
+        on = shift is None or bool(shift[i])
         if isinstance(p, StudentT):
-            mix = np.sqrt((p.dof - 2.0) / rng.chisquare(p.dof, steps))
+            mixing = rng.chisquare(p.dof, steps)
+            if mix_tilt is not None:
+                c = np.exp(mix_tilt)
+                mixing = mixing * c if on else mixing
+                if log_weight is not None:
+                    log_weight[i] += np.sum(0.5 * p.dof * mix_tilt
+                                            + 0.5 * mixing * (1 - c) / c)
+            mix = np.sqrt((p.dof - 2.0) / mixing)
             base = inputs.drift_step + inputs.diff_scale * w * mix[:, None]
         elif isinstance(p, Jumps):
             lam_dt = p.intensity * _dt(inputs)
-            if p.common:
-                counts = np.repeat(rng.poisson(lam_dt, steps)[:, None], n_assets, axis=1)
-            else:
-                counts = rng.poisson(lam_dt, (steps, n_assets))
+            lk, eta = (0.0, 0.0) if jump_tilt is None else (jump_tilt[0], jump_tilt[1])
+            lam = lam_dt * math.exp(lk) if on else lam_dt
+            drawn = rng.poisson(lam, steps if p.common else (steps, n_assets))
+            counts = np.repeat(drawn[:, None], n_assets, axis=1) if p.common else drawn
             hit = counts > 0
             jumps = np.zeros((steps, n_assets))
             k = counts[hit]
-            jumps[hit] = k * p.mean + np.sqrt(k) * p.std * rng.standard_normal(int(hit.sum()))
+            zj = rng.standard_normal(int(hit.sum())) + (eta if on else 0.0)
+            if jump_tilt is not None and log_weight is not None:
+                log_weight[i] += (np.sum(-drawn * lk + math.expm1(lk) * lam_dt)
+                                  + np.sum(eta * (0.5 * eta - zj)))
+            jumps[hit] = k * p.mean + np.sqrt(k) * p.std * zj
             base = base + jumps
         log_returns[i] = base
     return _cumulate(inputs.s0, log_returns)

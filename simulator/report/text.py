@@ -111,6 +111,9 @@ def summary_table(summary: dict[str, Any]) -> str:
     w2 = max(len(r[2]) for r in rows)
     lines.append(f"  {'metric':<{w0}}  {'estimate':>{w1}}  {'(stderr)':>{w2}}")
     lines.extend(f"  {a:<{w0}}  {b:>{w1}}  {c:>{w2}}" for a, b, c in rows)
+    rare = summary.get("rare_event")
+    if isinstance(rare, dict) and rare.get("warning"):
+        lines.append(f"  warning: {rare['warning']}")
     return "\n".join(lines)
 
 

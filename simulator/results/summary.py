@@ -19,6 +19,9 @@ TAIL_METRICS = ("bad_debt", "insurance_fund_draw", "liquidated_notional", "adl_n
                 "n_liquidations")
 
 
+#: rare-event mode: fewer effective paths in the event than this earn a warning
+RELIABLE_ESS = 100
+
 #: quantiles of the time to the first liquidation and of the cascade depth
 DISTRIBUTION_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -127,6 +130,12 @@ def summarise(out_dir: Path, scenario: Scenario,
             "effective_sample_size_in_event": risk.effective_sample_size(w[hit]),
             "mean_weight": float(w.mean()),
         }
+        ess = out["rare_event"]["effective_sample_size_in_event"]
+        if ess < RELIABLE_ESS:
+            out["rare_event"]["warning"] = (
+                f"only {ess:,.0f} effective paths in the event (fewer than {RELIABLE_ESS}): "
+                "its probability and error may be unreliable; raise simulation.paths (or "
+                "simulation.rare_pilot_paths for a better tilt)")
     return out
 
 

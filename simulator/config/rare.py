@@ -1,5 +1,6 @@
 """Rare-event mode's keys: ``simulation.rare_event`` (the event importance sampling aims
-at) and ``simulation.variance_reduction``, with the event's grammar.
+at) and ``simulation.variance_reduction`` (``importance`` or ``sobol``), with the event's
+grammar.
 
 An event is a condition on one ``paths/`` column, ``COLUMN OP VALUE`` with ``OP`` one of
 ``>``, ``>=``, ``<``, ``<=`` (``n_liquidations>0``, ``bad_debt>1e6``,
@@ -17,9 +18,13 @@ import numpy as np
 
 from simulator.errors import ScenarioError
 
-#: ``simulation.variance_reduction``: ``none`` (plain Monte Carlo) or ``importance``
-#: (importance sampling towards ``simulation.rare_event``)
-VARIANCE_REDUCTION = ("none", "importance")
+#: ``simulation.variance_reduction``: ``none`` (plain Monte Carlo), ``importance``
+#: (importance sampling towards ``simulation.rare_event``) or ``sobol`` (randomised
+#: quasi-Monte Carlo: a scrambled Sobol point set per chunk)
+VARIANCE_REDUCTION = ("none", "importance", "sobol")
+
+#: market models of the ``sobol`` mode (Gaussian increments, and Student-t's mixing)
+SOBOL_MODELS = ("gbm", "student_t")
 
 #: market models whose random drivers are Gaussian innovations that importance sampling
 #: shifts (``bootstrap`` resamples history: no density to weight by)

@@ -48,7 +48,7 @@ from simulator.config.population import (
     Population,
     _read_population,
 )
-from simulator.config.rare import TILTABLE_MODELS, parse_event
+from simulator.config.rare import SOBOL_MODELS, TILTABLE_MODELS, parse_event
 from simulator.config.simulation import Simulation, _read_simulation
 from simulator.config.venue import Venue, read_venue
 
@@ -110,9 +110,10 @@ class Scenario:
         if out["simulation"]["events"] == "all":  # the default: digests of older scenarios
             out["simulation"].pop("events")  # hold
         if not out["simulation"]["rare_event"]:  # rare-event mode off: likewise
-            for key in ("rare_event", "variance_reduction", "rare_pilot_paths",
-                        "rare_defensive_share"):
+            for key in ("rare_event", "rare_pilot_paths", "rare_defensive_share"):
                 out["simulation"].pop(key)
+        if out["simulation"]["variance_reduction"] == "none":
+            out["simulation"].pop("variance_reduction")
         for key in ("document", "source", "overrides"):
             out.pop(key)
         return _json_safe(out)
@@ -217,6 +218,10 @@ def scenario_from_dict(
     market_table.finish()
     if simulation.rare_event:
         _check_rare_event(simulation, market, sim_table)
+    if simulation.variance_reduction == "sobol" and market.model not in SOBOL_MODELS:
+        raise sim_table.error("variance_reduction", f"the sobol mode draws the increments of "
+                              f"the models {', '.join(SOBOL_MODELS)}; market.model is "
+                              f"{market.model!r}")
     liq_table = top.table("liquidity", {})
     liquidity = Liquidity(
         impact=liq_table.string("impact", "linear", choices=("none", "linear", "sqrt")),

@@ -82,9 +82,26 @@ def _read_rare(t: Table) -> dict[str, object]:
         raise t.error("variance_reduction", "importance sampling needs the event to aim at: "
                       "set simulation.rare_event (or --rare EVENT), e.g. fund_depletion or "
                       "bad_debt>1e6")
-    if method == "none" and event:
-        raise t.error("variance_reduction", f"'none' with simulation.rare_event = {event!r}: "
-                      "rare-event mode needs 'importance' (or drop rare_event)")
+    if method != "importance" and event:
+        raise t.error("variance_reduction", f"{method!r} with simulation.rare_event = "
+                      f"{event!r}: rare-event mode is importance sampling; give "
+                      "'importance' (or drop rare_event)")
+    if method == "sobol":
+        chunk = t.integer("chunk_paths", Simulation.chunk_paths, lo=1)
+        paths = t.integer("paths", Simulation.paths, lo=1)
+        if chunk & (chunk - 1):
+            raise t.error("chunk_paths", f"the sobol mode draws each chunk from one Sobol "
+                          f"point set, whose balance needs a power of 2; got {chunk:,} "
+                          f"(try {1 << (chunk.bit_length() - 1):,} or "
+                          f"{1 << chunk.bit_length():,})")
+        if paths % chunk:
+            raise t.error("paths", f"the sobol mode's chunks are independent scrambles of "
+                          f"equal size: {paths:,} paths is not a multiple of chunk_paths = "
+                          f"{chunk:,}")
+        if paths < 2 * chunk:
+            raise t.error("paths", f"the sobol mode's standard errors come from the spread "
+                          f"of independent scrambles, one per chunk: {paths:,} paths in "
+                          f"chunks of {chunk:,} make fewer than 2 (8 or more is better)")
     pilot = t.integer("rare_pilot_paths", Simulation.rare_pilot_paths, lo=100,
                       hi=1_000_000)
     share = t.number("rare_defensive_share", Simulation.rare_defensive_share, lo=0.0,

@@ -21,7 +21,7 @@ from simulator.errors import RunDirectoryError
 from simulator.execution.prepare import prepare
 from simulator.margin import EngineRules, replay
 from simulator.margin.engine import BookIndex
-from simulator.paths import PathInputs, generate_paths
+from simulator.paths import PathInputs, generate_paths, generate_paths_sobol
 from simulator.rare import Tilt
 from simulator.results import accounts as aggregate
 from simulator.results import atomic as output
@@ -64,6 +64,8 @@ class ChunkContext:
     #: rare-event mode: the importance-sampling tilt (:class:`simulator.rare.Tilt`);
     #: ``None`` in a plain run
     tilt: Tilt | None = None
+    #: ``simulation.variance_reduction = "sobol"``: each chunk one scrambled Sobol set
+    sobol: bool = False
 
     @property
     def weighted(self) -> bool:
@@ -82,10 +84,10 @@ class ChunkContext:
                    out_dir=out_dir, save_prices=save_prices, n_paths_total=sim.paths,
                    tail_mode=aggregate.tail_mode(sim.paths, book.n_accounts,
                                                  sim.account_tail_budget_mb, sim.risk_levels,
-                                                 sim.variance_reduction == "importance"),
+                                                 sim.variance_reduction != "none"),
                    metadata=tables.file_metadata(scenario.digest, sim.seed, version),
                    levels=sim.risk_levels, identity=run_identity(scenario),
-                   events=sim.events)
+                   events=sim.events, sobol=sim.variance_reduction == "sobol")
 
 
 def plan_chunks(n_paths: int, chunk_paths: int, seed: int) -> list[ChunkTask]:
@@ -171,8 +173,9 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     log_weight = np.zeros(task.n_paths)
     shift = None if ctx.tilt is None else ctx.tilt.shifted(task.first_path, task.n_paths)
     tilted = {} if ctx.tilt is None else ctx.tilt.path_args()
-    exo = generate_paths(ctx.inputs, task.n_paths, rng, log_weight=log_weight, shift=shift,
-                         **tilted)
+    exo = (generate_paths_sobol(ctx.inputs, task.n_paths, rng) if ctx.sobol else
+           generate_paths(ctx.inputs, task.n_paths, rng, log_weight=log_weight, shift=shift,
+                          **tilted))
     weight = None if ctx.tilt is None else ctx.tilt.weights(log_weight)
     t1 = time.perf_counter()
     n_save = max(0, min(task.n_paths, ctx.save_prices - task.first_path))

@@ -486,7 +486,7 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
     bar = Progress(sim.paths, len(tasks), progress,
                    sum(t.n_paths for t in tasks if t.index in done), len(done))
     totals = aggregate.AccountTotals(ctx.tail_mode, risk.tail_size(sim.paths, min(ctx.levels)),
-                                     ctx.levels)
+                                     ctx.levels, spread=ctx.sobol)
     seconds: dict[str, float] = {}
     if todo:  # here, so that workers load the kernels from the cache
         with compiled.watch():

@@ -4,12 +4,14 @@ Owns the translation of a scenario's market, price model and scheduled shocks in
 arrays the path generators take (:func:`~simulator.paths.models.prepare_path_inputs`,
 :class:`~simulator.paths.models.PathInputs`), and the generators of every model: Numba
 kernels (``simulator.paths._kernels``) and a plain NumPy reference for the tests
-(:func:`~simulator.paths.models.generate_paths_numpy`). Prices stay within the bounds of
+(:func:`~simulator.paths.models.generate_paths_numpy`); importance sampling's shifts and
+likelihood ratios inside those kernels; scrambled Sobol paths with Brownian-bridge order
+(:func:`~simulator.paths.qmc.generate_paths_sobol`). Prices stay within the bounds of
 :mod:`simulator.config.limits`.
 
 May import: :mod:`simulator.config`, :mod:`simulator._kernels`, :mod:`simulator.errors`,
-:mod:`simulator.calibration` (lazily: the GARCH filter of a filtered bootstrap), numpy;
-numba in ``_kernels`` only.
+:mod:`simulator.calibration` (lazily: the GARCH filter of a filtered bootstrap), numpy,
+scipy (the Sobol points); numba in ``_kernels`` only.
 """
 
 from simulator.paths.models import (
@@ -18,5 +20,7 @@ from simulator.paths.models import (
     generate_paths_numpy,
     prepare_path_inputs,
 )
+from simulator.paths.qmc import generate_paths_sobol
 
-__all__ = ["PathInputs", "generate_paths", "generate_paths_numpy", "prepare_path_inputs"]
+__all__ = ["PathInputs", "generate_paths", "generate_paths_numpy", "generate_paths_sobol",
+           "prepare_path_inputs"]

@@ -25,10 +25,9 @@ import numpy as np
 from scipy import special, stats
 
 from simulator.config.models import StudentT
+from simulator.config.rare import SOBOL_MODELS
 from simulator.paths.models import PathInputs, _cumulate
 
-#: models the Sobol mode supports
-SOBOL_MODELS = ("gbm", "student_t")
 #: uniforms are kept inside (U_MIN, 1 - U_MIN) before the inverse normal
 U_MIN = 1e-15
 

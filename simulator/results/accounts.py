@@ -27,7 +27,7 @@ with the number of chunks, and the result does not depend on the order chunks fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,14 +44,15 @@ PNL_BLOCK_BYTES = 64 << 20
 
 
 def tail_mode(n_paths: int, n_accounts: int, budget_mb: float,
-              levels: tuple[float, ...] = (ALPHA,), weighted: bool = False) -> str:
+              levels: tuple[float, ...] = (ALPHA,), force_batch: bool = False) -> str:
     """``exact`` when the per-account loss tails of the whole run fit the budget.
 
     The tail kept is that of the lowest level (the longest). The driver holds one merged
-    tail and one chunk's tail at a time. Weighted runs (rare-event mode) use ``batch``:
-    how many of the largest losses hold a weighted tail mass is not known in advance.
+    tail and one chunk's tail at a time. ``batch`` is forced (``force_batch``) for weighted
+    runs (rare-event mode: how many of the largest losses hold a weighted tail mass is not
+    known in advance) and Sobol runs (their errors come from the spread of the chunks).
     """
-    if weighted:
+    if force_batch:
         return "batch"
     need = risk.tail_size(n_paths, min(levels)) * n_accounts * 8
     return "exact" if need <= budget_mb * (1 << 20) else "batch"
@@ -166,7 +167,12 @@ def load_chunk_partial(out_dir: Path, index: int, first_path: int, symbols: tupl
 
 @dataclass
 class AccountTotals:
-    """Per-account aggregates merged over chunks (in chunk order)."""
+    """Per-account aggregates merged over chunks (in chunk order).
+
+    With ``spread`` (``simulation.variance_reduction = "sobol"``: chunks of equal size,
+    each an independent scramble) the standard errors come from the spread of the chunk
+    estimates, ``sqrt(var_k(chunk estimates) / k)``: ``chunk_sq`` sums their squares.
+    """
 
     mode: str
     keep: int
@@ -182,6 +188,13 @@ class AccountTotals:
     es_w: np.ndarray | None = None
     es_se2: np.ndarray | None = None
     counts: np.ndarray | None = None
+    spread: bool = False
+    chunks: int = 0
+    chunk_sq: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def _square(self, name: str, value: np.ndarray) -> None:
+        sq = np.square(value)
+        self.chunk_sq[name] = sq if name not in self.chunk_sq else self.chunk_sq[name] + sq
 
     def add(self, part: AccountPartial) -> None:
         """Merge one chunk's aggregates (call in chunk order)."""
@@ -197,6 +210,14 @@ class AccountTotals:
             self.counts = part.counts.copy() if self.counts is None else self.counts + part.counts
         self.n += part.n
         m = part.n
+        if self.spread:
+            self.chunks += 1
+            self._square("pnl", part.pnl_sum / m)
+            self._square("liq", part.liquidated / m)
+            self._square("bank", part.bankrupt / m)
+            if part.batch is not None:
+                self._square("var", part.batch[:, 0])
+                self._square("es", part.batch[:, 2])
         if self.mode == "exact":
             self.tail = (part.tail if self.tail is None
                          else risk.merge_tails(self.tail, part.tail, self.keep))
@@ -228,6 +249,10 @@ def accounts_table(book: Book, agg: AccountTotals,
         liq, bank = agg.counts[:, 0] / n, agg.counts[:, 2] / n
         liq_se = np.sqrt(np.maximum(agg.counts[:, 1] / n - liq**2, 0.0) / max(n - 1, 1))
         bank_se = np.sqrt(np.maximum(agg.counts[:, 3] / n - bank**2, 0.0) / max(n - 1, 1))
+    pnl_se = np.sqrt(var_pnl / n)
+    if agg.spread:  # Sobol: the spread of the k chunk estimates, whose mean is the estimate
+        liq_se, bank_se = _spread_se(agg, "liq", liq), _spread_se(agg, "bank", bank)
+        pnl_se = _spread_se(agg, "pnl", mean)
     tail_cols: dict[str, np.ndarray] = {}
     se_cols: dict[str, np.ndarray] = {}
     tail = risk.sorted_desc(agg.tail) if agg.mode == "exact" else None
@@ -240,6 +265,9 @@ def accounts_table(book: Book, agg: AccountTotals,
             var, es = agg.var_w[i_level] / n, agg.es_w[i_level] / n
             var_se = np.sqrt(agg.var_se2[i_level]) / n
             es_se = np.sqrt(agg.es_se2[i_level]) / n
+            if agg.spread:
+                var_se = _spread_se(agg, "var", var, i_level)
+                es_se = _spread_se(agg, "es", es, i_level)
         suffix = risk.level_suffix(level)
         tail_cols[f"var_{suffix}"], tail_cols[f"es_{suffix}"] = var, es
         # an error that cannot be estimated (one loss in the tail) is null, not NaN
@@ -257,14 +285,18 @@ def accounts_table(book: Book, agg: AccountTotals,
         **tail_cols,
         "liquidation_prob_stderr": liq_se,
         "bankruptcy_prob_stderr": bank_se,
-        "mean_pnl_stderr": np.sqrt(var_pnl / n),
+        "mean_pnl_stderr": pnl_se,
         **se_cols,
         "var_es_method": pa.array([agg.mode] * n_acc).dictionary_encode(),
         **(greeks or {}),
     })
 
 
-
-
-
-
+def _spread_se(agg: AccountTotals, name: str, mean: np.ndarray, level: int | None = None
+               ) -> np.ndarray:
+    """Standard error of the mean of ``agg.chunks`` equal chunks' estimates from their
+    spread, ``sqrt(var / k)`` with the unbiased variance (``level``: a row of the levels)."""
+    k = agg.chunks
+    sq = agg.chunk_sq[name] if level is None else agg.chunk_sq[name][level]
+    var = np.maximum(sq / k - mean**2, 0.0) * k / max(k - 1, 1)
+    return np.sqrt(var / k)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,14 @@ def summarise(out_dir: Path, scenario: Scenario,
     if rare is not None:
         condition = parse_event(str(rare["event"]), scenario.market.symbols, scenario.source)
         names = list(dict.fromkeys([*names, condition.column, "weight"]))
+    sobol = scenario.simulation.variance_reduction == "sobol"
+    if sobol:
+        names.append("path_id")
     table = pq.read_table(out_dir / "paths", columns=names)
     col = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
     w = col["weight"] if rare is not None else None
-    est = _Estimators(w)
+    est = (_ChunkSpread(col["path_id"] // scenario.simulation.chunk_paths) if sobol
+           else _Estimators(w))
     col["insurance_fund_draw"] = np.maximum(
         scenario.venue.insurance_fund_usd + col["fees"] - col["insurance_fund_end"], 0.0)
     metrics: dict[str, tuple[float, float]] = {}
@@ -86,6 +91,10 @@ def summarise(out_dir: Path, scenario: Scenario,
     metrics["first_liquidation_step_mean"] = (
         risk.mean_se(first) if w is None else risk.wratio_se(first, np.ones_like(first),
                                                             w_first))
+    if sobol:
+        first_all = col["first_liquidation_step"].astype(float)
+        metrics["first_liquidation_step_mean"] = est.ratio(np.nan_to_num(first_all),
+                                                           has_first.astype(float))
     depth = col["max_cascade_rounds"].astype(float)
     quantiles: dict[str, dict[str, float | None]] = {}
     for q in DISTRIBUTION_QUANTILES:
@@ -93,6 +102,8 @@ def summarise(out_dir: Path, scenario: Scenario,
         for name, x, wx in (("first_liquidation_step", first, w_first),
                             ("max_cascade_rounds", depth, w)):
             q_est, q_se = risk.quantile_se(x, q) if wx is None else risk.wquantile_se(x, wx, q)
+            if sobol:
+                q_est, q_se = est.quantile(x, q, has_first if name.startswith("first") else None)
             metrics[f"{name}_{tag}"] = (q_est, q_se)
             quantiles.setdefault(name, {})[tag] = _finite(q_est)
     values, counts = np.unique(col["max_cascade_rounds"], return_counts=True)
@@ -117,6 +128,9 @@ def summarise(out_dir: Path, scenario: Scenario,
         "price_bounds": {"floor_ratio": PRICE_FLOOR_RATIO, "cap_ratio": PRICE_CAP_RATIO,
                          "paths_bounded": int(np.count_nonzero(col["price_bounded"]))},
     }
+    if sobol:
+        out["variance_reduction"] = {"method": "sobol", "scrambles": est.k,
+                                     "stderr_from": "the spread of the chunk estimates"}
     if rare is not None:
         hit = condition.holds(col[condition.column].astype(float))
         p, p_se = risk.wprob_se(hit, w)
@@ -156,6 +170,49 @@ class _Estimators:
 
     def ratio(self, y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
         return risk.ratio_se(y, x) if self.w is None else risk.wratio_se(y, x, self.w)
+
+
+class _ChunkSpread:
+    """Randomised QMC: the estimate over all paths, its standard error the spread of the
+    ``k`` chunks' own estimates (independent scrambles of equal size), ``sd / sqrt(k)``."""
+
+    def __init__(self, chunk: np.ndarray) -> None:
+        self.chunk = chunk
+        self.ids = np.unique(chunk)
+        self.k = int(self.ids.size)
+
+    def _spread(self, est: float, fn: Any, *cols: np.ndarray) -> tuple[float, float]:
+        parts = np.array([fn(*(c[self.chunk == i] for c in cols)) for i in self.ids])
+        parts = parts[np.isfinite(parts)]
+        se = float(parts.std(ddof=1) / np.sqrt(parts.size)) if parts.size > 1 else math.nan
+        return est, se
+
+    def mean(self, x: np.ndarray) -> tuple[float, float]:
+        x = np.asarray(x, dtype=float)
+        return self._spread(float(x.mean()), np.mean, x)
+
+    def prob(self, flags: np.ndarray) -> tuple[float, float]:
+        return self.mean(np.asarray(flags, dtype=bool).astype(float))
+
+    def var_es(self, x: np.ndarray, level: float) -> tuple[float, float, float, float]:
+        var, _, es, _ = risk.var_es(x, level)
+        parts = np.array([risk.var_es(x[self.chunk == i], level) for i in self.ids])
+        se = parts.std(axis=0, ddof=1) / np.sqrt(self.k)
+        return var, float(se[0]), es, float(se[2])
+
+    def ratio(self, y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+        y, x = np.asarray(y, dtype=float), np.asarray(x, dtype=float)
+        est = float(y.sum() / x.sum()) if x.sum() else math.nan
+        return self._spread(est, lambda a, b: a.sum() / b.sum() if b.sum() else math.nan, y, x)
+
+    def quantile(self, x: np.ndarray, q: float, subset: np.ndarray | None
+                 ) -> tuple[float, float]:
+        chunk = self.chunk if subset is None else self.chunk[subset]
+        est = risk.quantile_se(x, q)[0]
+        parts = np.array([risk.quantile_se(x[chunk == i], q)[0] for i in self.ids])
+        parts = parts[np.isfinite(parts)]
+        return est, float(parts.std(ddof=1) / np.sqrt(parts.size)) if parts.size > 1 \
+            else math.nan
 
 
 def _finite(x: float) -> float | None:

@@ -69,3 +69,33 @@ def test_ids_are_dictionary_encoded_and_files_zstd(run_dir):
         for rg in range(meta.num_row_groups):
             for c in range(meta.num_columns):
                 assert meta.row_group(rg).column(c).compression == "ZSTD", (path, c)
+
+
+def test_weighting_a_rare_event_run_in_pandas_polars_and_duckdb(tmp_path):
+    """The README's rare-event recipes (docs/rare-events.md): the weighted probability and
+    its error, in each of the three, equal what summary.json reports."""
+    import json
+
+    out = tmp_path / "rare"
+    assert main(["run", "two-asset-crash", "--paths", "2000", "--rare", "bad_debt>700000",
+                 "--set", "population.count=400", "--set", "simulation.steps=48",
+                 "--set", "simulation.chunk_paths=500", "--set",
+                 "simulation.rare_pilot_paths=500", "--events", "none", "--out", str(out),
+                 "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())["rare_event"]["probability"]
+    paths = pd.read_parquet(out / "paths")
+    hit = paths["bad_debt"] > 700_000
+    by_pandas = ((paths["weight"] * hit).mean(),
+                 (paths["weight"] * hit).std(ddof=1) / len(paths) ** 0.5)
+    flag = (pl.col("bad_debt") > 700_000).cast(pl.Float64)
+    by_polars = pl.scan_parquet(f"{out}/paths/*.parquet").select(
+        (pl.col("weight") * flag).mean().alias("p"),
+        ((pl.col("weight") * flag).std() / pl.len().sqrt()).alias("stderr")).collect().row(0)
+    by_duckdb = duckdb.sql(f"""
+        SELECT avg(weight * (bad_debt > 700000)::INT),
+               stddev_samp(weight * (bad_debt > 700000)::INT) / sqrt(count(*))
+        FROM '{out}/paths/*.parquet'""").fetchall()[0]
+    for p, se in (by_pandas, by_polars, by_duckdb):
+        assert p == pytest.approx(summary["estimate"], rel=1e-9)
+        assert se == pytest.approx(summary["stderr"], rel=1e-9)
+    assert 0 < summary["estimate"] < 0.05

@@ -346,6 +346,14 @@ def _run_page(run_dir: Path) -> tuple[str, dict[str, str], str]:
              "end of the page.</p>",
              f'<div class="scroll">{headline_html({**summary, "metrics": metrics}, caption=False)}'
              "</div>"]
+    rare = summary.get("rare_event")
+    if isinstance(rare, dict):
+        parts.append(_note(
+            f"This run is importance-sampled towards {rare.get('event')} (rare-event "
+            "mode): its paths were drawn from the tilted measure. The table's estimates are "
+            "weighted back to the real one; the figures below show the paths as drawn, "
+            "unweighted, so they overstate the event. Weight the paths/ weight column to "
+            "redraw them."))
     parts.append("<h2>Loss distribution</h2>")
     if paths is None:
         parts.append(_note("No paths/ dataset in this run directory."))

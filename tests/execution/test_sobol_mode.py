@@ -63,3 +63,46 @@ def test_sobol_agrees_with_plain_and_is_sharper(tmp_path):
              for d in (tmp_path / "sobol", tmp_path / "one")]
     assert files[0] == files[1]
     assert again.summary == qmc.summary
+
+
+@pytest.mark.slow
+def test_sobol_resume_and_dask_give_the_same_files(tmp_path, monkeypatch):
+    """A Sobol run killed in its last chunk and resumed, and the same run on a Dask
+    cluster on loopback, write the files of the uninterrupted loky run."""
+    from simulator import cli
+    from simulator.execution import runner
+
+    args = ["run", "two-asset-crash", *[f"--set={s}" for s in SMALL],
+            "--set=simulation.variance_reduction=sobol", "--paths", "768",
+            "--set=simulation.chunk_paths=256", "--quiet"]
+    assert cli.main([*args, "--out", str(tmp_path / "whole")]) == 0
+    real = runner.run_chunk
+
+    def dying(ctx, task):
+        if task.index < 2:
+            return real(ctx, task)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_chunk", dying)
+    assert cli.main([*args, "--out", str(tmp_path / "killed")]) == 130
+    monkeypatch.undo()
+    assert cli.main([*args, "--out", str(tmp_path / "killed"), "--resume"]) == 0
+    files = [json.loads((tmp_path / d / "manifest.json").read_text())["files"]
+             for d in ("whole", "killed")]
+    assert files[0] == files[1]
+
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        assert cli.main([*args, "--out", str(tmp_path / "dask"), "--backend", "dask",
+                         "--scheduler", cluster.scheduler_address]) == 0
+        rare = ["run", "two-asset-crash", *[f"--set={s}" for s in SMALL], "--paths", "600",
+                "--set=simulation.chunk_paths=200", "--set=simulation.rare_pilot_paths=300",
+                "--rare", "bad_debt>90000", "--quiet"]
+        assert cli.main([*rare, "--out", str(tmp_path / "rare-dask"), "--backend", "dask",
+                         "--scheduler", cluster.scheduler_address]) == 0
+    assert cli.main([*rare, "--out", str(tmp_path / "rare-loky"), "--jobs", "2"]) == 0
+    for a, b in (("whole", "dask"), ("rare-loky", "rare-dask")):
+        fa, fb = (json.loads((tmp_path / d / "manifest.json").read_text())["files"]
+                  for d in (a, b))
+        assert fa == fb, (a, b)

@@ -276,3 +276,17 @@ def test_summary_json_not_an_object(tmp_path, capsys):
         assert main([*args, "--unverified"]) == 2  # a warning, then the error
         err = capsys.readouterr().err.splitlines()
         assert len(err) == 2 and "warning:" in err[0] and "summary.json" in err[1], err
+
+
+def test_a_rare_event_run_says_its_figures_are_unweighted(tmp_path: Path) -> None:
+    """Rare-event mode: the headline starts with the event's probability, and the page says
+    that the figures show the tilted paths as drawn."""
+    run_dir = _run(tmp_path / "rare", "two-asset-crash", "--paths", "400", "--rare",
+                   "bad_debt>700000", "--set", "population.count=300", "--set",
+                   "simulation.steps=48", "--set", "simulation.rare_pilot_paths=400")
+    page, text = _parse(write_report(run_dir))
+    assert "importance-sampled towards bad_debt&gt;700000" in text or \
+        "importance-sampled towards bad_debt>700000" in text
+    assert "unweighted" in text
+    first = page.tables["headline"][0]
+    assert first[0][0] == "P(bad_debt>700000)"

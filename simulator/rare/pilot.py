@@ -56,6 +56,8 @@ BLOCKS = 24
 #: first entry of the pilot rounds' seed spawn keys (chunks use ``(i,)``, their behaviour
 #: draws ``(i, 2**31)``)
 PILOT_SPAWN_KEY = 2**31 + 1
+#: paths replayed at once in a pilot round
+PILOT_SLICE = 500
 #: bounds of the mixing scale and of the jump intensity multiplier
 MIX_SCALE_BOUNDS = (0.02, 2.0)
 JUMP_INTENSITY_BOUNDS = (0.05, 50.0)
@@ -146,6 +148,26 @@ class _Draws:
                 "mix_out": self.mix, "jump_out": self.jumps}
 
 
+def _replay_columns(exo: np.ndarray, inputs: PathInputs, book: Book, rules: EngineRules,
+                    index: BookIndex, scenario: Scenario, seq: np.random.SeedSequence
+                    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The ``paths/`` columns and final prices of a pilot round, replayed in slices of
+    :data:`PILOT_SLICE` paths (the events of a whole round would hold far more memory
+    than a chunk's)."""
+    key = int(seq.generate_state(1, np.uint64)[0] >> np.uint64(1))
+    parts: list[dict[str, np.ndarray]] = []
+    finals = []
+    for lo in range(0, exo.shape[0], PILOT_SLICE):
+        res = replay(exo[lo:lo + PILOT_SLICE], inputs.depth_usd, book, rules, index=index,
+                     rng_key=key + lo)
+        table = tables.paths_table(res, lo, scenario.market.symbols)
+        parts.append({name: table.column(name).to_numpy(zero_copy_only=False)
+                      for name in table.column_names})
+        finals.append(res.final_price)
+    cols = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    return cols, np.concatenate(finals)
+
+
 def _update(tilt: Tilt, draws: _Draws, elite: np.ndarray, inputs: PathInputs,
             block: np.ndarray) -> Tilt:
     """The next round's tilt from the elite."""
@@ -193,12 +215,8 @@ def tune_tilt(scenario: Scenario, inputs: PathInputs, book: Book, rules: EngineR
         draws = _Draws(inputs, n)
         exo = generate_paths(inputs, n, np.random.default_rng(seq), **tilt.path_args(),
                              **draws.outputs())
-        res = replay(exo, inputs.depth_usd, book, rules, index=index,
-                     rng_key=int(seq.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+        cols, final_prices = _replay_columns(exo, inputs, book, rules, index, scenario, seq)
         del exo
-        table = tables.paths_table(res, 0, scenario.market.symbols)
-        cols = {name: table.column(name).to_numpy(zero_copy_only=False)
-                for name in table.column_names}
         cols["fund_depleted"] = cols["fund_depleted"].astype(float)
         hit = event.holds(cols[event.column])
         closeness = _oriented(event, cols, scenario.venue.insurance_fund_usd)
@@ -208,7 +226,7 @@ def tune_tilt(scenario: Scenario, inputs: PathInputs, book: Book, rules: EngineR
         if final:
             elite = np.flatnonzero(hit)
         else:
-            keys = (_book_losses(acct_navk, inputs.s0, res.final_price),
+            keys = (_book_losses(acct_navk, inputs.s0, final_prices),
                     cols["n_liquidations"].astype(float), cols["liquidated_notional"],
                     cols["bad_debt"], closeness, hit)
             elite = np.lexsort(keys)[-n_elite:]

@@ -99,7 +99,10 @@ def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray
     batch = np.empty((len(levels), 4, n_acc)) if mode != "exact" else None
     order = np.argsort(corr_account, kind="stable")
     corr_path, corr_account, corr_delta = corr_path[order], corr_account[order], corr_delta[order]
-    block = max(1, PNL_BLOCK_BYTES // (8 * max(n, 1)))
+    # weighted VaR/ES sort whole rows and keep a few arrays of the block's size: smaller
+    # blocks hold the peak memory near the plain one's
+    block_bytes = PNL_BLOCK_BYTES if weight is None else PNL_BLOCK_BYTES // 4
+    block = max(1, block_bytes // (8 * max(n, 1)))
     for start in range(0, n_acc, block):
         stop = min(n_acc, start + block)
         # one row per account, one column per path

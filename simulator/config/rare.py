@@ -25,6 +25,9 @@ VARIANCE_REDUCTION = ("none", "importance", "sobol")
 
 #: market models of the ``sobol`` mode (Gaussian increments, and Student-t's mixing)
 SOBOL_MODELS = ("gbm", "student_t")
+#: most dimensions of a Sobol point (``scipy.stats.qmc.Sobol``'s direction numbers): one
+#: per step and asset, and one more per step for Student-t's mixing
+MAX_SOBOL_DIMS = 21201
 
 #: market models whose random drivers are Gaussian innovations that importance sampling
 #: shifts (``bootstrap`` resamples history: no density to weight by)

@@ -48,7 +48,7 @@ from simulator.config.population import (
     Population,
     _read_population,
 )
-from simulator.config.rare import SOBOL_MODELS, TILTABLE_MODELS, parse_event
+from simulator.config.rare import MAX_SOBOL_DIMS, SOBOL_MODELS, TILTABLE_MODELS, parse_event
 from simulator.config.simulation import Simulation, _read_simulation
 from simulator.config.venue import Venue, read_venue
 
@@ -218,10 +218,16 @@ def scenario_from_dict(
     market_table.finish()
     if simulation.rare_event:
         _check_rare_event(simulation, market, sim_table)
-    if simulation.variance_reduction == "sobol" and market.model not in SOBOL_MODELS:
-        raise sim_table.error("variance_reduction", f"the sobol mode draws the increments of "
-                              f"the models {', '.join(SOBOL_MODELS)}; market.model is "
-                              f"{market.model!r}")
+    if simulation.variance_reduction == "sobol":
+        if market.model not in SOBOL_MODELS:
+            raise sim_table.error("variance_reduction", f"the sobol mode draws the increments "
+                                  f"of the models {', '.join(SOBOL_MODELS)}; market.model is "
+                                  f"{market.model!r}")
+        dims = simulation.steps * (len(market.assets) + (market.model == "student_t"))
+        if dims > MAX_SOBOL_DIMS:
+            raise sim_table.error("variance_reduction", f"the sobol mode needs one dimension "
+                                  f"per step and asset ({dims:,} here); Sobol points have at "
+                                  f"most {MAX_SOBOL_DIMS:,}: use fewer steps or the plain mode")
     liq_table = top.table("liquidity", {})
     liquidity = Liquidity(
         impact=liq_table.string("impact", "linear", choices=("none", "linear", "sqrt")),

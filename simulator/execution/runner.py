@@ -337,10 +337,13 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
                            save_prices=save_prices, out_dir=final)
     compiled = CompileNotice(notice)
     sim = scenario.simulation
+    if tilt is not None and not sim.rare_event:
+        raise MarginsimError("a tilt was given for a run that is not in rare-event mode "
+                             "(simulation.rare_event is not set)")
     with compiled.watch():
         ctx = ChunkContext.build(scenario, final, save_prices, version)  # bad input: no files
         if sim.rare_event:
-            tilt = tilt or (_recorded_tilt(final, scenario) if resume else None)
+            tilt = _recorded_tilt(final, scenario, tilt) if resume else tilt
             if tilt is None:  # the pilot's kernels, compiled before it speaks
                 compile_kernels(dataclasses.replace(ctx, tilt=Tilt.zero(scenario)))
     if sim.rare_event:  # the pilot's errors too come before any file
@@ -374,7 +377,8 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
                     if resume:
                         run_dir.remove_temporaries(out)
                     result = _run_prepared(scenario, ctx, out, jobs, save_prices, progress,
-                                           resume, backend, version, wall0, compiled, tilt)
+                                           resume, backend, version, wall0, compiled,
+                                           ctx.tilt)
                 with run_dir.signals_held(came):  # the swap and its bookkeeping: whole
                     if replace:
                         run_dir.swap_in(out, real, "run", old_lock)
@@ -552,14 +556,33 @@ def tune_rare_tilt(scenario: Scenario, ctx: ChunkContext | None = None,
                      notice)
 
 
-def _recorded_tilt(out_dir: Path, scenario: Scenario) -> Tilt | None:
-    """The tilt the manifest of the run in ``out_dir`` records (``None`` without one)."""
+def _recorded_tilt(out_dir: Path, scenario: Scenario, given: Tilt | None) -> Tilt | None:
+    """The tilt the manifest of the run in ``out_dir`` records, which a resumed run keeps
+    (``given`` when the manifest records none: a run that stopped before its manifest).
+
+    Raises
+    ------
+    RunDirectoryError
+        When the record cannot be read back, or ``given`` differs from it: the chunks
+        written so far used the recorded one.
+    """
+    path = out_dir / "manifest.json"
+    if not path.is_file():
+        return given
+    manifest = output.read_json(path)
+    record = manifest.get("rare_event") if isinstance(manifest, dict) else None
+    if record is None:
+        return given
     try:
-        record = output.read_json(out_dir / "manifest.json").get("rare_event")
-        return None if record is None else Tilt.from_record(
-            record, scenario.market.symbols, scenario.simulation.steps, scenario.source)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, MarginsimError):
-        return None
+        recorded = Tilt.from_record(record, scenario.market.symbols, scenario.simulation.steps,
+                                    scenario.source)
+    except (ValueError, TypeError, KeyError, MarginsimError) as exc:
+        raise RunDirectoryError(f"{path}: cannot read the recorded rare-event tilt back "
+                                f"({exc}); the run cannot be resumed") from None
+    if given is not None and given.record() != recorded.record():
+        raise RunDirectoryError(f"{path}: the run was written with another rare-event tilt "
+                                "than the one given; resume it without one")
+    return recorded
 
 
 def _version() -> str:

@@ -58,8 +58,10 @@ BLOCKS = 24
 PILOT_SPAWN_KEY = 2**31 + 1
 #: paths replayed at once in a pilot round
 PILOT_SLICE = 500
-#: bounds of the mixing scale and of the jump intensity multiplier
-MIX_SCALE_BOUNDS = (0.02, 2.0)
+#: bounds of the mixing scale and of the jump intensity multiplier (a scale at or below 1/2
+#: gives the tilted paths' weights an infinite variance: E[exp(W (1 - c) / (2 c))] diverges
+#: for a chi-square W)
+MIX_SCALE_BOUNDS = (0.55, 2.0)
 JUMP_INTENSITY_BOUNDS = (0.05, 50.0)
 
 

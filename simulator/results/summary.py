@@ -174,45 +174,49 @@ class _Estimators:
 
 class _ChunkSpread:
     """Randomised QMC: the estimate over all paths, its standard error the spread of the
-    ``k`` chunks' own estimates (independent scrambles of equal size), ``sd / sqrt(k)``."""
+    ``k`` chunks' own estimates (independent scrambles of equal size), ``sd / sqrt(k)``.
+    ``chunk`` (each path's chunk) is non-decreasing: the ``paths/`` parts are read in
+    order."""
 
     def __init__(self, chunk: np.ndarray) -> None:
         self.chunk = chunk
-        self.ids = np.unique(chunk)
-        self.k = int(self.ids.size)
+        self.k = int(np.unique(chunk).size)
 
-    def _spread(self, est: float, fn: Any, *cols: np.ndarray) -> tuple[float, float]:
-        parts = np.array([fn(*(c[self.chunk == i] for c in cols)) for i in self.ids])
-        parts = parts[np.isfinite(parts)]
-        se = float(parts.std(ddof=1) / np.sqrt(parts.size)) if parts.size > 1 else math.nan
-        return est, se
+    @staticmethod
+    def _groups(chunk: np.ndarray, *cols: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+        cuts = np.flatnonzero(np.diff(chunk)) + 1
+        return list(zip(*(np.split(c, cuts) for c in cols), strict=True))
+
+    @staticmethod
+    def _se(parts: list[float]) -> float:
+        x = np.asarray(parts, dtype=float)
+        x = x[np.isfinite(x)]
+        return float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else math.nan
 
     def mean(self, x: np.ndarray) -> tuple[float, float]:
         x = np.asarray(x, dtype=float)
-        return self._spread(float(x.mean()), np.mean, x)
+        return float(x.mean()), self._se([g[0].mean() for g in self._groups(self.chunk, x)])
 
     def prob(self, flags: np.ndarray) -> tuple[float, float]:
         return self.mean(np.asarray(flags, dtype=bool).astype(float))
 
     def var_es(self, x: np.ndarray, level: float) -> tuple[float, float, float, float]:
         var, _, es, _ = risk.var_es(x, level)
-        parts = np.array([risk.var_es(x[self.chunk == i], level) for i in self.ids])
-        se = parts.std(axis=0, ddof=1) / np.sqrt(self.k)
-        return var, float(se[0]), es, float(se[2])
+        parts = [risk.var_es(g[0], level) for g in self._groups(self.chunk, x)]
+        return var, self._se([p[0] for p in parts]), es, self._se([p[2] for p in parts])
 
     def ratio(self, y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
         y, x = np.asarray(y, dtype=float), np.asarray(x, dtype=float)
         est = float(y.sum() / x.sum()) if x.sum() else math.nan
-        return self._spread(est, lambda a, b: a.sum() / b.sum() if b.sum() else math.nan, y, x)
+        parts = [a.sum() / b.sum() if b.sum() else math.nan
+                 for a, b in self._groups(self.chunk, y, x)]
+        return est, self._se(parts)
 
     def quantile(self, x: np.ndarray, q: float, subset: np.ndarray | None
                  ) -> tuple[float, float]:
         chunk = self.chunk if subset is None else self.chunk[subset]
-        est = risk.quantile_se(x, q)[0]
-        parts = np.array([risk.quantile_se(x[chunk == i], q)[0] for i in self.ids])
-        parts = parts[np.isfinite(parts)]
-        return est, float(parts.std(ddof=1) / np.sqrt(parts.size)) if parts.size > 1 \
-            else math.nan
+        parts = [risk.quantile_se(g[0], q)[0] for g in self._groups(chunk, x)]
+        return risk.quantile_se(x, q)[0], self._se(parts)
 
 
 def _finite(x: float) -> float | None:

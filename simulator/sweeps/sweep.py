@@ -290,6 +290,12 @@ def sweep(scenario: str | Path, grid: list[tuple[str, list[Any]]], *,
         for point in points:  # every point is checked before anything is written
             runner.scenario_at(point)
         if base.simulation.rare_event:  # one tilt for every point: the same weights
+            fixed = [k for k in keys if k.startswith(("simulation.rare_",
+                                                      "simulation.variance_reduction"))]
+            if fixed:
+                raise MarginsimError(f"--grid {fixed[0]}: a rare-event sweep tunes one tilt "
+                                     "for every point, so the event and its settings are "
+                                     "the same at every point; run one sweep per event")
             runner.tilt = tune_rare_tilt(base, notice=progress)
         created = run_dir.missing_root(out)
         meta = tables.file_metadata(base.digest, base.simulation.seed, _version())

@@ -25,6 +25,7 @@ SOBOL = [*SMALL, "simulation.variance_reduction=sobol", "simulation.paths=4096",
     (["simulation.paths=512"], ["fewer than 2"]),
     (["simulation.rare_event=fund_depletion"], ["rare-event mode is importance sampling"]),
     (["market.model=merton"], ["the sobol mode draws the increments", "merton"]),
+    (["simulation.steps=20000"], ["40,000 here", "at most 21,201"]),
 ])
 def test_bad_sobol_settings_name_the_key(sets, needles):
     with pytest.raises(ScenarioError) as info:

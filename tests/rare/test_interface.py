@@ -4,6 +4,8 @@ written)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from simulator import cli
@@ -136,4 +138,40 @@ def test_validate_and_sweep_take_rare(tmp_path, capsys):
                                "venue.insurance_fund_usd=1e6,2e6", "--out",
                                str(tmp_path / "sw")])
     assert "simulation.rare_event" in line
+    assert not (tmp_path / "sw").exists()
+
+
+def test_a_tilt_belongs_to_rare_event_mode_and_to_its_run(tmp_path):
+    """A tilt given to a plain run is refused; a resumed run keeps the tilt its manifest
+    records and refuses another, or a record it cannot read back."""
+    import numpy as np
+
+    from simulator.errors import MarginsimError, RunDirectoryError
+    from simulator.execution.runner import run
+    from simulator.rare import Tilt
+
+    sets = ["population.count=50", "simulation.steps=12", "simulation.paths=200",
+            "simulation.chunk_paths=100", "simulation.rare_pilot_paths=200"]
+    plain = load_scenario("two-asset-crash", sets)
+    rare = load_scenario("two-asset-crash", [*sets, "simulation.rare_event=bad_debt>1"])
+    other = Tilt(parse_event("bad_debt>1", SYMBOLS, "x"), np.full((12, 2), -0.1))
+    with pytest.raises(MarginsimError, match="not in rare-event mode"):
+        run(plain, tmp_path / "plain", tilt=other)
+    assert not (tmp_path / "plain").exists()
+    out = tmp_path / "rare"
+    run(rare, out)
+    with pytest.raises(RunDirectoryError, match="another rare-event tilt"):
+        run(rare, out, resume=True, tilt=other)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["rare_event"]["theta"] = [[0.0]]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RunDirectoryError, match="cannot read the recorded rare-event tilt"):
+        run(rare, out, resume=True)
+
+
+def test_a_rare_sweep_refuses_to_grid_the_event(tmp_path, capsys):
+    line = error_line(capsys, ["sweep", "two-asset-crash", "--rare", "bad_debt>1", "--grid",
+                               "simulation.rare_defensive_share=0.1,0.2", "--out",
+                               str(tmp_path / "sw")])
+    assert "simulation.rare_defensive_share" in line and "one tilt" in line
     assert not (tmp_path / "sw").exists()

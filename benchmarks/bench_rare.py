@@ -37,7 +37,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from simulator.config.scenario import load_scenario
-from simulator.execution.runner import run, tune_rare_tilt
+from simulator.execution.runner import run
+from simulator.execution.tilting import tune_rare_tilt
 
 HERE = Path(__file__).parent
 BARRIER = HERE / "scenarios" / "barrier-1e-5.toml"

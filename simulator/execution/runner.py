@@ -52,9 +52,10 @@ from simulator.execution.chunk import (
     run_chunk,
 )
 from simulator.execution.progress import Progress
+from simulator.execution.tilting import recorded_tilt, tune_rare_tilt
 from simulator.input_files import read_regular_text
 from simulator.margin.option_setup import account_greeks_usd
-from simulator.rare import Tilt, tune_tilt
+from simulator.rare import Tilt
 from simulator.results import accounts as aggregate
 from simulator.results import atomic as output
 from simulator.results import integrity, risk
@@ -343,7 +344,7 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     with compiled.watch():
         ctx = ChunkContext.build(scenario, final, save_prices, version)  # bad input: no files
         if sim.rare_event:
-            tilt = _recorded_tilt(final, scenario, tilt) if resume else tilt
+            tilt = recorded_tilt(final, scenario, tilt) if resume else tilt
             if tilt is None:  # the pilot's kernels, compiled before it speaks
                 compile_kernels(dataclasses.replace(ctx, tilt=Tilt.zero(scenario)))
     if sim.rare_event:  # the pilot's errors too come before any file
@@ -543,46 +544,6 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
     output.write_json(manifest, out / "manifest.json")
     return RunResult(out_dir=out, summary=summary, n_paths=sim.paths, wall_seconds=wall,
                      chunks_run=len(todo))
-
-
-def tune_rare_tilt(scenario: Scenario, ctx: ChunkContext | None = None,
-                   notice: bool = False) -> Tilt:
-    """Tune the importance-sampling tilt of ``scenario.simulation.rare_event`` with the
-    pilot (:func:`simulator.rare.tune_tilt`) on the prepared book of ``ctx`` (prepared
-    here when not given)."""
-    if ctx is None:
-        ctx = ChunkContext.build(scenario, Path("."), 0, _version())
-    return tune_tilt(scenario, ctx.inputs, ctx.book, ctx.rules, ctx.index, ctx.acct_navk,
-                     notice)
-
-
-def _recorded_tilt(out_dir: Path, scenario: Scenario, given: Tilt | None) -> Tilt | None:
-    """The tilt the manifest of the run in ``out_dir`` records, which a resumed run keeps
-    (``given`` when the manifest records none: a run that stopped before its manifest).
-
-    Raises
-    ------
-    RunDirectoryError
-        When the record cannot be read back, or ``given`` differs from it: the chunks
-        written so far used the recorded one.
-    """
-    path = out_dir / "manifest.json"
-    if not path.is_file():
-        return given
-    manifest = output.read_json(path)
-    record = manifest.get("rare_event") if isinstance(manifest, dict) else None
-    if record is None:
-        return given
-    try:
-        recorded = Tilt.from_record(record, scenario.market.symbols, scenario.simulation.steps,
-                                    scenario.source)
-    except (ValueError, TypeError, KeyError, MarginsimError) as exc:
-        raise RunDirectoryError(f"{path}: cannot read the recorded rare-event tilt back "
-                                f"({exc}); the run cannot be resumed") from None
-    if given is not None and given.record() != recorded.record():
-        raise RunDirectoryError(f"{path}: the run was written with another rare-event tilt "
-                                "than the one given; resume it without one")
-    return recorded
 
 
 def _version() -> str:

@@ -35,7 +35,8 @@ import pyarrow as pa
 from simulator.config.scenario import Scenario, load_scenario
 from simulator.config.toml import parse_toml_value
 from simulator.errors import MarginsimError, RunDirectoryError
-from simulator.execution.runner import RunResult, run, tune_rare_tilt
+from simulator.execution.runner import RunResult, run
+from simulator.execution.tilting import tune_rare_tilt
 from simulator.results import atomic as output
 from simulator.results import lock as run_lock
 from simulator.results import rundir as run_dir

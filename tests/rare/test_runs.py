@@ -106,7 +106,7 @@ def test_files_are_bit_identical_across_jobs_and_resume_keeps_the_tilt(tmp_path,
     def no_pilot(*args, **kwargs):
         raise AssertionError("a resumed run tunes no tilt: it keeps the recorded one")
 
-    monkeypatch.setattr(runner, "tune_tilt", no_pilot)
+    monkeypatch.setattr(runner, "tune_rare_tilt", no_pilot)
     assert cli.main(["run", "two-asset-crash", *ARGS, "--out", str(killed), "--quiet",
                      "--resume"]) == 0
     assert _manifest_files(killed) == _manifest_files(one)

@@ -497,6 +497,7 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
         with compiled.watch():
             compile_kernels(ctx)
     compiled.done()
+    results = None
     try:
         results = iter(backends.dispatch(run_chunk, ctx, todo, backend, jobs))
         for task in tasks:  # merge in chunk order, whatever finished first
@@ -511,6 +512,9 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
                 seconds[key] = seconds.get(key, 0.0) + value
             bar.update(task.n_paths)
     finally:
+        if hasattr(results, "close"):  # joblib's generator: its cleanup runs here, whole (a
+            with run_dir.signals_deferred():  # signal inside it would be lost, printed)
+                results.close()
         bar.close()
     stray = integrity.unexpected_files(out, specs)
     if stray:  # readers of the folders would include them; the summary too

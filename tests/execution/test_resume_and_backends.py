@@ -143,3 +143,40 @@ def test_ray_backend_unreachable_scheduler_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "127.0.0.1:1" in err and "Ray" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_workers_generator_is_closed_with_signals_held(tmp_path, monkeypatch):
+    """A Ctrl-C that landed while joblib's result generator was being cleaned up (at the
+    end of the run, when it was garbage collected) was raised inside that cleanup: Python
+    printed it as "Exception ignored in: <generator ...>" with a traceback, and the signal
+    was lost. The runner now closes the generator itself, with signals held."""
+    from contextlib import contextmanager
+
+    from simulator.execution import backends
+    from simulator.results import rundir
+
+    held = {"now": False, "cleanup_held": None}
+    real_deferred, real_dispatch = rundir.signals_deferred, backends.dispatch
+
+    @contextmanager
+    def deferred():
+        with real_deferred():
+            held["now"] = True
+            try:
+                yield
+            finally:
+                held["now"] = False
+
+    def dispatch(*args, **kwargs):
+        def gen():
+            try:
+                yield from real_dispatch(*args, **kwargs)
+                yield None  # never reached: the runner stops after its last chunk
+            finally:
+                held["cleanup_held"] = held["now"]
+        return gen()
+
+    monkeypatch.setattr(rundir, "signals_deferred", deferred)
+    monkeypatch.setattr(backends, "dispatch", dispatch)
+    run(load_scenario("deterministic-gap"), tmp_path / "run")
+    assert held["cleanup_held"] is True

@@ -22,7 +22,6 @@ engine), and it is its own reference; the tests check the bridge's covariance ex
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
 
 from simulator.config.models import StudentT
 from simulator.config.rare import SOBOL_MODELS
@@ -95,6 +94,8 @@ def bridge_increments(z: np.ndarray, plan: tuple[np.ndarray, ...] | None = None
 def sobol_uniforms(n_paths: int, dims: int, rng: np.random.Generator) -> np.ndarray:
     """``n_paths`` points of a Sobol sequence in ``dims`` dimensions, scrambled with a seed
     drawn from ``rng`` (the chunk's generator), kept inside ``(U_MIN, 1 - U_MIN)``."""
+    from scipy import stats  # here: scipy.stats costs every run's start-up half a second
+
     sampler = stats.qmc.Sobol(d=dims, scramble=True, seed=rng)
     return np.clip(sampler.random(n_paths), U_MIN, 1.0 - U_MIN)
 
@@ -111,6 +112,8 @@ def generate_paths_sobol(inputs: PathInputs, n_paths: int, rng: np.random.Genera
     if inputs.model not in SOBOL_MODELS:
         raise ValueError(f"model {inputs.model!r} has no Sobol mode (models that do: "
                          f"{', '.join(SOBOL_MODELS)})")
+    from scipy import special, stats
+
     steps, n_assets = inputs.steps, inputs.n_assets
     mixing = isinstance(inputs.params, StudentT)
     u = sobol_uniforms(n_paths, steps * n_assets + (steps if mixing else 0), rng)

@@ -71,22 +71,14 @@ def test_sobol_resume_and_dask_give_the_same_files(tmp_path, monkeypatch):
     """A Sobol run killed in its last chunk and resumed, and the same run on a Dask
     cluster on loopback, write the files of the uninterrupted loky run."""
     from simulator import cli
-    from simulator.execution import runner
+
+    from ..support.run_dirs import killed_in_chunk
 
     args = ["run", "two-asset-crash", *[f"--set={s}" for s in SMALL],
             "--set=simulation.variance_reduction=sobol", "--paths", "768",
             "--set=simulation.chunk_paths=256", "--quiet"]
     assert cli.main([*args, "--out", str(tmp_path / "whole")]) == 0
-    real = runner.run_chunk
-
-    def dying(ctx, task):
-        if task.index < 2:
-            return real(ctx, task)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner, "run_chunk", dying)
-    assert cli.main([*args, "--out", str(tmp_path / "killed")]) == 130
-    monkeypatch.undo()
+    assert killed_in_chunk([*args, "--out", str(tmp_path / "killed")], monkeypatch) == 130
     assert cli.main([*args, "--out", str(tmp_path / "killed"), "--resume"]) == 0
     files = [json.loads((tmp_path / d / "manifest.json").read_text())["files"]
              for d in ("whole", "killed")]

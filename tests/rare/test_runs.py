@@ -20,6 +20,8 @@ from simulator.paths import generate_paths_numpy, prepare_path_inputs
 from simulator.results import risk
 from simulator.sweeps.sweep import sweep
 
+from ..support.run_dirs import killed_in_chunk
+
 K = 4.0
 SMALL = ["population.count=200", "simulation.steps=48", "simulation.paths=600",
          "simulation.chunk_paths=200", "simulation.rare_pilot_paths=500",
@@ -92,16 +94,8 @@ def test_files_are_bit_identical_across_jobs_and_resume_keeps_the_tilt(tmp_path,
 
     # killed in its last chunk, then resumed without a pilot: the same files
     killed = tmp_path / "killed"
-    real = runner.run_chunk
-
-    def dying(ctx, task):
-        if task.index < 2:
-            return real(ctx, task)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner, "run_chunk", dying)
-    assert cli.main(["run", "two-asset-crash", *ARGS, "--out", str(killed), "--quiet"]) == 130
-    monkeypatch.undo()
+    assert killed_in_chunk(["run", "two-asset-crash", *ARGS, "--out", str(killed), "--quiet"],
+                           monkeypatch) == 130
 
     def no_pilot(*args, **kwargs):
         raise AssertionError("a resumed run tunes no tilt: it keeps the recorded one")

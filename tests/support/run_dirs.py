@@ -20,18 +20,27 @@ def chunk_records(path: Path) -> int:
         else 0
 
 
-def interrupted_run(tmp_path: Path, monkeypatch, name: str = "run") -> Path:
-    """A run of 3 chunks killed (Ctrl-C) in its last chunk: chunks 0 and 1 complete."""
-    out = tmp_path / name
+def killed_in_chunk(argv: list[str], monkeypatch, chunk: int = 2) -> int:
+    """Run ``marginsim ARGV`` with a Ctrl-C in chunk ``chunk`` (the earlier ones complete);
+    return its exit status."""
     real = runner.run_chunk
 
     def dying(ctx, task):
-        if task.index < 2:
+        if task.index < chunk:
             return real(ctx, task)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(runner, "run_chunk", dying)
-    assert cli.main(["run", "two-asset-crash", *SMALL, "--out", str(out), "--quiet"]) == 130
-    monkeypatch.undo()
+    try:
+        return cli.main(argv)
+    finally:
+        monkeypatch.undo()
+
+
+def interrupted_run(tmp_path: Path, monkeypatch, name: str = "run") -> Path:
+    """A run of 3 chunks killed (Ctrl-C) in its last chunk: chunks 0 and 1 complete."""
+    out = tmp_path / name
+    assert killed_in_chunk(["run", "two-asset-crash", *SMALL, "--out", str(out), "--quiet"],
+                           monkeypatch) == 130
     assert chunk_records(out) == 2
     return out

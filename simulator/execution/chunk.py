@@ -171,11 +171,10 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     t0 = time.perf_counter()
     rng = np.random.default_rng(task.seed)
     log_weight = np.zeros(task.n_paths)
-    shift = None if ctx.tilt is None else ctx.tilt.shifted(task.first_path, task.n_paths)
-    tilted = {} if ctx.tilt is None else ctx.tilt.path_args()
+    tilted = {} if ctx.tilt is None else {
+        **ctx.tilt.path_args(), "shift": ctx.tilt.shifted(task.first_path, task.n_paths)}
     exo = (generate_paths_sobol(ctx.inputs, task.n_paths, rng) if ctx.sobol else
-           generate_paths(ctx.inputs, task.n_paths, rng, log_weight=log_weight, shift=shift,
-                          **tilted))
+           generate_paths(ctx.inputs, task.n_paths, rng, log_weight=log_weight, **tilted))
     weight = None if ctx.tilt is None else ctx.tilt.weights(log_weight)
     t1 = time.perf_counter()
     n_save = max(0, min(task.n_paths, ctx.save_prices - task.first_path))

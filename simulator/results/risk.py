@@ -277,7 +277,8 @@ def wvar_es(losses: np.ndarray, w: np.ndarray, alpha: float
     1. A tail that holds no weight (no path in it) gives NaN.
     """
     losses = np.asarray(losses, dtype=float)
-    out = wvar_es_rows(losses.reshape(1, losses.size), np.asarray(w, dtype=float), alpha)
+    out = wvar_es_levels(losses.reshape(1, losses.size), np.asarray(w, dtype=float),
+                         (alpha,))[0]
     return float(out[0, 0]), float(out[1, 0]), float(out[2, 0]), float(out[3, 0])
 
 
@@ -288,15 +289,11 @@ def _first_reaching(cum: np.ndarray, mass: np.ndarray) -> np.ndarray:
     return np.where(reach.any(axis=1), reach.argmax(axis=1), cum.shape[1] - 1)
 
 
-def wvar_es_rows(losses: np.ndarray, w: np.ndarray, alpha: float) -> np.ndarray:
-    """:func:`wvar_es` of every row of ``losses`` (shape (m, n); one weight per column, the
-    path's), vectorised; returns shape (4, m): ``var, var_se, es, es_se``."""
-    return wvar_es_levels(losses, w, (alpha,))[0]
-
-
 def wvar_es_levels(losses: np.ndarray, w: np.ndarray, levels: tuple[float, ...]
                    ) -> np.ndarray:
-    """:func:`wvar_es_rows` at several levels, the rows sorted once; shape (L, 4, m)."""
+    """:func:`wvar_es` of every row of ``losses`` (shape (m, n); one weight per column, the
+    path's) at every level of ``levels``, the rows sorted once; shape (L, 4, m):
+    ``var, var_se, es, es_se``."""
     losses = np.asarray(losses, dtype=float)
     w = np.asarray(w, dtype=float)
     m, n = losses.shape

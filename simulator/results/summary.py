@@ -88,22 +88,26 @@ def summarise(out_dir: Path, scenario: Scenario,
     has_first = ~np.isnan(first.astype(float))
     w_first = None if w is None else w[has_first]
     first = first[has_first].astype(float)
-    metrics["first_liquidation_step_mean"] = (
-        risk.mean_se(first) if w is None else risk.wratio_se(first, np.ones_like(first),
-                                                            w_first))
-    if sobol:
-        first_all = col["first_liquidation_step"].astype(float)
-        metrics["first_liquidation_step_mean"] = est.ratio(np.nan_to_num(first_all),
-                                                           has_first.astype(float))
+    if sobol:  # a ratio over all paths: the chunks' spread gives its error
+        metrics["first_liquidation_step_mean"] = est.ratio(
+            np.nan_to_num(col["first_liquidation_step"].astype(float)), has_first.astype(float))
+    elif w is None:
+        metrics["first_liquidation_step_mean"] = risk.mean_se(first)
+    else:
+        metrics["first_liquidation_step_mean"] = risk.wratio_se(first, np.ones_like(first),
+                                                                w_first)
     depth = col["max_cascade_rounds"].astype(float)
     quantiles: dict[str, dict[str, float | None]] = {}
     for q in DISTRIBUTION_QUANTILES:
         tag = f"p{round(100 * q):02d}"
         for name, x, wx in (("first_liquidation_step", first, w_first),
                             ("max_cascade_rounds", depth, w)):
-            q_est, q_se = risk.quantile_se(x, q) if wx is None else risk.wquantile_se(x, wx, q)
             if sobol:
                 q_est, q_se = est.quantile(x, q, has_first if name.startswith("first") else None)
+            elif wx is None:
+                q_est, q_se = risk.quantile_se(x, q)
+            else:
+                q_est, q_se = risk.wquantile_se(x, wx, q)
             metrics[f"{name}_{tag}"] = (q_est, q_se)
             quantiles.setdefault(name, {})[tag] = _finite(q_est)
     values, counts = np.unique(col["max_cascade_rounds"], return_counts=True)

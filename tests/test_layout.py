@@ -29,10 +29,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "errors": set(),
     "_version": set(),
     "input_files": {"errors"},
+    "price_files": {"errors", "input_files"},
     "_kernels": {"config"},  # config.limits only (checked below)
-    "config": {"errors", "input_files"},
+    "config": {"errors", "input_files", "price_files"},
     "options": {"_kernels"},
-    "calibration": {"errors", "input_files"},
+    "calibration": {"errors", "input_files", "price_files"},
     "book": {"config", "_kernels", "options", "errors"},
     "paths": {"config", "_kernels", "calibration", "errors"},
     "margin": {"config", "book", "_kernels", "options"},

@@ -1,8 +1,11 @@
 """Calibration: fitting price models to historical price files.
 
-Owns reading price files (CSV or Parquet, :mod:`~simulator.calibration.price_files`),
-the maximum-likelihood fits of every model (:mod:`~simulator.calibration.fit`) and the
+Owns the maximum-likelihood fits of every model (:mod:`~simulator.calibration.fit`) and the
 ``marginsim calibrate`` block writer (:mod:`~simulator.calibration.block`).
 
-May import: :mod:`simulator.errors`, :mod:`simulator.input_files`, numpy, scipy.
+Price files (CSV or Parquet) are read by :mod:`simulator.price_files`, which the
+``replay`` price model shares.
+
+May import: :mod:`simulator.errors`, :mod:`simulator.input_files`,
+:mod:`simulator.price_files`, numpy, scipy.
 """

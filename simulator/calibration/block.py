@@ -14,8 +14,8 @@ from typing import Any, TextIO
 import numpy as np
 
 from simulator.calibration.fit import DOF_BOUNDS, JUMP_LR_THRESHOLD, MODELS, FitError, fit
-from simulator.calibration.price_files import load_price_file
 from simulator.errors import ScenarioError
+from simulator.price_files import load_price_file
 
 __all__ = ["calibrate_main", "describe_interval", "market_block"]
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize, signal, special
 
-from simulator.calibration.price_files import load_prices
+from simulator.price_files import load_prices
 
 __all__ = ["FitError", "fit", "fit_garch_standardised", "load_prices"]
 

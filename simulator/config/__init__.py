@@ -8,6 +8,7 @@ files, population, behaviour, price models) and every numeric limit
 paths; every error it raises is a :class:`simulator.errors.ScenarioError` naming the file,
 the key path and what is valid.
 
-May import: :mod:`simulator.errors`, :mod:`simulator.input_files`, numpy. Nothing else in
+May import: :mod:`simulator.errors`, :mod:`simulator.input_files`,
+:mod:`simulator.price_files` (the replay model's price file), numpy. Nothing else in
 ``simulator``.
 """

@@ -14,11 +14,17 @@ import numpy as np
 
 from simulator.config._table import Table, check_unique, read_each
 from simulator.config.limits import MAX_PRICE, MIN_PRICE
-from simulator.config.models import ModelParams, check_correlation, read_matrix, read_model_params
+from simulator.config.models import (
+    ModelParams,
+    Replay,
+    check_correlation,
+    read_matrix,
+    read_model_params,
+)
 from simulator.config.simulation import Simulation
 
 #: price models a scenario may name (`market.model`)
-MODELS = ("gbm", "student_t", "merton", "garch", "regime", "bootstrap")
+MODELS = ("gbm", "student_t", "merton", "garch", "regime", "bootstrap", "replay")
 IMPLEMENTED_MODELS = MODELS
 #: kinds of scheduled shocks (`[[shocks]] kind`)
 SHOCK_KINDS = ("gap", "vol", "correlation", "liquidity")
@@ -85,15 +91,26 @@ class Shock:
     duration_steps: int = 1
 
 
-def _read_asset(t: Table) -> Asset:
+def _read_asset(t: Table, price_default: float | None = None) -> Asset:
+    """One ``[[market.assets]]``; ``price_default`` (a replay's recorded start price) makes
+    ``price`` optional, and a price given must then equal it."""
     symbol = t.string("symbol")
     valid = symbol.replace("_", "").isalnum() and symbol.upper() != "USD"
     if not valid:
         raise t.error("symbol", f"{symbol!r} is not a valid symbol: use letters, digits and _, "
                       "not USD (the numeraire)")
+    if price_default is None:
+        price = t.number("price", lo=0.0, lo_open=True, hi=MAX_PRICE, floor=MIN_PRICE)
+    else:
+        price = t.number("price", price_default, lo=0.0, lo_open=True, hi=MAX_PRICE,
+                         floor=MIN_PRICE)
+        if abs(price - price_default) > 1e-9 * price_default:
+            raise t.error("price", f"{price!r} differs from the replayed file's price at the "
+                          f"window's start, {price_default!r}; leave price out (it is taken "
+                          "from the file) or set it to that")
     return Asset(
         symbol=symbol,
-        price=t.number("price", lo=0.0, lo_open=True, hi=MAX_PRICE, floor=MIN_PRICE),
+        price=price,
         vol=t.number("vol", lo=0.0, hi=50.0),
         drift=t.number("drift", 0.0, lo=-50.0, hi=50.0),
         depth_usd=t.number("depth_usd", math.inf, lo=1.0, allow_inf=True),
@@ -102,7 +119,8 @@ def _read_asset(t: Table) -> Asset:
     )
 
 
-def _read_market(t: Table, base_dir: Path | None = None) -> Market:
+def _read_market(t: Table, base_dir: Path | None = None, sim: Simulation | None = None
+                 ) -> Market:
     model = t.string("model", "gbm", choices=MODELS)
     if model not in IMPLEMENTED_MODELS:
         raise t.error("model", f"{model!r} is not implemented yet; available: "
@@ -110,7 +128,17 @@ def _read_market(t: Table, base_dir: Path | None = None) -> Market:
     asset_tables = t.tables("assets")
     if not asset_tables:
         raise t.error("assets", "at least one [[market.assets]] is required")
-    assets = read_each(asset_tables, _read_asset)
+    sim = Simulation() if sim is None else sim
+    replay: Replay | None = None
+    if model == "replay":  # the assets' prices come from the file
+        symbols = tuple(a.string("symbol") for a in asset_tables)
+        check_unique(list(symbols), t.source, t.key("assets"), "symbol")
+        replay = read_model_params(t, model, len(symbols), base_dir, symbols, sim.steps,
+                                   sim.horizon_days)
+        assets = read_each(asset_tables, lambda a: _read_asset(
+            a, replay.start_prices[symbols.index(a.string("symbol"))]))
+    else:
+        assets = read_each(asset_tables, _read_asset)
     check_unique([a.symbol for a in assets], t.source, t.key("assets"), "symbol")
     n = len(assets)
     raw = t.raw("correlation", None)
@@ -119,7 +147,8 @@ def _read_market(t: Table, base_dir: Path | None = None) -> Market:
     else:
         corr = read_matrix(t, "correlation", raw, n)
     check_correlation(corr, t.source, t.key("correlation"))
-    params = read_model_params(t, model, n, base_dir, tuple(a.symbol for a in assets))
+    params = replay if replay is not None else read_model_params(
+        t, model, n, base_dir, tuple(a.symbol for a in assets), sim.steps, sim.horizon_days)
     return Market(model=model, assets=assets, correlation=tuple(tuple(r) for r in corr.tolist()),
                   params=params)
 

@@ -1,6 +1,7 @@
 """Parameters of the price models other than GBM (``[market.student_t]``,
-``[market.jumps]``, ``[market.garch]``, ``[market.regime]``), read and validated; and the
-check of a correlation matrix (``market.correlation`` and correlation shocks).
+``[market.jumps]``, ``[market.garch]``, ``[market.regime]``, ``[market.bootstrap]``,
+``[market.replay]``), read and validated; and the check of a correlation matrix
+(``market.correlation`` and correlation shocks).
 
 Every model keeps the meaning of each asset's ``vol`` (annualised standard deviation of
 log returns) and ``drift`` (annualised arithmetic drift), so switching the model changes
@@ -11,6 +12,7 @@ year (the drift stays the total, through the jump compensator).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import math
 from dataclasses import dataclass
@@ -22,10 +24,13 @@ import numpy as np
 from simulator.config._table import Table, fmt_number
 from simulator.errors import ScenarioError
 from simulator.input_files import read_regular_bytes, read_regular_text
+from simulator.price_files import format_time, parse_time, read_price_file, resample_prices
 
 #: sub-table of [market] that each model reads
 MODEL_TABLES = {"student_t": "student_t", "merton": "jumps", "garch": "garch",
-                "regime": "regime", "bootstrap": "bootstrap"}
+                "regime": "regime", "bootstrap": "bootstrap", "replay": "replay"}
+#: ``[market.replay] noise``: what wraps the recorded path
+REPLAY_NOISE = ("none", "bootstrap", "gbm")
 
 
 @dataclass(frozen=True)
@@ -88,12 +93,51 @@ class Bootstrap:
     sha256: str = ""
 
 
-ModelParams = StudentT | Jumps | Garch | Regime | Bootstrap | None
+@dataclass(frozen=True)
+class Replay:
+    """A recorded price path, replayed (``model = "replay"``, ``[market.replay]``).
+
+    The file (CSV or Parquet: a timestamp column, then one price column per symbol, as
+    ``marginsim calibrate`` reads) is resampled onto the scenario's steps: the price at
+    step ``k`` is that of the last row at or before ``start + k * step``. ``noise =
+    "none"`` makes every path the recorded one; ``"gbm"`` multiplies it by an independent
+    mean-one GBM with each asset's ``vol`` (and the market's correlation);
+    ``"bootstrap"`` by the exponential of the window's own demeaned log returns,
+    resampled in blocks of ``block`` steps.
+
+    Attributes
+    ----------
+    file : str
+        The price file (resolved against the scenario's folder).
+    start_s, end_s : float
+        The window, epoch seconds: ``end_s = start_s + horizon_days * 86400``.
+    start_prices : tuple of float
+        The recorded prices at ``start_s``, in the order of the assets (the assets' prices).
+    """
+
+    file: str
+    start_s: float
+    end_s: float
+    start_prices: tuple[float, ...]
+    noise: str = "none"
+    block: int = 12
+    sha256: str = ""
+
+    @property
+    def start(self) -> str:
+        """The window's start, ISO 8601 UTC."""
+        return format_time(self.start_s)
+
+
+ModelParams = StudentT | Jumps | Garch | Regime | Bootstrap | Replay | None
 
 
 def read_model_params(market: Table, model: str, n_assets: int, base_dir: Path | None = None,
-                      symbols: tuple[str, ...] = ()) -> ModelParams:
-    """Read the parameter table of ``model`` from ``[market]``; refuse the others."""
+                      symbols: tuple[str, ...] = (), steps: int = 1,
+                      horizon_days: float = 1.0) -> ModelParams:
+    """Read the parameter table of ``model`` from ``[market]``; refuse the others.
+
+    ``steps`` and ``horizon_days`` (the scenario's) place a replay's window."""
     for other_model, name in MODEL_TABLES.items():
         if other_model != model and market.has(name):
             market.raw(name)
@@ -117,6 +161,8 @@ def read_model_params(market: Table, model: str, n_assets: int, base_dir: Path |
             raise t.error("beta", f"alpha + beta must be < 1 (a stationary variance), got "
                           f"{fmt_number(alpha)} + {fmt_number(beta)}")
         params = Garch(alpha=alpha, beta=beta)
+    elif model == "replay":
+        params = _read_replay(t, base_dir, symbols, steps, horizon_days)
     elif model == "bootstrap":
         name = t.string("file")
         path = resolve_data_path(name, base_dir)
@@ -139,6 +185,77 @@ def read_model_params(market: Table, model: str, n_assets: int, base_dir: Path |
             start=t.string("start", Regime.start, choices=("calm", "stress")))
     t.finish()
     return params
+
+
+def _read_time(t: Table, name: str) -> float | None:
+    """``start`` / ``end`` of ``[market.replay]``: a TOML date or datetime, an ISO string
+    or epoch seconds (naive times are UTC); None when not given."""
+    raw = t.raw(name, None)
+    if raw is None:
+        return None
+    if isinstance(raw, dt.datetime):
+        return (raw if raw.tzinfo else raw.replace(tzinfo=dt.UTC)).timestamp()
+    if isinstance(raw, dt.date):
+        return dt.datetime(raw.year, raw.month, raw.day, tzinfo=dt.UTC).timestamp()
+    if isinstance(raw, str | int | float) and not isinstance(raw, bool):
+        try:
+            value = parse_time(str(raw))
+        except (ValueError, OverflowError):
+            value = math.nan
+        if math.isfinite(value):
+            return value
+    raise t.error(name, f"{raw!r} is not a time; give a TOML datetime (2025-10-10T12:00:00Z), "
+                  "an ISO string or epoch seconds")
+
+
+def _read_replay(t: Table, base_dir: Path | None, symbols: tuple[str, ...], steps: int,
+                 horizon_days: float) -> Replay:
+    """``[market.replay]``: the file read, checked and resampled (errors name its row and
+    column), the window placed on the scenario's steps."""
+    name = t.string("file")
+    path = resolve_data_path(name, base_dir)
+    noise = t.string("noise", "none", choices=REPLAY_NOISE)
+    block = t.integer("block", min(12, steps), lo=1, hi=steps)
+    if noise != "bootstrap" and t.has("block"):
+        raise t.error("block", "is read only with noise = \"bootstrap\"")
+    start_s, end_s = _read_time(t, "start"), _read_time(t, "end")
+    recorded = read_price_file(path, min_rows=1)
+    if start_s is None:
+        start_s = float(recorded.times[0])
+    horizon_s = horizon_days * 86400.0
+    if end_s is not None and abs(end_s - start_s - horizon_s) > 1.0:
+        if end_s <= start_s:
+            raise t.error("end", f"{format_time(end_s)} is not after the start "
+                          f"({format_time(start_s)})")
+        raise t.error("end", f"the window {format_time(start_s)} .. {format_time(end_s)} is "
+                      f"{(end_s - start_s) / 86400.0:.6g} days; simulation.horizon_days "
+                      f"is {fmt_number(horizon_days)}: set horizon_days to the window's "
+                      "length, or leave end out (the window is then start + horizon_days)")
+    prices = resample_prices(recorded, symbols, start_s, horizon_s / steps, steps)
+    return Replay(file=str(path), start_s=start_s, end_s=start_s + horizon_s,
+                  start_prices=tuple(float(x) for x in prices[0]), noise=noise, block=block,
+                  sha256=_sha256(path, t))
+
+
+def replay_prices(params: Replay, symbols: tuple[str, ...], steps: int) -> np.ndarray:
+    """The recorded prices of a replay on the scenario's steps, shape (steps + 1, A).
+
+    Raises
+    ------
+    ScenarioError
+        If the file changed since the scenario was loaded.
+    """
+    path = Path(params.file)
+    recorded = read_price_file(path, min_rows=1)
+    try:
+        same = hashlib.sha256(read_regular_bytes(path)).hexdigest() == params.sha256
+    except OSError:
+        same = False
+    if not same:
+        raise ScenarioError(str(path), "", "the replayed price file changed after the "
+                            "scenario was loaded; load the scenario again")
+    return resample_prices(recorded, symbols, params.start_s,
+                           (params.end_s - params.start_s) / steps, steps)
 
 
 def _sha256(path: Path, t: Table) -> str:

@@ -107,8 +107,9 @@ class Scenario:
         out.pop("accounts_file")
         if accounts_file is not None:  # absent otherwise: digests of older scenarios hold
             out["accounts_file"] = accounts_file.summary()
-        if out["simulation"]["events"] == "all":  # the default: digests of older scenarios
-            out["simulation"].pop("events")  # hold
+        for key, default in (("events", "all"), ("intrastep", "none")):
+            if out["simulation"][key] == default:  # defaults: digests of older scenarios
+                out["simulation"].pop(key)  # hold
         if not out["simulation"]["rare_event"]:  # rare-event mode off: likewise
             for key in ("rare_event", "rare_pilot_paths", "rare_defensive_share"):
                 out["simulation"].pop(key)
@@ -214,7 +215,7 @@ def scenario_from_dict(
     simulation = _read_simulation(sim_table)
     sim_table.finish()
     market_table = top.table("market")
-    market = _read_market(market_table, base_dir)
+    market = _read_market(market_table, base_dir, simulation)
     market_table.finish()
     if simulation.rare_event:
         _check_rare_event(simulation, market, sim_table)

@@ -10,6 +10,9 @@ from simulator.config.rare import VARIANCE_REDUCTION
 
 #: the choices of ``simulation.events``
 EVENT_ROWS = ("all", "liquidations", "none")
+#: the choices of ``simulation.intrastep``: liquidations tested at the step closes only,
+#: or also at the extremes of a Brownian bridge between them
+INTRASTEP = ("none", "bridge")
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,10 @@ class Simulation:
     #: fills, no ADL or socialised-loss rows) or ``none`` (an empty table); paths, accounts
     #: and the summary are the same whichever is chosen
     events: str = "all"
+    #: ``none``: accounts are tested at the step closes; ``bridge``: also at each asset's
+    #: lowest and highest price inside the step, drawn from the exact law of a Brownian
+    #: bridge between the closes (``docs/engine.md``, "Between the steps")
+    intrastep: str = "none"
     #: rare-event mode: the event importance sampling aims at (``""``: none; see
     #: :mod:`simulator.config.rare`)
     rare_event: str = ""
@@ -67,6 +74,7 @@ def _read_simulation(t: Table) -> Simulation:
                                         Simulation.account_tail_budget_mb, lo=0.0),
         risk_levels=_read_levels(t),
         events=t.string("events", Simulation.events, choices=EVENT_ROWS),
+        intrastep=t.string("intrastep", Simulation.intrastep, choices=INTRASTEP),
         **_read_rare(t),
     )
 

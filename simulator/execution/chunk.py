@@ -21,7 +21,7 @@ from simulator.errors import RunDirectoryError
 from simulator.execution.prepare import prepare
 from simulator.margin import EngineRules, replay
 from simulator.margin.engine import BookIndex
-from simulator.paths import PathInputs, generate_paths, generate_paths_sobol
+from simulator.paths import PathInputs, bridge_extremes, generate_paths, generate_paths_sobol
 from simulator.rare import Tilt
 from simulator.results import accounts as aggregate
 from simulator.results import atomic as output
@@ -66,6 +66,8 @@ class ChunkContext:
     tilt: Tilt | None = None
     #: ``simulation.variance_reduction = "sobol"``: each chunk one scrambled Sobol set
     sobol: bool = False
+    #: ``simulation.intrastep = "bridge"``: each step also swept at its bridge's extremes
+    intrastep: bool = False
 
     @property
     def weighted(self) -> bool:
@@ -87,7 +89,8 @@ class ChunkContext:
                                                  sim.variance_reduction != "none"),
                    metadata=tables.file_metadata(scenario.digest, sim.seed, version),
                    levels=sim.risk_levels, identity=run_identity(scenario),
-                   events=sim.events, sobol=sim.variance_reduction == "sobol")
+                   events=sim.events, sobol=sim.variance_reduction == "sobol",
+                   intrastep=sim.intrastep == "bridge")
 
 
 def plan_chunks(n_paths: int, chunk_paths: int, seed: int) -> list[ChunkTask]:
@@ -176,12 +179,14 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     exo = (generate_paths_sobol(ctx.inputs, task.n_paths, rng) if ctx.sobol else
            generate_paths(ctx.inputs, task.n_paths, rng, log_weight=log_weight, **tilted))
     weight = None if ctx.tilt is None else ctx.tilt.weights(log_weight)
+    bridge = bridge_extremes(ctx.inputs, exo, rng) if ctx.intrastep else None
     t1 = time.perf_counter()
     n_save = max(0, min(task.n_paths, ctx.save_prices - task.first_path))
     res = replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=n_save,
-                 index=ctx.index, rng_key=behaviour_key(task.seed), path_weight=weight)
+                 index=ctx.index, rng_key=behaviour_key(task.seed), path_weight=weight,
+                 bridge=bridge)
     saved_exo = exo[:n_save].copy() if n_save else None
-    del exo
+    del exo, bridge
     t2 = time.perf_counter()
     partial = aggregate.chunk_partial(res.final_price, ctx.inputs.s0, ctx.acct_navk,
                                       res.corr_path, res.corr_account, res.corr_delta,

@@ -31,7 +31,8 @@ __all__ = ["BookIndex", "EngineRules", "ReplayResult", "account_nav_coefficients
 def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRules,
            initial_events: int = 4096, save_marks: int = 0,
            index: BookIndex | None = None, rng_key: int = 0,
-           path_weight: np.ndarray | None = None) -> ReplayResult:
+           path_weight: np.ndarray | None = None,
+           bridge: np.ndarray | None = None) -> ReplayResult:
     """Replay every path of ``exo`` over ``book``.
 
     Parameters
@@ -56,6 +57,11 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
     path_weight : ndarray, shape (n,), optional
         The paths' likelihood ratios (importance sampling); the result's ``acct_weighted``
         sums them per account over the paths on which it was liquidated / bankrupt.
+    bridge : ndarray, shape (n, steps + 1, A, 2), optional
+        ``simulation.intrastep = "bridge"``: the lowest (``[..., 0]``) and highest
+        (``[..., 1]``) exogenous price inside each step ``t >= 1``
+        (:func:`simulator.paths.bridge_extremes`). Each step is then swept at them before its
+        close (``docs/engine.md``, "Between the steps").
 
     Returns
     -------
@@ -76,11 +82,13 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
                                   np.ones(n_assets))
     if path_weight is not None and np.shape(path_weight) != (n_paths,):
         raise ValueError(f"path_weight must have shape ({n_paths},)")
+    if bridge is not None and np.shape(bridge) != (*exo.shape, 2):
+        raise ValueError(f"bridge must have shape {(*exo.shape, 2)}")
     depth = np.ascontiguousarray(depth_usd, dtype=float)
     if not (depth > 0.0).all():  # the impact law divides by it (prepare_path_inputs keeps it)
         raise ValueError("depth_usd must be positive (inf: no impact) at every step")
     prices, book_arrays, index_arrays, rule_arrays, option_arrays = records.kernel_inputs(
-        exo, depth, book, index, rules, opt_data, rng_key)
+        exo, depth, book, index, rules, opt_data, rng_key, bridge)
     out = records.outputs(n_paths, steps, n_assets, book.n_accounts, save_marks,
                           max(16, int(initial_events)), path_weight)
     n_ev = n_corr = first = 0

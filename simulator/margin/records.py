@@ -34,8 +34,10 @@ __all__ = ["AssetWork", "BookArrays", "Heaps", "IndexArrays", "OptionArrays", "O
            "Prices", "RoundWork", "RuleArrays", "UnitLists", "UnitState", "kernel_inputs",
            "outputs", "scratch"]
 
-#: exogenous prices float64[n_paths, steps + 1, A] and depth in USD float64[steps + 1, A]
-Prices = namedtuple("Prices", ["exo", "depth"])
+#: exogenous prices float64[n_paths, steps + 1, A], depth in USD float64[steps + 1, A] and
+#: the intrastep extremes ``bridge`` float64[n_paths, steps + 1, A, 2] (the lowest and the
+#: highest exogenous price inside each step; shape (0, 0, 0, 2) without them)
+Prices = namedtuple("Prices", ["exo", "depth", "bridge"])
 
 #: the book at the start of every path: ``unit_usd`` float64[U], ``unit_coll``
 #: float64[U, A], ``unit_pos_start`` int64[U + 1], ``unit_account`` int64[U], ``pos_unit``,
@@ -153,7 +155,8 @@ def _i(array: np.ndarray) -> np.ndarray:
 
 
 def kernel_inputs(exo: np.ndarray, depth: np.ndarray, book: Book, index: BookIndex,
-                  rules: EngineRules, options: OptionData, rng_key: int
+                  rules: EngineRules, options: OptionData, rng_key: int,
+                  bridge: np.ndarray | None = None
                   ) -> tuple[Prices, BookArrays, IndexArrays, RuleArrays, OptionArrays]:
     """The read-only records of a replay.
 
@@ -170,6 +173,9 @@ def kernel_inputs(exo: np.ndarray, depth: np.ndarray, book: Book, index: BookInd
     rng_key : int
         Key of the counter-based draws, written to the ``IP_RNG_KEY`` of a copy of
         ``rules.iparams``.
+    bridge : ndarray, shape (n, steps + 1, A, 2), optional
+        The lowest and highest exogenous price inside each step (``simulation.intrastep =
+        "bridge"``); None: the step closes only.
 
     Returns
     -------
@@ -186,7 +192,8 @@ def kernel_inputs(exo: np.ndarray, depth: np.ndarray, book: Book, index: BookInd
     opt_row = np.full(book.n_units, -1, dtype=np.int64)  # option unit -> its stage row
     opt_row[opt_units] = np.arange(len(opt_units))
     boxes = index.boxes
-    return (Prices(_f(exo), _f(depth)),
+    no_bridge = np.empty((0, 0, 0, 2))
+    return (Prices(_f(exo), _f(depth), _f(no_bridge if bridge is None else bridge)),
             BookArrays(_f(book.unit_usd), _f(book.unit_coll), _i(book.unit_pos_start),
                        _i(book.unit_account), _i(book.pos_unit), _i(book.pos_asset),
                        _f(book.pos_qty), _f(book.pos_entry), _i(book.pos_kind),

@@ -6,7 +6,9 @@ arrays the path generators take (:func:`~simulator.paths.models.prepare_path_inp
 kernels (``simulator.paths._kernels``) and a plain NumPy reference for the tests
 (:func:`~simulator.paths.models.generate_paths_numpy`); importance sampling's shifts and
 likelihood ratios inside those kernels; scrambled Sobol paths with Brownian-bridge order
-(:func:`~simulator.paths.qmc.generate_paths_sobol`). Prices stay within the bounds of
+(:func:`~simulator.paths.qmc.generate_paths_sobol`); a recorded path replayed
+(:mod:`~simulator.paths.replay`); the extremes of a Brownian bridge inside each step
+(:func:`~simulator.paths.bridge.bridge_extremes`). Prices stay within the bounds of
 :mod:`simulator.config.limits`.
 
 May import: :mod:`simulator.config`, :mod:`simulator._kernels`, :mod:`simulator.errors`,
@@ -14,6 +16,7 @@ May import: :mod:`simulator.config`, :mod:`simulator._kernels`, :mod:`simulator.
 scipy (the Sobol points); numba in ``_kernels`` only.
 """
 
+from simulator.paths.bridge import bridge_extremes
 from simulator.paths.models import (
     PathInputs,
     generate_paths,
@@ -22,5 +25,5 @@ from simulator.paths.models import (
 )
 from simulator.paths.qmc import generate_paths_sobol
 
-__all__ = ["PathInputs", "generate_paths", "generate_paths_numpy", "generate_paths_sobol",
-           "prepare_path_inputs"]
+__all__ = ["PathInputs", "bridge_extremes", "generate_paths", "generate_paths_numpy",
+           "generate_paths_sobol", "prepare_path_inputs"]

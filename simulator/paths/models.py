@@ -23,8 +23,10 @@ from simulator.config.models import (
     Jumps,
     ModelParams,
     Regime,
+    Replay,
     StudentT,
     read_returns_file,
+    replay_prices,
 )
 from simulator.config.rare import TILTABLE_MODELS
 from simulator.config.scenario import Scenario, check_correlation
@@ -37,6 +39,7 @@ from simulator.paths._kernels import (
     regime_paths_nb,
     student_t_paths_nb,
 )
+from simulator.paths.replay import noise_inputs, recorded_paths
 
 #: smallest compounded ``liquidity`` multiplier of the depth (a product of shocks below it,
 #: at most an underflow to 0, is raised to it: the depth stays positive)
@@ -74,6 +77,8 @@ class PathInputs:
         when ``filter`` is ``"ewma"`` or ``"garch"``.
     filter_params : ndarray, shape (3, A)
         Bootstrap filter recursion per asset: ``omega_share``, ``alpha``, ``beta``.
+    recorded : ndarray, shape (steps + 1, A)
+        Replay model: the recorded prices on the steps (:mod:`simulator.paths.replay`).
     """
 
     s0: np.ndarray
@@ -91,6 +96,7 @@ class PathInputs:
     chol_stress: np.ndarray | None = None
     data: np.ndarray | None = None
     filter_params: np.ndarray | None = None
+    recorded: np.ndarray | None = None
 
     @property
     def steps(self) -> int:
@@ -188,7 +194,10 @@ def prepare_path_inputs(scenario: Scenario) -> PathInputs:
         stress = np.full((n, n), params.correlation)
         np.fill_diagonal(stress, 1.0)
         chol_stress = np.linalg.cholesky(stress)
-    data = filter_params = None
+    data = filter_params = recorded = None
+    if isinstance(params, Replay):
+        recorded = replay_prices(params, market.symbols, steps)
+        s0 = recorded[0].copy()
     if isinstance(params, Bootstrap):
         returns = read_returns_file(Path(params.file), market.symbols, scenario.source,
                                     "market.bootstrap.file")
@@ -196,7 +205,8 @@ def prepare_path_inputs(scenario: Scenario) -> PathInputs:
     return PathInputs(s0=s0, drift_step=drift_step, diff_scale=diff_scale, chol=chol, data=data,
                       depth_usd=depth, model=market.model, params=params, mu_dt=mu * dt,
                       var_dt=vol**2 * dt, vol_mult=vol_mult, gap_log=gap_log,
-                      chol_stress=chol_stress, dt_years=dt, filter_params=filter_params)
+                      chol_stress=chol_stress, dt_years=dt, filter_params=filter_params,
+                      recorded=recorded)
 
 
 def generate_paths(
@@ -268,6 +278,13 @@ def generate_paths(
     if (mix_tilt is not None or jump_tilt is not None) and theta is None:
         raise ValueError("mix_tilt and jump_tilt go with theta")
     p = inputs.params
+    if isinstance(p, Replay):
+        if p.noise == "none":
+            return recorded_paths(inputs, out)
+        generate_paths(noise_inputs(inputs), n_paths, rng, out, theta, logw, znorm, shift)
+        if p.noise == "bootstrap":
+            out *= inputs.recorded[None]
+        return out
     if isinstance(p, StudentT):
         student_t_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol,
                            p.dof, out, theta, shifted, logw, znorm,
@@ -384,6 +401,11 @@ def generate_paths_numpy(inputs: PathInputs, n_paths: int, rng: np.random.Genera
 
     if theta is not None and inputs.model not in TILTABLE_MODELS:
         raise ValueError(f"model {inputs.model!r} cannot be importance-sampled")
+    if isinstance(p, Replay):
+        if p.noise == "none":
+            return recorded_paths(inputs, np.empty((n_paths, steps + 1, n_assets)))
+        noisy = generate_paths_numpy(noise_inputs(inputs), n_paths, rng)
+        return noisy * inputs.recorded[None] if p.noise == "bootstrap" else noisy
 
     def draw(shape: tuple[int, ...], path: int | None = None) -> np.ndarray:
         """Standard normals of ``shape``, shifted by ``theta`` (their log ratio recorded

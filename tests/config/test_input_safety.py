@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 
 from simulator import cli
-from simulator.calibration.price_files import load_prices
 from simulator.config.scenario import load_scenario
 from simulator.config.toml import MAX_DEPTH, check_depth
 from simulator.errors import ScenarioError
 from simulator.input_files import read_regular_bytes
+from simulator.price_files import load_prices
 
 from ..support.cli_checks import error_line as _error_line
 from ..support.toml_text import one_asset_scenario, with_bootstrap

@@ -46,6 +46,9 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         Shared event list, appended to in order.
     behaviour : Behaviour
         Funding and margin-call parameters (off on a lending venue).
+    bridge : list of list of list of float, optional
+        ``[t][a]`` = ``[low, high]``: the extremes of the exogenous price inside step ``t``
+        (``docs/engine.md``, "Between the steps"); None: the step closes only.
     """
 
     def __init__(
@@ -59,8 +62,10 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         venue: Venue,
         events: list[dict[str, Any]],
         behaviour: Behaviour,
+        bridge: list[list[list[float]]] | None = None,
     ) -> None:
         self.path = path
+        self.bridge = bridge
         self.exo = exo
         self.depth = depth
         self.book = book
@@ -124,14 +129,28 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         steps = len(self.exo) - 1
         funding_interval = self.behaviour.funding_interval
         for t in range(1, steps + 1):
+            top = 0
+            if self.bridge is not None:  # inside the step: a low and a high sweep
+                move = sum(math.log(self.exo[t][a] / self.exo[t - 1][a])
+                           for a in range(n_assets))
+                for side in ((0, 1) if move >= 0.0 else (1, 0)):
+                    marks = []
+                    for a in range(n_assets):
+                        x = self.bridge[t][a][side]
+                        # the impact outstanding, decayed by the step (not stored)
+                        mark = x if self.logimp[a] == 0.0 else \
+                            x * math.exp(self.logimp[a] * self.venue.decay)
+                        self.check_bounds(a, x, mark)
+                        marks.append(self.clamp(mark, a))
+                    self.marks = marks
+                    book.t = t
+                    top = max(top, self.cascade(t))
+                    self.record_lows()
             for a in range(n_assets):
                 self.logimp[a] *= self.venue.decay
             marks = [self.exo[t][a] * math.exp(self.logimp[a]) for a in range(n_assets)]
             for a in range(n_assets):
-                lo, hi = self.lo[a] * (1 + 1e-9), self.hi[a] * (1 - 1e-9)
-                for x in (self.exo[t][a], marks[a]):  # the exogenous price and the mark
-                    if math.isnan(x) or x <= lo or x >= hi:
-                        self.price_bounded = True
+                self.check_bounds(a, self.exo[t][a], marks[a])
                 marks[a] = self.clamp(marks[a], a)
             self.marks = marks
             book.t = t
@@ -139,26 +158,43 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
             if funding_interval > 0 and t % funding_interval == 0:
                 self.pay_funding(t)
             self.answer_calls(t)
-            r = 0
-            while r < self.venue.max_rounds:
-                self.margin_calls(t)
-                liq = [u for u in range(book.n_units) if book.liquidatable(u, self.marks)]
-                if not liq:
-                    break
-                r = r + 1
-                before = self.n_liquidations
-                if self.venue.lending:
-                    self.run_lending_round(t, r, liq)
-                else:
-                    self.run_round(t, r, liq)
-                if r > 1:  # liquidations the cascade's own forced sales caused
-                    self.n_cascade += self.n_liquidations - before
+            r = max(top, self.cascade(t))
             if r > self.max_cascade_rounds:
                 self.max_cascade_rounds = r
-            # The step's closing mark.
-            for a in range(n_assets):
-                if self.marks[a] < self.min_price[a]:
-                    self.min_price[a] = self.marks[a]
+            self.record_lows()  # the step's closing mark
 
         return (self.path_record(), list(self.acc_liquidated), list(self.acc_bankrupt),
                 self.account_pnl(nav0))
+
+    def check_bounds(self, a: int, exo_price: float, mark: float) -> None:
+        """Flag the path when asset ``a``'s exogenous price or mark is at a price bound."""
+        lo, hi = self.lo[a] * (1 + 1e-9), self.hi[a] * (1 - 1e-9)
+        for x in (exo_price, mark):
+            if math.isnan(x) or x <= lo or x >= hi:
+                self.price_bounded = True
+
+    def cascade(self, t: int) -> int:
+        """The rounds of step ``t`` at the current marks, until one liquidates no one (or
+        the most rounds); returns their number."""
+        book = self.book
+        r = 0
+        while r < self.venue.max_rounds:
+            self.margin_calls(t)
+            liq = [u for u in range(book.n_units) if book.liquidatable(u, self.marks)]
+            if not liq:
+                break
+            r = r + 1
+            before = self.n_liquidations
+            if self.venue.lending:
+                self.run_lending_round(t, r, liq)
+            else:
+                self.run_round(t, r, liq)
+            if r > 1:  # liquidations the cascade's own forced sales caused
+                self.n_cascade += self.n_liquidations - before
+        return r
+
+    def record_lows(self) -> None:
+        """The path's lowest marks so far."""
+        for a in range(self.book.n_assets):
+            if self.marks[a] < self.min_price[a]:
+                self.min_price[a] = self.marks[a]

@@ -74,6 +74,7 @@ def naive_replay(
     rng_key: int = 0,
     pos_kind: Any = None,
     options: NaiveOptions | None = None,
+    bridge: Any = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Replay every path through the margin engine of ``docs/engine.md``, slowly.
 
@@ -176,6 +177,11 @@ def naive_replay(
         Kind of each position: ``0`` linear (``qty`` in coins, PnL in USD) or ``1``
         inverse (``qty`` in USD contracts, entry in USD per coin, PnL paid in the coin);
         all linear when None. Derivatives venues only.
+    bridge : array_like of float, shape (n_paths, steps + 1, A, 2), optional
+        Intrastep extremes (``docs/engine.md``, "Between the steps"): the lowest and the
+        highest exogenous price of each asset inside each step; before each step's close
+        the marks sweep the lows and then the highs (the highs first on a step whose log
+        returns sum to less than 0), each sweep a cascade of its own.
 
     Returns
     -------
@@ -339,6 +345,8 @@ def naive_replay(
             venue,
             events,
             behaviour,
+            None if bridge is None else [[[float(x) for x in pair] for pair in row]
+                                         for row in bridge[path_index]],
         )
         record, acc_liq, acc_bank, acc_pnl = run.run()
         paths.append(record)

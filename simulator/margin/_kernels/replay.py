@@ -52,6 +52,7 @@ from simulator.margin._kernels.step import (
     collect_dirty_nb,
     expire_options_nb,
     step_marks_nb,
+    sweep_marks_nb,
 )
 from simulator.margin.codes import (
     CNT_CORRECTIONS,
@@ -139,60 +140,72 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
     dlog = assets.dlog
     n_ev = n_ev0
     n_corr = n_corr0
+    n_sweeps = 2 if prices.bridge.shape[0] > 0 else 0  # intrastep: a low and a high sweep
     for i in range(first_path, n_paths):
         _start_path_nb(i, n_ev, n_corr, prices, index, rules, options, out, state, heaps,
                        lists, assets)
         overflow = False
         for t in range(1, steps + 1):
-            step_marks_nb(i, t, prices, rules, options, out, lists, assets)
-            expire_options_nb(t, book, rules, options, state, lists, assets)
-            if behaviour_nb(i, t, prices, book, index, rules, options, out, state, lists,
-                            assets):
-                overflow = True
-                break
-            r = 0
-            while r < max_rounds:
-                n_dirty = collect_dirty_nb(t, index, rules, state, heaps, lists, assets)
-                n_l = check_units_nb(i, t, steps, tiered, n_dirty, book, rules, options, state,
-                                     heaps, lists, assets)
-                if n_l == 0:
-                    break
-                r += 1
-                start_round_nb(i, t, n_l, prices, book, rules, options, out, state, lists,
-                               assets, rnd)
-                n_b = 0
-                for j in range(n_l):  # 4. settle, in increasing unit index
-                    u = liq[j]
-                    ev_lo = count[CNT_EVENTS]
-                    if lending:
-                        fee, bd, deficit, sum_n, overflow = settle_lending_nb(
-                            i, t, r, j, u, book, rules, out, state, lists, assets, rnd)
+            r_top = 0
+            for sweep in range(n_sweeps + 1):
+                if sweep < n_sweeps:  # inside the step: marks at the bridge's extremes
+                    sweep_marks_nb(i, t, sweep, prices, rules, options, out, lists, assets)
+                else:  # the step's close
+                    step_marks_nb(i, t, prices, rules, options, out, lists, assets)
+                    expire_options_nb(t, book, rules, options, state, lists, assets)
+                    if behaviour_nb(i, t, prices, book, index, rules, options, out, state,
+                                    lists, assets):
+                        overflow = True
+                        break
+                r = 0
+                while r < max_rounds:
+                    n_dirty = collect_dirty_nb(t, index, rules, state, heaps, lists, assets)
+                    n_l = check_units_nb(i, t, steps, tiered, n_dirty, book, rules, options, state,
+                                         heaps, lists, assets)
+                    if n_l == 0:
+                        break
+                    r += 1
+                    start_round_nb(i, t, n_l, prices, book, rules, options, out, state, lists,
+                                   assets, rnd)
+                    n_b = 0
+                    for j in range(n_l):  # 4. settle, in increasing unit index
+                        u = liq[j]
+                        ev_lo = count[CNT_EVENTS]
+                        if lending:
+                            fee, bd, deficit, sum_n, overflow = settle_lending_nb(
+                                i, t, r, j, u, book, rules, out, state, lists, assets, rnd)
+                            if overflow:
+                                break
+                        else:
+                            sum_n, perp_n, option_fee = close_unit_nb(t, j, u, book, options, state,
+                                                                      assets, rnd)
+                            fee, bd, paid, deficit = charge_unit_nb(i, t, j, u, perp_n, option_fee,
+                                                                    book, rules, options, out,
+                                                                    state, assets, rnd)
+                            overflow = unit_events_nb(i, t, r, j, u, fee, bd, paid, sum_n, book,
+                                                      options, out, state, lists, assets, rnd)
+                        n_b = settled_nb(i, r, u, fee, bd, sum_n, deficit, ev_lo, n_b, book, rules,
+                                         out, state, lists, assets, rnd)
                         if overflow:
                             break
-                    else:
-                        sum_n, perp_n, option_fee = close_unit_nb(t, j, u, book, options, state,
-                                                                  assets, rnd)
-                        fee, bd, paid, deficit = charge_unit_nb(i, t, j, u, perp_n, option_fee,
-                                                                book, rules, options, out,
-                                                                state, assets, rnd)
-                        overflow = unit_events_nb(i, t, r, j, u, fee, bd, paid, sum_n, book,
-                                                  options, out, state, lists, assets, rnd)
-                    n_b = settled_nb(i, r, u, fee, bd, sum_n, deficit, ev_lo, n_b, book, rules,
-                                     out, state, lists, assets, rnd)
                     if overflow:
+                        break
+                    for a in range(mark.shape[0]):  # 5. marks
+                        mark[a] = mark2[a]
+                        logimp[a] += dlog[a]
+                    if cover_round_deficits_nb(i, t, r, n_b, book, rules, options, out, state,
+                                               lists, assets, rnd):  # 6. ADL, or socialised
+                        overflow = True
                         break
                 if overflow:
                     break
-                for a in range(mark.shape[0]):  # 5. marks
-                    mark[a] = mark2[a]
-                    logimp[a] += dlog[a]
-                if cover_round_deficits_nb(i, t, r, n_b, book, rules, options, out, state,
-                                           lists, assets, rnd):  # 6. ADL, or socialised
-                    overflow = True
-                    break
+                if r > r_top:
+                    r_top = r
+                if sweep < n_sweeps:
+                    _sweep_low_nb(i, out, assets)
             if overflow:
                 break
-            _close_step_nb(i, t, r, out, assets)
+            _close_step_nb(i, t, r_top, out, assets)
         if overflow:
             return n_ev, n_corr, i, OVERFLOW_EVENTS
         if not _finish_path_nb(i, steps, book, index, options, out, state, lists, assets):
@@ -260,6 +273,16 @@ def _start_path_nb(i, n_ev, n_corr, prices, index, rules, options, out, state, h
         p_hi[a] = exo[i, 0, a] * PRICE_CAP_RATIO
         if i < marks.shape[0]:
             marks[i, 0, a] = exo[i, 0, a]
+
+
+@njit(cache=True, inline="always")
+def _sweep_low_nb(i, out, assets):  # pragma: no cover - jitted
+    """The end of an intrastep sweep: the path's minimum marks."""
+    mark = assets.mark
+    min_price = out.min_price
+    for a in range(mark.shape[0]):
+        if mark[a] < min_price[i, a]:
+            min_price[i, a] = mark[a]
 
 
 @njit(cache=True, inline="always")

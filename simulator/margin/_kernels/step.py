@@ -88,6 +88,45 @@ def step_marks_nb(i, t, prices, rules, options, out, lists, assets):  # pragma: 
 
 
 @njit(cache=True, inline="always")
+def sweep_marks_nb(i, t, sweep, prices, rules, options, out, lists, assets
+                   ):  # pragma: no cover - jitted
+    """Intrastep sweep ``sweep`` (0 or 1) of step ``t`` of path ``i``: the later stage of
+    the option boxes it is in, and the marks at every asset's lowest (a *low* sweep) or
+    highest (a *high* sweep) exogenous price inside the step, ``prices.bridge``, with the
+    impact outstanding decayed by the step's factor (not stored: the close decays it),
+    clamped to the price bounds. The low sweep comes first, unless the step's exogenous
+    log returns sum to less than 0 (a falling step tends to reach its high early)."""
+    count = lists.count
+    stage_step = options.stage_step
+    stage = count[CNT_STAGE]
+    while stage + 1 < stage_step.shape[0] and stage_step[stage + 1] <= t:
+        stage += 1
+    count[CNT_STAGE] = stage
+    exo = prices.exo
+    bridge = prices.bridge
+    move = 0.0
+    for a in range(exo.shape[2]):
+        move += np.log(exo[i, t, a] / exo[i, t - 1, a])
+    side = sweep if move >= 0.0 else 1 - sweep  # 0: the lows, 1: the highs
+    decay = rules.fparams[FP_DECAY]
+    logimp = assets.logimp
+    mark = assets.mark
+    p_lo = assets.p_lo
+    p_hi = assets.p_hi
+    for a in range(mark.shape[0]):
+        x = bridge[i, t, a, side]
+        if logimp[a] == 0.0:
+            mark[a] = x
+        else:
+            mark[a] = x * np.exp(logimp[a] * decay)
+        lo_in = p_lo[a] * (1.0 + BOUND_REL_TOL)
+        hi_in = p_hi[a] * (1.0 - BOUND_REL_TOL)
+        if x <= lo_in or not x < hi_in or mark[a] <= lo_in or not mark[a] < hi_in:
+            out.path_i[i, PI_PRICE_BOUNDED] = 1
+            mark[a] = bound_price_nb(mark[a], p_lo[a], p_hi[a])
+
+
+@njit(cache=True, inline="always")
 def expire_options_nb(t, book, rules, options, state, lists, assets
                       ):  # pragma: no cover - jitted
     """Options expiring at step ``t`` pay their intrinsic value at the marks."""

@@ -1,7 +1,9 @@
-"""Price files for calibration: a timestamp column, then one price column per symbol.
+"""Price files: a timestamp column, then one price column per symbol.
 
-CSV or Parquet. Every problem is a :class:`simulator.errors.ScenarioError` naming the
-file and the column and line (CSV) or row (Parquet).
+CSV or Parquet, read for ``marginsim calibrate`` and for the ``replay`` price model (which
+resamples the recorded prices onto a scenario's steps: :func:`resample_prices`). Every
+problem is a :class:`simulator.errors.ScenarioError` naming the file and the column and
+line (CSV) or row (Parquet).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +26,7 @@ def _valid_symbol(name: str) -> bool:
     return bool(name) and name.replace("_", "").isalnum() and name.upper() != "USD"
 
 
-def _parse_time(text: str) -> float:
+def parse_time(text: str) -> float:
     """Seconds since the epoch of an ISO date/datetime (naive = UTC) or of a number."""
     text = text.strip()
     try:
@@ -64,7 +67,7 @@ def _read_csv(path: Path, source: str) -> tuple[list[str], np.ndarray, np.ndarra
                                         f"{len(header)}; every row needs a timestamp and one "
                                         "price per symbol")
                 try:
-                    times.append(_parse_time(cells[0]))
+                    times.append(parse_time(cells[0]))
                 except (ValueError, OverflowError):
                     raise ScenarioError(source, f"column {header[0]!r}, {label}",
                                         f"{cells[0]!r} is not a timestamp; use ISO dates or "
@@ -156,7 +159,7 @@ def _read_parquet(path: Path, source: str
         times = np.empty(n)
         for i, text in enumerate(tcol.to_pylist()):
             try:
-                times[i] = _parse_time(text)
+                times[i] = parse_time(text)
             except (ValueError, OverflowError):
                 raise ScenarioError(source, f"column {tname!r}, {labels[i]}",
                                     f"{text!r} is not a timestamp; use ISO dates or datetimes "
@@ -180,8 +183,38 @@ def _read_parquet(path: Path, source: str
     return header, times, prices, labels
 
 
-def load_price_file(path: str | Path) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Read and check a price file; prices, symbols and epoch seconds of the rows."""
+@dataclass(frozen=True)
+class PriceFile:
+    """A checked price file: rows in strictly increasing time.
+
+    Attributes
+    ----------
+    path : str
+    times : ndarray, shape (T,)
+        Epoch seconds of the rows.
+    prices : ndarray, shape (T, A)
+        Positive finite prices.
+    symbols : list of str
+        The price columns, in file order.
+    labels : list of str
+        Where each row is, for errors: ``line N`` (CSV) or ``row N`` (Parquet, from 1).
+    time_column : str
+        The name of the timestamp column.
+    """
+
+    path: str
+    times: np.ndarray
+    prices: np.ndarray
+    symbols: list[str]
+    labels: list[str]
+    time_column: str
+
+
+def read_price_file(path: str | Path, min_rows: int = 3) -> PriceFile:
+    """Read and check a price file (see :func:`load_prices` for the format and errors).
+
+    ``min_rows``: the fewest rows accepted (3 for a fit; 1 for a replay).
+    """
     path = Path(path)
     source = str(path)
     if not path.is_file():
@@ -194,9 +227,10 @@ def load_price_file(path: str | Path) -> tuple[np.ndarray, list[str], np.ndarray
         header, times, prices, labels = _read_parquet(path, source)
     else:
         header, times, prices, labels = _read_csv(path, source)
-    if prices.shape[0] < 3:
-        raise ScenarioError(source, "rows", f"found {prices.shape[0]} row(s) of prices; at "
-                            "least 3 are needed (2 returns), and far more for a useful fit")
+    if prices.shape[0] < min_rows:
+        need = ("at least 3 are needed (2 returns), and far more for a useful fit"
+                if min_rows >= 3 else f"at least {min_rows} needed")
+        raise ScenarioError(source, "rows", f"found {prices.shape[0]} row(s) of prices; {need}")
     if not np.isfinite(times).all():
         i = int(np.flatnonzero(~np.isfinite(times))[0])
         raise ScenarioError(source, f"column {header[0]!r}, {labels[i]}",
@@ -209,7 +243,88 @@ def load_price_file(path: str | Path) -> tuple[np.ndarray, list[str], np.ndarray
                             f"the timestamp {what} the one of the previous row "
                             f"({labels[i - 1]}); timestamps must increase strictly: sort the "
                             "file by time and drop duplicate rows")
-    return prices, header[1:], times
+    return PriceFile(source, times, prices, header[1:], labels, header[0])
+
+
+def load_price_file(path: str | Path) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Read and check a price file; prices, symbols and epoch seconds of the rows."""
+    f = read_price_file(path)
+    return f.prices, f.symbols, f.times
+
+
+def format_time(epoch_s: float) -> str:
+    """An epoch time as ISO 8601 in UTC (``2025-10-10T12:00:00Z``)."""
+    stamp = datetime.fromtimestamp(epoch_s, tz=UTC)
+    text = stamp.isoformat(timespec="seconds" if stamp.microsecond == 0 else "microseconds")
+    return text.replace("+00:00", "Z")
+
+
+#: two times closer than this (seconds) are the same time
+TIME_TOLERANCE_S = 1e-3
+#: a gap is an interval between two rows longer than this many times the file's median
+#: spacing (and longer than a step)
+GAP_FACTOR = 3.0
+
+
+def resample_prices(f: PriceFile, symbols: tuple[str, ...], start_s: float, step_s: float,
+                    steps: int) -> np.ndarray:
+    """The recorded prices of ``symbols`` at the times ``start_s + k step_s``, ``k = 0 ..
+    steps``: at each, the price of the last row at or before it.
+
+    Parameters
+    ----------
+    f : PriceFile
+    symbols : tuple of str
+        Columns wanted, in this order (others are ignored).
+    start_s, step_s : float
+        The first step time (epoch seconds) and the step length (seconds).
+    steps : int
+
+    Returns
+    -------
+    ndarray, shape (steps + 1, len(symbols))
+
+    Raises
+    ------
+    ScenarioError
+        Naming the file, when a symbol has no column, the window starts before the first
+        row or ends after the last, or the rows the window uses have a gap: two rows more
+        than ``max(GAP_FACTOR x the file's median spacing, step_s)`` apart (missing data,
+        which holding the last price would hide).
+    """
+    missing = [s for s in symbols if s not in f.symbols]
+    if missing:
+        raise ScenarioError(f.path, "header", f"no column for {', '.join(missing)}; the file "
+                            f"has {', '.join(f.symbols)} (one price column per asset symbol)")
+    end_s = start_s + steps * step_s
+    first, last = float(f.times[0]), float(f.times[-1])
+    if start_s < first - TIME_TOLERANCE_S:
+        raise ScenarioError(f.path, f"column {f.time_column!r}, {f.labels[0]}",
+                            f"the replay window starts at {format_time(start_s)}, before the "
+                            f"file's first row ({format_time(first)}); start at or after it")
+    if end_s > last + TIME_TOLERANCE_S:
+        raise ScenarioError(f.path, f"column {f.time_column!r}, {f.labels[-1]}",
+                            f"the replay window {format_time(start_s)} .. {format_time(end_s)} "
+                            f"ends after the file's last row ({format_time(last)}); start "
+                            "earlier, shorten simulation.horizon_days or extend the file")
+    when = start_s + np.arange(steps + 1) * step_s
+    # (a row stamped at a step time is that step's price, whatever the rounding of the sum)
+    rows = np.searchsorted(f.times, when + TIME_TOLERANCE_S, side="right") - 1
+    i0, i1 = int(rows[0]), int(rows[-1])
+    spacing = np.diff(f.times)
+    if spacing.size:
+        allowed = max(GAP_FACTOR * float(np.median(spacing)), step_s)
+        used = spacing[i0:i1]
+        if used.size and used.max() > allowed * (1.0 + 1e-12):
+            k = i0 + int(np.argmax(used > allowed * (1.0 + 1e-12))) + 1
+            raise ScenarioError(f.path, f"column {f.time_column!r}, {f.labels[k]}",
+                                f"a gap of {spacing[k - 1]:g} s before this row (from "
+                                f"{format_time(f.times[k - 1])} to {format_time(f.times[k])}),"
+                                f" inside the replay window; the rows are {np.median(spacing):g}"
+                                f" s apart (median), and a step is {step_s:g} s: fill the "
+                                "missing rows or move the window")
+    cols = [f.symbols.index(s) for s in symbols]
+    return np.ascontiguousarray(f.prices[rows][:, cols])
 
 
 def load_prices(path: str | Path) -> tuple[np.ndarray, list[str], float]:

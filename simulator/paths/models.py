@@ -10,6 +10,7 @@ an earlier one on the same entries).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from simulator.paths._kernels import (
     regime_paths_nb,
     student_t_paths_nb,
 )
-from simulator.paths.replay import noise_inputs, recorded_paths
+from simulator.paths.replay import recorded_paths, residuals
 
 #: smallest compounded ``liquidity`` multiplier of the depth (a product of shocks below it,
 #: at most an underflow to 0, is raised to it: the depth stays positive)
@@ -280,8 +281,8 @@ def generate_paths(
     p = inputs.params
     if isinstance(p, Replay):
         if p.noise == "none":
-            return recorded_paths(inputs, out)
-        generate_paths(noise_inputs(inputs), n_paths, rng, out, theta, logw, znorm, shift)
+            return recorded_paths(inputs.recorded, inputs.gap_log, inputs.mu_dt, out)
+        generate_paths(_noise_inputs(inputs), n_paths, rng, out, theta, logw, znorm, shift)
         if p.noise == "bootstrap":
             out *= inputs.recorded[None]
         return out
@@ -313,6 +314,24 @@ def generate_paths(
         gbm_paths_nb(rng, inputs.s0, inputs.drift_step, inputs.diff_scale, inputs.chol, out,
                      theta, shifted, logw, znorm)
     return out
+
+
+def _noise_inputs(inputs: PathInputs) -> PathInputs:
+    """The inputs of the model that draws a replay's noisy paths
+    (:mod:`simulator.paths.replay`): GBM whose drift follows the record (``noise =
+    "gbm"``), or the bootstrap of the record's residuals started at 1 (``"bootstrap"``:
+    its prices are then multiplied by the record)."""
+    p = inputs.params
+    assert isinstance(p, Replay) and inputs.recorded is not None
+    if p.noise == "gbm":
+        return dataclasses.replace(inputs, model="gbm", params=None, drift_step=(
+            inputs.drift_step + np.diff(np.log(inputs.recorded), axis=0)))
+    n_assets = inputs.n_assets
+    return dataclasses.replace(
+        inputs, model="bootstrap", s0=np.ones(n_assets),
+        params=Bootstrap(file=p.file, block=p.block, sha256=p.sha256),
+        data=residuals(inputs.recorded, p.block), filter_params=np.zeros((3, n_assets)),
+        gap_log=inputs.gap_log + inputs.mu_dt[None, :])
 
 
 def _f64(x: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -403,8 +422,9 @@ def generate_paths_numpy(inputs: PathInputs, n_paths: int, rng: np.random.Genera
         raise ValueError(f"model {inputs.model!r} cannot be importance-sampled")
     if isinstance(p, Replay):
         if p.noise == "none":
-            return recorded_paths(inputs, np.empty((n_paths, steps + 1, n_assets)))
-        noisy = generate_paths_numpy(noise_inputs(inputs), n_paths, rng)
+            return recorded_paths(inputs.recorded, inputs.gap_log, inputs.mu_dt,
+                                  np.empty((n_paths, steps + 1, n_assets)))
+        noisy = generate_paths_numpy(_noise_inputs(inputs), n_paths, rng)
         return noisy * inputs.recorded[None] if p.noise == "bootstrap" else noisy
 
     def draw(shape: tuple[int, ...], path: int | None = None) -> np.ndarray:

@@ -17,35 +17,16 @@ thins the depth. An asset's ``drift`` adds ``mu dt`` per step.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from simulator.config.limits import LOG_PRICE_CAP, LOG_PRICE_FLOOR
-from simulator.config.models import Bootstrap, Replay
-
-if TYPE_CHECKING:  # (models imports this module)
-    from simulator.paths.models import PathInputs
 
 
-def noise_inputs(inputs: PathInputs) -> PathInputs:
-    """The inputs of the model that draws a replay's noisy paths: GBM whose drift follows
-    the record (``noise = "gbm"``), or the bootstrap of the record's residuals started at
-    1 (``"bootstrap"``: its prices are then multiplied by the record)."""
-    p = inputs.params
-    assert isinstance(p, Replay) and inputs.recorded is not None
-    log_r = np.diff(np.log(inputs.recorded), axis=0)
-    if p.noise == "gbm":
-        return dataclasses.replace(inputs, model="gbm", params=None,
-                                   drift_step=inputs.drift_step + log_r)
-    residuals = log_r - block_weights(len(log_r), p.block) @ log_r
-    n_assets = inputs.n_assets
-    return dataclasses.replace(
-        inputs, model="bootstrap", s0=np.ones(n_assets),
-        params=Bootstrap(file=p.file, block=p.block, sha256=p.sha256),
-        data=np.ascontiguousarray(residuals), filter_params=np.zeros((3, n_assets)),
-        gap_log=inputs.gap_log + inputs.mu_dt[None, :])
+def residuals(recorded: np.ndarray, block: int) -> np.ndarray:
+    """The ``bootstrap`` noise's rows: the record's log returns per step, demeaned with the
+    weights at which a block bootstrap draws each row (:func:`block_weights`)."""
+    log_r = np.diff(np.log(recorded), axis=0)
+    return np.ascontiguousarray(log_r - block_weights(len(log_r), block) @ log_r)
 
 
 def block_weights(n_rows: int, block: int) -> np.ndarray:
@@ -63,12 +44,12 @@ def block_weights(n_rows: int, block: int) -> np.ndarray:
     return cover / cover.sum()
 
 
-def recorded_paths(inputs: PathInputs, out: np.ndarray) -> np.ndarray:
-    """``noise = "none"``: every path the record, times the gaps and the drift (exactly
-    the record when there are none), within the price bounds of the limits."""
-    recorded = inputs.recorded
-    assert recorded is not None
-    log_m = np.cumsum(inputs.gap_log + inputs.mu_dt[None, :], axis=0)
+def recorded_paths(recorded: np.ndarray, gap_log: np.ndarray, mu_dt: np.ndarray,
+                   out: np.ndarray) -> np.ndarray:
+    """``noise = "none"``: every path of ``out`` (n, steps + 1, A) the record, times the
+    gaps (``gap_log``, (steps, A)) and the drift (``mu_dt``, (A,)): exactly the record
+    when there are none; within the price bounds of the limits."""
+    log_m = np.cumsum(gap_log + mu_dt[None, :], axis=0)
     path = recorded.copy()
     path[1:] *= np.exp(log_m)
     s0 = recorded[0]

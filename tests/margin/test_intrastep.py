@@ -25,6 +25,7 @@ from simulator.margin import EngineRules, replay
 
 from ..reference import naive_replay
 from ..support.compare import assert_same, naive_options, reference_kwargs, run_reference
+from ..support.first_passage import discrete_prob, first_passage_prob, liquidation_price
 from ..support.flat_books import market, random_book, random_paths
 from ..support.option_cases import CASES as OPTION_CASES
 from ..support.option_cases import HAIRCUT, STEP_HOURS, STEPS, reserve_of
@@ -34,7 +35,6 @@ from ..support.rule_cases import CASES as RULE_CASES
 from ..support.rule_cases import PRICES, tier_tables
 from ..support.rule_cases import build as build_rule_case
 from ..support.rule_cases import run_naive as run_rule_naive
-from .test_first_passage import discrete_prob, first_passage_prob, liquidation_price
 
 K = 4.0
 

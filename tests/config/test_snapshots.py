@@ -17,12 +17,14 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from simulator import cli
 from simulator.book.build import build_book
 from simulator.config.scenario import load_scenario
 from simulator.errors import ScenarioError
+from simulator.execution.runner import run
 
 from ..support import DATA
 
@@ -188,6 +190,20 @@ def test_book_of_an_aave_snapshot_holds_collateral_and_debt(tmp_path):
     np.testing.assert_array_equal(book.unit_coll, [[0.5, 10.5, 0.0], [0, 0, 0], [0, 2.0, 0]])
     np.testing.assert_array_equal(book.pos_asset, [1])
     np.testing.assert_array_equal(book.pos_qty, [-8.25])
+
+
+@pytest.mark.parametrize("fmt", sorted(EXPECTED))
+def test_a_snapshot_book_runs(tmp_path, fmt):
+    # every asset gaps 30% down at step 1: below every long's liquidation price
+    gap = '[[shocks]]\nkind = "gap"\nstep = 1\nasset = "*"\nsize = -0.3\n'
+    path = _scenario(tmp_path, fmt)
+    path.write_text(path.read_text().replace("[accounts_file]", gap + "[accounts_file]"))
+    run(load_scenario(path), tmp_path / "out", jobs=1)
+    accounts = pq.read_table(tmp_path / "out" / "accounts.parquet").to_pydict()
+    assert accounts["account_id"] == [e[0] for e in EXPECTED[fmt]]
+    if fmt == "hyperliquid":  # the isolated BTC long (liquidationPx 87,493.67) at 67,900
+        prob = dict(zip(accounts["account_id"], accounts["liquidation_prob"], strict=True))
+        assert prob[f"{HL_B}:BTC"] == 1.0 and prob[HL_C] == 0.0
 
 
 # --------------------------------------------------------------------------- wrappers

@@ -243,11 +243,26 @@ def test_dydx_array_of_responses_or_one_response(tmp_path, shape):
     _same_accounts(tmp_path, "dydx", change)
 
 
-def test_a_bare_response_is_refused_with_the_wrapper_to_use(tmp_path):
-    _edit(tmp_path, "hyperliquid", lambda d: d[HL_A])
-    error = _error(_scenario(tmp_path, "hyperliquid", copy=False))
+@pytest.mark.parametrize(("fmt", "change", "n"), [
+    ("hyperliquid", lambda d: {"user": HL_A, "state": d[HL_A]}, 2),
+    ("binance", lambda d: {"id": "binance-sub-2", **d["binance-sub-2"]}, 2),
+])
+def test_one_account_with_its_id_alone(tmp_path, fmt, change, n):
+    _edit(tmp_path, fmt, change)
+    accounts = load_scenario(_scenario(tmp_path, fmt, copy=False)).all_accounts
+    expected = [e for e in EXPECTED[fmt] if e[0].split(":")[0] == accounts[0].id]
+    assert _as_tuples(accounts) == expected and len(expected) == n
+
+
+@pytest.mark.parametrize(("fmt", "change", "field"), [
+    ("hyperliquid", lambda d: d[HL_A], "'assetPositions'"),
+    ("binance", lambda d: d["binance-sub-1"], "'account'"),
+])
+def test_a_bare_response_is_refused_with_the_wrapper_to_use(tmp_path, fmt, change, field):
+    _edit(tmp_path, fmt, change)
+    error = _error(_scenario(tmp_path, fmt, copy=False))
     assert error.key == "(top level)" and "without its id" in error.message
-    assert '"state"' in error.message
+    assert field in error.message and "wrap the responses as {" in error.message
 
 
 # --------------------------------------------------------------------------- symbols

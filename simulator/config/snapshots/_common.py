@@ -413,7 +413,8 @@ def keyed_accounts(root: Node, *, id_field: str, body_fields: tuple[str, ...],
 
     The file is either an object mapping each account id to the venue's response, or an
     array of objects each holding the id under ``id_field`` and the response under one of
-    ``body_fields`` (or, when ``body_fields`` is empty, beside it).
+    ``body_fields`` (or, when ``body_fields`` is empty, beside it); one such object alone
+    is read as an array of one.
 
     Parameters
     ----------
@@ -433,7 +434,9 @@ def keyed_accounts(root: Node, *, id_field: str, body_fields: tuple[str, ...],
     -------
     list of (str, Node)
     """
-    if root.is_object():
+    single = root.is_object() and id_field in root.value and (
+        not body_fields or any(f in root.value for f in body_fields))
+    if root.is_object() and not single:
         data = root.value
         bare = [f for f in bare_fields if f in data]
         if bare:
@@ -445,11 +448,11 @@ def keyed_accounts(root: Node, *, id_field: str, body_fields: tuple[str, ...],
                 raise node.error("an account id must be a non-empty string")
             out.append((key, node))
         return out
-    if not isinstance(root.value, list):
+    if not single and not isinstance(root.value, list):
         raise root.error(f"expected an object or an array of accounts ({example}), got "
                          f"{_type_name(root.value)}")
     out = []
-    for item in root.items():
+    for item in [root] if single else root.items():
         item.expect_object(f"an object with {id_field!r} and the response")
         account_id = item.text(id_field)
         if not body_fields:

@@ -77,7 +77,7 @@ def read_binance(root: Node, reader: Reader) -> None:
         Collects the accounts.
     """
     pairs = keyed_accounts(root, id_field="id", body_fields=(),
-                           bare_fields=("assets", "totalWalletBalance", "positions"),
+                           bare_fields=("account", "positionRisk", "assets", "totalWalletBalance"),
                            example=_EXAMPLE)
     for name, entry in pairs:
         reader.account = name

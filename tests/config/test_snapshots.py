@@ -363,6 +363,38 @@ def test_bad_field_names_file_path_value_and_what_is_valid(tmp_path, fmt, change
         assert needle in error.message
 
 
+@pytest.mark.parametrize("value", ["1,000", " 1", "1 ", "NaN", "Infinity", "", "0x10", "1e999",
+                                   True, None, [1], "\u0661", "1\u0660"])
+def test_numbers_are_parsed_strictly(tmp_path, value):
+    # (Arabic-Indic digits are digits to Python's float() and regex \d, not to JSON APIs)
+    def change(d):
+        d["binance-sub-1"]["positionRisk"][1]["entryPrice"] = value
+    _edit(tmp_path, "binance", change)
+    error = _error(_scenario(tmp_path, "binance", copy=False))
+    assert error.key == "binance-sub-1.positionRisk[1].entryPrice"
+    assert any(w in error.message for w in ("decimal number", "finite", "is missing"))
+
+
+@pytest.mark.parametrize(("value", "qty"), [("-15", -15.0), (-15, -15.0), ("-1.5e1", -15.0),
+                                            ("-15.", -15.0)])
+def test_decimal_strings_and_json_numbers_are_read(tmp_path, value, qty):
+    def change(d):
+        d["binance-sub-1"]["positionRisk"][1]["positionAmt"] = value
+    _edit(tmp_path, "binance", change)
+    accounts = load_scenario(_scenario(tmp_path, "binance", copy=False)).all_accounts
+    assert accounts[1].positions[0].qty == qty
+
+
+def test_a_negative_balance_of_an_asset_is_refused(tmp_path):
+    def change(d):
+        d["binance-sub-1"]["account"]["assets"][2]["crossWalletBalance"] = "-1.5"  # BNB
+    _edit(tmp_path, "binance", change)
+    path = _scenario(tmp_path, "binance", copy=False, extra='symbols = { BNB = "SOL" }\n')
+    error = _error(path)
+    assert error.key == "binance-sub-1.account.assets"
+    assert "negative balance of SOL (-1.5)" in error.message
+
+
 def test_malformed_json_names_the_line(tmp_path):
     text = (SNAPSHOTS / "binance.json").read_text().splitlines()
     text[6] = text[6].rstrip(",")  # line 7: a missing comma

@@ -34,8 +34,9 @@ STABLECOINS = frozenset({"USD", "USDC", "USDC.e", "USDbC", "USDT", "USDT0", "DAI
 #: wrapped coins read as the coin
 WRAPPED = {"WETH": "ETH", "WBTC": "BTC"}
 
-_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_DIGITS = re.compile(r"\d+")
+# ASCII digits only: ``\d`` and ``float()`` also take other scripts' digits ("\u0661" is 1)
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_DIGITS = re.compile(r"[0-9]+")
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
 _MISSING = object()
 

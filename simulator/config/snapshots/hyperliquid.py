@@ -26,6 +26,8 @@ Mapping (all amounts are USDC, read as USD):
   marks is the venue's isolated margin.
 - ``coin`` is the scenario symbol as given (``BTC``), or as ``accounts_file.symbols`` maps it
   (``kPEPE`` is a contract on 1,000 PEPE: map it to an asset priced per 1,000).
+
+Spot balances (``spotClearinghouseState``) are another response and are not read.
 """
 
 from __future__ import annotations

@@ -16,6 +16,12 @@ Blank cells (CSV) and nulls (Parquet) mean "not given". Every value goes through
 same checks as ``[[accounts]]`` (:mod:`simulator.config.accounts`); errors name the file,
 the row (``row N``: the N-th data row, with ``line L`` of a CSV file or ``index N-1`` of
 a Parquet file) and the column.
+
+``format`` names what the file holds: ``positions`` (the default: the CSV or Parquet file
+above) or a venue's account snapshot, ``hyperliquid``, ``binance``, ``aave`` or ``dydx``
+(JSON as the venue's API returns it, many accounts in one file; see
+:mod:`simulator.config.snapshots`), with ``symbols`` (venue names mapped to the
+scenario's symbols) and ``unknown_symbols`` (``error`` or ``skip``).
 """
 
 from __future__ import annotations
@@ -35,8 +41,12 @@ from simulator.errors import ScenarioError
 
 if TYPE_CHECKING:
     from simulator.config.market import Market
+    from simulator.config.snapshots import SnapshotOptions
 
-__all__ = ["AccountsFile", "read_accounts_file"]
+__all__ = ["FILE_FORMATS", "AccountsFile", "read_accounts_file"]
+
+#: what an accounts file may hold: rows of positions, or a venue's account snapshot
+FILE_FORMATS = ("positions", "hyperliquid", "binance", "aave", "dydx")
 
 _STRING_COLUMNS = ("account_id", "margin_mode", "symbol", "type")
 _POSITION_COLUMNS = ("symbol", "qty", "type", "entry", "strike", "expiry_days", "iv")
@@ -56,16 +66,35 @@ class AccountsFile:
         SHA-256 of the file's bytes (it enters the scenario digest).
     accounts : tuple of Account
         In order of first appearance in the file; positions in row order.
+    format : str
+        One of :data:`FILE_FORMATS`.
+    symbols : tuple of (str, str)
+        A snapshot's ``symbols``: venue names and the scenario symbols they stand for.
+    unknown_symbols : str
+        A snapshot's ``unknown_symbols``: ``error`` or ``skip``.
     """
 
     path: str
     sha256: str
     accounts: tuple[Account, ...] = field(repr=False)
+    format: str = "positions"
+    symbols: tuple[tuple[str, str], ...] = ()
+    unknown_symbols: str = "error"
 
     def summary(self) -> dict[str, Any]:
-        """The file, its checksum and its counts (what a resolved scenario records)."""
-        return {"path": self.path, "sha256": self.sha256, "n_accounts": len(self.accounts),
-                "n_positions": sum(len(a.positions) for a in self.accounts)}
+        """The file, its checksum and its counts (what a resolved scenario records); a
+        snapshot's format and symbol rules too (left out at their defaults, so that the
+        digests of scenarios older than the snapshot formats hold)."""
+        out: dict[str, Any] = {"path": self.path, "sha256": self.sha256,
+                               "n_accounts": len(self.accounts),
+                               "n_positions": sum(len(a.positions) for a in self.accounts)}
+        if self.format != "positions":
+            out["format"] = self.format
+        if self.symbols:
+            out["symbols"] = dict(self.symbols)
+        if self.unknown_symbols != "error":
+            out["unknown_symbols"] = self.unknown_symbols
+        return out
 
 
 class _Row(Table):
@@ -326,8 +355,10 @@ def read_accounts_file(t: Table, market: Market, venue: Venue, base_dir: Path | 
     Parameters
     ----------
     t : Table
-        The ``[accounts_file]`` table: ``path``, a CSV (``.csv``) or Parquet
-        (``.parquet``, ``.pq``) file, relative to ``base_dir`` unless absolute.
+        The ``[accounts_file]`` table: ``path``, relative to ``base_dir`` unless absolute;
+        ``format`` (:data:`FILE_FORMATS`; ``positions``, the default, is a CSV (``.csv``) or
+        Parquet (``.parquet``, ``.pq``) file, the others a venue's JSON (``.json``)); for a
+        snapshot, ``symbols`` and ``unknown_symbols``.
     market : Market
         The scenario's assets (symbols and prices).
     venue : Venue
@@ -345,31 +376,69 @@ def read_accounts_file(t: Table, market: Market, venue: Venue, base_dir: Path | 
     Raises
     ------
     ScenarioError
-        Naming the scenario and ``accounts_file.path`` when the file is missing or has
-        another extension, or naming the accounts file, the row and the column for
-        anything wrong inside it.
+        Naming the scenario and the ``accounts_file`` key when the file is missing, has
+        another extension or a key is wrong, or naming the accounts file, the row and the
+        column (a snapshot: the JSON field path) for anything wrong inside it.
     """
     from simulator.config.models import resolve_data_path
     from simulator.input_files import PARQUET_SUFFIXES, read_regular_bytes
 
     name = t.string("path")
+    fmt = t.string("format", "positions", choices=FILE_FORMATS)
+    snapshot = _snapshot_options(t, fmt, market)
     suffix = Path(name).suffix.lower()
-    if suffix != ".csv" and suffix not in PARQUET_SUFFIXES:
+    what = "a JSON snapshot" if snapshot else "a CSV or Parquet file of positions"
+    if snapshot is not None and suffix != ".json":
+        raise t.error("path", f"{name!r} is not named .json; format = {fmt!r} reads the "
+                      "venue's JSON responses (name the file .json)")
+    if snapshot is None and suffix != ".csv" and suffix not in PARQUET_SUFFIXES:
+        hint = (" (a venue's JSON snapshot needs format = \"hyperliquid\", \"binance\", "
+                "\"aave\" or \"dydx\")" if suffix == ".json" else "")
         raise t.error("path", f"{name!r} is neither CSV nor Parquet: name the file "
-                      ".csv, .parquet or .pq")
+                      f".csv, .parquet or .pq{hint}")
     path = resolve_data_path(name, base_dir)
     try:
         data = read_regular_bytes(path)  # not /dev/zero, not a FIFO
     except IsADirectoryError:
-        raise t.error("path", f"{path} is a directory; give a CSV or Parquet file of "
-                      "positions") from None
+        raise t.error("path", f"{path} is a directory; give {what}") from None
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise t.error("path", f"cannot read {path}: {reason}; give a CSV or Parquet file "
-                      "of positions") from None
+        raise t.error("path", f"cannot read {path}: {reason}; give {what}") from None
     source = str(path)
+    sha256 = hashlib.sha256(data).hexdigest()
+    if snapshot is not None:
+        from simulator.config.snapshots import read_snapshot
+
+        accounts = read_snapshot(data, source, snapshot, market, venue, taken)
+        return AccountsFile(path=name, sha256=sha256, accounts=accounts, format=fmt,
+                            symbols=snapshot.symbols,
+                            unknown_symbols=snapshot.unknown_symbols)
     read = _read_csv if suffix == ".csv" else _read_parquet
     header, rows, labels = read(data, source)
     accounts = _accounts_from_rows(header, rows, labels, source, market, venue, taken)
-    return AccountsFile(path=name, sha256=hashlib.sha256(data).hexdigest(), accounts=accounts)
+    return AccountsFile(path=name, sha256=sha256, accounts=accounts)
 
+
+def _snapshot_options(t: Table, fmt: str, market: Market) -> SnapshotOptions | None:
+    """``symbols`` and ``unknown_symbols`` of a snapshot format (None for ``positions``,
+    which takes neither)."""
+    from simulator.config.snapshots import SnapshotOptions
+
+    if fmt == "positions":
+        for key in ("symbols", "unknown_symbols"):
+            if t.has(key):
+                raise t.error(key, "is for venue snapshots (format = \"hyperliquid\", "
+                              "\"binance\", \"aave\" or \"dydx\"); a positions file names "
+                              "the scenario's symbols itself")
+        return None
+    table = t.table("symbols", {})
+    valid = ("USD", *market.symbols)
+    symbols = []
+    for venue_name in list(table.data):
+        target = table.string(venue_name)
+        if target not in valid:
+            raise table.error(venue_name, f"{target!r} is not an asset; valid: "
+                              f"{', '.join(valid)}")
+        symbols.append((venue_name, target))
+    unknown = t.string("unknown_symbols", "error", choices=("error", "skip"))
+    return SnapshotOptions(format=fmt, symbols=tuple(symbols), unknown_symbols=unknown)

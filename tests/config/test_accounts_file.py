@@ -442,9 +442,9 @@ def test_a_header_only_file_is_still_checked(tmp_path, capsys):
 def test_unknown_key_in_the_accounts_file_table(tmp_path, capsys):
     path = _scenario(tmp_path)
     shutil.copy(EXAMPLE, tmp_path / "accounts.csv")
-    path.write_text(path.read_text() + "format = \"csv\"\n")
+    path.write_text(path.read_text() + "delimiter = \";\"\n")
     line = _cli_error(capsys, path)
-    assert "accounts_file.format" in line and "unknown key" in line
+    assert "accounts_file.delimiter" in line and "unknown key" in line
 
 
 def test_population_prefix_clashing_with_file_ids(tmp_path):

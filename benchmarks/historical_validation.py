@@ -4,7 +4,8 @@ Runs every historical scenario (and ``defi-lending-crash``, for the Aave compari
 its own paths and seed, and prints the figures that the page sets beside the published
 ones: liquidated notional (mean, standard error, median, 5-95%), the long share of it,
 the share of the book's open interest liquidated, ADL and its share of liquidated
-notional, bad debt and its share of liquidated notional, and each asset's intraday low.
+notional, bad debt and its share of liquidated notional, and each asset's intraday low
+with the step at which it is reached (from the price paths of the first 200 paths).
 For ``october-2025-cascade`` the same figures are measured inside Hyperliquid's ADL window
 (21:15-21:27 UTC: steps 111-113 of a scenario whose 5-minute steps count from 12:00 UTC).
 
@@ -50,6 +51,8 @@ SCENARIOS = (
 )
 #: event kinds that close a position under liquidation (a backstop vault's takeover is one)
 LIQUIDATION_KINDS = ("liquidation", "backstop")
+#: price paths saved per run, to say when each low is reached
+SAVED_PATHS = 200
 
 
 def ensure_run(name: str, runs: Path, jobs: int, reuse: bool) -> Path:
@@ -64,7 +67,8 @@ def ensure_run(name: str, runs: Path, jobs: int, reuse: bool) -> Path:
     jobs : int
         Worker processes.
     reuse : bool
-        Keep a complete run directory whose scenario digest, seed and paths match.
+        Keep a complete run directory whose scenario digest, seed and paths match and
+        that saved the prices of :data:`SAVED_PATHS` paths.
 
     Returns
     -------
@@ -78,9 +82,10 @@ def ensure_run(name: str, runs: Path, jobs: int, reuse: bool) -> Path:
         m = json.loads(manifest.read_text())
         if (m.get("status") == "complete" and m.get("scenario_sha256") == scenario.digest
                 and m.get("seed") == scenario.simulation.seed
-                and m.get("paths") == scenario.simulation.paths):
+                and m.get("paths") == scenario.simulation.paths
+                and m.get("save_prices", 0) >= SAVED_PATHS):
             return out
-    run(scenario, out, jobs=jobs, force=out.exists())
+    run(scenario, out, jobs=jobs, force=out.exists(), save_prices=SAVED_PATHS)
     return out
 
 
@@ -293,6 +298,14 @@ def measure(name: str, run_dir: Path) -> dict:
                           & (events["instrument"] == "collateral"), "notional", n)
         out["whole_run"]["bonus_share"] = ratio_se(seized - whole["liquidated"],
                                                    whole["liquidated"])
+    sim = manifest["scenario_resolved"]["simulation"]
+    hours_per_step = 24.0 * sim["horizon_days"] / sim["steps"]
+    prices = pd.read_parquet(run_dir / "prices")
+    for sym, low in out["lows"].items():
+        wide = prices.pivot(index="step", columns="path_id", values=sym)
+        step = wide.idxmin().to_numpy()
+        low["step_of_low"] = quantiles(step.astype(float))
+        low["hours_of_low"] = {k: v * hours_per_step for k, v in low["step_of_low"].items()}
     oi = None if lending else book_open_interest(name)
     if oi is not None:
         out["open_interest_usd"] = oi
@@ -376,7 +389,10 @@ def report(m: dict) -> str:
         change = 100 * (low["mean"] / start - 1)
         lines.append(f"low {sym}: mean {_fmt(low['mean'])} ({change:+.1f}%),"
                      f" median {_fmt(low['p50'])}, 5-95% {_fmt(low['p05'])} to "
-                     f"{_fmt(low['p95'])}")
+                     f"{_fmt(low['p95'])}; reached at step {low['step_of_low']['p50']:.0f}"
+                     f" ({low['hours_of_low']['p50']:.2f} h; 5-95% steps "
+                     f"{low['step_of_low']['p05']:.0f}-{low['step_of_low']['p95']:.0f}, "
+                     f"median over the first {SAVED_PATHS} paths)")
     if "window" in m:
         v = m["window"]
         lines += [f"window {v['label']}:",

@@ -41,6 +41,11 @@ from simulator.execution.runner import run
 WINDOWS = {
     "october-2025-cascade": (111, 113, "21:15-21:27 UTC (steps 111-113)"),
 }
+#: scenario -> (label, first step, last step) of stretches whose own lows are compared
+PRICE_WINDOWS = {
+    "black-thursday-2020": (("leg 1, 09:10-16:40 UTC 12 Mar", 55, 100),
+                            ("leg 2, 21:40 UTC 12 Mar - 06:00 UTC 13 Mar", 130, 180)),
+}
 SCENARIOS = (
     "black-thursday-2020",
     "may-2021",
@@ -306,6 +311,9 @@ def measure(name: str, run_dir: Path) -> dict:
         step = wide.idxmin().to_numpy()
         low["step_of_low"] = quantiles(step.astype(float))
         low["hours_of_low"] = {k: v * hours_per_step for k, v in low["step_of_low"].items()}
+        low["stretches"] = {
+            label: mean_se(wide.loc[first:last].min().to_numpy())
+            for label, first, last in PRICE_WINDOWS.get(name, ())}
     oi = None if lending else book_open_interest(name)
     if oi is not None:
         out["open_interest_usd"] = oi
@@ -393,6 +401,8 @@ def report(m: dict) -> str:
                      f" ({low['hours_of_low']['p50']:.2f} h; 5-95% steps "
                      f"{low['step_of_low']['p05']:.0f}-{low['step_of_low']['p95']:.0f}, "
                      f"median over the first {SAVED_PATHS} paths)")
+        for label, pair in low["stretches"].items():
+            lines.append(f"  low {sym} in {label}: {_pm(pair)} (first {SAVED_PATHS} paths)")
     if "window" in m:
         v = m["window"]
         lines += [f"window {v['label']}:",

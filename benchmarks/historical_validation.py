@@ -46,6 +46,12 @@ PRICE_WINDOWS = {
     "black-thursday-2020": (("leg 1, 09:10-16:40 UTC 12 Mar", 55, 100),
                             ("leg 2, 21:40 UTC 12 Mar - 06:00 UTC 13 Mar", 130, 180)),
 }
+#: scenario -> (label, step, symbol) of marks compared with a price published for a time
+PRICE_POINTS = {
+    "black-thursday-2020": (("10:00 UTC 12 Mar", 60, "BTC"), ("12:40 UTC 12 Mar", 76, "ETH"),
+                            ("24:00 UTC 12 Mar", 144, "ETH")),
+    "may-2021": (("05:30 UTC 19 May", 33, "BTC"),),
+}
 SCENARIOS = (
     "black-thursday-2020",
     "may-2021",
@@ -315,6 +321,9 @@ def measure(name: str, run_dir: Path) -> dict:
         for label, first, last in PRICE_WINDOWS.get(name, ()):
             lows = wide.loc[first:last].min().to_numpy()
             low["stretches"][label] = {"mean_se": mean_se(lows), **quantiles(lows)}
+    out["marks"] = {
+        f"{sym} at {label}": mean_se(prices.loc[prices["step"] == step, sym].to_numpy())
+        for label, step, sym in PRICE_POINTS.get(name, ())}
     oi = None if lending else book_open_interest(name)
     if oi is not None:
         out["open_interest_usd"] = oi
@@ -405,6 +414,8 @@ def report(m: dict) -> str:
         for label, s in low["stretches"].items():
             lines.append(f"  low {sym} in {label}: {_pm(s['mean_se'])}, 5-95% {_fmt(s['p05'])} "
                          f"to {_fmt(s['p95'])} (first {SAVED_PATHS} paths)")
+    for label, pair in m["marks"].items():
+        lines.append(f"mark of {label}: {_pm(pair)} (first {SAVED_PATHS} paths)")
     if "window" in m:
         v = m["window"]
         lines += [f"window {v['label']}:",

@@ -275,7 +275,7 @@ def _start_path_nb(i, n_ev, n_corr, prices, index, rules, options, out, state, h
             marks[i, 0, a] = exo[i, 0, a]
 
 
-@njit(cache=True, inline="always")
+@leaf
 def _sweep_low_nb(i, out, assets):  # pragma: no cover - jitted
     """The end of an intrastep sweep: the path's minimum marks."""
     mark = assets.mark

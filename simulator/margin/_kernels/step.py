@@ -17,6 +17,7 @@ import numpy as np
 from numba import njit
 
 from simulator._kernels.bounds import BOUND_REL_TOL, bound_price_nb
+from simulator._kernels.jit import leaf
 from simulator.margin._kernels.behaviour import answer_calls_nb, draw_nb, pay_funding_nb
 from simulator.margin._kernels.index import collect_crossed_nb, heap_bound_nb, push_band_nb
 from simulator.margin._kernels.option_boxes import option_check_nb, push_option_box_nb
@@ -87,7 +88,7 @@ def step_marks_nb(i, t, prices, rules, options, out, lists, assets):  # pragma: 
             mark[a] = bound_price_nb(mark[a], p_lo[a], p_hi[a])
 
 
-@njit(cache=True, inline="always")
+@leaf
 def sweep_marks_nb(i, t, sweep, prices, rules, options, out, lists, assets
                    ):  # pragma: no cover - jitted
     """Intrastep sweep ``sweep`` (0 or 1) of step ``t`` of path ``i``: the later stage of

@@ -7,10 +7,10 @@ haircuts, inverse perpetuals, options at Black-Scholes as at the start, lending 
 the price at which it reaches maintenance (on a lending venue, a health factor of 1).
 
 - Only roots inside the engine's price band ``[s0 * PRICE_FLOOR_RATIO, s0 *
-  PRICE_CAP_RATIO]`` (:mod:`simulator.config.limits`) count; with none the price is NaN
-  (null in ``accounts.parquet``), as it is for a unit not exposed to ``a`` (no position on
-  ``a``, no collateral in it) or never liquidatable (not *live*: no open position, no
-  debt).
+  PRICE_CAP_RATIO]`` (:mod:`simulator.config.limits`: the engine clamps every mark to it)
+  count; with none the price is NaN (null in ``accounts.parquet``), as it is for a unit
+  not exposed to ``a`` (no position on ``a``, no collateral in it) or never liquidatable
+  (not *live*: no open position, no debt).
 - Of several roots (options, books long one asset and short through another position, a
   unit already below maintenance) the one nearest the start price in log distance
   ``|ln(x / s0)|`` is kept; of two at the same distance, the lower.
@@ -41,8 +41,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from simulator._kernels.bounds import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
 from simulator.book.build import Book
-from simulator.config.limits import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
 from simulator.margin import codes
 from simulator.margin._kernels.liq_prices import slack_at_nb
 from simulator.margin.option_setup import option_context

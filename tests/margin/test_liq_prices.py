@@ -22,17 +22,14 @@ import pytest
 
 from simulator.book.build import assemble_book, build_book
 from simulator.config.limits import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
-from simulator.config.scenario import scenario_from_dict
+from simulator.config.market import Liquidity
+from simulator.config.scenario import Venue, scenario_from_dict
 from simulator.margin import EngineRules, codes
 from simulator.margin.liq_prices import liquidation_prices, unit_liquidation_prices
 
 from .. import reference
 from ..support import option_cases, rule_cases
 from ..support.compare import naive_options
-from .test_inverse_vs_reference import CASES as INVERSE_CASES
-from .test_inverse_vs_reference import build as build_inverse
-from .test_inverse_vs_reference import reference_book as inverse_reference
-from .test_inverse_vs_reference import rules_of as inverse_rules
 
 INF = math.inf
 RTOL = 1e-9
@@ -254,15 +251,53 @@ def test_random_books_match_the_reference(case, seed):
             assert held / debt == pytest.approx(1.0, rel=1e-9)
 
 
-@pytest.mark.parametrize("case", [c for c in INVERSE_CASES
-                                  if c.name in ("full-adl-pnl-margin",
-                                                "full-tiers-adl-profit-leverage")],
-                         ids=lambda c: c.name)
-def test_inverse_books_match_the_reference(case):
-    s = build_inverse(case, 3)
-    assert (s.book.pos_kind == codes.POS_INVERSE).sum() > 5
-    assert check_against_scan(s.book, inverse_rules(s), inverse_reference(s),
-                              rule_cases.PRICES) > 20
+def random_inverse_book(rng, n_accounts=30):
+    """Inverse, linear and mixed accounts, cross or isolated, margined in USD, in the coin
+    (with a haircut) or with a coin debt (counted without haircut)."""
+    n_assets = len(rule_cases.PRICES)
+    isolated = rng.random(n_accounts) < 0.3
+    usd = np.zeros(n_accounts)
+    coll = np.zeros((n_accounts, n_assets))
+    cols = {k: [] for k in ("account", "asset", "qty", "entry", "kind")}
+    for i in range(n_accounts):
+        margin = 0.0
+        for _ in range(int(rng.integers(1, 3))):
+            a = int(rng.integers(n_assets))
+            kind = codes.POS_INVERSE if rng.random() < 0.6 else codes.POS_LINEAR
+            entry = rule_cases.PRICES[a] * float(rng.uniform(0.97, 1.03))
+            size = float(rng.lognormal(np.log(2000.0), 0.8))  # USD
+            side = 1.0 if rng.random() < 0.55 else -1.0
+            qty = side * (size if kind == codes.POS_INVERSE else size / entry)
+            for key, v in zip(cols, (i, a, qty, entry, kind), strict=True):
+                cols[key].append(v)
+            margin += size / float(rng.uniform(2.0, 20.0))
+        roll = rng.random()
+        a = int(rng.integers(n_assets))
+        if roll < 0.4:
+            coll[i, a] = margin / rule_cases.PRICES[a] * 1.3
+        elif roll < 0.55 and not isolated[i]:
+            coll[i, a] = -0.3 * margin / rule_cases.PRICES[a]  # a coin debt
+            usd[i] = 1.3 * margin
+        else:
+            usd[i] = margin
+    arr = {k: np.array(v) for k, v in cols.items()}
+    return assemble_book([f"acct-{i}" for i in range(n_accounts)], isolated, usd, coll,
+                         arr["account"], arr["asset"], arr["qty"], arr["entry"],
+                         pos_kind=arr["kind"])
+
+
+@pytest.mark.parametrize("tiers", [False, True], ids=["flat", "tiers"])
+def test_inverse_books_match_the_reference(tiers):
+    venue = Venue(maintenance_margin_rate=0.02, brackets=rule_cases.TIERS if tiers else ())
+    haircut = np.array([0.0, 0.15, 0.3])
+    book = random_inverse_book(np.random.default_rng(7 + tiers))
+    assert (book.pos_kind == codes.POS_INVERSE).sum() > 10 and (book.unit_coll < 0).any()
+    rules = EngineRules.from_scenario(venue, Liquidity(), rule_cases.market(haircut))
+    ref = reference.Book(haircut.tolist(), *(t.tolist() for t in rule_cases.tier_tables(venue)),
+                         book.unit_usd.tolist(), book.unit_coll.tolist(),
+                         book.pos_unit.tolist(), book.pos_asset.tolist(),
+                         book.pos_qty.tolist(), book.pos_entry.tolist(), book.pos_kind.tolist())
+    assert check_against_scan(book, rules, ref, rule_cases.PRICES) > 20
 
 
 @pytest.mark.parametrize("name", ["standard-full-adl", "standard-partial-tiers",

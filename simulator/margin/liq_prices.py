@@ -27,12 +27,15 @@ segment's brackets, ``x = -C / L``, and a root is kept only if it falls inside i
 segment (Binance's "if the liquidation price falls in another tier, recompute with that
 tier"). With options on ``a`` the slack is evaluated by the engine's own function
 (:func:`~simulator.margin._kernels.liq_prices.slack_at_nb`) on a grid of log-price
-offsets, :data:`GRID_STEP` wide within ``+-GRID_INNER`` of the start and widening by
-:data:`GRID_GROWTH` per point beyond, to the price band; the sign change nearest the start
-on each side is refined by bisection to adjacent floating-point numbers. Two roots inside
-one grid cell (a slack that dips below maintenance and back within about 2% of the price)
-can be missed; a slack that touches 0 without crossing it is not a liquidation
-(the engine liquidates at ``E < MM``) and is not looked for.
+offsets, symmetric about the start, :data:`GRID_STEP` apart within ``+-GRID_INNER`` and
+widening by :data:`GRID_GROWTH` per point beyond, to the price band. The grid is scanned
+outward in rings (:data:`SCAN_RINGS`), both sides alike, until a ring shows a sign change;
+the nearest sign change on each side (of those that can hold the nearest root) is refined
+by the Illinois method with regular bisection steps until its ends are adjacent
+floating-point numbers. Two roots inside one grid cell (a slack that dips below
+maintenance and back within about 2% of the price) can be missed; a slack that touches 0
+without crossing it is not a liquidation (the engine liquidates at ``E < MM``) and is not
+looked for.
 """
 
 from __future__ import annotations
@@ -56,20 +59,24 @@ GRID_INNER = 1.0
 GRID_GROWTH = 1.15
 #: a closed-form root this close (relative) outside its segment still belongs to it
 SEGMENT_TOL = 1e-12
-#: most bisection steps (a double is bisected to adjacent floats in about 60)
-MAX_BISECTIONS = 200
+#: the scan of option units in rings of log distance from the start: a unit stops after
+#: the ring in which its slack first changes sign
+SCAN_RINGS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.5, 2.0, 3.0, 5.0, np.inf)
+#: most refinement steps, and every how many steps one is a bisection (a double is
+#: bisected to adjacent floats in about 60 steps; regula falsi takes a few)
+MAX_REFINE_STEPS = 300
+BISECT_EVERY = 4
 
 
 def log_grid() -> np.ndarray:
-    """Log-price offsets of the scan of option units: 0 included, both ends at the log of
-    the price band's ratios (:mod:`simulator.config.limits`), increasing."""
-    lo, hi = np.log(PRICE_FLOOR_RATIO), np.log(PRICE_CAP_RATIO)
-    inner = np.linspace(-GRID_INNER, GRID_INNER, 2 * round(GRID_INNER / GRID_STEP) + 1)
-    steps = GRID_STEP * GRID_GROWTH ** np.arange(1, 200)
-    outer = GRID_INNER + np.cumsum(steps)
-    up = outer[outer < hi]
-    down = -outer[-outer > lo]
-    return np.concatenate([[lo], down[::-1], inner, up, [hi]])
+    """Log-price offsets of the scan of option units: increasing, symmetric about 0 (which
+    it holds), both ends at the log of the price band's ratios
+    (:mod:`simulator.config.limits`, whose band is symmetric in log)."""
+    hi = np.log(PRICE_CAP_RATIO)
+    inner = GRID_STEP * np.arange(1, round(GRID_INNER / GRID_STEP) + 1)
+    outer = GRID_INNER + np.cumsum(GRID_STEP * GRID_GROWTH ** np.arange(1, 200))
+    half = np.concatenate([inner, outer[outer < hi], [hi]])
+    return np.concatenate([-half[::-1], [0.0], half])
 
 
 def _option_data(book: Book, rules: EngineRules, s0: np.ndarray) -> tuple:
@@ -180,11 +187,13 @@ def _linear_roots(book: Book, rules: EngineRules, s0: np.ndarray, units: np.ndar
     others[a] = 0.0
     slope = lin0[u, a].copy()
     const = const0[u] + lin0[u] @ others + opt_part[u]
+    # every (segment, perpetual of its unit on ``a``): the unit's perpetuals are
+    # p_idx[first[slot]:first[slot + 1]]; the j-th of a segment's is first[slot] + j
     first = np.searchsorted(p_slot, np.arange(n + 1))
     count = np.diff(first)[s_slot]
     pair_seg = np.repeat(np.arange(len(s_slot)), count)
-    pair_pos = p_idx[np.repeat(first[:-1][s_slot], count)
-                     + np.arange(len(pair_seg)) - np.repeat(np.cumsum(count) - count, count)]
+    rank = np.arange(len(pair_seg)) - np.repeat(np.cumsum(count) - count, count)
+    pair_pos = p_idx[first[s_slot][pair_seg] + rank]
     notional = np.abs(book.pos_qty[pair_pos]) * mid[pair_seg]
     k = np.searchsorted(rules.tiers[a, :-1, codes.TIER_CAP], notional, side="left")
     k_start = k0[pair_pos]
@@ -201,55 +210,95 @@ def _linear_roots(book: Book, rules: EngineRules, s0: np.ndarray, units: np.ndar
     return _nearest(s_slot, root, np.full(len(root), s0[a]), n)
 
 
-def _bisect(book: Book, rules: EngineRules, s0: np.ndarray, oc: tuple, unit: np.ndarray,
-            asset: np.ndarray, a_x: np.ndarray, b_x: np.ndarray, f_a: np.ndarray
-            ) -> np.ndarray:
-    """Roots of the slack inside ``[a_x, b_x]`` (sign change, ``f_a`` the slack at
-    ``a_x``), every bracket bisected together to adjacent floats."""
-    a_x, b_x = a_x.copy(), b_x.copy()
-    neg_a = f_a < 0.0
-    active = np.flatnonzero(b_x > a_x)
-    for _ in range(MAX_BISECTIONS):
+def _refine(book: Book, rules: EngineRules, s0: np.ndarray, oc: tuple, unit: np.ndarray,
+            asset: np.ndarray, a_x: np.ndarray, b_x: np.ndarray, f_a: np.ndarray,
+            f_b: np.ndarray) -> np.ndarray:
+    """Roots of the slack inside ``[a_x, b_x]`` (a sign change: ``f_a``, ``f_b`` the slack
+    at the ends, of opposite signs, or one of them 0), all refined together by the
+    Illinois method (regula falsi that halves the value of an end kept twice), with a
+    bisection every :data:`BISECT_EVERY` steps, until the ends are adjacent floats."""
+    a_x, b_x, f_a, f_b = a_x.copy(), b_x.copy(), f_a.copy(), f_b.copy()
+    root = np.where(f_a == 0.0, a_x, b_x)
+    active = np.flatnonzero((f_a != 0.0) & (f_b != 0.0))
+    for step in range(MAX_REFINE_STEPS):
         if len(active) == 0:
             break
-        mid = 0.5 * (a_x[active] + b_x[active])
-        moving = (mid > a_x[active]) & (mid < b_x[active])
-        active, mid = active[moving], mid[moving]
+        a, b, fa, fb = a_x[active], b_x[active], f_a[active], f_b[active]
+        mid = 0.5 * (a + b)
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        moving = (mid > lo) & (mid < hi)  # else the ends are adjacent floats: done
+        root[active[~moving]] = np.where(np.abs(fa) < np.abs(fb), a, b)[~moving]
+        active, a, b, fa, fb, mid, lo, hi = (v[moving] for v in (active, a, b, fa, fb, mid,
+                                                                   lo, hi))
         if len(active) == 0:
             break
-        f = exact_slack(book, rules, s0, unit[active], asset[active], mid, oc)
-        zero = f == 0.0
-        same = (f < 0.0) == neg_a[active]
-        a_x[active] = np.where(same | zero, mid, a_x[active])
-        b_x[active] = np.where(~same | zero, mid, b_x[active])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = b - fb * (b - a) / (fb - fa)
+        if step % BISECT_EVERY == BISECT_EVERY - 1:
+            x = mid
+        x = np.where((x > lo) & (x < hi), x, mid)
+        fx = exact_slack(book, rules, s0, unit[active], asset[active], x, oc)
+        flip = np.sign(fx) != np.sign(fb)  # the root lies between b and x: b becomes a
+        a_new = np.where(flip, b, a)
+        fa_new = np.where(flip, fb, 0.5 * fa)
+        a_x[active], f_a[active] = a_new, fa_new
+        b_x[active], f_b[active] = x, fx
+        zero = fx == 0.0
+        root[active[zero]] = x[zero]
         active = active[~zero]
-    return 0.5 * (a_x + b_x)
+    return root
 
 
 def _option_roots(book: Book, rules: EngineRules, s0: np.ndarray, oc: tuple,
                   unit: np.ndarray, asset: np.ndarray) -> np.ndarray:
     """Liquidation prices of units holding options, one per ``(unit[i], asset[i])``, by a
-    scan of the exact slack and bisection; NaN where there is none."""
+    scan of the exact slack outward from the start and a refinement of the nearest sign
+    changes; NaN where there is none.
+
+    The grid is symmetric about the start; it is scanned in rings of growing distance
+    (:data:`SCAN_RINGS`), both sides alike, and a unit stops at the end of the ring in
+    which its slack first changes sign (no nearer change can lie beyond it)."""
     n = len(unit)
     grid = log_grid()
+    n_grid = len(grid)
     m = int(np.flatnonzero(grid == 0.0)[0])
     start = s0[asset]
     x = start[:, None] * np.exp(grid)[None, :]
     x[:, 0], x[:, -1], x[:, m] = start * PRICE_FLOOR_RATIO, start * PRICE_CAP_RATIO, start
-    n_grid = len(grid)
-    f = exact_slack(book, rules, s0, np.repeat(unit, n_grid), np.repeat(asset, n_grid),
-                    x.ravel(), oc).reshape(n, n_grid)
-    sign = np.sign(f)
-    cross = (sign[:, :-1] * sign[:, 1:] < 0.0) | (sign[:, :-1] == 0.0)  # cell j: [x_j, x_j+1]
+    f = np.full((n, n_grid), np.nan)
+    f[:, m] = exact_slack(book, rules, s0, unit, asset, start, oc)
+    active = np.arange(n)
+    inner = 0.0
     cells = np.arange(n_grid - 1)
+    for ring in SCAN_RINGS:
+        cols = np.flatnonzero((np.abs(grid) > inner) & (np.abs(grid) <= ring))
+        inner = ring
+        if len(active) == 0 or len(cols) == 0:
+            continue
+        rows = np.repeat(active, len(cols))
+        f[active[:, None], cols[None, :]] = exact_slack(
+            book, rules, s0, unit[rows], asset[rows], x[rows, np.tile(cols, len(active))],
+            oc).reshape(len(active), len(cols))
+        sign = np.sign(f[active])
+        found = ((sign[:, :-1] * sign[:, 1:] < 0.0) | (sign[:, :-1] == 0.0)).any(axis=1)
+        active = active[~found]
+    sign = np.sign(f)  # NaN where not scanned: no sign change there
+    cross = (sign[:, :-1] * sign[:, 1:] < 0.0) | (sign[:, :-1] == 0.0)  # cell j: [x_j, x_j+1]
     below = np.where(cross & (cells[None, :] < m), cells[None, :], -1).max(axis=1)
     above = np.where(cross & (cells[None, :] >= m), cells[None, :], n_grid).min(axis=1)
-    cand_pair = np.concatenate([np.flatnonzero(below >= 0), np.flatnonzero(above < n_grid - 1)])
-    cand_cell = np.concatenate([below[below >= 0], above[above < n_grid - 1]])
-    a_x = x[cand_pair, cand_cell]
-    f_a = f[cand_pair, cand_cell]
-    b_x = np.where(f_a == 0.0, a_x, x[cand_pair, cand_cell + 1])
-    root = _bisect(book, rules, s0, oc, unit[cand_pair], asset[cand_pair], a_x, b_x, f_a)
+    has_below, has_above = below >= 0, above < n_grid - 1
+    # a side's cell is needed unless the other side's cell lies wholly nearer
+    near_above = np.where(has_above, grid[np.minimum(above, n_grid - 2)], np.inf)
+    far_above = np.where(has_above, grid[np.minimum(above + 1, n_grid - 1)], np.inf)
+    near_below = np.where(has_below, -grid[np.minimum(below + 1, n_grid - 1)], np.inf)
+    far_below = np.where(has_below, -grid[np.maximum(below, 0)], np.inf)
+    use_below = has_below & (near_below <= far_above)
+    use_above = has_above & (near_above <= far_below)
+    cand_pair = np.concatenate([np.flatnonzero(use_below), np.flatnonzero(use_above)])
+    cand_cell = np.concatenate([below[use_below], above[use_above]])
+    root = _refine(book, rules, s0, oc, unit[cand_pair], asset[cand_pair],
+                   x[cand_pair, cand_cell], x[cand_pair, cand_cell + 1],
+                   f[cand_pair, cand_cell], f[cand_pair, cand_cell + 1])
     return _nearest(cand_pair, root, start[cand_pair], n)
 
 

@@ -253,7 +253,8 @@ def test_random_books_match_the_reference(case, seed):
 
 def random_inverse_book(rng, n_accounts=30):
     """Inverse, linear and mixed accounts, cross or isolated, margined in USD, in the coin
-    (with a haircut) or with a coin debt (counted without haircut)."""
+    (with a haircut) or with a coin debt (counted without haircut); a cross account may
+    hold two perpetuals on one asset (each in its own bracket)."""
     n_assets = len(rule_cases.PRICES)
     isolated = rng.random(n_accounts) < 0.3
     usd = np.zeros(n_accounts)
@@ -261,9 +262,10 @@ def random_inverse_book(rng, n_accounts=30):
     cols = {k: [] for k in ("account", "asset", "qty", "entry", "kind")}
     for i in range(n_accounts):
         margin = 0.0
-        for _ in range(int(rng.integers(1, 3))):
-            a = int(rng.integers(n_assets))
-            kind = codes.POS_INVERSE if rng.random() < 0.6 else codes.POS_LINEAR
+        a = int(rng.integers(n_assets))
+        for _ in range(int(rng.integers(1, 4))):
+            a = a if rng.random() < 0.5 else int(rng.integers(n_assets))
+            kind = codes.POS_INVERSE if rng.random() < 0.5 else codes.POS_LINEAR
             entry = rule_cases.PRICES[a] * float(rng.uniform(0.97, 1.03))
             size = float(rng.lognormal(np.log(2000.0), 0.8))  # USD
             side = 1.0 if rng.random() < 0.55 else -1.0
@@ -292,6 +294,10 @@ def test_inverse_books_match_the_reference(tiers):
     haircut = np.array([0.0, 0.15, 0.3])
     book = random_inverse_book(np.random.default_rng(7 + tiers))
     assert (book.pos_kind == codes.POS_INVERSE).sum() > 10 and (book.unit_coll < 0).any()
+    linear = book.pos_kind == codes.POS_LINEAR
+    _, n_same = np.unique(book.pos_unit[linear] * 3 + book.pos_asset[linear],
+                          return_counts=True)
+    assert (n_same > 1).sum() >= 2  # units with two perpetuals on one asset
     rules = EngineRules.from_scenario(venue, Liquidity(), rule_cases.market(haircut))
     ref = reference.Book(haircut.tolist(), *(t.tolist() for t in rule_cases.tier_tables(venue)),
                          book.unit_usd.tolist(), book.unit_coll.tolist(),

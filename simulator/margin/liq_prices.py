@@ -119,7 +119,7 @@ def exact_slack(book: Book, rules: EngineRules, s0: np.ndarray, unit: np.ndarray
     return out
 
 
-def _exposure(book: Book, n_assets: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _exposure(book: Book) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(live, exposed, with_options)``: live units (U,), units exposed to each asset
     (U, A), and units holding open options on it (U, A)."""
     open_ = book.pos_qty != 0.0
@@ -320,7 +320,7 @@ def unit_liquidation_prices(book: Book, rules: EngineRules, s0: np.ndarray) -> n
     s0 = np.ascontiguousarray(s0, dtype=float)
     n_assets = len(s0)
     out = np.full((book.n_units, n_assets), np.nan)
-    live, exposed, with_options = _exposure(book, n_assets)
+    live, exposed, with_options = _exposure(book)
     form = slack_form(book, rules, s0, np.ones(book.n_units))
     opt_part = np.zeros(book.n_units)
     oc = None

@@ -428,3 +428,16 @@ def test_option_unit_brute_force_nearest_root():
     nearest = cross[np.argmin(np.abs(np.log(xs[cross] / 60_000)))]
     assert xs[nearest] <= got[0] <= xs[nearest + 1]
     assert abs(ref_slack(ref, 0, 0, got[0], s0)) < 1e-8 * 200_000
+
+
+def test_isolated_unit_exposed_through_its_collateral():
+    """An isolated ETH long margined with USD and 1 BTC (no haircut here): BTC moves its
+    margin, so the account has a BTC price (its one unit's), besides its ETH price."""
+    book, rules, s0 = flat([{"id": "btc-margined", "margin_mode": "isolated",
+                             "collateral": {"USD": 10_000.0, "BTC": 1.0},
+                             "positions": [{"symbol": "ETH", "qty": 100.0, "entry": 3_100.0}]}])
+    got = liquidation_prices(book, rules, s0)[0]
+    # slack(x) = 10,000 + x + 100 (3,000 - 3,100) - 0.01 x 100 x 3,000 = x - 3,000
+    assert got[0] == pytest.approx(3_000.0, rel=RTOL)
+    # slack(y) = 10,000 + 60,000 + 100 (y - 3,100) - 0.01 x 100 y = 99 y - 240,000
+    assert got[1] == pytest.approx(240_000.0 / 99.0, rel=RTOL)

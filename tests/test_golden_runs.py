@@ -14,6 +14,13 @@ mode, 1.0 in a plain run). The content fingerprint leaves it out after checking 
 1.0 on every row, so the content recorded before still holds; the bytes of the ``paths/``
 parts were re-recorded then (their content fingerprints unchanged).
 
+Issue #19 added the ``liq_price_<SYM>`` columns to ``accounts.parquet`` (each account's
+liquidation price at the start, after the existing columns). The content fingerprint
+leaves them out, so the content recorded before still holds; they are fingerprinted on
+their own (``liq_prices``: their names, in order after every other column, and values) and
+checked separately. The bytes of ``accounts.parquet`` were re-recorded then (its content
+fingerprint unchanged, as every other file's bytes and content).
+
 To re-record after a deliberate change of numbers (explain it in the commit):
 ``python tests/test_golden_runs.py tests/data/golden_runs.json``.
 """
@@ -50,6 +57,8 @@ def _sha(data: bytes) -> str:
 def content_sha256(path: Path) -> str:
     """SHA-256 of a Parquet file's schema (without metadata) and every column's values."""
     table = pq.read_table(path)
+    if path.name == "accounts.parquet":
+        table = table.drop_columns(_liq_columns(table))
     if "weight" in table.column_names and path.parent.name == "paths":
         weight = table.column("weight").to_pylist()
         assert all(w == 1.0 for w in weight), f"{path}: a plain run's weights are 1.0"
@@ -57,6 +66,23 @@ def content_sha256(path: Path) -> str:
     h = hashlib.sha256()
     h.update(repr(table.schema.remove_metadata()).encode())
     for name in table.column_names:
+        h.update(name.encode())
+        h.update(json.dumps(table.column(name).to_pylist(), default=repr).encode())
+    return h.hexdigest()
+
+
+def _liq_columns(table: pyarrow.Table) -> list[str]:
+    return [c for c in table.column_names if c.startswith("liq_price_")]
+
+
+def liq_prices_sha256(path: Path) -> str:
+    """SHA-256 of the ``liq_price_<SYM>`` columns of ``accounts.parquet`` (issue #19):
+    they come last, one per symbol of the scenario; names and values (nulls included)."""
+    table = pq.read_table(path)
+    names = _liq_columns(table)
+    assert names and table.column_names[-len(names):] == names, "liq_price_* come last"
+    h = hashlib.sha256()
+    for name in names:
         h.update(name.encode())
         h.update(json.dumps(table.column(name).to_pylist(), default=repr).encode())
     return h.hexdigest()
@@ -74,7 +100,8 @@ def fingerprint(run_dir: Path) -> dict[str, Any]:
         for sub, v in items:
             name = f"{key}.{sub}" if sub else key
             metrics[name] = _sha(json.dumps(v, sort_keys=True).encode())
-    return {"parts": parts, "summary": metrics}
+    return {"parts": parts, "summary": metrics,
+            "liq_prices": liq_prices_sha256(run_dir / "accounts.parquet")}
 
 
 def run_fingerprint(name: str, out_dir: Path) -> dict[str, Any]:
@@ -95,6 +122,7 @@ def test_run_files_unchanged(name: str, tmp_path: Path) -> None:
         assert got["parts"][rel]["content_sha256"] == fp["content_sha256"], rel
         if same_writer:
             assert got["parts"][rel]["bytes_sha256"] == fp["bytes_sha256"], rel
+    assert got["liq_prices"] == want["liq_prices"], "accounts.parquet: liq_price_* changed"
     changed = [k for k in want["summary"] if got["summary"].get(k) != want["summary"][k]]
     assert not changed, f"summary.json entries changed: {changed}"
     assert sorted(got["summary"]) == sorted(want["summary"])

@@ -21,6 +21,7 @@ from simulator.errors import RunDirectoryError
 from simulator.execution.prepare import prepare
 from simulator.margin import EngineRules, replay
 from simulator.margin.engine import BookIndex
+from simulator.margin.liq_prices import exact_slack
 from simulator.paths import PathInputs, bridge_extremes, generate_paths, generate_paths_sobol
 from simulator.rare import Tilt
 from simulator.results import accounts as aggregate
@@ -150,7 +151,9 @@ def compile_kernels(ctx: ChunkContext) -> None:
     """Compile every kernel a chunk of this run calls, or load it from the cache, here in
     the driver before any worker starts: the workers then load it from the cache instead
     of each compiling it. Runs the path generator and the replay on one path of their own
-    (its own seed: no chunk's output depends on it).
+    (its own seed: no chunk's output depends on it), and, on a book with options, the
+    kernel of the liquidation prices the driver writes in ``accounts.parquet`` (so that
+    its compilation counts as such).
 
     Parameters
     ----------
@@ -161,6 +164,9 @@ def compile_kernels(ctx: ChunkContext) -> None:
     exo = generate_paths(ctx.inputs, 1, np.random.default_rng(0), **tilted)
     replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=min(1, ctx.save_prices),
            index=ctx.index, rng_key=0)
+    if ctx.book.has_options:  # the liquidation prices of accounts.parquet scan option units
+        s0 = ctx.inputs.s0
+        exact_slack(ctx.book, ctx.rules, s0, np.zeros(1), np.zeros(1), s0[:1])
 
 
 def run_chunk(ctx: ChunkContext, task: ChunkTask

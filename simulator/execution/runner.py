@@ -54,6 +54,7 @@ from simulator.execution.chunk import (
 from simulator.execution.progress import Progress
 from simulator.execution.tilting import recorded_tilt, tune_rare_tilt
 from simulator.input_files import read_regular_text
+from simulator.margin.liq_prices import liquidation_prices
 from simulator.margin.option_setup import account_greeks_usd
 from simulator.rare import Tilt
 from simulator.results import accounts as aggregate
@@ -522,9 +523,11 @@ def _run_prepared(scenario: Scenario, ctx: ChunkContext, out: Path, jobs: int,
                                 f"was writing it ({len(stray)} file(s) of no chunk); the "
                                 "run is not finished: remove them, then --resume")
     greeks = account_greeks_usd(ctx.book, ctx.inputs.s0)
+    liq = aggregate.liq_price_columns(liquidation_prices(ctx.book, ctx.rules, ctx.inputs.s0),
+                                      ctx.symbols)
     written = {rel: entry for chunk_files in files.values() for rel, entry in chunk_files.items()}
     written["accounts.parquet"] = output.write_parquet(
-        aggregate.accounts_table(ctx.book, totals, greeks), out / "accounts.parquet",
+        aggregate.accounts_table(ctx.book, totals, greeks, liq), out / "accounts.parquet",
         ctx.metadata)
     summary = summarise(out, scenario, None if tilt is None else tilt.record())
     n_bounded = summary["price_bounds"]["paths_bounded"]

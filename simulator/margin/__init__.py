@@ -6,8 +6,9 @@ the venue, liquidity and behaviour rules in the kernel's form and the maintenanc
 liquidation index of safe bands and option boxes (:mod:`~simulator.margin.index`,
 :mod:`~simulator.margin.slack_form`, :mod:`~simulator.margin.option_setup`,
 :mod:`~simulator.margin.option_boxes`), :func:`~simulator.margin.engine.replay`, which runs
-the replay kernel and gives account PnL back in blocks, and the Numba kernels themselves
-(``simulator.margin._kernels``, private to this package).
+the replay kernel and gives account PnL back in blocks, each account's liquidation prices
+at the start (:mod:`~simulator.margin.liq_prices`, for ``accounts.parquet``), and the Numba
+kernels themselves (``simulator.margin._kernels``, private to this package).
 
 May import: :mod:`simulator.config`, :mod:`simulator.book`, :mod:`simulator._kernels`,
 :mod:`simulator.options`, numpy; numba in ``_kernels`` only.

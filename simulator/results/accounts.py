@@ -235,11 +235,24 @@ class AccountTotals:
             self.es_se2 += (m * es_se) ** 2
 
 
+def liq_price_columns(prices: np.ndarray, symbols: tuple[str, ...]) -> dict[str, pa.Array]:
+    """The ``liq_price_<SYM>`` columns of ``accounts.parquet`` from the accounts'
+    liquidation prices at the start, shape (n_accounts, A), USD (NaN, written as null:
+    none; :func:`simulator.margin.liq_prices.liquidation_prices`)."""
+    if prices.shape[1] != len(symbols):
+        raise ValueError(f"{prices.shape[1]} columns of prices for {len(symbols)} symbols")
+    return {f"liq_price_{sym}": pa.array(prices[:, a], type=pa.float64(), from_pandas=True)
+            for a, sym in enumerate(symbols)}
+
+
 def accounts_table(book: Book, agg: AccountTotals,
-                   greeks: dict[str, np.ndarray] | None = None) -> pa.Table:
+                   greeks: dict[str, np.ndarray] | None = None,
+                   liq_prices: dict[str, pa.Array] | None = None) -> pa.Table:
     """Per-account estimates (``accounts.parquet``): losses are positive USD; then the
     account's greeks at the start in USD (``greeks``: ``delta_usd``, ``gamma_usd``,
-    ``vega_usd``, see :func:`simulator.margin.option_setup.account_greeks_usd`)."""
+    ``vega_usd``, see :func:`simulator.margin.option_setup.account_greeks_usd`), then its
+    liquidation price in each asset at the start (``liq_prices``:
+    :func:`liq_price_columns`)."""
     n = agg.n
     n_acc = book.n_accounts
     mean = agg.pnl_sum / n
@@ -292,6 +305,7 @@ def accounts_table(book: Book, agg: AccountTotals,
         **se_cols,
         "var_es_method": pa.array([agg.mode] * n_acc).dictionary_encode(),
         **(greeks or {}),
+        **(liq_prices or {}),
     })
 
 

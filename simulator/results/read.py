@@ -457,7 +457,8 @@ def events(run_dir: str | Path, columns: Sequence[str] | None = None, filter: Fi
 def accounts(run_dir: str | Path, columns: Sequence[str] | None = None, filter: Filter = None,
              as_: Form = "pandas") -> Frame:
     """One row per account (``accounts.parquet``): liquidation and bankruptcy
-    probabilities, mean PnL, VaR and ES of the loss, greeks.
+    probabilities, mean PnL, VaR and ES of the loss, greeks, and the liquidation price in
+    each asset at the start (``liq_price_<SYM>``, null where there is none).
 
     Parameters
     ----------

@@ -56,8 +56,9 @@ def main() -> None:
     args = parser.parse_args()
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for steps, intrastep in ((24, "bridge"), (24, "none")):  # warm-up: compile, load
-            one(args.scenario, steps, intrastep, 50, 1, Path(tmp) / f"warm-{intrastep}")
+        for steps, intrastep in ((24, "bridge"), (24, "none")):  # warm-up: compile, load,
+            one(args.scenario, steps, intrastep, 1000, args.jobs,  # start the workers
+                Path(tmp) / f"warm-{intrastep}")
         for label, steps, intrastep in CASES:
             rows[label] = one(args.scenario, steps, intrastep, args.paths, args.jobs,
                               Path(tmp) / label.replace(" ", ""))
@@ -65,7 +66,7 @@ def main() -> None:
     print(f"{'case':20s} {'wall s':>7s} {'liquidations/path':>20s} {'P(any)':>16s} "
           f"{'bad debt mean USD':>24s}")
     for label, (wall, m) in rows.items():
-        print(f"{label:20s} {wall:7.1f} {_fmt(m, 'n_liquidations_mean'):>20s} "
+        print(f"{label:20s} {wall:7.2f} {_fmt(m, 'n_liquidations_mean', 1, 3):>20s} "
               f"{_fmt(m, 'liquidation_prob', 100, 2) + '%':>16s} "
               f"{_fmt(m, 'bad_debt_mean', 1, 0):>24s}")
     base, bridged = rows["hourly"][0], rows["hourly + bridge"][0]

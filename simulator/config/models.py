@@ -219,6 +219,10 @@ def _read_replay(t: Table, base_dir: Path | None, symbols: tuple[str, ...], step
     if noise != "bootstrap" and t.has("block"):
         raise t.error("block", "is read only with noise = \"bootstrap\"")
     start_s, end_s = _read_time(t, "start"), _read_time(t, "end")
+    if not path.is_file():  # (the reader's own error would not name the key)
+        what = "is a directory" if path.is_dir() else "does not exist or is not a regular file"
+        raise t.error("file", f"{path} {what}; give a CSV or Parquet file of prices (a "
+                      "timestamp column, then one column per symbol)")
     recorded = read_price_file(path, min_rows=1)
     if start_s is None:
         start_s = float(recorded.times[0])

@@ -201,6 +201,12 @@ def test_bad_keys_name_the_key(tmp_path, keys, asset, fragments):
         assert fragment in str(err.value), str(err.value)
 
 
+def test_a_missing_file_names_the_key(tmp_path):
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(_scenario(tmp_path, {"file": "nowhere.csv"}))
+    assert "market.replay.file" in str(err.value) and "nowhere.csv" in str(err.value)
+
+
 def test_replay_refuses_importance_sampling(tmp_path):
     _write_csv(tmp_path / "prices.csv", ROWS)
     with pytest.raises(ScenarioError, match="rare_event"):

@@ -39,10 +39,17 @@ def parse_time(text: str) -> float:
     return stamp.timestamp()
 
 
-def _read_csv(path: Path, source: str) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
+def _open(path: Path, data: bytes | None) -> io.BufferedIOBase:
+    """The file's bytes: ``data`` when the caller already read them (and hashed them),
+    else the regular file itself."""
+    return io.BytesIO(data) if data is not None else open_regular(path)
+
+
+def _read_csv(path: Path, source: str, data: bytes | None = None
+              ) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
     """Header, epoch seconds, prices and the row labels (``line N``) of a CSV file."""
     try:
-        handle = io.TextIOWrapper(open_regular(path), encoding="utf-8-sig", newline="")
+        handle = io.TextIOWrapper(_open(path, data), encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise ScenarioError(source, "", f"cannot be read ({exc.strerror}); give a readable "
                             "CSV or Parquet file of prices") from None
@@ -125,14 +132,14 @@ def _check_header(header: list[str], source: str) -> None:
         seen.add(name)
 
 
-def _read_parquet(path: Path, source: str
+def _read_parquet(path: Path, source: str, data: bytes | None = None
                   ) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
     """Header, epoch seconds, prices and the row labels (``row N``, from 1) of a Parquet file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        with open_regular(path) as handle:
+        with _open(path, data) as handle:
             table = pq.read_table(handle)
     except (OSError, pa.ArrowException) as exc:
         raise ScenarioError(source, "", f"cannot be read as Parquet ({exc}); give a CSV or "
@@ -210,23 +217,25 @@ class PriceFile:
     time_column: str
 
 
-def read_price_file(path: str | Path, min_rows: int = 3) -> PriceFile:
+def read_price_file(path: str | Path, min_rows: int = 3, data: bytes | None = None
+                    ) -> PriceFile:
     """Read and check a price file (see :func:`load_prices` for the format and errors).
 
-    ``min_rows``: the fewest rows accepted (3 for a fit; 1 for a replay).
+    ``min_rows``: the fewest rows accepted (3 for a fit; 1 for a replay). ``data``: the
+    file's bytes, when the caller has read them already (to hash exactly what is parsed).
     """
     path = Path(path)
     source = str(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         kind = non_regular_kind(path)
         what = ("is a directory" if path.is_dir() else "does not exist" if kind is None else
                 f"is {kind}, not a regular file (reading it would block or never end)")
         raise ScenarioError(source, "", f"{what}; give a CSV or Parquet file of prices "
                             "(a timestamp column, then one column per symbol)")
     if path.suffix.lower() in PARQUET_SUFFIXES:
-        header, times, prices, labels = _read_parquet(path, source)
+        header, times, prices, labels = _read_parquet(path, source, data)
     else:
-        header, times, prices, labels = _read_csv(path, source)
+        header, times, prices, labels = _read_csv(path, source, data)
     if prices.shape[0] < min_rows:
         need = ("at least 3 are needed (2 returns), and far more for a useful fit"
                 if min_rows >= 3 else f"at least {min_rows} needed")
@@ -235,6 +244,14 @@ def read_price_file(path: str | Path, min_rows: int = 3) -> PriceFile:
         i = int(np.flatnonzero(~np.isfinite(times))[0])
         raise ScenarioError(source, f"column {header[0]!r}, {labels[i]}",
                             "the timestamp is not finite; use ISO dates or epoch seconds")
+    far = np.flatnonzero(np.abs(times) > MAX_EPOCH_S)
+    if far.size:
+        i = int(far[0])
+        hint = (" (epoch milliseconds? give seconds: divide by 1,000)"
+                if times[i] < 1000.0 * MAX_EPOCH_S else "")
+        raise ScenarioError(source, f"column {header[0]!r}, {labels[i]}",
+                            f"the timestamp {times[i]:.17g} is beyond the year 9999 in epoch "
+                            f"seconds{hint}; use ISO dates or epoch seconds")
     steps = np.diff(times)
     if (steps <= 0.0).any():
         i = int(np.flatnonzero(steps <= 0.0)[0]) + 1
@@ -252,9 +269,17 @@ def load_price_file(path: str | Path) -> tuple[np.ndarray, list[str], np.ndarray
     return f.prices, f.symbols, f.times
 
 
+#: the latest time accepted, epoch seconds (the end of the year 9999)
+MAX_EPOCH_S = 253_402_300_799.0
+
+
 def format_time(epoch_s: float) -> str:
-    """An epoch time as ISO 8601 in UTC (``2025-10-10T12:00:00Z``)."""
-    stamp = datetime.fromtimestamp(epoch_s, tz=UTC)
+    """An epoch time as ISO 8601 in UTC (``2025-10-10T12:00:00Z``); a time no calendar
+    date can show, as its epoch seconds."""
+    try:
+        stamp = datetime.fromtimestamp(epoch_s, tz=UTC)
+    except (OverflowError, ValueError, OSError):
+        return f"{epoch_s:.17g} (epoch seconds)"
     text = stamp.isoformat(timespec="seconds" if stamp.microsecond == 0 else "microseconds")
     return text.replace("+00:00", "Z")
 
@@ -311,10 +336,19 @@ def resample_prices(f: PriceFile, symbols: tuple[str, ...], start_s: float, step
     # (a row stamped at a step time is that step's price, whatever the rounding of the sum)
     rows = np.searchsorted(f.times, when + TIME_TOLERANCE_S, side="right") - 1
     i0, i1 = int(rows[0]), int(rows[-1])
+    if i0 == i1 and steps > 0:
+        raise ScenarioError(f.path, f"column {f.time_column!r}, {f.labels[i0]}",
+                            f"the replay window {format_time(start_s)} .. "
+                            f"{format_time(end_s)} lies within this row's interval: every "
+                            "step would hold its price; move the window or give a finer file")
     spacing = np.diff(f.times)
     if spacing.size:
         allowed = max(GAP_FACTOR * float(np.median(spacing)), step_s)
-        used = spacing[i0:i1]
+        # the intervals the window's steps fall in: from the first row used to the row after
+        # the last one used when the window ends after it
+        stop = i1 + 1 if i1 + 1 < len(f.times) and end_s > f.times[i1] + TIME_TOLERANCE_S \
+            else i1
+        used = spacing[i0:stop]
         if used.size and used.max() > allowed * (1.0 + 1e-12):
             k = i0 + int(np.argmax(used > allowed * (1.0 + 1e-12))) + 1
             raise ScenarioError(f.path, f"column {f.time_column!r}, {f.labels[k]}",

@@ -102,6 +102,10 @@ def _read_asset(t: Table, price_default: float | None = None) -> Asset:
     if price_default is None:
         price = t.number("price", lo=0.0, lo_open=True, hi=MAX_PRICE, floor=MIN_PRICE)
     else:
+        if not MIN_PRICE <= price_default <= MAX_PRICE:
+            raise t.error("price", f"the replayed file's price at the window's start, "
+                          f"{price_default!r}, is outside {MIN_PRICE:g} .. {MAX_PRICE:g} USD; "
+                          "rescale the file's prices (a price per 1,000 units, say)")
         price = t.number("price", price_default, lo=0.0, lo_open=True, hi=MAX_PRICE,
                          floor=MIN_PRICE)
         if abs(price - price_default) > 1e-9 * price_default:

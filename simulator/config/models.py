@@ -24,7 +24,13 @@ import numpy as np
 from simulator.config._table import Table, fmt_number
 from simulator.errors import ScenarioError
 from simulator.input_files import read_regular_bytes, read_regular_text
-from simulator.price_files import format_time, parse_time, read_price_file, resample_prices
+from simulator.price_files import (
+    MAX_EPOCH_S,
+    format_time,
+    parse_time,
+    read_price_file,
+    resample_prices,
+)
 
 #: sub-table of [market] that each model reads
 MODEL_TABLES = {"student_t": "student_t", "merton": "jumps", "garch": "garch",
@@ -103,7 +109,7 @@ class Replay:
     "none"`` makes every path the recorded one; ``"gbm"`` multiplies it by an independent
     mean-one GBM with each asset's ``vol`` (and the market's correlation);
     ``"bootstrap"`` by the exponential of the window's own demeaned log returns,
-    resampled in blocks of ``block`` steps.
+    resampled in blocks of ``block`` steps (at most ``(steps + 1) // 3``).
 
     Attributes
     ----------
@@ -193,7 +199,7 @@ def _read_time(t: Table, name: str) -> float | None:
     raw = t.raw(name, None)
     if raw is None:
         return None
-    if isinstance(raw, dt.datetime):
+    if isinstance(raw, dt.datetime):  # (TOML datetimes lie in years 1 .. 9999)
         return (raw if raw.tzinfo else raw.replace(tzinfo=dt.UTC)).timestamp()
     if isinstance(raw, dt.date):
         return dt.datetime(raw.year, raw.month, raw.day, tzinfo=dt.UTC).timestamp()
@@ -202,10 +208,10 @@ def _read_time(t: Table, name: str) -> float | None:
             value = parse_time(str(raw))
         except (ValueError, OverflowError):
             value = math.nan
-        if math.isfinite(value):
+        if math.isfinite(value) and abs(value) <= MAX_EPOCH_S:
             return value
-    raise t.error(name, f"{raw!r} is not a time; give a TOML datetime (2025-10-10T12:00:00Z), "
-                  "an ISO string or epoch seconds")
+    raise t.error(name, f"{raw!r} is not a time up to the year 9999; give a TOML datetime "
+                  "(2025-10-10T12:00:00Z), an ISO string or epoch seconds")
 
 
 def _read_replay(t: Table, base_dir: Path | None, symbols: tuple[str, ...], steps: int,
@@ -215,15 +221,22 @@ def _read_replay(t: Table, base_dir: Path | None, symbols: tuple[str, ...], step
     name = t.string("file")
     path = resolve_data_path(name, base_dir)
     noise = t.string("noise", "none", choices=REPLAY_NOISE)
-    block = t.integer("block", min(12, steps), lo=1, hi=steps)
     if noise != "bootstrap" and t.has("block"):
         raise t.error("block", "is read only with noise = \"bootstrap\"")
+    # at least 2 x block places a block can start: else the noise hardly varies (block =
+    # steps leaves one, and every path the same)
+    most = max(1, (steps + 1) // 3)
+    block = t.integer("block", min(12, most), lo=1, hi=most)
     start_s, end_s = _read_time(t, "start"), _read_time(t, "end")
     if not path.is_file():  # (the reader's own error would not name the key)
         what = "is a directory" if path.is_dir() else "does not exist or is not a regular file"
         raise t.error("file", f"{path} {what}; give a CSV or Parquet file of prices (a "
                       "timestamp column, then one column per symbol)")
-    recorded = read_price_file(path, min_rows=1)
+    try:  # read once: what is parsed is what is hashed
+        data = read_regular_bytes(path)
+    except OSError as exc:
+        raise t.error("file", f"cannot read {path}: {exc}") from None
+    recorded = read_price_file(path, min_rows=1, data=data)
     if start_s is None:
         start_s = float(recorded.times[0])
     horizon_s = horizon_days * 86400.0
@@ -238,7 +251,7 @@ def _read_replay(t: Table, base_dir: Path | None, symbols: tuple[str, ...], step
     prices = resample_prices(recorded, symbols, start_s, horizon_s / steps, steps)
     return Replay(file=str(path), start_s=start_s, end_s=start_s + horizon_s,
                   start_prices=tuple(float(x) for x in prices[0]), noise=noise, block=block,
-                  sha256=_sha256(path, t))
+                  sha256=hashlib.sha256(data).hexdigest())
 
 
 def replay_prices(params: Replay, symbols: tuple[str, ...], steps: int) -> np.ndarray:
@@ -250,14 +263,14 @@ def replay_prices(params: Replay, symbols: tuple[str, ...], steps: int) -> np.nd
         If the file changed since the scenario was loaded.
     """
     path = Path(params.file)
-    recorded = read_price_file(path, min_rows=1)
     try:
-        same = hashlib.sha256(read_regular_bytes(path)).hexdigest() == params.sha256
+        data = read_regular_bytes(path)
     except OSError:
-        same = False
-    if not same:
+        data = None
+    if data is None or hashlib.sha256(data).hexdigest() != params.sha256:
         raise ScenarioError(str(path), "", "the replayed price file changed after the "
                             "scenario was loaded; load the scenario again")
+    recorded = read_price_file(path, min_rows=1, data=data)
     return resample_prices(recorded, symbols, params.start_s,
                            (params.end_s - params.start_s) / steps, steps)
 

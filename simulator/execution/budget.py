@@ -249,6 +249,8 @@ def _chunk_parts(scenario: Scenario, save_prices: int) -> tuple[int, int, int]:
     steps, n_assets = sim.steps, len(scenario.market.assets)
     n_acc, n_units, n_pos = _book_counts(scenario)
     exo = n * (steps + 1) * n_assets * 8
+    if sim.intrastep == "bridge":  # the intrastep extremes: a low and a high per price
+        exo *= 3
     draws = n * steps if scenario.market.model == "regime" else steps * (2 * n_assets + 1) * 8
     per_path = n * ((codes.N_PF + codes.N_PI) * 8 + 2 * n_assets * 8  # results
                     + (14 + 2 * n_assets) * 8)  # the paths/ table
@@ -267,7 +269,8 @@ def _chunk_parts(scenario: Scenario, save_prices: int) -> tuple[int, int, int]:
 def chunk_memory_bytes(scenario: Scenario, save_prices: int = 0) -> int:
     """Estimated peak memory of one chunk, in bytes (at least its main arrays).
 
-    The exogenous prices (``chunk_paths x (steps + 1) x assets`` float64) and the
+    The exogenous prices (``chunk_paths x (steps + 1) x assets`` float64, three times
+    that with ``simulation.intrastep = "bridge"``: each price's intrastep low and high) and the
     per-step draws of the models that keep them; the per-path results and the
     ``paths/`` table; with ``save_prices``, the saved marks, their exogenous copy and the
     ``prices/`` table; the replay kernel's working arrays over the book

@@ -302,3 +302,16 @@ def test_fmt_bytes():
     assert budget.fmt_bytes(1000 * GIB) == "1,000 GiB"
     assert budget.fmt_bytes(3 * 1024 * GIB) == "3.00 TiB"
     assert budget.fmt_bytes(10**400) == "more than 1e308 bytes"
+
+
+def test_the_bridge_counts_in_a_chunks_memory():
+    """With intrastep = "bridge" a chunk also holds each price's intrastep low and high:
+    twice the exogenous prices more."""
+    from simulator.config.scenario import load_scenario
+    from simulator.execution.budget import chunk_memory_bytes
+
+    args = ["simulation.paths=4096", "simulation.chunk_paths=4096"]
+    plain = load_scenario("two-asset-crash", args)
+    bridged = load_scenario("two-asset-crash", [*args, "simulation.intrastep=bridge"])
+    exo = 4096 * 289 * 2 * 8
+    assert chunk_memory_bytes(bridged) - chunk_memory_bytes(plain) == 2 * exo

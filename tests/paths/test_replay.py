@@ -167,6 +167,15 @@ BAD_FILES = [
      ["line 16", "gap of 18000 s", "inside the replay window"]),
     ("\n".join(["timestamp,BTC"] + [f"2025-10-10T{h:02d}:00:00Z,100" for h in range(12, 16)])
      + "\n", {}, ["line 5", "ends after the file's last row"]),
+    # a gap after the last row the window uses: the last steps would hold an old price
+    ("\n".join(["timestamp,BTC"] + [f"2025-10-10T{h:02d}:00:00Z,100" for h in range(10, 16)]
+               + ["2025-10-10T23:00:00Z,90"]) + "\n", {}, ["line 8", "gap of 28800 s"]),
+    # the whole window between two rows
+    ("timestamp,BTC\n2025-10-10T11:00:00Z,100\n2025-10-10T19:00:00Z,90\n", {},
+     ["line 2", "within this row's interval"]),
+    # epoch milliseconds, the usual exchange export
+    ("time,BTC\n1760097600000,100\n1760101200000,99\n", {"start": 1760097600},
+     ["line 2", "epoch milliseconds"]),
     ("\n".join(["timestamp,BTC"] + [f"2025-10-10T{h:02d}:00:00Z,100" for h in range(12, 24)])
      + "\n", {"start": "2025-10-10T11:00:00Z"}, ["line 2", "before the file's first row"]),
 ]
@@ -190,6 +199,8 @@ def test_bad_files_name_file_row_and_column(tmp_path, text, keys, fragments):
     ({"noise": "brownian"}, None, ["market.replay.noise"]),
     ({"block": 3}, None, ["market.replay.block", "bootstrap"]),
     ({"start": "yesterday"}, None, ["market.replay.start", "not a time"]),
+    ({"start": 1e20}, None, ["market.replay.start", "not a time up to the year 9999"]),
+    ({"noise": "bootstrap", "block": 3}, None, ["market.replay.block", "<= 2"]),
     ({}, {"symbol": "BTC", "vol": 0.6, "price": 101.0}, ["market.assets[0].price",
                                                          "leave price out"]),
 ])
@@ -199,6 +210,22 @@ def test_bad_keys_name_the_key(tmp_path, keys, asset, fragments):
         load_scenario(_scenario(tmp_path, {"file": "prices.csv", **keys}, asset=asset))
     for fragment in fragments:
         assert fragment in str(err.value), str(err.value)
+
+
+def test_bootstrap_noise_varies_on_a_short_window(tmp_path):
+    """6 steps: the block is at most (6 + 1) // 3 = 2 (the default here), so blocks have
+    several places to start and the paths differ."""
+    _write_csv(tmp_path / "prices.csv", ROWS)
+    sc = load_scenario(_scenario(tmp_path, {"file": "prices.csv", "noise": "bootstrap"}))
+    assert sc.market.params.block == 2
+    out = generate_paths(prepare_path_inputs(sc), 50, np.random.default_rng(2))[:, :, 0]
+    assert len({tuple(row) for row in out.round(9)}) > 10
+
+
+def test_a_price_beyond_the_limits_is_refused(tmp_path):
+    _write_csv(tmp_path / "prices.csv", [(t, p * 1e13) for t, p in ROWS])
+    with pytest.raises(ScenarioError, match=r"market.assets\[0\].price.*outside"):
+        load_scenario(_scenario(tmp_path, {"file": "prices.csv"}))
 
 
 def test_a_missing_file_names_the_key(tmp_path):

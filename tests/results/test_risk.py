@@ -90,3 +90,26 @@ def test_var_es_of_all_rows_at_once_is_var_es_of_each_bit_for_bit(n, alpha):
     got = risk.var_es_rows(losses, alpha)
     expected = np.array([risk.var_es(row, alpha) for row in losses]).T
     assert np.array_equal(got, expected, equal_nan=True)
+
+
+@pytest.mark.parametrize("sizes", [(50, 50, 50, 13), (7, 7, 7), (30, 90, 5, 60), (200,)])
+@pytest.mark.parametrize("keep", [1, 20, 64, 500])
+def test_account_totals_keep_the_largest_losses_in_one_buffer(sizes, keep):
+    """Chunk after chunk (of any widths, a wider one included) the per-account tail holds
+    the ``keep`` largest losses of everything seen: the same values a sort of all of them
+    gives, ties included."""
+    from simulator.results.accounts import AccountPartial, AccountTotals
+
+    rng = np.random.default_rng(keep + len(sizes))
+    n_acc = 6
+    totals = AccountTotals(mode="exact", keep=keep)
+    seen = np.empty((n_acc, 0))
+    for m in sizes:
+        losses = np.round(rng.standard_normal((n_acc, m)), 1)  # ties on purpose
+        part_tail = risk.top_rows(np.ascontiguousarray(losses), keep)
+        zeros = np.zeros(n_acc)
+        totals.add(AccountPartial(n=m, liquidated=zeros, bankrupt=zeros, pnl_sum=zeros,
+                                  pnl_sumsq=zeros, tail=part_tail))
+        seen = np.concatenate([seen, losses], axis=1)
+        want = -np.sort(-seen, axis=1)[:, :min(keep, seen.shape[1])]
+        np.testing.assert_array_equal(risk.sorted_desc(totals.tail), want)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ import pandas as pd
 from simulator.book.build import build_book
 from simulator.config.scenario import load_scenario
 from simulator.execution.runner import run
+from simulator.results.risk import mean_se, ratio_se
 
 #: scenario -> (first step, last step, label) of a window measured on its own
 WINDOWS = {
@@ -98,43 +98,6 @@ def ensure_run(name: str, runs: Path, jobs: int, reuse: bool) -> Path:
             return out
     run(scenario, out, jobs=jobs, force=out.exists(), save_prices=SAVED_PATHS)
     return out
-
-
-def mean_se(x: np.ndarray) -> tuple[float, float]:
-    """Mean over paths and its standard error.
-
-    Parameters
-    ----------
-    x : ndarray
-        One value per path.
-
-    Returns
-    -------
-    tuple of float
-        ``(mean, sd / sqrt(n))``.
-    """
-    return float(np.mean(x)), float(np.std(x, ddof=1) / math.sqrt(len(x)))
-
-
-def ratio_se(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
-    """Ratio of sums over paths with its delta-method standard error.
-
-    Parameters
-    ----------
-    y, x : ndarray
-        Numerator and denominator, one value per path.
-
-    Returns
-    -------
-    tuple of float
-        ``(sum(y) / sum(x), se)``; ``(nan, nan)`` when ``sum(x)`` is 0.
-    """
-    n = len(x)
-    if x.sum() == 0:
-        return math.nan, math.nan
-    r = y.sum() / x.sum()
-    se = math.sqrt(np.sum((y - r * x) ** 2) / (n * (n - 1))) / x.mean()
-    return float(r), float(se)
 
 
 def quantiles(x: np.ndarray) -> dict[str, float]:

@@ -58,16 +58,35 @@ from simulator.margin.codes import (
 
 
 @njit(cache=True, inline="always")
-def step_marks_nb(i, t, prices, rules, options, out, lists, assets):  # pragma: no cover - jitted
-    """The start of step ``t`` of path ``i``: the later stage of the option boxes it is in,
-    and the marks: the exogenous prices with the impact outstanding, decayed, clamped to the
-    price bounds (a path at a bound is flagged)."""
+def enter_stage_nb(t, options, lists):  # pragma: no cover - jitted
+    """The latest later stage of the option boxes that step ``t`` is in
+    (``lists.count[CNT_STAGE]``)."""
     count = lists.count
     stage_step = options.stage_step
     stage = count[CNT_STAGE]
     while stage + 1 < stage_step.shape[0] and stage_step[stage + 1] <= t:
         stage += 1
     count[CNT_STAGE] = stage
+
+
+@njit(cache=True, inline="always")
+def bounded_mark_nb(i, x, mark, lo, hi, out):  # pragma: no cover - jitted
+    """``mark`` (from the exogenous price ``x``) clamped to the price bounds ``lo``, ``hi``;
+    path ``i`` is flagged when either lies at a bound (or beyond it, and is clamped now)."""
+    lo_in = lo * (1.0 + BOUND_REL_TOL)
+    hi_in = hi * (1.0 - BOUND_REL_TOL)
+    if x <= lo_in or not x < hi_in or mark <= lo_in or not mark < hi_in:
+        out.path_i[i, PI_PRICE_BOUNDED] = 1
+        return bound_price_nb(mark, lo, hi)
+    return mark
+
+
+@njit(cache=True, inline="always")
+def step_marks_nb(i, t, prices, rules, options, out, lists, assets):  # pragma: no cover - jitted
+    """The start of step ``t`` of path ``i``: the later stage of the option boxes it is in,
+    and the marks: the exogenous prices with the impact outstanding, decayed, clamped to the
+    price bounds (a path at a bound is flagged)."""
+    enter_stage_nb(t, options, lists)
     exo = prices.exo
     decay = rules.fparams[FP_DECAY]
     logimp = assets.logimp
@@ -81,11 +100,7 @@ def step_marks_nb(i, t, prices, rules, options, out, lists, assets):  # pragma: 
         else:
             logimp[a] *= decay
             mark[a] = x * np.exp(logimp[a])
-        lo_in = p_lo[a] * (1.0 + BOUND_REL_TOL)
-        hi_in = p_hi[a] * (1.0 - BOUND_REL_TOL)
-        if x <= lo_in or not x < hi_in or mark[a] <= lo_in or not mark[a] < hi_in:
-            out.path_i[i, PI_PRICE_BOUNDED] = 1  # at a bound (or beyond it, and clamped now)
-            mark[a] = bound_price_nb(mark[a], p_lo[a], p_hi[a])
+        mark[a] = bounded_mark_nb(i, x, mark[a], p_lo[a], p_hi[a], out)
 
 
 @leaf
@@ -97,12 +112,7 @@ def sweep_marks_nb(i, t, sweep, prices, rules, options, out, lists, assets
     impact outstanding decayed by the step's factor (not stored: the close decays it),
     clamped to the price bounds. The low sweep comes first, unless the step's exogenous
     log returns sum to less than 0 (a falling step tends to reach its high early)."""
-    count = lists.count
-    stage_step = options.stage_step
-    stage = count[CNT_STAGE]
-    while stage + 1 < stage_step.shape[0] and stage_step[stage + 1] <= t:
-        stage += 1
-    count[CNT_STAGE] = stage
+    enter_stage_nb(t, options, lists)
     exo = prices.exo
     bridge = prices.bridge
     move = 0.0
@@ -120,11 +130,7 @@ def sweep_marks_nb(i, t, sweep, prices, rules, options, out, lists, assets
             mark[a] = x
         else:
             mark[a] = x * np.exp(logimp[a] * decay)
-        lo_in = p_lo[a] * (1.0 + BOUND_REL_TOL)
-        hi_in = p_hi[a] * (1.0 - BOUND_REL_TOL)
-        if x <= lo_in or not x < hi_in or mark[a] <= lo_in or not mark[a] < hi_in:
-            out.path_i[i, PI_PRICE_BOUNDED] = 1
-            mark[a] = bound_price_nb(mark[a], p_lo[a], p_hi[a])
+        mark[a] = bounded_mark_nb(i, x, mark[a], p_lo[a], p_hi[a], out)
 
 
 @njit(cache=True, inline="always")

@@ -115,6 +115,8 @@ class Scenario:
                 out["simulation"].pop(key)
         if out["simulation"]["variance_reduction"] == "none":
             out["simulation"].pop("variance_reduction")
+        if math.isinf(out["venue"]["adl_max_notional_per_step_usd"]):  # no cap: likewise
+            out["venue"].pop("adl_max_notional_per_step_usd")
         for key in ("document", "source", "overrides"):
             out.pop(key)
         return _json_safe(out)

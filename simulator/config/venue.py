@@ -24,7 +24,8 @@ __all__ = ["ADL_RANKINGS", "LIQUIDATION_MODES", "MARGIN_MODES", "VENUE_TYPES", "
 
 MARGIN_MODES = ("cross", "isolated")
 LIQUIDATION_MODES = ("full", "partial", "incremental")
-ADL_RANKINGS = ("pnl_margin_ratio", "profit_leverage")
+ADL_RANKINGS = ("pnl_margin_ratio", "profit_leverage", "bybit", "pro_rata",
+                "leverage_pro_rata")
 VENUE_TYPES = ("derivatives", "lending")
 OPTION_MARGIN_RULES = ("standard", "risk_matrix")
 FUNDING_MODES = ("off", "constant", "premium")
@@ -77,6 +78,14 @@ class Venue:
     option_liquidation_fee_rate : float
         Liquidation fee on a closed option, as a share of its underlying notional, never
         more than the option's value.
+    adl, adl_ranking : bool, str
+        Auto-deleveraging of the opposite side in profit, and who goes first:
+        ``pnl_margin_ratio`` (Binance), ``profit_leverage`` (Hyperliquid), ``bybit`` (PnL
+        percentage x effective leverage), or the quantity shared by all candidates,
+        ``pro_rata`` (by size) or ``leverage_pro_rata`` (by size x leverage).
+    adl_max_notional_per_step_usd : float
+        Most ADL notional per step across the venue, USD (inf: no cap); what the cap
+        leaves is socialised.
     """
 
     preset: str | None = None
@@ -109,6 +118,7 @@ class Venue:
     option_margin: str = "standard"
     risk_matrix_range_pct: float = 0.16
     option_liquidation_fee_rate: float = 0.002
+    adl_max_notional_per_step_usd: float = math.inf
 
     @property
     def lending(self) -> bool:
@@ -212,6 +222,9 @@ def read_venue(t: Table) -> Venue:
                                        lo=0.0, lo_open=True, hi=0.9),
         option_liquidation_fee_rate=t.number("option_liquidation_fee_rate",
                                              d.option_liquidation_fee_rate, lo=0.0, hi=1.0),
+        adl_max_notional_per_step_usd=t.number("adl_max_notional_per_step_usd",
+                                               d.adl_max_notional_per_step_usd, lo=0.0,
+                                               lo_open=True, allow_inf=True),
     )
 
 

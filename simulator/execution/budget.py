@@ -65,8 +65,9 @@ ENGINE_BYTES_PER_UNIT_ASSET = 112
 ENGINE_BYTES_PER_POSITION = 40
 #: see :data:`ENGINE_BYTES_PER_UNIT`
 ENGINE_BYTES_PER_ACCOUNT = 32
-#: the first event and correction buffers of ``replay`` (4,096 rows of 7 + 7 + 2 + 1 words)
-ENGINE_FIXED_BYTES = 4096 * (codes.N_EI + codes.N_EF + 3) * 8
+#: the first event and correction buffers of ``replay`` (4,096 rows of 7 + 7 + 2 + 1 words,
+#: and the 2 of the per-fill ADL record)
+ENGINE_FIXED_BYTES = 4096 * (codes.N_EI + codes.N_EF + codes.N_EA + 3) * 8
 
 #: ``SeedSequence(seed).spawn(n)`` and the chunk plan, per chunk (430 MiB for a million
 #: chunks, measured with the process's peak RSS)
@@ -253,7 +254,7 @@ def _chunk_parts(scenario: Scenario, save_prices: int) -> tuple[int, int, int]:
         exo *= 3
     draws = n * steps if scenario.market.model == "regime" else steps * (2 * n_assets + 1) * 8
     per_path = n * ((codes.N_PF + codes.N_PI) * 8 + 2 * n_assets * 8  # results
-                    + (14 + 2 * n_assets) * 8)  # the paths/ table
+                    + (20 + 2 * n_assets) * 8)  # the paths/ table
     block = min(n_acc * n * 8, max(PNL_BLOCK_BYTES, n * 8))  # account PnL, and a copy
     keep = risk.tail_size(sim.paths, min(sim.risk_levels))
     exact = keep * n_acc * 8 <= sim.account_tail_budget_mb * (1 << 20)

@@ -75,7 +75,9 @@ OVERFLOW_CORRECTIONS = 2
  FP_STEP_MAX, FP_FULL_BELOW, FP_BACKSTOP, FP_CLOSE_FACTOR, FP_FULL_CLOSE_HF,
  FP_FULL_CLOSE_USD, FP_BONUS, FP_PROTOCOL_SHARE, FP_CALL_PROB, FP_CALL_TARGET, FP_FUNDING_RATE,
  FP_FUNDING_CAP) = range(19)
-N_FP = 19
+#: ADL notional allowed per step across the venue, USD (inf: no cap)
+FP_ADL_CAP = 19
+N_FP = 20
 # integer parameters
 (IP_MODE, IP_ADL, IP_MAX_ROUNDS, IP_FULL_SCAN, IP_LENDING, IP_ADL_RANKING, IP_CALL_DELAY,
  IP_CALL_ACTION, IP_FUNDING_INTERVAL, IP_FUNDING_PREMIUM, IP_RNG_KEY) = range(11)
@@ -87,7 +89,10 @@ ACTION_NAMES = ("top_up", "reduce")
 MODE_FULL, MODE_PARTIAL, MODE_INCREMENTAL = 0, 1, 2
 MODE_NAMES = ("full", "partial", "incremental")
 RANK_PNL_MARGIN_RATIO, RANK_PROFIT_LEVERAGE = 0, 1
-RANK_NAMES = ("pnl_margin_ratio", "profit_leverage")
+# Bybit's PnL percentage x effective leverage; the two shares of the quantity over every
+# candidate, in proportion to its size, or to its size times its unit's leverage
+RANK_BYBIT, RANK_PRO_RATA, RANK_LEVERAGE_PRO_RATA = 2, 3, 4
+RANK_NAMES = ("pnl_margin_ratio", "profit_leverage", "bybit", "pro_rata", "leverage_pro_rata")
 
 # columns of the per-asset bracket table ``tiers[a, k, :]``
 TIER_CAP, TIER_RATE, TIER_CUM = range(3)
@@ -101,3 +106,9 @@ TIER_CAP, TIER_RATE, TIER_CUM = range(3)
 N_COUNT = 7
 #: rows of the option-box kernels' scratch array (``option_boxes.N_WORK``)
 N_BOX_WORK = 14
+
+# columns of the per-fill ADL record ``Outputs.ev_adl`` (rows of the event buffer; written
+# for ADL fills only): the ADL'd unit's leverage (notional / equity; NaN when its equity is
+# not positive) and its unrealised PnL (equity - wallet), USD, at the marks just before the fill
+EA_LEVERAGE, EA_PNL = range(2)
+N_EA = 2

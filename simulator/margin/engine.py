@@ -105,7 +105,8 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
         # (at least doubling, so the calls stay O(log rows)); the rows written are kept
         if overflow & codes.OVERFLOW_EVENTS:
             cap = _grown_capacity(out.ev_i.shape[0], n_ev, done, n_paths)
-            out = out._replace(ev_i=_grow(out.ev_i, n_ev, cap), ev_f=_grow(out.ev_f, n_ev, cap))
+            out = out._replace(ev_i=_grow(out.ev_i, n_ev, cap), ev_f=_grow(out.ev_f, n_ev, cap),
+                               ev_adl=_grow(out.ev_adl, n_ev, cap))
         if overflow & codes.OVERFLOW_CORRECTIONS:
             cap = _grown_capacity(out.corr_i.shape[0], n_corr, done, n_paths)
             out = out._replace(corr_i=_grow(out.corr_i, n_corr, cap),
@@ -116,7 +117,8 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
     return ReplayResult(out.path_f, out.path_i, out.min_price, out.final_price, out.marks,
                         out.ev_i[:n_ev].copy(), out.ev_f[:n_ev].copy(), out.acct_liq,
                         out.acct_bank, out.corr_i[:n_corr, 0].copy(),
-                        out.corr_i[:n_corr, 1].copy(), out.corr_f[:n_corr].copy(), out.acct_w)
+                        out.corr_i[:n_corr, 1].copy(), out.corr_f[:n_corr].copy(), out.acct_w,
+                        out.ev_adl[:n_ev].copy())
 
 
 #: a grown buffer holds this much more than the paths so far need per path

@@ -89,10 +89,12 @@ OptionArrays = namedtuple("OptionArrays", [
 #: weighted account counts ``acct_w`` float64[n_accounts, 4] (sums over the paths on
 #: which the account was liquidated of the path's weight and its square, then the same
 #: for bankruptcy) and the paths' weights ``path_w`` float64[n_paths] (an input: the
-#: likelihood ratios of importance sampling, 1.0 in a plain run)
+#: likelihood ratios of importance sampling, 1.0 in a plain run); the per-fill ADL record
+#: ``ev_adl`` float64[capacity, N_EA] (``codes.EA_*``; rows of the event buffer, written for
+#: ADL fills only)
 Outputs = namedtuple("Outputs", [
     "path_f", "path_i", "min_price", "final_price", "marks", "acct_liq", "acct_bank", "ev_i",
-    "ev_f", "corr_i", "corr_f", "acct_w", "path_w"])
+    "ev_f", "corr_i", "corr_f", "acct_w", "path_w", "ev_adl"])
 
 #: the state of every unit on the current path (the touched ones are restored at its end):
 #: ``usd`` float64[U], ``coll`` float64[U, A], ``qty`` float64[P], the slack form ``lin``
@@ -136,12 +138,13 @@ AssetWork = namedtuple("AssetWork", [
 #: equity, maintenance and wallet its ADL scores used ``adl_e``, ``adl_mm``, ``adl_w``
 #: (float64[U]), with the step 6 they belong to ``adl_gen`` (int64[U], -1: none) and the
 #: unit's version then ``adl_ver`` (int64[U]); the count of steps 6 so far ``adl_clock``
-#: (int64[1])
+#: (int64[1]); the per-step ADL cap's ``adl_used`` (float64[3]: path, step, ADL notional
+#: used in it; :func:`simulator.margin._kernels.adl.adl_allowance_nb`)
 RoundWork = namedtuple("RoundWork", [
     "kind", "frac", "plan_g", "plan_k", "plan_r", "plan_s", "plan_c", "closed",
     "closed_notional", "bank_unit", "bank_deficit", "bank_ev_lo", "bank_ev_hi", "adl_key",
     "adl_key_ver", "adl_group_gen", "adl_e", "adl_mm", "adl_w", "adl_gen", "adl_ver",
-    "adl_clock"])
+    "adl_clock", "adl_used"])
 
 
 def _f(array: np.ndarray) -> np.ndarray:
@@ -250,7 +253,8 @@ def outputs(n_paths: int, steps: int, n_assets: int, n_accounts: int, save_marks
                    corr_i=np.empty((capacity, 2), dtype=np.int64),
                    corr_f=np.empty(capacity),
                    acct_w=np.zeros((n_accounts, 4)),
-                   path_w=np.ascontiguousarray(path_weight, dtype=np.float64))
+                   path_w=np.ascontiguousarray(path_weight, dtype=np.float64),
+                   ev_adl=np.empty((capacity, codes.N_EA)))
 
 
 def scratch(book: BookArrays, index: IndexArrays, n_accounts: int
@@ -310,5 +314,6 @@ def scratch(book: BookArrays, index: IndexArrays, n_accounts: int
                            adl_e=units(np.float64), adl_mm=units(np.float64),
                            adl_w=units(np.float64), adl_gen=np.full(n_units, -1, np.int64),
                            adl_ver=units(),
-                           adl_clock=np.zeros(1, dtype=np.int64))
+                           adl_clock=np.zeros(1, dtype=np.int64),
+                           adl_used=np.full(3, -1.0))
     return state, heaps, lists, asset_work, round_work

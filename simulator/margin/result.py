@@ -36,6 +36,9 @@ class ReplayResult:
         Per account, over the paths on which it was liquidated: the sum of the paths'
         weights and of their squares; then the same over the paths on which it was
         bankrupt (with weights 1.0: the counts).
+    ev_adl : ndarray, shape (n_events, codes.N_EA)
+        Per event row, for ADL fills only (other rows are undefined): the ADL'd unit's
+        leverage and unrealised PnL just before the fill (``codes.EA_*``).
     """
 
     path_f: np.ndarray
@@ -51,6 +54,7 @@ class ReplayResult:
     corr_account: np.ndarray
     corr_delta: np.ndarray
     acct_weighted: np.ndarray | None = None
+    ev_adl: np.ndarray | None = None
 
     def account_pnl(self, acct_navk: np.ndarray, s0: np.ndarray, start: int = 0,
                     stop: int | None = None) -> np.ndarray:

@@ -99,6 +99,7 @@ class EngineRules:
         fparams[codes.FP_FULL_CLOSE_USD] = venue.full_close_below_usd
         fparams[codes.FP_BONUS] = venue.liquidation_bonus
         fparams[codes.FP_PROTOCOL_SHARE] = venue.protocol_share
+        fparams[codes.FP_ADL_CAP] = venue.adl_max_notional_per_step_usd
         iparams = np.zeros(codes.N_IP, dtype=np.int64)
         iparams[codes.IP_MODE] = codes.MODE_NAMES.index(venue.liquidation)
         iparams[codes.IP_ADL] = venue.adl and not venue.lending

@@ -144,6 +144,20 @@ def _mechanisms(case: Case, s: Setup, seen, paths, events) -> set[str]:
             shown.add("lending_close_factor")
         if not cleared and g == 1.0:
             shown.add("lending_full_close")
+    adl_fills: dict[tuple, int] = defaultdict(int)  # per bankrupt position's share
+    adl_step: dict[tuple, float] = defaultdict(float)  # ADL notional per path and step
+    for ev in events:
+        if ev["kind"] == "adl":
+            adl_fills[ev["path"], ev["step"], ev["round"], ev["asset"], ev["exec_price"]] += 1
+            adl_step[ev["path"], ev["step"]] += ev["notional"]
+    if any(n > 1 for n in adl_fills.values()):
+        shown.add("adl_shared")
+    cap = s.venue.adl_max_notional_per_step_usd
+    for ev in events:
+        if (ev["kind"] == "socialised" and ev["bad_debt"] > 0.0
+                and adl_step[ev["path"], ev["step"]] >= cap * (1.0 - 1e-9)):
+            shown.add("adl_cap_binds")
+        assert adl_step[ev["path"], ev["step"]] <= cap * (1.0 + 1e-9)
     for ev in events:
         kind, instrument = ev["kind"], ev["instrument"]
         if kind == "adl":

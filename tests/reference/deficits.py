@@ -1,9 +1,11 @@
 """Uncovered deficits (``docs/engine.md``, "One round", step 6): the fund's second
-payment, auto-deleveraging of the opposite side in profit (ranked by PnL x margin ratio or
-profit x leverage) and socialised losses."""
+payment, auto-deleveraging of the opposite side in profit (ranked by PnL x margin ratio,
+profit x leverage or Bybit's PnL percentage x effective leverage, or shared pro rata by size
+or by size x leverage, under a per-step cap on ADL notional) and socialised losses."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .inputs import sign
@@ -88,7 +90,9 @@ class Deficits:
         float
             ``pnl_margin_ratio``: ``(g_k / max(1, W_v)) * (MM_v / E_v if E_v > 0 else 0)``
             with ``g_k = V_k``; ``profit_leverage``: ``rho_k * (n_k / E_v if E_v > 0 else
-            0)`` with ``n_k`` the position's notional.
+            0)`` with ``n_k`` the position's notional; ``bybit``: ``g_k / entry value *
+            (n_k / E_v if E_v > 0 else 0)``, the entry value ``|qty_k| * entry_k`` (inverse:
+            ``|qty_k|``).
         """
         book = self.book
         marks = self.marks
@@ -102,6 +106,14 @@ class Deficits:
             mm_v = book.maintenance(v, marks)
             ratio = mm_v / e_v if e_v > 0.0 else 0.0
             return (g_k / max(1.0, w_v)) * ratio
+        if self.venue.adl_ranking == "bybit":
+            g_k = book.position_value(k, marks)
+            if book.inverse(k):
+                entry_value = abs(qty_k)
+            else:
+                entry_value = abs(qty_k) * book.entry[k]
+            leverage = book.position_notional(k, marks) / e_v if e_v > 0.0 else 0.0
+            return g_k / entry_value * leverage
         # profit_leverage
         rho = marks[a] / book.entry[k] if qty_k > 0.0 else book.entry[k] / marks[a]
         leverage = book.position_notional(k, marks) / e_v if e_v > 0.0 else 0.0
@@ -142,6 +154,28 @@ class Deficits:
             return
         price = marks[a] / (1.0 - s * d_p / q) if inverse else marks[a] + s * d_p / q
 
+        # The per-step cap: ADL may close at most B / |P| (inverse: B) of q, B the notional
+        # left to this step; the rest is socialised with what the candidates cannot cover.
+        if self.adl_step != t:
+            self.adl_step = t
+            self.adl_used = 0.0
+        q_adl = q
+        if self.venue.adl_cap != math.inf:
+            budget = self.venue.adl_cap - self.adl_used
+            if budget <= 0.0:
+                q_adl = 0.0
+            else:
+                limit = budget if inverse else budget / abs(price)
+                q_adl = min(q, limit)
+        held = q - q_adl
+
+        if self.venue.adl_ranking in ("pro_rata", "leverage_pro_rata"):
+            rem = self.share_pro_rata(t, r, u, p, s, q, q_adl, d_p, price)
+            left = d_p * (rem + held) / q
+            if left > 0.0:
+                self.socialise(t, r, u, a, left, position=p)
+            return
+
         # Candidates and their scores, computed once over the current state.
         scored: list[tuple[float, int]] = []
         for k in range(len(book.qty)):
@@ -158,26 +192,109 @@ class Deficits:
             scored.append((self.adl_score(k), k))
         scored.sort(key=lambda item: (-item[0], item[1]))
 
-        rem = q
+        rem = q_adl
         for _, k in scored:
             if rem <= 0.0:
                 break
-            v = book.pos_unit[k]
             qty_k = book.qty[k]
             dq = min(rem, abs(qty_k))
-            # The candidate closes dq, realising -s dq at P as in a liquidation; the notional
-            # is dq |P| (linear) or dq (inverse).
-            notional = book.realise(v, k, -s * dq, price)
-            book.qty[k] = 0.0 if dq == abs(qty_k) else qty_k + s * dq
-            b = dq * d_p / q
+            self.adl_fill(t, r, k, s, dq, q, d_p, price)
             rem -= dq
-            self.adl_notional += notional
-            self.event(
-                t, r, v, "adl", book.instrument(k), a, s * dq, marks[a], price, notional, bad_debt=b
-            )
-        left = d_p * rem / q
+        left = d_p * (rem + held) / q
         if left > 0.0:
             self.socialise(t, r, u, a, left, position=p)
+
+    def adl_fill(self, t: int, r: int, k: int, s: float, dq: float, q: float, d_p: float,
+                 price: float) -> None:
+        """Candidate ``k`` closes ``dq`` (it trades ``s * dq``) at the ADL price ``price``.
+
+        It realises ``-s * dq`` at ``price`` as in a liquidation (notional ``dq * |P|``,
+        inverse ``dq``) and covers ``b = dq * D_p / q``. The event also records the
+        unit's leverage ``N_v / E_v`` (NaN when ``E_v <= 0``; ``N_v`` the notional of its
+        perpetuals) and unrealised PnL ``E_v - W_v`` just before the fill, and the notional
+        counts toward the step's cap.
+        """
+        book = self.book
+        marks = self.marks
+        a = book.asset[k]
+        v = book.pos_unit[k]
+        qty_k = book.qty[k]
+        e_v = book.equity(v, marks)
+        w_v = book.wallet(v, marks)
+        n_v = 0.0
+        for j in book.open_positions(v):
+            if not book.is_option(j):
+                n_v += book.position_notional(j, marks)
+        notional = book.realise(v, k, -s * dq, price)
+        book.qty[k] = 0.0 if dq == abs(qty_k) else qty_k + s * dq
+        b = dq * d_p / q
+        self.adl_notional += notional
+        self.adl_used += notional
+        self.event(
+            t, r, v, "adl", book.instrument(k), a, s * dq, marks[a], price, notional, bad_debt=b
+        )
+        self.events[-1]["leverage"] = n_v / e_v if e_v > 0.0 else math.nan
+        self.events[-1]["pnl"] = e_v - w_v
+
+    def share_pro_rata(self, t: int, r: int, u: int, p: int, s: float, q: float,
+                       q_adl: float, d_p: float, price: float) -> float:
+        """``pro_rata`` / ``leverage_pro_rata``: share ``q_adl`` of bankrupt position ``p``
+        between every candidate (as for the rankings) in increasing position index.
+
+        Weights, over the state before any fill: ``w_k = |qty_k|`` (``pro_rata``) or
+        ``|qty_k| * (N_v / E_v)`` (``leverage_pro_rata``; 0 when ``E_v <= 0``, and a
+        candidate of weight 0 takes nothing), ``W`` their sum. Candidate ``k``'s target is
+        ``x_k = q_adl * w_k / W``, the last one's ``q_adl`` minus the targets before it
+        (so that the targets add up to ``q_adl``); it closes ``min(x_k, |qty_k|)`` (nothing
+        when that is not positive).
+
+        Returns
+        -------
+        float
+            What the candidates left of ``q_adl`` (``q_adl`` minus what they closed).
+        """
+        book = self.book
+        marks = self.marks
+        a = book.asset[p]
+        candidates: list[int] = []
+        weights: list[float] = []
+        for k in range(len(book.qty)):
+            qty_k = book.qty[k]
+            if qty_k == 0.0 or book.asset[k] != a or book.kind[k] != book.kind[p]:
+                continue
+            if sign(qty_k) != -s or book.pos_unit[k] == u:
+                continue
+            if not book.position_value(k, marks) > 0.0:
+                continue
+            w_k = abs(qty_k)
+            if self.venue.adl_ranking == "leverage_pro_rata":
+                v = book.pos_unit[k]
+                e_v = book.equity(v, marks)
+                n_v = 0.0
+                for j in book.open_positions(v):
+                    if not book.is_option(j):
+                        n_v += book.position_notional(j, marks)
+                w_k = w_k * (n_v / e_v) if e_v > 0.0 else 0.0
+            if w_k > 0.0:
+                candidates.append(k)
+                weights.append(w_k)
+        total = 0.0
+        for w_k in weights:
+            total += w_k
+        rem = q_adl
+        targets_left = q_adl
+        for n, k in enumerate(candidates):
+            if n == len(candidates) - 1:
+                x = targets_left
+            else:
+                x = q_adl * weights[n] / total
+                targets_left -= x
+            dq = min(x, abs(book.qty[k]))
+            if dq <= 0.0:
+                continue
+            self.adl_fill(t, r, k, s, dq, q, d_p, price)
+            rem -= dq
+        return rem
 
     def socialise(
         self, t: int, r: int, u: int, asset: int, amount: float, position: int | None = None

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 MODES = ("full", "partial", "incremental")
-ADL_RANKINGS = ("pnl_margin_ratio", "profit_leverage")
+ADL_RANKINGS = ("pnl_margin_ratio", "profit_leverage", "bybit", "pro_rata",
+                "leverage_pro_rata")
 CALL_ACTIONS = ("top_up", "reduce")
 #: Position kinds (``pos_kind``): a linear perpetual (``qty`` in coins, PnL in USD) or an
 #: inverse (coin-margined) one (``qty`` in USD contracts, PnL paid in the coin).
@@ -174,13 +175,15 @@ class Venue:
     adl : bool
         Whether ADL covers uncovered deficits (derivatives venues only).
     adl_ranking : str
-        ``"pnl_margin_ratio"`` or ``"profit_leverage"``.
+        One of :data:`ADL_RANKINGS`.
     max_rounds : int
         Maximum cascade rounds per step.
     alpha, decay : float
         Impact exponent (0 = none) and per-step decay of the accumulated log impact.
     close_factor, full_close_below_hf, full_close_below_usd, bonus, protocol_share : float
         Lending-venue parameters.
+    adl_cap : float
+        Most ADL notional per step, USD (inf: no cap).
     """
 
     lending: bool
@@ -203,3 +206,4 @@ class Venue:
     full_close_below_usd: float
     bonus: float
     protocol_share: float
+    adl_cap: float = math.inf

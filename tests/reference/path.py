@@ -97,6 +97,9 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         self.max_cascade_rounds = 0
         self.bad_debt = 0.0
         self.adl_notional = 0.0
+        # ADL notional used in the step ``adl_step`` (the per-step cap)
+        self.adl_step = -1
+        self.adl_used = 0.0
         self.socialised_loss = 0.0
         self.fees = 0.0
         self.fund_depleted = False

@@ -55,6 +55,7 @@ def naive_replay(
     full_below_usd: float = 0.0,
     backstop_ratio: float = 0.0,
     adl_ranking: str = "pnl_margin_ratio",
+    adl_max_notional_per_step_usd: float = math.inf,
     lending: bool = False,
     close_factor: float = 0.5,
     full_close_below_hf: float = 0.95,
@@ -134,8 +135,12 @@ def naive_replay(
     backstop_ratio : float, default 0.0
         A liquidatable unit with ``E < backstop_ratio * MM`` goes to the backstop vault
         (0 = no vault).
-    adl_ranking : {"pnl_margin_ratio", "profit_leverage"}
-        Order of the ADL candidates.
+    adl_ranking : str
+        One of ``pnl_margin_ratio``, ``profit_leverage``, ``bybit``, ``pro_rata``,
+        ``leverage_pro_rata``: order of the ADL candidates, or how the quantity is shared
+        between them.
+    adl_max_notional_per_step_usd : float, default inf
+        Most ADL notional per step (inf: no cap).
     lending : bool, default False
         Lending venue: lending rounds instead of derivatives rounds.
     close_factor : float, default 0.5
@@ -313,6 +318,7 @@ def naive_replay(
         full_close_below_usd=float(full_close_below_usd),
         bonus=float(bonus),
         protocol_share=float(protocol_share),
+        adl_cap=float(adl_max_notional_per_step_usd),
     )
 
     paths: list[dict[str, Any]] = []

@@ -60,7 +60,8 @@ def reference_kwargs(venue, liquidity, book: Book, brackets, *,
         alpha=liquidity.alpha, decay=liquidity.decay_per_step, brackets=brackets,
         mode=v.liquidation, step_fraction=v.step_fraction, step_min_usd=v.step_min_usd,
         step_max_usd=v.step_max_usd, full_below_usd=v.full_below_usd,
-        backstop_ratio=v.backstop_ratio, adl_ranking=v.adl_ranking, lending=v.lending,
+        backstop_ratio=v.backstop_ratio, adl_ranking=v.adl_ranking,
+        adl_max_notional_per_step_usd=v.adl_max_notional_per_step_usd, lending=v.lending,
         close_factor=v.close_factor, full_close_below_hf=v.full_close_below_hf,
         full_close_below_usd=v.full_close_below_usd, bonus=v.liquidation_bonus,
         protocol_share=v.protocol_share, funding_interval=interval,
@@ -121,6 +122,11 @@ def assert_same(fast, book: Book, paths, events, accounts, prices,
                          (codes.EF_FEE, "fee"), (codes.EF_BAD_DEBT, "bad_debt"),
                          (codes.EF_FUND_PAID, "fund_paid")]:
             assert math.isclose(ef[col], ev[key], rel_tol=RTOL, abs_tol=1e-9), (k, key)
+        if ev["kind"] == "adl":  # the ADL'd unit before its fill
+            for col, key in [(codes.EA_LEVERAGE, "leverage"), (codes.EA_PNL, "pnl")]:
+                got, want = fast.ev_adl[k, col], ev[key]
+                assert (math.isnan(got) and math.isnan(want)) or math.isclose(
+                    got, want, rel_tol=RTOL, abs_tol=1e-9), (k, key)
     for i, rec in enumerate(paths):
         assert fast.path_i[i, codes.PI_N_LIQUIDATIONS] == rec["n_liquidations"], i
         assert fast.path_i[i, codes.PI_MAX_ROUNDS] == rec["max_cascade_rounds"], i

@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit
 
 from simulator._kernels.jit import allocating, leaf
+from simulator.margin._kernels.adl import adl_allowance_nb, pro_rata_cover_nb, record_fill_nb
 from simulator.margin._kernels.state import (
     close_position_nb,
     instrument_nb,
@@ -25,6 +26,7 @@ from simulator.margin.codes import (
     CNT_TOUCHED,
     EF_BAD_DEBT,
     EF_FUND_PAID,
+    FP_ADL_CAP,
     INSTRUMENT_DEBT,
     INSTRUMENT_INVERSE,
     INSTRUMENT_PERP,
@@ -40,6 +42,8 @@ from simulator.margin.codes import (
     PI_N_ADL,
     POS_CALL,
     POS_INVERSE,
+    RANK_BYBIT,
+    RANK_PRO_RATA,
     RANK_PROFIT_LEVERAGE,
 )
 
@@ -52,6 +56,11 @@ def adl_rank_nb(qk, mark_a, entry, kind, gain, e, mm, w, ranking):  # pragma: no
         rho = mark_a / entry if qk > 0.0 else entry / mark_a
         notional = abs(qk) if kind == POS_INVERSE else abs(qk) * mark_a
         return rho * (notional / e if e > 0.0 else 0.0)
+    if ranking == RANK_BYBIT:  # PnL percentage x effective leverage
+        inverse = kind == POS_INVERSE
+        entry_value = abs(qk) if inverse else abs(qk) * entry
+        notional = abs(qk) if inverse else abs(qk) * mark_a
+        return gain / entry_value * (notional / e if e > 0.0 else 0.0)
     return gain / max(1.0, w) * (mm / e if e > 0.0 else 0.0)
 
 
@@ -111,7 +120,7 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
                      n_open, version, flag, pending, n_pending, touched, n_touched, closed,
                      closed_notional, adl_on, ranking, ev_i, ev_f, n_ev, oc, group_pos,
                      group_unit, group_start, adl_key, adl_key_ver, adl_group_gen, adl_e,
-                     adl_mm, adl_w, adl_gen, adl_ver, gen
+                     adl_mm, adl_w, adl_gen, adl_ver, gen, ev_adl, cap, adl_used
                      ):  # pragma: no cover - jitted
     """Cover the uncovered deficit of bankrupt unit ``u`` by ADL, or socialise it.
 
@@ -129,6 +138,11 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
     the keys of units changed since, exactly as if it computed all of them again. (A
     cascade's bankruptcies come in few rounds: on ``october-2025-cascade`` about 400
     bankrupt positions a path in 5 rounds.)
+
+    ``ranking`` ``pro_rata`` and ``leverage_pro_rata`` share the quantity instead
+    (:func:`.adl.pro_rata_cover_nb`, ``adl_key`` its scratch). ADL closes at most
+    :func:`.adl.adl_allowance_nb` of each position under the per-step cap ``cap``
+    (``adl_used``); each fill's unit is recorded in ``ev_adl`` (its event's row).
 
     Returns
     -------
@@ -159,6 +173,7 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
         side = 1.0 if closed[p] > 0.0 else -1.0
         q = abs(closed[p])
         rem = q
+        held = 0.0  # what the per-step cap keeps from ADL
         inverse = pos_kind[p] == POS_INVERSE
         # bankruptcy price: each unit closed gives up d_p / q of USD (an inverse contract
         # gives it up in the coin, which needs side * d_p / q < 1)
@@ -171,83 +186,104 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
             g = (a * N_POS_KINDS + pos_kind[p]) * 2 + (1 if side < 0.0 else 0)
             lo = group_start[g]
             n_c = group_start[g + 1] - lo
-            if adl_group_gen[g] != gen:  # first use in this step 6: every key is stale
-                adl_group_gen[g] = gen
-                for j in range(lo, lo + n_c):
-                    adl_key_ver[j] = -1
-            for j in range(lo, lo + n_c):  # the keys of units changed since, fresh
-                v = group_unit[j]
-                if v == u:  # not its own counterparty: out of this pick, fresh next time
-                    adl_key[j] = np.inf
-                    adl_key_ver[j] = -1
-                    continue
-                if adl_key_ver[j] == version[v]:
-                    continue
-                adl_key_ver[j] = version[v]
-                k = group_pos[j]
-                qk = qty[k]
-                adl_key[j] = np.inf  # not a candidate: closed, or not in profit
-                if qk == 0.0:
-                    continue
-                gain = position_value_nb(qk, mark[a], pos_entry[k], pos_kind[k])
-                if gain <= 0.0:
-                    continue
-                if adl_gen[v] != gen or adl_ver[v] != version[v]:
-                    e, mm, nn, w = unit_values_nb(v, mark, usd, coll, qty, pos_asset,
-                                                  pos_entry, pos_kind, unit_pos_start,
-                                                  haircut, tiers, t, oc)
-                    adl_e[v] = e
-                    adl_mm[v] = mm
-                    adl_w[v] = w
-                    adl_gen[v] = gen
-                    adl_ver[v] = version[v]
-                adl_key[j] = -adl_rank_nb(qk, mark[a], pos_entry[k], pos_kind[k], gain,
-                                          adl_e[v], adl_mm[v], adl_w[v], ranking)
-            keys = adl_key[lo:lo + n_c]
-            # best first (ties: lowest position index). A deficit is usually covered by the
-            # first few candidates, so they are picked one at a time; past PICKS_BEFORE_SORT
-            # the rest are sorted once (taken ones, keyed +inf, sort last). A taken
-            # candidate's unit changes, so its key is fresh at the next pick
-            order = np.empty(0, dtype=np.int64)
-            for o in range(n_c):
-                if rem <= 0.0:
-                    break
-                if o < PICKS_BEFORE_SORT:
-                    best = next_best_nb(keys, n_c)
-                else:
-                    if o == PICKS_BEFORE_SORT:
-                        order = stable_order_nb(keys)
-                    best = order[o - PICKS_BEFORE_SORT]
-                if keys[best] == np.inf:  # no candidate left
-                    break
-                keys[best] = np.inf  # taken
-                k = group_pos[lo + best]
-                v = pos_unit[k]
-                size = abs(qty[k])
-                dq = rem if rem < size else size
-                notional = close_position_nb(v, k, -side * dq, adl_price, usd, coll, pos_asset,
-                                             pos_entry, pos_kind)
-                if dq == size:
-                    qty[k] = 0.0
-                else:
-                    qty[k] += side * dq
-                covered = dq * d_p / q
-                rem -= dq
-                n_touched = touch_nb(v, flag, touched, n_touched)
-                n_pending = state_changed_nb(v, mark, usd, coll, qty, pos_asset, pos_entry,
-                                             pos_kind, unit_pos_start, haircut, tiers, mmk, lin,
-                                             const, n_open, version, flag, pending,
-                                             n_pending)
-                if n_ev >= capacity:
+            q_adl = adl_allowance_nb(q, adl_price, inverse, cap, adl_used, i, t)
+            held = q - q_adl
+            rem = q_adl
+            if ranking >= RANK_PRO_RATA:
+                (n_pending, n_touched, n_ev, rem, add_notional, add_n,
+                 overflow) = pro_rata_cover_nb(
+                    i, t, r, u, a, pos_kind[p], side, q, q_adl, d_p, adl_price, mark, usd,
+                    coll, qty, pos_unit, pos_asset, pos_entry, pos_kind, unit_pos_start,
+                    haircut, tiers, mmk, lin, const, n_open, version, flag, pending, n_pending,
+                    touched, n_touched, ranking, ev_i, ev_f, ev_adl, n_ev, oc, group_pos,
+                    group_unit, lo, n_c, adl_key[lo:lo + n_c], cap, adl_used)
+                adl_notional += add_notional
+                n_adl += add_n
+                if overflow:
                     return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, True
-                put_event_nb(ev_i, ev_f, n_ev, i, t, r, v, KIND_ADL,
-                             INSTRUMENT_INVERSE if inverse else INSTRUMENT_PERP, a, side * dq,
-                             mark[a], adl_price, notional, 0.0, covered, 0.0)
-                n_ev += 1
-                adl_notional += notional
-                n_adl += 1
-        if rem > 0.0:
-            loss = d_p * rem / q
+            else:  # the ranked walk
+                if adl_group_gen[g] != gen:  # first use in this step 6: every key is stale
+                    adl_group_gen[g] = gen
+                    for j in range(lo, lo + n_c):
+                        adl_key_ver[j] = -1
+                for j in range(lo, lo + n_c):  # the keys of units changed since, fresh
+                    v = group_unit[j]
+                    if v == u:  # not its own counterparty: out of this pick, fresh next time
+                        adl_key[j] = np.inf
+                        adl_key_ver[j] = -1
+                        continue
+                    if adl_key_ver[j] == version[v]:
+                        continue
+                    adl_key_ver[j] = version[v]
+                    k = group_pos[j]
+                    qk = qty[k]
+                    adl_key[j] = np.inf  # not a candidate: closed, or not in profit
+                    if qk == 0.0:
+                        continue
+                    gain = position_value_nb(qk, mark[a], pos_entry[k], pos_kind[k])
+                    if gain <= 0.0:
+                        continue
+                    if adl_gen[v] != gen or adl_ver[v] != version[v]:
+                        e, mm, nn, w = unit_values_nb(v, mark, usd, coll, qty, pos_asset,
+                                                      pos_entry, pos_kind, unit_pos_start,
+                                                      haircut, tiers, t, oc)
+                        adl_e[v] = e
+                        adl_mm[v] = mm
+                        adl_w[v] = w
+                        adl_gen[v] = gen
+                        adl_ver[v] = version[v]
+                    adl_key[j] = -adl_rank_nb(qk, mark[a], pos_entry[k], pos_kind[k], gain,
+                                              adl_e[v], adl_mm[v], adl_w[v], ranking)
+                keys = adl_key[lo:lo + n_c]
+                # best first (ties: lowest position index). A deficit is usually covered by the
+                # first few candidates, so they are picked one at a time; past PICKS_BEFORE_SORT
+                # the rest are sorted once (taken ones, keyed +inf, sort last). A taken
+                # candidate's unit changes, so its key is fresh at the next pick
+                order = np.empty(0, dtype=np.int64)
+                for o in range(n_c):
+                    if rem <= 0.0:
+                        break
+                    if o < PICKS_BEFORE_SORT:
+                        best = next_best_nb(keys, n_c)
+                    else:
+                        if o == PICKS_BEFORE_SORT:
+                            order = stable_order_nb(keys)
+                        best = order[o - PICKS_BEFORE_SORT]
+                    if keys[best] == np.inf:  # no candidate left
+                        break
+                    keys[best] = np.inf  # taken
+                    k = group_pos[lo + best]
+                    v = pos_unit[k]
+                    size = abs(qty[k])
+                    dq = rem if rem < size else size
+                    e, mm, nn, w = unit_values_nb(v, mark, usd, coll, qty, pos_asset, pos_entry,
+                                                  pos_kind, unit_pos_start, haircut, tiers, t, oc)
+                    notional = close_position_nb(v, k, -side * dq, adl_price, usd, coll, pos_asset,
+                                                 pos_entry, pos_kind)
+                    if dq == size:
+                        qty[k] = 0.0
+                    else:
+                        qty[k] += side * dq
+                    covered = dq * d_p / q
+                    rem -= dq
+                    n_touched = touch_nb(v, flag, touched, n_touched)
+                    n_pending = state_changed_nb(v, mark, usd, coll, qty, pos_asset, pos_entry,
+                                                 pos_kind, unit_pos_start, haircut, tiers, mmk, lin,
+                                                 const, n_open, version, flag, pending,
+                                                 n_pending)
+                    if n_ev >= capacity:
+                        return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, True
+                    put_event_nb(ev_i, ev_f, n_ev, i, t, r, v, KIND_ADL,
+                                 INSTRUMENT_INVERSE if inverse else INSTRUMENT_PERP, a, side * dq,
+                                 mark[a], adl_price, notional, 0.0, covered, 0.0)
+                    record_fill_nb(ev_adl, n_ev, e, nn, w)
+                    n_ev += 1
+                    adl_notional += notional
+                    n_adl += 1
+                    if cap != np.inf:
+                        adl_used[2] += notional
+        if rem + held > 0.0:
+            loss = d_p * (rem + held) / q
             socialised += loss
             if n_ev >= capacity:
                 return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, True
@@ -310,7 +346,8 @@ def cover_round_deficits_nb(i, t, r, n_b, book, rules, options, out, state, list
             count[CNT_TOUCHED], rnd.closed, rnd.closed_notional, adl_on, ranking, out.ev_i,
             out.ev_f, count[CNT_EVENTS], options.oc_or_none, book.group_pos, book.group_unit,
             book.group_start, rnd.adl_key, rnd.adl_key_ver, rnd.adl_group_gen, rnd.adl_e,
-            rnd.adl_mm, rnd.adl_w, rnd.adl_gen, rnd.adl_ver, gen)
+            rnd.adl_mm, rnd.adl_w, rnd.adl_gen, rnd.adl_ver, gen, out.ev_adl,
+            rules.fparams[FP_ADL_CAP], rnd.adl_used)
         path_f[i, PF_ADL_NOTIONAL] += adl_add
         path_f[i, PF_SOCIALISED] += soc_add
         path_i[i, PI_N_ADL] += n_adl_add

@@ -198,7 +198,9 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
                                       res.corr_path, res.corr_account, res.corr_delta,
                                       res.acct_liquidated, res.acct_bankrupt, ctx.tail_mode,
                                       ctx.n_paths_total, ctx.levels, weight,
-                                      res.acct_weighted if ctx.weighted else None)
+                                      res.acct_weighted if ctx.weighted else None,
+                                      res.acct_adl,
+                                      res.acct_adl_weighted if ctx.weighted else None)
     t3 = time.perf_counter()
     name = output.part_name(task.index)
     meta = {**ctx.metadata, b"marginsim.chunk": str(task.index).encode()}

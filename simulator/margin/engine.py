@@ -12,6 +12,7 @@ import numpy as np
 from simulator.book.build import Book
 from simulator.margin import codes, records
 from simulator.margin._kernels.replay import replay_nb
+from simulator.margin.adl_figures import account_adl_counts, path_adl_figures
 from simulator.margin.index import BookIndex
 from simulator.margin.option_setup import option_context
 from simulator.margin.result import ReplayResult
@@ -114,11 +115,16 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
         first = done
     # compact copies: views would keep the grown buffers alive with the results (the
     # peak memory of a long run grew by 4% with them)
+    ev_i, ev_f, ev_adl = out.ev_i[:n_ev].copy(), out.ev_f[:n_ev].copy(), out.ev_adl[:n_ev].copy()
+    # the ADL figures from every fill of every path (whatever events/ keeps)
+    acct_adl, acct_adl_w = account_adl_counts(ev_i, book.unit_account, book.n_accounts,
+                                              path_weight)
     return ReplayResult(out.path_f, out.path_i, out.min_price, out.final_price, out.marks,
-                        out.ev_i[:n_ev].copy(), out.ev_f[:n_ev].copy(), out.acct_liq,
-                        out.acct_bank, out.corr_i[:n_corr, 0].copy(),
+                        ev_i, ev_f, out.acct_liq, out.acct_bank, out.corr_i[:n_corr, 0].copy(),
                         out.corr_i[:n_corr, 1].copy(), out.corr_f[:n_corr].copy(), out.acct_w,
-                        out.ev_adl[:n_ev].copy())
+                        ev_adl, path_adl_figures(ev_i, ev_f, ev_adl,
+                                                 out.path_f[:, codes.PF_ADL_NOTIONAL]),
+                        acct_adl, acct_adl_w)
 
 
 #: a grown buffer holds this much more than the paths so far need per path

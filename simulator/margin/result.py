@@ -39,6 +39,12 @@ class ReplayResult:
     ev_adl : ndarray, shape (n_events, codes.N_EA)
         Per event row, for ADL fills only (other rows are undefined): the ADL'd unit's
         leverage and unrealised PnL just before the fill (``codes.EA_*``).
+    path_adl : dict of str to ndarray
+        The per-path ADL figures (:func:`simulator.margin.adl_figures.path_adl_figures`).
+    acct_adl : ndarray of int64, shape (n_accounts,)
+        Number of paths on which any of each account's positions was ADL'd.
+    acct_adl_weighted : ndarray, shape (n_accounts, 2)
+        Over those paths, the sums of the paths' weights and of their squares.
     """
 
     path_f: np.ndarray
@@ -55,6 +61,9 @@ class ReplayResult:
     corr_delta: np.ndarray
     acct_weighted: np.ndarray | None = None
     ev_adl: np.ndarray | None = None
+    path_adl: dict[str, np.ndarray] | None = None
+    acct_adl: np.ndarray | None = None
+    acct_adl_weighted: np.ndarray | None = None
 
     def account_pnl(self, acct_navk: np.ndarray, s0: np.ndarray, start: int = 0,
                     stop: int | None = None) -> np.ndarray:

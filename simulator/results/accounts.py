@@ -71,6 +71,10 @@ class AccountPartial:
     batch: np.ndarray | None = None  # batch mode: (L, 4, n_acc) var, var_se, es, es_se
     #: rare-event mode: (n_acc, 4) sums of w and w**2 over liquidated, then bankrupt paths
     counts: np.ndarray | None = None
+    #: paths on which any of the account's positions was ADL'd (and, in rare-event mode,
+    #: (n_acc, 2) the sums of w and w**2 over them)
+    adl: np.ndarray | None = None
+    adl_counts: np.ndarray | None = None
 
 
 def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray,
@@ -78,7 +82,8 @@ def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray
                   liquidated: np.ndarray, bankrupt: np.ndarray, mode: str,
                   n_paths_total: int, levels: tuple[float, ...] = (ALPHA,),
                   weight: np.ndarray | None = None,
-                  weighted_counts: np.ndarray | None = None) -> AccountPartial:
+                  weighted_counts: np.ndarray | None = None, adl: np.ndarray | None = None,
+                  adl_weighted: np.ndarray | None = None) -> AccountPartial:
     """Per-account aggregates of one chunk from its final marks and PnL corrections.
 
     ``corr_path`` counts paths from the start of the chunk. The (paths x accounts) PnL
@@ -86,7 +91,9 @@ def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray
     ``weight`` holds the paths' likelihood ratios and ``weighted_counts`` the engine's
     per-account weight sums (``ReplayResult.acct_weighted``); the partial then holds
     weighted sums (``pnl_sum`` of ``w pnl``, ``pnl_sumsq`` of ``(w pnl)**2``, ``counts``)
-    and its mode must be ``batch``, with weighted VaR/ES per chunk.
+    and its mode must be ``batch``, with weighted VaR/ES per chunk. ``adl`` counts the
+    paths on which each account was ADL'd (``ReplayResult.acct_adl``; zeros when not
+    given) and ``adl_weighted`` their weight sums (``acct_adl_weighted``, rare-event mode).
     """
     if weight is not None and mode == "exact":
         raise ValueError("weighted runs aggregate accounts in batch mode")
@@ -121,12 +128,16 @@ def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray
                 batch[i_level, :, start:stop] = risk.var_es_rows(losses, level)
     return AccountPartial(n, liquidated.astype(np.int64), bankrupt.astype(np.int64), pnl_sum,
                           pnl_sumsq, tail, batch,
-                          None if weighted_counts is None else weighted_counts.copy())
+                          None if weighted_counts is None else weighted_counts.copy(),
+                          np.zeros(n_acc, np.int64) if adl is None else adl.astype(np.int64),
+                          None if adl_weighted is None else np.array(adl_weighted, float))
 
 
 #: columns of ``chunks/accounts-NNNNN.parquet`` in rare-event mode, after the counts: the
 #: columns of ``ReplayResult.acct_weighted``
 WEIGHTED_COUNTS = ("liquidated_w", "liquidated_w2", "bankrupt_w", "bankrupt_w2")
+#: the same for ADL (``ReplayResult.acct_adl_weighted``), after the ``adl`` count
+WEIGHTED_ADL = ("adl_w", "adl_w2")
 
 
 def chunk_tables(res: ReplayResult, first_path: int, index: int, weighted: bool = False
@@ -137,6 +148,9 @@ def chunk_tables(res: ReplayResult, first_path: int, index: int, weighted: bool 
     columns = {"liquidated": res.acct_liquidated, "bankrupt": res.acct_bankrupt}
     if weighted:
         columns.update({name: res.acct_weighted[:, j] for j, name in enumerate(WEIGHTED_COUNTS)})
+    columns["adl"] = res.acct_adl
+    if weighted:
+        columns.update({name: res.acct_adl_weighted[:, j] for j, name in enumerate(WEIGHTED_ADL)})
     counts = pa.table(columns)
     corr = pa.table({"path_id": res.corr_path + first_path,
                      "account": res.corr_account.astype(np.int32),
@@ -158,6 +172,9 @@ def load_chunk_partial(out_dir: Path, index: int, first_path: int, symbols: tupl
     counts = pq.read_table(out_dir / "chunks" / f"accounts-{index:05d}.parquet")
     wcounts = (np.column_stack([counts.column(c).to_numpy() for c in WEIGHTED_COUNTS])
                if weighted else None)
+    adl = counts.column("adl").to_numpy() if "adl" in counts.column_names else None
+    wadl = (np.column_stack([counts.column(c).to_numpy() for c in WEIGHTED_ADL])
+            if weighted and adl is not None else None)
     corr = pq.read_table(out_dir / "chunks" / f"pnl-{index:05d}.parquet")
     return chunk_partial(final, s0, acct_navk,
                          corr.column("path_id").to_numpy() - first_path,
@@ -165,7 +182,7 @@ def load_chunk_partial(out_dir: Path, index: int, first_path: int, symbols: tupl
                          corr.column("pnl_correction").to_numpy(),
                          counts.column("liquidated").to_numpy(),
                          counts.column("bankrupt").to_numpy(), mode, n_paths_total, levels,
-                         weight, wcounts)
+                         weight, wcounts, adl, wadl)
 
 
 @dataclass
@@ -191,6 +208,8 @@ class AccountTotals:
     es_w: np.ndarray | None = None
     es_se2: np.ndarray | None = None
     counts: np.ndarray | None = None
+    adl: np.ndarray | None = None
+    adl_counts: np.ndarray | None = None
     spread: bool = False
     chunks: int = 0
     chunk_sq: dict[str, np.ndarray] = field(default_factory=dict)
@@ -211,6 +230,11 @@ class AccountTotals:
             self.pnl_sumsq += part.pnl_sumsq
         if part.counts is not None:
             self.counts = part.counts.copy() if self.counts is None else self.counts + part.counts
+        if part.adl is not None:
+            self.adl = part.adl.copy() if self.adl is None else self.adl + part.adl
+        if part.adl_counts is not None:
+            self.adl_counts = (part.adl_counts.copy() if self.adl_counts is None
+                               else self.adl_counts + part.adl_counts)
         self.n += part.n
         m = part.n
         if self.spread:
@@ -218,6 +242,8 @@ class AccountTotals:
             self._square("pnl", part.pnl_sum / m)
             self._square("liq", part.liquidated / m)
             self._square("bank", part.bankrupt / m)
+            if part.adl is not None:
+                self._square("adl", part.adl / m)
             if part.batch is not None:
                 self._square("var", part.batch[:, 0])
                 self._square("es", part.batch[:, 2])
@@ -265,10 +291,18 @@ def accounts_table(book: Book, agg: AccountTotals,
         liq, bank = agg.counts[:, 0] / n, agg.counts[:, 2] / n
         liq_se = np.sqrt(np.maximum(agg.counts[:, 1] / n - liq**2, 0.0) / max(n - 1, 1))
         bank_se = np.sqrt(np.maximum(agg.counts[:, 3] / n - bank**2, 0.0) / max(n - 1, 1))
+    adl_count = agg.adl if agg.adl is not None else np.zeros(n_acc)
+    adl = adl_count / n
+    adl_se = np.sqrt(adl * (1 - adl) / n)
+    if agg.counts is not None and agg.adl_counts is not None:  # rare-event mode
+        adl = agg.adl_counts[:, 0] / n
+        adl_se = np.sqrt(np.maximum(agg.adl_counts[:, 1] / n - adl**2, 0.0) / max(n - 1, 1))
     pnl_se = np.sqrt(var_pnl / n)
     if agg.spread:  # Sobol: the spread of the k chunk estimates, whose mean is the estimate
         liq_se, bank_se = _spread_se(agg, "liq", liq), _spread_se(agg, "bank", bank)
         pnl_se = _spread_se(agg, "pnl", mean)
+        if "adl" in agg.chunk_sq:
+            adl_se = _spread_se(agg, "adl", adl)
     tail_cols: dict[str, np.ndarray] = {}
     se_cols: dict[str, np.ndarray] = {}
     tail = risk.sorted_desc(agg.tail) if agg.mode == "exact" else None
@@ -304,6 +338,8 @@ def accounts_table(book: Book, agg: AccountTotals,
         "mean_pnl_stderr": pnl_se,
         **se_cols,
         "var_es_method": pa.array([agg.mode] * n_acc).dictionary_encode(),
+        "adl_probability": adl,
+        "adl_probability_stderr": adl_se,
         **(greeks or {}),
         **(liq_prices or {}),
     })

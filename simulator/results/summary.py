@@ -20,6 +20,10 @@ TAIL_METRICS = ("bad_debt", "insurance_fund_draw", "liquidated_notional", "adl_n
                 "n_liquidations")
 
 
+#: the ``paths/`` ADL columns the pooled ADL figures read
+ADL_COLUMNS = ("adl_covered", "adl_leverage_mean", "adl_leverage_median", "adl_pnl_mean",
+               "adl_in_profit_share")
+
 #: rare-event mode: fewer effective paths in the event than this earn a warning
 RELIABLE_ESS = 100
 
@@ -51,7 +55,8 @@ def summarise(out_dir: Path, scenario: Scenario,
     """
     names = ["n_liquidations", "liquidated_notional", "max_cascade_rounds", "bad_debt",
              "insurance_fund_end", "adl_notional", "socialised_loss", "fees", "fund_depleted",
-             "first_liquidation_step", "n_cascade_liquidations", "price_bounded"]
+             "first_liquidation_step", "n_cascade_liquidations", "price_bounded", "n_adl",
+             *ADL_COLUMNS]
     condition = None
     if rare is not None:
         condition = parse_event(str(rare["event"]), scenario.market.symbols, scenario.source)
@@ -84,6 +89,7 @@ def summarise(out_dir: Path, scenario: Scenario,
     metrics["adl_prob"] = est.prob(col["adl_notional"] > 0)
     metrics["cascade_share"] = est.ratio(col["n_cascade_liquidations"], col["n_liquidations"])
     metrics["cascade_prob"] = est.prob(col["n_cascade_liquidations"] > 0)
+    metrics.update(_adl_metrics(col, est))
     first = col["first_liquidation_step"]
     has_first = ~np.isnan(first.astype(float))
     w_first = None if w is None else w[has_first]
@@ -154,6 +160,28 @@ def summarise(out_dir: Path, scenario: Scenario,
                 f"only {ess:,.0f} effective paths in the event (fewer than {RELIABLE_ESS}): "
                 "its probability and error may be unreliable; raise simulation.paths (or "
                 "simulation.rare_pilot_paths for a better tilt)")
+    return out
+
+
+def _adl_metrics(col: dict[str, np.ndarray], est: Any) -> dict[str, tuple[float, float]]:
+    """The pooled ADL figures (ratio estimators over paths, ``docs/outputs.md``):
+    ``adl_overshoot`` = sum of ADL notional / sum of bad debt ADL covered; the mean over
+    ADL fills of the ADL'd units' leverage, unrealised PnL and share in profit (each path's
+    mean weighted by its ADL fills; for the leverage exact when no ADL'd unit had equity
+    <= 0, whose fills have no leverage); ``adl_leverage_median_mean``, the mean over paths
+    with ADL of their median leverage (not a pooled median); ``adl_covered_mean``."""
+    fills = col["n_adl"].astype(float)
+    out = {"adl_covered_mean": est.mean(col["adl_covered"]),
+           "adl_overshoot": est.ratio(col["adl_notional"], col["adl_covered"])}
+    for metric, name in (("adl_leverage_mean", "adl_leverage_mean"),
+                         ("adl_pnl_mean", "adl_pnl_mean"),
+                         ("adl_in_profit_share", "adl_in_profit_share")):
+        x = col[name].astype(float)
+        has = np.isfinite(x)
+        out[metric] = est.ratio(np.where(has, x * fills, 0.0), np.where(has, fills, 0.0))
+    median = col["adl_leverage_median"].astype(float)
+    has = np.isfinite(median)
+    out["adl_leverage_median_mean"] = est.ratio(np.where(has, median, 0.0), has.astype(float))
     return out
 
 

@@ -1,0 +1,102 @@
+"""Per-path and per-account ADL figures of a replay, from its whole event buffer (every ADL
+fill of every path, whatever ``simulation.events`` keeps in ``events/``) and the per-fill
+record ``ReplayResult.ev_adl`` (``docs/outputs.md``, "ADL figures")."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.margin import codes
+
+__all__ = ["ADL_PATH_COLUMNS", "account_adl_counts", "path_adl_figures"]
+
+#: the ``paths/`` columns of :func:`path_adl_figures`, in order
+ADL_PATH_COLUMNS = ("adl_covered", "adl_overshoot", "adl_leverage_mean", "adl_leverage_median",
+                    "adl_pnl_mean", "adl_in_profit_share")
+
+
+def _group_median(group: np.ndarray, x: np.ndarray, n_groups: int) -> np.ndarray:
+    """Median of ``x`` within each group ``0 .. n_groups - 1`` (NaN for an empty one): the
+    middle value, or the mean of the two middle ones."""
+    out = np.full(n_groups, np.nan)
+    if x.size == 0:
+        return out
+    order = np.lexsort((x, group))
+    g, xs = group[order], x[order]
+    count = np.bincount(g, minlength=n_groups)
+    start = np.concatenate(([0], np.cumsum(count)[:-1]))
+    has = count > 0
+    lo = start[has] + (count[has] - 1) // 2
+    hi = start[has] + count[has] // 2
+    out[has] = 0.5 * (xs[lo] + xs[hi])
+    return out
+
+
+def path_adl_figures(ev_i: np.ndarray, ev_f: np.ndarray, ev_adl: np.ndarray,
+                     adl_notional: np.ndarray) -> dict[str, np.ndarray]:
+    """The ADL columns of ``paths/`` for ``n = len(adl_notional)`` paths.
+
+    Parameters
+    ----------
+    ev_i, ev_f : ndarray
+        The replay's events (paths counted from 0).
+    ev_adl : ndarray, shape (n_events, codes.N_EA)
+        The per-fill record (read on ADL rows only).
+    adl_notional : ndarray, shape (n,)
+        Each path's ADL notional (``path_f[:, PF_ADL_NOTIONAL]``).
+
+    Returns
+    -------
+    dict of str to ndarray
+        :data:`ADL_PATH_COLUMNS`: ``adl_covered`` (the bad debt of the path's ADL fills,
+        USD; 0 without ADL), ``adl_overshoot`` (``adl_notional / adl_covered``), the mean
+        and median of the fills' leverage (fills whose unit had equity <= 0 left out),
+        the mean of their unrealised PnL and the share of fills with PnL > 0. Each is NaN
+        on a path without ADL fills (the leverage ones also when every fill's unit had
+        equity <= 0; the overshoot when nothing was covered).
+    """
+    n = adl_notional.shape[0]
+    adl = ev_i[:, codes.EI_KIND] == codes.KIND_ADL
+    path = ev_i[adl, codes.EI_PATH]
+    covered = np.bincount(path, weights=ev_f[adl, codes.EF_BAD_DEBT], minlength=n)
+    fills = np.bincount(path, minlength=n)
+    lev = ev_adl[adl, codes.EA_LEVERAGE]
+    pnl = ev_adl[adl, codes.EA_PNL]
+    ok = ~np.isnan(lev)
+    n_lev = np.bincount(path[ok], minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        overshoot = np.where(covered > 0.0, adl_notional / covered, np.nan)
+        lev_mean = np.where(n_lev > 0, np.bincount(path[ok], weights=lev[ok], minlength=n)
+                            / n_lev, np.nan)
+        pnl_mean = np.where(fills > 0, np.bincount(path, weights=pnl, minlength=n) / fills,
+                            np.nan)
+        profit = np.where(fills > 0, np.bincount(path, weights=(pnl > 0.0).astype(float),
+                                                 minlength=n) / fills, np.nan)
+    return {"adl_covered": covered, "adl_overshoot": overshoot, "adl_leverage_mean": lev_mean,
+            "adl_leverage_median": _group_median(path[ok], lev[ok], n),
+            "adl_pnl_mean": pnl_mean, "adl_in_profit_share": profit}
+
+
+def account_adl_counts(ev_i: np.ndarray, unit_account: np.ndarray, n_accounts: int,
+                       path_weight: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Per account, the number of paths on which any of its positions was ADL'd, and the
+    sums over those paths of the path's weight and its square (``path_weight``, 1.0 when
+    not given).
+
+    Returns
+    -------
+    counts : ndarray of int64, shape (n_accounts,)
+    weighted : ndarray, shape (n_accounts, 2)
+    """
+    adl = ev_i[:, codes.EI_KIND] == codes.KIND_ADL
+    path = ev_i[adl, codes.EI_PATH]
+    account = unit_account[ev_i[adl, codes.EI_UNIT]]
+    pairs = np.unique(np.stack([account, path]), axis=1) if path.size else np.zeros((2, 0),
+                                                                                    np.int64)
+    acc, on = pairs[0], pairs[1]
+    counts = np.bincount(acc, minlength=n_accounts).astype(np.int64)
+    w = np.ones(on.size) if path_weight is None else np.asarray(path_weight)[on]
+    weighted = np.column_stack([np.bincount(acc, weights=w, minlength=n_accounts),
+                                np.bincount(acc, weights=w * w, minlength=n_accounts)])
+    return counts, weighted

@@ -21,6 +21,13 @@ their own (``liq_prices``: their names, in order after every other column, and v
 checked separately. The bytes of ``accounts.parquet`` were re-recorded then (its content
 fingerprint unchanged, as every other file's bytes and content).
 
+Issue #20 added the ADL figures: six columns of ``paths/`` (``adl_covered`` ...
+``adl_in_profit_share``), ``adl_probability`` and its standard error in
+``accounts.parquet``, the ``adl`` count of ``chunks/accounts-NNNNN.parquet``, and six
+``summary.json`` metrics. The content fingerprint leaves those columns out, so the content
+recorded before still holds; the bytes of the parts that have them and the new metrics'
+entries were recorded then (every other entry unchanged).
+
 To re-record after a deliberate change of numbers (explain it in the commit):
 ``python tests/test_golden_runs.py tests/data/golden_runs.json``.
 """
@@ -54,11 +61,18 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: the columns issue #20 added (the ADL figures), left out of the content fingerprint
+ADL_COLUMNS = ("adl_covered", "adl_overshoot", "adl_leverage_mean", "adl_leverage_median",
+               "adl_pnl_mean", "adl_in_profit_share", "adl_probability",
+               "adl_probability_stderr", "adl", "adl_w", "adl_w2")
+
+
 def content_sha256(path: Path) -> str:
     """SHA-256 of a Parquet file's schema (without metadata) and every column's values."""
     table = pq.read_table(path)
     if path.name == "accounts.parquet":
         table = table.drop_columns(_liq_columns(table))
+    table = table.drop_columns([c for c in ADL_COLUMNS if c in table.column_names])
     if "weight" in table.column_names and path.parent.name == "paths":
         weight = table.column("weight").to_pylist()
         assert all(w == 1.0 for w in weight), f"{path}: a plain run's weights are 1.0"

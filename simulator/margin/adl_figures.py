@@ -11,8 +11,12 @@ from simulator.margin import codes
 __all__ = ["ADL_PATH_COLUMNS", "account_adl_counts", "path_adl_figures"]
 
 #: the ``paths/`` columns of :func:`path_adl_figures`, in order
-ADL_PATH_COLUMNS = ("adl_covered", "adl_overshoot", "adl_leverage_mean", "adl_leverage_median",
-                    "adl_pnl_mean", "adl_in_profit_share")
+ADL_PATH_COLUMNS = codes.ADL_PATH_COLUMNS
+
+
+def _sums(group: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    """``np.bincount(group, weights, n)`` as float64 (NumPy gives int64 on empty input)."""
+    return np.bincount(group, weights=weights, minlength=n).astype(np.float64)
 
 
 def _group_median(group: np.ndarray, x: np.ndarray, n_groups: int) -> np.ndarray:
@@ -33,7 +37,7 @@ def _group_median(group: np.ndarray, x: np.ndarray, n_groups: int) -> np.ndarray
 
 
 def path_adl_figures(ev_i: np.ndarray, ev_f: np.ndarray, ev_adl: np.ndarray,
-                     adl_notional: np.ndarray) -> dict[str, np.ndarray]:
+                     adl_notional: np.ndarray) -> np.ndarray:
     """The ADL columns of ``paths/`` for ``n = len(adl_notional)`` paths.
 
     Parameters
@@ -47,8 +51,8 @@ def path_adl_figures(ev_i: np.ndarray, ev_f: np.ndarray, ev_adl: np.ndarray,
 
     Returns
     -------
-    dict of str to ndarray
-        :data:`ADL_PATH_COLUMNS`: ``adl_covered`` (the bad debt of the path's ADL fills,
+    ndarray, shape (n, 6)
+        The columns :data:`ADL_PATH_COLUMNS`: ``adl_covered`` (the bad debt of the path's ADL fills,
         USD; 0 without ADL), ``adl_overshoot`` (``adl_notional / adl_covered``), the mean
         and median of the fills' leverage (fills whose unit had equity <= 0 left out),
         the mean of their unrealised PnL and the share of fills with PnL > 0. Each is NaN
@@ -58,7 +62,7 @@ def path_adl_figures(ev_i: np.ndarray, ev_f: np.ndarray, ev_adl: np.ndarray,
     n = adl_notional.shape[0]
     adl = ev_i[:, codes.EI_KIND] == codes.KIND_ADL
     path = ev_i[adl, codes.EI_PATH]
-    covered = np.bincount(path, weights=ev_f[adl, codes.EF_BAD_DEBT], minlength=n)
+    covered = _sums(path, ev_f[adl, codes.EF_BAD_DEBT], n)
     fills = np.bincount(path, minlength=n)
     lev = ev_adl[adl, codes.EA_LEVERAGE]
     pnl = ev_adl[adl, codes.EA_PNL]
@@ -66,15 +70,12 @@ def path_adl_figures(ev_i: np.ndarray, ev_f: np.ndarray, ev_adl: np.ndarray,
     n_lev = np.bincount(path[ok], minlength=n)
     with np.errstate(divide="ignore", invalid="ignore"):
         overshoot = np.where(covered > 0.0, adl_notional / covered, np.nan)
-        lev_mean = np.where(n_lev > 0, np.bincount(path[ok], weights=lev[ok], minlength=n)
-                            / n_lev, np.nan)
-        pnl_mean = np.where(fills > 0, np.bincount(path, weights=pnl, minlength=n) / fills,
-                            np.nan)
-        profit = np.where(fills > 0, np.bincount(path, weights=(pnl > 0.0).astype(float),
-                                                 minlength=n) / fills, np.nan)
-    return {"adl_covered": covered, "adl_overshoot": overshoot, "adl_leverage_mean": lev_mean,
-            "adl_leverage_median": _group_median(path[ok], lev[ok], n),
-            "adl_pnl_mean": pnl_mean, "adl_in_profit_share": profit}
+        lev_mean = np.where(n_lev > 0, _sums(path[ok], lev[ok], n) / n_lev, np.nan)
+        pnl_mean = np.where(fills > 0, _sums(path, pnl, n) / fills, np.nan)
+        profit = np.where(fills > 0, _sums(path, (pnl > 0.0).astype(float), n) / fills,
+                          np.nan)
+    return np.column_stack([covered, overshoot, lev_mean, _group_median(path[ok], lev[ok], n),
+                            pnl_mean, profit])
 
 
 def account_adl_counts(ev_i: np.ndarray, unit_account: np.ndarray, n_accounts: int,
@@ -97,6 +98,5 @@ def account_adl_counts(ev_i: np.ndarray, unit_account: np.ndarray, n_accounts: i
     acc, on = pairs[0], pairs[1]
     counts = np.bincount(acc, minlength=n_accounts).astype(np.int64)
     w = np.ones(on.size) if path_weight is None else np.asarray(path_weight)[on]
-    weighted = np.column_stack([np.bincount(acc, weights=w, minlength=n_accounts),
-                                np.bincount(acc, weights=w * w, minlength=n_accounts)])
+    weighted = np.column_stack([_sums(acc, w, n_accounts), _sums(acc, w * w, n_accounts)])
     return counts, weighted

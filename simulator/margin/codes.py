@@ -112,3 +112,6 @@ N_BOX_WORK = 14
 # not positive) and its unrealised PnL (equity - wallet), USD, at the marks just before the fill
 EA_LEVERAGE, EA_PNL = range(2)
 N_EA = 2
+#: the per-path ADL figures (``ReplayResult.path_adl``, columns of ``paths/``)
+ADL_PATH_COLUMNS = ("adl_covered", "adl_overshoot", "adl_leverage_mean", "adl_leverage_median",
+                    "adl_pnl_mean", "adl_in_profit_share")

@@ -116,6 +116,7 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
     # compact copies: views would keep the grown buffers alive with the results (the
     # peak memory of a long run grew by 4% with them)
     ev_i, ev_f, ev_adl = out.ev_i[:n_ev].copy(), out.ev_f[:n_ev].copy(), out.ev_adl[:n_ev].copy()
+    ev_adl[ev_i[:, codes.EI_KIND] != codes.KIND_ADL] = np.nan  # (rows the kernel left)
     # the ADL figures from every fill of every path (whatever events/ keeps)
     acct_adl, acct_adl_w = account_adl_counts(ev_i, book.unit_account, book.n_accounts,
                                               path_weight)

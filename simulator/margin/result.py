@@ -37,10 +37,11 @@ class ReplayResult:
         weights and of their squares; then the same over the paths on which it was
         bankrupt (with weights 1.0: the counts).
     ev_adl : ndarray, shape (n_events, codes.N_EA)
-        Per event row, for ADL fills only (other rows are undefined): the ADL'd unit's
+        Per event row, for ADL fills only (other rows NaN): the ADL'd unit's
         leverage and unrealised PnL just before the fill (``codes.EA_*``).
-    path_adl : dict of str to ndarray
-        The per-path ADL figures (:func:`simulator.margin.adl_figures.path_adl_figures`).
+    path_adl : ndarray, shape (n, 6)
+        The per-path ADL figures, columns
+        :data:`simulator.margin.adl_figures.ADL_PATH_COLUMNS`.
     acct_adl : ndarray of int64, shape (n_accounts,)
         Number of paths on which any of each account's positions was ADL'd.
     acct_adl_weighted : ndarray, shape (n_accounts, 2)
@@ -61,7 +62,7 @@ class ReplayResult:
     corr_delta: np.ndarray
     acct_weighted: np.ndarray | None = None
     ev_adl: np.ndarray | None = None
-    path_adl: dict[str, np.ndarray] | None = None
+    path_adl: np.ndarray | None = None
     acct_adl: np.ndarray | None = None
     acct_adl_weighted: np.ndarray | None = None
 

@@ -42,7 +42,9 @@ def paths_table(res: ReplayResult, first_path_id: int, symbols: tuple[str, ...],
         "n_cascade_liquidations": pa.array(res.path_i[:, codes.PI_N_CASCADE]),
         "price_bounded": pa.array(res.path_i[:, codes.PI_PRICE_BOUNDED] > 0),
     }
-    columns.update({name: pa.array(values) for name, values in res.path_adl.items()})
+    # NaN (no ADL fill) written as null, as every undefined figure of a run
+    columns.update({name: pa.array(res.path_adl[:, j], from_pandas=True)
+                    for j, name in enumerate(codes.ADL_PATH_COLUMNS)})
     for a, sym in enumerate(symbols):
         columns[f"min_price_{sym}"] = pa.array(res.min_price[:, a])
     for a, sym in enumerate(symbols):

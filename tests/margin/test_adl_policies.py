@@ -139,7 +139,7 @@ def test_each_fill_records_its_units_leverage_and_pnl():
         e, n, pnl = short_values(qty, entry, usd)
         assert res.ev_adl[row, codes.EA_LEVERAGE] == pytest.approx(n / e, rel=1e-12)
         assert res.ev_adl[row, codes.EA_PNL] == pytest.approx(pnl, rel=1e-12)
-    figures = res.path_adl
+    figures = dict(zip(codes.ADL_PATH_COLUMNS, res.path_adl.T, strict=True))
     levs = [short_values(*by_name[nm][1:])[1] / short_values(*by_name[nm][1:])[0]
             for nm in names]
     assert figures["adl_leverage_mean"][0] == pytest.approx(np.mean(levs), rel=1e-12)
@@ -169,7 +169,9 @@ def test_figures_of_fills_by_hand():
         ev_i[j, codes.EI_PATH], ev_i[j, codes.EI_KIND], ev_i[j, codes.EI_UNIT] = path, kind, unit
         ev_f[j, codes.EF_BAD_DEBT] = bad
         ev_adl[j] = lev, pnl
-    fig = path_adl_figures(ev_i, ev_f, ev_adl, np.array([600.0, 0.0, 50.0]))
+    fig = dict(zip(codes.ADL_PATH_COLUMNS,
+                   path_adl_figures(ev_i, ev_f, ev_adl, np.array([600.0, 0.0, 50.0])).T,
+                   strict=True))
     np.testing.assert_allclose(fig["adl_covered"], [60.0, 0.0, 10.0])
     np.testing.assert_allclose(fig["adl_overshoot"], [10.0, np.nan, 5.0])
     np.testing.assert_allclose(fig["adl_leverage_mean"], [3.0, np.nan, 2.0])

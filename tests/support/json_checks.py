@@ -27,7 +27,9 @@ def assert_json_finite(path: Path) -> dict[str, Any]:
     ``"nan"``, and on ``null`` (how ``summary.json`` writes a metric that is not finite)
     except where the README has it undefined: a ``stderr`` (the ES of a one-path tail),
     and, in a run without any liquidation, ``cascade_share`` and the
-    ``first_liquidation_step_*`` metrics. The scenario echoes of a manifest are skipped.
+    ``first_liquidation_step_*`` metrics; in a run without ADL, the ADL figures of its fills
+    (``adl_overshoot``, ``adl_leverage_*``, ``adl_pnl_mean``, ``adl_in_profit_share``).
+    The scenario echoes of a manifest are skipped.
     """
     obj = json.loads(Path(path).read_text(), parse_constant=_refuse_constant)
     undefined: tuple[str, ...] = ()
@@ -35,6 +37,10 @@ def assert_json_finite(path: Path) -> dict[str, Any]:
     if liquidated == 0:  # README: undefined without a liquidation, written as null
         undefined = ("metrics.cascade_share.", "metrics.first_liquidation_step_",
                      "distributions.quantiles.first_liquidation_step.")
+    adl = ((obj.get("metrics") or {}).get("adl_prob") or {}).get("estimate")
+    if adl == 0:  # outputs.md: figures over ADL fills, undefined without one
+        undefined += ("metrics.adl_overshoot.", "metrics.adl_leverage_", "metrics.adl_pnl_mean.",
+                      "metrics.adl_in_profit_share.")
 
     def walk(value: Any, where: str) -> None:
         if isinstance(value, dict):

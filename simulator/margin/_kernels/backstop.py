@@ -56,7 +56,7 @@ def adl_rank_nb(qk, mark_a, entry, kind, gain, e, mm, w, ranking):  # pragma: no
         rho = mark_a / entry if qk > 0.0 else entry / mark_a
         notional = abs(qk) if kind == POS_INVERSE else abs(qk) * mark_a
         return rho * (notional / e if e > 0.0 else 0.0)
-    if ranking == RANK_BYBIT:  # PnL percentage x effective leverage
+    if ranking == RANK_BYBIT:  # PnL percentage x effective leverage (docs/engine.md)
         inverse = kind == POS_INVERSE
         entry_value = abs(qk) if inverse else abs(qk) * entry
         notional = abs(qk) if inverse else abs(qk) * mark_a

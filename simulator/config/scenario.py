@@ -39,6 +39,7 @@ from simulator.config.market import (
     Asset,
     Liquidity,
     Market,
+    Oracle,
     Shock,
     _read_market,
     _read_shock,
@@ -115,6 +116,7 @@ class Scenario:
                 out["simulation"].pop(key)
         if out["simulation"]["variance_reduction"] == "none":
             out["simulation"].pop("variance_reduction")
+        _drop_default_prices(out, self)
         for key in ("document", "source", "overrides"):
             out.pop(key)
         return _json_safe(out)
@@ -128,6 +130,35 @@ class Scenario:
         """
         text = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _drop_default_prices(out: dict[str, Any], scenario: Scenario) -> None:
+    """The oracle and the venue's price keys at their defaults are left out of the resolved
+    scenario: digests of older scenarios hold."""
+    if scenario.market.oracle == Oracle():
+        out["market"].pop("oracle")
+    for key in ("mark_price", "mark_ema_halflife_steps", "collateral_price"):
+        if getattr(scenario.venue, key) == getattr(Venue, key):
+            out["venue"].pop(key)
+
+
+def _check_prices(simulation: Simulation, market: Market, venue: Venue, sim_table: Table,
+                  venue_table: Table) -> None:
+    """Combinations of the oracle and the marks the engine refuses (docs/engine.md,
+    "Oracle, index and mark")."""
+    moved = [key for key, on in (("venue.mark_price", venue.mark_price != "book"),
+                                 ("venue.collateral_price", venue.collateral_price != "book"),
+                                 ("market.oracle", not market.oracle.exact)) if on]
+    if simulation.intrastep == "bridge" and moved:
+        raise sim_table.error("intrastep", f"the intrastep bridge sweeps the book's price "
+                              f"inside a step, where no oracle publishes: it is not combined "
+                              f"with {', '.join(moved)} (set simulation.intrastep = \"none\", "
+                              "or leave those at their defaults)")
+    if venue.lending and not market.oracle.exact:
+        raise venue_table.error("type", "a lending venue's oracle reads its own market "
+                                "(liquidators' impact included), which this engine prices at "
+                                "every step: market.oracle must keep heartbeat_steps = 1, "
+                                "lag_steps = 0 and noise = 0 on a lending venue")
 
 
 def _json_safe(value: Any) -> Any:
@@ -238,6 +269,7 @@ def scenario_from_dict(
     venue_table = top.table("venue", {})
     venue = read_venue(venue_table)
     venue_table.finish()
+    _check_prices(simulation, market, venue, sim_table, venue_table)
     behaviour_table = top.table("behaviour", {})
     behaviour = read_behaviour(behaviour_table)
     behaviour_table.finish()

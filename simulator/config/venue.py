@@ -28,6 +28,9 @@ ADL_RANKINGS = ("pnl_margin_ratio", "profit_leverage")
 VENUE_TYPES = ("derivatives", "lending")
 OPTION_MARGIN_RULES = ("standard", "risk_matrix")
 FUNDING_MODES = ("off", "constant", "premium")
+#: what ``venue.mark_price`` and ``venue.collateral_price`` may name
+MARK_PRICES = ("book", "index", "median")
+COLLATERAL_PRICES = ("book", "index")
 #: relative tolerance when a user-given ``cum`` is checked against the continuity rule
 CUM_RTOL = 1e-9
 
@@ -77,6 +80,15 @@ class Venue:
     option_liquidation_fee_rate : float
         Liquidation fee on a closed option, as a share of its underlying notional, never
         more than the option's value.
+    mark_price : str
+        What liquidation tests, valuation and ADL price an asset with positions at:
+        ``book`` (the exogenous price times the venue's impact), ``index`` (the oracle's,
+        ``[market.oracle]``) or ``median`` (of index, book and index + an EMA of the basis
+        book - index, ``mark_ema_halflife_steps``).
+    mark_ema_halflife_steps : float
+        Half-life in steps of the EMA of ``median``'s basis.
+    collateral_price : str
+        The price of an asset the book holds only as collateral: ``book`` or ``index``.
     """
 
     preset: str | None = None
@@ -109,6 +121,16 @@ class Venue:
     option_margin: str = "standard"
     risk_matrix_range_pct: float = 0.16
     option_liquidation_fee_rate: float = 0.002
+    mark_price: str = "book"
+    mark_ema_halflife_steps: float = 10.0
+    collateral_price: str = "book"
+
+    @property
+    def default_prices(self) -> bool:
+        """Whether every price is the venue's book (the keys of the marks at their
+        defaults)."""
+        return (self.mark_price == "book" and self.collateral_price == "book"
+                and self.mark_ema_halflife_steps == 10.0)
 
     @property
     def lending(self) -> bool:
@@ -212,7 +234,27 @@ def read_venue(t: Table) -> Venue:
                                        lo=0.0, lo_open=True, hi=0.9),
         option_liquidation_fee_rate=t.number("option_liquidation_fee_rate",
                                              d.option_liquidation_fee_rate, lo=0.0, hi=1.0),
+        **_read_prices(t, lending),
     )
+
+
+def _read_prices(t: Table, lending: bool) -> dict[str, Any]:
+    """``mark_price``, ``mark_ema_halflife_steps`` and ``collateral_price``; a lending venue
+    prices everything at its oracle (``[market.oracle]``): only the defaults."""
+    d = Venue()
+    out = {"mark_price": t.string("mark_price", d.mark_price, choices=MARK_PRICES),
+           "mark_ema_halflife_steps": t.number("mark_ema_halflife_steps",
+                                               d.mark_ema_halflife_steps, lo=0.0, lo_open=True,
+                                               hi=1e9),
+           "collateral_price": t.string("collateral_price", d.collateral_price,
+                                        choices=COLLATERAL_PRICES)}
+    if lending:
+        for key in ("mark_price", "collateral_price"):
+            if out[key] != "book":
+                raise t.error(key, f"{out[key]!r}: a lending venue values debts and collateral "
+                              "at its oracle, which reads its market (set the oracle's rule in "
+                              "[market.oracle]); leave it \"book\"")
+    return out
 
 
 def _plain(value: Any) -> Any:

@@ -22,7 +22,13 @@ from simulator.execution.prepare import prepare
 from simulator.margin import EngineRules, replay
 from simulator.margin.engine import BookIndex
 from simulator.margin.liq_prices import exact_slack
-from simulator.paths import PathInputs, bridge_extremes, generate_paths, generate_paths_sobol
+from simulator.paths import (
+    PathInputs,
+    bridge_extremes,
+    generate_paths,
+    generate_paths_sobol,
+    oracle_index,
+)
 from simulator.rare import Tilt
 from simulator.results import accounts as aggregate
 from simulator.results import atomic as output
@@ -69,6 +75,10 @@ class ChunkContext:
     sobol: bool = False
     #: ``simulation.intrastep = "bridge"``: each step also swept at its bridge's extremes
     intrastep: bool = False
+    #: ``[market.oracle]`` as :func:`simulator.paths.oracle_index` takes it, when the
+    #: venue's index is not the exogenous price or some asset is valued at the index;
+    #: ``None`` otherwise (and on a lending venue, whose oracle reads its own market)
+    oracle: dict[str, Any] | None = None
 
     @property
     def weighted(self) -> bool:
@@ -91,7 +101,16 @@ class ChunkContext:
                    metadata=tables.file_metadata(scenario.digest, sim.seed, version),
                    levels=sim.risk_levels, identity=run_identity(scenario),
                    events=sim.events, sobol=sim.variance_reduction == "sobol",
-                   intrastep=sim.intrastep == "bridge")
+                   intrastep=sim.intrastep == "bridge", oracle=_oracle_args(scenario))
+
+
+def _oracle_args(scenario: Scenario) -> dict[str, Any] | None:
+    """:attr:`ChunkContext.oracle` of ``scenario``."""
+    oracle, venue = scenario.market.oracle, scenario.venue
+    if venue.lending or (oracle.exact and venue.mark_price == "book"
+                         and venue.collateral_price == "book"):
+        return None
+    return dataclasses.asdict(oracle)
 
 
 def plan_chunks(n_paths: int, chunk_paths: int, seed: int) -> list[ChunkTask]:
@@ -186,13 +205,14 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
            generate_paths(ctx.inputs, task.n_paths, rng, log_weight=log_weight, **tilted))
     weight = None if ctx.tilt is None else ctx.tilt.weights(log_weight)
     bridge = bridge_extremes(ctx.inputs, exo, rng) if ctx.intrastep else None
+    oracle = None if ctx.oracle is None else oracle_index(exo, rng, **ctx.oracle)
     t1 = time.perf_counter()
     n_save = max(0, min(task.n_paths, ctx.save_prices - task.first_path))
     res = replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=n_save,
                  index=ctx.index, rng_key=behaviour_key(task.seed), path_weight=weight,
-                 bridge=bridge)
+                 bridge=bridge, oracle=oracle)
     saved_exo = exo[:n_save].copy() if n_save else None
-    del exo, bridge
+    del exo, bridge, oracle
     t2 = time.perf_counter()
     partial = aggregate.chunk_partial(res.final_price, ctx.inputs.s0, ctx.acct_navk,
                                       res.corr_path, res.corr_account, res.corr_delta,

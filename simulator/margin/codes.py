@@ -88,6 +88,11 @@ MODE_FULL, MODE_PARTIAL, MODE_INCREMENTAL = 0, 1, 2
 MODE_NAMES = ("full", "partial", "incremental")
 RANK_PNL_MARGIN_RATIO, RANK_PROFIT_LEVERAGE = 0, 1
 RANK_NAMES = ("pnl_margin_ratio", "profit_leverage")
+# the price an asset is valued at (``RuleArrays.price_rule``; docs/engine.md, "Oracle,
+# index and mark"): the venue's book, the oracle's index, or the median of index, book and
+# index + the EMA of the basis
+PRICE_BOOK, PRICE_INDEX, PRICE_MEDIAN = 0, 1, 2
+PRICE_NAMES = ("book", "index", "median")
 
 # columns of the per-asset bracket table ``tiers[a, k, :]``
 TIER_CAP, TIER_RATE, TIER_CUM = range(3)

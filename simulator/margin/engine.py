@@ -32,7 +32,8 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
            initial_events: int = 4096, save_marks: int = 0,
            index: BookIndex | None = None, rng_key: int = 0,
            path_weight: np.ndarray | None = None,
-           bridge: np.ndarray | None = None) -> ReplayResult:
+           bridge: np.ndarray | None = None,
+           oracle: np.ndarray | None = None) -> ReplayResult:
     """Replay every path of ``exo`` over ``book``.
 
     Parameters
@@ -62,6 +63,11 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
         (``[..., 1]``) exogenous price inside each step ``t >= 1``
         (:func:`simulator.paths.bridge_extremes`). Each step is then swept at them before its
         close (``docs/engine.md``, "Between the steps").
+    oracle : ndarray, shape (n, steps + 1, A), optional
+        The oracle's index of every asset (:func:`simulator.paths.oracle.oracle_index`),
+        for the assets ``rules`` value at it and for premium funding
+        (``docs/engine.md``, "Oracle, index and mark"). None: the exogenous price when
+        ``rules`` value some asset at the index, else nothing (every price the book's).
 
     Returns
     -------
@@ -84,11 +90,15 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
         raise ValueError(f"path_weight must have shape ({n_paths},)")
     if bridge is not None and np.shape(bridge) != (*exo.shape, 2):
         raise ValueError(f"bridge must have shape {(*exo.shape, 2)}")
+    if oracle is None and rules.priced_by_oracle:
+        oracle = exo  # the exact oracle: the index is the exogenous price
+    if oracle is not None and np.shape(oracle) != exo.shape:
+        raise ValueError(f"oracle must have shape {exo.shape}")
     depth = np.ascontiguousarray(depth_usd, dtype=float)
     if not (depth > 0.0).all():  # the impact law divides by it (prepare_path_inputs keeps it)
         raise ValueError("depth_usd must be positive (inf: no impact) at every step")
     prices, book_arrays, index_arrays, rule_arrays, option_arrays = records.kernel_inputs(
-        exo, depth, book, index, rules, opt_data, rng_key, bridge)
+        exo, depth, book, index, rules, opt_data, rng_key, bridge, oracle)
     out = records.outputs(n_paths, steps, n_assets, book.n_accounts, save_marks,
                           max(16, int(initial_events)), path_weight)
     n_ev = n_corr = first = 0

@@ -43,6 +43,12 @@ class EngineRules:
         Margin-call ratio (0: no calls) and reserve as a multiple of initial equity.
     options : OptionRules
         Option margin rule, fees and implied-vol dynamics.
+    mark_rule, collateral_rule : int
+        The price (``codes.PRICE_*``) of an asset the book holds positions in, and of one it
+        holds only as collateral (``venue.mark_price``, ``venue.collateral_price``).
+    mark_ema_weight : float
+        Weight of a step's close in the EMA of the basis book - index,
+        ``1 - 0.5 ** (1 / mark_ema_halflife_steps)``.
     """
 
     haircut: np.ndarray
@@ -53,6 +59,15 @@ class EngineRules:
     call_ratio: float = 0.0
     reserve_ratio: float = 0.0
     options: OptionRules = OptionRules()
+    mark_rule: int = codes.PRICE_BOOK
+    collateral_rule: int = codes.PRICE_BOOK
+    mark_ema_weight: float = 0.0
+
+    @property
+    def priced_by_oracle(self) -> bool:
+        """Whether some asset may be valued at the oracle's index (not only the book)."""
+        return (self.mark_rule != codes.PRICE_BOOK
+                or self.collateral_rule != codes.PRICE_BOOK)
 
     @property
     def tier_cap(self) -> np.ndarray:
@@ -134,7 +149,10 @@ class EngineRules:
         return cls(haircut=haircut, tiers=bracket_table(venue, market), sigma=sigma,
                    fparams=fparams, iparams=iparams,
                    call_ratio=behaviour.margin_call_ratio if calls else 0.0,
-                   reserve_ratio=behaviour.reserve_ratio, options=options)
+                   reserve_ratio=behaviour.reserve_ratio, options=options,
+                   mark_rule=codes.PRICE_NAMES.index(venue.mark_price),
+                   collateral_rule=codes.PRICE_NAMES.index(venue.collateral_price),
+                   mark_ema_weight=1.0 - 0.5 ** (1.0 / venue.mark_ema_halflife_steps))
 
     @classmethod
     def for_scenario(cls, scenario: Scenario, full_scan: bool = False) -> EngineRules:

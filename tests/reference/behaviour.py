@@ -123,7 +123,7 @@ class BehaviourSteps:
         rates = []
         for a in range(self.book.n_assets):
             if beh.funding_premium:
-                premium = beh.funding_rate + (self.marks[a] / self.exo[t][a] - 1.0)
+                premium = beh.funding_rate + (self.marks[a] / self.index_price(t, a) - 1.0)
                 rates.append(min(max(premium, -beh.funding_cap), beh.funding_cap))
             else:
                 rates.append(beh.funding_rate)

@@ -11,13 +11,14 @@ from .book import Book
 from .deficits import Deficits
 from .inputs import Venue
 from .lending import LendingRound
+from .marks import MarkRules
 from .options import OptionExpiry
 from .records import Records
 from .round import DerivativesRound
 
 
 class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
-              LendingRound):
+              LendingRound, MarkRules):
     """State and records of the replay of one path.
 
     The steps are those of the mixins, one per section of ``docs/engine.md``: records
@@ -49,6 +50,14 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
     bridge : list of list of list of float, optional
         ``[t][a]`` = ``[low, high]``: the extremes of the exogenous price inside step ``t``
         (``docs/engine.md``, "Between the steps"); None: the step closes only.
+    index : list of list of float, optional
+        ``[t][a]``: the oracle's index (``docs/engine.md``, "Oracle, index and mark");
+        None: the exogenous price.
+    price_rule : list of str, optional
+        Per asset the price it is valued at (``book``, ``index``, ``median``); None: every
+        asset at the book.
+    ema_weight : float
+        Weight of a step's close in the EMA of the basis.
     """
 
     def __init__(
@@ -63,8 +72,15 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         events: list[dict[str, Any]],
         behaviour: Behaviour,
         bridge: list[list[list[float]]] | None = None,
+        index: list[list[float]] | None = None,
+        price_rule: list[str] | None = None,
+        ema_weight: float = 0.0,
     ) -> None:
         self.path = path
+        self.index = index
+        self.price_rule = price_rule
+        self.ema_weight = ema_weight
+        self.basis = [0.0] * book.n_assets
         self.bridge = bridge
         self.exo = exo
         self.depth = depth
@@ -85,6 +101,8 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         n_assets = book.n_assets
         self.logimp = [0.0] * n_assets
         self.marks = list(exo[0])
+        self.book_px = list(exo[0])  # the venue's book price (docs/engine.md, "Oracle ...")
+        self.book2 = list(exo[0])
         # Price bounds (docs/engine.md, "Price bounds"): 1e-12 to 1e12 x the initial price.
         self.lo = [p * 1e-12 for p in exo[0]]
         self.hi = [p * 1e12 for p in exo[0]]
@@ -143,6 +161,7 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
                         self.check_bounds(a, x, mark)
                         marks.append(self.clamp(mark, a))
                     self.marks = marks
+                    self.book_px = list(marks)  # (no oracle with the bridge)
                     book.t = t
                     top = max(top, self.cascade(t))
                     self.record_lows()
@@ -152,7 +171,8 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
             for a in range(n_assets):
                 self.check_bounds(a, self.exo[t][a], marks[a])
                 marks[a] = self.clamp(marks[a], a)
-            self.marks = marks
+            self.book_px = marks
+            self.marks = self.value_marks(t, marks)
             book.t = t
             self.settle_options(t)
             if funding_interval > 0 and t % funding_interval == 0:
@@ -162,6 +182,7 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
             if r > self.max_cascade_rounds:
                 self.max_cascade_rounds = r
             self.record_lows()  # the step's closing mark
+            self.close_basis(t, self.book_px)
 
         return (self.path_record(), list(self.acc_liquidated), list(self.acc_bankrupt),
                 self.account_pnl(nav0))

@@ -21,6 +21,7 @@ from .inputs import (
     floats3,
     ints1,
 )
+from .marks import PRICE_RULES
 from .options import CALL, PUT, NaiveOptions
 from .path import PathRun
 
@@ -75,6 +76,9 @@ def naive_replay(
     pos_kind: Any = None,
     options: NaiveOptions | None = None,
     bridge: Any = None,
+    index: Any = None,
+    price_rule: Any = None,
+    ema_weight: float = 0.0,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Replay every path through the margin engine of ``docs/engine.md``, slowly.
 
@@ -182,6 +186,14 @@ def naive_replay(
         highest exogenous price of each asset inside each step; before each step's close
         the marks sweep the lows and then the highs (the highs first on a step whose log
         returns sum to less than 0), each sweep a cascade of its own.
+    index : array_like of float, shape (n_paths, steps + 1, A), optional
+        The oracle's index (``docs/engine.md``, "Oracle, index and mark"); None: the
+        exogenous price.
+    price_rule : sequence of str, optional
+        Per asset the price it is valued at: ``book``, ``index`` or ``median``; None: every
+        asset at the venue's book.
+    ema_weight : float, default 0.0
+        Weight of a step's close in the EMA of the basis book - index (``median``).
 
     Returns
     -------
@@ -263,6 +275,9 @@ def naive_replay(
                     f"lending venue: position {p} must be a debt (qty <= 0, entry = 0)"
                 )
 
+    if price_rule is not None and (len(price_rule) != n_assets
+                                   or any(r not in PRICE_RULES for r in price_rule)):
+        raise ValueError(f"price_rule needs one of {PRICE_RULES} per asset")
     reserve_l = [0.0] * len(unit_usd_l) if reserve is None else floats1(reserve)
     if len(reserve_l) != len(unit_usd_l):
         raise ValueError("reserve needs one value per unit")
@@ -347,6 +362,9 @@ def naive_replay(
             behaviour,
             None if bridge is None else [[[float(x) for x in pair] for pair in row]
                                          for row in bridge[path_index]],
+            None if index is None else floats2(index[path_index]),
+            None if price_rule is None else [str(r) for r in price_rule],
+            float(ema_weight),
         )
         record, acc_liq, acc_bank, acc_pnl = run.run()
         paths.append(record)

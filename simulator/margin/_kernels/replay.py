@@ -138,6 +138,8 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
     mark2 = assets.mark2
     logimp = assets.logimp
     dlog = assets.dlog
+    book_px = assets.book
+    book2 = assets.book2
     n_ev = n_ev0
     n_corr = n_corr0
     n_sweeps = 2 if prices.bridge.shape[0] > 0 else 0  # intrastep: a low and a high sweep
@@ -192,6 +194,7 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
                         break
                     for a in range(mark.shape[0]):  # 5. marks
                         mark[a] = mark2[a]
+                        book_px[a] = book2[a]
                         logimp[a] += dlog[a]
                     if cover_round_deficits_nb(i, t, r, n_b, book, rules, options, out, state,
                                                lists, assets, rnd):  # 6. ADL, or socialised
@@ -206,6 +209,8 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
             if overflow:
                 break
             _close_step_nb(i, t, r_top, out, assets)
+            if prices.oracle.shape[0] > 0:  # the EMA of the basis, at the step's close
+                _close_basis_nb(prices.oracle[i, t], rules.mark_ema_w, assets)
         if overflow:
             return n_ev, n_corr, i, OVERFLOW_EVENTS
         if not _finish_path_nb(i, steps, book, index, options, out, state, lists, assets):
@@ -266,8 +271,10 @@ def _start_path_nb(i, n_ev, n_corr, prices, index, rules, options, out, state, h
     logimp = assets.logimp
     p_lo = assets.p_lo
     p_hi = assets.p_hi
+    basis = assets.basis
     for a in range(exo.shape[2]):
         logimp[a] = 0.0
+        basis[a] = 0.0
         min_price[i, a] = exo[i, 0, a]
         p_lo[a] = exo[i, 0, a] * PRICE_FLOOR_RATIO
         p_hi[a] = exo[i, 0, a] * PRICE_CAP_RATIO
@@ -300,6 +307,16 @@ def _close_step_nb(i, t, r, out, assets):  # pragma: no cover - jitted
             min_price[i, a] = mark[a]
         if i < marks.shape[0]:
             marks[i, t, a] = mark[a]
+
+
+@leaf
+def _close_basis_nb(index, weight, assets):  # pragma: no cover - jitted
+    """The EMA of the basis book - index at a step's close: ``basis += w (book - index -
+    basis)``."""
+    basis = assets.basis
+    book = assets.book
+    for a in range(basis.shape[0]):
+        basis[a] += weight[a] * ((book[a] - index[a]) - basis[a])
 
 
 @njit(cache=True, inline="always")

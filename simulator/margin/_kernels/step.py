@@ -54,6 +54,8 @@ from simulator.margin.codes import (
     IP_RNG_KEY,
     OC_UNIT_OPT,
     PI_PRICE_BOUNDED,
+    PRICE_INDEX,
+    PRICE_MEDIAN,
 )
 
 
@@ -91,16 +93,45 @@ def step_marks_nb(i, t, prices, rules, options, out, lists, assets):  # pragma: 
     decay = rules.fparams[FP_DECAY]
     logimp = assets.logimp
     mark = assets.mark
+    book = assets.book
     p_lo = assets.p_lo
     p_hi = assets.p_hi
     for a in range(mark.shape[0]):
         x = exo[i, t, a]
         if logimp[a] == 0.0:  # no impact outstanding: skip the exp
-            mark[a] = x
+            book[a] = x
         else:
             logimp[a] *= decay
-            mark[a] = x * np.exp(logimp[a])
-        mark[a] = bounded_mark_nb(i, x, mark[a], p_lo[a], p_hi[a], out)
+            book[a] = x * np.exp(logimp[a])
+        book[a] = bounded_mark_nb(i, x, book[a], p_lo[a], p_hi[a], out)
+        mark[a] = book[a]
+    oracle = prices.oracle
+    if oracle.shape[0] > 0:  # some asset valued at the oracle's index
+        value_marks_nb(oracle[i, t], book, assets.basis, rules.price_rule, mark)
+
+
+@njit(cache=True, inline="always")
+def median3_nb(x, y, z):  # pragma: no cover - jitted
+    """The median of three numbers."""
+    if x > y:
+        x, y = y, x
+    if y > z:
+        y = z
+    return x if x > y else y
+
+
+@leaf
+def value_marks_nb(index, book, basis, price_rule, out):  # pragma: no cover - jitted
+    """The marks ``out`` each asset is valued at (``codes.PRICE_*``): its book price, the
+    oracle's ``index``, or the median of index, book and index + the EMA of the basis."""
+    for a in range(out.shape[0]):
+        rule = price_rule[a]
+        if rule == PRICE_INDEX:
+            out[a] = index[a]
+        elif rule == PRICE_MEDIAN:
+            out[a] = median3_nb(index[a], book[a], index[a] + basis[a])
+        else:
+            out[a] = book[a]
 
 
 @leaf
@@ -131,6 +162,7 @@ def sweep_marks_nb(i, t, sweep, prices, rules, options, out, lists, assets
         else:
             mark[a] = x * np.exp(logimp[a] * decay)
         mark[a] = bounded_mark_nb(i, x, mark[a], p_lo[a], p_hi[a], out)
+        assets.book[a] = mark[a]  # (an oracle is not combined with the bridge)
 
 
 @njit(cache=True, inline="always")
@@ -199,7 +231,9 @@ def behaviour_nb(i, t, prices, book, index, rules, options, out, state, lists, a
     touched = lists.touched
     if funding_every > 0 and t % funding_every == 0:
         count[CNT_PENDING], count[CNT_TOUCHED] = pay_funding_nb(
-            rules.funding_on, t, mark, prices.exo[i, t], assets.funding_rate,
+            rules.funding_on, t, mark,
+            prices.oracle[i, t] if prices.oracle.shape[0] > 0 else prices.exo[i, t],
+            assets.funding_rate,
             fparams[FP_FUNDING_RATE], fparams[FP_FUNDING_CAP], iparams[IP_FUNDING_PREMIUM] != 0,
             usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk,
             lin, const, n_open, version, flag, pending, count[CNT_PENDING], touched,

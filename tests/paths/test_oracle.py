@@ -1,0 +1,116 @@
+"""The oracle's index (``[market.oracle]``, :func:`simulator.paths.oracle.oracle_index`):
+the heartbeat, deviation and lag rules on a known path, published at the steps a hand
+computation gives; the median of noiseless sources is the price; noisy sources are the
+chunk generator's next normals; a run's paths do not change with the oracle's noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from simulator.config.scenario import scenario_from_dict
+from simulator.errors import ScenarioError
+from simulator.execution.runner import run
+from simulator.paths.oracle import oracle_index
+
+#: one path, one asset
+PATH = np.array([100.0, 101.0, 103.0, 99.0, 99.5, 104.0, 104.0, 90.0, 91.0])
+
+
+def index_of(**rule) -> list[float]:
+    return oracle_index(PATH[None, :, None], None, **rule)[0, :, 0].tolist()
+
+
+def test_defaults_are_the_price():
+    assert index_of() == PATH.tolist()
+    assert index_of(sources=5) == PATH.tolist()  # noiseless sources: their median
+
+
+def test_heartbeat_publishes_every_k_steps():
+    # published at t = 0, 3, 6
+    assert index_of(heartbeat_steps=3) == [100, 100, 100, 99, 99, 99, 104, 104, 104]
+
+
+def test_deviation_publishes_a_move_above_d():
+    # K = 3, d = 2%: t=1 moved 1 (< 2) keeps 100; t=2 moved 3 > 2: 103; t=3 moved 4 > 2.06:
+    # 99; t=4 moved 0.5 < 1.98 keeps 99; t=5 moved 5: 104; t=6 flat; t=7 moved 14: 90;
+    # t=8 moved 1 < 1.8 keeps 90 (and the heartbeat, last at 7, is not due)
+    assert index_of(heartbeat_steps=3, deviation=0.02) == [100, 100, 103, 99, 99, 104, 104,
+                                                           90, 90]
+    # the trigger is strict: a move of exactly d does not publish
+    exact = np.array([100.0, 102.0, 102.0])
+    got = oracle_index(exact[None, :, None], None, heartbeat_steps=5, deviation=0.02)
+    assert got[0, :, 0].tolist() == [100, 100, 100]
+
+
+def test_lag_shows_the_publication_of_t_minus_lag():
+    assert index_of(lag_steps=2) == [100, 100, 100, 101, 103, 99, 99.5, 104, 104]
+    assert index_of(heartbeat_steps=3, lag_steps=1) == [100, 100, 100, 100, 99, 99, 99,
+                                                        104, 104]
+    assert index_of(lag_steps=50) == [100.0] * len(PATH)
+
+
+def test_noisy_sources_are_the_generators_next_normals():
+    rng = np.random.default_rng(7)
+    exo = 100.0 * np.exp(np.cumsum(0.01 * rng.standard_normal((3, 6, 2)), axis=1))
+    exo = np.concatenate([np.full((3, 1, 2), 100.0), exo], axis=1)
+    got = oracle_index(exo, np.random.default_rng(11), sources=3, noise=0.05)
+    z = np.random.default_rng(11).standard_normal((3, 6, 2, 3))
+    reads = exo[:, 1:, :, None] * np.exp(0.05 * z)
+    np.testing.assert_array_equal(got[:, 1:], np.sort(reads, axis=3)[..., 1])
+    np.testing.assert_array_equal(got[:, 0], exo[:, 0])  # in sync at the start
+
+
+def _scenario(**oracle) -> dict:
+    return {
+        "name": "one-long",
+        "simulation": {"paths": 300, "seed": 5, "steps": 24, "horizon_days": 1.0,
+                       "chunk_paths": 100},
+        "market": {"assets": [{"symbol": "X", "price": 100.0, "vol": 1.0}],
+                   **({"oracle": oracle} if oracle else {})},
+        "liquidity": {"impact": "none"},
+        "venue": {"maintenance_margin_rate": 0.01, "liquidation_fee_rate": 0.0},
+        "accounts": [{"id": "long", "collateral": {"USD": 100.0},
+                      "positions": [{"symbol": "X", "qty": 10.0, "entry": 100.0}]}],
+    }
+
+
+def test_a_noisy_oracle_keeps_the_paths(tmp_path):
+    """Common random numbers: the oracle's normals come after the paths' draws, so a run
+    whose marks are the book's has the paths of a run without the oracle; valued at the
+    index, the same run's final marks are the index's."""
+    plain = _scenario()
+    noisy = _scenario(noise=0.02, sources=3, heartbeat_steps=4)
+    run(scenario_from_dict(plain), tmp_path / "plain")
+    run(scenario_from_dict(noisy), tmp_path / "noisy")
+    noisy["venue"]["mark_price"] = "index"
+    run(scenario_from_dict(noisy), tmp_path / "index")
+
+    def final(name):
+        table = pq.read_table(tmp_path / name / "paths").to_pandas().sort_values("path_id")
+        return table["final_price_X"].to_numpy()
+
+    np.testing.assert_array_equal(final("plain"), final("noisy"))
+    moved = final("index") != final("plain")
+    assert moved.mean() > 0.5
+
+
+@pytest.mark.parametrize("key,value", [("heartbeat_steps", 0), ("lag_steps", -1),
+                                       ("sources", 0), ("noise", -0.1), ("deviation", -1.0),
+                                       ("heartbeat", 2)])
+def test_bad_oracle_keys_are_scenario_errors(key, value):
+    with pytest.raises(ScenarioError, match=f"market.oracle.{key}"):
+        scenario_from_dict(_scenario(**{key: value}))
+
+
+def test_the_bridge_refuses_an_oracle():
+    doc = _scenario(heartbeat_steps=2)
+    doc["simulation"]["intrastep"] = "bridge"
+    with pytest.raises(ScenarioError, match="simulation.intrastep.*market.oracle"):
+        scenario_from_dict(doc)
+    doc = _scenario()
+    doc["simulation"]["intrastep"] = "bridge"
+    doc["venue"]["mark_price"] = "median"
+    with pytest.raises(ScenarioError, match="venue.mark_price"):
+        scenario_from_dict(doc)

@@ -27,6 +27,7 @@ from simulator.paths import (
     bridge_extremes,
     generate_paths,
     generate_paths_sobol,
+    oracle_args,
     oracle_index,
 )
 from simulator.rare import Tilt
@@ -101,16 +102,7 @@ class ChunkContext:
                    metadata=tables.file_metadata(scenario.digest, sim.seed, version),
                    levels=sim.risk_levels, identity=run_identity(scenario),
                    events=sim.events, sobol=sim.variance_reduction == "sobol",
-                   intrastep=sim.intrastep == "bridge", oracle=_oracle_args(scenario))
-
-
-def _oracle_args(scenario: Scenario) -> dict[str, Any] | None:
-    """:attr:`ChunkContext.oracle` of ``scenario``."""
-    oracle, venue = scenario.market.oracle, scenario.venue
-    if venue.lending or (oracle.exact and venue.mark_price == "book"
-                         and venue.collateral_price == "book"):
-        return None
-    return dataclasses.asdict(oracle)
+                   intrastep=sim.intrastep == "bridge", oracle=oracle_args(scenario))
 
 
 def plan_chunks(n_paths: int, chunk_paths: int, seed: int) -> list[ChunkTask]:

@@ -21,14 +21,29 @@ numbers), and the index depends only on the chunk's seed.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import numpy as np
 
 from simulator.config.limits import LOG_PRICE_CAP, LOG_PRICE_FLOOR
+from simulator.config.scenario import Scenario
 
-__all__ = ["oracle_index"]
+__all__ = ["oracle_args", "oracle_index"]
 
 #: paths whose normals are drawn and turned into readings at a time (bounds the scratch)
 BLOCK_PATHS = 256
+
+
+def oracle_args(scenario: Scenario) -> dict[str, Any] | None:
+    """The keywords of :func:`oracle_index` for ``scenario``'s ``[market.oracle]``, or None
+    when a run needs no index array: every price is the book's and the index is the
+    exogenous price (the defaults), or a lending venue (its oracle reads its own market)."""
+    oracle, venue = scenario.market.oracle, scenario.venue
+    if venue.lending or (oracle.exact and venue.mark_price == "book"
+                         and venue.collateral_price == "book"):
+        return None
+    return dataclasses.asdict(oracle)
 
 
 def oracle_index(exo: np.ndarray, rng: np.random.Generator | None, *, heartbeat_steps: int = 1,

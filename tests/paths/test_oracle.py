@@ -114,3 +114,22 @@ def test_the_bridge_refuses_an_oracle():
     doc["venue"]["mark_price"] = "median"
     with pytest.raises(ScenarioError, match="venue.mark_price"):
         scenario_from_dict(doc)
+
+
+def test_the_index_counts_in_a_chunks_memory():
+    """A chunk also holds the index (one more price per price) and, with noise, a block
+    of its sources' readings."""
+    from simulator.config.scenario import load_scenario
+    from simulator.execution.budget import chunk_memory_bytes
+    from simulator.paths.oracle import BLOCK_PATHS
+
+    args = ["simulation.paths=1000", "simulation.chunk_paths=500"]
+    plain = load_scenario("two-asset-crash", args)
+    sim, n_assets = plain.simulation, len(plain.market.assets)
+    index = 500 * (sim.steps + 1) * n_assets * 8
+    lagged = load_scenario("two-asset-crash", [*args, "market.oracle.lag_steps=2"])
+    assert chunk_memory_bytes(lagged) - chunk_memory_bytes(plain) == index
+    noisy = load_scenario("two-asset-crash", [*args, "market.oracle.noise=0.01",
+                                              "market.oracle.sources=3"])
+    reads = 3 * min(500, BLOCK_PATHS) * sim.steps * n_assets * 3 * 8
+    assert chunk_memory_bytes(noisy) - chunk_memory_bytes(plain) == index + reads

@@ -8,7 +8,9 @@ kernels (``simulator.paths._kernels``) and a plain NumPy reference for the tests
 likelihood ratios inside those kernels; scrambled Sobol paths with Brownian-bridge order
 (:func:`~simulator.paths.qmc.generate_paths_sobol`); a recorded path replayed
 (:mod:`~simulator.paths.replay`); the extremes of a Brownian bridge inside each step
-(:func:`~simulator.paths.bridge.bridge_extremes`). Prices stay within the bounds of
+(:func:`~simulator.paths.bridge.bridge_extremes`); the oracle's index of each asset, seen
+through a heartbeat, deviation, lag and noisy sources
+(:func:`~simulator.paths.oracle.oracle_index`). Prices stay within the bounds of
 :mod:`simulator.config.limits`.
 
 May import: :mod:`simulator.config`, :mod:`simulator._kernels`, :mod:`simulator.errors`,

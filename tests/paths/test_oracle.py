@@ -133,3 +133,29 @@ def test_the_index_counts_in_a_chunks_memory():
                                               "market.oracle.sources=3"])
     reads = 3 * min(500, BLOCK_PATHS) * sim.steps * n_assets * 3 * 8
     assert chunk_memory_bytes(noisy) - chunk_memory_bytes(plain) == index + reads
+
+
+@pytest.mark.parametrize("oracle,mark_price,step", [
+    ({}, "book", 5),  # the book falls below 88 at step 5
+    ({"heartbeat_steps": 4, "deviation": 0.07}, "book", 5),  # the index is not used
+    ({"heartbeat_steps": 4, "deviation": 0.07}, "index", 6),  # published at 2 and 6
+    ({"heartbeat_steps": 4, "deviation": 0.07, "lag_steps": 1}, "index", 7),
+    ({"heartbeat_steps": 4, "deviation": 0.07}, "median", 6),  # median(index, book, ...)
+])
+def test_a_run_liquidates_at_the_published_index(tmp_path, oracle, mark_price, step):
+    """A deterministic path (vol 0, gaps of -10% at step 2 and -5% at step 5): 100, 100,
+    90, 90, 90, 85.5, ... The oracle (K = 4, d = 7%) publishes 90 at step 2 (a 10% move)
+    and 85.5 at step 6 (its heartbeat; the 5% move is under d). A long whose liquidation
+    price is 88 is liquidated when its mark crosses 88: at step 5 on the book, at 6 at the
+    index (7 with a lag of 1 step); the median of index, book and index + basis (the
+    basis is 0 without impact) is the index."""
+    doc = _scenario(**oracle)
+    doc["simulation"].update({"steps": 8, "paths": 2, "chunk_paths": 2})
+    doc["market"]["assets"][0]["vol"] = 0.0
+    doc["shocks"] = [{"kind": "gap", "step": 2, "asset": "X", "size": -0.1},
+                     {"kind": "gap", "step": 5, "asset": "X", "size": -0.05}]
+    doc["venue"]["mark_price"] = mark_price
+    doc["accounts"][0]["collateral"] = {"USD": 128.8}  # liquidation price 88
+    run(scenario_from_dict(doc), tmp_path / "run")
+    table = pq.read_table(tmp_path / "run" / "paths").to_pandas()
+    assert table["first_liquidation_step"].tolist() == [step, step]

@@ -126,13 +126,6 @@ class Venue:
     collateral_price: str = "book"
 
     @property
-    def default_prices(self) -> bool:
-        """Whether every price is the venue's book (the keys of the marks at their
-        defaults)."""
-        return (self.mark_price == "book" and self.collateral_price == "book"
-                and self.mark_ema_halflife_steps == 10.0)
-
-    @property
     def lending(self) -> bool:
         """Whether this is a lending market."""
         return self.type == "lending"

@@ -159,3 +159,33 @@ def test_a_run_liquidates_at_the_published_index(tmp_path, oracle, mark_price, s
     run(scenario_from_dict(doc), tmp_path / "run")
     table = pq.read_table(tmp_path / "run" / "paths").to_pandas()
     assert table["first_liquidation_step"].tolist() == [step, step]
+
+
+def test_defaults_keep_the_digest():
+    """The oracle's and the marks' keys at their defaults are left out of the digest (the
+    digests of older scenarios hold); another value changes it."""
+    plain = scenario_from_dict(_scenario()).digest
+    explicit = _scenario(heartbeat_steps=1, deviation=0.0, lag_steps=0, sources=1, noise=0.0)
+    explicit["venue"].update({"mark_price": "book", "collateral_price": "book",
+                              "mark_ema_halflife_steps": 10})
+    assert scenario_from_dict(explicit).digest == plain
+    assert "oracle" not in scenario_from_dict(explicit).resolved()["market"]
+    for key, value in (("mark_price", "median"), ("collateral_price", "index"),
+                       ("mark_ema_halflife_steps", 3)):
+        doc = _scenario()
+        doc["venue"][key] = value
+        assert scenario_from_dict(doc).digest != plain, key
+    assert scenario_from_dict(_scenario(lag_steps=1)).digest != plain
+
+
+def test_a_lending_venue_refuses_an_inexact_oracle_and_index_marks():
+    doc = _scenario(lag_steps=1)
+    doc["venue"] = {"type": "lending", "adl": False}
+    doc["accounts"] = [{"id": "a", "collateral": {"X": 1.0}, "debt": {"USD": 50.0}}]
+    with pytest.raises(ScenarioError, match="venue.type"):
+        scenario_from_dict(doc)
+    doc = _scenario()
+    doc["venue"] = {"type": "lending", "adl": False, "collateral_price": "index"}
+    doc["accounts"] = [{"id": "a", "collateral": {"X": 1.0}, "debt": {"USD": 50.0}}]
+    with pytest.raises(ScenarioError, match="venue.collateral_price"):
+        scenario_from_dict(doc)

@@ -142,8 +142,8 @@ def _drop_default_prices(out: dict[str, Any], scenario: Scenario) -> None:
             out["venue"].pop(key)
 
 
-def _check_prices(simulation: Simulation, market: Market, venue: Venue, sim_table: Table,
-                  venue_table: Table) -> None:
+def _check_prices(simulation: Simulation, market: Market, sim_table: Table,
+                  venue: Venue) -> None:
     """Combinations of the oracle and the marks the engine refuses (docs/engine.md,
     "Oracle, index and mark")."""
     moved = [key for key, on in (("venue.mark_price", venue.mark_price != "book"),
@@ -154,11 +154,6 @@ def _check_prices(simulation: Simulation, market: Market, venue: Venue, sim_tabl
                               f"inside a step, where no oracle publishes: it is not combined "
                               f"with {', '.join(moved)} (set simulation.intrastep = \"none\", "
                               "or leave those at their defaults)")
-    if venue.lending and not market.oracle.exact:
-        raise venue_table.error("type", "a lending venue's oracle reads its own market "
-                                "(liquidators' impact included), which this engine prices at "
-                                "every step: market.oracle must keep heartbeat_steps = 1, "
-                                "lag_steps = 0 and noise = 0 on a lending venue")
 
 
 def _json_safe(value: Any) -> Any:
@@ -269,7 +264,7 @@ def scenario_from_dict(
     venue_table = top.table("venue", {})
     venue = read_venue(venue_table)
     venue_table.finish()
-    _check_prices(simulation, market, venue, sim_table, venue_table)
+    _check_prices(simulation, market, sim_table, venue)
     behaviour_table = top.table("behaviour", {})
     behaviour = read_behaviour(behaviour_table)
     behaviour_table.finish()

@@ -258,6 +258,8 @@ def _chunk_parts(scenario: Scenario, save_prices: int) -> tuple[int, int, int]:
         exo += n * (steps + 1) * n_assets * 8
         if oracle["noise"] > 0.0:
             exo += 3 * min(n, ORACLE_BLOCK_PATHS) * steps * n_assets * oracle["sources"] * 8
+            if oracle["reads_book"]:  # the readings' noise factors, kept for the replay
+                exo += n * (steps + 1) * n_assets * 8
     draws = n * steps if scenario.market.model == "regime" else steps * (2 * n_assets + 1) * 8
     per_path = n * ((codes.N_PF + codes.N_PI) * 8 + 2 * n_assets * 8  # results
                     + (14 + 2 * n_assets) * 8)  # the paths/ table

@@ -28,7 +28,7 @@ from simulator.paths import (
     generate_paths,
     generate_paths_sobol,
     oracle_args,
-    oracle_index,
+    oracle_arrays,
 )
 from simulator.rare import Tilt
 from simulator.results import accounts as aggregate
@@ -76,9 +76,9 @@ class ChunkContext:
     sobol: bool = False
     #: ``simulation.intrastep = "bridge"``: each step also swept at its bridge's extremes
     intrastep: bool = False
-    #: ``[market.oracle]`` as :func:`simulator.paths.oracle_index` takes it, when the
+    #: ``[market.oracle]`` as :func:`simulator.paths.oracle_arrays` takes it, when the
     #: venue's index is not the exogenous price or some asset is valued at the index;
-    #: ``None`` otherwise (and on a lending venue, whose oracle reads its own market)
+    #: ``None`` otherwise
     oracle: dict[str, Any] | None = None
 
     @property
@@ -197,14 +197,14 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
            generate_paths(ctx.inputs, task.n_paths, rng, log_weight=log_weight, **tilted))
     weight = None if ctx.tilt is None else ctx.tilt.weights(log_weight)
     bridge = bridge_extremes(ctx.inputs, exo, rng) if ctx.intrastep else None
-    oracle = None if ctx.oracle is None else oracle_index(exo, rng, **ctx.oracle)
+    oracle, oracle_noise = oracle_arrays(exo, rng, ctx.oracle)
     t1 = time.perf_counter()
     n_save = max(0, min(task.n_paths, ctx.save_prices - task.first_path))
     res = replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=n_save,
                  index=ctx.index, rng_key=behaviour_key(task.seed), path_weight=weight,
-                 bridge=bridge, oracle=oracle)
+                 bridge=bridge, oracle=oracle, oracle_noise=oracle_noise)
     saved_exo = exo[:n_save].copy() if n_save else None
-    del exo, bridge, oracle
+    del exo, bridge, oracle, oracle_noise
     t2 = time.perf_counter()
     partial = aggregate.chunk_partial(res.final_price, ctx.inputs.s0, ctx.acct_navk,
                                       res.corr_path, res.corr_account, res.corr_delta,

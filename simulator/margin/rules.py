@@ -49,6 +49,9 @@ class EngineRules:
     mark_ema_weight : float
         Weight of a step's close in the EMA of the basis book - index,
         ``1 - 0.5 ** (1 / mark_ema_halflife_steps)``.
+    oracle_rule : tuple of float
+        ``(heartbeat_steps, deviation, lag_steps)`` of an oracle that reads a lending
+        venue's own book (published by the replay kernel); empty otherwise.
     """
 
     haircut: np.ndarray
@@ -62,6 +65,13 @@ class EngineRules:
     mark_rule: int = codes.PRICE_BOOK
     collateral_rule: int = codes.PRICE_BOOK
     mark_ema_weight: float = 0.0
+    oracle_rule: tuple[float, ...] = ()
+
+    @property
+    def oracle_reads_book(self) -> bool:
+        """Whether the oracle reads a lending venue's book (its index is published by the
+        replay kernel)."""
+        return len(self.oracle_rule) > 0
 
     @property
     def priced_by_oracle(self) -> bool:
@@ -150,9 +160,8 @@ class EngineRules:
                    fparams=fparams, iparams=iparams,
                    call_ratio=behaviour.margin_call_ratio if calls else 0.0,
                    reserve_ratio=behaviour.reserve_ratio, options=options,
-                   mark_rule=codes.PRICE_NAMES.index(venue.mark_price),
-                   collateral_rule=codes.PRICE_NAMES.index(venue.collateral_price),
-                   mark_ema_weight=1.0 - 0.5 ** (1.0 / venue.mark_ema_halflife_steps))
+                   mark_ema_weight=1.0 - 0.5 ** (1.0 / venue.mark_ema_halflife_steps),
+                   **_price_rules(venue, market))
 
     @classmethod
     def for_scenario(cls, scenario: Scenario, full_scan: bool = False) -> EngineRules:
@@ -161,6 +170,20 @@ class EngineRules:
                                  full_scan=full_scan, behaviour=scenario.behaviour,
                                  step_hours=scenario.simulation.dt_years * 365.0 * 24.0,
                                  iv_multiplier=iv_multipliers(scenario))
+
+
+def _price_rules(venue: Venue, market: Market) -> dict:
+    """``mark_rule``, ``collateral_rule`` and ``oracle_rule`` of :class:`EngineRules`: a
+    lending venue with an oracle other than the exact one values everything at the index
+    its oracle publishes from its own book (``docs/engine.md``, "Oracle, index and
+    mark")."""
+    oracle = market.oracle
+    if venue.lending and not oracle.exact:
+        return {"mark_rule": codes.PRICE_INDEX, "collateral_rule": codes.PRICE_INDEX,
+                "oracle_rule": (float(oracle.heartbeat_steps), float(oracle.deviation),
+                                float(oracle.lag_steps))}
+    return {"mark_rule": codes.PRICE_NAMES.index(venue.mark_price),
+            "collateral_rule": codes.PRICE_NAMES.index(venue.collateral_price)}
 
 
 def bracket_table(venue: Venue, market: Market) -> np.ndarray:

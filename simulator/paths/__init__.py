@@ -25,8 +25,9 @@ from simulator.paths.models import (
     generate_paths_numpy,
     prepare_path_inputs,
 )
-from simulator.paths.oracle import oracle_args, oracle_index
+from simulator.paths.oracle import oracle_args, oracle_arrays, oracle_index
 from simulator.paths.qmc import generate_paths_sobol
 
 __all__ = ["PathInputs", "bridge_extremes", "generate_paths", "generate_paths_numpy",
-           "generate_paths_sobol", "oracle_args", "oracle_index", "prepare_path_inputs"]
+           "generate_paths_sobol", "oracle_args", "oracle_arrays", "oracle_index",
+           "prepare_path_inputs"]

@@ -17,6 +17,10 @@ The normals are drawn from the chunk's generator after everything else it draws 
 and the intrastep bridge's uniforms), ``(n, steps, A, sources)`` in C order, a block of
 paths at a time: the paths are those of a run without the oracle's noise (common random
 numbers), and the index depends only on the chunk's seed.
+
+A lending venue's oracle reads the venue's own book, which its liquidations move: the
+replay kernel publishes it (:func:`simulator.margin._kernels.step.publish_nb`), from the
+noise factors :func:`noise_factors` draws here.
 """
 
 from __future__ import annotations
@@ -29,21 +33,69 @@ import numpy as np
 from simulator.config.limits import LOG_PRICE_CAP, LOG_PRICE_FLOOR
 from simulator.config.scenario import Scenario
 
-__all__ = ["oracle_args", "oracle_index"]
+__all__ = ["noise_factors", "oracle_args", "oracle_arrays", "oracle_index"]
 
 #: paths whose normals are drawn and turned into readings at a time (bounds the scratch)
 BLOCK_PATHS = 256
 
 
 def oracle_args(scenario: Scenario) -> dict[str, Any] | None:
-    """The keywords of :func:`oracle_index` for ``scenario``'s ``[market.oracle]``, or None
-    when a run needs no index array: every price is the book's and the index is the
-    exogenous price (the defaults), or a lending venue (its oracle reads its own market)."""
+    """``scenario``'s ``[market.oracle]`` as :func:`oracle_arrays` takes it, or None when a
+    run needs no oracle arrays: every price is the book's and the index is the exogenous
+    price (the defaults). ``reads_book``: the oracle of a lending venue, which reads the
+    venue's own book (the replay publishes it)."""
     oracle, venue = scenario.market.oracle, scenario.venue
-    if venue.lending or (oracle.exact and venue.mark_price == "book"
-                         and venue.collateral_price == "book"):
+    if oracle.exact and venue.mark_price == "book" and venue.collateral_price == "book":
         return None
-    return dataclasses.asdict(oracle)
+    return {**dataclasses.asdict(oracle), "reads_book": venue.lending}
+
+
+def oracle_arrays(exo: np.ndarray, rng: np.random.Generator, args: dict[str, Any] | None
+                  ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(oracle, oracle_noise)`` of :func:`simulator.margin.replay` for the paths ``exo``
+    and the oracle ``args`` (:func:`oracle_args`): the index (the oracle reads the
+    exogenous price), or the noise factors of its readings when it reads a lending
+    venue's book (None without noise)."""
+    if args is None:
+        return None, None
+    rule = {k: v for k, v in args.items() if k != "reads_book"}
+    if not args["reads_book"]:
+        return oracle_index(exo, rng, **rule), None
+    if rule["noise"] == 0.0:
+        return None, None
+    return None, noise_factors(exo.shape, rng, sources=rule["sources"], noise=rule["noise"])
+
+
+def noise_factors(shape: tuple[int, int, int], rng: np.random.Generator | None, *,
+                  sources: int = 1, noise: float = 0.0) -> np.ndarray:
+    """The factor by which the oracle's reading of every asset at every step differs from
+    the price: the median over its ``sources`` of ``exp(noise z)`` (the median of the
+    sources' readings is the price times it); 1 at step 0.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(n, steps + 1, A)``.
+    rng : numpy.random.Generator
+        The chunk's generator (its next ``n x steps x A x sources`` normals, in C order, a
+        block of :data:`BLOCK_PATHS` paths at a time).
+    sources : int
+    noise : float
+
+    Returns
+    -------
+    ndarray, shape ``shape``
+    """
+    n, n_t, n_a = shape
+    out = np.ones(shape)
+    if noise > 0.0 and n_t > 1:
+        if rng is None:
+            raise ValueError("a noisy oracle needs the chunk's generator")
+        for lo in range(0, n, BLOCK_PATHS):
+            hi = min(lo + BLOCK_PATHS, n)
+            z = rng.standard_normal((hi - lo, n_t - 1, n_a, sources))
+            out[lo:hi, 1:] = np.median(np.exp(noise * z), axis=3)
+    return out
 
 
 def oracle_index(exo: np.ndarray, rng: np.random.Generator | None, *, heartbeat_steps: int = 1,
@@ -82,13 +134,7 @@ def oracle_index(exo: np.ndarray, rng: np.random.Generator | None, *, heartbeat_
     n, n_t, n_a = exo.shape
     reading = exo.copy()
     if noise > 0.0 and n_t > 1:
-        if rng is None:
-            raise ValueError("a noisy oracle needs the chunk's generator")
-        for lo in range(0, n, BLOCK_PATHS):
-            hi = min(lo + BLOCK_PATHS, n)
-            z = rng.standard_normal((hi - lo, n_t - 1, n_a, sources))
-            reads = exo[lo:hi, 1:, :, None] * np.exp(noise * z)
-            reading[lo:hi, 1:] = np.median(reads, axis=3)
+        reading *= noise_factors(exo.shape, rng, sources=sources, noise=noise)
     if heartbeat_steps == 1:
         published = reading  # it publishes every step
     else:

@@ -17,12 +17,14 @@ import numpy as np
 import pytest
 
 from simulator.book.build import assemble_book
+from simulator.config.market import Oracle
 from simulator.config.scenario import Venue
 from simulator.margin import EngineRules, codes, replay
 from simulator.margin.records import price_rules
-from simulator.paths.oracle import oracle_index
+from simulator.paths.oracle import noise_factors, oracle_index
 
 from ..support.compare import assert_same, gapped_walks, reference_kwargs, run_reference
+from ..support.rule_cases import CASES as RULE_CASES
 from ..support.rule_cases import (
     PRICES,
     STEP_HOURS,
@@ -32,6 +34,8 @@ from ..support.rule_cases import (
     market,
     tier_tables,
 )
+from ..support.rule_cases import build as build_rule_case
+from ..support.rule_cases import run_naive as run_rule_naive
 
 N_ACCOUNTS = 30
 N_PATHS = 6
@@ -150,3 +154,40 @@ def test_marks_change_the_outcome(case):
     key = [(e["path"], e["step"], e["account"], e["kind"]) for e in events]
     key_book = [(e["path"], e["step"], e["account"], e["kind"]) for e in events_book]
     assert key != key_book
+
+
+# ---------------------------------------------------------------------------------------
+# A lending venue's oracle reads its own book
+# ---------------------------------------------------------------------------------------
+
+LENDING_ORACLES = [
+    {"heartbeat_steps": 3, "deviation": 0.04, "lag_steps": 1, "sources": 3, "noise": 0.01},
+    {"heartbeat_steps": 2, "deviation": 0.0, "lag_steps": 0, "sources": 1, "noise": 0.0},
+    {"heartbeat_steps": 1, "deviation": 0.0, "lag_steps": 2, "sources": 2, "noise": 0.02},
+]
+
+
+@pytest.mark.parametrize("case", [c for c in RULE_CASES if c.lending], ids=lambda c: c.name)
+@pytest.mark.parametrize("oracle", range(len(LENDING_ORACLES)))
+@pytest.mark.parametrize("full_scan", [False, True], ids=["indexed", "full-scan"])
+def test_lending_oracle_matches_naive(case, oracle, full_scan):
+    """The oracle publishes from the venue's book (liquidators' impact included) at each
+    step's start, by its heartbeat, deviation and lag; the rounds of a step see that
+    publication."""
+    s = build_rule_case(case, 5)
+    market_o = dataclasses.replace(s.market, oracle=Oracle(**LENDING_ORACLES[oracle]))
+    rules = EngineRules.from_scenario(s.venue, s.liquidity, market_o, full_scan=full_scan)
+    assert rules.oracle_reads_book
+    o = LENDING_ORACLES[oracle]
+    noise = (noise_factors(s.exo.shape, np.random.default_rng(9), sources=o["sources"],
+                           noise=o["noise"]) if o["noise"] > 0 else None)
+    fast = replay(s.exo, s.depth, s.book, rules, initial_events=16, oracle_noise=noise)
+    paths, events, accounts = run_rule_naive(
+        s, rules.haircut, tier_tables(s.venue), price_rule=["index"] * len(PRICES),
+        oracle_rule=rules.oracle_rule, oracle_noise=noise)
+    assert len(events) > 10
+    assert_same(fast, s.book, paths, events, accounts, PRICES)
+    # the oracle changed the outcome (the exact oracle: today's lending engine)
+    _, plain_events, _ = run_rule_naive(s, rules.haircut, tier_tables(s.venue))
+    assert [(e["path"], e["step"], e["round"], e["account"]) for e in events] != [
+        (e["path"], e["step"], e["round"], e["account"]) for e in plain_events]

@@ -178,14 +178,31 @@ def test_defaults_keep_the_digest():
     assert scenario_from_dict(_scenario(lag_steps=1)).digest != plain
 
 
-def test_a_lending_venue_refuses_an_inexact_oracle_and_index_marks():
-    doc = _scenario(lag_steps=1)
-    doc["venue"] = {"type": "lending", "adl": False}
-    doc["accounts"] = [{"id": "a", "collateral": {"X": 1.0}, "debt": {"USD": 50.0}}]
-    with pytest.raises(ScenarioError, match="venue.type"):
-        scenario_from_dict(doc)
+def test_a_lending_venue_refuses_index_marks():
+    """A lending venue values everything at its oracle: the venue's price keys stay."""
     doc = _scenario()
     doc["venue"] = {"type": "lending", "adl": False, "collateral_price": "index"}
     doc["accounts"] = [{"id": "a", "collateral": {"X": 1.0}, "debt": {"USD": 50.0}}]
     with pytest.raises(ScenarioError, match="venue.collateral_price"):
         scenario_from_dict(doc)
+
+
+@pytest.mark.parametrize("oracle,step", [
+    ({}, 2),  # the exact oracle: today's lending engine
+    ({"lag_steps": 2}, 4),
+    ({"heartbeat_steps": 3, "deviation": 0.2}, 3),  # the 10% move is under d: heartbeat
+    ({"heartbeat_steps": 3, "deviation": 0.05}, 2),  # over d: published at once
+])
+def test_a_lending_oracle_delays_liquidations(tmp_path, oracle, step):
+    """A deterministic path (vol 0, a -10% gap at step 2: 100, 100, 90, ...): a borrower
+    of 80 USD against 1 X at a liquidation threshold of 0.85 (health factor below 1 under
+    94.12) is liquidated when the oracle publishes 90."""
+    doc = _scenario(**oracle)
+    doc["simulation"].update({"steps": 6, "paths": 2, "chunk_paths": 2})
+    doc["market"]["assets"][0].update({"vol": 0.0, "haircut": 0.15})
+    doc["shocks"] = [{"kind": "gap", "step": 2, "asset": "X", "size": -0.1}]
+    doc["venue"] = {"type": "lending", "adl": False}
+    doc["accounts"] = [{"id": "a", "collateral": {"X": 1.0}, "debt": {"USD": 80.0}}]
+    run(scenario_from_dict(doc), tmp_path / "run")
+    table = pq.read_table(tmp_path / "run" / "paths").to_pandas()
+    assert table["first_liquidation_step"].tolist() == [step, step]

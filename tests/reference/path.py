@@ -58,6 +58,11 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         asset at the book.
     ema_weight : float
         Weight of a step's close in the EMA of the basis.
+    oracle_rule : tuple of float, optional
+        ``(heartbeat_steps, deviation, lag_steps)`` of an oracle that reads the venue's
+        book (a lending venue's), published at each step's start; None: ``index``.
+    oracle_noise : list of list of float, optional
+        ``[t][a]``: the noise factors of that oracle's readings; None: none.
     """
 
     def __init__(
@@ -75,11 +80,15 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         index: list[list[float]] | None = None,
         price_rule: list[str] | None = None,
         ema_weight: float = 0.0,
+        oracle_rule: tuple[float, float, float] | None = None,
+        oracle_noise: list[list[float]] | None = None,
     ) -> None:
         self.path = path
         self.index = index
         self.price_rule = price_rule
         self.ema_weight = ema_weight
+        self.oracle_rule = oracle_rule
+        self.oracle_noise = oracle_noise
         self.basis = [0.0] * book.n_assets
         self.bridge = bridge
         self.exo = exo
@@ -172,6 +181,8 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
                 self.check_bounds(a, self.exo[t][a], marks[a])
                 marks[a] = self.clamp(marks[a], a)
             self.book_px = marks
+            if self.oracle_rule is not None:
+                self.publish(t)
             self.marks = self.value_marks(t, marks)
             book.t = t
             self.settle_options(t)

@@ -79,6 +79,8 @@ def naive_replay(
     index: Any = None,
     price_rule: Any = None,
     ema_weight: float = 0.0,
+    oracle_rule: Any = None,
+    oracle_noise: Any = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Replay every path through the margin engine of ``docs/engine.md``, slowly.
 
@@ -194,6 +196,11 @@ def naive_replay(
         asset at the venue's book.
     ema_weight : float, default 0.0
         Weight of a step's close in the EMA of the basis book - index (``median``).
+    oracle_rule : tuple of float, optional
+        ``(heartbeat_steps, deviation, lag_steps)``: the oracle reads the venue's book (a
+        lending venue's) and publishes at each step's start (``index`` is then not used).
+    oracle_noise : array_like of float, shape (n_paths, steps + 1, A), optional
+        The noise factors of that oracle's readings.
 
     Returns
     -------
@@ -365,6 +372,8 @@ def naive_replay(
             None if index is None else floats2(index[path_index]),
             None if price_rule is None else [str(r) for r in price_rule],
             float(ema_weight),
+            None if oracle_rule is None else tuple(float(x) for x in oracle_rule),
+            None if oracle_noise is None else floats2(oracle_noise[path_index]),
         )
         record, acc_liq, acc_bank, acc_pnl = run.run()
         paths.append(record)

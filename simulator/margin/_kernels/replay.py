@@ -51,6 +51,7 @@ from simulator.margin._kernels.step import (
     check_units_nb,
     collect_dirty_nb,
     expire_options_nb,
+    index_step_nb,
     step_marks_nb,
     sweep_marks_nb,
 )
@@ -210,7 +211,8 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
                 break
             _close_step_nb(i, t, r_top, out, assets)
             if prices.oracle.shape[0] > 0:  # the EMA of the basis, at the step's close
-                _close_basis_nb(prices.oracle[i, t], rules.mark_ema_w, assets)
+                _close_basis_nb(prices.oracle[i, index_step_nb(t, rules)], rules.mark_ema_w,
+                                assets)
         if overflow:
             return n_ev, n_corr, i, OVERFLOW_EVENTS
         if not _finish_path_nb(i, steps, book, index, options, out, state, lists, assets):
@@ -272,9 +274,14 @@ def _start_path_nb(i, n_ev, n_corr, prices, index, rules, options, out, state, h
     p_lo = assets.p_lo
     p_hi = assets.p_hi
     basis = assets.basis
+    reads_book = rules.oracle_rule.shape[0] > 0  # the oracle of a lending venue: in sync
     for a in range(exo.shape[2]):
         logimp[a] = 0.0
         basis[a] = 0.0
+        if reads_book:
+            assets.pub_value[a] = exo[i, 0, a]
+            assets.pub_step[a] = 0.0
+            prices.oracle[i, 0, a] = exo[i, 0, a]
         min_price[i, a] = exo[i, 0, a]
         p_lo[a] = exo[i, 0, a] * PRICE_FLOOR_RATIO
         p_hi[a] = exo[i, 0, a] * PRICE_CAP_RATIO

@@ -26,7 +26,7 @@ from simulator.margin._kernels.state import (
     touch_nb,
     unit_values_nb,
 )
-from simulator.margin._kernels.step import value_marks_nb
+from simulator.margin._kernels.step import index_step_nb, value_marks_nb
 from simulator.margin.codes import (
     CNT_EVENTS,
     CNT_PENDING,
@@ -113,7 +113,8 @@ def start_round_nb(i, t, n_l, prices, book, rules, options, out, state, lists, a
         mark2[a] = book2[a]
     oracle = prices.oracle
     if oracle.shape[0] > 0:  # the marks after the round: the index does not move
-        value_marks_nb(oracle[i, t], book2, assets.basis, rules.price_rule, mark2)
+        value_marks_nb(oracle[i, index_step_nb(t, rules)], book2, assets.basis,
+                       rules.price_rule, mark2)
 
 
 @njit(cache=True, inline="always")

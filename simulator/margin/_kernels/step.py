@@ -107,7 +107,48 @@ def step_marks_nb(i, t, prices, rules, options, out, lists, assets):  # pragma: 
         mark[a] = book[a]
     oracle = prices.oracle
     if oracle.shape[0] > 0:  # some asset valued at the oracle's index
-        value_marks_nb(oracle[i, t], book, assets.basis, rules.price_rule, mark)
+        if rules.oracle_rule.shape[0] > 0:  # it reads a lending venue's book: publish
+            publish_nb(i, t, prices, rules, assets)
+        value_marks_nb(oracle[i, index_step_nb(t, rules)], book, assets.basis,
+                       rules.price_rule, mark)
+
+
+@njit(cache=True, inline="always")
+def index_step_nb(t, rules):  # pragma: no cover - jitted
+    """The row of ``Prices.oracle`` that holds the index of step ``t``: ``t``, or for an
+    oracle that reads a lending venue's book, its publication of step ``t - lag``."""
+    oracle_rule = rules.oracle_rule
+    if oracle_rule.shape[0] == 0:
+        return t
+    k = t - int(oracle_rule[2])
+    return k if k > 0 else 0
+
+
+@leaf
+def publish_nb(i, t, prices, rules, assets):  # pragma: no cover - jitted
+    """The oracle of a lending venue at the start of step ``t`` of path ``i``: it reads the
+    book (times the noise factor of its sources, within the price bounds) and publishes the
+    reading to ``prices.oracle[i, t]`` when its heartbeat is due or the reading moved by
+    more than the deviation since its last publication, else its last publication again."""
+    oracle_rule = rules.oracle_rule
+    heartbeat = oracle_rule[0]
+    deviation = oracle_rule[1]
+    noise = prices.oracle_noise
+    book = assets.book
+    pub_value = assets.pub_value
+    pub_step = assets.pub_step
+    p_lo = assets.p_lo
+    p_hi = assets.p_hi
+    out = prices.oracle
+    for a in range(book.shape[0]):
+        r = book[a]
+        if noise.shape[0] > 0:
+            r = bound_price_nb(r * noise[i, t, a], p_lo[a], p_hi[a])
+        if t - pub_step[a] >= heartbeat or (
+                deviation > 0.0 and abs(r - pub_value[a]) > deviation * pub_value[a]):
+            pub_value[a] = r
+            pub_step[a] = t
+        out[i, t, a] = pub_value[a]
 
 
 @njit(cache=True, inline="always")
@@ -232,7 +273,8 @@ def behaviour_nb(i, t, prices, book, index, rules, options, out, state, lists, a
     if funding_every > 0 and t % funding_every == 0:
         count[CNT_PENDING], count[CNT_TOUCHED] = pay_funding_nb(
             rules.funding_on, t, mark,
-            prices.oracle[i, t] if prices.oracle.shape[0] > 0 else prices.exo[i, t],
+            prices.oracle[i, index_step_nb(t, rules)] if prices.oracle.shape[0] > 0
+            else prices.exo[i, t],
             assets.funding_rate,
             fparams[FP_FUNDING_RATE], fparams[FP_FUNDING_CAP], iparams[IP_FUNDING_PREMIUM] != 0,
             usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk,

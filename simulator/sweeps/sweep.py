@@ -6,7 +6,9 @@ scenario's seed, so every point replays the same random numbers: as long as the 
 do not change the price model, every point sees the same price paths, and differences
 between rows are the parameters' effect, not noise. ``DIR/sweep.parquet`` has one row per
 point: the grid keys as columns named as given, ``point_dir``, then every summary metric
-and its ``_stderr``. ``DIR/sweep.json`` records the grid (and the target).
+and its ``_stderr``, and for every mean of a path figure its difference from the first
+point, estimated path by path on the shared random numbers (``<metric>_diff`` and its
+``_stderr``, :mod:`simulator.sweeps.paired`). ``DIR/sweep.json`` records the grid (and the target).
 
 ``--target "METRIC<=VALUE"`` with a single ``--grid KEY=LO,HI`` finds the smallest value of
 ``KEY`` in ``[LO, HI]`` whose run meets the goal, by bisection on common random numbers
@@ -41,6 +43,7 @@ from simulator.results import atomic as output
 from simulator.results import lock as run_lock
 from simulator.results import rundir as run_dir
 from simulator.results import tables
+from simulator.sweeps.paired import paired_differences
 
 if TYPE_CHECKING:  # pragma: no cover
     from simulator.rare import Tilt
@@ -315,6 +318,8 @@ def sweep(scenario: str | Path, grid: list[tuple[str, list[Any]]], *,
             rows = runner.rows
             if target is not None:
                 rows.sort(key=lambda r: r[keys[0]])
+            else:  # every point against the first, path by path
+                paired_differences(out, rows)
             info["status"] = "complete"
             _write(out, keys, rows, info, meta)
             if replace:

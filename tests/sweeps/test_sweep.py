@@ -69,6 +69,33 @@ def test_maintenance_rate_sweep_is_exactly_monotone(rate_sweep):
         assert np.all(n1 >= n0) and np.all(d1 <= d0 + 1e-9)  # path by path
 
 
+def test_paired_differences_against_the_first_point(rate_sweep):
+    """Each point's ``<metric>_diff`` is the difference of its summary mean and the first
+    point's (computed by the summary, not by the pairing), and its error that of the
+    per-path differences, paired by ``path_id`` with pandas."""
+    table = pq.read_table(rate_sweep.out_dir / "sweep.parquet").to_pylist()
+    first = rate_sweep.out_dir / table[0]["point_dir"] / "paths"
+    base = pq.read_table(first).to_pandas().set_index("path_id")
+    assert table[0]["n_liquidations_mean_diff"] == 0.0
+    assert table[0]["n_liquidations_mean_diff_stderr"] == 0.0
+    missing = base["first_liquidation_step"].isna().any()  # missing values: no difference
+    assert np.isnan(table[-1]["first_liquidation_step_mean_diff"]) == missing
+    for row in table[1:]:
+        here = pq.read_table(rate_sweep.out_dir / row["point_dir"] / "paths").to_pandas()
+        here = here.set_index("path_id").loc[base.index]
+        for col in ("n_liquidations", "bad_debt", "liquidated_notional", "fees"):
+            d = (here[col] - base[col]).to_numpy(dtype=float)
+            est = row[f"{col}_mean"] - table[0][f"{col}_mean"]
+            assert row[f"{col}_mean_diff"] == pytest.approx(est, rel=1e-9, abs=1e-9)
+            se = d.std(ddof=1) / np.sqrt(d.size)
+            assert row[f"{col}_mean_diff_stderr"] == pytest.approx(se, rel=1e-9, abs=1e-12)
+        # a higher rate liquidates more on every path: the pairing removes most of the noise
+        se_independent = np.hypot(row["n_liquidations_mean_stderr"],
+                                  table[0]["n_liquidations_mean_stderr"])
+        assert row["n_liquidations_mean_diff"] > 0
+        assert row["n_liquidations_mean_diff_stderr"] < se_independent
+
+
 def test_target_matches_a_brute_force_grid(tmp_path):
     """The smallest maintenance rate with mean bad debt under a goal: the bisection's
     answer meets it, its bracket's low end does not, and a brute-force grid of the same

@@ -28,6 +28,7 @@ from simulator.results import accounts as aggregate
 from simulator.results import atomic as output
 from simulator.results import integrity, tables
 from simulator.results import lock as run_lock
+from simulator.results.arrow_memory import use_system_memory_pool
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     loky worker also ends as soon as its driver is gone: :func:`backends.watch_driver`).
     """
     t0 = time.perf_counter()
+    use_system_memory_pool()  # (in a worker process too)
     rng = np.random.default_rng(task.seed)
     log_weight = np.zeros(task.n_paths)
     tilted = {} if ctx.tilt is None else {

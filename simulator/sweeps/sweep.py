@@ -394,9 +394,13 @@ def _version() -> str:
     return __version__
 
 
+#: the metrics of a sweep's plain-text table (the command line adds the swept policies')
+TABLE_METRICS = ("liquidation_prob", "n_liquidations_mean", "bad_debt_mean",
+                 "bad_debt_mean_diff", "bad_debt_es_99")
+
+
 def sweep_table(rows: list[dict[str, Any]], keys: list[str],
-                metrics: tuple[str, ...] = ("liquidation_prob", "n_liquidations_mean",
-                                            "bad_debt_mean", "bad_debt_es_99")) -> str:
+                metrics: tuple[str, ...] = TABLE_METRICS) -> str:
     """A plain-text table of a sweep: the grid keys, then a few metrics +- their errors."""
     head = [*keys, *metrics] + (["meets_target"] if rows and "meets_target" in rows[0] else [])
     lines = ["  ".join(f"{h:>22}" for h in head)]
@@ -404,6 +408,7 @@ def sweep_table(rows: list[dict[str, Any]], keys: list[str],
         cells = [f"{r[k]!s:>22}" for k in keys]
         for m in metrics:
             est, se = r.get(m), r.get(f"{m}_stderr")
+            est = None if est is None else float(est)
             cells.append(f"{'-' if est is None or not np.isfinite(est) else f'{est:,.4g}'}"
                          f" ± {'-' if se is None or not np.isfinite(se) else f'{se:.2g}'}"
                          .rjust(22))

@@ -143,3 +143,16 @@ def test_cli_sweep_and_its_errors(tmp_path, capsys):
 def test_parse_grid_values_are_toml():
     assert parse_grid("venue.adl=true,false") == ("venue.adl", [True, False])
     assert parse_grid("a.b=1,2.5,x") == ("a.b", [1, 2.5, "x"])
+
+
+def test_a_swept_policy_adds_its_figures_to_the_table_and_the_page():
+    from simulator.report.sweep_page import SWEEP_METRICS, sweep_metrics
+
+    columns = [*SWEEP_METRICS, "adl_overshoot", "vault_pnl_mean", "breaker_trip_prob"]
+    assert sweep_metrics(["venue.maintenance_margin_rate"], columns) == SWEEP_METRICS
+    adl = sweep_metrics(["venue.adl_ranking"], columns)
+    assert adl == (*SWEEP_METRICS, "adl_overshoot")  # (the others are not in the columns)
+    both = sweep_metrics(["venue.vault_disposal", "venue.circuit_breaker_band"], columns)
+    assert both == (*SWEEP_METRICS, "vault_pnl_mean", "breaker_trip_prob")
+    assert sweep_metrics(["venue.adl_ranking"], ["adl_overshoot"], base=("x",)) == (
+        "adl_overshoot",)

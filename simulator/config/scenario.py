@@ -110,6 +110,10 @@ class Scenario:
         for key, default in (("events", "all"), ("intrastep", "none")):
             if out["simulation"][key] == default:  # defaults: digests of older scenarios
                 out["simulation"].pop(key)  # hold
+        if out["venue"]["circuit_breaker_band"] == 0.0:  # no circuit breaker: likewise
+            for key in ("circuit_breaker_band", "circuit_breaker_steps",
+                        "circuit_breaker_halts"):
+                out["venue"].pop(key)
         if not out["simulation"]["rare_event"]:  # rare-event mode off: likewise
             for key in ("rare_event", "rare_pilot_paths", "rare_defensive_share"):
                 out["simulation"].pop(key)
@@ -238,6 +242,11 @@ def scenario_from_dict(
     venue_table = top.table("venue", {})
     venue = read_venue(venue_table)
     venue_table.finish()
+    if venue.circuit_breaker_band > 0.0 and simulation.intrastep == "bridge":
+        raise venue_table.error("circuit_breaker_band", "a circuit breaker checks the band at "
+                                "the steps' closes; it is not defined with simulation.intrastep "
+                                "= \"bridge\" (set intrastep = \"none\", or "
+                                "circuit_breaker_band = 0)")
     behaviour_table = top.table("behaviour", {})
     behaviour = read_behaviour(behaviour_table)
     behaviour_table.finish()

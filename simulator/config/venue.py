@@ -28,6 +28,8 @@ ADL_RANKINGS = ("pnl_margin_ratio", "profit_leverage")
 VENUE_TYPES = ("derivatives", "lending")
 OPTION_MARGIN_RULES = ("standard", "risk_matrix")
 FUNDING_MODES = ("off", "constant", "premium")
+#: what a tripped circuit breaker pauses (``circuit_breaker_halts``)
+BREAKER_HALTS = ("liquidations", "trading")
 #: relative tolerance when a user-given ``cum`` is checked against the continuity rule
 CUM_RTOL = 1e-9
 
@@ -77,6 +79,11 @@ class Venue:
     option_liquidation_fee_rate : float
         Liquidation fee on a closed option, as a share of its underlying notional, never
         more than the option's value.
+    circuit_breaker_band, circuit_breaker_steps, circuit_breaker_halts
+        Circuit breaker (``docs/engine.md``, "Circuit breaker"): when a step moves a mark
+        more than the band (a fraction; 0 = no breaker) from the previous close, that step
+        and the ``circuit_breaker_steps - 1`` after it run no margin calls and no
+        liquidations (``"liquidations"``), or do not trade at all (``"trading"``).
     """
 
     preset: str | None = None
@@ -109,6 +116,9 @@ class Venue:
     option_margin: str = "standard"
     risk_matrix_range_pct: float = 0.16
     option_liquidation_fee_rate: float = 0.002
+    circuit_breaker_band: float = 0.0
+    circuit_breaker_steps: int = 5
+    circuit_breaker_halts: str = "liquidations"
 
     @property
     def lending(self) -> bool:
@@ -212,6 +222,11 @@ def read_venue(t: Table) -> Venue:
                                        lo=0.0, lo_open=True, hi=0.9),
         option_liquidation_fee_rate=t.number("option_liquidation_fee_rate",
                                              d.option_liquidation_fee_rate, lo=0.0, hi=1.0),
+        circuit_breaker_band=t.number("circuit_breaker_band", d.circuit_breaker_band, lo=0.0),
+        circuit_breaker_steps=t.integer("circuit_breaker_steps", d.circuit_breaker_steps,
+                                        lo=1, hi=1_000_000),
+        circuit_breaker_halts=t.string("circuit_breaker_halts", d.circuit_breaker_halts,
+                                       choices=BREAKER_HALTS),
     )
 
 

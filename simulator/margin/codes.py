@@ -54,8 +54,8 @@ PF_LIQUIDATED_NOTIONAL, PF_BAD_DEBT, PF_FUND_END, PF_ADL_NOTIONAL, PF_SOCIALISED
 N_PF = 6
 # columns of the per-path integer record
 (PI_N_LIQUIDATIONS, PI_MAX_ROUNDS, PI_FIRST_STEP, PI_DEPLETED, PI_N_ADL, PI_N_CASCADE,
- PI_PRICE_BOUNDED) = range(7)
-N_PI = 7
+ PI_PRICE_BOUNDED, PI_BREAKER_TRIPS, PI_BREAKER_PAUSED) = range(9)
+N_PI = 9
 
 # bits of the per-unit flags inside the replay kernel
 FLAG_LIQUIDATED = 1
@@ -74,12 +74,13 @@ OVERFLOW_CORRECTIONS = 2
 (FP_FEE_RATE, FP_TARGET, FP_FUND0, FP_ALPHA, FP_DECAY, FP_STEP_FRACTION, FP_STEP_MIN,
  FP_STEP_MAX, FP_FULL_BELOW, FP_BACKSTOP, FP_CLOSE_FACTOR, FP_FULL_CLOSE_HF,
  FP_FULL_CLOSE_USD, FP_BONUS, FP_PROTOCOL_SHARE, FP_CALL_PROB, FP_CALL_TARGET, FP_FUNDING_RATE,
- FP_FUNDING_CAP) = range(19)
-N_FP = 19
+ FP_FUNDING_CAP, FP_BREAKER_BAND) = range(20)
+N_FP = 20
 # integer parameters
 (IP_MODE, IP_ADL, IP_MAX_ROUNDS, IP_FULL_SCAN, IP_LENDING, IP_ADL_RANKING, IP_CALL_DELAY,
- IP_CALL_ACTION, IP_FUNDING_INTERVAL, IP_FUNDING_PREMIUM, IP_RNG_KEY) = range(11)
-N_IP = 11
+ IP_CALL_ACTION, IP_FUNDING_INTERVAL, IP_FUNDING_PREMIUM, IP_RNG_KEY, IP_BREAKER_STEPS,
+ IP_BREAKER_HALT) = range(13)
+N_IP = 13
 # margin-call answers (IP_CALL_ACTION)
 ACTION_TOP_UP, ACTION_REDUCE = 0, 1
 ACTION_NAMES = ("top_up", "reduce")
@@ -88,6 +89,11 @@ MODE_FULL, MODE_PARTIAL, MODE_INCREMENTAL = 0, 1, 2
 MODE_NAMES = ("full", "partial", "incremental")
 RANK_PNL_MARGIN_RATIO, RANK_PROFIT_LEVERAGE = 0, 1
 RANK_NAMES = ("pnl_margin_ratio", "profit_leverage")
+# circuit breakers (IP_BREAKER_HALT): what a tripped breaker pauses; the replay's state of
+# a step (HALT_NONE: it runs normally)
+HALT_LIQUIDATIONS, HALT_TRADING = 1, 2
+HALT_NONE = 0
+HALT_NAMES = ("", "liquidations", "trading")
 
 # columns of the per-asset bracket table ``tiers[a, k, :]``
 TIER_CAP, TIER_RATE, TIER_CUM = range(3)
@@ -95,9 +101,9 @@ TIER_CAP, TIER_RATE, TIER_CUM = range(3)
 # slots of the replay kernel's counters (``UnitLists.count``, int64[N_COUNT]): rows of the
 # event and correction buffers written, units in the touched and pending lists, the
 # margin-call queue's head and tail, and the latest later stage of the option boxes started
-# (-1: the first)
+# (-1: the first), and the step at which the circuit breaker's pause ends (0: none yet)
 (CNT_EVENTS, CNT_CORRECTIONS, CNT_TOUCHED, CNT_PENDING, CNT_QUEUE_HEAD, CNT_QUEUE_TAIL,
- CNT_STAGE) = range(7)
-N_COUNT = 7
+ CNT_STAGE, CNT_BREAKER_RESUME) = range(8)
+N_COUNT = 8
 #: rows of the option-box kernels' scratch array (``option_boxes.N_WORK``)
 N_BOX_WORK = 14

@@ -55,6 +55,11 @@ class EngineRules:
     options: OptionRules = OptionRules()
 
     @property
+    def breaker(self) -> bool:
+        """Whether the venue has a circuit breaker (``venue.circuit_breaker_band > 0``)."""
+        return bool(self.fparams[codes.FP_BREAKER_BAND] > 0.0)
+
+    @property
     def tier_cap(self) -> np.ndarray:
         """Bracket notional caps, shape (A, K)."""
         return self.tiers[:, :, codes.TIER_CAP]
@@ -122,6 +127,11 @@ class EngineRules:
             iparams[codes.IP_FUNDING_PREMIUM] = venue.funding == "premium"
             fparams[codes.FP_FUNDING_RATE] = venue.funding_rate
             fparams[codes.FP_FUNDING_CAP] = venue.funding_cap
+        if venue.circuit_breaker_band > 0.0:
+            fparams[codes.FP_BREAKER_BAND] = venue.circuit_breaker_band
+            iparams[codes.IP_BREAKER_STEPS] = venue.circuit_breaker_steps
+            iparams[codes.IP_BREAKER_HALT] = codes.HALT_NAMES.index(
+                venue.circuit_breaker_halts)
         haircut = np.array([1.0 - venue.collateral_weight(a.symbol, a.haircut)
                             for a in market.assets], dtype=float)
         sigma = np.maximum(np.array([a.vol for a in market.assets], dtype=float), SIGMA_FLOOR)

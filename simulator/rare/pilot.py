@@ -164,7 +164,7 @@ def _replay_columns(exo: np.ndarray, inputs: PathInputs, book: Book, rules: Engi
         res = replay(exo[lo:lo + PILOT_SLICE], inputs.depth_usd, book, rules, index=index,
                      rng_key=key + lo,
                      bridge=None if bridge is None else bridge[lo:lo + PILOT_SLICE])
-        table = tables.paths_table(res, lo, scenario.market.symbols)
+        table = tables.paths_table(res, lo, scenario.market.symbols, breaker=rules.breaker)
         parts.append({name: table.column(name).to_numpy(zero_copy_only=False)
                       for name in table.column_names})
         finals.append(res.final_price)

@@ -38,7 +38,9 @@ def summarise(out_dir: Path, scenario: Scenario,
     liquidations at every level of ``simulation.risk_levels`` (``NAME_var_99``,
     ``NAME_es_999``, ...); the cascade share (liquidations in a step's later rounds, brought
     below maintenance by the forced sales of its earlier rounds, over all liquidations);
-    quantiles of the first liquidation's step (paths with one) and of the cascade depth.
+    quantiles of the first liquidation's step (paths with one) and of the cascade depth;
+    with a circuit breaker, the means of ``breaker_trips`` and ``breaker_paused_steps`` and
+    the probability of a trip.
     ``distributions`` holds the cascade-depth histogram and the quantiles' table,
     ``price_bounds`` the price bounds of :mod:`simulator.config.limits` and the number of
     paths on which a price reached one (the ``paths/`` table is read once for all of it).
@@ -56,6 +58,9 @@ def summarise(out_dir: Path, scenario: Scenario,
     if rare is not None:
         condition = parse_event(str(rare["event"]), scenario.market.symbols, scenario.source)
         names = list(dict.fromkeys([*names, condition.column, "weight"]))
+    breaker = scenario.venue.circuit_breaker_band > 0.0
+    if breaker:
+        names += ["breaker_trips", "breaker_paused_steps"]
     sobol = scenario.simulation.variance_reduction == "sobol"
     if sobol:
         names.append("path_id")
@@ -84,6 +89,10 @@ def summarise(out_dir: Path, scenario: Scenario,
     metrics["adl_prob"] = est.prob(col["adl_notional"] > 0)
     metrics["cascade_share"] = est.ratio(col["n_cascade_liquidations"], col["n_liquidations"])
     metrics["cascade_prob"] = est.prob(col["n_cascade_liquidations"] > 0)
+    if breaker:  # the circuit breaker's (absent without one: older summaries hold)
+        metrics["breaker_trips_mean"] = est.mean(col["breaker_trips"])
+        metrics["breaker_paused_steps_mean"] = est.mean(col["breaker_paused_steps"])
+        metrics["breaker_trip_prob"] = est.prob(col["breaker_trips"] > 0)
     first = col["first_liquidation_step"]
     has_first = ~np.isnan(first.astype(float))
     w_first = None if w is None else w[has_first]

@@ -21,9 +21,11 @@ def file_metadata(digest: str, seed: int, version: str, **extra: Any) -> dict[by
 
 
 def paths_table(res: ReplayResult, first_path_id: int, symbols: tuple[str, ...],
-                weight: np.ndarray | None = None) -> pa.Table:
+                weight: np.ndarray | None = None, breaker: bool = False) -> pa.Table:
     """One row per path (see DESIGN.md, ``paths/``); ``weight`` the paths' likelihood
-    ratios in rare-event mode (1.0 when not given)."""
+    ratios in rare-event mode (1.0 when not given); ``breaker``: the venue has a circuit
+    breaker, whose ``breaker_trips`` and ``breaker_paused_steps`` come last (absent
+    without one)."""
     n = res.path_f.shape[0]
     first_step = res.path_i[:, codes.PI_FIRST_STEP]
     columns: dict[str, pa.Array] = {
@@ -47,6 +49,9 @@ def paths_table(res: ReplayResult, first_path_id: int, symbols: tuple[str, ...],
     for a, sym in enumerate(symbols):
         columns[f"final_price_{sym}"] = pa.array(res.final_price[:, a])
     columns["weight"] = pa.array(np.ones(n) if weight is None else weight, type=pa.float64())
+    if breaker:
+        columns["breaker_trips"] = pa.array(res.path_i[:, codes.PI_BREAKER_TRIPS])
+        columns["breaker_paused_steps"] = pa.array(res.path_i[:, codes.PI_BREAKER_PAUSED])
     return pa.table(columns)
 
 

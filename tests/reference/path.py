@@ -8,6 +8,7 @@ from typing import Any
 
 from .behaviour import Behaviour, BehaviourSteps
 from .book import Book
+from .breaker import BreakerSteps
 from .deficits import Deficits
 from .inputs import Venue
 from .lending import LendingRound
@@ -17,14 +18,15 @@ from .round import DerivativesRound
 
 
 class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
-              LendingRound):
+              LendingRound, BreakerSteps):
     """State and records of the replay of one path.
 
     The steps are those of the mixins, one per section of ``docs/engine.md``: records
     (:class:`~.records.Records`), option expiry (:class:`~.options.OptionExpiry`),
     funding and margin calls (:class:`~.behaviour.BehaviourSteps`), a derivatives round
     (:class:`~.round.DerivativesRound`), its uncovered deficits
-    (:class:`~.deficits.Deficits`) and a lending round (:class:`~.lending.LendingRound`).
+    (:class:`~.deficits.Deficits`), a lending round (:class:`~.lending.LendingRound`) and
+    the circuit breaker (:class:`~.breaker.BreakerSteps`).
 
     Parameters
     ----------
@@ -102,6 +104,10 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         self.fund_depleted = False
         self.first_liquidation_step: int | None = None
         self.min_price = list(self.marks)
+        # Circuit breaker: the step its latest pause ends at (0: none yet), its counts.
+        self.breaker_resume = 0
+        self.breaker_trips = 0
+        self.breaker_paused_steps = 0
         # Per-account records.
         self.acc_liquidated = [False] * n_accounts
         self.acc_bankrupt = [False] * n_accounts
@@ -130,6 +136,7 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         funding_interval = self.behaviour.funding_interval
         for t in range(1, steps + 1):
             top = 0
+            close = list(self.marks)  # the previous step's close (the circuit breaker's)
             if self.bridge is not None:  # inside the step: a low and a high sweep
                 move = sum(math.log(self.exo[t][a] / self.exo[t - 1][a])
                            for a in range(n_assets))
@@ -153,12 +160,14 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
                 self.check_bounds(a, self.exo[t][a], marks[a])
                 marks[a] = self.clamp(marks[a], a)
             self.marks = marks
+            halt = self.breaker(t, close)  # a paused step runs no margin call, no round
             book.t = t
             self.settle_options(t)
-            if funding_interval > 0 and t % funding_interval == 0:
-                self.pay_funding(t)
-            self.answer_calls(t)
-            r = max(top, self.cascade(t))
+            if halt != "trading":  # no funding; answers wait for the pause's end
+                if funding_interval > 0 and t % funding_interval == 0:
+                    self.pay_funding(t)
+                self.answer_calls(t)
+            r = top if halt else max(top, self.cascade(t))
             if r > self.max_cascade_rounds:
                 self.max_cascade_rounds = r
             self.record_lows()  # the step's closing mark

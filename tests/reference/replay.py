@@ -10,6 +10,7 @@ from .behaviour import Behaviour
 from .book import Book
 from .inputs import (
     ADL_RANKINGS,
+    BREAKER_HALTS,
     CALL_ACTIONS,
     INVERSE,
     LINEAR,
@@ -75,6 +76,9 @@ def naive_replay(
     pos_kind: Any = None,
     options: NaiveOptions | None = None,
     bridge: Any = None,
+    breaker_band: float = 0.0,
+    breaker_steps: int = 5,
+    breaker_halts: str = "liquidations",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Replay every path through the margin engine of ``docs/engine.md``, slowly.
 
@@ -182,6 +186,15 @@ def naive_replay(
         highest exogenous price of each asset inside each step; before each step's close
         the marks sweep the lows and then the highs (the highs first on a step whose log
         returns sum to less than 0), each sweep a cascade of its own.
+    breaker_band : float, default 0.0
+        Circuit breaker (``docs/engine.md``, "Circuit breaker"): a step whose marks move
+        more than this fraction from the previous close pauses (0 = no breaker; not with
+        ``bridge``).
+    breaker_steps : int, default 5
+        Steps ``K >= 1`` a trip pauses, its own included.
+    breaker_halts : {"liquidations", "trading"}, default "liquidations"
+        What a pause stops: margin calls and liquidation rounds, or also the marks (they
+        stay at the last close), funding and answers to margin calls.
 
     Returns
     -------
@@ -266,6 +279,10 @@ def naive_replay(
     reserve_l = [0.0] * len(unit_usd_l) if reserve is None else floats1(reserve)
     if len(reserve_l) != len(unit_usd_l):
         raise ValueError("reserve needs one value per unit")
+    if breaker_halts not in BREAKER_HALTS:
+        raise ValueError(f"breaker_halts must be one of {BREAKER_HALTS}, got {breaker_halts!r}")
+    if breaker_band > 0.0 and (int(breaker_steps) < 1 or bridge is not None):
+        raise ValueError("a circuit breaker needs breaker_steps >= 1 and no bridge")
     if call_action not in CALL_ACTIONS:
         raise ValueError(f"call_action must be one of {CALL_ACTIONS}, got {call_action!r}")
     if int(funding_interval) < 0:
@@ -313,6 +330,9 @@ def naive_replay(
         full_close_below_usd=float(full_close_below_usd),
         bonus=float(bonus),
         protocol_share=float(protocol_share),
+        breaker_band=float(breaker_band),
+        breaker_steps=int(breaker_steps),
+        breaker_halts=breaker_halts,
     )
 
     paths: list[dict[str, Any]] = []

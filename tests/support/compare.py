@@ -69,7 +69,8 @@ def reference_kwargs(venue, liquidity, book: Book, brackets, *,
         call_ratio=beh.margin_call_ratio if not v.lending else 0.0,
         call_prob=beh.answer_probability, call_delay=beh.delay_steps, call_action=beh.action,
         call_target=beh.target_ratio, reserve=reserve, rng_key=rng_key,
-        pos_kind=book.pos_kind)
+        pos_kind=book.pos_kind, breaker_band=v.circuit_breaker_band,
+        breaker_steps=v.circuit_breaker_steps, breaker_halts=v.circuit_breaker_halts)
 
 
 def naive_options(book: Book, options, steps: int, s0) -> NaiveOptions | None:
@@ -131,6 +132,8 @@ def assert_same(fast, book: Book, paths, events, accounts, prices,
         n_adl = sum(1 for ev in events if ev["path"] == i and ev["kind"] == "adl")
         assert fast.path_i[i, codes.PI_N_ADL] == n_adl, i
         assert bool(fast.path_i[i, codes.PI_PRICE_BOUNDED]) == rec.get("price_bounded", False), i
+        assert fast.path_i[i, codes.PI_BREAKER_TRIPS] == rec.get("breaker_trips", 0), i
+        assert fast.path_i[i, codes.PI_BREAKER_PAUSED] == rec.get("breaker_paused_steps", 0), i
         for col, key in [(codes.PF_LIQUIDATED_NOTIONAL, "liquidated_notional"),
                          (codes.PF_BAD_DEBT, "bad_debt"),
                          (codes.PF_FUND_END, "insurance_fund_end"),

@@ -31,6 +31,7 @@ from numba import njit
 from simulator._kernels.bounds import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
 from simulator._kernels.jit import leaf
 from simulator.margin._kernels.backstop import cover_round_deficits_nb
+from simulator.margin._kernels.breaker import breaker_check_nb, breaker_open_nb
 from simulator.margin._kernels.settle import (
     charge_unit_nb,
     close_unit_nb,
@@ -66,6 +67,8 @@ from simulator.margin.codes import (
     FLAG_PENDING,
     FLAG_TOUCHED,
     FP_FUND0,
+    HALT_NONE,
+    HALT_TRADING,
     IP_FULL_SCAN,
     IP_LENDING,
     IP_MAX_ROUNDS,
@@ -147,18 +150,22 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
         overflow = False
         for t in range(1, steps + 1):
             r_top = 0
+            halt = HALT_NONE  # a paused step (circuit breaker) runs no check and no round
             for sweep in range(n_sweeps + 1):
                 if sweep < n_sweeps:  # inside the step: marks at the bridge's extremes
                     sweep_marks_nb(i, t, sweep, prices, rules, options, out, lists, assets)
                 else:  # the step's close
+                    breaker_open_nb(rules.breaker_on, i, t, prices, lists, assets)
                     step_marks_nb(i, t, prices, rules, options, out, lists, assets)
+                    halt = breaker_check_nb(rules.breaker_on, i, t, rules, out, lists, assets)
                     expire_options_nb(t, book, rules, options, state, lists, assets)
-                    if behaviour_nb(i, t, prices, book, index, rules, options, out, state,
-                                    lists, assets):
+                    if halt != HALT_TRADING and behaviour_nb(i, t, prices, book, index, rules,
+                                                             options, out, state, lists,
+                                                             assets):
                         overflow = True
                         break
                 r = 0
-                while r < max_rounds:
+                while halt == HALT_NONE and r < max_rounds:
                     n_dirty = collect_dirty_nb(t, index, rules, state, heaps, lists, assets)
                     n_l = check_units_nb(i, t, steps, tiered, n_dirty, book, rules, options, state,
                                          heaps, lists, assets)

@@ -208,7 +208,7 @@ def behaviour_nb(i, t, prices, book, index, rules, options, out, state, lists, a
     q_unit = lists.q_unit
     q_head = count[CNT_QUEUE_HEAD]
     n_due = 0
-    while q_head < count[CNT_QUEUE_TAIL] and q_due[q_head] == t:
+    while q_head < count[CNT_QUEUE_TAIL] and q_due[q_head] <= t:  # (< t: deferred by a pause)
         due_units[n_due] = q_unit[q_head]
         n_due += 1
         q_head += 1

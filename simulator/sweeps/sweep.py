@@ -197,7 +197,9 @@ class _Runner:
 def _write(out_dir: Path, keys: list[str], rows: list[dict[str, Any]], info: dict[str, Any],
            meta: dict[bytes, bytes]) -> None:
     columns: dict[str, Any] = {}
-    for name in rows[0]:
+    # every row's names, in the order they come: a metric some points lack (a circuit
+    # breaker's, at the points without one) is null there
+    for name in dict.fromkeys(n for r in rows for n in r):
         values = [r.get(name) for r in rows]
         if name in keys and any(isinstance(v, str) for v in values):
             columns[name] = pa.array([str(v) for v in values]).dictionary_encode()

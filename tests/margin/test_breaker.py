@@ -32,6 +32,7 @@ from simulator.errors import ScenarioError
 from simulator.execution.runner import run
 from simulator.margin import EngineRules, codes, replay
 from simulator.margin.engine import account_nav_coefficients
+from simulator.sweeps.sweep import sweep
 
 from ..support.flat_books import market
 
@@ -246,3 +247,18 @@ def test_builtin_scenarios_load_without_a_breaker():
     sc = load_scenario("deterministic-gap")
     assert sc.venue.circuit_breaker_band == 0.0
     assert not EngineRules.for_scenario(sc).breaker
+
+
+def test_sweep_over_the_band(tmp_path):
+    """A sweep compares the venue with and without the breaker on the same paths: the
+    deterministic gap's cascade (step 1) waits for the pause's end (step 1 + 5); the
+    breaker's metrics are null at the point without one."""
+    result = sweep("deterministic-gap", [("venue.circuit_breaker_band", [0.0, 0.05])],
+                   out_dir=tmp_path / "sweep")
+    table = pq.read_table(result.out_dir / "sweep.parquet").to_pydict()
+    assert table["venue.circuit_breaker_band"] == [0.0, 0.05]
+    assert table["breaker_trip_prob"][0] is None
+    assert table["breaker_trip_prob"][1] == 1.0
+    assert table["breaker_paused_steps_mean"][1] == 5.0
+    assert table["first_liquidation_step_mean"] == [1.0, 6.0]
+    assert table["n_liquidations_mean"] == [4.0, 4.0]  # the same cascade, five steps later

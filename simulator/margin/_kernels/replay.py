@@ -21,6 +21,7 @@ step 6 in :mod:`.backstop`. The stages are small and inline little themselves, o
 purpose: Numba copies an inlined function's IR once per block of it, with all its
 variables each time, so inlining a stage that has inlined others costs time that grows
 with the square of its size (inlining the whole loop of a path took 12 s of compilation).
+The circuit breaker's two stages (:mod:`.breaker`) are leaf kernels called, not inlined.
 """
 
 from __future__ import annotations

@@ -173,7 +173,8 @@ def expire_options_nb(t, book, rules, options, state, lists, assets
 def behaviour_nb(i, t, prices, book, index, rules, options, out, state, lists, assets
                  ):  # pragma: no cover - jitted
     """Funding at step ``t`` if it is due, then the answers to the margin calls due at
-    ``t`` (in increasing unit index). Returns True when the event buffer is full."""
+    ``t`` (or before it: deferred by a circuit breaker's ``trading`` pause, whose steps do
+    not call this) in increasing unit index. Returns True when the event buffer is full."""
     fparams = rules.fparams
     iparams = rules.iparams
     count = lists.count

@@ -64,10 +64,9 @@ IndexArrays = namedtuple("IndexArrays", [
 #: ``sigma`` float64[A], ``tiers`` float64[A, K, 3], ``fparams`` float64[N_FP], ``iparams``
 #: int64[N_IP] (its ``IP_RNG_KEY`` set to the call's key); ``calls_on``, ``funding_on``,
 #: ``lending_on``: True when the venue has margin calls, funding, lending, else None (the
-#: kernels given them compile to nothing for a venue without); ``breaker_on`` likewise for
-#: a circuit breaker
+#: kernels given them compile to nothing for a venue without)
 RuleArrays = namedtuple("RuleArrays", ["haircut", "tiers", "sigma", "fparams", "iparams",
-                                       "calls_on", "funding_on", "lending_on", "breaker_on"])
+                                       "calls_on", "funding_on", "lending_on"])
 
 #: the options (:class:`simulator.margin.option_setup.OptionData` and
 #: :class:`simulator.margin.option_boxes.OptionBoxes`): ``oc`` the option tuple
@@ -207,8 +206,7 @@ def kernel_inputs(exo: np.ndarray, depth: np.ndarray, book: Book, index: BookInd
                        _f(rules.fparams), iparams,
                        _on(rules.call_ratio > 0.0 and rules.fparams[codes.FP_CALL_PROB] > 0.0),
                        _on(iparams[codes.IP_FUNDING_INTERVAL] > 0),
-                       _on(iparams[codes.IP_LENDING] != 0),
-                       _on(rules.fparams[codes.FP_BREAKER_BAND] > 0.0)),
+                       _on(iparams[codes.IP_LENDING] != 0)),
             OptionArrays(oc, _i(options.set_pos), _i(options.set_start), opt_units, opt_row,
                          _i(boxes.stage_step), _f(boxes.stage_lo), _f(boxes.stage_hi),
                          _i(boxes.stage_due), oc if len(opt_units) else None))

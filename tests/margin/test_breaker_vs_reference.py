@@ -20,9 +20,10 @@ import pytest
 from simulator.config.behaviour import Behaviour
 from simulator.margin import replay
 
+from ..support import option_cases
+from ..support.behaviour_cases import Case, build, reserve_of, rules_of, run_naive
 from ..support.compare import assert_same
 from ..support.rule_cases import PRICES, TIERS
-from .test_behaviour_vs_reference import Case, build, reserve_of, rules_of, run_naive
 
 _FLAT = {"maintenance_margin_rate": 0.02, "target": 1.3, "liquidation_fee_rate": 0.01,
          "max_cascade_rounds": 8}
@@ -74,6 +75,29 @@ def test_engine_matches_naive_breaker(case, seed, full_scan):
     assert len(events) > 10
     assert sum(p["breaker_trips"] for p in paths) > 0
     assert_same(fast, s.book, paths, events, accounts, PRICES)
+
+
+#: option books (``tests/margin/test_options_vs_reference.py``): expiries, option boxes and
+#: their due steps across pauses
+OPTION_CASES = [
+    dataclasses.replace(option_cases.CASES[0], venue={**option_cases.CASES[0].venue,
+                                                      **_breaker(0.05, 2, "liquidations")}),
+    dataclasses.replace(option_cases.CASES[6], venue={**option_cases.CASES[6].venue,
+                                                      **_breaker(0.05, 3, "trading")}),
+]
+
+
+@pytest.mark.parametrize("case", OPTION_CASES, ids=[c.name for c in OPTION_CASES])
+@pytest.mark.parametrize("full_scan", [False, True], ids=["indexed", "full-scan"])
+def test_engine_matches_naive_breaker_options(case, full_scan):
+    s = option_cases.build(case, 1)
+    rules = option_cases.rules_of(s, full_scan)
+    reserve = option_cases.reserve_of(s, rules)
+    fast = replay(s.exo, s.depth, s.book, rules, initial_events=16, rng_key=case.rng_key)
+    paths, events, accounts = option_cases.run_naive(s, rules, reserve)
+    assert sum(p["breaker_trips"] for p in paths) >= len(paths)
+    assert any(e["instrument"] in ("call", "put") for e in events)
+    assert_same(fast, s.book, paths, events, accounts, option_cases.PRICES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

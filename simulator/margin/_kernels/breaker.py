@@ -6,8 +6,13 @@ Stages of :func:`.replay.replay_nb`, called at the close of every step: :func:`b
 before the step's marks keeps the previous step's closing marks in ``assets.mark2`` (free
 between a step's last round and the next step's first: a round writes it before it reads
 it), :func:`breaker_check_nb` after them tests the band and says whether the step is
-paused. Both take ``rules.breaker_on``: None for a venue without a breaker, for which they
-compile to nothing.
+paused. Without a breaker (band 0) both return at once.
+
+They are not pruned at compile time like the engine's larger optional stages (an argument
+that is None when the feature is off, ``RuleArrays.calls_on``): the two stages are a few
+lines, which cost the replay kernel's compilation nothing measurable, while a switch in the
+kernel's record types would compile the whole replay kernel once more for every
+combination of the other switches with a breaker (about 25 s each).
 """
 
 from __future__ import annotations
@@ -26,10 +31,10 @@ from simulator.margin.codes import (
 
 
 @leaf
-def breaker_open_nb(on, i, t, prices, lists, assets):  # pragma: no cover - jitted
+def breaker_open_nb(i, t, prices, rules, lists, assets):  # pragma: no cover - jitted
     """Before the marks of step ``t`` of path ``i``: the previous step's closing marks
     (``exo[i, 0]`` at ``t = 1``, when the path's pause is also reset) to ``assets.mark2``."""
-    if on is None:  # a venue without a breaker (``RuleArrays.breaker_on``): compiles to this
+    if not rules.fparams[FP_BREAKER_BAND] > 0.0:  # a venue without a breaker
         return
     mark = assets.mark
     ref = assets.mark2
@@ -43,7 +48,7 @@ def breaker_open_nb(on, i, t, prices, lists, assets):  # pragma: no cover - jitt
 
 
 @leaf
-def breaker_check_nb(on, i, t, rules, out, lists, assets):  # pragma: no cover - jitted
+def breaker_check_nb(i, t, rules, out, lists, assets):  # pragma: no cover - jitted
     """After the marks of step ``t`` of path ``i``: the breaker trips when a step that is
     neither paused nor the one a pause ends at moves a mark more than the band from the
     previous close (``assets.mark2``); it then pauses steps ``t .. t + K - 1``.
@@ -52,14 +57,14 @@ def breaker_check_nb(on, i, t, rules, out, lists, assets):  # pragma: no cover -
     ``HALT_LIQUIDATIONS`` or ``HALT_TRADING`` when it is paused; under ``HALT_TRADING`` the
     marks are put back to the previous close.
     """
-    if on is None:
+    band = rules.fparams[FP_BREAKER_BAND]
+    if not band > 0.0:  # a venue without a breaker
         return HALT_NONE
     count = lists.count
     mark = assets.mark
     ref = assets.mark2
     resume = count[CNT_BREAKER_RESUME]
     if t > resume:  # neither paused nor the step a pause ends at: the band is checked
-        band = rules.fparams[FP_BREAKER_BAND]
         trip = False
         for a in range(mark.shape[0]):
             if abs(mark[a] / ref[a] - 1.0) > band:

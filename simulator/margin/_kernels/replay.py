@@ -156,9 +156,9 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
                 if sweep < n_sweeps:  # inside the step: marks at the bridge's extremes
                     sweep_marks_nb(i, t, sweep, prices, rules, options, out, lists, assets)
                 else:  # the step's close
-                    breaker_open_nb(rules.breaker_on, i, t, prices, lists, assets)
+                    breaker_open_nb(i, t, prices, rules, lists, assets)
                     step_marks_nb(i, t, prices, rules, options, out, lists, assets)
-                    halt = breaker_check_nb(rules.breaker_on, i, t, rules, out, lists, assets)
+                    halt = breaker_check_nb(i, t, rules, out, lists, assets)
                     expire_options_nb(t, book, rules, options, state, lists, assets)
                     if halt != HALT_TRADING and behaviour_nb(i, t, prices, book, index, rules,
                                                              options, out, state, lists,

@@ -32,6 +32,7 @@ from simulator.errors import ScenarioError
 from simulator.execution.runner import run
 from simulator.margin import EngineRules, codes, replay
 from simulator.margin.engine import account_nav_coefficients
+from simulator.report.write import write_report
 from simulator.sweeps.sweep import sweep
 
 from ..support.flat_books import market
@@ -262,3 +263,5 @@ def test_sweep_over_the_band(tmp_path):
     assert table["breaker_paused_steps_mean"][1] == 5.0
     assert table["first_liquidation_step_mean"] == [1.0, 6.0]
     assert table["n_liquidations_mean"] == [4.0, 4.0]  # the same cascade, five steps later
+    page = write_report(result.out_dir).read_text()
+    assert "breaker_trip_prob against venue.circuit_breaker_band" in page

@@ -84,6 +84,8 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
         raise ValueError(f"path_weight must have shape ({n_paths},)")
     if bridge is not None and np.shape(bridge) != (*exo.shape, 2):
         raise ValueError(f"bridge must have shape {(*exo.shape, 2)}")
+    if bridge is not None and rules.breaker:
+        raise ValueError("a circuit breaker is not defined with the intrastep bridge")
     depth = np.ascontiguousarray(depth_usd, dtype=float)
     if not (depth > 0.0).all():  # the impact law divides by it (prepare_path_inputs keeps it)
         raise ValueError("depth_usd must be positive (inf: no impact) at every step")

@@ -224,6 +224,15 @@ def test_the_bridge_is_refused():
     assert "intrastep" in str(info.value)
 
 
+def test_the_engine_refuses_a_bridge_with_a_breaker():
+    exo = np.array(PRICES).reshape(1, -1, 1)
+    rules = EngineRules.from_scenario(Venue(circuit_breaker_band=0.05), Liquidity(),
+                                      market(np.array([100.0]), np.array([0.0]), vols=(0.8,)))
+    bridge = np.repeat(exo[..., None], 2, axis=-1)
+    with pytest.raises(ValueError, match="circuit breaker"):
+        replay(exo, np.full((exo.shape[1], 1), np.inf), _book(), rules, bridge=bridge)
+
+
 def test_run_outputs(tmp_path):
     off = run(scenario_from_dict(_doc()), tmp_path / "off")
     on = run(scenario_from_dict(_doc(circuit_breaker_band=0.1, circuit_breaker_steps=2)),

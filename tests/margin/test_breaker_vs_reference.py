@@ -6,7 +6,8 @@ and the ``K - 1`` after it. Random books and paths with a gap
 (``tests/margin/test_behaviour_vs_reference.py``), under funding and margin calls, impact
 with and without decay, flat and tiered brackets and every liquidation mode, are replayed
 with a breaker of either kind by both engines, indexed and full-scan: every event field and
-every per-path (the breaker's counts included) and per-account output is compared.
+every per-path (the breaker's counts included) and per-account output is compared; likewise
+for option books, lending venues and a backstop vault.
 ``test_cases_trip_and_change_the_outcome`` shows, on the reference alone, that the breaker
 trips and pauses in every case and changes what happens.
 """
@@ -18,9 +19,9 @@ import dataclasses
 import pytest
 
 from simulator.config.behaviour import Behaviour
-from simulator.margin import replay
+from simulator.margin import EngineRules, replay
 
-from ..support import option_cases
+from ..support import option_cases, rule_cases
 from ..support.behaviour_cases import Case, build, reserve_of, rules_of, run_naive
 from ..support.compare import assert_same
 from ..support.rule_cases import PRICES, TIERS
@@ -98,6 +99,30 @@ def test_engine_matches_naive_breaker_options(case, full_scan):
     assert sum(p["breaker_trips"] for p in paths) >= len(paths)
     assert any(e["instrument"] in ("call", "put") for e in events)
     assert_same(fast, s.book, paths, events, accounts, option_cases.PRICES)
+
+
+#: a lending venue (``tests/margin/test_rules_vs_reference.py``) and a backstop vault
+RULE_CASES = [
+    dataclasses.replace(c, venue={**c.venue, **_breaker(0.03, k, halts)})
+    for c, k, halts in ((rule_cases.CASES[-2], 2, "liquidations"),
+                        (rule_cases.CASES[-1], 3, "trading"))
+] + [rule_cases.Case("backstop-trading", {**_FLAT, "liquidation": "partial",
+                                          "backstop_ratio": 0.6, "insurance_fund_usd": 0.0,
+                                          "adl": True, **_breaker(0.03, 2, "trading")})]
+
+
+@pytest.mark.parametrize("case", RULE_CASES, ids=[c.name for c in RULE_CASES])
+@pytest.mark.parametrize("full_scan", [False, True], ids=["indexed", "full-scan"])
+def test_engine_matches_naive_breaker_rules(case, full_scan):
+    s = rule_cases.build(case, 1)
+    rules = EngineRules.from_scenario(s.venue, s.liquidity, s.market, full_scan=full_scan)
+    assert rules.breaker
+    fast = replay(s.exo, s.depth, s.book, rules, initial_events=16)
+    paths, events, accounts = rule_cases.run_naive(
+        s, rules.haircut, (rules.tier_cap, rules.tier_rate, rules.tier_cum))
+    assert len(events) > 10
+    assert sum(p["breaker_trips"] for p in paths) >= len(paths)
+    assert_same(fast, s.book, paths, events, accounts, PRICES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

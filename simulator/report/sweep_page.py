@@ -31,7 +31,7 @@ from simulator.report._widgets import (
 
 #: Sweep metrics drawn as figures, when the sweep has them.
 SWEEP_METRICS = ("liquidation_prob", "bad_debt_mean", "bad_debt_es_99", "n_liquidations_mean",
-                 "insurance_fund_depletion_prob", "breaker_trip_prob")
+                 "insurance_fund_depletion_prob")
 _NOT_GRID = {"point_dir", "meets_target"}
 #: the figures of each family of venue policy keys (key prefixes), drawn and tabulated
 #: besides :data:`SWEEP_METRICS` when a key of the family is swept

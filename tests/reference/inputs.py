@@ -181,6 +181,11 @@ class Venue:
         Impact exponent (0 = none) and per-step decay of the accumulated log impact.
     close_factor, full_close_below_hf, full_close_below_usd, bonus, protocol_share : float
         Lending-venue parameters.
+    vault_disposal : str
+        ``"instant"`` or ``"gradual"`` (the backstop vault holds what it takes over).
+    vault_disposal_share, vault_depth_share : float
+        Gradual disposal: share of the quantity taken over sold per step; cap per step and
+        asset as a share of the depth.
     """
 
     lending: bool
@@ -203,3 +208,6 @@ class Venue:
     full_close_below_usd: float
     bonus: float
     protocol_share: float
+    vault_disposal: str = "instant"
+    vault_disposal_share: float = 0.2
+    vault_depth_share: float = 0.1

@@ -75,6 +75,9 @@ def naive_replay(
     pos_kind: Any = None,
     options: NaiveOptions | None = None,
     bridge: Any = None,
+    vault_disposal: str = "instant",
+    vault_disposal_share: float = 0.2,
+    vault_depth_share: float = 0.1,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Replay every path through the margin engine of ``docs/engine.md``, slowly.
 
@@ -182,6 +185,13 @@ def naive_replay(
         highest exogenous price of each asset inside each step; before each step's close
         the marks sweep the lows and then the highs (the highs first on a step whose log
         returns sum to less than 0), each sweep a cascade of its own.
+    vault_disposal : {"instant", "gradual"}, default "instant"
+        What the backstop vault does with what it takes over (``docs/engine.md``, "The
+        backstop vault's inventory"): closed at the mark, or held and sold through the
+        market at the start of each later step.
+    vault_disposal_share, vault_depth_share : float
+        Gradual disposal: per step and asset the vault sells ``min(vault_disposal_share x
+        base, vault_depth_share x depth / M, |inventory|)``.
 
     Returns
     -------
@@ -189,7 +199,8 @@ def naive_replay(
         One record per path: ``n_liquidations``, ``liquidated_notional``,
         ``max_cascade_rounds``, ``bad_debt``, ``insurance_fund_end``, ``adl_notional``,
         ``socialised_loss``, ``fees``, ``fund_depleted``, ``first_liquidation_step``,
-        ``min_price`` and ``final_price`` (lists of A floats).
+        ``min_price`` and ``final_price`` (lists of A floats), and the vault's
+        ``vault_pnl``, ``vault_drawdown``, ``vault_inventory_end_usd``, ``vault_takeovers``.
     events : list of dict
         Events in the order produced, path after path: ``path``, ``step``, ``round``,
         ``account``, ``kind`` (``liquidation``, ``adl``, ``backstop``, ``socialised``,
@@ -313,7 +324,12 @@ def naive_replay(
         full_close_below_usd=float(full_close_below_usd),
         bonus=float(bonus),
         protocol_share=float(protocol_share),
+        vault_disposal=vault_disposal,
+        vault_disposal_share=float(vault_disposal_share),
+        vault_depth_share=float(vault_depth_share),
     )
+    if vault_disposal not in ("instant", "gradual"):
+        raise ValueError(f"vault_disposal must be instant or gradual, got {vault_disposal!r}")
 
     paths: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []

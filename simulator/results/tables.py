@@ -72,6 +72,17 @@ def _dictionary(indices: np.ndarray, names: tuple[str, ...] | list[str]) -> pa.D
                                           pa.array(list(names), type=pa.string()))
 
 
+#: the event kinds before issue #20: a part's ``kind`` dictionary lists these, and a later
+#: kind only when the part has one (so the files of runs without them keep their bytes)
+N_KINDS_BEFORE_20 = 6
+
+
+def _kind_names(kind: np.ndarray) -> tuple[str, ...]:
+    """The ``kind`` dictionary of an events part: every kind up to the last it uses."""
+    n = max(N_KINDS_BEFORE_20, int(kind.max()) + 1 if len(kind) else 0)
+    return codes.KIND_NAMES[:n]
+
+
 def events_table(res: ReplayResult, first_path_id: int, account_ids: tuple[str, ...],
                  unit_account: np.ndarray, symbols: tuple[str, ...], rows: str = "all"
                  ) -> pa.Table:
@@ -106,7 +117,7 @@ def events_table(res: ReplayResult, first_path_id: int, account_ids: tuple[str, 
         "step": pa.array(ei[:, codes.EI_STEP]),
         "round": pa.array(ei[:, codes.EI_ROUND]),
         "account_id": _dictionary(local.reshape(-1), [account_ids[j] for j in used]),
-        "kind": _dictionary(ei[:, codes.EI_KIND], codes.KIND_NAMES),
+        "kind": _dictionary(ei[:, codes.EI_KIND], _kind_names(ei[:, codes.EI_KIND])),
         "symbol": _dictionary(asset, (*symbols, "USD")),
         "qty": pa.array(ef[:, codes.EF_QTY]),
         "mark_price": pa.array(ef[:, codes.EF_MARK]),

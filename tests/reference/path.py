@@ -167,8 +167,8 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
             self.record_lows()  # the step's closing mark
             self.vault_close_step()
 
-        return ({**self.path_record(), **self.vault_record()}, list(self.acc_liquidated), list(self.acc_bankrupt),
-                self.account_pnl(nav0))
+        return ({**self.path_record(), **self.vault_record()}, list(self.acc_liquidated),
+                list(self.acc_bankrupt), self.account_pnl(nav0))
 
     def check_bounds(self, a: int, exo_price: float, mark: float) -> None:
         """Flag the path when asset ``a``'s exogenous price or mark is at a price bound."""

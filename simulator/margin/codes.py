@@ -52,8 +52,8 @@ N_EF = 7
 
 # columns of the per-path float record
 PF_LIQUIDATED_NOTIONAL, PF_BAD_DEBT, PF_FUND_END, PF_ADL_NOTIONAL, PF_SOCIALISED, PF_FEES = range(6)
-# the backstop vault: its PnL (while the path runs: the equity kept plus its cash), largest
-# drawdown and inventory left at the final marks (USD)
+# the backstop vault: its PnL (while the path runs: the equity it kept), largest drawdown
+# and inventory left at the final marks (USD)
 PF_VAULT_PNL, PF_VAULT_DRAWDOWN, PF_VAULT_INV_END = range(6, 9)
 N_PF = 9
 # columns of the per-path integer record

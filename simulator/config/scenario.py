@@ -119,6 +119,9 @@ class Scenario:
                 out["simulation"].pop(key)
         if out["simulation"]["variance_reduction"] == "none":
             out["simulation"].pop("variance_reduction")
+        if out["venue"]["vault_disposal"] == "instant":  # the backstop as before: digests of
+            for key in ("vault_disposal", "vault_disposal_share", "vault_depth_share"):
+                out["venue"].pop(key)  # older scenarios hold
         for key in ("document", "source", "overrides"):
             out.pop(key)
         return _json_safe(out)

@@ -30,6 +30,7 @@ OPTION_MARGIN_RULES = ("standard", "risk_matrix")
 FUNDING_MODES = ("off", "constant", "premium")
 #: what a tripped circuit breaker pauses (``circuit_breaker_halts``)
 BREAKER_HALTS = ("liquidations", "trading")
+VAULT_DISPOSALS = ("instant", "gradual")
 #: relative tolerance when a user-given ``cum`` is checked against the continuity rule
 CUM_RTOL = 1e-9
 
@@ -84,6 +85,14 @@ class Venue:
         more than the band (a fraction; 0 = no breaker) from the previous close, that step
         and the ``circuit_breaker_steps - 1`` after it run no margin calls and no
         liquidations (``"liquidations"``), or do not trade at all (``"trading"``).
+    vault_disposal : str
+        What the backstop vault does with what it takes over: ``instant`` (closed at the
+        mark, without market impact) or ``gradual`` (held as inventory and sold through
+        the market, ``vault_disposal_share`` of the quantity taken over per step, at most
+        ``vault_depth_share`` of the step's depth per asset).
+    vault_disposal_share, vault_depth_share : float
+        Gradual disposal: share of the inventory taken over sold per step, in (0, 1]; cap
+        per step and asset as a share of that step's ``depth_usd`` (notional at the mark).
     """
 
     preset: str | None = None
@@ -119,6 +128,9 @@ class Venue:
     circuit_breaker_band: float = 0.0
     circuit_breaker_steps: int = 5
     circuit_breaker_halts: str = "liquidations"
+    vault_disposal: str = "instant"
+    vault_disposal_share: float = 0.2
+    vault_depth_share: float = 0.1
 
     @property
     def lending(self) -> bool:
@@ -182,6 +194,7 @@ def read_venue(t: Table) -> Venue:
     if lending and funding != "off":
         raise t.error("funding", "funding is paid on perpetuals; a lending venue has none "
                       "(set funding = \"off\")")
+    vault = _read_vault(t, lending)
     return Venue(
         preset=preset,
         type=venue_type,
@@ -227,7 +240,29 @@ def read_venue(t: Table) -> Venue:
                                         lo=1, hi=1_000_000),
         circuit_breaker_halts=t.string("circuit_breaker_halts", d.circuit_breaker_halts,
                                        choices=BREAKER_HALTS),
+        **vault,
     )
+
+
+def _read_vault(t: Table, lending: bool) -> dict[str, Any]:
+    """The backstop vault's disposal keys (``vault_*``): ``gradual`` needs a backstop
+    (``backstop_ratio > 0``) on a derivatives venue."""
+    d = Venue()
+    disposal = t.string("vault_disposal", d.vault_disposal, choices=VAULT_DISPOSALS)
+    if disposal == "gradual":
+        if lending:
+            raise t.error("vault_disposal", "a lending venue has no backstop vault; set "
+                          "vault_disposal = \"instant\"")
+        if not t.number("backstop_ratio", d.backstop_ratio) > 0.0:
+            raise t.error("vault_disposal", "\"gradual\" disposal needs a backstop vault: set "
+                          "backstop_ratio above 0, or vault_disposal = \"instant\"")
+    return {
+        "vault_disposal": disposal,
+        "vault_disposal_share": t.number("vault_disposal_share", d.vault_disposal_share,
+                                         lo=0.0, lo_open=True, hi=1.0),
+        "vault_depth_share": t.number("vault_depth_share", d.vault_depth_share, lo=0.0,
+                                      lo_open=True),
+    }
 
 
 def _plain(value: Any) -> Any:

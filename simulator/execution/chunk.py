@@ -219,8 +219,8 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     for rel, table in aggregate.chunk_tables(res, task.first_path, task.index,
                                              ctx.weighted).items():
         put(table, rel)
-    put(tables.paths_table(res, task.first_path, ctx.symbols, weight, ctx.rules.breaker),
-        f"paths/{name}")
+    put(tables.paths_table(res, task.first_path, ctx.symbols, weight, ctx.rules.breaker,
+                           vault=ctx.rules.has_vault), f"paths/{name}")
     _check_owner(ctx, task.index)
     spec = integrity.ChunkSpec(task.index, task.first_path, task.n_paths, {})
     written = integrity.write_record(ctx.out_dir, spec, ctx.identity, files)  # last

@@ -64,9 +64,10 @@ IndexArrays = namedtuple("IndexArrays", [
 #: ``sigma`` float64[A], ``tiers`` float64[A, K, 3], ``fparams`` float64[N_FP], ``iparams``
 #: int64[N_IP] (its ``IP_RNG_KEY`` set to the call's key); ``calls_on``, ``funding_on``,
 #: ``lending_on``: True when the venue has margin calls, funding, lending, else None (the
-#: kernels given them compile to nothing for a venue without)
+#: kernels given them compile to nothing for a venue without); ``vault_on`` likewise for a
+#: backstop vault that holds what it takes over (``vault_disposal = "gradual"``)
 RuleArrays = namedtuple("RuleArrays", ["haircut", "tiers", "sigma", "fparams", "iparams",
-                                       "calls_on", "funding_on", "lending_on"])
+                                       "calls_on", "funding_on", "lending_on", "vault_on"])
 
 #: the options (:class:`simulator.margin.option_setup.OptionData` and
 #: :class:`simulator.margin.option_boxes.OptionBoxes`): ``oc`` the option tuple
@@ -120,10 +121,12 @@ UnitLists = namedtuple("UnitLists", [
 #: the execution prices ``xprice``, the log moves ``dlog``, the round's flow ``flow``, the
 #: impact outstanding ``logimp``, the price bounds ``p_lo``, ``p_hi``, the funding rates
 #: ``funding_rate``, the implied vols' spot factors ``ivfac``, and a box ``box_lo``,
-#: ``box_hi`` with its scratch ``box_work`` float64[N_BOX_WORK, A]
+#: ``box_hi`` with its scratch ``box_work`` float64[N_BOX_WORK, A]; the backstop vault's
+#: inventory ``vault_inv`` (coins, + long) and the quantity its disposal is a share of
+#: ``vault_base`` (float64[A]), its cash and running peak value ``vault_cash`` (float64[2])
 AssetWork = namedtuple("AssetWork", [
     "mark", "mark2", "xprice", "dlog", "flow", "logimp", "p_lo", "p_hi", "funding_rate",
-    "ivfac", "box_lo", "box_hi", "box_work"])
+    "ivfac", "box_lo", "box_hi", "box_work", "vault_inv", "vault_base", "vault_cash"])
 
 #: one round's scratch: per liquidatable unit its event kind ``kind`` (int64), fraction
 #: ``frac`` and lending plan ``plan_g``, ``plan_k``, ``plan_r``, ``plan_s`` (float64),
@@ -206,7 +209,7 @@ def kernel_inputs(exo: np.ndarray, depth: np.ndarray, book: Book, index: BookInd
                        _f(rules.fparams), iparams,
                        _on(rules.call_ratio > 0.0 and rules.fparams[codes.FP_CALL_PROB] > 0.0),
                        _on(iparams[codes.IP_FUNDING_INTERVAL] > 0),
-                       _on(iparams[codes.IP_LENDING] != 0)),
+                       _on(iparams[codes.IP_LENDING] != 0), _on(rules.vault_gradual)),
             OptionArrays(oc, _i(options.set_pos), _i(options.set_start), opt_units, opt_row,
                          _i(boxes.stage_step), _f(boxes.stage_lo), _f(boxes.stage_hi),
                          _i(boxes.stage_due), oc if len(opt_units) else None))
@@ -297,7 +300,9 @@ def scratch(book: BookArrays, index: IndexArrays, n_accounts: int
     asset_work = AssetWork(mark=assets(), mark2=assets(), xprice=assets(), dlog=assets(),
                            flow=assets(), logimp=assets(), p_lo=assets(), p_hi=assets(),
                            funding_rate=assets(), ivfac=assets(), box_lo=assets(),
-                           box_hi=assets(), box_work=np.empty((codes.N_BOX_WORK, n_assets)))
+                           box_hi=assets(), box_work=np.empty((codes.N_BOX_WORK, n_assets)),
+                           vault_inv=np.zeros(n_assets), vault_base=np.zeros(n_assets),
+                           vault_cash=np.zeros(2))
     round_work = RoundWork(kind=units(), frac=units(np.float64), plan_g=units(np.float64),
                            plan_k=units(np.float64), plan_r=units(np.float64),
                            plan_s=units(np.float64), plan_c=units(np.bool_),

@@ -60,6 +60,17 @@ class EngineRules:
         return bool(self.fparams[codes.FP_BREAKER_BAND] > 0.0)
 
     @property
+    def has_vault(self) -> bool:
+        """Whether the venue has a backstop vault (a derivatives venue, ``backstop_ratio >
+        0``): its runs report the vault's columns."""
+        return bool(self.fparams[codes.FP_BACKSTOP] > 0.0 and not self.iparams[codes.IP_LENDING])
+
+    @property
+    def vault_gradual(self) -> bool:
+        """Whether the backstop vault holds what it takes over and sells it gradually."""
+        return bool(self.fparams[codes.FP_VAULT_SHARE] > 0.0)
+
+    @property
     def tier_cap(self) -> np.ndarray:
         """Bracket notional caps, shape (A, K)."""
         return self.tiers[:, :, codes.TIER_CAP]
@@ -104,6 +115,9 @@ class EngineRules:
         fparams[codes.FP_FULL_CLOSE_USD] = venue.full_close_below_usd
         fparams[codes.FP_BONUS] = venue.liquidation_bonus
         fparams[codes.FP_PROTOCOL_SHARE] = venue.protocol_share
+        if venue.vault_disposal == "gradual" and venue.backstop_ratio > 0.0 and not venue.lending:
+            fparams[codes.FP_VAULT_SHARE] = venue.vault_disposal_share
+            fparams[codes.FP_VAULT_DEPTH_SHARE] = venue.vault_depth_share
         iparams = np.zeros(codes.N_IP, dtype=np.int64)
         iparams[codes.IP_MODE] = codes.MODE_NAMES.index(venue.liquidation)
         iparams[codes.IP_ADL] = venue.adl and not venue.lending

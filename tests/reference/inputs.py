@@ -185,6 +185,11 @@ class Venue:
     breaker_band, breaker_steps, breaker_halts : float, int, str
         Circuit breaker: band (0 = off), pause in steps, ``"liquidations"`` or
         ``"trading"``.
+    vault_disposal : str
+        ``"instant"`` or ``"gradual"`` (the backstop vault holds what it takes over).
+    vault_disposal_share, vault_depth_share : float
+        Gradual disposal: share of the quantity taken over sold per step; cap per step and
+        asset as a share of the depth.
     """
 
     lending: bool
@@ -210,3 +215,6 @@ class Venue:
     breaker_band: float = 0.0
     breaker_steps: int = 5
     breaker_halts: str = "liquidations"
+    vault_disposal: str = "instant"
+    vault_disposal_share: float = 0.2
+    vault_depth_share: float = 0.1

@@ -15,10 +15,11 @@ from .lending import LendingRound
 from .options import OptionExpiry
 from .records import Records
 from .round import DerivativesRound
+from .vault import VaultSteps
 
 
 class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
-              LendingRound, BreakerSteps):
+              LendingRound, BreakerSteps, VaultSteps):
     """State and records of the replay of one path.
 
     The steps are those of the mixins, one per section of ``docs/engine.md``: records
@@ -111,6 +112,7 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         # Per-account records.
         self.acc_liquidated = [False] * n_accounts
         self.acc_bankrupt = [False] * n_accounts
+        self.init_vault()
 
     def run(self) -> tuple[dict[str, Any], list[bool], list[bool], list[float]]:
         """Replay every step of the path.
@@ -167,13 +169,15 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
                 if funding_interval > 0 and t % funding_interval == 0:
                     self.pay_funding(t)
                 self.answer_calls(t)
+                self.vault_sales(t)  # (a halted book does not trade)
             r = top if halt else max(top, self.cascade(t))
             if r > self.max_cascade_rounds:
                 self.max_cascade_rounds = r
             self.record_lows()  # the step's closing mark
+            self.vault_close_step()
 
-        return (self.path_record(), list(self.acc_liquidated), list(self.acc_bankrupt),
-                self.account_pnl(nav0))
+        return ({**self.path_record(), **self.vault_record()}, list(self.acc_liquidated),
+                list(self.acc_bankrupt), self.account_pnl(nav0))
 
     def check_bounds(self, a: int, exo_price: float, mark: float) -> None:
         """Flag the path when asset ``a``'s exogenous price or mark is at a price bound."""

@@ -79,6 +79,9 @@ def naive_replay(
     breaker_band: float = 0.0,
     breaker_steps: int = 5,
     breaker_halts: str = "liquidations",
+    vault_disposal: str = "instant",
+    vault_disposal_share: float = 0.2,
+    vault_depth_share: float = 0.1,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Replay every path through the margin engine of ``docs/engine.md``, slowly.
 
@@ -195,6 +198,13 @@ def naive_replay(
     breaker_halts : {"liquidations", "trading"}, default "liquidations"
         What a pause stops: margin calls and liquidation rounds, or also the marks (they
         stay at the last close), funding and answers to margin calls.
+    vault_disposal : {"instant", "gradual"}, default "instant"
+        What the backstop vault does with what it takes over (``docs/engine.md``, "The
+        backstop vault's inventory"): closed at the mark, or held and sold through the
+        market at the start of each later step.
+    vault_disposal_share, vault_depth_share : float
+        Gradual disposal: per step and asset the vault sells ``min(vault_disposal_share x
+        base, vault_depth_share x depth / M, |inventory|)``.
 
     Returns
     -------
@@ -202,7 +212,8 @@ def naive_replay(
         One record per path: ``n_liquidations``, ``liquidated_notional``,
         ``max_cascade_rounds``, ``bad_debt``, ``insurance_fund_end``, ``adl_notional``,
         ``socialised_loss``, ``fees``, ``fund_depleted``, ``first_liquidation_step``,
-        ``min_price`` and ``final_price`` (lists of A floats).
+        ``min_price`` and ``final_price`` (lists of A floats), and the vault's
+        ``vault_pnl``, ``vault_drawdown``, ``vault_inventory_end_usd``, ``vault_takeovers``.
     events : list of dict
         Events in the order produced, path after path: ``path``, ``step``, ``round``,
         ``account``, ``kind`` (``liquidation``, ``adl``, ``backstop``, ``socialised``,
@@ -333,7 +344,12 @@ def naive_replay(
         breaker_band=float(breaker_band),
         breaker_steps=int(breaker_steps),
         breaker_halts=breaker_halts,
+        vault_disposal=vault_disposal,
+        vault_disposal_share=float(vault_disposal_share),
+        vault_depth_share=float(vault_depth_share),
     )
+    if vault_disposal not in ("instant", "gradual"):
+        raise ValueError(f"vault_disposal must be instant or gradual, got {vault_disposal!r}")
 
     paths: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []

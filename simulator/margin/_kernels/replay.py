@@ -56,6 +56,12 @@ from simulator.margin._kernels.step import (
     step_marks_nb,
     sweep_marks_nb,
 )
+from simulator.margin._kernels.vault import (
+    vault_reset_nb,
+    vault_sales_nb,
+    vault_take_nb,
+    vault_value_nb,
+)
 from simulator.margin.codes import (
     CNT_CORRECTIONS,
     CNT_EVENTS,
@@ -73,11 +79,14 @@ from simulator.margin.codes import (
     IP_FULL_SCAN,
     IP_LENDING,
     IP_MAX_ROUNDS,
+    KIND_BACKSTOP,
     OVERFLOW_CORRECTIONS,
     OVERFLOW_EVENTS,
     PF_FUND_END,
+    PF_VAULT_PNL,
     PI_FIRST_STEP,
     PI_MAX_ROUNDS,
+    PI_VAULT_TAKEOVERS,
     TIER_CAP,
 )
 
@@ -148,6 +157,7 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
     for i in range(first_path, n_paths):
         _start_path_nb(i, n_ev, n_corr, prices, index, rules, options, out, state, heaps,
                        lists, assets)
+        vault_reset_nb(rules.vault_on, assets.vault_inv, assets.vault_base, assets.vault_cash)
         overflow = False
         for t in range(1, steps + 1):
             r_top = 0
@@ -165,6 +175,14 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
                                                              assets):
                         overflow = True
                         break
+                    if halt != HALT_TRADING:  # (a halted book does not trade)
+                        count[CNT_EVENTS], overflow = vault_sales_nb(
+                            rules.vault_on, i, t, prices.depth[t], rules.fparams, mark, logimp,
+                            assets.p_lo, assets.p_hi, assets.vault_inv, assets.vault_base,
+                            assets.vault_cash, out.path_i, out.ev_i, out.ev_f,
+                            count[CNT_EVENTS])
+                        if overflow:
+                            break
                 r = 0
                 while halt == HALT_NONE and r < max_rounds:
                     n_dirty = collect_dirty_nb(t, index, rules, state, heaps, lists, assets)
@@ -187,6 +205,12 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
                         else:
                             sum_n, perp_n, option_fee = close_unit_nb(t, j, u, book, options, state,
                                                                       assets, rnd)
+                            if rnd.kind[j] == KIND_BACKSTOP:  # into the vault's inventory
+                                vault_take_nb(rules.vault_on, u, mark, rnd.closed,
+                                              book.pos_asset, book.pos_kind,
+                                              book.unit_pos_start, state.coll,
+                                              assets.vault_inv, assets.vault_base,
+                                              assets.vault_cash)
                             fee, bd, paid, deficit = charge_unit_nb(i, t, j, u, perp_n, option_fee,
                                                                     book, rules, options, out,
                                                                     state, assets, rnd)
@@ -194,6 +218,9 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
                                                       options, out, state, lists, assets, rnd)
                         n_b = settled_nb(i, r, u, fee, bd, sum_n, deficit, ev_lo, n_b, book, rules,
                                          out, state, lists, assets, rnd)
+                        if not lending and rnd.kind[j] == KIND_BACKSTOP:  # the equity kept
+                            out.path_f[i, PF_VAULT_PNL] += fee
+                            out.path_i[i, PI_VAULT_TAKEOVERS] += 1
                         if overflow:
                             break
                     if overflow:
@@ -214,6 +241,8 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
             if overflow:
                 break
             _close_step_nb(i, t, r_top, out, assets)
+            vault_value_nb(rules.vault_on, i, mark, assets.vault_inv, assets.vault_cash,
+                           out.path_f, t == steps)
         if overflow:
             return n_ev, n_corr, i, OVERFLOW_EVENTS
         if not _finish_path_nb(i, steps, book, index, options, out, state, lists, assets):

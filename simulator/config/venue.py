@@ -28,6 +28,9 @@ ADL_RANKINGS = ("pnl_margin_ratio", "profit_leverage")
 VENUE_TYPES = ("derivatives", "lending")
 OPTION_MARGIN_RULES = ("standard", "risk_matrix")
 FUNDING_MODES = ("off", "constant", "premium")
+#: what a tripped circuit breaker pauses (``circuit_breaker_halts``)
+BREAKER_HALTS = ("liquidations", "trading")
+VAULT_DISPOSALS = ("instant", "gradual")
 #: what ``venue.mark_price`` and ``venue.collateral_price`` may name
 MARK_PRICES = ("book", "index", "median")
 COLLATERAL_PRICES = ("book", "index")
@@ -80,6 +83,19 @@ class Venue:
     option_liquidation_fee_rate : float
         Liquidation fee on a closed option, as a share of its underlying notional, never
         more than the option's value.
+    circuit_breaker_band, circuit_breaker_steps, circuit_breaker_halts
+        Circuit breaker (``docs/engine.md``, "Circuit breaker"): when a step moves a mark
+        more than the band (a fraction; 0 = no breaker) from the previous close, that step
+        and the ``circuit_breaker_steps - 1`` after it run no margin calls and no
+        liquidations (``"liquidations"``), or do not trade at all (``"trading"``).
+    vault_disposal : str
+        What the backstop vault does with what it takes over: ``instant`` (closed at the
+        mark, without market impact) or ``gradual`` (held as inventory and sold through
+        the market, ``vault_disposal_share`` of the quantity taken over per step, at most
+        ``vault_depth_share`` of the step's depth per asset).
+    vault_disposal_share, vault_depth_share : float
+        Gradual disposal: share of the inventory taken over sold per step, in (0, 1]; cap
+        per step and asset as a share of that step's ``depth_usd`` (notional at the mark).
     mark_price : str
         What liquidation tests, valuation and ADL price an asset with positions at:
         ``book`` (the exogenous price times the venue's impact), ``index`` (the oracle's,
@@ -121,6 +137,12 @@ class Venue:
     option_margin: str = "standard"
     risk_matrix_range_pct: float = 0.16
     option_liquidation_fee_rate: float = 0.002
+    circuit_breaker_band: float = 0.0
+    circuit_breaker_steps: int = 5
+    circuit_breaker_halts: str = "liquidations"
+    vault_disposal: str = "instant"
+    vault_disposal_share: float = 0.2
+    vault_depth_share: float = 0.1
     mark_price: str = "book"
     mark_ema_halflife_steps: float = 10.0
     collateral_price: str = "book"
@@ -187,6 +209,7 @@ def read_venue(t: Table) -> Venue:
     if lending and funding != "off":
         raise t.error("funding", "funding is paid on perpetuals; a lending venue has none "
                       "(set funding = \"off\")")
+    vault = _read_vault(t, lending)
     return Venue(
         preset=preset,
         type=venue_type,
@@ -227,8 +250,35 @@ def read_venue(t: Table) -> Venue:
                                        lo=0.0, lo_open=True, hi=0.9),
         option_liquidation_fee_rate=t.number("option_liquidation_fee_rate",
                                              d.option_liquidation_fee_rate, lo=0.0, hi=1.0),
+        circuit_breaker_band=t.number("circuit_breaker_band", d.circuit_breaker_band, lo=0.0),
+        circuit_breaker_steps=t.integer("circuit_breaker_steps", d.circuit_breaker_steps,
+                                        lo=1, hi=1_000_000),
+        circuit_breaker_halts=t.string("circuit_breaker_halts", d.circuit_breaker_halts,
+                                       choices=BREAKER_HALTS),
+        **vault,
         **_read_prices(t, lending),
     )
+
+
+def _read_vault(t: Table, lending: bool) -> dict[str, Any]:
+    """The backstop vault's disposal keys (``vault_*``): ``gradual`` needs a backstop
+    (``backstop_ratio > 0``) on a derivatives venue."""
+    d = Venue()
+    disposal = t.string("vault_disposal", d.vault_disposal, choices=VAULT_DISPOSALS)
+    if disposal == "gradual":
+        if lending:
+            raise t.error("vault_disposal", "a lending venue has no backstop vault; set "
+                          "vault_disposal = \"instant\"")
+        if not t.number("backstop_ratio", d.backstop_ratio) > 0.0:
+            raise t.error("vault_disposal", "\"gradual\" disposal needs a backstop vault: set "
+                          "backstop_ratio above 0, or vault_disposal = \"instant\"")
+    return {
+        "vault_disposal": disposal,
+        "vault_disposal_share": t.number("vault_disposal_share", d.vault_disposal_share,
+                                         lo=0.0, lo_open=True, hi=1.0),
+        "vault_depth_share": t.number("vault_depth_share", d.vault_depth_share, lo=0.0,
+                                      lo_open=True),
+    }
 
 
 def _read_prices(t: Table, lending: bool) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from simulator.results import accounts as aggregate
 from simulator.results import atomic as output
 from simulator.results import integrity, tables
 from simulator.results import lock as run_lock
+from simulator.results.arrow_memory import use_system_memory_pool
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,7 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     loky worker also ends as soon as its driver is gone: :func:`backends.watch_driver`).
     """
     t0 = time.perf_counter()
+    use_system_memory_pool()  # (in a worker process too)
     rng = np.random.default_rng(task.seed)
     log_weight = np.zeros(task.n_paths)
     tilted = {} if ctx.tilt is None else {
@@ -229,7 +231,8 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     for rel, table in aggregate.chunk_tables(res, task.first_path, task.index,
                                              ctx.weighted).items():
         put(table, rel)
-    put(tables.paths_table(res, task.first_path, ctx.symbols, weight), f"paths/{name}")
+    put(tables.paths_table(res, task.first_path, ctx.symbols, weight, ctx.rules.breaker,
+                           vault=ctx.rules.has_vault), f"paths/{name}")
     _check_owner(ctx, task.index)
     spec = integrity.ChunkSpec(task.index, task.first_path, task.n_paths, {})
     written = integrity.write_record(ctx.out_dir, spec, ctx.identity, files)  # last

@@ -96,6 +96,8 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
         raise ValueError(f"path_weight must have shape ({n_paths},)")
     if bridge is not None and np.shape(bridge) != (*exo.shape, 2):
         raise ValueError(f"bridge must have shape {(*exo.shape, 2)}")
+    if bridge is not None and rules.breaker:
+        raise ValueError("a circuit breaker is not defined with the intrastep bridge")
     if rules.oracle_reads_book:
         if oracle is not None:
             raise ValueError("a lending venue's oracle reads its book: the replay publishes "

@@ -69,15 +69,17 @@ IndexArrays = namedtuple("IndexArrays", [
 #: ``sigma`` float64[A], ``tiers`` float64[A, K, 3], ``fparams`` float64[N_FP], ``iparams``
 #: int64[N_IP] (its ``IP_RNG_KEY`` set to the call's key); ``calls_on``, ``funding_on``,
 #: ``lending_on``: True when the venue has margin calls, funding, lending, else None (the
-#: kernels given them compile to nothing for a venue without); with an oracle, the price
-#: each asset is valued at ``price_rule`` int64[A] (``codes.PRICE_*``) and the weight of
-#: the step's close in the EMA of the basis ``mark_ema_w`` float64[A] (both used only when
-#: ``Prices.oracle`` is not empty); ``oracle_rule`` float64[3], the heartbeat (steps),
-#: deviation and lag (steps) of an oracle that reads a lending venue's book, published by
-#: the replay (shape (0,) otherwise: the index is ``Prices.oracle`` as given)
+#: kernels given them compile to nothing for a venue without); ``vault_on`` likewise for a
+#: backstop vault that holds what it takes over (``vault_disposal = "gradual"``); with an
+#: oracle, the price each asset is valued at ``price_rule`` int64[A] (``codes.PRICE_*``)
+#: and the weight of the step's close in the EMA of the basis ``mark_ema_w`` float64[A]
+#: (both used only when ``Prices.oracle`` is not empty); ``oracle_rule`` float64[3], the
+#: heartbeat (steps), deviation and lag (steps) of an oracle that reads a lending venue's
+#: book, published by the replay (shape (0,) otherwise: the index is ``Prices.oracle`` as
+#: given)
 RuleArrays = namedtuple("RuleArrays", ["haircut", "tiers", "sigma", "fparams", "iparams",
-                                       "calls_on", "funding_on", "lending_on", "price_rule",
-                                       "mark_ema_w", "oracle_rule"])
+                                       "calls_on", "funding_on", "lending_on", "vault_on",
+                                       "price_rule", "mark_ema_w", "oracle_rule"])
 
 #: the options (:class:`simulator.margin.option_setup.OptionData` and
 #: :class:`simulator.margin.option_boxes.OptionBoxes`): ``oc`` the option tuple
@@ -131,15 +133,17 @@ UnitLists = namedtuple("UnitLists", [
 #: the execution prices ``xprice``, the log moves ``dlog``, the round's flow ``flow``, the
 #: impact outstanding ``logimp``, the price bounds ``p_lo``, ``p_hi``, the funding rates
 #: ``funding_rate``, the implied vols' spot factors ``ivfac``, and a box ``box_lo``,
-#: ``box_hi`` with its scratch ``box_work`` float64[N_BOX_WORK, A]; the venue's book price
-#: ``book`` (the exogenous price times the impact outstanding), after the round's impact
-#: ``book2``, and the EMA of the basis book - index ``basis`` (``mark`` is ``book`` unless
-#: an oracle prices some asset); an oracle reading a lending venue's book: its last
-#: publication ``pub_value`` and the step it was made ``pub_step``
+#: ``box_hi`` with its scratch ``box_work`` float64[N_BOX_WORK, A]; the backstop vault's
+#: inventory ``vault_inv`` (coins, + long) and the quantity its disposal is a share of
+#: ``vault_base`` (float64[A]), its cash and running peak value ``vault_cash`` (float64[2]);
+#: the venue's book price ``book`` (the exogenous price times the impact outstanding),
+#: after the round's impact ``book2``, and the EMA of the basis book - index ``basis``
+#: (``mark`` is ``book`` unless an oracle prices some asset); an oracle reading a lending
+#: venue's book: its last publication ``pub_value`` and the step it was made ``pub_step``
 AssetWork = namedtuple("AssetWork", [
     "mark", "mark2", "xprice", "dlog", "flow", "logimp", "p_lo", "p_hi", "funding_rate",
-    "ivfac", "box_lo", "box_hi", "box_work", "book", "book2", "basis", "pub_value",
-    "pub_step"])
+    "ivfac", "box_lo", "box_hi", "box_work", "vault_inv", "vault_base", "vault_cash", "book",
+    "book2", "basis", "pub_value", "pub_step"])
 
 #: one round's scratch: per liquidatable unit its event kind ``kind`` (int64), fraction
 #: ``frac`` and lending plan ``plan_g``, ``plan_k``, ``plan_r``, ``plan_s`` (float64),
@@ -233,7 +237,7 @@ def kernel_inputs(exo: np.ndarray, depth: np.ndarray, book: Book, index: BookInd
                        _f(rules.fparams), iparams,
                        _on(rules.call_ratio > 0.0 and rules.fparams[codes.FP_CALL_PROB] > 0.0),
                        _on(iparams[codes.IP_FUNDING_INTERVAL] > 0),
-                       _on(iparams[codes.IP_LENDING] != 0),
+                       _on(iparams[codes.IP_LENDING] != 0), _on(rules.vault_gradual),
                        price_rules(rules, book),
                        np.full(book.unit_coll.shape[1], rules.mark_ema_weight),
                        _f(np.asarray(rules.oracle_rule, dtype=float))),
@@ -337,8 +341,9 @@ def scratch(book: BookArrays, index: IndexArrays, n_accounts: int
                            flow=assets(), logimp=assets(), p_lo=assets(), p_hi=assets(),
                            funding_rate=assets(), ivfac=assets(), box_lo=assets(),
                            box_hi=assets(), box_work=np.empty((codes.N_BOX_WORK, n_assets)),
-                           book=assets(), book2=assets(), basis=np.zeros(n_assets),
-                           pub_value=assets(), pub_step=assets())
+                           vault_inv=np.zeros(n_assets), vault_base=np.zeros(n_assets),
+                           vault_cash=np.zeros(2), book=assets(), book2=assets(),
+                           basis=np.zeros(n_assets), pub_value=assets(), pub_step=assets())
     round_work = RoundWork(kind=units(), frac=units(np.float64), plan_g=units(np.float64),
                            plan_k=units(np.float64), plan_r=units(np.float64),
                            plan_s=units(np.float64), plan_c=units(np.bool_),

@@ -80,6 +80,22 @@ class EngineRules:
                 or self.collateral_rule != codes.PRICE_BOOK)
 
     @property
+    def breaker(self) -> bool:
+        """Whether the venue has a circuit breaker (``venue.circuit_breaker_band > 0``)."""
+        return bool(self.fparams[codes.FP_BREAKER_BAND] > 0.0)
+
+    @property
+    def has_vault(self) -> bool:
+        """Whether the venue has a backstop vault (a derivatives venue, ``backstop_ratio >
+        0``): its runs report the vault's columns."""
+        return bool(self.fparams[codes.FP_BACKSTOP] > 0.0 and not self.iparams[codes.IP_LENDING])
+
+    @property
+    def vault_gradual(self) -> bool:
+        """Whether the backstop vault holds what it takes over and sells it gradually."""
+        return bool(self.fparams[codes.FP_VAULT_SHARE] > 0.0)
+
+    @property
     def tier_cap(self) -> np.ndarray:
         """Bracket notional caps, shape (A, K)."""
         return self.tiers[:, :, codes.TIER_CAP]
@@ -124,6 +140,9 @@ class EngineRules:
         fparams[codes.FP_FULL_CLOSE_USD] = venue.full_close_below_usd
         fparams[codes.FP_BONUS] = venue.liquidation_bonus
         fparams[codes.FP_PROTOCOL_SHARE] = venue.protocol_share
+        if venue.vault_disposal == "gradual" and venue.backstop_ratio > 0.0 and not venue.lending:
+            fparams[codes.FP_VAULT_SHARE] = venue.vault_disposal_share
+            fparams[codes.FP_VAULT_DEPTH_SHARE] = venue.vault_depth_share
         iparams = np.zeros(codes.N_IP, dtype=np.int64)
         iparams[codes.IP_MODE] = codes.MODE_NAMES.index(venue.liquidation)
         iparams[codes.IP_ADL] = venue.adl and not venue.lending
@@ -147,6 +166,11 @@ class EngineRules:
             iparams[codes.IP_FUNDING_PREMIUM] = venue.funding == "premium"
             fparams[codes.FP_FUNDING_RATE] = venue.funding_rate
             fparams[codes.FP_FUNDING_CAP] = venue.funding_cap
+        if venue.circuit_breaker_band > 0.0:
+            fparams[codes.FP_BREAKER_BAND] = venue.circuit_breaker_band
+            iparams[codes.IP_BREAKER_STEPS] = venue.circuit_breaker_steps
+            iparams[codes.IP_BREAKER_HALT] = codes.HALT_NAMES.index(
+                venue.circuit_breaker_halts)
         haircut = np.array([1.0 - venue.collateral_weight(a.symbol, a.haircut)
                             for a in market.assets], dtype=float)
         sigma = np.maximum(np.array([a.vol for a in market.assets], dtype=float), SIGMA_FLOOR)

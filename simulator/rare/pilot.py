@@ -168,7 +168,7 @@ def _replay_columns(exo: np.ndarray, inputs: PathInputs, book: Book, rules: Engi
                      bridge=None if bridge is None else bridge[lo:lo + PILOT_SLICE],
                      oracle=None if oracle is None else oracle[lo:lo + PILOT_SLICE],
                      oracle_noise=None if noise is None else noise[lo:lo + PILOT_SLICE])
-        table = tables.paths_table(res, lo, scenario.market.symbols)
+        table = tables.paths_table(res, lo, scenario.market.symbols, breaker=rules.breaker)
         parts.append({name: table.column(name).to_numpy(zero_copy_only=False)
                       for name in table.column_names})
         finals.append(res.final_price)

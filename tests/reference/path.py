@@ -8,6 +8,7 @@ from typing import Any
 
 from .behaviour import Behaviour, BehaviourSteps
 from .book import Book
+from .breaker import BreakerSteps
 from .deficits import Deficits
 from .inputs import Venue
 from .lending import LendingRound
@@ -15,17 +16,19 @@ from .marks import MarkRules
 from .options import OptionExpiry
 from .records import Records
 from .round import DerivativesRound
+from .vault import VaultSteps
 
 
 class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
-              LendingRound, MarkRules):
+              LendingRound, BreakerSteps, VaultSteps, MarkRules):
     """State and records of the replay of one path.
 
     The steps are those of the mixins, one per section of ``docs/engine.md``: records
     (:class:`~.records.Records`), option expiry (:class:`~.options.OptionExpiry`),
     funding and margin calls (:class:`~.behaviour.BehaviourSteps`), a derivatives round
     (:class:`~.round.DerivativesRound`), its uncovered deficits
-    (:class:`~.deficits.Deficits`) and a lending round (:class:`~.lending.LendingRound`).
+    (:class:`~.deficits.Deficits`), a lending round (:class:`~.lending.LendingRound`) and
+    the circuit breaker (:class:`~.breaker.BreakerSteps`).
 
     Parameters
     ----------
@@ -129,9 +132,14 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         self.fund_depleted = False
         self.first_liquidation_step: int | None = None
         self.min_price = list(self.marks)
+        # Circuit breaker: the step its latest pause ends at (0: none yet), its counts.
+        self.breaker_resume = 0
+        self.breaker_trips = 0
+        self.breaker_paused_steps = 0
         # Per-account records.
         self.acc_liquidated = [False] * n_accounts
         self.acc_bankrupt = [False] * n_accounts
+        self.init_vault()
 
     def run(self) -> tuple[dict[str, Any], list[bool], list[bool], list[float]]:
         """Replay every step of the path.
@@ -157,6 +165,7 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         funding_interval = self.behaviour.funding_interval
         for t in range(1, steps + 1):
             top = 0
+            close = list(self.marks)  # the previous step's close (the circuit breaker's)
             if self.bridge is not None:  # inside the step: a low and a high sweep
                 move = sum(math.log(self.exo[t][a] / self.exo[t - 1][a])
                            for a in range(n_assets))
@@ -184,19 +193,24 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
             if self.oracle_rule is not None:
                 self.publish(t)
             self.marks = self.value_marks(t, marks)
+            halt = self.breaker(t, close)  # a paused step runs no margin call, no round
             book.t = t
             self.settle_options(t)
-            if funding_interval > 0 and t % funding_interval == 0:
-                self.pay_funding(t)
-            self.answer_calls(t)
-            r = max(top, self.cascade(t))
+            if halt != "trading":  # no funding; answers wait for the pause's end
+                if funding_interval > 0 and t % funding_interval == 0:
+                    self.pay_funding(t)
+                self.answer_calls(t)
+                self.vault_sales(t)  # (a halted book does not trade)
+                self.book_px = list(self.marks)  # sold on the book (the marks are the book's)
+            r = top if halt else max(top, self.cascade(t))
             if r > self.max_cascade_rounds:
                 self.max_cascade_rounds = r
             self.record_lows()  # the step's closing mark
             self.close_basis(t, self.book_px)
+            self.vault_close_step()
 
-        return (self.path_record(), list(self.acc_liquidated), list(self.acc_bankrupt),
-                self.account_pnl(nav0))
+        return ({**self.path_record(), **self.vault_record()}, list(self.acc_liquidated),
+                list(self.acc_bankrupt), self.account_pnl(nav0))
 
     def check_bounds(self, a: int, exo_price: float, mark: float) -> None:
         """Flag the path when asset ``a``'s exogenous price or mark is at a price bound."""

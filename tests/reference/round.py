@@ -215,6 +215,9 @@ class DerivativesRound:
                 closed.append((p, c, n_p))
                 perp_n += n_p
 
+            if backstop:  # gradual disposal: into the vault's inventory
+                self.vault_take(u, closed)
+
             sales: list[tuple[int, float]] = []  # (asset, amount); amount < 0: a purchase
             if full:
                 for a in range(n_assets):
@@ -237,6 +240,8 @@ class DerivativesRound:
             book.usd[u] -= fee
             self.fund += fee
             self.fees += fee
+            if backstop:
+                self.vault_kept_equity(fee)
 
             bd = 0.0
             paid = 0.0

@@ -21,6 +21,7 @@ step 6 in :mod:`.backstop`. The stages are small and inline little themselves, o
 purpose: Numba copies an inlined function's IR once per block of it, with all its
 variables each time, so inlining a stage that has inlined others costs time that grows
 with the square of its size (inlining the whole loop of a path took 12 s of compilation).
+The circuit breaker's two stages (:mod:`.breaker`) are leaf kernels called, not inlined.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from numba import njit
 from simulator._kernels.bounds import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
 from simulator._kernels.jit import leaf
 from simulator.margin._kernels.backstop import cover_round_deficits_nb
+from simulator.margin._kernels.breaker import breaker_check_nb, breaker_open_nb
 from simulator.margin._kernels.settle import (
     charge_unit_nb,
     close_unit_nb,
@@ -55,6 +57,12 @@ from simulator.margin._kernels.step import (
     step_marks_nb,
     sweep_marks_nb,
 )
+from simulator.margin._kernels.vault import (
+    vault_reset_nb,
+    vault_sales_nb,
+    vault_take_nb,
+    vault_value_nb,
+)
 from simulator.margin.codes import (
     CNT_CORRECTIONS,
     CNT_EVENTS,
@@ -67,14 +75,19 @@ from simulator.margin.codes import (
     FLAG_PENDING,
     FLAG_TOUCHED,
     FP_FUND0,
+    HALT_NONE,
+    HALT_TRADING,
     IP_FULL_SCAN,
     IP_LENDING,
     IP_MAX_ROUNDS,
+    KIND_BACKSTOP,
     OVERFLOW_CORRECTIONS,
     OVERFLOW_EVENTS,
     PF_FUND_END,
+    PF_VAULT_PNL,
     PI_FIRST_STEP,
     PI_MAX_ROUNDS,
+    PI_VAULT_TAKEOVERS,
     TIER_CAP,
 )
 
@@ -147,21 +160,37 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
     for i in range(first_path, n_paths):
         _start_path_nb(i, n_ev, n_corr, prices, index, rules, options, out, state, heaps,
                        lists, assets)
+        vault_reset_nb(rules.vault_on, assets.vault_inv, assets.vault_base, assets.vault_cash)
         overflow = False
         for t in range(1, steps + 1):
             r_top = 0
+            halt = HALT_NONE  # a paused step (circuit breaker) runs no check and no round
             for sweep in range(n_sweeps + 1):
                 if sweep < n_sweeps:  # inside the step: marks at the bridge's extremes
                     sweep_marks_nb(i, t, sweep, prices, rules, options, out, lists, assets)
                 else:  # the step's close
+                    breaker_open_nb(i, t, prices, rules, lists, assets)
                     step_marks_nb(i, t, prices, rules, options, out, lists, assets)
+                    halt = breaker_check_nb(i, t, rules, out, lists, assets)
                     expire_options_nb(t, book, rules, options, state, lists, assets)
-                    if behaviour_nb(i, t, prices, book, index, rules, options, out, state,
-                                    lists, assets):
+                    if halt != HALT_TRADING and behaviour_nb(i, t, prices, book, index, rules,
+                                                             options, out, state, lists,
+                                                             assets):
                         overflow = True
                         break
+                    if halt != HALT_TRADING:  # (a halted book does not trade)
+                        count[CNT_EVENTS], overflow = vault_sales_nb(
+                            rules.vault_on, i, t, prices.depth[t], rules.fparams, book_px,
+                            logimp, assets.p_lo, assets.p_hi, assets.vault_inv,
+                            assets.vault_base, assets.vault_cash, out.path_i, out.ev_i,
+                            out.ev_f, count[CNT_EVENTS])
+                        if overflow:
+                            break
+                        if rules.vault_on is not None:  # sold on the book (its marks are the
+                            for a in range(mark.shape[0]):  # book's: not with an oracle)
+                                mark[a] = book_px[a]
                 r = 0
-                while r < max_rounds:
+                while halt == HALT_NONE and r < max_rounds:
                     n_dirty = collect_dirty_nb(t, index, rules, state, heaps, lists, assets)
                     n_l = check_units_nb(i, t, steps, tiered, n_dirty, book, rules, options, state,
                                          heaps, lists, assets)
@@ -182,6 +211,12 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
                         else:
                             sum_n, perp_n, option_fee = close_unit_nb(t, j, u, book, options, state,
                                                                       assets, rnd)
+                            if rnd.kind[j] == KIND_BACKSTOP:  # into the vault's inventory
+                                vault_take_nb(rules.vault_on, u, mark, rnd.closed,
+                                              book.pos_asset, book.pos_kind,
+                                              book.unit_pos_start, state.coll,
+                                              assets.vault_inv, assets.vault_base,
+                                              assets.vault_cash)
                             fee, bd, paid, deficit = charge_unit_nb(i, t, j, u, perp_n, option_fee,
                                                                     book, rules, options, out,
                                                                     state, assets, rnd)
@@ -189,6 +224,9 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
                                                       options, out, state, lists, assets, rnd)
                         n_b = settled_nb(i, r, u, fee, bd, sum_n, deficit, ev_lo, n_b, book, rules,
                                          out, state, lists, assets, rnd)
+                        if not lending and rnd.kind[j] == KIND_BACKSTOP:  # the equity kept
+                            out.path_f[i, PF_VAULT_PNL] += fee
+                            out.path_i[i, PI_VAULT_TAKEOVERS] += 1
                         if overflow:
                             break
                     if overflow:
@@ -210,6 +248,8 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
             if overflow:
                 break
             _close_step_nb(i, t, r_top, out, assets)
+            vault_value_nb(rules.vault_on, i, mark, assets.vault_inv, assets.vault_cash,
+                           out.path_f, t == steps)
             if prices.oracle.shape[0] > 0:  # the EMA of the basis, at the step's close
                 _close_basis_nb(prices.oracle[i, index_step_nb(t, rules)], rules.mark_ema_w,
                                 assets)

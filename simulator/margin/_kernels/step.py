@@ -246,7 +246,8 @@ def expire_options_nb(t, book, rules, options, state, lists, assets
 def behaviour_nb(i, t, prices, book, index, rules, options, out, state, lists, assets
                  ):  # pragma: no cover - jitted
     """Funding at step ``t`` if it is due, then the answers to the margin calls due at
-    ``t`` (in increasing unit index). Returns True when the event buffer is full."""
+    ``t`` (or before it: deferred by a circuit breaker's ``trading`` pause, whose steps do
+    not call this) in increasing unit index. Returns True when the event buffer is full."""
     fparams = rules.fparams
     iparams = rules.iparams
     count = lists.count
@@ -284,7 +285,7 @@ def behaviour_nb(i, t, prices, book, index, rules, options, out, state, lists, a
     q_unit = lists.q_unit
     q_head = count[CNT_QUEUE_HEAD]
     n_due = 0
-    while q_head < count[CNT_QUEUE_TAIL] and q_due[q_head] == t:
+    while q_head < count[CNT_QUEUE_TAIL] and q_due[q_head] <= t:  # (< t: deferred by a pause)
         due_units[n_due] = q_unit[q_head]
         n_due += 1
         q_head += 1

@@ -206,3 +206,13 @@ def test_a_lending_oracle_delays_liquidations(tmp_path, oracle, step):
     run(scenario_from_dict(doc), tmp_path / "run")
     table = pq.read_table(tmp_path / "run" / "paths").to_pandas()
     assert table["first_liquidation_step"].tolist() == [step, step]
+
+
+def test_gradual_vault_disposal_refuses_marks_off_the_book():
+    doc = _scenario()
+    doc["venue"].update({"backstop_ratio": 0.5, "vault_disposal": "gradual",
+                         "mark_price": "index"})
+    with pytest.raises(ScenarioError, match="venue.vault_disposal.*venue.mark_price"):
+        scenario_from_dict(doc)
+    doc["venue"]["mark_price"] = "book"
+    scenario_from_dict(doc)  # the book's marks: allowed

@@ -201,7 +201,8 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
                     self.pay_funding(t)
                 self.answer_calls(t)
                 self.vault_sales(t)  # (a halted book does not trade)
-                self.book_px = list(self.marks)  # sold on the book (the marks are the book's)
+                if self.vault_gradual:  # sold on the book (the marks are the book's)
+                    self.book_px = list(self.marks)
             r = top if halt else max(top, self.cascade(t))
             if r > self.max_cascade_rounds:
                 self.max_cascade_rounds = r

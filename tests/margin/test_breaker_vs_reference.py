@@ -108,7 +108,11 @@ RULE_CASES = [
                         (rule_cases.CASES[-1], 3, "trading"))
 ] + [rule_cases.Case("backstop-trading", {**_FLAT, "liquidation": "partial",
                                           "backstop_ratio": 0.6, "insurance_fund_usd": 0.0,
-                                          "adl": True, **_breaker(0.03, 2, "trading")})]
+                                          "adl": True, **_breaker(0.03, 2, "trading")}),
+   rule_cases.Case("vault-gradual-trading", {
+       **_FLAT, "liquidation": "partial", "backstop_ratio": 0.6, "insurance_fund_usd": 0.0,
+       "adl": True, "vault_disposal": "gradual", "vault_disposal_share": 0.3,
+       "vault_depth_share": 0.5, **_breaker(0.03, 2, "trading")})]
 
 
 @pytest.mark.parametrize("case", RULE_CASES, ids=[c.name for c in RULE_CASES])

@@ -233,7 +233,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from simulator.sweeps.sweep import parse_grid, parse_target, sweep, sweep_table
+    from simulator.report.sweep_page import sweep_metrics
+    from simulator.sweeps.sweep import (
+        TABLE_METRICS,
+        parse_grid,
+        parse_target,
+        sweep,
+        sweep_table,
+    )
 
     if args.jobs == 0 or args.jobs < -1:
         raise MarginsimError(f"--jobs: must be a positive number or -1, got {args.jobs}")
@@ -247,7 +254,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                    force=args.force)
     _warn_sweep_price_bounds(result.out_dir, result.rows)
     if not args.quiet:
-        print(sweep_table(result.rows, [k for k, _ in grid]))
+        keys = [k for k, _ in grid]
+        print(sweep_table(result.rows, keys, sweep_metrics(keys, result.rows[0],
+                                                           TABLE_METRICS)))
         if target is not None:
             found = ("none in the interval" if result.threshold is None
                      else f"{grid[0][0]} = {result.threshold:g}")
@@ -301,8 +310,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from simulator.report.sweep_page import grid_keys
-        from simulator.sweeps.sweep import sweep_table
+        from simulator.report.sweep_page import grid_keys, sweep_metrics
+        from simulator.sweeps.sweep import TABLE_METRICS, sweep_table
 
         table_path = args.run_dir / "sweep.parquet"
         try:
@@ -310,7 +319,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         except (OSError, pa.ArrowException) as exc:
             raise MarginsimError(f"{table_path}: cannot read: "
                                  f"{str(exc).splitlines()[0]}") from None
-        print(sweep_table(table.to_pylist(), grid_keys(args.run_dir, table.column_names)))
+        keys = grid_keys(args.run_dir, table.column_names)
+        print(sweep_table(table.to_pylist(), keys,
+                          sweep_metrics(keys, table.column_names, TABLE_METRICS)))
     else:
         _print_summary(args.run_dir, summary_table)
     if html_path is not None:

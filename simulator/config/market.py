@@ -44,6 +44,38 @@ class Asset:
 
 
 @dataclass(frozen=True)
+class Oracle:
+    """The oracle that publishes each asset's index price (``[market.oracle]``;
+    ``docs/engine.md``, "Oracle, index and mark").
+
+    Attributes
+    ----------
+    heartbeat_steps : int
+        It publishes at least every ``heartbeat_steps`` steps.
+    deviation : float
+        It also publishes at a step when its reading moved by more than this fraction since
+        its last publication (0: that trigger off).
+    lag_steps : int
+        The index at step ``t`` is what it published from its reading at ``t - lag_steps``.
+    sources : int
+        Sources read per asset; the reading is their median.
+    noise : float
+        Each source reads the price times ``exp(noise z)``, ``z`` standard normal.
+    """
+
+    heartbeat_steps: int = 1
+    deviation: float = 0.0
+    lag_steps: int = 0
+    sources: int = 1
+    noise: float = 0.0
+
+    @property
+    def exact(self) -> bool:
+        """Whether the index is its source's price at every step (the defaults)."""
+        return self.heartbeat_steps == 1 and self.lag_steps == 0 and self.noise == 0.0
+
+
+@dataclass(frozen=True)
 class Market:
     """Price model and assets (``[market]``)."""
 
@@ -51,6 +83,7 @@ class Market:
     assets: tuple[Asset, ...]
     correlation: tuple[tuple[float, ...], ...]
     params: ModelParams = None
+    oracle: Oracle = Oracle()
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -153,8 +186,21 @@ def _read_market(t: Table, base_dir: Path | None = None, sim: Simulation | None 
     check_correlation(corr, t.source, t.key("correlation"))
     params = replay if replay is not None else read_model_params(
         t, model, n, base_dir, tuple(a.symbol for a in assets), sim.steps, sim.horizon_days)
+    oracle_table = t.table("oracle", {})
+    oracle = _read_oracle(oracle_table)
+    oracle_table.finish()
     return Market(model=model, assets=assets, correlation=tuple(tuple(r) for r in corr.tolist()),
-                  params=params)
+                  params=params, oracle=oracle)
+
+
+def _read_oracle(t: Table) -> Oracle:
+    """``[market.oracle]``: every key optional, the defaults publish the price every step."""
+    d = Oracle()
+    return Oracle(heartbeat_steps=t.integer("heartbeat_steps", d.heartbeat_steps, lo=1),
+                  deviation=t.number("deviation", d.deviation, lo=0.0, hi=100.0),
+                  lag_steps=t.integer("lag_steps", d.lag_steps, lo=0),
+                  sources=t.integer("sources", d.sources, lo=1, hi=1000),
+                  noise=t.number("noise", d.noise, lo=0.0, hi=10.0))
 
 
 def _read_shock(t: Table, market: Market, sim: Simulation) -> Shock:

@@ -39,6 +39,7 @@ from simulator.config.market import (
     Asset,
     Liquidity,
     Market,
+    Oracle,
     Shock,
     _read_market,
     _read_shock,
@@ -110,6 +111,10 @@ class Scenario:
         for key, default in (("events", "all"), ("intrastep", "none")):
             if out["simulation"][key] == default:  # defaults: digests of older scenarios
                 out["simulation"].pop(key)  # hold
+        if out["venue"]["circuit_breaker_band"] == 0.0:  # no circuit breaker: likewise
+            for key in ("circuit_breaker_band", "circuit_breaker_steps",
+                        "circuit_breaker_halts"):
+                out["venue"].pop(key)
         if not out["simulation"]["rare_event"]:  # rare-event mode off: likewise
             for key in ("rare_event", "rare_pilot_paths", "rare_defensive_share"):
                 out["simulation"].pop(key)
@@ -117,6 +122,10 @@ class Scenario:
             out["simulation"].pop("variance_reduction")
         if math.isinf(out["venue"]["adl_max_notional_per_step_usd"]):  # no cap: likewise
             out["venue"].pop("adl_max_notional_per_step_usd")
+        if out["venue"]["vault_disposal"] == "instant":  # the backstop as before: digests of
+            for key in ("vault_disposal", "vault_disposal_share", "vault_depth_share"):
+                out["venue"].pop(key)  # older scenarios hold
+        _drop_default_prices(out, self)
         for key in ("document", "source", "overrides"):
             out.pop(key)
         return _json_safe(out)
@@ -130,6 +139,35 @@ class Scenario:
         """
         text = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _drop_default_prices(out: dict[str, Any], scenario: Scenario) -> None:
+    """The oracle and the venue's price keys at their defaults are left out of the resolved
+    scenario: digests of older scenarios hold."""
+    if scenario.market.oracle == Oracle():
+        out["market"].pop("oracle")
+    for key in ("mark_price", "mark_ema_halflife_steps", "collateral_price"):
+        if getattr(scenario.venue, key) == getattr(Venue, key):
+            out["venue"].pop(key)
+
+
+def _check_prices(simulation: Simulation, market: Market, sim_table: Table,
+                  venue: Venue, venue_table: Table) -> None:
+    """Combinations of the oracle and the marks the engine refuses (docs/engine.md,
+    "Oracle, index and mark")."""
+    moved = [key for key, on in (("venue.mark_price", venue.mark_price != "book"),
+                                 ("venue.collateral_price", venue.collateral_price != "book"),
+                                 ("market.oracle", not market.oracle.exact)) if on]
+    marks = [key for key in moved if key.startswith("venue.")]
+    if venue.vault_disposal == "gradual" and marks:
+        raise venue_table.error("vault_disposal", f"the vault's gradual disposal sells at the "
+                                f"marks, which {marks[0]} moves off the venue's book: leave "
+                                "vault_disposal = \"instant\" or the marks at \"book\"")
+    if simulation.intrastep == "bridge" and moved:
+        raise sim_table.error("intrastep", f"the intrastep bridge sweeps the book's price "
+                              f"inside a step, where no oracle publishes: it is not combined "
+                              f"with {', '.join(moved)} (set simulation.intrastep = \"none\", "
+                              "or leave those at their defaults)")
 
 
 def _json_safe(value: Any) -> Any:
@@ -240,6 +278,12 @@ def scenario_from_dict(
     venue_table = top.table("venue", {})
     venue = read_venue(venue_table)
     venue_table.finish()
+    if venue.circuit_breaker_band > 0.0 and simulation.intrastep == "bridge":
+        raise venue_table.error("circuit_breaker_band", "a circuit breaker checks the band at "
+                                "the steps' closes; it is not defined with simulation.intrastep "
+                                "= \"bridge\" (set intrastep = \"none\", or "
+                                "circuit_breaker_band = 0)")
+    _check_prices(simulation, market, sim_table, venue, venue_table)
     behaviour_table = top.table("behaviour", {})
     behaviour = read_behaviour(behaviour_table)
     behaviour_table.finish()

@@ -29,6 +29,12 @@ ADL_RANKINGS = ("pnl_margin_ratio", "profit_leverage", "bybit", "pro_rata",
 VENUE_TYPES = ("derivatives", "lending")
 OPTION_MARGIN_RULES = ("standard", "risk_matrix")
 FUNDING_MODES = ("off", "constant", "premium")
+#: what a tripped circuit breaker pauses (``circuit_breaker_halts``)
+BREAKER_HALTS = ("liquidations", "trading")
+VAULT_DISPOSALS = ("instant", "gradual")
+#: what ``venue.mark_price`` and ``venue.collateral_price`` may name
+MARK_PRICES = ("book", "index", "median")
+COLLATERAL_PRICES = ("book", "index")
 #: relative tolerance when a user-given ``cum`` is checked against the continuity rule
 CUM_RTOL = 1e-9
 
@@ -86,6 +92,28 @@ class Venue:
     adl_max_notional_per_step_usd : float
         Most ADL notional per step across the venue, USD (inf: no cap); what the cap
         leaves is socialised.
+    circuit_breaker_band, circuit_breaker_steps, circuit_breaker_halts
+        Circuit breaker (``docs/engine.md``, "Circuit breaker"): when a step moves a mark
+        more than the band (a fraction; 0 = no breaker) from the previous close, that step
+        and the ``circuit_breaker_steps - 1`` after it run no margin calls and no
+        liquidations (``"liquidations"``), or do not trade at all (``"trading"``).
+    vault_disposal : str
+        What the backstop vault does with what it takes over: ``instant`` (closed at the
+        mark, without market impact) or ``gradual`` (held as inventory and sold through
+        the market, ``vault_disposal_share`` of the quantity taken over per step, at most
+        ``vault_depth_share`` of the step's depth per asset).
+    vault_disposal_share, vault_depth_share : float
+        Gradual disposal: share of the inventory taken over sold per step, in (0, 1]; cap
+        per step and asset as a share of that step's ``depth_usd`` (notional at the mark).
+    mark_price : str
+        What liquidation tests, valuation and ADL price an asset with positions at:
+        ``book`` (the exogenous price times the venue's impact), ``index`` (the oracle's,
+        ``[market.oracle]``) or ``median`` (of index, book and index + an EMA of the basis
+        book - index, ``mark_ema_halflife_steps``).
+    mark_ema_halflife_steps : float
+        Half-life in steps of the EMA of ``median``'s basis.
+    collateral_price : str
+        The price of an asset the book holds only as collateral: ``book`` or ``index``.
     """
 
     preset: str | None = None
@@ -119,6 +147,15 @@ class Venue:
     risk_matrix_range_pct: float = 0.16
     option_liquidation_fee_rate: float = 0.002
     adl_max_notional_per_step_usd: float = math.inf
+    circuit_breaker_band: float = 0.0
+    circuit_breaker_steps: int = 5
+    circuit_breaker_halts: str = "liquidations"
+    vault_disposal: str = "instant"
+    vault_disposal_share: float = 0.2
+    vault_depth_share: float = 0.1
+    mark_price: str = "book"
+    mark_ema_halflife_steps: float = 10.0
+    collateral_price: str = "book"
 
     @property
     def lending(self) -> bool:
@@ -182,6 +219,7 @@ def read_venue(t: Table) -> Venue:
     if lending and funding != "off":
         raise t.error("funding", "funding is paid on perpetuals; a lending venue has none "
                       "(set funding = \"off\")")
+    vault = _read_vault(t, lending)
     return Venue(
         preset=preset,
         type=venue_type,
@@ -225,7 +263,54 @@ def read_venue(t: Table) -> Venue:
         adl_max_notional_per_step_usd=t.number("adl_max_notional_per_step_usd",
                                                d.adl_max_notional_per_step_usd, lo=0.0,
                                                lo_open=True, allow_inf=True),
+        circuit_breaker_band=t.number("circuit_breaker_band", d.circuit_breaker_band, lo=0.0),
+        circuit_breaker_steps=t.integer("circuit_breaker_steps", d.circuit_breaker_steps,
+                                        lo=1, hi=1_000_000),
+        circuit_breaker_halts=t.string("circuit_breaker_halts", d.circuit_breaker_halts,
+                                       choices=BREAKER_HALTS),
+        **vault,
+        **_read_prices(t, lending),
     )
+
+
+def _read_vault(t: Table, lending: bool) -> dict[str, Any]:
+    """The backstop vault's disposal keys (``vault_*``): ``gradual`` needs a backstop
+    (``backstop_ratio > 0``) on a derivatives venue."""
+    d = Venue()
+    disposal = t.string("vault_disposal", d.vault_disposal, choices=VAULT_DISPOSALS)
+    if disposal == "gradual":
+        if lending:
+            raise t.error("vault_disposal", "a lending venue has no backstop vault; set "
+                          "vault_disposal = \"instant\"")
+        if not t.number("backstop_ratio", d.backstop_ratio) > 0.0:
+            raise t.error("vault_disposal", "\"gradual\" disposal needs a backstop vault: set "
+                          "backstop_ratio above 0, or vault_disposal = \"instant\"")
+    return {
+        "vault_disposal": disposal,
+        "vault_disposal_share": t.number("vault_disposal_share", d.vault_disposal_share,
+                                         lo=0.0, lo_open=True, hi=1.0),
+        "vault_depth_share": t.number("vault_depth_share", d.vault_depth_share, lo=0.0,
+                                      lo_open=True),
+    }
+
+
+def _read_prices(t: Table, lending: bool) -> dict[str, Any]:
+    """``mark_price``, ``mark_ema_halflife_steps`` and ``collateral_price``; a lending venue
+    prices everything at its oracle (``[market.oracle]``): only the defaults."""
+    d = Venue()
+    out = {"mark_price": t.string("mark_price", d.mark_price, choices=MARK_PRICES),
+           "mark_ema_halflife_steps": t.number("mark_ema_halflife_steps",
+                                               d.mark_ema_halflife_steps, lo=0.0, lo_open=True,
+                                               hi=1e9),
+           "collateral_price": t.string("collateral_price", d.collateral_price,
+                                        choices=COLLATERAL_PRICES)}
+    if lending:
+        for key in ("mark_price", "collateral_price"):
+            if out[key] != "book":
+                raise t.error(key, f"{out[key]!r}: a lending venue values debts and collateral "
+                              "at its oracle, which reads its market (set the oracle's rule in "
+                              "[market.oracle]); leave it \"book\"")
+    return out
 
 
 def _plain(value: Any) -> Any:

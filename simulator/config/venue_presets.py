@@ -113,6 +113,13 @@ PRESETS: MappingProxyType[str, MappingProxyType[str, Any]] = MappingProxyType(
         # liquidation by IOC orders until compliant (modelled as full); insurance fund
         # then ADL ranked by PnL% x margin ratio. Sources: Binance "Leverage and Margin of
         # USDⓈ-M Futures", "Liquidation", "Auto-Deleveraging (ADL)".
+        # Mark price (not set here; ``mark_price = "median"`` has its shape): the median of
+        # price 1 = index x (1 + last funding x time to funding / 8), price 2 = index + a
+        # moving average of the basis (30 s since 18 Sep 2025) and the last price. Source:
+        # Binance FAQ "Mark Price in Perpetual Futures" (binance.com/en/support/faq/
+        # fff6ec1b3f5845d19f1fb924644a0877) and "What are Mark Price and Price Index"
+        # (.../360033525071). Left out because it would change the built-in scenarios that
+        # use the preset (their golden outputs and digests): docs/scenario-file.md.
         "binance-usdm": _freeze({
             "type": "derivatives",
             "brackets": _freeze({"BTC": _BINANCE_BTC, "ETH": _BINANCE_ETH,
@@ -127,6 +134,11 @@ PRESETS: MappingProxyType[str, MappingProxyType[str, Any]] = MappingProxyType(
         # backstop vault takes the account over (the maintenance is not returned); ADL
         # ranked by (mark / entry) x (notional / account value). Source: Hyperliquid docs,
         # "Margining", "Liquidations", "Auto-deleveraging".
+        # Mark price (not set here, for the same reason as Binance's): the median of oracle
+        # + a 150-second EMA of (mid - oracle), the median of best bid, best ask and last
+        # trade, and the median of CEX perpetual mids; the oracle, published every 3 s, is a
+        # weighted median of CEX spot prices. Source: Hyperliquid docs "Robust price
+        # indices" and "Oracle" (hyperliquid.gitbook.io/hyperliquid-docs/hypercore/oracle).
         "hyperliquid": _freeze({
             "type": "derivatives",
             "brackets": _freeze({"BTC": _HL_BTC, "ETH": _HL_ETH, "SOL": _HL_SOL,

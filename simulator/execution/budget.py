@@ -27,6 +27,8 @@ from simulator.config.limits import MAX_CHUNKS
 from simulator.config.scenario import Scenario
 from simulator.errors import MarginsimError
 from simulator.margin import codes
+from simulator.paths.oracle import BLOCK_PATHS as ORACLE_BLOCK_PATHS
+from simulator.paths.oracle import oracle_args
 from simulator.results import risk
 from simulator.results.accounts import PNL_BLOCK_BYTES
 
@@ -252,6 +254,13 @@ def _chunk_parts(scenario: Scenario, save_prices: int) -> tuple[int, int, int]:
     exo = n * (steps + 1) * n_assets * 8
     if sim.intrastep == "bridge":  # the intrastep extremes: a low and a high per price
         exo *= 3
+    oracle = oracle_args(scenario)
+    if oracle is not None:  # the oracle's index, and a block of its sources' readings
+        exo += n * (steps + 1) * n_assets * 8
+        if oracle["noise"] > 0.0:
+            exo += 3 * min(n, ORACLE_BLOCK_PATHS) * steps * n_assets * oracle["sources"] * 8
+            if oracle["reads_book"]:  # the readings' noise factors, kept for the replay
+                exo += n * (steps + 1) * n_assets * 8
     draws = n * steps if scenario.market.model == "regime" else steps * (2 * n_assets + 1) * 8
     per_path = n * ((codes.N_PF + codes.N_PI) * 8 + 2 * n_assets * 8  # results
                     + (20 + 2 * n_assets) * 8)  # the paths/ table
@@ -271,7 +280,8 @@ def chunk_memory_bytes(scenario: Scenario, save_prices: int = 0) -> int:
     """Estimated peak memory of one chunk, in bytes (at least its main arrays).
 
     The exogenous prices (``chunk_paths x (steps + 1) x assets`` float64, three times
-    that with ``simulation.intrastep = "bridge"``: each price's intrastep low and high) and the
+    that with ``simulation.intrastep = "bridge"``: each price's intrastep low and high; one
+    more with an oracle's index, and a block of its sources' readings) and the
     per-step draws of the models that keep them; the per-path results and the
     ``paths/`` table; with ``save_prices``, the saved marks, their exogenous copy and the
     ``prices/`` table; the replay kernel's working arrays over the book

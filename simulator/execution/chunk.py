@@ -22,12 +22,20 @@ from simulator.execution.prepare import prepare
 from simulator.margin import EngineRules, replay
 from simulator.margin.engine import BookIndex
 from simulator.margin.liq_prices import exact_slack
-from simulator.paths import PathInputs, bridge_extremes, generate_paths, generate_paths_sobol
+from simulator.paths import (
+    PathInputs,
+    bridge_extremes,
+    generate_paths,
+    generate_paths_sobol,
+    oracle_args,
+    oracle_arrays,
+)
 from simulator.rare import Tilt
 from simulator.results import accounts as aggregate
 from simulator.results import atomic as output
 from simulator.results import integrity, tables
 from simulator.results import lock as run_lock
+from simulator.results.arrow_memory import use_system_memory_pool
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,10 @@ class ChunkContext:
     sobol: bool = False
     #: ``simulation.intrastep = "bridge"``: each step also swept at its bridge's extremes
     intrastep: bool = False
+    #: ``[market.oracle]`` as :func:`simulator.paths.oracle_arrays` takes it, when the
+    #: venue's index is not the exogenous price or some asset is valued at the index;
+    #: ``None`` otherwise
+    oracle: dict[str, Any] | None = None
 
     @property
     def weighted(self) -> bool:
@@ -91,7 +103,7 @@ class ChunkContext:
                    metadata=tables.file_metadata(scenario.digest, sim.seed, version),
                    levels=sim.risk_levels, identity=run_identity(scenario),
                    events=sim.events, sobol=sim.variance_reduction == "sobol",
-                   intrastep=sim.intrastep == "bridge")
+                   intrastep=sim.intrastep == "bridge", oracle=oracle_args(scenario))
 
 
 def plan_chunks(n_paths: int, chunk_paths: int, seed: int) -> list[ChunkTask]:
@@ -178,6 +190,7 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     loky worker also ends as soon as its driver is gone: :func:`backends.watch_driver`).
     """
     t0 = time.perf_counter()
+    use_system_memory_pool()  # (in a worker process too)
     rng = np.random.default_rng(task.seed)
     log_weight = np.zeros(task.n_paths)
     tilted = {} if ctx.tilt is None else {
@@ -186,13 +199,14 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
            generate_paths(ctx.inputs, task.n_paths, rng, log_weight=log_weight, **tilted))
     weight = None if ctx.tilt is None else ctx.tilt.weights(log_weight)
     bridge = bridge_extremes(ctx.inputs, exo, rng) if ctx.intrastep else None
+    oracle, oracle_noise = oracle_arrays(exo, rng, ctx.oracle)
     t1 = time.perf_counter()
     n_save = max(0, min(task.n_paths, ctx.save_prices - task.first_path))
     res = replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=n_save,
                  index=ctx.index, rng_key=behaviour_key(task.seed), path_weight=weight,
-                 bridge=bridge)
+                 bridge=bridge, oracle=oracle, oracle_noise=oracle_noise)
     saved_exo = exo[:n_save].copy() if n_save else None
-    del exo, bridge
+    del exo, bridge, oracle, oracle_noise
     t2 = time.perf_counter()
     partial = aggregate.chunk_partial(res.final_price, ctx.inputs.s0, ctx.acct_navk,
                                       res.corr_path, res.corr_account, res.corr_delta,
@@ -219,7 +233,8 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     for rel, table in aggregate.chunk_tables(res, task.first_path, task.index,
                                              ctx.weighted).items():
         put(table, rel)
-    put(tables.paths_table(res, task.first_path, ctx.symbols, weight), f"paths/{name}")
+    put(tables.paths_table(res, task.first_path, ctx.symbols, weight, ctx.rules.breaker,
+                           vault=ctx.rules.has_vault), f"paths/{name}")
     _check_owner(ctx, task.index)
     spec = integrity.ChunkSpec(task.index, task.first_path, task.n_paths, {})
     written = integrity.write_record(ctx.out_dir, spec, ctx.identity, files)  # last

@@ -63,6 +63,7 @@ from simulator.results import integrity, risk
 from simulator.results import lock as run_lock
 from simulator.results import read as reader
 from simulator.results import rundir as run_dir
+from simulator.results.arrow_memory import use_system_memory_pool
 from simulator.results.summary import summarise
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -326,6 +327,7 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     >>> result = run(load_scenario("two-asset-crash", ["simulation.paths=200"]), "/tmp/x")
     ... # doctest: +SKIP
     """
+    use_system_memory_pool()  # freed Arrow buffers go back to the system (peak memory)
     backends.check_backend(backend)
     if force and resume:
         raise MarginsimError("--force and --resume contradict each other: --resume finishes "

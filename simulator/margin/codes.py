@@ -11,7 +11,8 @@ KIND_BACKSTOP = 2      # taken over by a backstop vault at the mark
 KIND_SOCIALISED = 3    # uncovered loss spread over the venue
 KIND_TOP_UP = 4        # an account's answer to a margin call: a deposit
 KIND_REDUCE = 5        # an account's answer to a margin call: it cuts its positions
-KIND_NAMES = ("liquidation", "adl", "backstop", "socialised", "top_up", "reduce")
+KIND_VAULT_SALE = 6    # the backstop vault sells inventory it took over ("gradual" disposal)
+KIND_NAMES = ("liquidation", "adl", "backstop", "socialised", "top_up", "reduce", "vault_sale")
 INSTRUMENT_PERP = 0
 INSTRUMENT_COLLATERAL = 1
 INSTRUMENT_DEBT = 2    # a lending venue's debt (asset -1: USD)
@@ -51,11 +52,15 @@ N_EF = 7
 
 # columns of the per-path float record
 PF_LIQUIDATED_NOTIONAL, PF_BAD_DEBT, PF_FUND_END, PF_ADL_NOTIONAL, PF_SOCIALISED, PF_FEES = range(6)
-N_PF = 6
+# the backstop vault: its PnL (while the path runs: the equity it kept), largest drawdown
+# and inventory left at the final marks (USD)
+PF_VAULT_PNL, PF_VAULT_DRAWDOWN, PF_VAULT_INV_END = range(6, 9)
+N_PF = 9
 # columns of the per-path integer record
 (PI_N_LIQUIDATIONS, PI_MAX_ROUNDS, PI_FIRST_STEP, PI_DEPLETED, PI_N_ADL, PI_N_CASCADE,
- PI_PRICE_BOUNDED) = range(7)
-N_PI = 7
+ PI_PRICE_BOUNDED, PI_BREAKER_TRIPS, PI_BREAKER_PAUSED) = range(9)
+PI_VAULT_TAKEOVERS = 9  # units taken over by the backstop vault
+N_PI = 10
 
 # bits of the per-unit flags inside the replay kernel
 FLAG_LIQUIDATED = 1
@@ -74,25 +79,41 @@ OVERFLOW_CORRECTIONS = 2
 (FP_FEE_RATE, FP_TARGET, FP_FUND0, FP_ALPHA, FP_DECAY, FP_STEP_FRACTION, FP_STEP_MIN,
  FP_STEP_MAX, FP_FULL_BELOW, FP_BACKSTOP, FP_CLOSE_FACTOR, FP_FULL_CLOSE_HF,
  FP_FULL_CLOSE_USD, FP_BONUS, FP_PROTOCOL_SHARE, FP_CALL_PROB, FP_CALL_TARGET, FP_FUNDING_RATE,
- FP_FUNDING_CAP) = range(19)
+ FP_FUNDING_CAP, FP_BREAKER_BAND) = range(20)
+# the backstop vault's gradual disposal: share of the inventory taken over sold per step,
+# and cap per step and asset as a share of the step's depth in USD
+FP_VAULT_SHARE, FP_VAULT_DEPTH_SHARE = 20, 21
 #: ADL notional allowed per step across the venue, USD (inf: no cap)
-FP_ADL_CAP = 19
-N_FP = 20
+FP_ADL_CAP = 22
+N_FP = 23
 # integer parameters
 (IP_MODE, IP_ADL, IP_MAX_ROUNDS, IP_FULL_SCAN, IP_LENDING, IP_ADL_RANKING, IP_CALL_DELAY,
- IP_CALL_ACTION, IP_FUNDING_INTERVAL, IP_FUNDING_PREMIUM, IP_RNG_KEY) = range(11)
-N_IP = 11
+ IP_CALL_ACTION, IP_FUNDING_INTERVAL, IP_FUNDING_PREMIUM, IP_RNG_KEY, IP_BREAKER_STEPS,
+ IP_BREAKER_HALT) = range(13)
+N_IP = 13
 # margin-call answers (IP_CALL_ACTION)
 ACTION_TOP_UP, ACTION_REDUCE = 0, 1
 ACTION_NAMES = ("top_up", "reduce")
 # liquidation modes (IP_MODE) and ADL rankings (IP_ADL_RANKING)
 MODE_FULL, MODE_PARTIAL, MODE_INCREMENTAL = 0, 1, 2
 MODE_NAMES = ("full", "partial", "incremental")
+# the backstop vault's disposal of what it takes over (``[venue] vault_disposal``)
+VAULT_DISPOSALS = ("instant", "gradual")
 RANK_PNL_MARGIN_RATIO, RANK_PROFIT_LEVERAGE = 0, 1
 # Bybit's PnL percentage x effective leverage; the two shares of the quantity over every
 # candidate, in proportion to its size, or to its size times its unit's leverage
 RANK_BYBIT, RANK_PRO_RATA, RANK_LEVERAGE_PRO_RATA = 2, 3, 4
 RANK_NAMES = ("pnl_margin_ratio", "profit_leverage", "bybit", "pro_rata", "leverage_pro_rata")
+# circuit breakers (IP_BREAKER_HALT): what a tripped breaker pauses; the replay's state of
+# a step (HALT_NONE: it runs normally)
+HALT_LIQUIDATIONS, HALT_TRADING = 1, 2
+HALT_NONE = 0
+HALT_NAMES = ("", "liquidations", "trading")
+# the price an asset is valued at (``RuleArrays.price_rule``; docs/engine.md, "Oracle,
+# index and mark"): the venue's book, the oracle's index, or the median of index, book and
+# index + the EMA of the basis
+PRICE_BOOK, PRICE_INDEX, PRICE_MEDIAN = 0, 1, 2
+PRICE_NAMES = ("book", "index", "median")
 
 # columns of the per-asset bracket table ``tiers[a, k, :]``
 TIER_CAP, TIER_RATE, TIER_CUM = range(3)
@@ -100,10 +121,10 @@ TIER_CAP, TIER_RATE, TIER_CUM = range(3)
 # slots of the replay kernel's counters (``UnitLists.count``, int64[N_COUNT]): rows of the
 # event and correction buffers written, units in the touched and pending lists, the
 # margin-call queue's head and tail, and the latest later stage of the option boxes started
-# (-1: the first)
+# (-1: the first), and the step at which the circuit breaker's pause ends (0: none yet)
 (CNT_EVENTS, CNT_CORRECTIONS, CNT_TOUCHED, CNT_PENDING, CNT_QUEUE_HEAD, CNT_QUEUE_TAIL,
- CNT_STAGE) = range(7)
-N_COUNT = 7
+ CNT_STAGE, CNT_BREAKER_RESUME) = range(8)
+N_COUNT = 8
 #: rows of the option-box kernels' scratch array (``option_boxes.N_WORK``)
 N_BOX_WORK = 14
 

@@ -33,7 +33,9 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
            initial_events: int = 4096, save_marks: int = 0,
            index: BookIndex | None = None, rng_key: int = 0,
            path_weight: np.ndarray | None = None,
-           bridge: np.ndarray | None = None) -> ReplayResult:
+           bridge: np.ndarray | None = None,
+           oracle: np.ndarray | None = None,
+           oracle_noise: np.ndarray | None = None) -> ReplayResult:
     """Replay every path of ``exo`` over ``book``.
 
     Parameters
@@ -63,6 +65,16 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
         (``[..., 1]``) exogenous price inside each step ``t >= 1``
         (:func:`simulator.paths.bridge_extremes`). Each step is then swept at them before its
         close (``docs/engine.md``, "Between the steps").
+    oracle : ndarray, shape (n, steps + 1, A), optional
+        The oracle's index of every asset (:func:`simulator.paths.oracle.oracle_index`),
+        for the assets ``rules`` value at it and for premium funding
+        (``docs/engine.md``, "Oracle, index and mark"). None: the exogenous price when
+        ``rules`` value some asset at the index, else nothing (every price the book's).
+        Not given when ``rules.oracle_reads_book`` (a lending venue's oracle: the replay
+        publishes it from the venue's book).
+    oracle_noise : ndarray, shape (n, steps + 1, A), optional
+        With ``rules.oracle_reads_book``: the noise factors of the oracle's readings
+        (:func:`simulator.paths.oracle.noise_factors`); None: none.
 
     Returns
     -------
@@ -85,11 +97,24 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
         raise ValueError(f"path_weight must have shape ({n_paths},)")
     if bridge is not None and np.shape(bridge) != (*exo.shape, 2):
         raise ValueError(f"bridge must have shape {(*exo.shape, 2)}")
+    if bridge is not None and rules.breaker:
+        raise ValueError("a circuit breaker is not defined with the intrastep bridge")
+    if rules.oracle_reads_book:
+        if oracle is not None:
+            raise ValueError("a lending venue's oracle reads its book: the replay publishes "
+                             "the index (pass oracle_noise, not oracle)")
+        oracle = np.empty_like(exo)  # written by the replay
+    elif oracle is None and rules.priced_by_oracle:
+        oracle = exo  # the exact oracle: the index is the exogenous price
+    for name, arr in (("oracle", oracle), ("oracle_noise", oracle_noise)):
+        if arr is not None and np.shape(arr) != exo.shape:
+            raise ValueError(f"{name} must have shape {exo.shape}")
     depth = np.ascontiguousarray(depth_usd, dtype=float)
     if not (depth > 0.0).all():  # the impact law divides by it (prepare_path_inputs keeps it)
         raise ValueError("depth_usd must be positive (inf: no impact) at every step")
     prices, book_arrays, index_arrays, rule_arrays, option_arrays = records.kernel_inputs(
-        exo, depth, book, index, rules, opt_data, rng_key, bridge)
+        exo, depth, book, index, rules, opt_data, rng_key, bridge, oracle,
+        None if not rules.oracle_reads_book else oracle_noise)
     out = records.outputs(n_paths, steps, n_assets, book.n_accounts, save_marks,
                           max(16, int(initial_events)), path_weight)
     n_ev = n_corr = first = 0

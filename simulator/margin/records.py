@@ -32,12 +32,17 @@ if TYPE_CHECKING:  # (engine imports this module)
 
 __all__ = ["AssetWork", "BookArrays", "Heaps", "IndexArrays", "OptionArrays", "Outputs",
            "Prices", "RoundWork", "RuleArrays", "UnitLists", "UnitState", "kernel_inputs",
-           "outputs", "scratch"]
+           "outputs", "price_rules", "scratch"]
 
 #: exogenous prices float64[n_paths, steps + 1, A], depth in USD float64[steps + 1, A] and
 #: the intrastep extremes ``bridge`` float64[n_paths, steps + 1, A, 2] (the lowest and the
-#: highest exogenous price inside each step; shape (0, 0, 0, 2) without them)
-Prices = namedtuple("Prices", ["exo", "depth", "bridge"])
+#: highest exogenous price inside each step; shape (0, 0, 0, 2) without them); the oracle's
+#: index ``oracle`` float64[n_paths, steps + 1, A] (:mod:`simulator.paths.oracle`; shape
+#: (0, 0, 0) when every price is the book's and the index is the exogenous price; written
+#: by the replay, with its publications, when the oracle reads a lending venue's book:
+#: ``RuleArrays.oracle_rule``) and then the noise factors of its readings ``oracle_noise``
+#: float64[n_paths, steps + 1, A] (shape (0, 0, 0) without noise)
+Prices = namedtuple("Prices", ["exo", "depth", "bridge", "oracle", "oracle_noise"])
 
 #: the book at the start of every path: ``unit_usd`` float64[U], ``unit_coll``
 #: float64[U, A], ``unit_pos_start`` int64[U + 1], ``unit_account`` int64[U], ``pos_unit``,
@@ -64,9 +69,17 @@ IndexArrays = namedtuple("IndexArrays", [
 #: ``sigma`` float64[A], ``tiers`` float64[A, K, 3], ``fparams`` float64[N_FP], ``iparams``
 #: int64[N_IP] (its ``IP_RNG_KEY`` set to the call's key); ``calls_on``, ``funding_on``,
 #: ``lending_on``: True when the venue has margin calls, funding, lending, else None (the
-#: kernels given them compile to nothing for a venue without)
+#: kernels given them compile to nothing for a venue without); ``vault_on`` likewise for a
+#: backstop vault that holds what it takes over (``vault_disposal = "gradual"``); with an
+#: oracle, the price each asset is valued at ``price_rule`` int64[A] (``codes.PRICE_*``)
+#: and the weight of the step's close in the EMA of the basis ``mark_ema_w`` float64[A]
+#: (both used only when ``Prices.oracle`` is not empty); ``oracle_rule`` float64[3], the
+#: heartbeat (steps), deviation and lag (steps) of an oracle that reads a lending venue's
+#: book, published by the replay (shape (0,) otherwise: the index is ``Prices.oracle`` as
+#: given)
 RuleArrays = namedtuple("RuleArrays", ["haircut", "tiers", "sigma", "fparams", "iparams",
-                                       "calls_on", "funding_on", "lending_on"])
+                                       "calls_on", "funding_on", "lending_on", "vault_on",
+                                       "price_rule", "mark_ema_w", "oracle_rule"])
 
 #: the options (:class:`simulator.margin.option_setup.OptionData` and
 #: :class:`simulator.margin.option_boxes.OptionBoxes`): ``oc`` the option tuple
@@ -122,10 +135,17 @@ UnitLists = namedtuple("UnitLists", [
 #: the execution prices ``xprice``, the log moves ``dlog``, the round's flow ``flow``, the
 #: impact outstanding ``logimp``, the price bounds ``p_lo``, ``p_hi``, the funding rates
 #: ``funding_rate``, the implied vols' spot factors ``ivfac``, and a box ``box_lo``,
-#: ``box_hi`` with its scratch ``box_work`` float64[N_BOX_WORK, A]
+#: ``box_hi`` with its scratch ``box_work`` float64[N_BOX_WORK, A]; the backstop vault's
+#: inventory ``vault_inv`` (coins, + long) and the quantity its disposal is a share of
+#: ``vault_base`` (float64[A]), its cash and running peak value ``vault_cash`` (float64[2]);
+#: the venue's book price ``book`` (the exogenous price times the impact outstanding),
+#: after the round's impact ``book2``, and the EMA of the basis book - index ``basis``
+#: (``mark`` is ``book`` unless an oracle prices some asset); an oracle reading a lending
+#: venue's book: its last publication ``pub_value`` and the step it was made ``pub_step``
 AssetWork = namedtuple("AssetWork", [
     "mark", "mark2", "xprice", "dlog", "flow", "logimp", "p_lo", "p_hi", "funding_rate",
-    "ivfac", "box_lo", "box_hi", "box_work"])
+    "ivfac", "box_lo", "box_hi", "box_work", "vault_inv", "vault_base", "vault_cash", "book",
+    "book2", "basis", "pub_value", "pub_step"])
 
 #: one round's scratch: per liquidatable unit its event kind ``kind`` (int64), fraction
 #: ``frac`` and lending plan ``plan_g``, ``plan_k``, ``plan_r``, ``plan_s`` (float64),
@@ -159,7 +179,8 @@ def _i(array: np.ndarray) -> np.ndarray:
 
 def kernel_inputs(exo: np.ndarray, depth: np.ndarray, book: Book, index: BookIndex,
                   rules: EngineRules, options: OptionData, rng_key: int,
-                  bridge: np.ndarray | None = None
+                  bridge: np.ndarray | None = None, oracle: np.ndarray | None = None,
+                  oracle_noise: np.ndarray | None = None
                   ) -> tuple[Prices, BookArrays, IndexArrays, RuleArrays, OptionArrays]:
     """The read-only records of a replay.
 
@@ -179,6 +200,13 @@ def kernel_inputs(exo: np.ndarray, depth: np.ndarray, book: Book, index: BookInd
     bridge : ndarray, shape (n, steps + 1, A, 2), optional
         The lowest and highest exogenous price inside each step (``simulation.intrastep =
         "bridge"``); None: the step closes only.
+    oracle : ndarray, shape (n, steps + 1, A), optional
+        The oracle's index (:func:`simulator.paths.oracle.oracle_index`); None: every asset
+        is valued at the venue's book and the index is the exogenous price. With
+        ``rules.oracle_reads_book``, the array the replay writes the index to.
+    oracle_noise : ndarray, shape (n, steps + 1, A), optional
+        With ``rules.oracle_reads_book``: the noise factors of the oracle's readings
+        (:func:`simulator.paths.oracle.noise_factors`); None: none.
 
     Returns
     -------
@@ -196,7 +224,10 @@ def kernel_inputs(exo: np.ndarray, depth: np.ndarray, book: Book, index: BookInd
     opt_row[opt_units] = np.arange(len(opt_units))
     boxes = index.boxes
     no_bridge = np.empty((0, 0, 0, 2))
-    return (Prices(_f(exo), _f(depth), _f(no_bridge if bridge is None else bridge)),
+    no_oracle = np.empty((0, 0, 0))
+    return (Prices(_f(exo), _f(depth), _f(no_bridge if bridge is None else bridge),
+                   _f(no_oracle if oracle is None else oracle),
+                   _f(no_oracle if oracle_noise is None else oracle_noise)),
             BookArrays(_f(book.unit_usd), _f(book.unit_coll), _i(book.unit_pos_start),
                        _i(book.unit_account), _i(book.pos_unit), _i(book.pos_asset),
                        _f(book.pos_qty), _f(book.pos_entry), _i(book.pos_kind),
@@ -209,10 +240,22 @@ def kernel_inputs(exo: np.ndarray, depth: np.ndarray, book: Book, index: BookInd
                        _f(rules.fparams), iparams,
                        _on(rules.call_ratio > 0.0 and rules.fparams[codes.FP_CALL_PROB] > 0.0),
                        _on(iparams[codes.IP_FUNDING_INTERVAL] > 0),
-                       _on(iparams[codes.IP_LENDING] != 0)),
+                       _on(iparams[codes.IP_LENDING] != 0), _on(rules.vault_gradual),
+                       price_rules(rules, book),
+                       np.full(book.unit_coll.shape[1], rules.mark_ema_weight),
+                       _f(np.asarray(rules.oracle_rule, dtype=float))),
             OptionArrays(oc, _i(options.set_pos), _i(options.set_start), opt_units, opt_row,
                          _i(boxes.stage_step), _f(boxes.stage_lo), _f(boxes.stage_hi),
                          _i(boxes.stage_due), oc if len(opt_units) else None))
+
+
+def price_rules(rules: EngineRules, book: Book) -> np.ndarray:
+    """The price each asset is valued at (``codes.PRICE_*``, int64[A]): ``rules.mark_rule``
+    for an asset the book holds positions in (debts, perpetuals, options), else
+    ``rules.collateral_rule`` (an asset held only as collateral)."""
+    out = np.full(book.unit_coll.shape[1], rules.collateral_rule, dtype=np.int64)
+    out[np.unique(np.asarray(book.pos_asset, dtype=np.int64))] = rules.mark_rule
+    return out
 
 
 def _on(flag: bool) -> bool | None:
@@ -301,7 +344,10 @@ def scratch(book: BookArrays, index: IndexArrays, n_accounts: int
     asset_work = AssetWork(mark=assets(), mark2=assets(), xprice=assets(), dlog=assets(),
                            flow=assets(), logimp=assets(), p_lo=assets(), p_hi=assets(),
                            funding_rate=assets(), ivfac=assets(), box_lo=assets(),
-                           box_hi=assets(), box_work=np.empty((codes.N_BOX_WORK, n_assets)))
+                           box_hi=assets(), box_work=np.empty((codes.N_BOX_WORK, n_assets)),
+                           vault_inv=np.zeros(n_assets), vault_base=np.zeros(n_assets),
+                           vault_cash=np.zeros(2), book=assets(), book2=assets(),
+                           basis=np.zeros(n_assets), pub_value=assets(), pub_step=assets())
     round_work = RoundWork(kind=units(), frac=units(np.float64), plan_g=units(np.float64),
                            plan_k=units(np.float64), plan_r=units(np.float64),
                            plan_s=units(np.float64), plan_c=units(np.bool_),

@@ -43,6 +43,15 @@ class EngineRules:
         Margin-call ratio (0: no calls) and reserve as a multiple of initial equity.
     options : OptionRules
         Option margin rule, fees and implied-vol dynamics.
+    mark_rule, collateral_rule : int
+        The price (``codes.PRICE_*``) of an asset the book holds positions in, and of one it
+        holds only as collateral (``venue.mark_price``, ``venue.collateral_price``).
+    mark_ema_weight : float
+        Weight of a step's close in the EMA of the basis book - index,
+        ``1 - 0.5 ** (1 / mark_ema_halflife_steps)``.
+    oracle_rule : tuple of float
+        ``(heartbeat_steps, deviation, lag_steps)`` of an oracle that reads a lending
+        venue's own book (published by the replay kernel); empty otherwise.
     """
 
     haircut: np.ndarray
@@ -53,6 +62,38 @@ class EngineRules:
     call_ratio: float = 0.0
     reserve_ratio: float = 0.0
     options: OptionRules = OptionRules()
+    mark_rule: int = codes.PRICE_BOOK
+    collateral_rule: int = codes.PRICE_BOOK
+    mark_ema_weight: float = 0.0
+    oracle_rule: tuple[float, ...] = ()
+
+    @property
+    def oracle_reads_book(self) -> bool:
+        """Whether the oracle reads a lending venue's book (its index is published by the
+        replay kernel)."""
+        return len(self.oracle_rule) > 0
+
+    @property
+    def priced_by_oracle(self) -> bool:
+        """Whether some asset may be valued at the oracle's index (not only the book)."""
+        return (self.mark_rule != codes.PRICE_BOOK
+                or self.collateral_rule != codes.PRICE_BOOK)
+
+    @property
+    def breaker(self) -> bool:
+        """Whether the venue has a circuit breaker (``venue.circuit_breaker_band > 0``)."""
+        return bool(self.fparams[codes.FP_BREAKER_BAND] > 0.0)
+
+    @property
+    def has_vault(self) -> bool:
+        """Whether the venue has a backstop vault (a derivatives venue, ``backstop_ratio >
+        0``): its runs report the vault's columns."""
+        return bool(self.fparams[codes.FP_BACKSTOP] > 0.0 and not self.iparams[codes.IP_LENDING])
+
+    @property
+    def vault_gradual(self) -> bool:
+        """Whether the backstop vault holds what it takes over and sells it gradually."""
+        return bool(self.fparams[codes.FP_VAULT_SHARE] > 0.0)
 
     @property
     def tier_cap(self) -> np.ndarray:
@@ -100,6 +141,9 @@ class EngineRules:
         fparams[codes.FP_BONUS] = venue.liquidation_bonus
         fparams[codes.FP_PROTOCOL_SHARE] = venue.protocol_share
         fparams[codes.FP_ADL_CAP] = venue.adl_max_notional_per_step_usd
+        if venue.vault_disposal == "gradual" and venue.backstop_ratio > 0.0 and not venue.lending:
+            fparams[codes.FP_VAULT_SHARE] = venue.vault_disposal_share
+            fparams[codes.FP_VAULT_DEPTH_SHARE] = venue.vault_depth_share
         iparams = np.zeros(codes.N_IP, dtype=np.int64)
         iparams[codes.IP_MODE] = codes.MODE_NAMES.index(venue.liquidation)
         iparams[codes.IP_ADL] = venue.adl and not venue.lending
@@ -123,6 +167,11 @@ class EngineRules:
             iparams[codes.IP_FUNDING_PREMIUM] = venue.funding == "premium"
             fparams[codes.FP_FUNDING_RATE] = venue.funding_rate
             fparams[codes.FP_FUNDING_CAP] = venue.funding_cap
+        if venue.circuit_breaker_band > 0.0:
+            fparams[codes.FP_BREAKER_BAND] = venue.circuit_breaker_band
+            iparams[codes.IP_BREAKER_STEPS] = venue.circuit_breaker_steps
+            iparams[codes.IP_BREAKER_HALT] = codes.HALT_NAMES.index(
+                venue.circuit_breaker_halts)
         haircut = np.array([1.0 - venue.collateral_weight(a.symbol, a.haircut)
                             for a in market.assets], dtype=float)
         sigma = np.maximum(np.array([a.vol for a in market.assets], dtype=float), SIGMA_FLOOR)
@@ -135,7 +184,9 @@ class EngineRules:
         return cls(haircut=haircut, tiers=bracket_table(venue, market), sigma=sigma,
                    fparams=fparams, iparams=iparams,
                    call_ratio=behaviour.margin_call_ratio if calls else 0.0,
-                   reserve_ratio=behaviour.reserve_ratio, options=options)
+                   reserve_ratio=behaviour.reserve_ratio, options=options,
+                   mark_ema_weight=1.0 - 0.5 ** (1.0 / venue.mark_ema_halflife_steps),
+                   **_price_rules(venue, market))
 
     @classmethod
     def for_scenario(cls, scenario: Scenario, full_scan: bool = False) -> EngineRules:
@@ -144,6 +195,20 @@ class EngineRules:
                                  full_scan=full_scan, behaviour=scenario.behaviour,
                                  step_hours=scenario.simulation.dt_years * 365.0 * 24.0,
                                  iv_multiplier=iv_multipliers(scenario))
+
+
+def _price_rules(venue: Venue, market: Market) -> dict:
+    """``mark_rule``, ``collateral_rule`` and ``oracle_rule`` of :class:`EngineRules`: a
+    lending venue with an oracle other than the exact one values everything at the index
+    its oracle publishes from its own book (``docs/engine.md``, "Oracle, index and
+    mark")."""
+    oracle = market.oracle
+    if venue.lending and not oracle.exact:
+        return {"mark_rule": codes.PRICE_INDEX, "collateral_rule": codes.PRICE_INDEX,
+                "oracle_rule": (float(oracle.heartbeat_steps), float(oracle.deviation),
+                                float(oracle.lag_steps))}
+    return {"mark_rule": codes.PRICE_NAMES.index(venue.mark_price),
+            "collateral_rule": codes.PRICE_NAMES.index(venue.collateral_price)}
 
 
 def bracket_table(venue: Venue, market: Market) -> np.ndarray:

@@ -8,7 +8,9 @@ kernels (``simulator.paths._kernels``) and a plain NumPy reference for the tests
 likelihood ratios inside those kernels; scrambled Sobol paths with Brownian-bridge order
 (:func:`~simulator.paths.qmc.generate_paths_sobol`); a recorded path replayed
 (:mod:`~simulator.paths.replay`); the extremes of a Brownian bridge inside each step
-(:func:`~simulator.paths.bridge.bridge_extremes`). Prices stay within the bounds of
+(:func:`~simulator.paths.bridge.bridge_extremes`); the oracle's index of each asset, seen
+through a heartbeat, deviation, lag and noisy sources
+(:func:`~simulator.paths.oracle.oracle_index`). Prices stay within the bounds of
 :mod:`simulator.config.limits`.
 
 May import: :mod:`simulator.config`, :mod:`simulator._kernels`, :mod:`simulator.errors`,
@@ -23,7 +25,9 @@ from simulator.paths.models import (
     generate_paths_numpy,
     prepare_path_inputs,
 )
+from simulator.paths.oracle import oracle_args, oracle_arrays, oracle_index
 from simulator.paths.qmc import generate_paths_sobol
 
 __all__ = ["PathInputs", "bridge_extremes", "generate_paths", "generate_paths_numpy",
-           "generate_paths_sobol", "prepare_path_inputs"]
+           "generate_paths_sobol", "oracle_args", "oracle_arrays", "oracle_index",
+           "prepare_path_inputs"]

@@ -41,7 +41,7 @@ from simulator.config.scenario import Scenario
 from simulator.errors import ScenarioError
 from simulator.margin import EngineRules, replay
 from simulator.margin.engine import BookIndex
-from simulator.paths import PathInputs, bridge_extremes, generate_paths
+from simulator.paths import PathInputs, bridge_extremes, generate_paths, oracle_args, oracle_arrays
 from simulator.rare.tilt import Tilt
 from simulator.results import tables
 
@@ -152,19 +152,23 @@ class _Draws:
 
 def _replay_columns(exo: np.ndarray, inputs: PathInputs, book: Book, rules: EngineRules,
                     index: BookIndex, scenario: Scenario, seq: np.random.SeedSequence,
-                    bridge: np.ndarray | None = None
+                    bridge: np.ndarray | None = None, oracle: np.ndarray | None = None,
+                    noise: np.ndarray | None = None
                     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The ``paths/`` columns and final prices of a pilot round, replayed in slices of
     :data:`PILOT_SLICE` paths (the events of a whole round would hold far more memory
-    than a chunk's); ``bridge``: the intrastep extremes of the paths."""
+    than a chunk's); ``bridge``: the intrastep extremes of the paths; ``oracle``,
+    ``noise``: their oracle's index or its readings' noise factors."""
     key = int(seq.generate_state(1, np.uint64)[0] >> np.uint64(1))
     parts: list[dict[str, np.ndarray]] = []
     finals = []
     for lo in range(0, exo.shape[0], PILOT_SLICE):
         res = replay(exo[lo:lo + PILOT_SLICE], inputs.depth_usd, book, rules, index=index,
                      rng_key=key + lo,
-                     bridge=None if bridge is None else bridge[lo:lo + PILOT_SLICE])
-        table = tables.paths_table(res, lo, scenario.market.symbols)
+                     bridge=None if bridge is None else bridge[lo:lo + PILOT_SLICE],
+                     oracle=None if oracle is None else oracle[lo:lo + PILOT_SLICE],
+                     oracle_noise=None if noise is None else noise[lo:lo + PILOT_SLICE])
+        table = tables.paths_table(res, lo, scenario.market.symbols, breaker=rules.breaker)
         parts.append({name: table.column(name).to_numpy(zero_copy_only=False)
                       for name in table.column_names})
         finals.append(res.final_price)
@@ -214,15 +218,17 @@ def tune_tilt(scenario: Scenario, inputs: PathInputs, book: Book, rules: EngineR
     block = np.arange(inputs.steps) * min(BLOCKS, inputs.steps) // inputs.steps
     rounds: list[dict[str, Any]] = []
     best = -np.inf
+    index_args = oracle_args(scenario)
     for r in range(MAX_ROUNDS):
         seq = np.random.SeedSequence(sim.seed, spawn_key=(PILOT_SPAWN_KEY, r))
         draws = _Draws(inputs, n)
         rng = np.random.default_rng(seq)
         exo = generate_paths(inputs, n, rng, **tilt.path_args(), **draws.outputs())
         bridge = (bridge_extremes(inputs, exo, rng) if sim.intrastep == "bridge" else None)
+        oracle, noise = oracle_arrays(exo, rng, index_args)
         cols, final_prices = _replay_columns(exo, inputs, book, rules, index, scenario, seq,
-                                             bridge)
-        del exo, bridge
+                                             bridge, oracle, noise)
+        del exo, bridge, oracle, noise
         cols["fund_depleted"] = cols["fund_depleted"].astype(float)
         hit = event.holds(cols[event.column])
         closeness = _oriented(event, cols, scenario.venue.insurance_fund_usd)

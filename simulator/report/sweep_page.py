@@ -6,6 +6,7 @@ drawing helpers are :mod:`simulator.report.html`'s.
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,29 @@ from simulator.report._widgets import (
 SWEEP_METRICS = ("liquidation_prob", "bad_debt_mean", "bad_debt_es_99", "n_liquidations_mean",
                  "insurance_fund_depletion_prob")
 _NOT_GRID = {"point_dir", "meets_target"}
+#: the figures of each family of venue policy keys (key prefixes), drawn and tabulated
+#: besides :data:`SWEEP_METRICS` when a key of the family is swept
+POLICY_METRICS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("venue.adl",), ("adl_notional_mean", "adl_overshoot", "adl_leverage_mean",
+                      "adl_in_profit_share", "socialised_loss_mean")),
+    (("venue.backstop_ratio", "venue.vault_"), ("vault_pnl_mean", "vault_drawdown_mean",
+                                                "vault_inventory_end_usd_mean")),
+    (("venue.circuit_breaker_",), ("breaker_trip_prob", "breaker_paused_steps_mean")),
+    (("venue.mark_", "venue.collateral_price", "market.oracle"),
+     ("liquidated_notional_mean", "max_cascade_rounds_mean")),
+)
+
+
+def sweep_metrics(keys: list[str], columns: Iterable[str],
+                  base: tuple[str, ...] = SWEEP_METRICS) -> tuple[str, ...]:
+    """The key metrics of a sweep over ``keys``: ``base``, then the figures of the policy
+    families swept (:data:`POLICY_METRICS`), those among ``columns``."""
+    names = list(base)
+    for prefixes, metrics in POLICY_METRICS:
+        if any(k.startswith(prefixes) for k in keys):
+            names += [m for m in metrics if m not in names]
+    present = set(columns)
+    return tuple(m for m in names if m in present)
 
 
 def grid_keys(run_dir: Path, columns: list[str]) -> list[str]:
@@ -132,7 +156,7 @@ def sweep_page(run_dir: Path) -> tuple[str, dict[str, str], str]:
         meta["threshold"] = str(info["threshold"])
 
     parts = ["<h2>Key metrics across the grid</h2>"]
-    shown = [m for m in SWEEP_METRICS if m in columns]
+    shown = list(sweep_metrics(keys, columns))
     if not rows:
         parts.append(_note("sweep.parquet has no rows."))
     elif len(keys) == 1:

@@ -24,6 +24,9 @@ TAIL_METRICS = ("bad_debt", "insurance_fund_draw", "liquidated_notional", "adl_n
 ADL_COLUMNS = ("adl_covered", "adl_leverage_mean", "adl_leverage_median", "adl_pnl_mean",
                "adl_in_profit_share")
 
+#: the backstop vault's columns of ``paths/`` (a venue with ``backstop_ratio > 0``)
+VAULT_COLUMNS = ("vault_pnl", "vault_drawdown", "vault_inventory_end_usd", "vault_takeovers")
+
 #: rare-event mode: fewer effective paths in the event than this earn a warning
 RELIABLE_ESS = 100
 
@@ -42,7 +45,9 @@ def summarise(out_dir: Path, scenario: Scenario,
     liquidations at every level of ``simulation.risk_levels`` (``NAME_var_99``,
     ``NAME_es_999``, ...); the cascade share (liquidations in a step's later rounds, brought
     below maintenance by the forced sales of its earlier rounds, over all liquidations);
-    quantiles of the first liquidation's step (paths with one) and of the cascade depth.
+    quantiles of the first liquidation's step (paths with one) and of the cascade depth;
+    with a circuit breaker, the means of ``breaker_trips`` and ``breaker_paused_steps`` and
+    the probability of a trip.
     ``distributions`` holds the cascade-depth histogram and the quantiles' table,
     ``price_bounds`` the price bounds of :mod:`simulator.config.limits` and the number of
     paths on which a price reached one (the ``paths/`` table is read once for all of it).
@@ -57,10 +62,16 @@ def summarise(out_dir: Path, scenario: Scenario,
              "insurance_fund_end", "adl_notional", "socialised_loss", "fees", "fund_depleted",
              "first_liquidation_step", "n_cascade_liquidations", "price_bounded", "n_adl",
              *ADL_COLUMNS]
+    vault = scenario.venue.backstop_ratio > 0.0 and not scenario.venue.lending
+    if vault:  # the backstop vault's columns (docs/outputs.md)
+        names += list(VAULT_COLUMNS)
     condition = None
     if rare is not None:
         condition = parse_event(str(rare["event"]), scenario.market.symbols, scenario.source)
         names = list(dict.fromkeys([*names, condition.column, "weight"]))
+    breaker = scenario.venue.circuit_breaker_band > 0.0
+    if breaker:
+        names += ["breaker_trips", "breaker_paused_steps"]
     sobol = scenario.simulation.variance_reduction == "sobol"
     if sobol:
         names.append("path_id")
@@ -83,6 +94,8 @@ def summarise(out_dir: Path, scenario: Scenario,
             var, var_se, es, es_se = est.var_es(col[name].astype(float), level)
             metrics[f"{name}_var_{suffix}"] = (var, var_se)
             metrics[f"{name}_es_{suffix}"] = (es, es_se)
+    if vault:
+        metrics.update(_vault_metrics(est, col, scenario.simulation.risk_levels))
     metrics["insurance_fund_depletion_prob"] = est.prob(col["fund_depleted"])
     metrics["insurance_fund_draw_prob"] = est.prob(col["insurance_fund_draw"] > 0)
     metrics["bad_debt_prob"] = est.prob(col["bad_debt"] > 0)
@@ -90,6 +103,10 @@ def summarise(out_dir: Path, scenario: Scenario,
     metrics["cascade_share"] = est.ratio(col["n_cascade_liquidations"], col["n_liquidations"])
     metrics["cascade_prob"] = est.prob(col["n_cascade_liquidations"] > 0)
     metrics.update(_adl_metrics(col, est))
+    if breaker:  # the circuit breaker's (absent without one: older summaries hold)
+        metrics["breaker_trips_mean"] = est.mean(col["breaker_trips"])
+        metrics["breaker_paused_steps_mean"] = est.mean(col["breaker_paused_steps"])
+        metrics["breaker_trip_prob"] = est.prob(col["breaker_trips"] > 0)
     first = col["first_liquidation_step"]
     has_first = ~np.isnan(first.astype(float))
     w_first = None if w is None else w[has_first]
@@ -249,6 +266,23 @@ class _ChunkSpread:
         chunk = self.chunk if subset is None else self.chunk[subset]
         parts = [risk.quantile_se(g[0], q)[0] for g in self._groups(chunk, x)]
         return risk.quantile_se(x, q)[0], self._se(parts)
+
+
+def _vault_metrics(est: Any, col: dict[str, np.ndarray], levels: tuple[float, ...]
+                   ) -> dict[str, tuple[float, float]]:
+    """The backstop vault's metrics: the means of its columns, the probability that it
+    loses, and VaR / ES of its loss (``-vault_pnl``) and of its drawdown at every level."""
+    metrics = {f"{name}_mean": est.mean(col[name].astype(float)) for name in VAULT_COLUMNS}
+    metrics["vault_loss_prob"] = est.prob(col["vault_pnl"] < 0.0)
+    tails = {"vault_loss": -col["vault_pnl"].astype(float),
+             "vault_drawdown": col["vault_drawdown"].astype(float)}
+    for level in levels:
+        suffix = risk.level_suffix(level)
+        for name, x in tails.items():
+            var, var_se, es, es_se = est.var_es(x, level)
+            metrics[f"{name}_var_{suffix}"] = (var, var_se)
+            metrics[f"{name}_es_{suffix}"] = (es, es_se)
+    return metrics
 
 
 def _finite(x: float) -> float | None:

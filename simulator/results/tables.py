@@ -11,6 +11,9 @@ import pyarrow as pa
 from simulator.margin import codes
 from simulator.margin.result import ReplayResult
 
+#: the ``account_id`` of the backstop vault's sales in ``events/``
+VAULT_ACCOUNT = "(vault)"
+
 
 def file_metadata(digest: str, seed: int, version: str, **extra: Any) -> dict[bytes, bytes]:
     """Schema metadata stored in every Parquet file of a run."""
@@ -21,9 +24,13 @@ def file_metadata(digest: str, seed: int, version: str, **extra: Any) -> dict[by
 
 
 def paths_table(res: ReplayResult, first_path_id: int, symbols: tuple[str, ...],
-                weight: np.ndarray | None = None) -> pa.Table:
+                weight: np.ndarray | None = None, breaker: bool = False,
+                vault: bool = False) -> pa.Table:
     """One row per path (see DESIGN.md, ``paths/``); ``weight`` the paths' likelihood
-    ratios in rare-event mode (1.0 when not given)."""
+    ratios in rare-event mode (1.0 when not given); ``breaker``: the venue has a circuit
+    breaker, whose ``breaker_trips`` and ``breaker_paused_steps`` come next (absent
+    without one); ``vault``: the venue has a backstop vault, whose columns (``vault_*``)
+    come last."""
     n = res.path_f.shape[0]
     first_step = res.path_i[:, codes.PI_FIRST_STEP]
     columns: dict[str, pa.Array] = {
@@ -50,12 +57,39 @@ def paths_table(res: ReplayResult, first_path_id: int, symbols: tuple[str, ...],
     for a, sym in enumerate(symbols):
         columns[f"final_price_{sym}"] = pa.array(res.final_price[:, a])
     columns["weight"] = pa.array(np.ones(n) if weight is None else weight, type=pa.float64())
+    if breaker:
+        columns["breaker_trips"] = pa.array(res.path_i[:, codes.PI_BREAKER_TRIPS])
+        columns["breaker_paused_steps"] = pa.array(res.path_i[:, codes.PI_BREAKER_PAUSED])
+    if vault:
+        columns.update(vault_columns(res))
     return pa.table(columns)
+
+
+def vault_columns(res: ReplayResult) -> dict[str, pa.Array]:
+    """The backstop vault's per-path columns (docs/outputs.md): its PnL, largest drawdown
+    and inventory left at the final marks (USD), and its take-overs."""
+    return {
+        "vault_pnl": pa.array(res.path_f[:, codes.PF_VAULT_PNL]),
+        "vault_drawdown": pa.array(res.path_f[:, codes.PF_VAULT_DRAWDOWN]),
+        "vault_inventory_end_usd": pa.array(res.path_f[:, codes.PF_VAULT_INV_END]),
+        "vault_takeovers": pa.array(res.path_i[:, codes.PI_VAULT_TAKEOVERS]),
+    }
 
 
 def _dictionary(indices: np.ndarray, names: tuple[str, ...] | list[str]) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(indices.astype(np.int32)),
                                           pa.array(list(names), type=pa.string()))
+
+
+#: the event kinds before issue #20: a part's ``kind`` dictionary lists these, and a later
+#: kind only when the part has one (so the files of runs without them keep their bytes)
+N_KINDS_BEFORE_20 = 6
+
+
+def _kind_names(kind: np.ndarray) -> tuple[str, ...]:
+    """The ``kind`` dictionary of an events part: every kind up to the last it uses."""
+    n = max(N_KINDS_BEFORE_20, int(kind.max()) + 1 if len(kind) else 0)
+    return codes.KIND_NAMES[:n]
 
 
 def events_table(res: ReplayResult, first_path_id: int, account_ids: tuple[str, ...],
@@ -74,7 +108,13 @@ def events_table(res: ReplayResult, first_path_id: int, account_ids: tuple[str, 
         keep = (kind == codes.KIND_LIQUIDATION) | (kind == codes.KIND_BACKSTOP)
         ei, ef = ei[keep], ef[keep]
     asset = np.where(ei[:, codes.EI_ASSET] < 0, len(symbols), ei[:, codes.EI_ASSET])
-    accounts = unit_account[ei[:, codes.EI_UNIT]]
+    unit = ei[:, codes.EI_UNIT]
+    if (unit < 0).any():  # the backstop vault's sales (unit -1): account VAULT_ACCOUNT
+        account_ids = (*account_ids, VAULT_ACCOUNT)
+        accounts = np.where(unit < 0, len(account_ids) - 1,
+                            unit_account[np.maximum(unit, 0)])
+    else:
+        accounts = unit_account[unit]
     # per part dictionary: only the accounts that appear, so parts stay small (np.unique's
     # sorted values and inverse, without its sort: account numbers are 0 .. n_accounts - 1)
     present = np.zeros(len(account_ids), dtype=bool)
@@ -86,7 +126,7 @@ def events_table(res: ReplayResult, first_path_id: int, account_ids: tuple[str, 
         "step": pa.array(ei[:, codes.EI_STEP]),
         "round": pa.array(ei[:, codes.EI_ROUND]),
         "account_id": _dictionary(local.reshape(-1), [account_ids[j] for j in used]),
-        "kind": _dictionary(ei[:, codes.EI_KIND], codes.KIND_NAMES),
+        "kind": _dictionary(ei[:, codes.EI_KIND], _kind_names(ei[:, codes.EI_KIND])),
         "symbol": _dictionary(asset, (*symbols, "USD")),
         "qty": pa.array(ef[:, codes.EF_QTY]),
         "mark_price": pa.array(ef[:, codes.EF_MARK]),

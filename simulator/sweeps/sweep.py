@@ -6,7 +6,9 @@ scenario's seed, so every point replays the same random numbers: as long as the 
 do not change the price model, every point sees the same price paths, and differences
 between rows are the parameters' effect, not noise. ``DIR/sweep.parquet`` has one row per
 point: the grid keys as columns named as given, ``point_dir``, then every summary metric
-and its ``_stderr``. ``DIR/sweep.json`` records the grid (and the target).
+and its ``_stderr``, and for every mean of a path figure its difference from the first
+point, estimated path by path on the shared random numbers (``<metric>_diff`` and its
+``_stderr``, :mod:`simulator.sweeps.paired`). ``DIR/sweep.json`` records the grid (and the target).
 
 ``--target "METRIC<=VALUE"`` with a single ``--grid KEY=LO,HI`` finds the smallest value of
 ``KEY`` in ``[LO, HI]`` whose run meets the goal, by bisection on common random numbers
@@ -41,6 +43,7 @@ from simulator.results import atomic as output
 from simulator.results import lock as run_lock
 from simulator.results import rundir as run_dir
 from simulator.results import tables
+from simulator.sweeps.paired import paired_differences
 
 if TYPE_CHECKING:  # pragma: no cover
     from simulator.rare import Tilt
@@ -194,7 +197,9 @@ class _Runner:
 def _write(out_dir: Path, keys: list[str], rows: list[dict[str, Any]], info: dict[str, Any],
            meta: dict[bytes, bytes]) -> None:
     columns: dict[str, Any] = {}
-    for name in rows[0]:
+    # every row's names, in the order they come: a metric some points lack (a circuit
+    # breaker's, at the points without one) is null there
+    for name in dict.fromkeys(n for r in rows for n in r):
         values = [r.get(name) for r in rows]
         if name in keys and any(isinstance(v, str) for v in values):
             columns[name] = pa.array([str(v) for v in values]).dictionary_encode()
@@ -315,6 +320,8 @@ def sweep(scenario: str | Path, grid: list[tuple[str, list[Any]]], *,
             rows = runner.rows
             if target is not None:
                 rows.sort(key=lambda r: r[keys[0]])
+            else:  # every point against the first, path by path
+                paired_differences(out, rows)
             info["status"] = "complete"
             _write(out, keys, rows, info, meta)
             if replace:
@@ -389,9 +396,13 @@ def _version() -> str:
     return __version__
 
 
+#: the metrics of a sweep's plain-text table (the command line adds the swept policies')
+TABLE_METRICS = ("liquidation_prob", "n_liquidations_mean", "bad_debt_mean",
+                 "bad_debt_mean_diff", "bad_debt_es_99")
+
+
 def sweep_table(rows: list[dict[str, Any]], keys: list[str],
-                metrics: tuple[str, ...] = ("liquidation_prob", "n_liquidations_mean",
-                                            "bad_debt_mean", "bad_debt_es_99")) -> str:
+                metrics: tuple[str, ...] = TABLE_METRICS) -> str:
     """A plain-text table of a sweep: the grid keys, then a few metrics +- their errors."""
     head = [*keys, *metrics] + (["meets_target"] if rows and "meets_target" in rows[0] else [])
     lines = ["  ".join(f"{h:>22}" for h in head)]
@@ -399,6 +410,7 @@ def sweep_table(rows: list[dict[str, Any]], keys: list[str],
         cells = [f"{r[k]!s:>22}" for k in keys]
         for m in metrics:
             est, se = r.get(m), r.get(f"{m}_stderr")
+            est = None if est is None else float(est)
             cells.append(f"{'-' if est is None or not np.isfinite(est) else f'{est:,.4g}'}"
                          f" ± {'-' if se is None or not np.isfinite(se) else f'{se:.2g}'}"
                          .rjust(22))

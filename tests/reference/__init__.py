@@ -15,6 +15,8 @@ loops (``math`` only), one module per section of the specification:
 - :mod:`.round` ("One round", steps 1 to 5) and :mod:`.deficits` (step 6: the fund's
   second payment, ADL and socialised losses);
 - :mod:`.lending` ("A lending round");
+- :mod:`.marks` ("Oracle, index and mark"): the price each asset is valued at, from the
+  oracle's index, the venue's book price and the EMA of the basis;
 - :mod:`.records` ("Per-path records"): events, per-path records and account PnL;
 - :mod:`.replay`: :func:`naive_replay`, the entry point.
 

@@ -123,7 +123,7 @@ class BehaviourSteps:
         rates = []
         for a in range(self.book.n_assets):
             if beh.funding_premium:
-                premium = beh.funding_rate + (self.marks[a] / self.exo[t][a] - 1.0)
+                premium = beh.funding_rate + (self.marks[a] / self.index_price(t, a) - 1.0)
                 rates.append(min(max(premium, -beh.funding_cap), beh.funding_cap))
             else:
                 rates.append(beh.funding_rate)
@@ -157,7 +157,8 @@ class BehaviourSteps:
                     book.coll[u][a] -= book.qty[p] * rates[a] / self.marks[a]
 
     def answer_calls(self, t: int) -> None:
-        """Answers to the margin calls due at step ``t``, in increasing unit index.
+        """Answers to the margin calls due at step ``t`` (or before it, deferred by a
+        circuit breaker's pause under ``"trading"``), in increasing unit index.
 
         Only a live unit answers, at the current marks (after funding). ``top_up``
         deposits ``x = min(reserve[u], max(tau * MM_u - E_u, 0))``; ``reduce`` closes the
@@ -174,7 +175,8 @@ class BehaviourSteps:
         beh = self.behaviour
         marks = self.marks
         tau = beh.call_target
-        for u in sorted(self.answers_due.pop(t, [])):
+        due = [s for s in self.answers_due if s <= t]  # (< t: deferred by a pause)
+        for u in sorted(u for s in due for u in self.answers_due.pop(s)):
             if not book.live(u):
                 continue
             e = book.equity(u, marks)

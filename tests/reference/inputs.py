@@ -16,6 +16,7 @@ MODES = ("full", "partial", "incremental")
 ADL_RANKINGS = ("pnl_margin_ratio", "profit_leverage", "bybit", "pro_rata",
                 "leverage_pro_rata")
 CALL_ACTIONS = ("top_up", "reduce")
+BREAKER_HALTS = ("liquidations", "trading")
 #: Position kinds (``pos_kind``): a linear perpetual (``qty`` in coins, PnL in USD) or an
 #: inverse (coin-margined) one (``qty`` in USD contracts, PnL paid in the coin).
 LINEAR = 0
@@ -184,6 +185,14 @@ class Venue:
         Lending-venue parameters.
     adl_cap : float
         Most ADL notional per step, USD (inf: no cap).
+    breaker_band, breaker_steps, breaker_halts : float, int, str
+        Circuit breaker: band (0 = off), pause in steps, ``"liquidations"`` or
+        ``"trading"``.
+    vault_disposal : str
+        ``"instant"`` or ``"gradual"`` (the backstop vault holds what it takes over).
+    vault_disposal_share, vault_depth_share : float
+        Gradual disposal: share of the quantity taken over sold per step; cap per step and
+        asset as a share of the depth.
     """
 
     lending: bool
@@ -207,3 +216,9 @@ class Venue:
     bonus: float
     protocol_share: float
     adl_cap: float = math.inf
+    breaker_band: float = 0.0
+    breaker_steps: int = 5
+    breaker_halts: str = "liquidations"
+    vault_disposal: str = "instant"
+    vault_disposal_share: float = 0.2
+    vault_depth_share: float = 0.1

@@ -8,23 +8,27 @@ from typing import Any
 
 from .behaviour import Behaviour, BehaviourSteps
 from .book import Book
+from .breaker import BreakerSteps
 from .deficits import Deficits
 from .inputs import Venue
 from .lending import LendingRound
+from .marks import MarkRules
 from .options import OptionExpiry
 from .records import Records
 from .round import DerivativesRound
+from .vault import VaultSteps
 
 
 class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
-              LendingRound):
+              LendingRound, BreakerSteps, VaultSteps, MarkRules):
     """State and records of the replay of one path.
 
     The steps are those of the mixins, one per section of ``docs/engine.md``: records
     (:class:`~.records.Records`), option expiry (:class:`~.options.OptionExpiry`),
     funding and margin calls (:class:`~.behaviour.BehaviourSteps`), a derivatives round
     (:class:`~.round.DerivativesRound`), its uncovered deficits
-    (:class:`~.deficits.Deficits`) and a lending round (:class:`~.lending.LendingRound`).
+    (:class:`~.deficits.Deficits`), a lending round (:class:`~.lending.LendingRound`) and
+    the circuit breaker (:class:`~.breaker.BreakerSteps`).
 
     Parameters
     ----------
@@ -49,6 +53,19 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
     bridge : list of list of list of float, optional
         ``[t][a]`` = ``[low, high]``: the extremes of the exogenous price inside step ``t``
         (``docs/engine.md``, "Between the steps"); None: the step closes only.
+    index : list of list of float, optional
+        ``[t][a]``: the oracle's index (``docs/engine.md``, "Oracle, index and mark");
+        None: the exogenous price.
+    price_rule : list of str, optional
+        Per asset the price it is valued at (``book``, ``index``, ``median``); None: every
+        asset at the book.
+    ema_weight : float
+        Weight of a step's close in the EMA of the basis.
+    oracle_rule : tuple of float, optional
+        ``(heartbeat_steps, deviation, lag_steps)`` of an oracle that reads the venue's
+        book (a lending venue's), published at each step's start; None: ``index``.
+    oracle_noise : list of list of float, optional
+        ``[t][a]``: the noise factors of that oracle's readings; None: none.
     """
 
     def __init__(
@@ -63,8 +80,19 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         events: list[dict[str, Any]],
         behaviour: Behaviour,
         bridge: list[list[list[float]]] | None = None,
+        index: list[list[float]] | None = None,
+        price_rule: list[str] | None = None,
+        ema_weight: float = 0.0,
+        oracle_rule: tuple[float, float, float] | None = None,
+        oracle_noise: list[list[float]] | None = None,
     ) -> None:
         self.path = path
+        self.index = index
+        self.price_rule = price_rule
+        self.ema_weight = ema_weight
+        self.oracle_rule = oracle_rule
+        self.oracle_noise = oracle_noise
+        self.basis = [0.0] * book.n_assets
         self.bridge = bridge
         self.exo = exo
         self.depth = depth
@@ -85,6 +113,8 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         n_assets = book.n_assets
         self.logimp = [0.0] * n_assets
         self.marks = list(exo[0])
+        self.book_px = list(exo[0])  # the venue's book price (docs/engine.md, "Oracle ...")
+        self.book2 = list(exo[0])
         # Price bounds (docs/engine.md, "Price bounds"): 1e-12 to 1e12 x the initial price.
         self.lo = [p * 1e-12 for p in exo[0]]
         self.hi = [p * 1e12 for p in exo[0]]
@@ -105,9 +135,14 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         self.fund_depleted = False
         self.first_liquidation_step: int | None = None
         self.min_price = list(self.marks)
+        # Circuit breaker: the step its latest pause ends at (0: none yet), its counts.
+        self.breaker_resume = 0
+        self.breaker_trips = 0
+        self.breaker_paused_steps = 0
         # Per-account records.
         self.acc_liquidated = [False] * n_accounts
         self.acc_bankrupt = [False] * n_accounts
+        self.init_vault()
 
     def run(self) -> tuple[dict[str, Any], list[bool], list[bool], list[float]]:
         """Replay every step of the path.
@@ -133,6 +168,7 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
         funding_interval = self.behaviour.funding_interval
         for t in range(1, steps + 1):
             top = 0
+            close = list(self.marks)  # the previous step's close (the circuit breaker's)
             if self.bridge is not None:  # inside the step: a low and a high sweep
                 move = sum(math.log(self.exo[t][a] / self.exo[t - 1][a])
                            for a in range(n_assets))
@@ -146,6 +182,7 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
                         self.check_bounds(a, x, mark)
                         marks.append(self.clamp(mark, a))
                     self.marks = marks
+                    self.book_px = list(marks)  # (no oracle with the bridge)
                     book.t = t
                     top = max(top, self.cascade(t))
                     self.record_lows()
@@ -155,19 +192,29 @@ class PathRun(Records, OptionExpiry, BehaviourSteps, DerivativesRound, Deficits,
             for a in range(n_assets):
                 self.check_bounds(a, self.exo[t][a], marks[a])
                 marks[a] = self.clamp(marks[a], a)
-            self.marks = marks
+            self.book_px = marks
+            if self.oracle_rule is not None:
+                self.publish(t)
+            self.marks = self.value_marks(t, marks)
+            halt = self.breaker(t, close)  # a paused step runs no margin call, no round
             book.t = t
             self.settle_options(t)
-            if funding_interval > 0 and t % funding_interval == 0:
-                self.pay_funding(t)
-            self.answer_calls(t)
-            r = max(top, self.cascade(t))
+            if halt != "trading":  # no funding; answers wait for the pause's end
+                if funding_interval > 0 and t % funding_interval == 0:
+                    self.pay_funding(t)
+                self.answer_calls(t)
+                self.vault_sales(t)  # (a halted book does not trade)
+                if self.vault_gradual:  # sold on the book (the marks are the book's)
+                    self.book_px = list(self.marks)
+            r = top if halt else max(top, self.cascade(t))
             if r > self.max_cascade_rounds:
                 self.max_cascade_rounds = r
             self.record_lows()  # the step's closing mark
+            self.close_basis(t, self.book_px)
+            self.vault_close_step()
 
-        return (self.path_record(), list(self.acc_liquidated), list(self.acc_bankrupt),
-                self.account_pnl(nav0))
+        return ({**self.path_record(), **self.vault_record()}, list(self.acc_liquidated),
+                list(self.acc_bankrupt), self.account_pnl(nav0))
 
     def check_bounds(self, a: int, exo_price: float, mark: float) -> None:
         """Flag the path when asset ``a``'s exogenous price or mark is at a price bound."""

@@ -101,7 +101,8 @@ class Records:
             ``n_liquidations``, ``n_cascade_liquidations``, ``liquidated_notional``,
             ``max_cascade_rounds``, ``bad_debt``, ``insurance_fund_end``, ``adl_notional``,
             ``socialised_loss``, ``fees``, ``fund_depleted``, ``first_liquidation_step``,
-            ``min_price`` and ``final_price`` (the closing marks) and ``price_bounded``.
+            ``min_price`` and ``final_price`` (the closing marks), ``price_bounded``,
+            ``breaker_trips`` and ``breaker_paused_steps``.
         """
         return {
             "n_liquidations": self.n_liquidations,
@@ -118,6 +119,8 @@ class Records:
             "min_price": list(self.min_price),
             "final_price": list(self.marks),
             "price_bounded": self.price_bounded,
+            "breaker_trips": self.breaker_trips,
+            "breaker_paused_steps": self.breaker_paused_steps,
         }
 
     def account_pnl(self, nav0: list[float]) -> list[float]:

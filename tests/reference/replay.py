@@ -10,6 +10,7 @@ from .behaviour import Behaviour
 from .book import Book
 from .inputs import (
     ADL_RANKINGS,
+    BREAKER_HALTS,
     CALL_ACTIONS,
     INVERSE,
     LINEAR,
@@ -21,6 +22,7 @@ from .inputs import (
     floats3,
     ints1,
 )
+from .marks import PRICE_RULES
 from .options import CALL, PUT, NaiveOptions
 from .path import PathRun
 
@@ -76,6 +78,17 @@ def naive_replay(
     pos_kind: Any = None,
     options: NaiveOptions | None = None,
     bridge: Any = None,
+    breaker_band: float = 0.0,
+    breaker_steps: int = 5,
+    breaker_halts: str = "liquidations",
+    vault_disposal: str = "instant",
+    vault_disposal_share: float = 0.2,
+    vault_depth_share: float = 0.1,
+    index: Any = None,
+    price_rule: Any = None,
+    ema_weight: float = 0.0,
+    oracle_rule: Any = None,
+    oracle_noise: Any = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Replay every path through the margin engine of ``docs/engine.md``, slowly.
 
@@ -187,6 +200,35 @@ def naive_replay(
         highest exogenous price of each asset inside each step; before each step's close
         the marks sweep the lows and then the highs (the highs first on a step whose log
         returns sum to less than 0), each sweep a cascade of its own.
+    breaker_band : float, default 0.0
+        Circuit breaker (``docs/engine.md``, "Circuit breaker"): a step whose marks move
+        more than this fraction from the previous close pauses (0 = no breaker; not with
+        ``bridge``).
+    breaker_steps : int, default 5
+        Steps ``K >= 1`` a trip pauses, its own included.
+    breaker_halts : {"liquidations", "trading"}, default "liquidations"
+        What a pause stops: margin calls and liquidation rounds, or also the marks (they
+        stay at the last close), funding and answers to margin calls.
+    vault_disposal : {"instant", "gradual"}, default "instant"
+        What the backstop vault does with what it takes over (``docs/engine.md``, "The
+        backstop vault's inventory"): closed at the mark, or held and sold through the
+        market at the start of each later step.
+    vault_disposal_share, vault_depth_share : float
+        Gradual disposal: per step and asset the vault sells ``min(vault_disposal_share x
+        base, vault_depth_share x depth / M, |inventory|)``.
+    index : array_like of float, shape (n_paths, steps + 1, A), optional
+        The oracle's index (``docs/engine.md``, "Oracle, index and mark"); None: the
+        exogenous price.
+    price_rule : sequence of str, optional
+        Per asset the price it is valued at: ``book``, ``index`` or ``median``; None: every
+        asset at the venue's book.
+    ema_weight : float, default 0.0
+        Weight of a step's close in the EMA of the basis book - index (``median``).
+    oracle_rule : tuple of float, optional
+        ``(heartbeat_steps, deviation, lag_steps)``: the oracle reads the venue's book (a
+        lending venue's) and publishes at each step's start (``index`` is then not used).
+    oracle_noise : array_like of float, shape (n_paths, steps + 1, A), optional
+        The noise factors of that oracle's readings.
 
     Returns
     -------
@@ -194,7 +236,8 @@ def naive_replay(
         One record per path: ``n_liquidations``, ``liquidated_notional``,
         ``max_cascade_rounds``, ``bad_debt``, ``insurance_fund_end``, ``adl_notional``,
         ``socialised_loss``, ``fees``, ``fund_depleted``, ``first_liquidation_step``,
-        ``min_price`` and ``final_price`` (lists of A floats).
+        ``min_price`` and ``final_price`` (lists of A floats), and the vault's
+        ``vault_pnl``, ``vault_drawdown``, ``vault_inventory_end_usd``, ``vault_takeovers``.
     events : list of dict
         Events in the order produced, path after path: ``path``, ``step``, ``round``,
         ``account``, ``kind`` (``liquidation``, ``adl``, ``backstop``, ``socialised``,
@@ -268,9 +311,16 @@ def naive_replay(
                     f"lending venue: position {p} must be a debt (qty <= 0, entry = 0)"
                 )
 
+    if price_rule is not None and (len(price_rule) != n_assets
+                                   or any(r not in PRICE_RULES for r in price_rule)):
+        raise ValueError(f"price_rule needs one of {PRICE_RULES} per asset")
     reserve_l = [0.0] * len(unit_usd_l) if reserve is None else floats1(reserve)
     if len(reserve_l) != len(unit_usd_l):
         raise ValueError("reserve needs one value per unit")
+    if breaker_halts not in BREAKER_HALTS:
+        raise ValueError(f"breaker_halts must be one of {BREAKER_HALTS}, got {breaker_halts!r}")
+    if breaker_band > 0.0 and (int(breaker_steps) < 1 or bridge is not None):
+        raise ValueError("a circuit breaker needs breaker_steps >= 1 and no bridge")
     if call_action not in CALL_ACTIONS:
         raise ValueError(f"call_action must be one of {CALL_ACTIONS}, got {call_action!r}")
     if int(funding_interval) < 0:
@@ -319,7 +369,15 @@ def naive_replay(
         bonus=float(bonus),
         protocol_share=float(protocol_share),
         adl_cap=float(adl_max_notional_per_step_usd),
+        breaker_band=float(breaker_band),
+        breaker_steps=int(breaker_steps),
+        breaker_halts=breaker_halts,
+        vault_disposal=vault_disposal,
+        vault_disposal_share=float(vault_disposal_share),
+        vault_depth_share=float(vault_depth_share),
     )
+    if vault_disposal not in ("instant", "gradual"):
+        raise ValueError(f"vault_disposal must be instant or gradual, got {vault_disposal!r}")
 
     paths: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -353,6 +411,11 @@ def naive_replay(
             behaviour,
             None if bridge is None else [[[float(x) for x in pair] for pair in row]
                                          for row in bridge[path_index]],
+            None if index is None else floats2(index[path_index]),
+            None if price_rule is None else [str(r) for r in price_rule],
+            float(ema_weight),
+            None if oracle_rule is None else tuple(float(x) for x in oracle_rule),
+            None if oracle_noise is None else floats2(oracle_noise[path_index]),
         )
         record, acc_liq, acc_bank, acc_pnl = run.run()
         paths.append(record)

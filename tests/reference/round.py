@@ -74,11 +74,13 @@ class DerivativesRound:
         d : list of float
             Log impact per asset.
         new_marks : list of float
-            ``M2[a] = M[a] * exp(d[a])``.
+            The marks after the round (docs/engine.md, "Oracle, index and mark") from the
+            book's ``B2[a] = B[a] * exp(d[a])`` (kept in ``self.book2`` for
+            :meth:`move_marks`; ``B`` is the book price, the marks without an oracle).
         exec_px : list of float
             Fill price ``X[a]`` per asset.
         """
-        marks = self.marks
+        marks = self.book_px  # the fills execute on the venue's book
         alpha = self.venue.alpha
         n_assets = self.book.n_assets
         net = [flow[a] * marks[a] for a in range(n_assets)]
@@ -106,7 +108,8 @@ class DerivativesRound:
                 exec_px[a] = marks[a]
             else:
                 exec_px[a] = marks[a] + (new_marks[a] - marks[a]) / (1.0 + alpha)
-        return d, new_marks, exec_px
+        self.book2 = new_marks
+        return d, self.value_marks(t, new_marks), exec_px
 
     def clamp(self, price: float, a: int) -> float:
         """A price kept within asset ``a``'s bounds (NaN goes to the floor)."""
@@ -125,6 +128,7 @@ class DerivativesRound:
             Post-impact marks.
         """
         self.marks = new_marks
+        self.book_px = self.book2
         for a in range(self.book.n_assets):
             self.logimp[a] += d[a]
 
@@ -211,6 +215,9 @@ class DerivativesRound:
                 closed.append((p, c, n_p))
                 perp_n += n_p
 
+            if backstop:  # gradual disposal: into the vault's inventory
+                self.vault_take(u, closed)
+
             sales: list[tuple[int, float]] = []  # (asset, amount); amount < 0: a purchase
             if full:
                 for a in range(n_assets):
@@ -233,6 +240,8 @@ class DerivativesRound:
             book.usd[u] -= fee
             self.fund += fee
             self.fees += fee
+            if backstop:
+                self.vault_kept_equity(fee)
 
             bd = 0.0
             paid = 0.0

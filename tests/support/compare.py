@@ -70,7 +70,10 @@ def reference_kwargs(venue, liquidity, book: Book, brackets, *,
         call_ratio=beh.margin_call_ratio if not v.lending else 0.0,
         call_prob=beh.answer_probability, call_delay=beh.delay_steps, call_action=beh.action,
         call_target=beh.target_ratio, reserve=reserve, rng_key=rng_key,
-        pos_kind=book.pos_kind)
+        pos_kind=book.pos_kind, breaker_band=v.circuit_breaker_band,
+        breaker_steps=v.circuit_breaker_steps, breaker_halts=v.circuit_breaker_halts,
+        vault_disposal=v.vault_disposal, vault_disposal_share=v.vault_disposal_share,
+        vault_depth_share=v.vault_depth_share)
 
 
 def naive_options(book: Book, options, steps: int, s0) -> NaiveOptions | None:
@@ -113,7 +116,8 @@ def assert_same(fast, book: Book, paths, events, accounts, prices,
         assert ei[codes.EI_PATH] == ev["path"], k
         assert ei[codes.EI_STEP] == ev["step"], k
         assert ei[codes.EI_ROUND] == ev["round"], k
-        assert book.unit_account[ei[codes.EI_UNIT]] == ev["account"], k
+        unit = ei[codes.EI_UNIT]
+        assert (book.unit_account[unit] if unit >= 0 else -1) == ev["account"], k
         assert codes.KIND_NAMES[ei[codes.EI_KIND]] == ev["kind"], k
         assert codes.INSTRUMENT_NAMES[ei[codes.EI_INSTRUMENT]] == ev["instrument"], k
         assert ei[codes.EI_ASSET] == ev["asset"], k
@@ -137,6 +141,8 @@ def assert_same(fast, book: Book, paths, events, accounts, prices,
         n_adl = sum(1 for ev in events if ev["path"] == i and ev["kind"] == "adl")
         assert fast.path_i[i, codes.PI_N_ADL] == n_adl, i
         assert bool(fast.path_i[i, codes.PI_PRICE_BOUNDED]) == rec.get("price_bounded", False), i
+        assert fast.path_i[i, codes.PI_BREAKER_TRIPS] == rec.get("breaker_trips", 0), i
+        assert fast.path_i[i, codes.PI_BREAKER_PAUSED] == rec.get("breaker_paused_steps", 0), i
         for col, key in [(codes.PF_LIQUIDATED_NOTIONAL, "liquidated_notional"),
                          (codes.PF_BAD_DEBT, "bad_debt"),
                          (codes.PF_FUND_END, "insurance_fund_end"),
@@ -144,6 +150,13 @@ def assert_same(fast, book: Book, paths, events, accounts, prices,
                          (codes.PF_SOCIALISED, "socialised_loss"), (codes.PF_FEES, "fees")]:
             assert math.isclose(fast.path_f[i, col], rec[key], rel_tol=RTOL,
                                 abs_tol=1e-7), (i, key)
+        if "vault_pnl" in rec:  # the backstop vault's outputs
+            assert fast.path_i[i, codes.PI_VAULT_TAKEOVERS] == rec["vault_takeovers"], i
+            for col, key in [(codes.PF_VAULT_PNL, "vault_pnl"),
+                             (codes.PF_VAULT_DRAWDOWN, "vault_drawdown"),
+                             (codes.PF_VAULT_INV_END, "vault_inventory_end_usd")]:
+                assert math.isclose(fast.path_f[i, col], rec[key], rel_tol=RTOL,
+                                    abs_tol=1e-7), (i, key)
         np.testing.assert_allclose(fast.min_price[i], rec["min_price"], rtol=RTOL)
         np.testing.assert_allclose(fast.final_price[i], rec["final_price"], rtol=RTOL)
     np.testing.assert_array_equal(fast.acct_liquidated, np.sum(accounts["liquidated"], axis=0))

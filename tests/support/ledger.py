@@ -23,7 +23,8 @@ RTOL = 1e-9
 STEP_HOURS = 1.0
 
 LIQ_KINDS = (codes.KIND_LIQUIDATION, codes.KIND_BACKSTOP)
-FILL_KINDS = (codes.KIND_LIQUIDATION, codes.KIND_BACKSTOP, codes.KIND_REDUCE)
+FILL_KINDS = (codes.KIND_LIQUIDATION, codes.KIND_BACKSTOP, codes.KIND_REDUCE,
+              codes.KIND_VAULT_SALE)
 POSITION_INSTRUMENTS = (codes.INSTRUMENT_PERP, codes.INSTRUMENT_INVERSE)
 
 
@@ -76,7 +77,7 @@ def book_scale(book: Book, prices: np.ndarray) -> float:
 
 def conservation_terms(ev_i: np.ndarray, ev_f: np.ndarray, exo: np.ndarray,
                        close: np.ndarray, book: Book, decay: float, funding: Funding,
-                       lending: bool) -> dict[str, float]:
+                       lending: bool, vault: bool = False) -> dict[str, float]:
     """The terms of the conservation identity of one path, from its events (in the
     engine's order), exogenous prices and closing marks, shape (steps + 1, A).
 
@@ -108,6 +109,12 @@ def conservation_terms(ev_i: np.ndarray, ev_f: np.ndarray, exo: np.ndarray,
       collateral seized, both at the oracle price) = ``-(seized - repaid)``, the bonus
       (the protocol's fee included); a written-off asset debt also leaves the book's
       exposure (``bad_debt / mark`` coins).
+    - ``vault`` (``vault_disposal = "gradual"``): the backstop vault's inventory counts in
+      ``X``: a take-over moves exposure from a unit to the vault (``X`` unchanged, the
+      unit's linear and inverse quantities leave ``QL`` / ``QI``: the vault holds coins,
+      which pay no funding), and the vault's sales are fills like any other (their cost
+      against the mark in ``IMPACT``). The vault's trading PnL, ``vault_pnl`` less the
+      equity it kept (the take-overs' fees), then joins the accounts and the fund.
 
     With ``fund_end - fund0 = FEES - fund paid`` and ``BAD_DEBT = fund paid + ADL +
     socialised`` it reads, on a derivatives venue,
@@ -167,12 +174,13 @@ def conservation_terms(ev_i: np.ndarray, ev_f: np.ndarray, exo: np.ndarray,
                 continue
             if a >= 0 and inst != codes.INSTRUMENT_DEBT:
                 cost = qty * (exe - mark)
+                kept = vault and kind == codes.KIND_BACKSTOP  # the exposure stays, the vault's
                 if inst == codes.INSTRUMENT_INVERSE:
                     cost /= exe
-                    x[a] += qty / exe
+                    x[a] += 0.0 if kept else qty / exe
                     qi[a] += qty
                 else:
-                    x[a] += qty
+                    x[a] += 0.0 if kept else qty
                     if inst == codes.INSTRUMENT_PERP:
                         ql[a] += qty
                 if kind == codes.KIND_ADL:

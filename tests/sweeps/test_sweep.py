@@ -69,6 +69,33 @@ def test_maintenance_rate_sweep_is_exactly_monotone(rate_sweep):
         assert np.all(n1 >= n0) and np.all(d1 <= d0 + 1e-9)  # path by path
 
 
+def test_paired_differences_against_the_first_point(rate_sweep):
+    """Each point's ``<metric>_diff`` is the difference of its summary mean and the first
+    point's (computed by the summary, not by the pairing), and its error that of the
+    per-path differences, paired by ``path_id`` with pandas."""
+    table = pq.read_table(rate_sweep.out_dir / "sweep.parquet").to_pylist()
+    first = rate_sweep.out_dir / table[0]["point_dir"] / "paths"
+    base = pq.read_table(first).to_pandas().set_index("path_id")
+    assert table[0]["n_liquidations_mean_diff"] == 0.0
+    assert table[0]["n_liquidations_mean_diff_stderr"] == 0.0
+    missing = base["first_liquidation_step"].isna().any()  # missing values: no difference
+    assert np.isnan(table[-1]["first_liquidation_step_mean_diff"]) == missing
+    for row in table[1:]:
+        here = pq.read_table(rate_sweep.out_dir / row["point_dir"] / "paths").to_pandas()
+        here = here.set_index("path_id").loc[base.index]
+        for col in ("n_liquidations", "bad_debt", "liquidated_notional", "fees"):
+            d = (here[col] - base[col]).to_numpy(dtype=float)
+            est = row[f"{col}_mean"] - table[0][f"{col}_mean"]
+            assert row[f"{col}_mean_diff"] == pytest.approx(est, rel=1e-9, abs=1e-9)
+            se = d.std(ddof=1) / np.sqrt(d.size)
+            assert row[f"{col}_mean_diff_stderr"] == pytest.approx(se, rel=1e-9, abs=1e-12)
+        # a higher rate liquidates more on every path: the pairing removes most of the noise
+        se_independent = np.hypot(row["n_liquidations_mean_stderr"],
+                                  table[0]["n_liquidations_mean_stderr"])
+        assert row["n_liquidations_mean_diff"] > 0
+        assert row["n_liquidations_mean_diff_stderr"] < se_independent
+
+
 def test_target_matches_a_brute_force_grid(tmp_path):
     """The smallest maintenance rate with mean bad debt under a goal: the bisection's
     answer meets it, its bracket's low end does not, and a brute-force grid of the same
@@ -116,3 +143,16 @@ def test_cli_sweep_and_its_errors(tmp_path, capsys):
 def test_parse_grid_values_are_toml():
     assert parse_grid("venue.adl=true,false") == ("venue.adl", [True, False])
     assert parse_grid("a.b=1,2.5,x") == ("a.b", [1, 2.5, "x"])
+
+
+def test_a_swept_policy_adds_its_figures_to_the_table_and_the_page():
+    from simulator.report.sweep_page import SWEEP_METRICS, sweep_metrics
+
+    columns = [*SWEEP_METRICS, "adl_overshoot", "vault_pnl_mean", "breaker_trip_prob"]
+    assert sweep_metrics(["venue.maintenance_margin_rate"], columns) == SWEEP_METRICS
+    adl = sweep_metrics(["venue.adl_ranking"], columns)
+    assert adl == (*SWEEP_METRICS, "adl_overshoot")  # (the others are not in the columns)
+    both = sweep_metrics(["venue.vault_disposal", "venue.circuit_breaker_band"], columns)
+    assert both == (*SWEEP_METRICS, "vault_pnl_mean", "breaker_trip_prob")
+    assert sweep_metrics(["venue.adl_ranking"], ["adl_overshoot"], base=("x",)) == (
+        "adl_overshoot",)

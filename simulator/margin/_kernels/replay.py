@@ -21,6 +21,7 @@ step 6 in :mod:`.backstop`. The stages are small and inline little themselves, o
 purpose: Numba copies an inlined function's IR once per block of it, with all its
 variables each time, so inlining a stage that has inlined others costs time that grows
 with the square of its size (inlining the whole loop of a path took 12 s of compilation).
+The circuit breaker's two stages (:mod:`.breaker`) are leaf kernels called, not inlined.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from numba import njit
 from simulator._kernels.bounds import PRICE_CAP_RATIO, PRICE_FLOOR_RATIO
 from simulator._kernels.jit import leaf
 from simulator.margin._kernels.backstop import cover_round_deficits_nb
+from simulator.margin._kernels.breaker import breaker_check_nb, breaker_open_nb
 from simulator.margin._kernels.settle import (
     charge_unit_nb,
     close_unit_nb,
@@ -51,8 +53,15 @@ from simulator.margin._kernels.step import (
     check_units_nb,
     collect_dirty_nb,
     expire_options_nb,
+    index_step_nb,
     step_marks_nb,
     sweep_marks_nb,
+)
+from simulator.margin._kernels.vault import (
+    vault_reset_nb,
+    vault_sales_nb,
+    vault_take_nb,
+    vault_value_nb,
 )
 from simulator.margin.codes import (
     CNT_CORRECTIONS,
@@ -66,14 +75,19 @@ from simulator.margin.codes import (
     FLAG_PENDING,
     FLAG_TOUCHED,
     FP_FUND0,
+    HALT_NONE,
+    HALT_TRADING,
     IP_FULL_SCAN,
     IP_LENDING,
     IP_MAX_ROUNDS,
+    KIND_BACKSTOP,
     OVERFLOW_CORRECTIONS,
     OVERFLOW_EVENTS,
     PF_FUND_END,
+    PF_VAULT_PNL,
     PI_FIRST_STEP,
     PI_MAX_ROUNDS,
+    PI_VAULT_TAKEOVERS,
     TIER_CAP,
 )
 
@@ -138,27 +152,45 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
     mark2 = assets.mark2
     logimp = assets.logimp
     dlog = assets.dlog
+    book_px = assets.book
+    book2 = assets.book2
     n_ev = n_ev0
     n_corr = n_corr0
     n_sweeps = 2 if prices.bridge.shape[0] > 0 else 0  # intrastep: a low and a high sweep
     for i in range(first_path, n_paths):
         _start_path_nb(i, n_ev, n_corr, prices, index, rules, options, out, state, heaps,
                        lists, assets)
+        vault_reset_nb(rules.vault_on, assets.vault_inv, assets.vault_base, assets.vault_cash)
         overflow = False
         for t in range(1, steps + 1):
             r_top = 0
+            halt = HALT_NONE  # a paused step (circuit breaker) runs no check and no round
             for sweep in range(n_sweeps + 1):
                 if sweep < n_sweeps:  # inside the step: marks at the bridge's extremes
                     sweep_marks_nb(i, t, sweep, prices, rules, options, out, lists, assets)
                 else:  # the step's close
+                    breaker_open_nb(i, t, prices, rules, lists, assets)
                     step_marks_nb(i, t, prices, rules, options, out, lists, assets)
+                    halt = breaker_check_nb(i, t, rules, out, lists, assets)
                     expire_options_nb(t, book, rules, options, state, lists, assets)
-                    if behaviour_nb(i, t, prices, book, index, rules, options, out, state,
-                                    lists, assets):
+                    if halt != HALT_TRADING and behaviour_nb(i, t, prices, book, index, rules,
+                                                             options, out, state, lists,
+                                                             assets):
                         overflow = True
                         break
+                    if halt != HALT_TRADING:  # (a halted book does not trade)
+                        count[CNT_EVENTS], overflow = vault_sales_nb(
+                            rules.vault_on, i, t, prices.depth[t], rules.fparams, book_px,
+                            logimp, assets.p_lo, assets.p_hi, assets.vault_inv,
+                            assets.vault_base, assets.vault_cash, out.path_i, out.ev_i,
+                            out.ev_f, count[CNT_EVENTS])
+                        if overflow:
+                            break
+                        if rules.vault_on is not None:  # sold on the book (its marks are the
+                            for a in range(mark.shape[0]):  # book's: not with an oracle)
+                                mark[a] = book_px[a]
                 r = 0
-                while r < max_rounds:
+                while halt == HALT_NONE and r < max_rounds:
                     n_dirty = collect_dirty_nb(t, index, rules, state, heaps, lists, assets)
                     n_l = check_units_nb(i, t, steps, tiered, n_dirty, book, rules, options, state,
                                          heaps, lists, assets)
@@ -179,6 +211,12 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
                         else:
                             sum_n, perp_n, option_fee = close_unit_nb(t, j, u, book, options, state,
                                                                       assets, rnd)
+                            if rnd.kind[j] == KIND_BACKSTOP:  # into the vault's inventory
+                                vault_take_nb(rules.vault_on, u, mark, rnd.closed,
+                                              book.pos_asset, book.pos_kind,
+                                              book.unit_pos_start, state.coll,
+                                              assets.vault_inv, assets.vault_base,
+                                              assets.vault_cash)
                             fee, bd, paid, deficit = charge_unit_nb(i, t, j, u, perp_n, option_fee,
                                                                     book, rules, options, out,
                                                                     state, assets, rnd)
@@ -186,12 +224,16 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
                                                       options, out, state, lists, assets, rnd)
                         n_b = settled_nb(i, r, u, fee, bd, sum_n, deficit, ev_lo, n_b, book, rules,
                                          out, state, lists, assets, rnd)
+                        if not lending and rnd.kind[j] == KIND_BACKSTOP:  # the equity kept
+                            out.path_f[i, PF_VAULT_PNL] += fee
+                            out.path_i[i, PI_VAULT_TAKEOVERS] += 1
                         if overflow:
                             break
                     if overflow:
                         break
                     for a in range(mark.shape[0]):  # 5. marks
                         mark[a] = mark2[a]
+                        book_px[a] = book2[a]
                         logimp[a] += dlog[a]
                     if cover_round_deficits_nb(i, t, r, n_b, book, rules, options, out, state,
                                                lists, assets, rnd):  # 6. ADL, or socialised
@@ -206,6 +248,11 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
             if overflow:
                 break
             _close_step_nb(i, t, r_top, out, assets)
+            vault_value_nb(rules.vault_on, i, mark, assets.vault_inv, assets.vault_cash,
+                           out.path_f, t == steps)
+            if prices.oracle.shape[0] > 0:  # the EMA of the basis, at the step's close
+                _close_basis_nb(prices.oracle[i, index_step_nb(t, rules)], rules.mark_ema_w,
+                                assets)
         if overflow:
             return n_ev, n_corr, i, OVERFLOW_EVENTS
         if not _finish_path_nb(i, steps, book, index, options, out, state, lists, assets):
@@ -266,8 +313,15 @@ def _start_path_nb(i, n_ev, n_corr, prices, index, rules, options, out, state, h
     logimp = assets.logimp
     p_lo = assets.p_lo
     p_hi = assets.p_hi
+    basis = assets.basis
+    reads_book = rules.oracle_rule.shape[0] > 0  # the oracle of a lending venue: in sync
     for a in range(exo.shape[2]):
         logimp[a] = 0.0
+        basis[a] = 0.0
+        if reads_book:
+            assets.pub_value[a] = exo[i, 0, a]
+            assets.pub_step[a] = 0.0
+            prices.oracle[i, 0, a] = exo[i, 0, a]
         min_price[i, a] = exo[i, 0, a]
         p_lo[a] = exo[i, 0, a] * PRICE_FLOOR_RATIO
         p_hi[a] = exo[i, 0, a] * PRICE_CAP_RATIO
@@ -300,6 +354,16 @@ def _close_step_nb(i, t, r, out, assets):  # pragma: no cover - jitted
             min_price[i, a] = mark[a]
         if i < marks.shape[0]:
             marks[i, t, a] = mark[a]
+
+
+@leaf
+def _close_basis_nb(index, weight, assets):  # pragma: no cover - jitted
+    """The EMA of the basis book - index at a step's close: ``basis += w (book - index -
+    basis)``."""
+    basis = assets.basis
+    book = assets.book
+    for a in range(basis.shape[0]):
+        basis[a] += weight[a] * ((book[a] - index[a]) - basis[a])
 
 
 @njit(cache=True, inline="always")

@@ -26,6 +26,7 @@ from simulator.margin._kernels.state import (
     touch_nb,
     unit_values_nb,
 )
+from simulator.margin._kernels.step import index_step_nb, value_marks_nb
 from simulator.margin.codes import (
     CNT_EVENTS,
     CNT_PENDING,
@@ -86,26 +87,34 @@ def start_round_nb(i, t, n_l, prices, book, rules, options, out, state, lists, a
                   pos_entry, pos_kind, unit_pos_start, flow, t, oc)
     alpha = rules.fparams[FP_ALPHA]
     depth = prices.depth
-    mark2 = assets.mark2
+    book = assets.book  # the fills execute on the venue's book
+    book2 = assets.book2
     xprice = assets.xprice
     dlog = assets.dlog
     p_lo = assets.p_lo
     p_hi = assets.p_hi
     for a in range(mark.shape[0]):
-        q_usd = flow[a] * mark[a]
+        q_usd = flow[a] * book[a]
         if alpha == 0.0 or q_usd == 0.0:
             dlog[a] = 0.0
-            mark2[a] = mark[a]
-            xprice[a] = mark[a]
+            book2[a] = book[a]
+            xprice[a] = book[a]
         else:
             sgn = 1.0 if q_usd > 0.0 else -1.0
             dlog[a] = -sgn * 0.01 * (abs(q_usd) / depth[t, a]) ** alpha
-            mark2[a] = mark[a] * np.exp(dlog[a])
-            if not (p_lo[a] <= mark2[a] <= p_hi[a]):  # the impact law is unbounded
+            book2[a] = book[a] * np.exp(dlog[a])
+            if not (p_lo[a] <= book2[a] <= p_hi[a]):  # the impact law is unbounded
                 path_i[i, PI_PRICE_BOUNDED] = 1
-                mark2[a] = bound_price_nb(mark2[a], p_lo[a], p_hi[a])
-                dlog[a] = np.log(mark2[a] / mark[a])
-            xprice[a] = mark[a] + (mark2[a] - mark[a]) / (1.0 + alpha)
+                book2[a] = bound_price_nb(book2[a], p_lo[a], p_hi[a])
+                dlog[a] = np.log(book2[a] / book[a])
+            xprice[a] = book[a] + (book2[a] - book[a]) / (1.0 + alpha)
+    mark2 = assets.mark2
+    for a in range(mark.shape[0]):
+        mark2[a] = book2[a]
+    oracle = prices.oracle
+    if oracle.shape[0] > 0:  # the marks after the round: the index does not move
+        value_marks_nb(oracle[i, index_step_nb(t, rules)], book2, assets.basis,
+                       rules.price_rule, mark2)
 
 
 @njit(cache=True, inline="always")

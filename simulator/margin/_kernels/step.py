@@ -54,6 +54,8 @@ from simulator.margin.codes import (
     IP_RNG_KEY,
     OC_UNIT_OPT,
     PI_PRICE_BOUNDED,
+    PRICE_INDEX,
+    PRICE_MEDIAN,
 )
 
 
@@ -91,16 +93,86 @@ def step_marks_nb(i, t, prices, rules, options, out, lists, assets):  # pragma: 
     decay = rules.fparams[FP_DECAY]
     logimp = assets.logimp
     mark = assets.mark
+    book = assets.book
     p_lo = assets.p_lo
     p_hi = assets.p_hi
     for a in range(mark.shape[0]):
         x = exo[i, t, a]
         if logimp[a] == 0.0:  # no impact outstanding: skip the exp
-            mark[a] = x
+            book[a] = x
         else:
             logimp[a] *= decay
-            mark[a] = x * np.exp(logimp[a])
-        mark[a] = bounded_mark_nb(i, x, mark[a], p_lo[a], p_hi[a], out)
+            book[a] = x * np.exp(logimp[a])
+        book[a] = bounded_mark_nb(i, x, book[a], p_lo[a], p_hi[a], out)
+        mark[a] = book[a]
+    oracle = prices.oracle
+    if oracle.shape[0] > 0:  # some asset valued at the oracle's index
+        if rules.oracle_rule.shape[0] > 0:  # it reads a lending venue's book: publish
+            publish_nb(i, t, prices, rules, assets)
+        value_marks_nb(oracle[i, index_step_nb(t, rules)], book, assets.basis,
+                       rules.price_rule, mark)
+
+
+@njit(cache=True, inline="always")
+def index_step_nb(t, rules):  # pragma: no cover - jitted
+    """The row of ``Prices.oracle`` that holds the index of step ``t``: ``t``, or for an
+    oracle that reads a lending venue's book, its publication of step ``t - lag``."""
+    oracle_rule = rules.oracle_rule
+    if oracle_rule.shape[0] == 0:
+        return t
+    k = t - int(oracle_rule[2])
+    return k if k > 0 else 0
+
+
+@leaf
+def publish_nb(i, t, prices, rules, assets):  # pragma: no cover - jitted
+    """The oracle of a lending venue at the start of step ``t`` of path ``i``: it reads the
+    book (times the noise factor of its sources, within the price bounds) and publishes the
+    reading to ``prices.oracle[i, t]`` when its heartbeat is due or the reading moved by
+    more than the deviation since its last publication, else its last publication again."""
+    oracle_rule = rules.oracle_rule
+    heartbeat = oracle_rule[0]
+    deviation = oracle_rule[1]
+    noise = prices.oracle_noise
+    book = assets.book
+    pub_value = assets.pub_value
+    pub_step = assets.pub_step
+    p_lo = assets.p_lo
+    p_hi = assets.p_hi
+    out = prices.oracle
+    for a in range(book.shape[0]):
+        r = book[a]
+        if noise.shape[0] > 0:
+            r = bound_price_nb(r * noise[i, t, a], p_lo[a], p_hi[a])
+        if t - pub_step[a] >= heartbeat or (
+                deviation > 0.0 and abs(r - pub_value[a]) > deviation * pub_value[a]):
+            pub_value[a] = r
+            pub_step[a] = t
+        out[i, t, a] = pub_value[a]
+
+
+@njit(cache=True, inline="always")
+def median3_nb(x, y, z):  # pragma: no cover - jitted
+    """The median of three numbers."""
+    if x > y:
+        x, y = y, x
+    if y > z:
+        y = z
+    return x if x > y else y
+
+
+@leaf
+def value_marks_nb(index, book, basis, price_rule, out):  # pragma: no cover - jitted
+    """The marks ``out`` each asset is valued at (``codes.PRICE_*``): its book price, the
+    oracle's ``index``, or the median of index, book and index + the EMA of the basis."""
+    for a in range(out.shape[0]):
+        rule = price_rule[a]
+        if rule == PRICE_INDEX:
+            out[a] = index[a]
+        elif rule == PRICE_MEDIAN:
+            out[a] = median3_nb(index[a], book[a], index[a] + basis[a])
+        else:
+            out[a] = book[a]
 
 
 @leaf
@@ -131,6 +203,7 @@ def sweep_marks_nb(i, t, sweep, prices, rules, options, out, lists, assets
         else:
             mark[a] = x * np.exp(logimp[a] * decay)
         mark[a] = bounded_mark_nb(i, x, mark[a], p_lo[a], p_hi[a], out)
+        assets.book[a] = mark[a]  # (an oracle is not combined with the bridge)
 
 
 @njit(cache=True, inline="always")
@@ -173,7 +246,8 @@ def expire_options_nb(t, book, rules, options, state, lists, assets
 def behaviour_nb(i, t, prices, book, index, rules, options, out, state, lists, assets
                  ):  # pragma: no cover - jitted
     """Funding at step ``t`` if it is due, then the answers to the margin calls due at
-    ``t`` (in increasing unit index). Returns True when the event buffer is full."""
+    ``t`` (or before it: deferred by a circuit breaker's ``trading`` pause, whose steps do
+    not call this) in increasing unit index. Returns True when the event buffer is full."""
     fparams = rules.fparams
     iparams = rules.iparams
     count = lists.count
@@ -199,7 +273,10 @@ def behaviour_nb(i, t, prices, book, index, rules, options, out, state, lists, a
     touched = lists.touched
     if funding_every > 0 and t % funding_every == 0:
         count[CNT_PENDING], count[CNT_TOUCHED] = pay_funding_nb(
-            rules.funding_on, t, mark, prices.exo[i, t], assets.funding_rate,
+            rules.funding_on, t, mark,
+            prices.oracle[i, index_step_nb(t, rules)] if prices.oracle.shape[0] > 0
+            else prices.exo[i, t],
+            assets.funding_rate,
             fparams[FP_FUNDING_RATE], fparams[FP_FUNDING_CAP], iparams[IP_FUNDING_PREMIUM] != 0,
             usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start, haircut, tiers, mmk,
             lin, const, n_open, version, flag, pending, count[CNT_PENDING], touched,
@@ -208,7 +285,7 @@ def behaviour_nb(i, t, prices, book, index, rules, options, out, state, lists, a
     q_unit = lists.q_unit
     q_head = count[CNT_QUEUE_HEAD]
     n_due = 0
-    while q_head < count[CNT_QUEUE_TAIL] and q_due[q_head] == t:
+    while q_head < count[CNT_QUEUE_TAIL] and q_due[q_head] <= t:  # (< t: deferred by a pause)
         due_units[n_due] = q_unit[q_head]
         n_due += 1
         q_head += 1

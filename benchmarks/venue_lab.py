@@ -1,20 +1,20 @@
 """The venue design lab's worked comparison: docs/venue-lab.md.
 
-Runs three sweeps of ``october-2025-cascade`` on common random numbers and prints, as
+Runs two sweeps of ``october-2025-cascade`` on common random numbers and prints, as
 Markdown tables, each policy's figures with their standard errors and their differences
 from the first policy, estimated path by path (``sweep.parquet``'s ``_diff`` columns):
 
 1. ADL policies: ``venue.adl_ranking`` = ``profit_leverage`` (the scenario's Hyperliquid
-   preset) against ``pro_rata``;
-2. mark rules: ``venue.mark_price`` = ``book`` against ``median``;
-3. where USDe collateral is priced: ``venue.collateral_price`` = ``book`` against ``index``.
+   preset), ``bybit`` and ``pro_rata``, 500 paths;
+2. mark rules: ``venue.mark_price`` = ``book`` against ``median``, 2,000 paths.
 
 Usage::
 
-    python benchmarks/venue_lab.py [--paths 2000] [--out /tmp/venue-lab] [--jobs 1]
+    python benchmarks/venue_lab.py [--paths N] [--out /tmp/venue-lab] [--jobs 1]
         [--json FILE]
 
-One pass (six points of 2,000 paths) takes a few minutes on one core with a warm cache.
+One pass takes about five minutes on one core with a warm cache, most of it the pro-rata
+policy's fills.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from typing import Any
 from simulator.sweeps.sweep import sweep
 
 SCENARIO = "october-2025-cascade"
-#: (title, key, values) of each comparison
+#: (title, key, values, paths) of each comparison (the pro-rata policies make one fill per
+#: profitable opposite position, about 100,000 a path here: fewer paths, small chunks)
 COMPARISONS = (
-    ("ADL policy", "venue.adl_ranking", ["profit_leverage", "pro_rata"]),
-    ("Mark rule", "venue.mark_price", ["book", "median"]),
-    ("Collateral price", "venue.collateral_price", ["book", "index"]),
+    ("ADL policy", "venue.adl_ranking", ["profit_leverage", "bybit", "pro_rata"], 500),
+    ("Mark rule", "venue.mark_price", ["book", "median"], 2000),
 )
 #: (metric, label, scale, unit) shown for every comparison, when the summary has it
 METRICS = (
@@ -41,7 +41,9 @@ METRICS = (
     ("bad_debt_mean", "bad debt", 1e3, " k USD"),
     ("adl_notional_mean", "ADL notional", 1e6, " M USD"),
     ("adl_overshoot", "ADL overshoot (ADL notional / bad debt covered)", 1.0, "x"),
+    ("adl_covered_mean", "bad debt covered by ADL", 1e3, " k USD"),
     ("adl_leverage_mean", "leverage of the ADL'd (mean)", 1.0, "x"),
+    ("adl_leverage_median_mean", "leverage of the ADL'd (median)", 1.0, "x"),
     ("adl_in_profit_share", "ADL'd in profit", 0.01, " %"),
     ("socialised_loss_mean", "socialised loss", 1e3, " k USD"),
     ("max_cascade_rounds_mean", "cascade rounds (max per path)", 1.0, ""),
@@ -57,39 +59,43 @@ def _cell(est: Any, se: Any, scale: float) -> str:
     return text
 
 
-def table(title: str, key: str, rows: list[dict[str, Any]]) -> str:
-    """A Markdown table: one line per metric, a column per point and the difference."""
-    names = [str(r[key]) for r in rows]
-    head = f"| {title}: `{key}` | " + " | ".join(f"`{n}`" for n in names) \
-        + f" | `{names[-1]}` − `{names[0]}` (paired) |"
-    lines = [head, "|" + "---|" * (len(names) + 2)]
-    for metric, label, scale, unit in METRICS:
-        if metric not in rows[0]:
-            continue
-        cells = [_cell(r[metric], r.get(f"{metric}_stderr"), scale) for r in rows]
-        diff = _cell(rows[-1].get(f"{metric}_diff"), rows[-1].get(f"{metric}_diff_stderr"),
-                     scale)
-        lines.append(f"| {label}{f' ({unit.strip()})' if unit.strip() else ''} | "
-                     + " | ".join(cells) + f" | {diff} |")
+def table(title: str, key: str, rows: list[dict[str, Any]], diff: bool = False) -> str:
+    """A Markdown table: a line per point, a column per metric (estimate ± standard
+    error), or with ``diff`` each point's difference from the first, paired path by path."""
+    metrics = [m for m in METRICS if (f"{m[0]}_diff" if diff else m[0]) in rows[0]]
+    head = f"| {title} (`{key}`) | " + " | ".join(
+        f"{label}{f' ({unit.strip()})' if unit.strip() else ''}"
+        for _, label, _, unit in metrics) + " |"
+    lines = [head, "|" + "---|" * (len(metrics) + 1)]
+    for r in rows[1:] if diff else rows:
+        name = f"`{r[key]}` − `{rows[0][key]}`" if diff else f"`{r[key]}`"
+        cells = [_cell(r[f"{m}_diff"], r[f"{m}_diff_stderr"], scale) if diff
+                 else _cell(r[m], r.get(f"{m}_stderr"), scale) for m, _, scale, _ in metrics]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
     """Run the comparisons and print their tables."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--paths", type=int, default=2000)
+    ap.add_argument("--paths", type=int, default=0, help="paths of every sweep (default: "
+                    "500 for the ADL policies, 2,000 for the mark rules)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/venue-lab"))
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args()
     found: dict[str, list[dict[str, Any]]] = {}
-    for title, key, values in COMPARISONS:
-        res = sweep(SCENARIO, [(key, values)], overrides=[f"simulation.paths={args.paths}"],
+    for title, key, values, paths in COMPARISONS:
+        paths = args.paths or paths
+        res = sweep(SCENARIO, [(key, values)], overrides=[f"simulation.paths={paths}",
+                                                          "simulation.chunk_paths=50"],
                     out_dir=args.out / key.split(".")[-1], jobs=args.jobs,
                     force=(args.out / key.split(".")[-1]).exists())
         found[key] = res.rows
-        print(f"\n{SCENARIO}, {args.paths:,} paths, seed of the scenario\n")
+        print(f"\n{SCENARIO}, {paths:,} paths, seed of the scenario\n", flush=True)
         print(table(title, key, res.rows))
+        print()
+        print(table(title, key, res.rows, diff=True))
     if args.json is not None:
         args.json.write_text(json.dumps(found, indent=1, default=str))
 

@@ -69,8 +69,9 @@ IndexArrays = namedtuple("IndexArrays", [
 #: ``sigma`` float64[A], ``tiers`` float64[A, K, 3], ``fparams`` float64[N_FP], ``iparams``
 #: int64[N_IP] (its ``IP_RNG_KEY`` set to the call's key); ``calls_on``, ``funding_on``,
 #: ``lending_on``: True when the venue has margin calls, funding, lending, else None (the
-#: kernels given them compile to nothing for a venue without); ``vault_on`` likewise for a
-#: backstop vault that holds what it takes over (``vault_disposal = "gradual"``); with an
+#: kernels given them compile to nothing for a venue without); ``vault_on`` int64[1] for a
+#: backstop vault that holds what it takes over (``vault_disposal = "gradual"``), else
+#: int64[0] (checked at run time: :mod:`simulator.margin._kernels.vault`); with an
 #: oracle, the price each asset is valued at ``price_rule`` int64[A] (``codes.PRICE_*``)
 #: and the weight of the step's close in the EMA of the basis ``mark_ema_w`` float64[A]
 #: (both used only when ``Prices.oracle`` is not empty); ``oracle_rule`` float64[3], the
@@ -240,7 +241,7 @@ def kernel_inputs(exo: np.ndarray, depth: np.ndarray, book: Book, index: BookInd
                        _f(rules.fparams), iparams,
                        _on(rules.call_ratio > 0.0 and rules.fparams[codes.FP_CALL_PROB] > 0.0),
                        _on(iparams[codes.IP_FUNDING_INTERVAL] > 0),
-                       _on(iparams[codes.IP_LENDING] != 0), _on(rules.vault_gradual),
+                       _on(iparams[codes.IP_LENDING] != 0), _flag(rules.vault_gradual),
                        price_rules(rules, book),
                        np.full(book.unit_coll.shape[1], rules.mark_ema_weight),
                        _f(np.asarray(rules.oracle_rule, dtype=float))),
@@ -261,6 +262,11 @@ def price_rules(rules: EngineRules, book: Book) -> np.ndarray:
 def _on(flag: bool) -> bool | None:
     """A switch of a kernel record: True, or None for a feature the call never uses."""
     return True if flag else None
+
+
+def _flag(flag: bool) -> np.ndarray:
+    """A switch read at run time: int64[1] when on, int64[0] when off (one compiled type)."""
+    return np.ones(1 if flag else 0, dtype=np.int64)
 
 
 def _position_groups(pos_asset: np.ndarray, pos_kind: np.ndarray, pos_qty: np.ndarray,

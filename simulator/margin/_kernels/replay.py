@@ -186,7 +186,7 @@ def replay_nb(prices, book, index, rules, options, out, state, heaps, lists, ass
                             out.ev_f, count[CNT_EVENTS])
                         if overflow:
                             break
-                        if rules.vault_on is not None:  # sold on the book (its marks are the
+                        if rules.vault_on.shape[0] > 0:  # sold on the book (its marks are the
                             for a in range(mark.shape[0]):  # book's: not with an oracle)
                                 mark[a] = book_px[a]
                 r = 0

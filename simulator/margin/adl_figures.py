@@ -93,9 +93,9 @@ def account_adl_counts(ev_i: np.ndarray, unit_account: np.ndarray, n_accounts: i
     adl = ev_i[:, codes.EI_KIND] == codes.KIND_ADL
     path = ev_i[adl, codes.EI_PATH]
     account = unit_account[ev_i[adl, codes.EI_UNIT]]
-    pairs = np.unique(np.stack([account, path]), axis=1) if path.size else np.zeros((2, 0),
-                                                                                    np.int64)
-    acc, on = pairs[0], pairs[1]
+    span = int(path.max()) + 1 if path.size else 1
+    pairs = np.unique(account.astype(np.int64) * span + path)  # (one sort of int64 keys:
+    acc, on = np.divmod(pairs, span)                            # unique(axis=1) was slow)
     counts = np.bincount(acc, minlength=n_accounts).astype(np.int64)
     w = np.ones(on.size) if path_weight is None else np.asarray(path_weight)[on]
     weighted = np.column_stack([_sums(acc, w, n_accounts), _sums(acc, w * w, n_accounts)])

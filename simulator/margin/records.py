@@ -156,16 +156,17 @@ AssetWork = namedtuple("AssetWork", [
 #: of the positions in ``BookArrays.group_pos`` order ``adl_key`` (float64[P]), the unit
 #: version each was computed at ``adl_key_ver`` (int64[P]) and the step 6 each group's
 #: were computed in ``adl_group_gen`` (int64[G], -1: none); per unit the
-#: equity, maintenance and wallet its ADL scores used ``adl_e``, ``adl_mm``, ``adl_w``
-#: (float64[U]), with the step 6 they belong to ``adl_gen`` (int64[U], -1: none) and the
-#: unit's version then ``adl_ver`` (int64[U]); the count of steps 6 so far ``adl_clock``
+#: equity, maintenance, wallet and notional its ADL scores used ``adl_e``, ``adl_mm``,
+#: ``adl_w``, ``adl_n`` (float64[U]: a fill's leverage and PnL read them again), with
+#: the step 6 they belong to ``adl_gen`` (int64[U], -1: none) and the unit's version then
+#: ``adl_ver`` (int64[U]); the count of steps 6 so far ``adl_clock``
 #: (int64[1]); the per-step ADL cap's ``adl_used`` (float64[3]: path, step, ADL notional
 #: used in it; :func:`simulator.margin._kernels.adl.adl_allowance_nb`)
 RoundWork = namedtuple("RoundWork", [
     "kind", "frac", "plan_g", "plan_k", "plan_r", "plan_s", "plan_c", "closed",
     "closed_notional", "bank_unit", "bank_deficit", "bank_ev_lo", "bank_ev_hi", "adl_key",
-    "adl_key_ver", "adl_group_gen", "adl_e", "adl_mm", "adl_w", "adl_gen", "adl_ver",
-    "adl_clock", "adl_used"])
+    "adl_key_ver", "adl_group_gen", "adl_e", "adl_mm", "adl_w", "adl_n", "adl_gen",
+    "adl_ver", "adl_clock", "adl_used"])
 
 
 def _f(array: np.ndarray) -> np.ndarray:
@@ -364,7 +365,8 @@ def scratch(book: BookArrays, index: IndexArrays, n_accounts: int
                            adl_group_gen=np.full(book.group_start.shape[0] - 1, -1,
                                                  np.int64),
                            adl_e=units(np.float64), adl_mm=units(np.float64),
-                           adl_w=units(np.float64), adl_gen=np.full(n_units, -1, np.int64),
+                           adl_w=units(np.float64), adl_n=units(np.float64),
+                           adl_gen=np.full(n_units, -1, np.int64),
                            adl_ver=units(),
                            adl_clock=np.zeros(1, dtype=np.int64),
                            adl_used=np.full(3, -1.0))

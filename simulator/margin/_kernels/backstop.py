@@ -120,7 +120,7 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
                      n_open, version, flag, pending, n_pending, touched, n_touched, closed,
                      closed_notional, adl_on, ranking, ev_i, ev_f, n_ev, oc, group_pos,
                      group_unit, group_start, adl_key, adl_key_ver, adl_group_gen, adl_e,
-                     adl_mm, adl_w, adl_gen, adl_ver, gen, ev_adl, cap, adl_used
+                     adl_mm, adl_w, adl_n, adl_gen, adl_ver, gen, ev_adl, cap, adl_used
                      ):  # pragma: no cover - jitted
     """Cover the uncovered deficit of bankrupt unit ``u`` by ADL, or socialise it.
 
@@ -230,6 +230,7 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
                         adl_e[v] = e
                         adl_mm[v] = mm
                         adl_w[v] = w
+                        adl_n[v] = nn
                         adl_gen[v] = gen
                         adl_ver[v] = version[v]
                     adl_key[j] = -adl_rank_nb(qk, mark[a], pos_entry[k], pos_kind[k], gain,
@@ -256,8 +257,12 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
                     v = pos_unit[k]
                     size = abs(qty[k])
                     dq = rem if rem < size else size
-                    e, mm, nn, w = unit_values_nb(v, mark, usd, coll, qty, pos_asset, pos_entry,
-                                                  pos_kind, unit_pos_start, haircut, tiers, t, oc)
+                    if adl_gen[v] == gen and adl_ver[v] == version[v]:  # its key's values
+                        e, nn, w = adl_e[v], adl_n[v], adl_w[v]  # (the marks hold in step 6)
+                    else:
+                        e, mm, nn, w = unit_values_nb(v, mark, usd, coll, qty, pos_asset,
+                                                      pos_entry, pos_kind, unit_pos_start,
+                                                      haircut, tiers, t, oc)
                     notional = close_position_nb(v, k, -side * dq, adl_price, usd, coll, pos_asset,
                                                  pos_entry, pos_kind)
                     if dq == size:
@@ -346,7 +351,7 @@ def cover_round_deficits_nb(i, t, r, n_b, book, rules, options, out, state, list
             count[CNT_TOUCHED], rnd.closed, rnd.closed_notional, adl_on, ranking, out.ev_i,
             out.ev_f, count[CNT_EVENTS], options.oc_or_none, book.group_pos, book.group_unit,
             book.group_start, rnd.adl_key, rnd.adl_key_ver, rnd.adl_group_gen, rnd.adl_e,
-            rnd.adl_mm, rnd.adl_w, rnd.adl_gen, rnd.adl_ver, gen, out.ev_adl,
+            rnd.adl_mm, rnd.adl_w, rnd.adl_n, rnd.adl_gen, rnd.adl_ver, gen, out.ev_adl,
             rules.fparams[FP_ADL_CAP], rnd.adl_used)
         path_f[i, PF_ADL_NOTIONAL] += adl_add
         path_f[i, PF_SOCIALISED] += soc_add

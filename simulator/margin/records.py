@@ -169,14 +169,21 @@ RoundWork = namedtuple("RoundWork", [
     "adl_ver", "adl_clock", "adl_used"])
 
 
+#: what every array handed to the replay kernel is: C-contiguous and writeable. A read-only
+#: array (joblib memory-maps a large argument read-only in its workers; Ray and Dask may
+#: deserialise arrays read-only) is a type of its own to Numba, so the kernel, compiled
+#: once in the driver, would be compiled again in every worker; such an array is copied.
+_KERNEL_ARRAY = ("C", "W")
+
+
 def _f(array: np.ndarray) -> np.ndarray:
-    """``array`` as C-contiguous float64 (itself when it already is)."""
-    return np.ascontiguousarray(array, dtype=np.float64)
+    """``array`` as C-contiguous, writeable float64 (itself when it already is)."""
+    return np.require(array, dtype=np.float64, requirements=_KERNEL_ARRAY)
 
 
 def _i(array: np.ndarray) -> np.ndarray:
-    """``array`` as C-contiguous int64 (itself when it already is)."""
-    return np.ascontiguousarray(array, dtype=np.int64)
+    """``array`` as C-contiguous, writeable int64 (itself when it already is)."""
+    return np.require(array, dtype=np.int64, requirements=_KERNEL_ARRAY)
 
 
 def kernel_inputs(exo: np.ndarray, depth: np.ndarray, book: Book, index: BookIndex,
@@ -219,7 +226,8 @@ def kernel_inputs(exo: np.ndarray, depth: np.ndarray, book: Book, index: BookInd
     iparams[codes.IP_RNG_KEY] = rng_key
     oc = options.oc
     oc = (_f(oc[codes.OC_POS]), _f(oc[codes.OC_ASSET]), _f(oc[codes.OC_IVMULT]),
-          _i(oc[codes.OC_IVNEXT]), np.ascontiguousarray(oc[codes.OC_UNIT_OPT], dtype=np.bool_),
+          _i(oc[codes.OC_IVNEXT]),
+          np.require(oc[codes.OC_UNIT_OPT], dtype=np.bool_, requirements=_KERNEL_ARRAY),
           _f(oc[codes.OC_PAR]))
     opt_units = _i(options.opt_units)
     opt_row = np.full(book.n_units, -1, dtype=np.int64)  # option unit -> its stage row
@@ -303,7 +311,7 @@ def outputs(n_paths: int, steps: int, n_assets: int, n_accounts: int, save_marks
                    corr_i=np.empty((capacity, 2), dtype=np.int64),
                    corr_f=np.empty(capacity),
                    acct_w=np.zeros((n_accounts, 4)),
-                   path_w=np.ascontiguousarray(path_weight, dtype=np.float64),
+                   path_w=_f(path_weight),
                    ev_adl=np.empty((capacity, codes.N_EA)))
 
 

@@ -10,14 +10,11 @@ import numpy as np
 from numba import njit
 
 from simulator._kernels.jit import allocating, leaf
-from simulator.margin._kernels.adl import adl_allowance_nb, pro_rata_cover_nb, record_fill_nb
+from simulator.margin._kernels.adl import adl_allowance_nb, adl_fill_nb, pro_rata_cover_nb
 from simulator.margin._kernels.state import (
-    close_position_nb,
     instrument_nb,
     position_value_nb,
     put_event_nb,
-    state_changed_nb,
-    touch_nb,
     unit_values_nb,
 )
 from simulator.margin.codes import (
@@ -28,11 +25,8 @@ from simulator.margin.codes import (
     EF_FUND_PAID,
     FP_ADL_CAP,
     INSTRUMENT_DEBT,
-    INSTRUMENT_INVERSE,
-    INSTRUMENT_PERP,
     IP_ADL,
     IP_ADL_RANKING,
-    KIND_ADL,
     KIND_SOCIALISED,
     N_POS_KINDS,
     PF_ADL_NOTIONAL,
@@ -263,30 +257,17 @@ def cover_deficit_nb(i, t, r, u, deficit, mark, usd, coll, qty, pos_unit, pos_as
                         e, mm, nn, w = unit_values_nb(v, mark, usd, coll, qty, pos_asset,
                                                       pos_entry, pos_kind, unit_pos_start,
                                                       haircut, tiers, t, oc)
-                    notional = close_position_nb(v, k, -side * dq, adl_price, usd, coll, pos_asset,
-                                                 pos_entry, pos_kind)
-                    if dq == size:
-                        qty[k] = 0.0
-                    else:
-                        qty[k] += side * dq
-                    covered = dq * d_p / q
-                    rem -= dq
-                    n_touched = touch_nb(v, flag, touched, n_touched)
-                    n_pending = state_changed_nb(v, mark, usd, coll, qty, pos_asset, pos_entry,
-                                                 pos_kind, unit_pos_start, haircut, tiers, mmk, lin,
-                                                 const, n_open, version, flag, pending,
-                                                 n_pending)
-                    if n_ev >= capacity:
+                    n_pending, n_touched, n_ev, notional, overflow = adl_fill_nb(
+                        i, t, r, v, k, a, inverse, side, dq, size, adl_price, dq * d_p / q, e,
+                        nn, w, (mark, usd, coll, qty, pos_asset, pos_entry, pos_kind,
+                                unit_pos_start, haircut, tiers, mmk, lin, const, n_open,
+                                version, flag, pending, touched), n_pending, n_touched,
+                        (ev_i, ev_f, ev_adl), n_ev, cap, adl_used)
+                    if overflow:
                         return n_pending, n_touched, n_ev, adl_notional, socialised, n_adl, True
-                    put_event_nb(ev_i, ev_f, n_ev, i, t, r, v, KIND_ADL,
-                                 INSTRUMENT_INVERSE if inverse else INSTRUMENT_PERP, a, side * dq,
-                                 mark[a], adl_price, notional, 0.0, covered, 0.0)
-                    record_fill_nb(ev_adl, n_ev, e, nn, w)
-                    n_ev += 1
+                    rem -= dq
                     adl_notional += notional
                     n_adl += 1
-                    if cap != np.inf:
-                        adl_used[2] += notional
         if rem + held > 0.0:
             loss = d_p * (rem + held) / q
             socialised += loss

@@ -252,6 +252,7 @@ def generate_paths(
     ndarray, shape (n_paths, steps + 1, A)
         Prices, ``[:, 0]`` the initial prices.
     """
+    inputs = _writeable(inputs)
     shape = (n_paths, inputs.steps + 1, inputs.n_assets)
     if out is None:
         out = np.empty(shape)
@@ -264,11 +265,12 @@ def generate_paths(
         if inputs.model not in TILTABLE_MODELS:
             raise ValueError(f"model {inputs.model!r} cannot be importance-sampled "
                              f"(models that can: {', '.join(TILTABLE_MODELS)})")
-        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        theta = np.require(theta, dtype=np.float64, requirements=("C", "W"))
         if theta.shape != (inputs.steps, inputs.n_assets):
             raise ValueError(f"theta must have shape {(inputs.steps, inputs.n_assets)}")
     logw[:] = 0.0
-    shifted = np.ones(n_paths, dtype=bool) if shift is None else np.asarray(shift, dtype=bool)
+    shifted = (np.ones(n_paths, dtype=bool) if shift is None
+               else np.require(shift, dtype=bool, requirements=("C", "W")))
     if shifted.shape != (n_paths,):
         raise ValueError(f"shift must have shape ({n_paths},)")
     znorm = normals
@@ -276,6 +278,8 @@ def generate_paths(
                               or znorm.dtype != np.float64):
         raise ValueError("normals must be float64 of shape "
                          f"{(n_paths, inputs.steps, inputs.n_assets)}")
+    if znorm is not None:
+        znorm = np.require(znorm, requirements=("C", "W"))
     if (mix_tilt is not None or jump_tilt is not None) and theta is None:
         raise ValueError("mix_tilt and jump_tilt go with theta")
     p = inputs.params
@@ -334,13 +338,24 @@ def _noise_inputs(inputs: PathInputs) -> PathInputs:
         gap_log=inputs.gap_log + inputs.mu_dt[None, :])
 
 
+def _writeable(inputs: PathInputs) -> PathInputs:
+    """``inputs`` with every read-only array replaced by a writeable copy (itself when none
+    is read-only). joblib memory-maps large arguments read-only in its workers, and Ray and
+    Dask may deserialise arrays read-only; to Numba a read-only array is a type of its own,
+    so a worker would compile the path kernels again instead of loading the driver's."""
+    copies = {f.name: np.array(value) for f in dataclasses.fields(inputs)
+              if isinstance(value := getattr(inputs, f.name), np.ndarray)
+              and not value.flags.writeable}
+    return dataclasses.replace(inputs, **copies) if copies else inputs
+
+
 def _f64(x: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
     """``x`` as a C-contiguous float64 array of ``shape`` (None stays None)."""
     if x is None:
         return None
     if x.shape != shape or x.dtype != np.float64 or not x.flags.c_contiguous:
         raise ValueError(f"expected a C-contiguous float64 array of shape {shape}")
-    return x
+    return x if x.flags.writeable else x.copy()
 
 
 def standardise_returns(returns: np.ndarray, params: Bootstrap

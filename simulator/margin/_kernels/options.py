@@ -319,10 +319,13 @@ def option_slack_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind, unit
 
 
 @leaf
-def settle_option_nb(p, mark, qty, pos_unit, pos_asset, pos_entry, pos_kind, usd
+def settle_option_nb(p, mark, qty, pos_unit, pos_asset, pos_entry, pos_kind, usd, oc
                      ):  # pragma: no cover - jitted
     """Option ``p`` expires: its intrinsic value at the mark is paid into its unit's USD
-    balance and the position closes. Returns its unit, or -1 if it was already closed."""
+    balance and the position closes. Returns its unit, or -1 if it was already closed
+    (``oc`` None: a book without options, which never calls it)."""
+    if oc is None:  # compiles to this
+        return -1
     q = qty[p]
     if q == 0.0:
         return -1
@@ -346,3 +349,15 @@ def close_option_nb(u, p, c, spot, t, oc, usd, pos_asset, pos_entry, pos_kind
     v = value_at_nb(p, pos_asset[p], pos_kind[p], spot, pos_entry[p], t, oc)
     usd[u] += c * v
     return abs(c) * spot, v
+
+
+@leaf
+def option_event_prices_nb(p, a, kind, mark_a, exec_a, strike, t, oc
+                           ):  # pragma: no cover - jitted
+    """An option's own prices in its event row: its value with the underlying at the mark
+    ``mark_a`` and at the execution price ``exec_a`` (``oc`` None: a book without options,
+    which never calls it)."""
+    if oc is None:  # compiles to this
+        return mark_a, exec_a
+    return (value_at_nb(p, a, kind, mark_a, strike, t, oc),
+            value_at_nb(p, a, kind, exec_a, strike, t, oc))

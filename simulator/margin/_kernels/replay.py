@@ -400,7 +400,7 @@ def _finish_path_nb(i, steps, book, index, options, out, state, lists, assets
                          index.navc, deposit, touched, n_touched, flag, out.corr_i, out.corr_f,
                          count[CNT_CORRECTIONS], out.acct_liq, out.acct_bank, out.path_w[i],
                          out.acct_w, lists.stamp_liq,
-                         lists.stamp_bank, steps, options.oc, assets.ivfac)
+                         lists.stamp_bank, steps, options.oc_or_none, assets.ivfac)
     if n_corr < 0:
         return False
     count[CNT_CORRECTIONS] = n_corr

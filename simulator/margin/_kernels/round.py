@@ -27,11 +27,13 @@ from simulator.margin.codes import (
 
 
 @leaf
-def round_fractions_nb(liq, n_l, lending, mode, fparams, mark, usd, coll, qty, pos_asset,
+def round_fractions_nb(liq, n_l, lending_on, mode, fparams, mark, usd, coll, qty, pos_asset,
                        pos_entry, pos_kind, unit_pos_start, haircut, tiers, kind, frac, plan_g,
                        plan_k, plan_r, plan_s, plan_c, t, oc):  # pragma: no cover - jitted
     """Step 1: for each unit ``liq[j]``, its event kind and closed fraction ``frac[j]``
-    (derivatives: full, partial, incremental or backstop), or its lending plan.
+    (derivatives: full, partial, incremental or backstop), or its lending plan
+    (``lending_on`` not None: ``RuleArrays.lending_on``; ``oc`` None: a book without
+    options, ``OptionArrays.oc_or_none``: neither compiles the other kind's code).
 
     A fraction below 1 applies to the perpetuals only: an option unit's options are closed
     when the whole unit is (futures and perpetuals first, options next). Its partial
@@ -44,7 +46,7 @@ def round_fractions_nb(liq, n_l, lending, mode, fparams, mark, usd, coll, qty, p
         u = liq[j]
         f = 1.0
         kind[j] = KIND_LIQUIDATION
-        if lending:
+        if lending_on is not None:
             g, kk, rep, sz, clr = lending_plan_nb(u, mark, usd, coll, qty, pos_asset,
                                                   unit_pos_start, haircut, fparams)
             plan_g[j] = g
@@ -83,18 +85,19 @@ def round_fractions_nb(liq, n_l, lending, mode, fparams, mark, usd, coll, qty, p
 
 
 @leaf
-def round_flow_nb(liq, n_l, lending, kind, frac, plan_g, plan_k, mark, coll, qty, pos_asset,
+def round_flow_nb(liq, n_l, lending_on, kind, frac, plan_g, plan_k, mark, coll, qty, pos_asset,
                   pos_entry, pos_kind, unit_pos_start, flow, t, oc):  # pragma: no cover - jitted
     """Step 2: the round's net flow per asset, in asset units (+ = selling).
 
     An option closed (only in a full close) reaches the underlying through its hedge:
-    whoever takes it over sells ``c x delta`` coins (delta at the round's marks)."""
+    whoever takes it over sells ``c x delta`` coins (delta at the round's marks).
+    ``lending_on`` and ``oc`` as in :func:`round_fractions_nb`."""
     n_assets = flow.shape[0]
     for a in range(n_assets):
         flow[a] = 0.0
     for j in range(n_l):
         u = liq[j]
-        if lending:
+        if lending_on is not None:
             lending_flow_nb(u, plan_g[j], plan_k[j], coll, qty, pos_asset, unit_pos_start, flow)
             continue
         if kind[j] == KIND_BACKSTOP:
@@ -104,7 +107,7 @@ def round_flow_nb(liq, n_l, lending, kind, frac, plan_g, plan_k, mark, coll, qty
             if qty[p] != 0.0:
                 a = pos_asset[p]
                 if pos_kind[p] >= POS_CALL:
-                    if full:
+                    if oc is not None and full:  # (None: a book without options)
                         flow[a] += qty[p] * delta_at_nb(p, a, pos_kind[p], mark[a],
                                                         pos_entry[p], t, oc)
                     continue

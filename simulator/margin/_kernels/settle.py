@@ -16,7 +16,7 @@ from numba import njit
 
 from simulator._kernels.bounds import bound_price_nb
 from simulator.margin._kernels.lending import lending_settle_nb
-from simulator.margin._kernels.options import close_option_nb, value_at_nb
+from simulator.margin._kernels.options import close_option_nb, option_event_prices_nb
 from simulator.margin._kernels.round import round_flow_nb, round_fractions_nb
 from simulator.margin._kernels.state import (
     close_position_nb,
@@ -37,7 +37,6 @@ from simulator.margin.codes import (
     FP_FEE_RATE,
     INSTRUMENT_COLLATERAL,
     INSTRUMENT_DEBT,
-    IP_LENDING,
     IP_MODE,
     KIND_BACKSTOP,
     OC_PAR,
@@ -64,7 +63,6 @@ def start_round_nb(i, t, n_l, prices, book, rules, options, out, state, lists, a
     path_i = out.path_i
     if path_i[i, PI_FIRST_STEP] < 0:
         path_i[i, PI_FIRST_STEP] = t
-    lending = rules.iparams[IP_LENDING] != 0
     liq = lists.liq
     mark = assets.mark
     coll = state.coll
@@ -78,13 +76,12 @@ def start_round_nb(i, t, n_l, prices, book, rules, options, out, state, lists, a
     plan_g = rnd.plan_g
     plan_k = rnd.plan_k
     flow = assets.flow
-    oc = options.oc
-    round_fractions_nb(liq, n_l, lending, rules.iparams[IP_MODE], rules.fparams, mark,
+    round_fractions_nb(liq, n_l, rules.lending_on, rules.iparams[IP_MODE], rules.fparams, mark,
                        state.usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_pos_start,
                        rules.haircut, rules.tiers, kind, frac, plan_g, plan_k, rnd.plan_r,
                        rnd.plan_s, rnd.plan_c, t, options.oc_or_none)
-    round_flow_nb(liq, n_l, lending, kind, frac, plan_g, plan_k, mark, coll, qty, pos_asset,
-                  pos_entry, pos_kind, unit_pos_start, flow, t, oc)
+    round_flow_nb(liq, n_l, rules.lending_on, kind, frac, plan_g, plan_k, mark, coll, qty,
+                  pos_asset, pos_entry, pos_kind, unit_pos_start, flow, t, options.oc_or_none)
     alpha = rules.fparams[FP_ALPHA]
     depth = prices.depth
     book = assets.book  # the fills execute on the venue's book
@@ -174,8 +171,8 @@ def close_unit_nb(t, j, u, book, options, state, assets, rnd):  # pragma: no cov
                 if not full:
                     continue
                 c = qty[p]
-                n_opt, v_opt = close_option_nb(u, p, c, px[a], t, oc, usd, pos_asset,
-                                               pos_entry, pos_kind)
+                n_opt, v_opt = close_option_nb(u, p, c, px[a], t, options.oc_or_none, usd,
+                                               pos_asset, pos_entry, pos_kind)
                 closed_notional[p] = n_opt
                 fee_opt = opt_fee_rate * n_opt
                 option_fee += min(fee_opt, abs(c) * v_opt)
@@ -257,7 +254,6 @@ def unit_events_nb(i, t, r, j, u, fee, bd, paid, sum_n, book, options, out, stat
     pos_asset = book.pos_asset
     pos_entry = book.pos_entry
     pos_kind = book.pos_kind
-    oc = options.oc
     coll = state.coll
     count = lists.count
     n_ev = count[CNT_EVENTS]
@@ -272,8 +268,8 @@ def unit_events_nb(i, t, r, j, u, fee, bd, paid, sum_n, book, options, out, stat
             m_ev = mark[a]
             x_ev = px[a]
             if pos_kind[p] >= POS_CALL:  # an option's own prices
-                m_ev = value_at_nb(p, a, pos_kind[p], mark[a], pos_entry[p], t, oc)
-                x_ev = value_at_nb(p, a, pos_kind[p], px[a], pos_entry[p], t, oc)
+                m_ev, x_ev = option_event_prices_nb(p, a, pos_kind[p], mark[a], px[a],
+                                                    pos_entry[p], t, options.oc_or_none)
             put_event_nb(ev_i, ev_f, n_ev, i, t, r, u, kind_j, instrument_nb(pos_kind[p]), a,
                          -closed[p], m_ev, x_ev, closed_notional[p], fee * share, bd * share,
                          paid * share)

@@ -249,8 +249,8 @@ def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_po
     """Account outputs of path ``i``: PnL corrections of changed units and liquidation
     counts (and the sums of the path's weight ``w`` and its square in ``acct_w``); options
     at their value at step ``t_end``, with the implied vol's spot factor of each asset
-    computed once (``ivfac``, float64[A], scratch). Returns the new number of corrections,
-    or -1 if they do not fit."""
+    computed once (``ivfac``, float64[A], scratch; ``oc`` None: a book without options).
+    Returns the new number of corrections, or -1 if they do not fit."""
     n_assets = mark.shape[0]
     for a in range(n_assets):
         ivfac[a] = np.nan  # computed when an option on the asset first needs it
@@ -271,7 +271,7 @@ def end_path_nb(i, mark, usd, coll, qty, pos_asset, pos_entry, pos_kind, unit_po
                 linear += navk[u, a] * mark[a]
             for p in range(unit_pos_start[u], unit_pos_start[u + 1]):
                 if qty[p] != 0.0:
-                    if pos_kind[p] >= POS_CALL:
+                    if oc is not None and pos_kind[p] >= POS_CALL:  # (None: no options)
                         a = pos_asset[p]
                         if ivfac[a] != ivfac[a]:
                             ivfac[a] = spot_factor_nb(a, mark[a], oc)

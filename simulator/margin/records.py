@@ -89,10 +89,12 @@ RuleArrays = namedtuple("RuleArrays", ["haircut", "tiers", "sigma", "fparams", "
 #: units and ``opt_row`` int64[U] each unit's row among them (-1: none); the later stages'
 #: boxes ``stage_step`` int64[K], ``stage_lo``, ``stage_hi`` float64[K, O, A],
 #: ``stage_due`` int64[K, O]; ``oc_or_none`` is ``oc`` when the book holds options, else
-#: None: the option kernels given it compile to nothing for a book without options
+#: None: the option kernels given it compile to nothing for a book without options;
+#: ``options_on`` True or None likewise, for the kernels that need only the switch (one
+#: word to pass instead of the tuple's arrays)
 OptionArrays = namedtuple("OptionArrays", [
     "oc", "set_pos", "set_start", "opt_units", "opt_row", "stage_step", "stage_lo",
-    "stage_hi", "stage_due", "oc_or_none"])
+    "stage_hi", "stage_due", "oc_or_none", "options_on"])
 
 #: what the replay writes: the per-path records ``path_f`` float64[n_paths, N_PF] and
 #: ``path_i`` int64[n_paths, N_PI], ``min_price``, ``final_price`` float64[n_paths, A],
@@ -256,7 +258,8 @@ def kernel_inputs(exo: np.ndarray, depth: np.ndarray, book: Book, index: BookInd
                        _f(np.asarray(rules.oracle_rule, dtype=float))),
             OptionArrays(oc, _i(options.set_pos), _i(options.set_start), opt_units, opt_row,
                          _i(boxes.stage_step), _f(boxes.stage_lo), _f(boxes.stage_hi),
-                         _i(boxes.stage_due), oc if len(opt_units) else None))
+                         _i(boxes.stage_due), oc if len(opt_units) else None,
+                         _on(len(opt_units) > 0)))
 
 
 def price_rules(rules: EngineRules, book: Book) -> np.ndarray:

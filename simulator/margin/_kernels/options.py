@@ -319,12 +319,13 @@ def option_slack_nb(u, mark, t, mmk_u, qty, pos_asset, pos_entry, pos_kind, unit
 
 
 @leaf
-def settle_option_nb(p, mark, qty, pos_unit, pos_asset, pos_entry, pos_kind, usd, oc
+def settle_option_nb(p, mark, qty, pos_unit, pos_asset, pos_entry, pos_kind, usd, on
                      ):  # pragma: no cover - jitted
     """Option ``p`` expires: its intrinsic value at the mark is paid into its unit's USD
     balance and the position closes. Returns its unit, or -1 if it was already closed
-    (``oc`` None: a book without options, which never calls it)."""
-    if oc is None:  # compiles to this
+    (``on``: ``OptionArrays.options_on``; None, a book without options, which never calls
+    it, compiles to a return)."""
+    if on is None:
         return -1
     q = qty[p]
     if q == 0.0:

@@ -20,13 +20,13 @@ from simulator.margin._kernels.options import option_slack_nb
 
 @leaf
 def push_stage_box_nb(u, j, k, mark, t, steps, stage_lo, stage_hi, stage_due, version, h_key,
-                      h_unit, h_ver, h_n, oc):  # pragma: no cover - jitted
+                      h_unit, h_ver, h_n, on):  # pragma: no cover - jitted
     """Give option unit ``u`` (row ``j`` of the option units) its box of stage ``k``
     (:mod:`..option_boxes`) if the marks are inside it and step ``t`` in its window; the
     caller has made sure the unit's state is the one at the start of the path. Returns
-    whether it did (else the unit is checked exactly); ``oc`` None: a book without
-    options, which never calls it."""
-    if oc is None:  # compiles to this
+    whether it did (else the unit is checked exactly); ``on``: ``OptionArrays.options_on``
+    (None, a book without options, which never calls it, compiles to a return)."""
+    if on is None:
         return False
     due = stage_due[k, j]
     if due <= t:  # no box (-1), or its window ended

@@ -234,7 +234,7 @@ def expire_options_nb(t, book, rules, options, state, lists, assets
     n_pending = count[CNT_PENDING]
     for j in range(set_start[t], set_start[t + 1]):
         u = settle_option_nb(set_pos[j], mark, qty, pos_unit, pos_asset, pos_entry, pos_kind,
-                             usd, options.oc_or_none)
+                             usd, options.options_on)
         if u >= 0:
             n_pending = state_changed_nb(u, mark, usd, coll, qty, pos_asset, pos_entry,
                                          pos_kind, unit_pos_start, haircut, tiers, mmk, lin,
@@ -383,7 +383,7 @@ def check_units_nb(i, t, steps, tiered, n_dirty, book, rules, options, state, he
         if (stage >= 0 and unit_opt[u] and not full_scan and (flag[u] & FLAG_MOVED) == 0
                 and push_stage_box_nb(u, opt_row[u], stage, mark, t, steps, stage_lo,
                                       stage_hi, stage_due, version, h_key, h_unit, h_ver,
-                                      h_n, options.oc_or_none)):
+                                      h_n, options.options_on)):
             continue  # its state is the initial one, inside its stage's box
         s, steered = _exact_slack_nb(i, t, u, tiered, book, rules, options, state, lists,
                                      assets)

@@ -18,6 +18,7 @@ from simulator._kernels.compiling import watch_compilation
 from simulator.book.build import Book
 from simulator.config.scenario import Scenario
 from simulator.errors import RunDirectoryError
+from simulator.execution.heap import return_large_blocks
 from simulator.execution.prepare import prepare
 from simulator.margin import EngineRules, replay
 from simulator.margin.engine import BookIndex
@@ -181,6 +182,25 @@ def compile_kernels(ctx: ChunkContext) -> None:
         exact_slack(ctx.book, ctx.rules, s0, np.zeros(1), np.zeros(1), s0[:1])
 
 
+#: event and correction rows per path of the last chunk this process ran, by scenario
+#: digest: the next chunk's first buffers hold that many (and :data:`ROWS_SLACK` more), so
+#: that they seldom grow (each growth copies the rows so far) and the results can view
+#: them instead of copying their rows (the peak memory of a chunk; the outputs do not
+#: depend on the buffers' size)
+_ROWS_PER_PATH: dict[str, tuple[float, float]] = {}
+#: the margin of the first buffers over the last chunk's rows
+ROWS_SLACK = 1.1
+
+
+def _expected_rows(key: str, n_paths: int) -> tuple[int, int]:
+    """First sizes of a chunk's event and correction buffers (4,096 rows each when this
+    process has not run a chunk of the scenario yet)."""
+    if key not in _ROWS_PER_PATH:
+        return 4096, 4096
+    return tuple(int(ROWS_SLACK * rate * n_paths) + 64  # type: ignore[return-value]
+                 for rate in _ROWS_PER_PATH[key])
+
+
 def run_chunk(ctx: ChunkContext, task: ChunkTask
               ) -> tuple[aggregate.AccountPartial, dict[str, float], dict[str, dict[str, Any]]]:
     """Simulate one chunk and write its files; return its account aggregates, timings and
@@ -191,6 +211,7 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     """
     t0 = time.perf_counter()
     use_system_memory_pool()  # (in a worker process too)
+    return_large_blocks()
     rng = np.random.default_rng(task.seed)
     log_weight = np.zeros(task.n_paths)
     tilted = {} if ctx.tilt is None else {
@@ -202,9 +223,14 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     oracle, oracle_noise = oracle_arrays(exo, rng, ctx.oracle)
     t1 = time.perf_counter()
     n_save = max(0, min(task.n_paths, ctx.save_prices - task.first_path))
+    rows_key = ctx.identity.get("scenario_sha256", "")
+    n_ev, n_corr = _expected_rows(rows_key, task.n_paths)
     res = replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=n_save,
                  index=ctx.index, rng_key=behaviour_key(task.seed), path_weight=weight,
-                 bridge=bridge, oracle=oracle, oracle_noise=oracle_noise)
+                 bridge=bridge, oracle=oracle, oracle_noise=oracle_noise,
+                 initial_events=n_ev, initial_corrections=n_corr)
+    _ROWS_PER_PATH[rows_key] = (res.ev_i.shape[0] / max(task.n_paths, 1),
+                                res.corr_delta.shape[0] / max(task.n_paths, 1))
     saved_exo = exo[:n_save].copy() if n_save else None
     del exo, bridge, oracle, oracle_noise
     t2 = time.perf_counter()

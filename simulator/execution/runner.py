@@ -51,6 +51,7 @@ from simulator.execution.chunk import (
     plan_chunks,
     run_chunk,
 )
+from simulator.execution.heap import return_large_blocks
 from simulator.execution.progress import Progress
 from simulator.execution.tilting import recorded_tilt, tune_rare_tilt
 from simulator.input_files import read_regular_text
@@ -328,6 +329,7 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, *, jobs: int = 1,
     ... # doctest: +SKIP
     """
     use_system_memory_pool()  # freed Arrow buffers go back to the system (peak memory)
+    return_large_blocks()  # and freed large arrays too, whatever their size
     backends.check_backend(backend)
     if force and resume:
         raise MarginsimError("--force and --resume contradict each other: --resume finishes "

@@ -35,7 +35,8 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
            path_weight: np.ndarray | None = None,
            bridge: np.ndarray | None = None,
            oracle: np.ndarray | None = None,
-           oracle_noise: np.ndarray | None = None) -> ReplayResult:
+           oracle_noise: np.ndarray | None = None,
+           initial_corrections: int | None = None) -> ReplayResult:
     """Replay every path of ``exo`` over ``book``.
 
     Parameters
@@ -47,9 +48,13 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
     book : Book
     rules : EngineRules
     initial_events : int
-        Initial size of the event and correction buffers. A full buffer grows to what the
-        paths so far need per path times the paths left (with a 25% margin, and at least
-        doubling), keeping its rows.
+        Initial size of the event buffers (and of the correction buffers, unless
+        ``initial_corrections`` is given). A full buffer grows to what the paths so far
+        need per path times the paths left (with a 25% margin, and at least doubling),
+        keeping its rows. The results view a buffer that is at most
+        :data:`VIEW_SLACK` times its rows, else hold a compact copy of them: a caller
+        that knows how many rows to expect (the runner, from the chunks before) saves
+        the copy and its memory.
     save_marks : int
         Keep the closing mark of every step for the first ``save_marks`` paths.
     index : BookIndex, optional
@@ -75,6 +80,8 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
     oracle_noise : ndarray, shape (n, steps + 1, A), optional
         With ``rules.oracle_reads_book``: the noise factors of the oracle's readings
         (:func:`simulator.paths.oracle.noise_factors`); None: none.
+    initial_corrections : int, optional
+        Initial size of the PnL correction buffers (``initial_events`` when not given).
 
     Returns
     -------
@@ -116,7 +123,9 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
         exo, depth, book, index, rules, opt_data, rng_key, bridge, oracle,
         None if not rules.oracle_reads_book else oracle_noise)
     out = records.outputs(n_paths, steps, n_assets, book.n_accounts, save_marks,
-                          max(16, int(initial_events)), path_weight)
+                          max(16, int(initial_events)), path_weight,
+                          None if initial_corrections is None
+                          else max(16, int(initial_corrections)))
     n_ev = n_corr = first = 0
     while True:
         # fresh scratch for every call (a call that stops at a full buffer leaves its
@@ -138,16 +147,23 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
             out = out._replace(corr_i=_grow(out.corr_i, n_corr, cap),
                                corr_f=_grow(out.corr_f, n_corr, cap))
         first = done
-    # compact copies: views would keep the grown buffers alive with the results (the
-    # peak memory of a long run grew by 4% with them)
-    ev_i, ev_f, ev_adl = out.ev_i[:n_ev].copy(), out.ev_f[:n_ev].copy(), out.ev_adl[:n_ev].copy()
+    # the rows written: views of a buffer that fits them, else compact copies (a view
+    # would keep an oversized buffer alive with the results: the peak memory of a long
+    # run grew by 4% with them), each made once the buffer before it is released
+    rows = {}
+    for name, n_rows in (("ev_i", n_ev), ("ev_f", n_ev), ("ev_adl", n_ev),
+                         ("corr_i", n_corr), ("corr_f", n_corr)):
+        rows[name] = _rows(getattr(out, name), n_rows)
+        out = out._replace(**{name: None})
+    ev_i, ev_f, ev_adl, corr_i, corr_f = rows.values()
+    del rows
     ev_adl[ev_i[:, codes.EI_KIND] != codes.KIND_ADL] = np.nan  # (rows the kernel left)
     # the ADL figures from every fill of every path (whatever events/ keeps)
     acct_adl, acct_adl_w = account_adl_counts(ev_i, book.unit_account, book.n_accounts,
                                               path_weight)
     return ReplayResult(out.path_f, out.path_i, out.min_price, out.final_price, out.marks,
-                        ev_i, ev_f, out.acct_liq, out.acct_bank, out.corr_i[:n_corr, 0].copy(),
-                        out.corr_i[:n_corr, 1].copy(), out.corr_f[:n_corr].copy(), out.acct_w,
+                        ev_i, ev_f, out.acct_liq, out.acct_bank, corr_i[:, 0].copy(),
+                        corr_i[:, 1].copy(), corr_f, out.acct_w,
                         ev_adl, path_adl_figures(ev_i, ev_f, ev_adl,
                                                  out.path_f[:, codes.PF_ADL_NOTIONAL]),
                         acct_adl, acct_adl_w)
@@ -155,6 +171,16 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
 
 #: a grown buffer holds this much more than the paths so far need per path
 GROWTH_SLACK = 1.25
+#: the results view a buffer of at most this many times their rows (else copy them)
+VIEW_SLACK = 1.25
+
+
+def _rows(buffer: np.ndarray, n_rows: int) -> np.ndarray:
+    """The first ``n_rows`` rows of ``buffer``: a view when the buffer holds at most
+    :data:`VIEW_SLACK` times as many (and 64 more), else a compact copy."""
+    if buffer.shape[0] <= VIEW_SLACK * n_rows + 64:
+        return buffer[:n_rows]
+    return buffer[:n_rows].copy()
 
 
 def _grown_capacity(capacity: int, n_rows: int, n_done: int, n_paths: int) -> int:

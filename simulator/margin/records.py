@@ -296,12 +296,16 @@ def _position_groups(pos_asset: np.ndarray, pos_kind: np.ndarray, pos_qty: np.nd
 
 
 def outputs(n_paths: int, steps: int, n_assets: int, n_accounts: int, save_marks: int,
-            capacity: int, path_weight: np.ndarray | None = None) -> Outputs:
-    """Zeroed outputs for ``n_paths`` paths, with event and correction buffers of
-    ``capacity`` rows (uninitialised) and the closing marks of the first ``save_marks``
-    paths; ``path_weight`` the paths' weights (1.0 when not given)."""
+            capacity: int, path_weight: np.ndarray | None = None,
+            corr_capacity: int | None = None) -> Outputs:
+    """Zeroed outputs for ``n_paths`` paths, with event buffers of ``capacity`` rows and
+    correction buffers of ``corr_capacity`` (``capacity`` when not given; both
+    uninitialised) and the closing marks of the first ``save_marks`` paths;
+    ``path_weight`` the paths' weights (1.0 when not given)."""
     if path_weight is None:
         path_weight = np.ones(n_paths)
+    if corr_capacity is None:
+        corr_capacity = capacity
     return Outputs(path_f=np.zeros((n_paths, codes.N_PF)),
                    path_i=np.zeros((n_paths, codes.N_PI), dtype=np.int64),
                    min_price=np.zeros((n_paths, n_assets)),
@@ -311,8 +315,8 @@ def outputs(n_paths: int, steps: int, n_assets: int, n_accounts: int, save_marks
                    acct_bank=np.zeros(n_accounts, dtype=np.int64),
                    ev_i=np.empty((capacity, codes.N_EI), dtype=np.int64),
                    ev_f=np.empty((capacity, codes.N_EF)),
-                   corr_i=np.empty((capacity, 2), dtype=np.int64),
-                   corr_f=np.empty(capacity),
+                   corr_i=np.empty((corr_capacity, 2), dtype=np.int64),
+                   corr_f=np.empty(corr_capacity),
                    acct_w=np.zeros((n_accounts, 4)),
                    path_w=_f(path_weight),
                    ev_adl=np.empty((capacity, codes.N_EA)))

@@ -127,7 +127,7 @@ def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray
             batch[:, :, start:stop] = risk.wvar_es_levels(losses, weight, levels)
         else:
             for i_level, level in enumerate(levels):
-                batch[i_level, :, start:stop] = risk.var_es_rows(losses, level)
+                batch[i_level, :, start:stop] = risk.var_es_rows(losses, level, overwrite=True)
     return AccountPartial(n, liquidated.astype(np.int64), bankrupt.astype(np.int64), pnl_sum,
                           pnl_sumsq, tail, batch,
                           None if weighted_counts is None else weighted_counts.copy(),

@@ -113,7 +113,7 @@ def var_es(losses: np.ndarray, alpha: float) -> tuple[float, float, float, float
     return var_es_from_tail(tail, n, alpha)
 
 
-def var_es_rows(losses: np.ndarray, alpha: float) -> np.ndarray:
+def var_es_rows(losses: np.ndarray, alpha: float, overwrite: bool = False) -> np.ndarray:
     """:func:`var_es` of every row of ``losses`` at once, bit for bit the same numbers.
 
     Parameters
@@ -121,6 +121,9 @@ def var_es_rows(losses: np.ndarray, alpha: float) -> np.ndarray:
     losses : ndarray, shape (m, n)
         One row of losses per account (C-contiguous).
     alpha : float
+    overwrite : bool
+        Partition ``losses`` in place (no second array of its size): each row keeps its
+        values, in another order, so a later call on it gives the same numbers.
 
     Returns
     -------
@@ -133,7 +136,11 @@ def var_es_rows(losses: np.ndarray, alpha: float) -> np.ndarray:
     if n == 0 or rows == 0:
         return out
     m = tail_size(n, alpha)
-    part = np.partition(losses, n - m, axis=1)[:, n - m:] if m < n else losses
+    if m < n and overwrite and losses.flags.writeable:
+        losses.partition(n - m, axis=1)
+        part = losses[:, n - m:]
+    else:
+        part = np.partition(losses, n - m, axis=1)[:, n - m:] if m < n else losses
     tail = -np.sort(-part, axis=1)
     k = tail_count(n, alpha)
     top = np.ascontiguousarray(tail[:, :k])

@@ -90,6 +90,13 @@ def test_var_es_of_all_rows_at_once_is_var_es_of_each_bit_for_bit(n, alpha):
     got = risk.var_es_rows(losses, alpha)
     expected = np.array([risk.var_es(row, alpha) for row in losses]).T
     assert np.array_equal(got, expected, equal_nan=True)
+    # in place (the chunk's PnL block), level after level on the same partitioned rows
+    scratch = losses.copy()
+    for level in (0.999, alpha, 0.9):
+        want = np.array([risk.var_es(row, level) for row in losses]).T
+        assert np.array_equal(risk.var_es_rows(scratch, level, overwrite=True), want,
+                              equal_nan=True)
+    assert np.array_equal(np.sort(scratch, axis=1), np.sort(losses, axis=1))  # same values
 
 
 @pytest.mark.parametrize("sizes", [(50, 50, 50, 13), (7, 7, 7), (30, 90, 5, 60), (200,)])

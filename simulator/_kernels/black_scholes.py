@@ -26,12 +26,14 @@ import math
 
 from numba import njit
 
+from simulator._kernels.jit import inner
+
 SQRT1_2 = 0.7071067811865476  # 1 / sqrt(2)
 INV_SQRT_2PI = 0.3989422804014327  # 1 / sqrt(2 pi)
 IV_FLOOR = 1e-4  # smallest implied vol returned by implied_vol_nb (0.01 vol points)
 
 
-@njit(cache=True)
+@inner
 def norm_cdf_nb(x):  # pragma: no cover - jitted
     """Standard normal CDF, ``erfc(-x / sqrt(2)) / 2``.
 
@@ -41,13 +43,13 @@ def norm_cdf_nb(x):  # pragma: no cover - jitted
     return 0.5 * math.erfc(-x * SQRT1_2)
 
 
-@njit(cache=True)
+@inner
 def norm_pdf_nb(x):  # pragma: no cover - jitted
     """Standard normal density, ``exp(-x**2 / 2) / sqrt(2 pi)`` (0 at ``+-inf``)."""
     return INV_SQRT_2PI * math.exp(-0.5 * x * x)
 
 
-@njit(cache=True)
+@inner
 def _sigma_sqrt_tau_nb(spot, strike, tau_years, vol):  # pragma: no cover - jitted
     """``vol * sqrt(tau)``, or 0.0 when the option is degenerate (intrinsic value)."""
     if tau_years <= 0.0 or vol <= 0.0 or spot <= 0.0 or strike <= 0.0:
@@ -55,7 +57,7 @@ def _sigma_sqrt_tau_nb(spot, strike, tau_years, vol):  # pragma: no cover - jitt
     return vol * math.sqrt(tau_years)
 
 
-@njit(cache=True)
+@inner
 def _intrinsic_nb(is_call, spot, strike):  # pragma: no cover - jitted
     """Intrinsic value and delta with ``S = max(spot, 0)`` (delta +-0.5 at the money)."""
     s = max(spot, 0.0)
@@ -72,7 +74,7 @@ def _intrinsic_nb(is_call, spot, strike):  # pragma: no cover - jitted
     return 0.0, -0.5
 
 
-@njit(cache=True)
+@inner
 def _price_nb(is_call, spot, strike, d1, d2):  # pragma: no cover - jitted
     """Price from ``d1``, ``d2``, clipped below at the intrinsic value."""
     if is_call:
@@ -177,7 +179,7 @@ def bs_price_greeks_nb(is_call, spot, strike, tau, vol, out_price, out_delta, ou
     return 0
 
 
-@njit(cache=True)
+@inner
 def implied_vol_nb(iv0, spot, spot0, spot_vol_beta, vol_multiplier):  # pragma: no cover
     """Implied vol of the simulation: it rises as the underlying falls.
 

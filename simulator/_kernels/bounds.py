@@ -7,8 +7,7 @@ shared kernel module rather than from the configuration package.
 
 from __future__ import annotations
 
-from numba import njit
-
+from simulator._kernels.jit import inner
 from simulator.config.limits import (
     BOUND_REL_TOL,
     LOG_PRICE_CAP,
@@ -21,7 +20,7 @@ __all__ = ["BOUND_REL_TOL", "LOG_PRICE_CAP", "LOG_PRICE_FLOOR", "PRICE_CAP_RATIO
            "PRICE_FLOOR_RATIO", "bound_price", "bound_price_nb"]
 
 
-@njit(cache=True)
+@inner
 def bound_price_nb(x, lo, hi):  # pragma: no cover - jitted
     """``x`` clamped to ``[lo, hi]``; NaN (and anything not ``>= lo``) gives ``lo``."""
     if x >= lo:

@@ -22,24 +22,99 @@ A kernel compiled for a call from a leaf kernel inherits its ``_nrt=False`` unle
 sets the option itself; one that allocates (a sort, a temporary array) and is called from
 a leaf kernel is therefore compiled with :func:`allocating`, which turns reference counts
 on for itself whoever calls it.
+
+Most kernels are called only by other kernels. Numba still compiles, for every kernel and
+every signature, a CPython wrapper (to call it from Python) and a C wrapper (to take its
+address), and those wrappers were about a fifth of a cold run's compilation (the flagship:
+40 s, 33 s without them). A kernel decorated here is therefore compiled *without* them
+unless it is an entry point (``entry=True``, which ``nogil=True`` implies), one that the
+Python layer calls. It stays callable from Python all the same: such a call goes to
+:attr:`KernelDispatcher.from_python`, a twin of the kernel compiled with the wrappers and
+cached under a name of its own (the tests call kernels that way), while calls from other
+kernels use the lean compilation.
 """
 
 from __future__ import annotations
 
 import functools
+import types
 from collections.abc import Callable
 from typing import Any
 
 from numba import njit
+from numba.core import types as numba_types
 from numba.core.cpu import CPUTargetOptions
+from numba.core.registry import CPUDispatcher
 
 #: whether this Numba can compile a function without reference counting
 NRT_OPTION = hasattr(CPUTargetOptions, "_nrt")
+#: Numba's options that leave out the CPython and C wrappers of a compiled kernel
+NO_WRAPPERS = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+#: suffix of the name under which a kernel's twin for calls from Python is cached
+TWIN_SUFFIX = "_from_python"
 
 
-def leaf(func: Callable[..., Any] | None = None, *, nogil: bool = False
-         ) -> Callable[..., Any]:
-    """Compile ``func`` as a leaf kernel: ``njit(cache=True)`` without reference counts.
+class KernelDispatcher(CPUDispatcher):
+    """A Numba dispatcher whose compilations have no CPython or C wrapper: only other
+    kernels call them. A call from Python goes to :attr:`from_python` instead (calling
+    code without a CPython wrapper from Python would crash the interpreter)."""
+
+    _twin: CPUDispatcher | None = None
+
+    @property
+    def from_python(self) -> CPUDispatcher:
+        """The kernel's twin with the wrappers: a plain cached dispatcher of a copy of the
+        same function, named ``<name>_from_python`` (so that its cache entries are its own).
+        """
+        if self._twin is None:
+            func = self.py_func
+            copy = types.FunctionType(func.__code__, func.__globals__, func.__name__,
+                                      func.__defaults__, func.__closure__)
+            copy.__qualname__ = func.__qualname__ + TWIN_SUFFIX
+            copy.__module__, copy.__doc__ = func.__module__, func.__doc__
+            options = {k: v for k, v in self.targetoptions.items() if k not in NO_WRAPPERS}
+            twin = CPUDispatcher(py_func=copy, locals=dict(self.locals),
+                                 targetoptions=options)
+            twin.enable_caching()
+            self._twin = twin
+        return self._twin
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.from_python(*args, **kwargs)
+
+    def get_call_template(self, args: tuple, kws: dict) -> Any:
+        """Type a call from another kernel with its integer constants as plain integers.
+
+        Numba types a constant argument (``sort_head_nb(units, 0)``, a flag bit) as a
+        literal type of its own and would compile the kernel once more for every constant
+        it meets (ten such copies in a flagship run); the kernel's integer arguments are
+        never used to prune its branches, so one compilation serves them all.
+        """
+        args = tuple(_plain(a) for a in args)
+        kws = {k: _plain(v) for k, v in kws.items()}
+        return super().get_call_template(args, kws)
+
+
+def _plain(ty: Any) -> Any:
+    """``ty`` without its literal value if it is an integer literal."""
+    return numba_types.unliteral(ty) if isinstance(ty, numba_types.IntegerLiteral) else ty
+
+
+def _compile(func: Callable[..., Any], entry: bool, **options: Any) -> Callable[..., Any]:
+    """``njit(cache=True, **options)(func)``, without wrappers unless ``entry``."""
+    if entry:
+        return njit(cache=True, **options)(func)
+    disp = KernelDispatcher(py_func=func, locals={},
+                            targetoptions={"nopython": True, "boundscheck": None,
+                                           **options, **NO_WRAPPERS})
+    disp.enable_caching()
+    return disp
+
+
+def leaf(func: Callable[..., Any] | None = None, *, nogil: bool = False,
+         entry: bool = False) -> Callable[..., Any]:
+    """Compile ``func`` as a leaf kernel: ``njit(cache=True)`` without reference counts
+    (and without wrappers unless it is an entry point).
 
     Parameters
     ----------
@@ -47,7 +122,10 @@ def leaf(func: Callable[..., Any] | None = None, *, nogil: bool = False
         A kernel that allocates no array and returns none (scalars and tuples of scalars
         only). Left out, :func:`leaf` returns the decorator (``@leaf(nogil=True)``).
     nogil : bool
-        Release the GIL while it runs (an entry point called from Python).
+        Release the GIL while it runs (an entry point called from Python; implies
+        ``entry``).
+    entry : bool
+        The Python layer calls it: compiled with the wrappers.
 
     Returns
     -------
@@ -55,15 +133,18 @@ def leaf(func: Callable[..., Any] | None = None, *, nogil: bool = False
         The compiled kernel, callable from Python and from other kernels.
     """
     if func is None:
-        return functools.partial(leaf, nogil=nogil)
+        return functools.partial(leaf, nogil=nogil, entry=entry)
+    entry = entry or nogil
+    extra = {"nogil": True} if nogil else {}
     if NRT_OPTION:
-        return njit(cache=True, nogil=nogil, _nrt=False)(func)
-    return njit(cache=True, nogil=nogil)(func)  # pragma: no cover - older or newer Numba
+        return _compile(func, entry, _nrt=False, **extra)
+    return _compile(func, entry, **extra)  # pragma: no cover - older or newer Numba
 
 
 def allocating(func: Callable[..., Any]) -> Callable[..., Any]:
     """Compile ``func`` as a kernel that may allocate: ``njit(cache=True)`` with reference
-    counts always on, even when a leaf kernel calls it.
+    counts always on, even when a leaf kernel calls it, and without wrappers (only
+    kernels call it).
 
     Parameters
     ----------
@@ -76,5 +157,22 @@ def allocating(func: Callable[..., Any]) -> Callable[..., Any]:
         The compiled kernel, callable from Python, from other kernels and from leaf kernels.
     """
     if NRT_OPTION:
-        return njit(cache=True, _nrt=True)(func)
-    return njit(cache=True)(func)  # pragma: no cover - older or newer Numba
+        return _compile(func, False, _nrt=True)
+    return _compile(func, False)  # pragma: no cover - older or newer Numba
+
+
+def inner(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Compile ``func`` as ``njit(cache=True)`` without wrappers: a kernel that only other
+    kernels call (reference counts as its caller has them).
+
+    Parameters
+    ----------
+    func : callable
+        The kernel.
+
+    Returns
+    -------
+    numba dispatcher
+        The compiled kernel, callable from Python (through its twin) and from kernels.
+    """
+    return _compile(func, False)

@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit
 
 from simulator._kernels.black_scholes import bs_price_nb
+from simulator._kernels.jit import inner
 
 KIND_PERP = 0
 """A linear perpetual: value change ``qty * (S' - S)``."""
@@ -40,7 +41,7 @@ IM_BASE = 0.15
 IM_FLOOR = 0.10
 
 
-@njit(cache=True)
+@inner
 def _otm_nb(is_call, strike, spot):  # pragma: no cover - jitted
     """Out-of-the-money amount in USD: call ``max(K - S, 0)``, put ``max(S - K, 0)``."""
     if is_call:
@@ -48,7 +49,7 @@ def _otm_nb(is_call, strike, spot):  # pragma: no cover - jitted
     return max(spot - strike, 0.0)
 
 
-@njit(cache=True)
+@inner
 def _mm_units_nb(is_call, mark):  # pragma: no cover - jitted
     """Maintenance margin of a short option, in units of the underlying per coin."""
     if is_call:
@@ -167,7 +168,7 @@ def deribit_standard_margin_nb(kind, qty, strike, spot, option_price_usd, out_im
     return 0
 
 
-@njit(cache=True)
+@inner
 def _scenario_loss_nb(kind, qty, strike, tau, iv, value_now, spot, move, vol_shift,
                       extended):  # pragma: no cover - jitted
     """Loss of the portfolio (value now - value after) when the underlying moves by ``move``

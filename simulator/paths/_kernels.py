@@ -22,10 +22,11 @@ import numpy as np
 from numba import njit
 
 from simulator._kernels.bounds import bound_price_nb
+from simulator._kernels.jit import inner
 from simulator.config.limits import LOG_PRICE_CAP, LOG_PRICE_FLOOR
 
 
-@njit(cache=True)
+@inner
 def _draw_normals(rng, z):  # pragma: no cover - jitted
     """Fill ``z`` (steps, A) with standard normals in C order."""
     for t in range(z.shape[0]):
@@ -33,7 +34,7 @@ def _draw_normals(rng, z):  # pragma: no cover - jitted
             z[t, a] = rng.standard_normal()
 
 
-@njit(cache=True)
+@inner
 def _tilt(z, theta_t, shift, znorm, i, t):  # pragma: no cover - jitted
     """Shift the normals ``z`` (float64[A]) of step ``t`` of path ``i`` by ``theta_t`` in
     place when ``shift`` (and keep them in ``znorm[i, t]`` unless it is None); return the
@@ -49,7 +50,7 @@ def _tilt(z, theta_t, shift, znorm, i, t):  # pragma: no cover - jitted
     return d
 
 
-@njit(cache=True)
+@inner
 def _start_path(out, i, s0, logp):  # pragma: no cover - jitted
     """Initial prices of path ``i`` and their logs."""
     for a in range(s0.shape[0]):
@@ -57,7 +58,7 @@ def _start_path(out, i, s0, logp):  # pragma: no cover - jitted
         logp[a] = np.log(s0[a])
 
 
-@njit(cache=True)
+@inner
 def _log_bounds(s0):  # pragma: no cover - jitted
     """Lowest and highest log price of each asset (``simulator.config.limits``)."""
     lo = np.empty(s0.shape[0])
@@ -119,7 +120,7 @@ def gbm_paths_nb(rng, s0, drift_step, diff_scale, chol, out, theta, shift, logw,
     return 0
 
 
-@njit(cache=True)
+@inner
 def _tilt_rows(z, theta, shift, znorm, i):  # pragma: no cover - jitted
     """:func:`_tilt` of every step of ``z`` (float64[steps, A]) of path ``i``; the summed
     log ratio."""
@@ -129,7 +130,7 @@ def _tilt_rows(z, theta, shift, znorm, i):  # pragma: no cover - jitted
     return lw
 
 
-@njit(cache=True)
+@inner
 def _correlate(chol_t, z, a):  # pragma: no cover - jitted
     w = 0.0
     for b in range(a + 1):

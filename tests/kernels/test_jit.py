@@ -3,10 +3,23 @@ when a leaf kernel would allocate."""
 
 from __future__ import annotations
 
+import importlib
+import re
+
 import numpy as np
 import pytest
+from numba.core import types as numba_types
+from numba.core.registry import CPUDispatcher
 
-from simulator._kernels.jit import NRT_OPTION, leaf
+from simulator._kernels.compiling import PACKAGE_ROOT, is_kernel_module, kernel_sources
+from simulator._kernels.jit import (
+    NRT_OPTION,
+    TWIN_SUFFIX,
+    KernelDispatcher,
+    allocating,
+    inner,
+    leaf,
+)
 from simulator.margin._kernels import index as _index_kernels
 from simulator.margin._kernels import option_boxes as _option_box_kernels
 from simulator.margin._kernels import options as _option_kernels
@@ -42,3 +55,103 @@ def test_leaf_kernel_that_allocates_fails_to_compile():
 
     with pytest.raises(Exception):  # noqa: B017 - Numba's lowering error type varies
         allocates(3)
+
+
+def _has_cpython_wrapper(kernel, sig) -> bool:
+    """Whether the compilation of ``kernel`` for ``sig`` holds a CPython wrapper."""
+    cres = kernel.overloads[sig]
+    return cres.library.get_pointer_to_function(cres.fndesc.llvm_cpython_wrapper_name) != 0
+
+
+def test_kernel_only_leaf_compiles_without_wrappers_and_python_calls_a_twin():
+    @leaf
+    def scale(a, x):  # pragma: no cover - jitted
+        for i in range(x.shape[0]):
+            x[i] *= a
+        return x.shape[0]
+
+    @leaf(entry=True)
+    def scale_twice(a, x):  # pragma: no cover - jitted
+        return scale(a, x) + scale(a, x)
+
+    assert isinstance(scale, KernelDispatcher) and not isinstance(scale_twice, KernelDispatcher)
+    x = np.arange(4.0)
+    assert scale_twice(3.0, x) == 8
+    np.testing.assert_array_equal(x, 9.0 * np.arange(4.0))
+    (sig,) = scale.signatures  # compiled for the call from the entry kernel
+    assert not _has_cpython_wrapper(scale, sig)
+    assert _has_cpython_wrapper(scale_twice, scale_twice.signatures[0])
+    # a call from Python goes to the twin: a plain, cached dispatcher of its own name
+    y = np.arange(4.0)
+    assert scale(3.0, y) == 4
+    np.testing.assert_array_equal(y, 3.0 * np.arange(4.0))
+    twin = scale.from_python
+    assert type(twin) is CPUDispatcher and twin is scale.from_python
+    assert twin.py_func.__qualname__ == scale.py_func.__qualname__ + TWIN_SUFFIX
+    assert twin._cache.__class__.__name__ == "FunctionCache"
+    assert twin.targetoptions.get("_nrt") is scale.targetoptions.get("_nrt")
+    assert _has_cpython_wrapper(twin, twin.signatures[0])
+    assert scale.signatures == [sig]  # the Python call compiled nothing more of the kernel
+
+
+def test_allocating_and_inner_kernels_are_kernel_only():
+    @inner
+    def total(x):  # pragma: no cover - jitted
+        return x.sum()
+
+    @allocating
+    def doubled_total(x):  # pragma: no cover - jitted
+        return total(np.concatenate((x, x)))
+
+    assert isinstance(total, KernelDispatcher) and isinstance(doubled_total, KernelDispatcher)
+    assert doubled_total(np.arange(3.0)) == 6.0
+    assert total(np.arange(3.0)) == 3.0
+
+
+def _kernel_dispatchers() -> dict[str, tuple[str, object]]:
+    """Every dispatcher defined in a kernel module: name -> (module, dispatcher)."""
+    found = {}
+    for path in kernel_sources():
+        rel = path.relative_to(PACKAGE_ROOT)
+        if not is_kernel_module(rel):
+            continue
+        module = importlib.import_module(".".join(("simulator", *rel.with_suffix("").parts)))
+        for name, obj in vars(module).items():
+            if isinstance(obj, CPUDispatcher) and obj.py_func.__module__ == module.__name__:
+                found[name] = (module.__name__, obj)
+    return found
+
+
+def test_python_layer_calls_only_entry_kernels():
+    """A kernel the Python layer calls must be an entry (compiled with its wrappers): a
+    kernel-only one would compile its twin as well on every first run."""
+    kernels = _kernel_dispatchers()
+    layer = "\n".join(p.read_text() for p in PACKAGE_ROOT.rglob("*.py")
+                      if not is_kernel_module(p.relative_to(PACKAGE_ROOT)))
+    called = {name for name in kernels if re.search(rf"\b{name}\b", layer)}
+    kernel_only = {name for name, (_, obj) in kernels.items()
+                   if isinstance(obj, KernelDispatcher)}
+    assert called and kernel_only
+    assert not called & kernel_only, sorted(called & kernel_only)
+    for name in ("replay_nb", "gbm_paths_nb", "push_band_nb", "bs_price_nb"):
+        assert name in called and name not in kernel_only
+    for name in ("refresh_unit_nb", "heap_push_nb", "cover_deficit_nb", "norm_cdf_nb",
+                 "bound_price_nb", "_correlate"):
+        assert name in kernel_only
+
+
+def test_integer_constants_share_one_compilation():
+    @leaf
+    def add_bit(flags, i, bit):  # pragma: no cover - jitted
+        flags[i] |= bit
+        return flags[i]
+
+    @leaf(entry=True)
+    def add_bits(flags):  # pragma: no cover - jitted
+        return add_bit(flags, 0, 8) + add_bit(flags, 1, 32) + add_bit(flags, 0, 1)
+
+    flags = np.zeros(2, dtype=np.int64)
+    assert add_bits(flags) == 8 + 32 + 9
+    np.testing.assert_array_equal(flags, [9, 32])
+    (sig,) = add_bit.signatures  # not one per constant
+    assert all(not isinstance(t, numba_types.Literal) for t in sig)

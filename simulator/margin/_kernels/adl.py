@@ -28,7 +28,7 @@ from simulator.margin.codes import (
 )
 
 
-@leaf
+@leaf(entry=True)
 def adl_allowance_nb(q, adl_price, inverse, cap, adl_used, i, t):  # pragma: no cover
     """The quantity of a bankrupt position's ``q`` that ADL may still close in step ``t``
     of path ``i`` under the cap ``cap`` (USD of ADL notional per step; inf: none):

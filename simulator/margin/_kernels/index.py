@@ -149,7 +149,7 @@ def bracket_interval_nb(u, a, mark_a, qty, pos_asset, pos_kind, unit_pos_start, 
     return lo, hi
 
 
-@leaf
+@leaf(entry=True)
 def push_band_nb(u, mark, lin, const, sigma, version, h_key, h_unit, h_ver, h_n, qty,
                  pos_asset, pos_kind, unit_pos_start, tiers):  # pragma: no cover - jitted
     """Give unit ``u`` a new band around ``mark`` (its version is bumped first).

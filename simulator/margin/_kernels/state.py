@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simulator._kernels.jit import leaf
+from simulator._kernels.jit import inner, leaf
 from simulator.margin._kernels.index import bracket_nb
 from simulator.margin._kernels.options import option_terms_nb, spot_factor_nb, value_factored_nb
 from simulator.margin.codes import (
@@ -134,7 +134,7 @@ def instrument_nb(kind):  # pragma: no cover - jitted
     return INSTRUMENT_PERP
 
 
-@njit(cache=True)
+@inner
 def position_value_nb(q, mark_a, entry, kind):  # pragma: no cover - jitted
     """Unrealised PnL in USD of a position: linear ``q (M - entry)``, inverse
     ``q (M / entry - 1)``."""

@@ -124,7 +124,7 @@ def index_step_nb(t, rules):  # pragma: no cover - jitted
     return k if k > 0 else 0
 
 
-@leaf
+@leaf(entry=True)
 def publish_nb(i, t, prices, rules, assets):  # pragma: no cover - jitted
     """The oracle of a lending venue at the start of step ``t`` of path ``i``: it reads the
     book (times the noise factor of its sources, within the price bounds) and publishes the

@@ -105,7 +105,10 @@ def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray
     keep = risk.tail_size(n_paths_total, min(levels))
     tail = np.empty((n_acc, min(keep, n))) if mode == "exact" else None
     batch = np.empty((len(levels), 4, n_acc)) if mode != "exact" else None
-    order = np.argsort(corr_account, kind="stable")
+    # (a stable sort of 16-bit keys is a radix sort: ~8x faster than of int64 ones, the
+    # same order)
+    keys = corr_account.astype(np.uint16) if n_acc <= 1 << 16 else corr_account
+    order = np.argsort(keys, kind="stable")
     corr_path, corr_account, corr_delta = corr_path[order], corr_account[order], corr_delta[order]
     # weighted VaR/ES sort whole rows and keep a few arrays of the block's size: smaller
     # blocks hold the peak memory near the plain one's
@@ -117,7 +120,10 @@ def chunk_partial(final_price: np.ndarray, s0: np.ndarray, acct_navk: np.ndarray
         losses = np.matmul(acct_navk[start:stop], (s0 - final_price).T,
                            out=_pnl_block(stop - start, n))
         lo, hi = np.searchsorted(corr_account, [start, stop])
-        np.add.at(losses, (corr_account[lo:hi] - start, corr_path[lo:hi]), -corr_delta[lo:hi])
+        # (NumPy's fast path of ufunc.at is for one index array: flat indices, the same
+        # additions in the same order)
+        np.add.at(losses.reshape(-1), (corr_account[lo:hi] - start) * n + corr_path[lo:hi],
+                  -corr_delta[lo:hi])
         wl = losses if weight is None else losses * weight[None, :]
         pnl_sum[start:stop] = -wl.sum(axis=1)
         pnl_sumsq[start:stop] = np.einsum("ij,ij->i", wl, wl)

@@ -52,3 +52,25 @@ def test_chunks_of_other_sizes_in_between_change_nothing():
     np.testing.assert_allclose(first.pnl_sum, pnl_sum, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(first.pnl_sumsq, pnl_sumsq, rtol=1e-12)
     np.testing.assert_allclose(np.sort(first.tail, axis=1), tail, rtol=1e-12, atol=1e-9)
+
+
+def test_corrections_in_books_small_and_large(monkeypatch):
+    """Corrections reach their (account, path) cell in any book: the sort of the
+    corrections by account takes 16-bit keys up to 65,536 accounts, the full ones above;
+    several corrections of one cell add up. (Blocks of 16 accounts: each takes the
+    corrections of its accounts from the sorted ones.)"""
+    monkeypatch.setattr(accounts, "PNL_BLOCK_BYTES", 16 * 8 * 4)
+    n_total = 200
+    keep = risk.tail_size(n_total, accounts.ALPHA)
+    for n_acc in (50, 70_000):
+        final, s0, navk, _, _, _, counts = _chunk(5, 4, n_acc)
+        rng = np.random.default_rng(n_acc)
+        corr_account = np.concatenate([rng.integers(0, n_acc, 40), [n_acc - 1] * 3, [0, 0]])
+        corr_path = np.concatenate([rng.integers(0, 4, 40), [3, 3, 1], [0, 0]])
+        corr_delta = rng.normal(0.0, 50.0, corr_account.size)
+        got = _partial(final, s0, navk, corr_path, corr_account, corr_delta, counts, n_total)
+        pnl_sum, pnl_sumsq, tail = _naive(final, s0, navk, corr_path, corr_account,
+                                          corr_delta, keep)
+        np.testing.assert_allclose(got.pnl_sum, pnl_sum, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(got.pnl_sumsq, pnl_sumsq, rtol=1e-12)
+        np.testing.assert_allclose(np.sort(got.tail, axis=1), tail, rtol=1e-12, atol=1e-9)

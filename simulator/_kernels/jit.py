@@ -87,8 +87,8 @@ class KernelDispatcher(CPUDispatcher):
 
         Numba types a constant argument (``sort_head_nb(units, 0)``, a flag bit) as a
         literal type of its own and would compile the kernel once more for every constant
-        it meets (ten such copies in a flagship run); the kernel's integer arguments are
-        never used to prune its branches, so one compilation serves them all.
+        it meets (ten such copies in a flagship run). No kernel prunes a branch on an
+        integer argument (they prune on ``None``), so one compilation serves them all.
         """
         args = tuple(_plain(a) for a in args)
         kws = {k: _plain(v) for k, v in kws.items()}

@@ -42,7 +42,9 @@ from collections.abc import Callable
 from typing import Any
 
 from numba import njit
+from numba.core import config
 from numba.core import types as numba_types
+from numba.core.caching import CompileResultCacheImpl, FunctionCache
 from numba.core.cpu import CPUTargetOptions
 from numba.core.registry import CPUDispatcher
 
@@ -52,6 +54,29 @@ NRT_OPTION = hasattr(CPUTargetOptions, "_nrt")
 NO_WRAPPERS = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 #: suffix of the name under which a kernel's twin for calls from Python is cached
 TWIN_SUFFIX = "_from_python"
+#: suffix of the name under which a kernel-only kernel's compilations are cached
+KERNEL_CACHE_SUFFIX = "_kernel_only"
+
+
+class _KernelCacheImpl(CompileResultCacheImpl):
+    """Numba's cache of compile results, its files named ``<name>_kernel_only-...``.
+
+    Numba names a kernel's cache files by its module, qualified name and line, and keys
+    their entries by signature and target machine only, not by the compile options: a
+    plain dispatcher of the same function (an ``inline="always"`` alias, say) would load a
+    kernel-only compilation, without its CPython wrapper, and crash the interpreter when
+    called from Python.
+    """
+
+    def get_filename_base(self, fullname: str, abiflags: str) -> str:
+        return super().get_filename_base(fullname + KERNEL_CACHE_SUFFIX, abiflags)
+
+
+class _KernelCache(FunctionCache):
+    """:class:`~numba.core.caching.FunctionCache` in files of its own
+    (:class:`_KernelCacheImpl`)."""
+
+    _impl_class = _KernelCacheImpl
 
 
 class KernelDispatcher(CPUDispatcher):
@@ -82,6 +107,10 @@ class KernelDispatcher(CPUDispatcher):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.from_python(*args, **kwargs)
 
+    def enable_caching(self) -> None:
+        """Cache the compilations in files of their own (:class:`_KernelCacheImpl`)."""
+        self._cache = _KernelCache(self.py_func)
+
     def get_call_template(self, args: tuple, kws: dict) -> Any:
         """Type a call from another kernel with its integer constants as plain integers.
 
@@ -102,7 +131,7 @@ def _plain(ty: Any) -> Any:
 
 def _compile(func: Callable[..., Any], entry: bool, **options: Any) -> Callable[..., Any]:
     """``njit(cache=True, **options)(func)``, without wrappers unless ``entry``."""
-    if entry:
+    if entry or config.DISABLE_JIT:  # (NUMBA_DISABLE_JIT: njit returns ``func``)
         return njit(cache=True, **options)(func)
     disp = KernelDispatcher(py_func=func, locals={},
                             targetoptions={"nopython": True, "boundscheck": None,

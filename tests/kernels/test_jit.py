@@ -4,15 +4,21 @@ when a leaf kernel would allocate."""
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 from numba.core import types as numba_types
+from numba.core.caching import FunctionCache
 from numba.core.registry import CPUDispatcher
 
 from simulator._kernels.compiling import PACKAGE_ROOT, is_kernel_module, kernel_sources
 from simulator._kernels.jit import (
+    KERNEL_CACHE_SUFFIX,
     NRT_OPTION,
     TWIN_SUFFIX,
     KernelDispatcher,
@@ -31,7 +37,7 @@ def test_engine_leaf_kernels_are_compiled_without_reference_counts():
     for kernel in (_state_kernels.refresh_unit_nb, _index_kernels.push_band_nb,
                    _option_kernels.option_terms_nb, _option_box_kernels.option_box_nb):
         assert kernel.targetoptions.get("_nrt") is False
-        assert kernel._cache.__class__.__name__ == "FunctionCache"  # cache=True
+        assert isinstance(kernel._cache, FunctionCache)  # cache=True
 
 
 def test_leaf_kernel_reads_and_writes_its_arrays():
@@ -155,3 +161,48 @@ def test_integer_constants_share_one_compilation():
     np.testing.assert_array_equal(flags, [9, 32])
     (sig,) = add_bit.signatures  # not one per constant
     assert all(not isinstance(t, numba_types.Literal) for t in sig)
+
+
+def test_kernel_only_compilations_are_cached_apart_from_plain_ones():
+    """Numba keys a cache entry by signature and machine, not by the compile options: a
+    plain dispatcher of the same function would load a compilation without its CPython
+    wrapper. The option terms have both (a leaf kernel and an inlined alias)."""
+    kernel, alias = _option_kernels.option_terms_nb, _option_kernels.option_terms_inline_nb
+    assert kernel.py_func is alias.py_func
+    assert KERNEL_CACHE_SUFFIX in kernel._cache._impl.filename_base
+    assert kernel._cache._impl.filename_base != alias._cache._impl.filename_base
+    twin = kernel.from_python
+    assert len({kernel._cache._impl.filename_base, alias._cache._impl.filename_base,
+                twin._cache._impl.filename_base}) == 3
+
+
+MODULE = """
+from numba import njit
+from simulator._kernels.jit import leaf
+
+def _bump(x):  # pragma: no cover - jitted
+    x[0] += 1.0
+    return x.shape[0]
+
+bump_nb = leaf(_bump)
+bump_alias = njit(cache=True, inline="always")(_bump)
+
+@leaf(entry=True)
+def bump_twice(x):  # pragma: no cover - jitted
+    return bump_nb(x) + bump_nb(x)
+"""
+
+
+def test_plain_alias_called_from_python_after_kernel_only_compilation(tmp_path):
+    """One process compiles the kernel-only kernel (for a call from an entry kernel) and
+    caches it; the next calls the plain alias of the same function from Python. Without
+    separate cache files it loaded the wrapper-less code and crashed."""
+    (tmp_path / "bumps.py").write_text(textwrap.dedent(MODULE))
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(PACKAGE_ROOT.parent)])}
+    for call, expected in (("bump_twice", "6"), ("bump_alias", "3")):
+        code = f"import numpy as np, bumps; print(bumps.{call}(np.zeros(3)))"
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, (call, done.returncode, done.stderr[-2000:])
+        assert done.stdout.strip() == expected

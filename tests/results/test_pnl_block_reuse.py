@@ -62,7 +62,7 @@ def test_corrections_in_books_small_and_large(monkeypatch):
     monkeypatch.setattr(accounts, "PNL_BLOCK_BYTES", 16 * 8 * 4)
     n_total = 200
     keep = risk.tail_size(n_total, accounts.ALPHA)
-    for n_acc in (50, 70_000):
+    for n_acc in (50, 1 << 16, (1 << 16) + 1, 70_000):  # 16-bit keys up to 65,536
         final, s0, navk, _, _, _, counts = _chunk(5, 4, n_acc)
         rng = np.random.default_rng(n_acc)
         corr_account = np.concatenate([rng.integers(0, n_acc, 40), [n_acc - 1] * 3, [0, 0]])

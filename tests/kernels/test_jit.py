@@ -114,8 +114,8 @@ def test_allocating_and_inner_kernels_are_kernel_only():
     assert total(np.arange(3.0)) == 3.0
 
 
-def _kernel_dispatchers() -> dict[str, tuple[str, object]]:
-    """Every dispatcher defined in a kernel module: name -> (module, dispatcher)."""
+def _kernel_dispatchers() -> dict[str, CPUDispatcher]:
+    """Every dispatcher defined in a kernel module, by name."""
     found = {}
     for path in kernel_sources():
         rel = path.relative_to(PACKAGE_ROOT)
@@ -124,7 +124,7 @@ def _kernel_dispatchers() -> dict[str, tuple[str, object]]:
         module = importlib.import_module(".".join(("simulator", *rel.with_suffix("").parts)))
         for name, obj in vars(module).items():
             if isinstance(obj, CPUDispatcher) and obj.py_func.__module__ == module.__name__:
-                found[name] = (module.__name__, obj)
+                found[name] = obj
     return found
 
 
@@ -135,8 +135,7 @@ def test_python_layer_calls_only_entry_kernels():
     layer = "\n".join(p.read_text() for p in PACKAGE_ROOT.rglob("*.py")
                       if not is_kernel_module(p.relative_to(PACKAGE_ROOT)))
     called = {name for name in kernels if re.search(rf"\b{name}\b", layer)}
-    kernel_only = {name for name, (_, obj) in kernels.items()
-                   if isinstance(obj, KernelDispatcher)}
+    kernel_only = {name for name, obj in kernels.items() if isinstance(obj, KernelDispatcher)}
     assert called and kernel_only
     assert not called & kernel_only, sorted(called & kernel_only)
     for name in ("replay_nb", "gbm_paths_nb", "push_band_nb", "bs_price_nb"):

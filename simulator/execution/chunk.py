@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from simulator.errors import RunDirectoryError
 from simulator.execution.heap import return_large_blocks
 from simulator.execution.prepare import prepare
 from simulator.margin import EngineRules, replay
-from simulator.margin.engine import BookIndex
+from simulator.margin.engine import BookIndex, RowBuffers
 from simulator.margin.liq_prices import exact_slack
 from simulator.paths import (
     PathInputs,
@@ -201,6 +202,19 @@ def _expected_rows(key: str, n_paths: int) -> tuple[int, int]:
                  for rate in _ROWS_PER_PATH[key])
 
 
+_thread = threading.local()
+
+
+def _row_buffers() -> RowBuffers:
+    """This thread's event and correction buffers, kept from chunk to chunk
+    (:mod:`simulator.margin.buffers`): a chunk is done with its replay's rows before the
+    next chunk of the thread replays."""
+    buffers = getattr(_thread, "row_buffers", None)
+    if buffers is None:
+        buffers = _thread.row_buffers = RowBuffers()
+    return buffers
+
+
 def run_chunk(ctx: ChunkContext, task: ChunkTask
               ) -> tuple[aggregate.AccountPartial, dict[str, float], dict[str, dict[str, Any]]]:
     """Simulate one chunk and write its files; return its account aggregates, timings and
@@ -228,7 +242,7 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
     res = replay(exo, ctx.inputs.depth_usd, ctx.book, ctx.rules, save_marks=n_save,
                  index=ctx.index, rng_key=behaviour_key(task.seed), path_weight=weight,
                  bridge=bridge, oracle=oracle, oracle_noise=oracle_noise,
-                 initial_events=n_ev, initial_corrections=n_corr)
+                 initial_events=n_ev, initial_corrections=n_corr, buffers=_row_buffers())
     _ROWS_PER_PATH[rows_key] = (res.ev_i.shape[0] / max(task.n_paths, 1),
                                 res.corr_delta.shape[0] / max(task.n_paths, 1))
     saved_exo = exo[:n_save].copy() if n_save else None

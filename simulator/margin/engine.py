@@ -13,6 +13,7 @@ from simulator.book.build import Book
 from simulator.margin import codes, records
 from simulator.margin._kernels.replay import replay_nb
 from simulator.margin.adl_figures import account_adl_counts, path_adl_figures
+from simulator.margin.buffers import RowBuffers
 from simulator.margin.index import BookIndex
 from simulator.margin.option_setup import option_context
 from simulator.margin.result import ReplayResult
@@ -24,7 +25,7 @@ from simulator.margin.slack_form import (
     unit_nav_coefficients,
 )
 
-__all__ = ["BookIndex", "EngineRules", "ReplayResult", "account_nav_coefficients",
+__all__ = ["BookIndex", "EngineRules", "ReplayResult", "RowBuffers", "account_nav_coefficients",
            "bracket_table", "position_brackets", "position_notional", "replay",
            "unit_nav_coefficients"]
 
@@ -36,7 +37,8 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
            bridge: np.ndarray | None = None,
            oracle: np.ndarray | None = None,
            oracle_noise: np.ndarray | None = None,
-           initial_corrections: int | None = None) -> ReplayResult:
+           initial_corrections: int | None = None,
+           buffers: RowBuffers | None = None) -> ReplayResult:
     """Replay every path of ``exo`` over ``book``.
 
     Parameters
@@ -82,6 +84,11 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
         (:func:`simulator.paths.oracle.noise_factors`); None: none.
     initial_corrections : int, optional
         Initial size of the PnL correction buffers (``initial_events`` when not given).
+    buffers : RowBuffers, optional
+        Event and correction buffers kept from the call before
+        (:mod:`simulator.margin.buffers`): the result's event and correction arrays are
+        then views of them, valid until the next call given the same buffers. None: fresh
+        buffers.
 
     Returns
     -------
@@ -125,7 +132,7 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
     out = records.outputs(n_paths, steps, n_assets, book.n_accounts, save_marks,
                           max(16, int(initial_events)), path_weight,
                           None if initial_corrections is None
-                          else max(16, int(initial_corrections)))
+                          else max(16, int(initial_corrections)), buffers)
     n_ev = n_corr = first = 0
     while True:
         # fresh scratch for every call (a call that stops at a full buffer leaves its
@@ -138,14 +145,16 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
             break
         # a buffer filled up at path ``done``: grow it to what the paths so far need per path
         # (at least doubling, so the calls stay O(log rows)); the rows written are kept
+        grown = RowBuffers() if buffers is None else buffers
         if overflow & codes.OVERFLOW_EVENTS:
             cap = _grown_capacity(out.ev_i.shape[0], n_ev, done, n_paths)
-            out = out._replace(ev_i=_grow(out.ev_i, n_ev, cap), ev_f=_grow(out.ev_f, n_ev, cap),
-                               ev_adl=_grow(out.ev_adl, n_ev, cap))
+            out = out._replace(**{name: _grow(getattr(out, name), n_ev, cap, grown, name)
+                                  for name in ("ev_i", "ev_f", "ev_adl")})
         if overflow & codes.OVERFLOW_CORRECTIONS:
             cap = _grown_capacity(out.corr_i.shape[0], n_corr, done, n_paths)
-            out = out._replace(corr_i=_grow(out.corr_i, n_corr, cap),
-                               corr_f=_grow(out.corr_f, n_corr, cap))
+            out = out._replace(**{name: _grow(getattr(out, name), n_corr, cap, grown, name)
+                                  for name in ("corr_i", "corr_f")})
+        del grown  # (fresh ones: held by ``out`` alone)
         first = done
     # the rows written: views of a buffer that fits them, else compact copies (a view
     # would keep an oversized buffer alive with the results: the peak memory of a long
@@ -153,10 +162,11 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
     rows = {}
     for name, n_rows in (("ev_i", n_ev), ("ev_f", n_ev), ("ev_adl", n_ev),
                          ("corr_i", n_corr), ("corr_f", n_corr)):
-        rows[name] = _rows(getattr(out, name), n_rows)
+        buffer = getattr(out, name)
+        rows[name] = buffer[:n_rows] if buffers is not None else _rows(buffer, n_rows)
         out = out._replace(**{name: None})
     ev_i, ev_f, ev_adl, corr_i, corr_f = rows.values()
-    del rows
+    del rows, buffer
     ev_adl[ev_i[:, codes.EI_KIND] != codes.KIND_ADL] = np.nan  # (rows the kernel left)
     # the ADL figures from every fill of every path (whatever events/ keeps)
     acct_adl, acct_adl_w = account_adl_counts(ev_i, book.unit_account, book.n_accounts,
@@ -193,8 +203,10 @@ def _grown_capacity(capacity: int, n_rows: int, n_done: int, n_paths: int) -> in
     return max(2 * capacity, int(projected) + 16)
 
 
-def _grow(buffer: np.ndarray, n_rows: int, capacity: int) -> np.ndarray:
-    """A buffer of ``capacity`` rows holding the first ``n_rows`` rows of ``buffer``."""
-    out = np.empty((capacity, *buffer.shape[1:]), dtype=buffer.dtype)
+def _grow(buffer: np.ndarray, n_rows: int, capacity: int, buffers: RowBuffers, name: str
+          ) -> np.ndarray:
+    """A buffer of at least ``capacity`` rows (``buffers``' ``name``) holding the first
+    ``n_rows`` rows of ``buffer``."""
+    out = buffers.take(name, capacity, buffer.shape[1:], buffer.dtype)
     out[:n_rows] = buffer[:n_rows]
     return out

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simulator.margin import codes
+from simulator.margin.buffers import RowBuffers
 
 if TYPE_CHECKING:  # (engine imports this module)
     from simulator.book.build import Book
@@ -297,15 +298,18 @@ def _position_groups(pos_asset: np.ndarray, pos_kind: np.ndarray, pos_qty: np.nd
 
 def outputs(n_paths: int, steps: int, n_assets: int, n_accounts: int, save_marks: int,
             capacity: int, path_weight: np.ndarray | None = None,
-            corr_capacity: int | None = None) -> Outputs:
+            corr_capacity: int | None = None, buffers: RowBuffers | None = None) -> Outputs:
     """Zeroed outputs for ``n_paths`` paths, with event buffers of ``capacity`` rows and
     correction buffers of ``corr_capacity`` (``capacity`` when not given; both
     uninitialised) and the closing marks of the first ``save_marks`` paths;
-    ``path_weight`` the paths' weights (1.0 when not given)."""
+    ``path_weight`` the paths' weights (1.0 when not given). With ``buffers`` the event and
+    correction buffers are those it keeps (at least as many rows: every row it holds)."""
     if path_weight is None:
         path_weight = np.ones(n_paths)
     if corr_capacity is None:
         corr_capacity = capacity
+    if buffers is None:
+        buffers = RowBuffers()  # (fresh arrays, not kept)
     return Outputs(path_f=np.zeros((n_paths, codes.N_PF)),
                    path_i=np.zeros((n_paths, codes.N_PI), dtype=np.int64),
                    min_price=np.zeros((n_paths, n_assets)),
@@ -313,13 +317,13 @@ def outputs(n_paths: int, steps: int, n_assets: int, n_accounts: int, save_marks
                    marks=np.zeros((min(save_marks, n_paths), steps + 1, n_assets)),
                    acct_liq=np.zeros(n_accounts, dtype=np.int64),
                    acct_bank=np.zeros(n_accounts, dtype=np.int64),
-                   ev_i=np.empty((capacity, codes.N_EI), dtype=np.int64),
-                   ev_f=np.empty((capacity, codes.N_EF)),
-                   corr_i=np.empty((corr_capacity, 2), dtype=np.int64),
-                   corr_f=np.empty(corr_capacity),
+                   ev_i=buffers.take("ev_i", capacity, (codes.N_EI,), np.int64),
+                   ev_f=buffers.take("ev_f", capacity, (codes.N_EF,), np.float64),
+                   corr_i=buffers.take("corr_i", corr_capacity, (2,), np.int64),
+                   corr_f=buffers.take("corr_f", corr_capacity, (), np.float64),
                    acct_w=np.zeros((n_accounts, 4)),
                    path_w=_f(path_weight),
-                   ev_adl=np.empty((capacity, codes.N_EA)))
+                   ev_adl=buffers.take("ev_adl", capacity, (codes.N_EA,), np.float64))
 
 
 def scratch(book: BookArrays, index: IndexArrays, n_accounts: int

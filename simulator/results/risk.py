@@ -130,30 +130,51 @@ def var_es_rows(losses: np.ndarray, alpha: float, overwrite: bool = False) -> np
     ndarray, shape (4, m)
         ``var, var_se, es, es_se`` per row.
     """
+    return var_es_rows_levels(losses, (alpha,), overwrite)[0]
+
+
+def var_es_rows_levels(losses: np.ndarray, levels: tuple[float, ...],
+                       overwrite: bool = False) -> np.ndarray:
+    """:func:`var_es_rows` at several levels, from one partition and one sort.
+
+    The largest losses a level needs (:func:`tail_size`) are the first of those the lowest
+    level needs, in the same descending order, so every level reads the one sorted tail:
+    the same numbers as a call of :func:`var_es_rows` per level.
+
+    Returns
+    -------
+    ndarray, shape (len(levels), 4, m)
+        ``var, var_se, es, es_se`` per level and row.
+    """
     losses = np.asarray(losses, dtype=float)
     rows, n = losses.shape
-    out = np.full((4, rows), np.nan)
-    if n == 0 or rows == 0:
+    out = np.full((len(levels), 4, rows), np.nan)
+    if n == 0 or rows == 0 or not levels:
         return out
-    m = tail_size(n, alpha)
-    if m < n and overwrite and losses.flags.writeable:
-        losses.partition(n - m, axis=1)
-        part = losses[:, n - m:]
+    m_all = max(tail_size(n, alpha) for alpha in levels)
+    if m_all < n and overwrite and losses.flags.writeable:
+        losses.partition(n - m_all, axis=1)
+        part = losses[:, n - m_all:]
     else:
-        part = np.partition(losses, n - m, axis=1)[:, n - m:] if m < n else losses
-    tail = -np.sort(-part, axis=1)
-    k = tail_count(n, alpha)
-    top = np.ascontiguousarray(tail[:, :k])
-    out[0] = top[:, -1]
-    out[2] = top.mean(axis=1)
-    h = _rank_halfwidth(n, alpha)
-    hi = tail[:, max(0, k - 1 - h)]
-    lo = tail[:, min(tail.shape[1] - 1, n - 1, k - 1 + h)]
-    out[1] = 0.5 * (hi - lo)
-    if k >= 2:
-        tail_var = np.var(top, axis=1, ddof=1)
-        out[3] = np.sqrt(np.maximum(0.0, (tail_var + alpha * (out[2] - out[0]) ** 2)
-                                    / (n * (1.0 - alpha))))
+        part = np.partition(losses, n - m_all, axis=1)[:, n - m_all:] if m_all < n else losses
+    tail_all = np.negative(part)
+    tail_all.sort(axis=1)
+    np.negative(tail_all, out=tail_all)
+    for i_level, alpha in enumerate(levels):
+        tail = tail_all[:, :tail_size(n, alpha)]
+        k = tail_count(n, alpha)
+        top = np.ascontiguousarray(tail[:, :k])
+        res = out[i_level]
+        res[0] = top[:, -1]
+        res[2] = top.mean(axis=1)
+        h = _rank_halfwidth(n, alpha)
+        hi = tail[:, max(0, k - 1 - h)]
+        lo = tail[:, min(tail.shape[1] - 1, n - 1, k - 1 + h)]
+        res[1] = 0.5 * (hi - lo)
+        if k >= 2:
+            tail_var = np.var(top, axis=1, ddof=1)
+            res[3] = np.sqrt(np.maximum(0.0, (tail_var + alpha * (res[2] - res[0]) ** 2)
+                                        / (n * (1.0 - alpha))))
     return out
 
 

@@ -70,3 +70,46 @@ def test_a_chunk_starts_from_the_rows_of_the_last_chunk(monkeypatch):
     assert chunk._expected_rows("a", 1000) == (int(1.1 * 450.0 * 1000) + 64,
                                                int(1.1 * 20.0 * 1000) + 64)
     assert chunk._expected_rows("b", 1000) == (4096, 4096)  # another scenario
+
+
+def test_kept_buffers_change_no_output_and_are_reused(flagship):
+    """Buffers kept between calls (:class:`RowBuffers`): the same outputs as fresh ones,
+    whether they start too small (they grow and keep the grown buffer), fit, or come from a
+    call on other paths; the next call writes into the same memory."""
+    from simulator.margin.buffers import RowBuffers
+
+    prep, exo, depth = flagship
+    fresh = _replay(flagship)
+    buffers = RowBuffers()
+    first = _replay(flagship, initial_events=16, initial_corrections=16, buffers=buffers)
+    _assert_same(fresh, first)
+    held = buffers.nbytes()
+    assert held >= first.ev_i.nbytes + first.ev_f.nbytes + first.corr_delta.nbytes
+    # another chunk's paths (fewer rows) into the kept buffers, then the first again
+    other = replay(exo[:7], depth, prep.book, prep.rules, index=prep.index, rng_key=9,
+                   initial_events=16, initial_corrections=16, buffers=buffers)
+    other_fresh = replay(exo[:7], depth, prep.book, prep.rules, index=prep.index, rng_key=9)
+    assert np.shares_memory(other.ev_f, first.ev_f)  # the same memory, written again
+    assert buffers.nbytes() == held  # nothing new was allocated
+    _assert_same(other_fresh, other)
+    again = _replay(flagship, initial_events=16, initial_corrections=16, buffers=buffers)
+    _assert_same(fresh, again)
+
+
+def test_row_buffers_grow_and_keep_the_largest():
+    from simulator.margin.buffers import RowBuffers
+
+    buffers = RowBuffers()
+    a = buffers.take("x", 10, (3,), np.int64)
+    assert a.shape == (10, 3) and a.dtype == np.int64
+    b = buffers.take("x", 4, (3,), np.int64)
+    assert b is a  # large enough: kept, every row of it
+    c = buffers.take("x", 11, (3,), np.int64)
+    assert c.shape == (11, 3) and not np.shares_memory(a, c)
+    assert buffers.take("x", 2, (3,), np.int64) is c
+    d = buffers.take("x", 2, (), np.float64)  # another shape or dtype: a new buffer
+    assert d.shape == (11,) or d.shape == (2,)
+    assert d.dtype == np.float64 and d.ndim == 1
+    assert buffers.nbytes() == d.nbytes
+    buffers.clear()
+    assert buffers.nbytes() == 0

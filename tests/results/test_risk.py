@@ -101,11 +101,17 @@ def test_var_es_of_all_rows_at_once_is_var_es_of_each_bit_for_bit(n, alpha):
 
 @pytest.mark.parametrize("sizes", [(50, 50, 50, 13), (7, 7, 7), (30, 90, 5, 60), (200,)])
 @pytest.mark.parametrize("keep", [1, 20, 64, 500])
-def test_account_totals_keep_the_largest_losses_in_one_buffer(sizes, keep):
+@pytest.mark.parametrize("block_bytes", [None, 1, 8 * 2 * 150])
+def test_account_totals_keep_the_largest_losses_in_one_buffer(sizes, keep, block_bytes,
+                                                              monkeypatch):
     """Chunk after chunk (of any widths, a wider one included) the per-account tail holds
     the ``keep`` largest losses of everything seen: the same values a sort of all of them
-    gives, ties included."""
+    gives, ties included; whatever the blocks of rows it is merged in (one row, two, all)."""
+    from simulator.results import accounts
     from simulator.results.accounts import AccountPartial, AccountTotals
+
+    if block_bytes is not None:
+        monkeypatch.setattr(accounts, "MERGE_BLOCK_BYTES", block_bytes)
 
     rng = np.random.default_rng(keep + len(sizes))
     n_acc = 6
@@ -120,3 +126,18 @@ def test_account_totals_keep_the_largest_losses_in_one_buffer(sizes, keep):
         seen = np.concatenate([seen, losses], axis=1)
         want = -np.sort(-seen, axis=1)[:, :min(keep, seen.shape[1])]
         np.testing.assert_array_equal(risk.sorted_desc(totals.tail), want)
+
+
+def test_var_es_rows_levels_equal_one_call_per_level():
+    """One partition and one sort for every level: bit for bit the numbers of
+    :func:`var_es` per row and level (ties included)."""
+    rng = np.random.default_rng(5)
+    for n in (1, 7, 200, 1000):
+        losses = np.round(rng.standard_t(3, size=(25, n)), 1)  # many ties
+        levels = (0.9, 0.95, 0.99, 0.999)
+        got = risk.var_es_rows_levels(losses.copy(), levels, overwrite=True)
+        assert got.shape == (len(levels), 4, 25)
+        for i_level, level in enumerate(levels):
+            want = np.array([risk.var_es(row, level) for row in losses]).T
+            np.testing.assert_array_equal(got[i_level], want)
+            np.testing.assert_array_equal(risk.var_es_rows(losses, level), want)

@@ -262,7 +262,8 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
 
     def put(table: Any, rel: str) -> None:
         _check_owner(ctx, task.index)
-        files[rel] = output.write_parquet(table, ctx.out_dir / rel, meta)
+        files[rel] = output.write_parquet(table, ctx.out_dir / rel, meta,
+                                          fast=rel.startswith("chunks/pnl-"))
 
     put(tables.events_table(res, task.first_path, ctx.book.account_ids,
                             ctx.book.unit_account, ctx.symbols, ctx.events), f"events/{name}")

@@ -167,7 +167,12 @@ def replay(exo: np.ndarray, depth_usd: np.ndarray, book: Book, rules: EngineRule
         out = out._replace(**{name: None})
     ev_i, ev_f, ev_adl, corr_i, corr_f = rows.values()
     del rows, buffer
-    ev_adl[ev_i[:, codes.EI_KIND] != codes.KIND_ADL] = np.nan  # (rows the kernel left)
+    # the rows the kernel left, column by column (a boolean index of whole rows is 2-3x
+    # slower)
+    not_adl = ev_i[:, codes.EI_KIND] != codes.KIND_ADL
+    for k in range(ev_adl.shape[1]):
+        ev_adl[:, k][not_adl] = np.nan
+    del not_adl
     # the ADL figures from every fill of every path (whatever events/ keeps)
     acct_adl, acct_adl_w = account_adl_counts(ev_i, book.unit_account, book.n_accounts,
                                               path_weight)

@@ -72,13 +72,15 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
     return [field.name for field in schema if not pa.types.is_floating(field.type)]
 
 
-def write_parquet(table: pa.Table, path: Path, metadata: dict[bytes, bytes]
-                  ) -> dict[str, Any]:
+def write_parquet(table: pa.Table, path: Path, metadata: dict[bytes, bytes],
+                  fast: bool = False) -> dict[str, Any]:
     """Write ``table`` to ``path`` atomically, with ``metadata`` in its schema.
 
     Pages carry CRC checksums (``write_page_checksum``), which readers may verify; columns
     are zstd-compressed, and dictionary-encoded except the floating-point ones
-    (:func:`dictionary_columns`).
+    (:func:`dictionary_columns`). ``fast``: LZ4-compressed and plainly encoded instead,
+    for the run's own files that only it reads back (``chunks/pnl-``: 13 ms against 23 ms
+    a flagship chunk, files 6% larger).
 
     Returns
     -------
@@ -88,8 +90,12 @@ def write_parquet(table: pa.Table, path: Path, metadata: dict[bytes, bytes]
     """
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd", write_page_checksum=True,
-                   use_dictionary=dictionary_columns(table.schema))
+    if fast:
+        pq.write_table(table, sink, compression="lz4", write_page_checksum=True,
+                       use_dictionary=False)
+    else:
+        pq.write_table(table, sink, compression="zstd", write_page_checksum=True,
+                       use_dictionary=dictionary_columns(table.schema))
     data = sink.getvalue()
     write_bytes_atomic(data, path)
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": data.size,

@@ -272,7 +272,7 @@ def run_chunk(ctx: ChunkContext, task: ChunkTask
         put(tables.prices_table(saved_exo, task.first_path, ctx.symbols),
             f"prices_no_impact/{name}")
     for rel, table in aggregate.chunk_tables(res, task.first_path, task.index,
-                                             ctx.weighted).items():
+                                             ctx.weighted, partial, ctx.levels).items():
         put(table, rel)
     put(tables.paths_table(res, task.first_path, ctx.symbols, weight, ctx.rules.breaker,
                            vault=ctx.rules.has_vault), f"paths/{name}")

@@ -171,21 +171,53 @@ WEIGHTED_COUNTS = ("liquidated_w", "liquidated_w2", "bankrupt_w", "bankrupt_w2")
 WEIGHTED_ADL = ("adl_w", "adl_w2")
 
 
-def chunk_tables(res: ReplayResult, first_path: int, index: int, weighted: bool = False
+#: the statistics of a level in the batch columns of ``chunks/accounts-NNNNN.parquet``
+#: (``var_95``, ``var_se_95``, ...), in the order of ``AccountPartial.batch``
+BATCH_STATS = ("var", "var_se", "es", "es_se")
+
+
+def batch_columns(levels: tuple[float, ...]) -> list[str]:
+    """Columns of a batch-mode chunk's own estimates in ``chunks/accounts-NNNNN.parquet``:
+    ``pnl_sum``, ``pnl_sumsq``, then ``var_<L>``, ``var_se_<L>``, ``es_<L>``, ``es_se_<L>``
+    per level (:func:`risk.level_suffix`)."""
+    return ["pnl_sum", "pnl_sumsq"] + [f"{stat}_{risk.level_suffix(level)}"
+                                       for level in levels for stat in BATCH_STATS]
+
+
+def chunk_tables(res: ReplayResult, first_path: int, index: int, weighted: bool = False,
+                 partial: AccountPartial | None = None, levels: tuple[float, ...] = (ALPHA,)
                  ) -> dict[str, pa.Table]:
     """What :func:`load_chunk_partial` needs besides the ``paths/`` part, by relative path
     (``chunks/accounts-NNNNN.parquet``, ``chunks/pnl-NNNNN.parquet``); ``weighted``: with
-    the weighted counts of rare-event mode."""
+    the weighted counts of rare-event mode.
+
+    A batch-mode ``partial`` (its VaR/ES per chunk, ``levels``) is written whole, as the
+    columns :func:`batch_columns` of the accounts part, and the PnL corrections part is
+    left empty: a resumed run reads the chunk's estimates back instead of forming its PnL
+    matrix again, and a million flagship paths no longer write 3.5 GB of corrections
+    (416 a path) that only a resume would read. In exact mode the corrections are written:
+    the run's tail of the largest losses needs every path's PnL.
+    """
     columns = {"liquidated": res.acct_liquidated, "bankrupt": res.acct_bankrupt}
     if weighted:
         columns.update({name: res.acct_weighted[:, j] for j, name in enumerate(WEIGHTED_COUNTS)})
     columns["adl"] = res.acct_adl
     if weighted:
         columns.update({name: res.acct_adl_weighted[:, j] for j, name in enumerate(WEIGHTED_ADL)})
+    batch = partial is not None and partial.batch is not None
+    if batch:
+        assert partial is not None and partial.batch is not None  # (for the type checker)
+        estimates = [partial.pnl_sum, partial.pnl_sumsq] + [
+            partial.batch[i_level, k] for i_level in range(len(levels))
+            for k in range(len(BATCH_STATS))]
+        columns.update({name: pa.array(value, type=pa.float64(), from_pandas=True)
+                        for name, value in zip(batch_columns(levels), estimates, strict=True)})
+        # (NaN written as null, as in accounts.parquet; read back as NaN)
     counts = pa.table(columns)
-    corr = pa.table({"path_id": res.corr_path + first_path,
-                     "account": res.corr_account.astype(np.int32),
-                     "pnl_correction": res.corr_delta})
+    rows = slice(0, 0) if batch else slice(None)
+    corr = pa.table({"path_id": res.corr_path[rows] + first_path,
+                     "account": res.corr_account[rows].astype(np.int32),
+                     "pnl_correction": res.corr_delta[rows]})
     return {f"chunks/accounts-{index:05d}.parquet": counts,
             f"chunks/pnl-{index:05d}.parquet": corr}
 
@@ -194,7 +226,9 @@ def load_chunk_partial(out_dir: Path, index: int, first_path: int, symbols: tupl
                        s0: np.ndarray, acct_navk: np.ndarray, mode: str,
                        n_paths_total: int, levels: tuple[float, ...] = (ALPHA,),
                        weighted: bool = False) -> AccountPartial:
-    """Rebuild a finished chunk's :class:`AccountPartial` from its files (for resume)."""
+    """Rebuild a finished chunk's :class:`AccountPartial` from its files (for resume): in
+    batch mode from the estimates its accounts part holds (:func:`chunk_tables`), else
+    from its final marks and PnL corrections."""
     name = f"part-{index:05d}.parquet"
     paths = pq.read_table(out_dir / "paths" / name,
                           columns=[f"final_price_{s}" for s in symbols] + ["weight"] * weighted)
@@ -206,13 +240,26 @@ def load_chunk_partial(out_dir: Path, index: int, first_path: int, symbols: tupl
     adl = counts.column("adl").to_numpy() if "adl" in counts.column_names else None
     wadl = (np.column_stack([counts.column(c).to_numpy() for c in WEIGHTED_ADL])
             if weighted and adl is not None else None)
+    liquidated = counts.column("liquidated").to_numpy()
+    bankrupt = counts.column("bankrupt").to_numpy()
+    names = batch_columns(levels)
+    if mode != "exact" and set(names) <= set(counts.column_names):
+        est = [counts.column(c).to_numpy() for c in names]
+        n_acc = acct_navk.shape[0]
+        batch = np.array(est[2:], dtype=float).reshape(len(levels), len(BATCH_STATS), n_acc)
+        return AccountPartial(final.shape[0], liquidated.astype(np.int64),
+                              bankrupt.astype(np.int64), np.array(est[0], dtype=float),
+                              np.array(est[1], dtype=float), None, batch,
+                              None if wcounts is None else np.array(wcounts, dtype=float),
+                              np.zeros(n_acc, np.int64) if adl is None
+                              else adl.astype(np.int64),
+                              None if wadl is None else np.array(wadl, dtype=float))
     corr = pq.read_table(out_dir / "chunks" / f"pnl-{index:05d}.parquet")
     return chunk_partial(final, s0, acct_navk,
                          corr.column("path_id").to_numpy() - first_path,
                          corr.column("account").to_numpy().astype(np.int64),
                          corr.column("pnl_correction").to_numpy(),
-                         counts.column("liquidated").to_numpy(),
-                         counts.column("bankrupt").to_numpy(), mode, n_paths_total, levels,
+                         liquidated, bankrupt, mode, n_paths_total, levels,
                          weight, wcounts, adl, wadl)
 
 

@@ -13,7 +13,9 @@ and either
 - ``batch`` mode: the chunk's own VaR/ES estimates and standard errors.
 
 Workers return their partial; after ``--resume`` the partials of chunks finished earlier
-are rebuilt from their files, bit for bit.
+are rebuilt from their files, bit for bit: in exact mode from the corrections, in batch
+mode from the chunk's own estimates, which its accounts part then holds (its corrections
+part is left empty: :func:`chunk_tables`).
 
 Exact mode is used while the merged tails of all accounts fit in
 ``simulation.account_tail_budget_mb``; beyond it (many paths x many accounts) the run's

@@ -72,13 +72,25 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
     return [field.name for field in schema if not pa.types.is_floating(field.type)]
 
 
+def statistics_columns(schema: pa.Schema) -> list[str]:
+    """The columns whose pages carry min / max statistics: every one but the dictionary
+    (string) columns (``account_id``, ``kind``, ``symbol``, ``instrument``).
+
+    The string statistics of the four dictionary columns took a fifth of the time of
+    writing an events part (305 against 249 ms for 1.1 million rows of the event-heavy
+    book); ids, steps and amounts keep theirs, which readers use to skip pages.
+    """
+    return [field.name for field in schema if not pa.types.is_dictionary(field.type)]
+
+
 def write_parquet(table: pa.Table, path: Path, metadata: dict[bytes, bytes],
                   fast: bool = False) -> dict[str, Any]:
     """Write ``table`` to ``path`` atomically, with ``metadata`` in its schema.
 
     Pages carry CRC checksums (``write_page_checksum``), which readers may verify; columns
-    are zstd-compressed, and dictionary-encoded except the floating-point ones
-    (:func:`dictionary_columns`). ``fast``: LZ4-compressed and plainly encoded instead,
+    are zstd-compressed, dictionary-encoded except the floating-point ones
+    (:func:`dictionary_columns`), with statistics except the dictionary ones
+    (:func:`statistics_columns`). ``fast``: LZ4-compressed and plainly encoded instead,
     for the run's own files that only it reads back (``chunks/pnl-``: 13 ms against 23 ms
     a flagship chunk, files 6% larger).
 
@@ -95,7 +107,8 @@ def write_parquet(table: pa.Table, path: Path, metadata: dict[bytes, bytes],
                        use_dictionary=False)
     else:
         pq.write_table(table, sink, compression="zstd", write_page_checksum=True,
-                       use_dictionary=dictionary_columns(table.schema))
+                       use_dictionary=dictionary_columns(table.schema),
+                       write_statistics=statistics_columns(table.schema))
     data = sink.getvalue()
     write_bytes_atomic(data, path)
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": data.size,

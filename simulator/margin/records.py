@@ -310,6 +310,14 @@ def outputs(n_paths: int, steps: int, n_assets: int, n_accounts: int, save_marks
         corr_capacity = capacity
     if buffers is None:
         buffers = RowBuffers()  # (fresh arrays, not kept)
+    # (the kept buffers of a kind are grown together; the same rows for each, whatever
+    # they hold, since the kernel takes the capacity from one of them)
+    ev_i, ev_f, ev_adl = _same_rows(buffers.take("ev_i", capacity, (codes.N_EI,), np.int64),
+                                    buffers.take("ev_f", capacity, (codes.N_EF,), np.float64),
+                                    buffers.take("ev_adl", capacity, (codes.N_EA,),
+                                                 np.float64))
+    corr_i, corr_f = _same_rows(buffers.take("corr_i", corr_capacity, (2,), np.int64),
+                                buffers.take("corr_f", corr_capacity, (), np.float64))
     return Outputs(path_f=np.zeros((n_paths, codes.N_PF)),
                    path_i=np.zeros((n_paths, codes.N_PI), dtype=np.int64),
                    min_price=np.zeros((n_paths, n_assets)),
@@ -317,13 +325,16 @@ def outputs(n_paths: int, steps: int, n_assets: int, n_accounts: int, save_marks
                    marks=np.zeros((min(save_marks, n_paths), steps + 1, n_assets)),
                    acct_liq=np.zeros(n_accounts, dtype=np.int64),
                    acct_bank=np.zeros(n_accounts, dtype=np.int64),
-                   ev_i=buffers.take("ev_i", capacity, (codes.N_EI,), np.int64),
-                   ev_f=buffers.take("ev_f", capacity, (codes.N_EF,), np.float64),
-                   corr_i=buffers.take("corr_i", corr_capacity, (2,), np.int64),
-                   corr_f=buffers.take("corr_f", corr_capacity, (), np.float64),
+                   ev_i=ev_i, ev_f=ev_f, corr_i=corr_i, corr_f=corr_f,
                    acct_w=np.zeros((n_accounts, 4)),
                    path_w=_f(path_weight),
-                   ev_adl=buffers.take("ev_adl", capacity, (codes.N_EA,), np.float64))
+                   ev_adl=ev_adl)
+
+
+def _same_rows(*arrays: np.ndarray) -> list[np.ndarray]:
+    """The arrays cut to the rows of the shortest (views)."""
+    rows = min(a.shape[0] for a in arrays)
+    return [a[:rows] for a in arrays]
 
 
 def scratch(book: BookArrays, index: IndexArrays, n_accounts: int

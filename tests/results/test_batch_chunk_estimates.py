@@ -10,7 +10,6 @@ run must still write the corrections its tail needs.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -18,17 +17,9 @@ import pyarrow.parquet as pq
 from simulator import cli, load_scenario, prepare
 from simulator.results import accounts
 
-from ..support.run_dirs import SMALL, killed_in_chunk
+from ..support.run_dirs import SMALL, assert_same_run, killed_in_chunk
 
 BATCH = [*SMALL, "--set", "simulation.account_tail_budget_mb=0"]
-
-
-def _tables(path: Path) -> dict[str, object]:
-    out: dict[str, object] = {p.relative_to(path).as_posix():
-                              pq.read_table(p).replace_schema_metadata(None)
-                              for p in sorted(path.rglob("*.parquet"))}
-    out["summary.json"] = json.loads((path / "summary.json").read_text())
-    return out
 
 
 def test_batch_chunks_hold_their_estimates_and_resume_from_them(tmp_path, monkeypatch):
@@ -64,10 +55,7 @@ def test_batch_chunks_hold_their_estimates_and_resume_from_them(tmp_path, monkey
     assert cli.main(["run", "two-asset-crash", *BATCH, "--out", str(resumed), "--resume",
                      "--quiet"]) == 0
     assert json.loads((resumed / "manifest.json").read_text())["chunks_run"] == 1
-    ta, tb = _tables(whole), _tables(resumed)
-    assert list(ta) == list(tb)
-    for key in ta:
-        assert ta[key] == tb[key] if key == "summary.json" else ta[key].equals(tb[key]), key
+    assert_same_run(whole, resumed)
     assert cli.main(["verify", str(resumed)]) == 0
 
 

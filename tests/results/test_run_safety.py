@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 import simulator
@@ -31,6 +30,7 @@ from simulator.results import rundir as run_dir
 
 from ..support.cli_checks import one_line
 from ..support.run_dirs import SMALL, chunk_records, interrupted_run
+from ..support.run_dirs import assert_same_run as _same
 
 #: a flagship run that takes seconds (40 chunks), for live-run attacks
 LONG = ["--paths", "4000", "--set", "simulation.chunk_paths=100", "--seed", "1"]
@@ -38,22 +38,6 @@ LONG = ["--paths", "4000", "--set", "simulation.chunk_paths=100", "--seed", "1"]
 
 def _cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "simulator", *args]
-
-
-def _data(path: Path) -> dict[str, object]:
-    """Every Parquet table (without metadata) and summary.json of a run directory."""
-    out: dict[str, object] = {p.relative_to(path).as_posix():
-                              pq.read_table(p).replace_schema_metadata(None)
-                              for p in sorted(path.rglob("*.parquet"))}
-    out["summary.json"] = json.loads((path / "summary.json").read_text())
-    return out
-
-
-def _same(a: Path, b: Path) -> None:
-    da, db = _data(a), _data(b)
-    assert list(da) == list(db)
-    for key in da:
-        assert da[key] == db[key] if key == "summary.json" else da[key].equals(db[key]), key
 
 
 def _wait_for(predicate, seconds: float = 120.0) -> None:

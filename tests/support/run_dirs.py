@@ -4,7 +4,10 @@ flagship, a run interrupted in its last chunk, and the count of its chunk record
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pyarrow.parquet as pq
 
 from simulator import cli
 from simulator.execution import runner
@@ -44,3 +47,20 @@ def interrupted_run(tmp_path: Path, monkeypatch, name: str = "run") -> Path:
                            monkeypatch) == 130
     assert chunk_records(out) == 2
     return out
+
+
+def run_data(path: Path) -> dict[str, object]:
+    """Every Parquet table (without metadata) and summary.json of a run directory."""
+    out: dict[str, object] = {p.relative_to(path).as_posix():
+                              pq.read_table(p).replace_schema_metadata(None)
+                              for p in sorted(path.rglob("*.parquet"))}
+    out["summary.json"] = json.loads((path / "summary.json").read_text())
+    return out
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Two run directories hold the same Parquet tables and summary.json."""
+    da, db = run_data(a), run_data(b)
+    assert list(da) == list(db)
+    for key in da:
+        assert da[key] == db[key] if key == "summary.json" else da[key].equals(db[key]), key
